@@ -1,0 +1,3 @@
+#!/usr/bin/env node
+// Entry point for the `servetune` command; Node >= 22.18 runs the TypeScript sources directly.
+import '../src/cli/main.ts';

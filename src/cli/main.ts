@@ -1,0 +1,46 @@
+import { UsageError } from './errors.ts';
+import { simulateCommand } from './simulate.ts';
+
+const COMMANDS: Record<
+  string,
+  { help: string; run: (argv: string[], out: NodeJS.WritableStream) => Promise<number> }
+> = {
+  simulate: { help: 'replay a trace or synthetic traffic through simulated workers', run: simulateCommand },
+};
+
+function usage(): string {
+  const rows = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(12)}${c.help}`);
+  return `Usage: servetune <command> [options]\n\nCommands:\n${rows.join('\n')}\n\nRun 'servetune <command> --help' for its options.\n`;
+}
+
+/** Runs the CLI; returns the exit code. User errors print one line and return 2. */
+export async function main(
+  argv: string[],
+  out: NodeJS.WritableStream = process.stdout,
+  err: NodeJS.WritableStream = process.stderr,
+): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    out.write(usage());
+    return name === undefined ? 2 : 0;
+  }
+  const cmd = COMMANDS[name];
+  if (!cmd) {
+    err.write(`servetune: unknown command '${name}'\n${usage()}`);
+    return 2;
+  }
+  try {
+    return await cmd.run(rest, out);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      err.write(`servetune ${name}: ${e.message}\n`);
+      return 2;
+    }
+    err.write(`servetune ${name}: internal error: ${(e as Error).stack ?? e}\n`);
+    return 1;
+  }
+}
+
+if (import.meta.main) {
+  process.exitCode = await main(process.argv.slice(2));
+}

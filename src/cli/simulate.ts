@@ -1,0 +1,420 @@
+import { type SimulationConfig, SimulationConfigSchema } from '../sim/config.ts';
+import type { Distribution } from '../sim/metrics/distribution.ts';
+import type { SimulationReport } from '../sim/metrics/report.ts';
+import { runSimulation, syntheticWorkload } from '../sim/run.ts';
+import { summarizeWorkload, type Workload } from '../sim/workload/workload.ts';
+import { readMooncakeFile, TraceError } from '../telemetry/mooncake-trace.ts';
+import { UsageError, zodMessage } from './errors.ts';
+import { readStructuredFile, writeJson } from './files.ts';
+import { applyFlags, type FlagSpec, flagNames, parseFlags, renderHelp } from './flags.ts';
+import { formatNumber, renderTable } from './table.ts';
+
+const ROUTERS = {
+  'round-robin': 'round-robin',
+  round_robin: 'round-robin',
+  rr: 'round-robin',
+  random: 'random',
+  'least-loaded': 'least-loaded',
+  least_loaded: 'least-loaded',
+  kv: 'kv',
+  kv_router: 'kv',
+  'kv-router': 'kv',
+};
+
+export const SIMULATE_FLAGS: FlagSpec[] = [
+  {
+    name: 'config',
+    path: null,
+    kind: 'string',
+    metavar: 'FILE',
+    help: 'YAML/JSON configuration (flags override it)',
+  },
+  {
+    name: 'trace',
+    path: 'workload.trace',
+    kind: 'string',
+    metavar: 'FILE',
+    help: 'Mooncake JSONL trace to replay',
+  },
+  {
+    name: 'trace-block-size',
+    path: 'workload.traceBlockSize',
+    kind: 'int',
+    help: 'tokens per trace hash id (512)',
+  },
+  {
+    name: 'arrival-speedup-ratio',
+    path: 'workload.arrivalSpeedupRatio',
+    kind: 'number',
+    metavar: 'X',
+    help: 'divide arrival gaps and think times by X',
+  },
+  {
+    name: 'concurrency',
+    aliases: ['replay-concurrency'],
+    path: 'workload.concurrency',
+    kind: 'int',
+    help: 'closed loop: keep N requests (sessions) in flight',
+  },
+  {
+    name: 'request-count',
+    aliases: ['requests'],
+    path: 'workload.synthetic.requests',
+    kind: 'int',
+    help: 'synthetic: requests (sessions)',
+  },
+  {
+    name: 'input-tokens',
+    path: 'workload.synthetic.inputTokens.mean',
+    kind: 'number',
+    help: 'synthetic: mean prompt length',
+  },
+  {
+    name: 'input-tokens-stddev',
+    path: 'workload.synthetic.inputTokens.stddev',
+    kind: 'number',
+    help: 'synthetic: prompt length spread',
+  },
+  {
+    name: 'output-tokens',
+    path: 'workload.synthetic.outputTokens.mean',
+    kind: 'number',
+    help: 'synthetic: mean output length',
+  },
+  {
+    name: 'output-tokens-stddev',
+    path: 'workload.synthetic.outputTokens.stddev',
+    kind: 'number',
+    help: 'synthetic: output length spread',
+  },
+  {
+    name: 'request-rate',
+    path: 'workload.synthetic.requestRate',
+    kind: 'number',
+    metavar: 'RPS',
+    help: 'synthetic: arrival rate',
+  },
+  {
+    name: 'arrival',
+    path: 'workload.synthetic.arrival',
+    kind: 'string',
+    values: { poisson: 'poisson', constant: 'constant', gamma: 'gamma', bursty: 'gamma', burst: 'burst' },
+    help: 'synthetic arrivals: poisson, constant, gamma, burst',
+  },
+  {
+    name: 'burstiness',
+    path: 'workload.synthetic.burstiness',
+    kind: 'number',
+    help: 'gamma shape (< 1 is burstier)',
+  },
+  {
+    name: 'shared-prefix-ratio',
+    path: 'workload.synthetic.sharedPrefixRatio',
+    kind: 'number',
+    help: 'synthetic: shared prefix share',
+  },
+  {
+    name: 'num-prefix-groups',
+    path: 'workload.synthetic.numPrefixGroups',
+    kind: 'int',
+    help: 'synthetic: shared prefixes',
+  },
+  {
+    name: 'turns-per-session',
+    path: 'workload.synthetic.turnsPerSession',
+    kind: 'int',
+    help: 'synthetic: turns per session',
+  },
+  {
+    name: 'inter-turn-delay-ms',
+    path: 'workload.synthetic.interTurnDelayMs',
+    kind: 'number',
+    help: 'synthetic: think time',
+  },
+  {
+    name: 'arrival-seed',
+    path: 'workload.synthetic.seed',
+    kind: 'int',
+    help: 'synthetic generator seed (42)',
+  },
+  {
+    name: 'engine',
+    path: 'engine.engine',
+    kind: 'string',
+    values: { vllm: 'vllm' },
+    help: 'engine scheduler: vllm',
+  },
+  { name: 'block-size', path: 'engine.blockSize', kind: 'int', help: 'KV block size in tokens (64)' },
+  { name: 'num-gpu-blocks', path: 'engine.numGpuBlocks', kind: 'int', help: 'KV blocks per worker (16384)' },
+  { name: 'max-num-seqs', path: 'engine.maxNumSeqs', kind: 'int', help: 'running requests per worker (256)' },
+  {
+    name: 'max-num-batched-tokens',
+    path: 'engine.maxNumBatchedTokens',
+    kind: 'int',
+    help: 'tokens per pass (8192)',
+  },
+  {
+    name: 'no-chunked-prefill',
+    path: 'engine.enableChunkedPrefill',
+    kind: 'negate',
+    help: 'disable chunked prefill',
+  },
+  {
+    name: 'no-prefix-caching',
+    path: 'engine.enablePrefixCaching',
+    kind: 'negate',
+    help: 'disable prefix caching',
+  },
+  {
+    name: 'speedup-ratio',
+    path: 'engine.speedupRatio',
+    kind: 'number',
+    help: 'divide modelled durations by X',
+  },
+  {
+    name: 'timing',
+    path: 'timing.model',
+    kind: 'string',
+    values: { polynomial: 'polynomial' },
+    help: 'timing model: polynomial',
+  },
+  { name: 'workers', aliases: ['num-workers'], path: 'workers', kind: 'int', help: 'aggregated workers (1)' },
+  {
+    name: 'tp',
+    aliases: ['tensor-parallel-size'],
+    path: 'tensorParallelSize',
+    kind: 'int',
+    help: 'GPUs per worker (1)',
+  },
+  {
+    name: 'router',
+    aliases: ['router-mode'],
+    path: 'router.mode',
+    kind: 'string',
+    values: ROUTERS,
+    help: 'round-robin, random, least-loaded, kv',
+  },
+  {
+    name: 'overlap-weight',
+    aliases: ['kv-overlap-score-weight'],
+    path: 'router.overlapWeight',
+    kind: 'number',
+    help: 'KV router prefill weight (1.0)',
+  },
+  {
+    name: 'router-temperature',
+    path: 'router.temperature',
+    kind: 'number',
+    help: 'KV router softmax temperature (0)',
+  },
+  { name: 'seed', path: 'seed', kind: 'int', help: 'seed for every random choice (0)' },
+  {
+    name: 'max-sim-time',
+    path: 'maxSimTimeS',
+    kind: 'number',
+    metavar: 'SECONDS',
+    help: 'stop at this simulated time',
+  },
+  {
+    name: 'slo',
+    path: null,
+    kind: 'string',
+    metavar: 'LIST',
+    help: 'goodput thresholds, e.g. ttft=2000ms,itl=50ms,e2e=30s',
+  },
+  { name: 'sla-ttft-ms', path: 'slo.ttftMs', kind: 'number', help: 'goodput TTFT threshold (ms)' },
+  { name: 'sla-itl-ms', path: 'slo.itlMs', kind: 'number', help: 'goodput ITL threshold (ms)' },
+  { name: 'sla-e2e-ms', path: 'slo.e2eMs', kind: 'number', help: 'goodput end-to-end threshold (ms)' },
+  {
+    name: 'no-coalesce',
+    path: 'coalesceDecode',
+    kind: 'negate',
+    help: 'step every pass (slower; same results)',
+  },
+  { name: 'json', path: null, kind: 'string', metavar: 'FILE', help: 'write the full report as JSON' },
+  { name: 'quiet', path: null, kind: 'boolean', help: 'print nothing but errors' },
+  { name: 'help', aliases: ['h'], path: null, kind: 'boolean', help: 'show this help' },
+];
+
+const USAGE = `Usage: servetune simulate (--trace FILE | --request-count N --input-tokens N --output-tokens N ...) [options]
+
+Replays a trace (or synthetic traffic) through simulated serving workers and reports latency, throughput,
+prefix-cache reuse and GPU-hours.`;
+
+/** Parses `--slo ttft=2000ms,itl=50ms,e2e=30s` into thresholds in ms. */
+export function parseSloList(
+  text: string,
+  flag = '--slo',
+): { ttftMs?: number; itlMs?: number; e2eMs?: number } {
+  const out: Record<string, number> = {};
+  const keys: Record<string, string> = {
+    ttft: 'ttftMs',
+    itl: 'itlMs',
+    tpot: 'itlMs',
+    e2e: 'e2eMs',
+    latency: 'e2eMs',
+  };
+  for (const part of text.split(',')) {
+    const m = /^\s*([a-z0-9_]+)\s*=\s*([0-9.]+)\s*(ms|s)?\s*$/i.exec(part);
+    if (!m) throw new UsageError(`${flag}: cannot read '${part}' (expected e.g. ttft=2000ms)`);
+    const key = keys[m[1].toLowerCase()];
+    if (!key) throw new UsageError(`${flag}: unknown metric '${m[1]}' (expected ttft, itl, e2e)`);
+    const v = Number(m[2]) * (m[3]?.toLowerCase() === 's' ? 1000 : 1);
+    if (!Number.isFinite(v) || v <= 0) throw new UsageError(`${flag}: '${part}' must be a positive duration`);
+    out[key] = v;
+  }
+  return out;
+}
+
+/** Builds the validated configuration from a config file and flags. */
+export async function resolveSimulateConfig(argv: string[]): Promise<{
+  config: SimulationConfig;
+  json?: string;
+  quiet: boolean;
+  help: boolean;
+}> {
+  const flags = parseFlags(argv, SIMULATE_FLAGS);
+  if (flags.values.get('help')) return { config: undefined as never, quiet: false, help: true };
+  if (flags.positionals.length > 0) throw new UsageError(`unexpected argument '${flags.positionals[0]}'`);
+  const configPath = flags.values.get('config') as string | undefined;
+  let raw: Record<string, unknown> = {};
+  if (configPath) {
+    const loaded = await readStructuredFile(configPath);
+    if (typeof loaded !== 'object' || loaded === null || Array.isArray(loaded)) {
+      throw new UsageError(`${configPath}: expected a mapping of configuration keys`);
+    }
+    raw = loaded as Record<string, unknown>;
+  }
+  const fromFlags: Record<string, unknown> = {};
+  applyFlags(fromFlags, flags, SIMULATE_FLAGS);
+  const slo = flags.values.get('slo') as string | undefined;
+  if (slo) fromFlags.slo = { ...(fromFlags.slo as object), ...parseSloList(slo) };
+  // Flags that pick a workload replace the file's workload source.
+  const merged = deepMerge(raw, fromFlags);
+  const wl = merged.workload as Record<string, unknown> | undefined;
+  const flagWl = fromFlags.workload as Record<string, unknown> | undefined;
+  if (wl && flagWl?.trace !== undefined) delete wl.synthetic;
+  if (wl && flagWl?.synthetic !== undefined && flagWl.trace === undefined) delete wl.trace;
+  if (merged.workload === undefined) {
+    throw new UsageError(
+      'no workload: give --trace FILE, or synthetic flags (--request-count, --input-tokens, ...)',
+    );
+  }
+  const parsed = SimulationConfigSchema.safeParse(merged);
+  if (!parsed.success) {
+    const names = configPath ? undefined : flagNames(SIMULATE_FLAGS);
+    throw new UsageError(zodMessage(configPath ?? 'configuration', parsed.error, names));
+  }
+  return {
+    config: parsed.data,
+    json: flags.values.get('json') as string | undefined,
+    quiet: Boolean(flags.values.get('quiet')),
+    help: false,
+  };
+}
+
+function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...a };
+  for (const [k, v] of Object.entries(b)) {
+    const cur = out[k];
+    out[k] =
+      typeof v === 'object' &&
+      v !== null &&
+      !Array.isArray(v) &&
+      typeof cur === 'object' &&
+      cur !== null &&
+      !Array.isArray(cur)
+        ? deepMerge(cur as Record<string, unknown>, v as Record<string, unknown>)
+        : v;
+  }
+  return out;
+}
+
+export async function loadWorkload(config: SimulationConfig): Promise<Workload> {
+  if (config.workload.trace !== undefined) {
+    try {
+      const { workload } = await readMooncakeFile(config.workload.trace, {
+        traceBlockSize: config.workload.traceBlockSize,
+      });
+      return workload;
+    } catch (e) {
+      if (e instanceof TraceError) throw new UsageError(e.message);
+      throw e;
+    }
+  }
+  return syntheticWorkload(config);
+}
+
+export async function simulateCommand(argv: string[], out: NodeJS.WritableStream): Promise<number> {
+  const { config, json, quiet, help } = await resolveSimulateConfig(argv);
+  if (help) {
+    out.write(renderHelp(USAGE, SIMULATE_FLAGS));
+    return 0;
+  }
+  const workload = await loadWorkload(config);
+  const { report } = runSimulation(config, workload);
+  if (json) await writeJson(json, { config, report });
+  if (!quiet) out.write(`${renderSummary(config, workload, report)}\n`);
+  return 0;
+}
+
+export function renderSummary(config: SimulationConfig, workload: Workload, r: SimulationReport): string {
+  const w = summarizeWorkload(workload);
+  const source = config.workload.trace ?? 'synthetic';
+  const lines: string[] = [];
+  lines.push(
+    `servetune simulate: ${formatNumber(w.requests)} requests from ${source}; ${config.workers} x vLLM worker(s), ` +
+      `router ${config.router.mode}, timing ${config.timing.model}, block ${config.engine.blockSize}, ` +
+      `${formatNumber(config.engine.numGpuBlocks)} KV blocks`,
+  );
+  lines.push('');
+  const dist = (name: string, d: Distribution): (string | number)[] => [
+    name,
+    d.mean,
+    d.p50,
+    d.p90,
+    d.p99,
+    d.max,
+  ];
+  lines.push(
+    renderTable(
+      ['latency (ms)', 'mean', 'p50', 'p90', 'p99', 'max'],
+      [
+        dist('TTFT', r.ttft_ms),
+        dist('TPOT', r.tpot_ms),
+        dist('ITL', r.itl_ms),
+        dist('end-to-end', r.e2e_ms),
+        dist('queue', r.queue_ms),
+      ],
+    ),
+  );
+  lines.push('');
+  const rows: (string | number)[][] = [
+    ['completed requests', r.completed_requests],
+    ['simulated duration (s)', r.simulated_duration_s],
+    ['request throughput (req/s)', r.request_throughput_rps],
+    ['output throughput (tok/s)', r.output_throughput_tok_s],
+    ['output throughput per GPU (tok/s)', r.output_throughput_tok_s_per_gpu],
+    ['total throughput (tok/s)', r.total_throughput_tok_s],
+    ['prefix cache reused ratio', r.prefix_cache_reused_ratio],
+    ['preemptions', r.preemptions],
+    ['GPU-hours', r.gpu_hours],
+    [
+      'mean worker utilisation',
+      r.workers.reduce((s, x) => s + x.utilization, 0) / Math.max(1, r.workers.length),
+    ],
+  ];
+  if (r.rejected_requests > 0) rows.splice(1, 0, ['rejected requests', r.rejected_requests]);
+  if (r.incomplete_requests > 0) rows.splice(1, 0, ['incomplete requests', r.incomplete_requests]);
+  if (r.goodput) {
+    rows.push(['goodput (req/s)', r.goodput.request_throughput_rps]);
+    rows.push(['requests meeting SLO', r.goodput.fraction]);
+  }
+  lines.push(renderTable(['summary', 'value'], rows));
+  lines.push('');
+  const speed = r.wall_s > 0 ? r.simulated_duration_s / r.wall_s : Number.POSITIVE_INFINITY;
+  lines.push(
+    `simulated ${formatNumber(r.simulated_duration_s)} s in ${formatNumber(r.wall_s)} s wall (${formatNumber(speed)}x real time)`,
+  );
+  return lines.join('\n');
+}

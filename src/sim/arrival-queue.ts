@@ -1,0 +1,163 @@
+/**
+ * Pending request arrivals ordered by (time, request id): a pre-sorted array of trace arrivals merged with a
+ * binary heap of arrivals created during the run (session follow-ups, closed-loop dispatches).
+ */
+export class ArrivalQueue {
+  private staticTimes: Float64Array = new Float64Array(0);
+  private staticIds: Int32Array = new Int32Array(0);
+  private pos = 0;
+  private heapTimes = new Float64Array(64);
+  private heapIds = new Int32Array(64);
+  private heapLen = 0;
+
+  /** Sets the trace arrivals (must be sorted by time, then id). */
+  setStatic(times: Float64Array, ids: Int32Array): void {
+    this.staticTimes = times;
+    this.staticIds = ids;
+    this.pos = 0;
+  }
+
+  get size(): number {
+    return this.staticTimes.length - this.pos + this.heapLen;
+  }
+
+  push(time: number, id: number): void {
+    if (this.heapLen === this.heapTimes.length) {
+      const t = new Float64Array(this.heapLen * 2);
+      t.set(this.heapTimes);
+      this.heapTimes = t;
+      const d = new Int32Array(this.heapLen * 2);
+      d.set(this.heapIds);
+      this.heapIds = d;
+    }
+    let i = this.heapLen++;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!this.less(time, id, this.heapTimes[p], this.heapIds[p])) break;
+      this.heapTimes[i] = this.heapTimes[p];
+      this.heapIds[i] = this.heapIds[p];
+      i = p;
+    }
+    this.heapTimes[i] = time;
+    this.heapIds[i] = id;
+  }
+
+  peekTime(): number {
+    const s = this.pos < this.staticTimes.length ? this.staticTimes[this.pos] : Number.POSITIVE_INFINITY;
+    const h = this.heapLen > 0 ? this.heapTimes[0] : Number.POSITIVE_INFINITY;
+    return Math.min(s, h);
+  }
+
+  /** Removes and returns the id of the earliest arrival (ties by id). */
+  pop(): number {
+    const hasS = this.pos < this.staticTimes.length;
+    if (
+      hasS &&
+      (this.heapLen === 0 ||
+        this.less(this.staticTimes[this.pos], this.staticIds[this.pos], this.heapTimes[0], this.heapIds[0]))
+    ) {
+      return this.staticIds[this.pos++];
+    }
+    const id = this.heapIds[0];
+    const lastT = this.heapTimes[--this.heapLen];
+    const lastId = this.heapIds[this.heapLen];
+    let i = 0;
+    for (;;) {
+      let c = 2 * i + 1;
+      if (c >= this.heapLen) break;
+      if (
+        c + 1 < this.heapLen &&
+        this.less(this.heapTimes[c + 1], this.heapIds[c + 1], this.heapTimes[c], this.heapIds[c])
+      )
+        c++;
+      if (!this.less(this.heapTimes[c], this.heapIds[c], lastT, lastId)) break;
+      this.heapTimes[i] = this.heapTimes[c];
+      this.heapIds[i] = this.heapIds[c];
+      i = c;
+    }
+    this.heapTimes[i] = lastT;
+    this.heapIds[i] = lastId;
+    return id;
+  }
+
+  private less(t1: number, id1: number, t2: number, id2: number): boolean {
+    return t1 < t2 || (t1 === t2 && id1 < id2);
+  }
+}
+
+/** Min-heap of engine indices keyed by their pass end time (ties by index), with key updates. */
+export class EngineHeap {
+  private readonly heap: Int32Array;
+  private readonly pos: Int32Array;
+  private len = 0;
+  private readonly key: Float64Array;
+  constructor(n: number, key: Float64Array) {
+    this.key = key;
+    this.heap = new Int32Array(n);
+    this.pos = new Int32Array(n).fill(-1);
+  }
+
+  minTime(): number {
+    return this.len === 0 ? Number.POSITIVE_INFINITY : this.key[this.heap[0]];
+  }
+
+  has(e: number): boolean {
+    return this.pos[e] >= 0;
+  }
+
+  /** Inserts engine e or repositions it after its key changed. */
+  update(e: number): void {
+    if (this.pos[e] < 0) {
+      this.pos[e] = this.len;
+      this.heap[this.len++] = e;
+    }
+    this.siftUp(this.pos[e]);
+    this.siftDown(this.pos[e]);
+  }
+
+  pop(): number {
+    const e = this.heap[0];
+    this.pos[e] = -1;
+    const last = this.heap[--this.len];
+    if (this.len > 0) {
+      this.heap[0] = last;
+      this.pos[last] = 0;
+      this.siftDown(0);
+    }
+    return e;
+  }
+
+  private before(a: number, b: number): boolean {
+    const ka = this.key[a];
+    const kb = this.key[b];
+    return ka < kb || (ka === kb && a < b);
+  }
+
+  private siftUp(i: number): void {
+    const e = this.heap[i];
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!this.before(e, this.heap[p])) break;
+      this.heap[i] = this.heap[p];
+      this.pos[this.heap[i]] = i;
+      i = p;
+    }
+    this.heap[i] = e;
+    this.pos[e] = i;
+  }
+
+  private siftDown(i: number): void {
+    const e = this.heap[i];
+    for (;;) {
+      let c = 2 * i + 1;
+      if (c >= this.len) break;
+      if (c + 1 < this.len && this.before(this.heap[c + 1], this.heap[c])) c++;
+      if (!this.before(this.heap[c], e)) break;
+      this.heap[i] = this.heap[c];
+      this.pos[this.heap[i]] = i;
+      i = c;
+    }
+    this.heap[i] = e;
+    this.pos[e] = i;
+  }
+}

@@ -1,0 +1,107 @@
+import { z } from 'zod';
+
+/**
+ * Validated configuration of one simulation: engine, cluster, router, timing, workload and replay mode.
+ * The same schema backs `servetune simulate --config FILE` and the flags (which fill the same object), so a
+ * flag and its config key always mean the same thing. Defaults follow the reference simulator.
+ */
+const positiveInt = z.number().int('must be an integer').positive('must be positive');
+const positive = z.number().positive('must be positive');
+const nonNegative = z.number().nonnegative('must not be negative');
+
+export const EngineConfigSchema = z
+  .object({
+    engine: z.enum(['vllm']).default('vllm').describe('Scheduler to simulate.'),
+    blockSize: positiveInt.default(64).describe('Tokens per KV block.'),
+    numGpuBlocks: positiveInt.default(16384).describe('KV capacity per worker, in blocks.'),
+    maxNumSeqs: positiveInt.default(256).describe('Running-request cap per worker.'),
+    maxNumBatchedTokens: positiveInt.default(8192).describe('Token budget of one forward pass.'),
+    enableChunkedPrefill: z.boolean().default(true),
+    enablePrefixCaching: z.boolean().default(true),
+    speedupRatio: positive.default(1).describe('Divides every modelled duration.'),
+  })
+  .strict();
+
+export const RouterConfigSchema = z
+  .object({
+    mode: z.enum(['round-robin', 'random', 'least-loaded', 'kv']).default('round-robin'),
+    overlapWeight: nonNegative.default(1).describe('KV router: weight of prefill cost vs decode load.'),
+    temperature: nonNegative.default(0).describe('KV router: 0 = cheapest worker, > 0 = softmax sampling.'),
+  })
+  .strict();
+
+export const TimingConfigSchema = z
+  .object({
+    model: z.enum(['polynomial']).default('polynomial'),
+  })
+  .strict();
+
+const LengthSchema = z.union([
+  positiveInt.transform((mean) => ({ mean, stddev: 0 })),
+  z.object({ mean: positive, stddev: nonNegative.default(0) }).strict(),
+]);
+
+export const SyntheticConfigSchema = z
+  .object({
+    requests: positiveInt.describe('Requests (sessions when turnsPerSession > 1).'),
+    inputTokens: LengthSchema,
+    outputTokens: LengthSchema,
+    arrival: z.enum(['poisson', 'constant', 'gamma', 'burst']).default('poisson'),
+    requestRate: positive.optional().describe('Requests (sessions) per second for open-loop arrivals.'),
+    burstiness: positive.default(1).describe('Gamma shape for arrival = gamma (< 1 burstier).'),
+    sharedPrefixRatio: z.number().min(0).max(1).default(0),
+    numPrefixGroups: z.number().int().nonnegative().default(0),
+    turnsPerSession: positiveInt.default(1),
+    interTurnDelayMs: nonNegative.default(0),
+    seed: z.number().int().default(42),
+  })
+  .strict();
+
+export const WorkloadConfigSchema = z
+  .object({
+    trace: z.string().min(1).optional().describe('Mooncake JSONL trace file.'),
+    traceBlockSize: positiveInt.default(512).describe('Tokens per trace hash id.'),
+    synthetic: SyntheticConfigSchema.optional(),
+    arrivalSpeedupRatio: positive.default(1).describe('Divides arrival gaps and think times of a trace.'),
+    concurrency: positiveInt.optional().describe('Closed loop: requests (or sessions) kept in flight.'),
+  })
+  .strict()
+  .superRefine((w, ctx) => {
+    if ((w.trace === undefined) === (w.synthetic === undefined)) {
+      ctx.addIssue({ code: 'custom', message: 'give exactly one of trace or synthetic', path: ['trace'] });
+    }
+    const s = w.synthetic;
+    if (s && w.concurrency === undefined && s.arrival !== 'burst' && s.requestRate === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        message: 'synthetic open-loop arrivals need requestRate (or set concurrency for a closed loop)',
+        path: ['synthetic', 'requestRate'],
+      });
+    }
+  });
+
+export const SloSchema = z
+  .object({
+    ttftMs: positive.optional(),
+    itlMs: positive.optional(),
+    e2eMs: positive.optional(),
+  })
+  .strict();
+
+export const SimulationConfigSchema = z
+  .object({
+    workers: positiveInt.default(1),
+    tensorParallelSize: positiveInt.default(1).describe('GPUs per worker (for GPU-hours).'),
+    engine: EngineConfigSchema.default(EngineConfigSchema.parse({})),
+    router: RouterConfigSchema.default(RouterConfigSchema.parse({})),
+    timing: TimingConfigSchema.default(TimingConfigSchema.parse({})),
+    workload: WorkloadConfigSchema,
+    seed: z.number().int().default(0),
+    maxSimTimeS: positive.optional(),
+    slo: SloSchema.optional(),
+    coalesceDecode: z.boolean().default(true).describe('Fast path; results are identical either way.'),
+  })
+  .strict();
+
+export type SimulationConfig = z.infer<typeof SimulationConfigSchema>;
+export type EngineConfigInput = z.input<typeof EngineConfigSchema>;

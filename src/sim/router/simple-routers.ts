@@ -1,0 +1,56 @@
+import type { VllmEngine } from '../engine/vllm-engine.ts';
+import type { Rng } from '../random.ts';
+import type { Router } from './router.ts';
+
+/** Round-robin over engines in arrival order. */
+export class RoundRobinRouter implements Router {
+  readonly name = 'round-robin';
+  readonly readsState = false;
+  private counter = 0;
+  private readonly engines: number;
+  constructor(engines: number) {
+    this.engines = engines;
+  }
+
+  peekTargets(count: number, out: number[]): void {
+    out.length = 0;
+    for (let i = 0; i < count; i++) out.push((this.counter + i) % this.engines);
+  }
+
+  route(): number {
+    const e = this.counter % this.engines;
+    this.counter++;
+    return e;
+  }
+}
+
+/** Uniformly random engine (seeded). */
+export class RandomRouter implements Router {
+  readonly name = 'random';
+  readonly readsState = true; // the choice is state-blind, but unknown until drawn
+  private readonly rng: Rng;
+  constructor(rng: Rng) {
+    this.rng = rng;
+  }
+  route(_r: number, engines: readonly VllmEngine[]): number {
+    return this.rng.int(engines.length);
+  }
+}
+
+/** Engine with the fewest requests in flight (waiting + running); ties go to the lowest index. */
+export class LeastLoadedRouter implements Router {
+  readonly name = 'least-loaded';
+  readonly readsState = true;
+  route(_r: number, engines: readonly VllmEngine[]): number {
+    let best = 0;
+    let bestLoad = Number.POSITIVE_INFINITY;
+    for (let e = 0; e < engines.length; e++) {
+      const load = engines[e].runningCount + engines[e].waitingCount;
+      if (load < bestLoad) {
+        bestLoad = load;
+        best = e;
+      }
+    }
+    return best;
+  }
+}

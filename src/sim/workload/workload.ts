@@ -1,0 +1,191 @@
+/**
+ * A workload is the set of requests a simulation replays, stored column-wise (one typed array per
+ * field) so that million-request traces cost a few bytes per request and no per-request objects.
+ *
+ * Prompts are described the way Mooncake traces do: a list of hash ids, each standing for
+ * `traceBlockSize` identical tokens. Two prompts share a prefix exactly as far as their hash ids agree.
+ */
+export interface Workload {
+  /** Number of requests (turns). */
+  readonly size: number;
+  /** Tokens represented by one hash id (Mooncake traces: 512). */
+  readonly traceBlockSize: number;
+  /** Arrival time in ms of a first turn (relative, first arrival at 0); NaN for a follow-up turn. */
+  readonly arrivalMs: Float64Array;
+  /** Prompt length in tokens (>= 1). */
+  readonly inputLength: Int32Array;
+  /** Requested output length in tokens (>= 1). */
+  readonly outputLength: Int32Array;
+  /** Hash ids of request i are `hashIds[hashOffsets[i] .. hashOffsets[i+1])`; dense non-negative ints. */
+  readonly hashOffsets: Int32Array;
+  readonly hashIds: Int32Array;
+  /** Index of the next turn of the same session, or -1. */
+  readonly nextTurn: Int32Array;
+  /** For a follow-up turn: ms between the previous turn's completion and this turn's arrival. */
+  readonly delayMs: Float64Array;
+  /** Session index per request (-1 for independent requests). */
+  readonly session: Int32Array;
+  /** Human-readable origin of request i (e.g. its 1-based line in the trace file), or null. */
+  readonly sourceLine: Int32Array | null;
+}
+
+/** Accumulates requests and produces a compact {@link Workload}. */
+export class WorkloadBuilder {
+  private arrival: number[] = [];
+  private input: number[] = [];
+  private output: number[] = [];
+  private offsets: number[] = [0];
+  private hashes: number[] = [];
+  private sessions: number[] = [];
+  private delays: number[] = [];
+  private lines: number[] = [];
+  private readonly hashMap = new Map<number, number>();
+
+  readonly traceBlockSize: number;
+  constructor(traceBlockSize: number) {
+    this.traceBlockSize = traceBlockSize;
+  }
+
+  get size(): number {
+    return this.input.length;
+  }
+
+  /** Maps an arbitrary integer hash id onto a dense id (stable within this builder). */
+  denseHash(id: number): number {
+    let dense = this.hashMap.get(id);
+    if (dense === undefined) {
+      dense = this.hashMap.size;
+      this.hashMap.set(id, dense);
+    }
+    return dense;
+  }
+
+  /** A fresh dense hash id that no trace id maps to (synthetic unique blocks). */
+  freshHash(): number {
+    const id = -1 - this.hashMap.size;
+    return this.denseHash(id);
+  }
+
+  add(req: {
+    arrivalMs: number;
+    inputLength: number;
+    outputLength: number;
+    hashIds: ArrayLike<number>;
+    session?: number;
+    delayMs?: number;
+    sourceLine?: number;
+    denseHashIds?: boolean;
+  }): number {
+    this.arrival.push(req.arrivalMs);
+    this.input.push(req.inputLength);
+    this.output.push(req.outputLength);
+    for (let i = 0; i < req.hashIds.length; i++) {
+      this.hashes.push(req.denseHashIds ? req.hashIds[i] : this.denseHash(req.hashIds[i]));
+    }
+    this.offsets.push(this.hashes.length);
+    this.sessions.push(req.session ?? -1);
+    this.delays.push(req.delayMs ?? Number.NaN);
+    this.lines.push(req.sourceLine ?? 0);
+    return this.input.length - 1;
+  }
+
+  /**
+   * Builds the workload. Turns of one session are linked in insertion order; a session's first turn keeps
+   * its arrival, later turns arrive `delayMs` after the previous one completes (their arrival is cleared).
+   * First-turn arrivals are shifted so the earliest is 0, and requests are reordered by first-turn arrival
+   * (stable), follow-up turns keeping their session order.
+   */
+  build(): Workload {
+    const n = this.input.length;
+    // Session linking: first turn of each session is the first inserted row of that session.
+    const lastOfSession = new Map<number, number>();
+    const next = new Int32Array(n).fill(-1);
+    const isFollowUp = new Uint8Array(n);
+    for (let i = 0; i < n; i++) {
+      const s = this.sessions[i];
+      if (s < 0) continue;
+      const prev = lastOfSession.get(s);
+      if (prev !== undefined) {
+        next[prev] = i;
+        isFollowUp[i] = 1;
+      }
+      lastOfSession.set(s, i);
+    }
+    // Order: first turns by arrival (stable), each followed by nothing (follow-ups are appended after).
+    const firsts: number[] = [];
+    const follow: number[] = [];
+    for (let i = 0; i < n; i++) (isFollowUp[i] ? follow : firsts).push(i);
+    firsts.sort((a, b) => this.arrival[a] - this.arrival[b] || a - b);
+    const order = firsts.concat(follow);
+    const newIndex = new Int32Array(n);
+    for (let k = 0; k < n; k++) newIndex[order[k]] = k;
+
+    let t0 = Number.POSITIVE_INFINITY;
+    for (const i of firsts) t0 = Math.min(t0, this.arrival[i]);
+    if (!Number.isFinite(t0)) t0 = 0;
+
+    const arrivalMs = new Float64Array(n);
+    const inputLength = new Int32Array(n);
+    const outputLength = new Int32Array(n);
+    const hashOffsets = new Int32Array(n + 1);
+    const hashIds = new Int32Array(this.hashes.length);
+    const nextTurn = new Int32Array(n);
+    const delayMs = new Float64Array(n);
+    const session = new Int32Array(n);
+    const sourceLine = new Int32Array(n);
+    let w = 0;
+    for (let k = 0; k < n; k++) {
+      const i = order[k];
+      arrivalMs[k] = isFollowUp[i] ? Number.NaN : this.arrival[i] - t0;
+      inputLength[k] = this.input[i];
+      outputLength[k] = this.output[i];
+      hashOffsets[k] = w;
+      for (let j = this.offsets[i]; j < this.offsets[i + 1]; j++) hashIds[w++] = this.hashes[j];
+      nextTurn[k] = next[i] < 0 ? -1 : newIndex[next[i]];
+      delayMs[k] = isFollowUp[i] ? this.delays[i] : Number.NaN;
+      session[k] = this.sessions[i];
+      sourceLine[k] = this.lines[i];
+    }
+    hashOffsets[n] = w;
+    return {
+      size: n,
+      traceBlockSize: this.traceBlockSize,
+      arrivalMs,
+      inputLength,
+      outputLength,
+      hashOffsets,
+      hashIds,
+      nextTurn,
+      delayMs,
+      session,
+      sourceLine,
+    };
+  }
+}
+
+/** Total input and output tokens, request count and span; cheap summary used by reports. */
+export function summarizeWorkload(w: Workload): {
+  requests: number;
+  sessions: number;
+  inputTokens: number;
+  outputTokens: number;
+  spanMs: number;
+} {
+  let input = 0;
+  let output = 0;
+  let span = 0;
+  const sessions = new Set<number>();
+  for (let i = 0; i < w.size; i++) {
+    input += w.inputLength[i];
+    output += w.outputLength[i];
+    if (!Number.isNaN(w.arrivalMs[i])) span = Math.max(span, w.arrivalMs[i]);
+    if (w.session[i] >= 0) sessions.add(w.session[i]);
+  }
+  return {
+    requests: w.size,
+    sessions: sessions.size,
+    inputTokens: input,
+    outputTokens: output,
+    spanMs: span,
+  };
+}

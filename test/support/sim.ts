@@ -1,0 +1,51 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { type SimulationConfig, SimulationConfigSchema } from '../../src/sim/config.ts';
+import { runSimulation } from '../../src/sim/run.ts';
+import { generateSynthetic, type SyntheticSpec } from '../../src/sim/workload/synthetic.ts';
+import type { Workload } from '../../src/sim/workload/workload.ts';
+import { parseMooncake } from '../../src/telemetry/mooncake-trace.ts';
+
+export const FIXTURES = fileURLToPath(new URL('../fixtures/', import.meta.url));
+
+const cache = new Map<string, Workload>();
+/** The bundled conversation sample (first `rows` rows). */
+export function conversationSample(rows = 2000): Workload {
+  const key = `conv:${rows}`;
+  let w = cache.get(key);
+  if (!w) {
+    const text = readFileSync(`${FIXTURES}traces/conversation-sample.jsonl`, 'utf8')
+      .split('\n')
+      .slice(0, rows)
+      .join('\n');
+    w = parseMooncake(text, { source: 'conversation-sample.jsonl' }).workload;
+    cache.set(key, w);
+  }
+  return w;
+}
+
+export function mooncake(rows: object[]): Workload {
+  return parseMooncake(rows.map((r) => JSON.stringify(r)).join('\n'), { source: 'inline' }).workload;
+}
+
+export function synthetic(spec: Partial<SyntheticSpec> = {}): Workload {
+  return generateSynthetic({
+    sessions: 200,
+    inputTokens: { mean: 2000, stddev: 600 },
+    outputTokens: { mean: 120, stddev: 60 },
+    arrival: { kind: 'poisson', ratePerS: 20 },
+    sharedPrefixRatio: 0.5,
+    prefixGroups: 8,
+    blockSize: 64,
+    ...spec,
+  });
+}
+
+/** A validated config with a placeholder workload source (the workload is passed separately). */
+export function config(overrides: Record<string, unknown> = {}): SimulationConfig {
+  return SimulationConfigSchema.parse({ workload: { trace: 'inline' }, ...overrides });
+}
+
+export function run(workload: Workload, overrides: Record<string, unknown> = {}) {
+  return runSimulation(config(overrides), workload);
+}

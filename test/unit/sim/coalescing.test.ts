@@ -1,0 +1,78 @@
+import { describe, expect, it } from 'vitest';
+import type { Collector } from '../../../src/sim/metrics/collector.ts';
+import { conversationSample, run, synthetic } from '../../support/sim.ts';
+
+/** Every per-request timeline must be bit-identical between the coalesced and the plain path. */
+function expectSameTimelines(a: Collector, b: Collector): void {
+  for (const f of [
+    'arrivalMs',
+    'firstAdmitMs',
+    'firstTokenMs',
+    'secondTokenMs',
+    'lastTokenMs',
+    'terminalMs',
+  ] as const) {
+    expect(Array.from(b[f]), f).toEqual(Array.from(a[f]));
+  }
+  expect(Array.from(b.tokens)).toEqual(Array.from(a.tokens));
+  expect(Array.from(b.reusedBest)).toEqual(Array.from(a.reusedBest));
+  expect(b.itl.count).toBe(a.itl.count);
+  expect(b.itl.quantile(0.9)).toBe(a.itl.quantile(0.9));
+  expect(b.itl.sum).toBeCloseTo(a.itl.sum, 3);
+}
+
+const cases: [string, () => ReturnType<typeof conversationSample>, Record<string, unknown>][] = [
+  [
+    'conversation, 4 workers, round-robin, block 512',
+    () => conversationSample(1500),
+    { workers: 4, engine: { blockSize: 512 } },
+  ],
+  [
+    'conversation, 3 workers, KV router, block 64',
+    () => conversationSample(800),
+    { workers: 3, router: { mode: 'kv' } },
+  ],
+  [
+    'conversation, 2 workers, tiny KV pool (preemptions)',
+    () => conversationSample(300),
+    { workers: 2, engine: { numGpuBlocks: 700, blockSize: 64 } },
+  ],
+  [
+    'synthetic multi-turn sessions, least-loaded',
+    () => synthetic({ sessions: 80, turnsPerSession: 3, interTurnDelayMs: 500 }),
+    { workers: 3, router: { mode: 'least-loaded' } },
+  ],
+  [
+    'synthetic closed loop, random router',
+    () => synthetic({ sessions: 300, arrival: { kind: 'burst' } }),
+    { workers: 2, router: { mode: 'random' }, workload: { trace: 'inline', concurrency: 24 } },
+  ],
+  [
+    'synthetic, KV router with temperature, small budget',
+    () => synthetic({ sessions: 150 }),
+    {
+      workers: 4,
+      router: { mode: 'kv', temperature: 0.5 },
+      engine: { maxNumBatchedTokens: 1024, maxNumSeqs: 16 },
+    },
+  ],
+];
+
+describe('coalesced decode runs', () => {
+  for (const [name, workload, overrides] of cases) {
+    it(`give the same results as stepping every pass: ${name}`, () => {
+      const w = workload();
+      const plain = run(w, { ...overrides, coalesceDecode: false });
+      const fast = run(w, { ...overrides, coalesceDecode: true });
+      expectSameTimelines(plain.result.collector, fast.result.collector);
+      expect(fast.report.completed_requests).toBe(plain.report.completed_requests);
+      expect(fast.report.preemptions).toBe(plain.report.preemptions);
+      expect(fast.report.simulator.passes).toBe(plain.report.simulator.passes);
+      expect(fast.report.ttft_ms).toEqual(plain.report.ttft_ms);
+      expect(fast.report.tpot_ms).toEqual(plain.report.tpot_ms);
+      expect(fast.report.prefix_cache_reused_ratio).toBe(plain.report.prefix_cache_reused_ratio);
+      // The fast path must actually coalesce on these workloads.
+      expect(fast.report.simulator.coalesced_runs).toBeGreaterThan(0);
+    });
+  }
+});
