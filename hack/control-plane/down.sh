@@ -11,28 +11,33 @@ DIR="${1:?usage: down.sh <dir> [--rm]}"
 REMOVE="${2:-}"
 GRACE="${SERVETUNE_STOP_GRACE:-15}"
 
+# gone <pid>: the process has exited (no /proc entry, or a zombie awaiting reaping).
+gone() {
+  local stat
+  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 0
+  stat="${stat##*) }"
+  [[ "${stat%% *}" == "Z" || "${stat%% *}" == "X" ]]
+}
+
 # stop_one <name>: stop the recorded process <name>; returns 1 if it survived SIGKILL.
 stop_one() {
   local name="$1" pid i
   pid="$(awk -v n="${name}" '$1 == n { print $2 }' "${DIR}/pids" 2>/dev/null | tail -1)"
   [[ -n "${pid}" ]] || return 0
-  if [[ "$(cat "/proc/${pid}/comm" 2>/dev/null)" != "${name}" ]]; then
+  if [[ "$(cat "/proc/${pid}/comm" 2>/dev/null)" != "${name}" ]] || gone "${pid}"; then
     log "${name} (pid ${pid}) not running"
     return 0
   fi
   log "stopping ${name} (pid ${pid})"
   kill -TERM "${pid}" 2>/dev/null || true
   for ((i = 0; i < GRACE * 10; i++)); do
-    [[ -d "/proc/${pid}" ]] || return 0
-    # a zombie (already exited, not yet reaped by its parent) counts as stopped
-    [[ "$(awk '{ print $3 }' "/proc/${pid}/stat" 2>/dev/null)" == "Z" ]] && return 0
+    if gone "${pid}"; then return 0; fi
     sleep 0.1
   done
   log "${name} (pid ${pid}) ignored SIGTERM for ${GRACE}s; sending SIGKILL"
   kill -KILL "${pid}" 2>/dev/null || true
   for ((i = 0; i < 50; i++)); do
-    [[ -d "/proc/${pid}" ]] || return 0
-    [[ "$(awk '{ print $3 }' "/proc/${pid}/stat" 2>/dev/null)" == "Z" ]] && return 0
+    if gone "${pid}"; then return 0; fi
     sleep 0.1
   done
   log "${name} (pid ${pid}) is still alive"

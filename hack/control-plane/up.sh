@@ -95,9 +95,14 @@ free_port() {
 # ---------------------------------------------------------------- processes ---------
 # "<name> <pid>" lines; a pid only counts if /proc/<pid>/comm still names the binary.
 pid_of() { [[ -f "${DIR}/pids" ]] && awk -v n="$1" '$1 == n { print $2 }' "${DIR}/pids" | tail -1; }
+# Zombies (exited but not yet reaped) still have a comm, so check the state too.
 alive() {
-  local pid="$1" name="$2"
-  [[ -n "${pid}" && -r "/proc/${pid}/comm" ]] && [[ "$(cat "/proc/${pid}/comm" 2>/dev/null)" == "${name}" ]]
+  local pid="$1" name="$2" stat
+  [[ -n "${pid}" && -r "/proc/${pid}/stat" ]] || return 1
+  [[ "$(cat "/proc/${pid}/comm" 2>/dev/null)" == "${name}" ]] || return 1
+  stat="$(cat "/proc/${pid}/stat" 2>/dev/null)" || return 1
+  stat="${stat##*) }"
+  [[ -n "${stat}" && "${stat%% *}" != "Z" && "${stat%% *}" != "X" ]]
 }
 record_pid() {
   local name="$1" pid="$2"
@@ -265,6 +270,7 @@ apiserver_args() {
     --service-cluster-ip-range=10.0.0.0/24
     --disable-admission-plugins=ServiceAccount
     --allow-privileged=true
+    --endpoint-reconciler-type=none
     "${extra[@]}"
   )
 }
