@@ -1,6 +1,7 @@
 /**
- * Pending request arrivals ordered by (time, request id): a pre-sorted array of trace arrivals merged with a
- * binary heap of arrivals created during the run (session follow-ups, closed-loop dispatches).
+ * Pending request arrivals ordered by (time, insertion order): a pre-sorted array of trace arrivals merged with
+ * a binary heap of arrivals created during the run (session follow-ups, closed-loop dispatches), which rank
+ * after every trace arrival at the same time and among themselves in creation order.
  */
 export class ArrivalQueue {
   private staticTimes: Float64Array = new Float64Array(0);
@@ -8,7 +9,9 @@ export class ArrivalQueue {
   private pos = 0;
   private heapTimes = new Float64Array(64);
   private heapIds = new Int32Array(64);
+  private heapSeq = new Float64Array(64);
   private heapLen = 0;
+  private pushed = 0;
 
   /** Sets the trace arrivals (must be sorted by time, then id). */
   setStatic(times: Float64Array, ids: Int32Array): void {
@@ -29,17 +32,23 @@ export class ArrivalQueue {
       const d = new Int32Array(this.heapLen * 2);
       d.set(this.heapIds);
       this.heapIds = d;
+      const q = new Float64Array(this.heapLen * 2);
+      q.set(this.heapSeq);
+      this.heapSeq = q;
     }
+    const seq = this.staticTimes.length + this.pushed++;
     let i = this.heapLen++;
     while (i > 0) {
       const p = (i - 1) >> 1;
-      if (!this.less(time, id, this.heapTimes[p], this.heapIds[p])) break;
+      if (!this.less(time, seq, this.heapTimes[p], this.heapSeq[p])) break;
       this.heapTimes[i] = this.heapTimes[p];
       this.heapIds[i] = this.heapIds[p];
+      this.heapSeq[i] = this.heapSeq[p];
       i = p;
     }
     this.heapTimes[i] = time;
     this.heapIds[i] = id;
+    this.heapSeq[i] = seq;
   }
 
   peekTime(): number {
@@ -48,40 +57,40 @@ export class ArrivalQueue {
     return Math.min(s, h);
   }
 
-  /** Removes and returns the id of the earliest arrival (ties by id). */
+  /** Removes and returns the id of the earliest arrival. */
   pop(): number {
     const hasS = this.pos < this.staticTimes.length;
-    if (
-      hasS &&
-      (this.heapLen === 0 ||
-        this.less(this.staticTimes[this.pos], this.staticIds[this.pos], this.heapTimes[0], this.heapIds[0]))
-    ) {
+    if (hasS && (this.heapLen === 0 || this.staticTimes[this.pos] <= this.heapTimes[0])) {
       return this.staticIds[this.pos++];
     }
     const id = this.heapIds[0];
     const lastT = this.heapTimes[--this.heapLen];
     const lastId = this.heapIds[this.heapLen];
+    const lastSeq = this.heapSeq[this.heapLen];
     let i = 0;
     for (;;) {
       let c = 2 * i + 1;
       if (c >= this.heapLen) break;
       if (
         c + 1 < this.heapLen &&
-        this.less(this.heapTimes[c + 1], this.heapIds[c + 1], this.heapTimes[c], this.heapIds[c])
-      )
+        this.less(this.heapTimes[c + 1], this.heapSeq[c + 1], this.heapTimes[c], this.heapSeq[c])
+      ) {
         c++;
-      if (!this.less(this.heapTimes[c], this.heapIds[c], lastT, lastId)) break;
+      }
+      if (!this.less(this.heapTimes[c], this.heapSeq[c], lastT, lastSeq)) break;
       this.heapTimes[i] = this.heapTimes[c];
       this.heapIds[i] = this.heapIds[c];
+      this.heapSeq[i] = this.heapSeq[c];
       i = c;
     }
     this.heapTimes[i] = lastT;
     this.heapIds[i] = lastId;
+    this.heapSeq[i] = lastSeq;
     return id;
   }
 
-  private less(t1: number, id1: number, t2: number, id2: number): boolean {
-    return t1 < t2 || (t1 === t2 && id1 < id2);
+  private less(t1: number, s1: number, t2: number, s2: number): boolean {
+    return t1 < t2 || (t1 === t2 && s1 < s2);
   }
 }
 

@@ -25,14 +25,21 @@ export const EngineConfigSchema = z
 export const RouterConfigSchema = z
   .object({
     mode: z.enum(['round-robin', 'random', 'least-loaded', 'kv']).default('round-robin'),
-    overlapWeight: nonNegative.default(1).describe('KV router: weight of prefill cost vs decode load.'),
+    overlapWeight: nonNegative
+      .default(1)
+      .describe('KV router: weight of the prefill term (prefill load scale).'),
+    overlapCredit: nonNegative
+      .default(1)
+      .describe('KV router: prefill blocks credited per cached prefix block.'),
     temperature: nonNegative.default(0).describe('KV router: 0 = cheapest worker, > 0 = softmax sampling.'),
   })
   .strict();
 
 export const TimingConfigSchema = z
   .object({
-    model: z.enum(['polynomial']).default('polynomial'),
+    model: z.enum(['polynomial', 'fixed']).default('polynomial'),
+    prefillMs: nonNegative.default(10).describe('fixed timing: ms of a pass with prefill work'),
+    decodeMs: nonNegative.default(5).describe('fixed timing: ms added when the pass decodes'),
   })
   .strict();
 

@@ -1,6 +1,7 @@
 import type { SimulationConfig } from './config.ts';
 import { buildReport, type SimulationReport } from './metrics/report.ts';
 import { type SimulationOptions, type SimulationResult, simulate } from './simulation.ts';
+import { FixedTiming } from './timing/fixed.ts';
 import { PolynomialTiming } from './timing/polynomial.ts';
 import type { TimingModel } from './timing/timing-model.ts';
 import { generateSynthetic } from './workload/synthetic.ts';
@@ -23,10 +24,19 @@ export function toSimulationOptions(config: SimulationConfig, timing?: TimingMod
       speedupRatio: e.speedupRatio,
       coalesceDecode: config.coalesceDecode,
     },
-    timing: timing ?? new PolynomialTiming(),
+    timing:
+      timing ??
+      (config.timing.model === 'fixed'
+        ? new FixedTiming(config.timing.prefillMs, config.timing.decodeMs)
+        : new PolynomialTiming()),
     router:
       r.mode === 'kv'
-        ? { kind: 'kv', overlapWeight: r.overlapWeight, temperature: r.temperature }
+        ? {
+            kind: 'kv',
+            overlapWeight: r.overlapWeight,
+            overlapCredit: r.overlapCredit,
+            temperature: r.temperature,
+          }
         : { kind: r.mode },
     arrivals:
       config.workload.concurrency !== undefined

@@ -14,7 +14,7 @@ export type RouterSpec =
   | { kind: 'round-robin' }
   | { kind: 'random' }
   | { kind: 'least-loaded' }
-  | { kind: 'kv'; overlapWeight: number; temperature: number };
+  | { kind: 'kv'; overlapWeight: number; overlapCredit: number; temperature: number };
 
 export type ArrivalSpec =
   /** Replay first-turn timestamps, compressed by `speedup` (arrival gaps and inter-turn delays divided). */
@@ -71,7 +71,6 @@ class Simulation {
   private readonly dirty: Uint8Array;
   private readonly dirtyList: number[] = [];
   private readonly batch: number[] = [];
-  private readonly targets: number[] = [];
   private readonly speedup: number;
   private nextUnit = 0; // closed loop: next first turn to dispatch
   private loopSteps = 0;
@@ -89,12 +88,21 @@ class Simulation {
     const layout = layoutBlocks(workload, options.engine.blockSize);
     this.req = new RequestTable(workload, layout);
     this.collector = new Collector(workload.size);
-    this.engines = [];
-    for (let e = 0; e < options.workers; e++) {
-      this.engines.push(new VllmEngine(e, options.engine, options.timing, this.req, this.collector));
-    }
     const rng = new Rng(options.seed);
     this.router = makeRouter(options.router, this.req, options.workers, rng);
+    this.engines = [];
+    for (let e = 0; e < options.workers; e++) {
+      this.engines.push(
+        new VllmEngine(
+          e,
+          options.engine,
+          options.timing,
+          this.req,
+          this.collector,
+          this.router.reads === 'kv-events',
+        ),
+      );
+    }
     this.ends = new Float64Array(options.workers).fill(Number.POSITIVE_INFINITY);
     this.heap = new EngineHeap(options.workers, this.ends);
     this.dirty = new Uint8Array(options.workers);
@@ -141,7 +149,9 @@ class Simulation {
       }
       this.arrivals.setStatic(times, ids); // the workload keeps first turns sorted by arrival
     } else {
-      this.unitOrder = firsts;
+      // Closed loop ignores timestamps and dispatches sessions in file order.
+      const line = w.sourceLine;
+      this.unitOrder = line ? firsts.slice().sort((a, b) => line[a] - line[b] || a - b) : firsts;
       const c = Math.max(1, this.options.arrivals.concurrency);
       for (let k = 0; k < c && k < firsts.length; k++) this.arrivals.push(0, firsts[this.nextUnit++]);
     }
@@ -149,9 +159,10 @@ class Simulation {
   private unitOrder: number[] = [];
 
   /**
-   * Applies every pass that ends at t, and brings engines that t's arrivals will touch up to date (cutting
-   * coalesced runs short). Cutting a run can create a pass end at exactly t and processing pass ends can
-   * create arrivals at t, so this repeats until nothing changes.
+   * Applies every pass that ends at t and collects the arrivals due at t. Engines the router will read are
+   * brought up to date first (a router reading prefix caches only needs engines whose pending run evicts
+   * blocks); cutting a run can end a pass at exactly t and ending a pass can create arrivals at t, so this
+   * repeats until nothing changes.
    */
   private settle(t: number): void {
     const batch = this.batch;
@@ -159,15 +170,13 @@ class Simulation {
     for (;;) {
       while (this.heap.minTime() <= t) this.finishPass(this.heap.pop(), t);
       while (this.arrivals.peekTime() <= t) batch.push(this.arrivals.pop());
-      if (batch.length === 0) return;
+      const reads = this.router.reads;
+      if (batch.length === 0 || reads === 'none') return;
       let cut = false;
-      if (this.router.readsState || this.router.peekTargets === undefined) {
-        for (let e = 0; e < this.engines.length; e++) cut = this.bringUpToDate(e, t) || cut;
-      } else {
-        this.router.peekTargets(batch.length, this.targets);
-        for (const e of this.targets) cut = this.bringUpToDate(e, t) || cut;
+      for (let e = 0; e < this.engines.length; e++) {
+        if (reads === 'engines' || this.engines[e].pendingRunEvicts) cut = this.bringUpToDate(e, t) || cut;
       }
-      if (!cut && this.heap.minTime() > t) return;
+      if (!cut) return;
     }
   }
 
@@ -215,9 +224,10 @@ class Simulation {
   private routeBatch(t: number): void {
     const batch = this.batch;
     if (batch.length === 0) return;
-    if (batch.length > 1) batch.sort((a, b) => a - b);
     for (const r of batch) {
       const e = this.router.route(r, this.engines, t);
+      // The target must not run ahead of t: its next pass has to see this request.
+      this.bringUpToDate(e, t);
       this.collector.onArrival(r, t);
       this.engines[e].enqueue(r);
       if (this.router.onRouted) this.router.onRouted(r, e);
@@ -230,12 +240,12 @@ class Simulation {
   private startIdle(t: number): void {
     const list = this.dirtyList;
     if (list.length > 1) list.sort((a, b) => a - b);
-    const horizon = this.router.readsState ? this.arrivals.peekTime() : Number.POSITIVE_INFINITY;
+    const horizon = this.router.reads === 'none' ? Number.POSITIVE_INFINITY : this.arrivals.peekTime();
     for (const e of list) {
       this.dirty[e] = 0;
       const engine = this.engines[e];
       if (!engine.isIdle || !engine.hasWork()) continue;
-      const end = engine.startPass(t, horizon);
+      const end = engine.startPass(t, horizon, this.router.reads === 'engines');
       if (!engine.progressed) {
         // Nothing could run (e.g. waiting for KV): stay idle until something changes.
         engine.endPass();
@@ -291,7 +301,11 @@ function makeRouter(spec: RouterSpec, req: RequestTable, workers: number, rng: R
       return new LeastLoadedRouter();
     case 'kv':
       return new KvRouter(
-        { overlapWeight: spec.overlapWeight, temperature: spec.temperature },
+        {
+          overlapWeight: spec.overlapWeight,
+          overlapCredit: spec.overlapCredit,
+          temperature: spec.temperature,
+        },
         req,
         workers,
         rng,

@@ -33,8 +33,8 @@ const RowSchema = z
     created_time: z.number().nonnegative('must not be negative').optional(),
     input_length: count.optional(),
     input_tokens: count.optional(),
-    output_length: count.min(1, 'must be at least 1').optional(),
-    output_tokens: count.min(1, 'must be at least 1').optional(),
+    output_length: count.optional(),
+    output_tokens: count.optional(),
     hash_ids: z
       .array(z.number().int('must hold integers').nonnegative('must hold non-negative integers'))
       .optional(),
@@ -117,7 +117,7 @@ export class MooncakeParser {
       return;
     }
     let input = row.input_length ?? row.input_tokens;
-    let hashes = row.hash_ids;
+    const hashes = row.hash_ids;
     if (hashes === undefined || hashes.length === 0) {
       if (input === undefined || input < 1) {
         this.fail('hash_ids', 'is required unless input_length is given');
@@ -135,8 +135,13 @@ export class MooncakeParser {
       this.fail(row.input_length !== undefined ? 'input_length' : 'input_tokens', 'must be at least 1');
       return;
     }
-    // Traces may report more prompt tokens than their hashed blocks cover; only the hashed part is replayed.
-    if (input > capacity) input = capacity;
+    if (input > capacity) {
+      this.fail(
+        row.input_length !== undefined ? 'input_length' : 'input_tokens',
+        `${input} exceeds the ${capacity} tokens its ${hashes.length} hash_ids cover (${tb} tokens each)`,
+      );
+      return;
+    }
     this.add(row, ts, input, output, hashes, false);
   }
 

@@ -21,9 +21,10 @@ export class RequestTable {
   /** Tokens whose KV has been computed (a decoding request has one uncomputed, just-sampled token). */
   readonly computed: Int32Array;
   readonly generated: Int32Array;
-  /** KV blocks held: the first `hashed` are cached (shared) blocks, the rest private. */
+  /** KV block copies held; their pool slots are `slots[slotOffset[r] .. slotOffset[r] + allocBlocks[r])`. */
   readonly allocBlocks: Int32Array;
-  readonly hashedBlocks: Int32Array;
+  readonly slotOffset: Int32Array;
+  readonly slots: Int32Array;
   readonly preemptions: Int32Array;
   readonly status: Uint8Array;
   readonly engine: Int32Array;
@@ -45,7 +46,14 @@ export class RequestTable {
     this.computed = new Int32Array(n);
     this.generated = new Int32Array(n);
     this.allocBlocks = new Int32Array(n);
-    this.hashedBlocks = new Int32Array(n);
+    this.slotOffset = new Int32Array(n + 1);
+    let total = 0;
+    for (let r = 0; r < n; r++) {
+      this.slotOffset[r] = total;
+      total += Math.ceil((workload.inputLength[r] + workload.outputLength[r]) / layout.blockSize) + 1;
+    }
+    this.slotOffset[n] = total;
+    this.slots = new Int32Array(total);
     this.preemptions = new Int32Array(n);
     this.status = new Uint8Array(n);
     this.engine = new Int32Array(n).fill(-1);

@@ -2,6 +2,7 @@ import { BlockPool } from '../kv/block-pool.ts';
 import type { Collector } from '../metrics/collector.ts';
 import { emptyPassShape, type PassShape, resetPassShape, type TimingModel } from '../timing/timing-model.ts';
 import { IntDeque } from './int-deque.ts';
+import { KvEventLog } from './kv-event-log.ts';
 import { RequestStatus, type RequestTable } from './request-table.ts';
 
 export interface VllmEngineConfig {
@@ -25,20 +26,31 @@ const SCHEDULED = 0;
 const BLOCKED = 1;
 const CURRENT_PREEMPTED = 2;
 
+/** Durations are kept at nanosecond resolution, as the reference does. */
+function ns(ms: number): number {
+  return Math.round(ms * 1e6) / 1e6;
+}
+
 /**
- * One vLLM-style engine (one data-parallel rank): waiting and running queues, a token budget per pass that
- * serves running requests first, chunked prefill, a prefix-cached block pool, LIFO preemption by recompute,
- * and no admissions in a pass that preempted.
+ * One vLLM-style engine (one data-parallel rank).
  *
- * Passes are eager: `startPass` mutates the state at the pass start and returns its end time; tokens of the
- * pass are stamped at that end. Requests whose first token or completion happened in the pass are listed in
- * `firstTokens` / `finished` for the owner to act on at the pass end.
+ * A pass at time `now`: running requests are scheduled first, in order, each taking up to the remaining token
+ * budget (chunked prefill); then, unless the pass preempted, waiting requests are admitted in FIFO order while
+ * slots and KV capacity allow (only cache hits on blocks in use are discounted). When a running request needs a
+ * KV block and none is free or evictable, the newest running request is preempted by recompute. Blocks whose
+ * tokens are all computed enter the prefix cache at once (visible to later requests of the same pass);
+ * releases go last block first, so suffixes age before shared prefixes. Every request whose tokens are all
+ * computed samples one token, stamped at the pass end; the decode part of the pass is priced over the requests
+ * that had sampled before (a prefill's first token comes out of its prefill).
+ *
+ * Passes are eager: `startPass` mutates the state at the pass start and returns the end time. Requests whose
+ * first token or completion happened in the pass are listed in `firstTokens` / `finished` for the owner to act
+ * on at the pass end.
  *
  * Coalesced decode: when every running request is decoding and nothing can be admitted, consecutive passes
  * differ only by one token per request, so `startPass` plans a whole run of them (up to the first completion)
- * without touching request state. `materialize(t)` applies the planned passes that started before t (cutting
- * the run short when something external needs this engine at t); the result is identical to running the
- * passes one by one.
+ * without touching request state, and `materialize(t)` applies the planned passes that started before t,
+ * cutting the run short when the owner needs this engine at t. Results are identical to stepping every pass.
  */
 export class VllmEngine {
   readonly pool: BlockPool;
@@ -47,40 +59,47 @@ export class VllmEngine {
   readonly waiting = new IntDeque();
   private readonly shape: PassShape = emptyPassShape();
   private readonly scratchSlots: Int32Array;
+  private readonly promptKeySpace: number;
   private passId = 0;
   private preemptedInPass = false;
   private budget = 0;
-  /** Whether the last plain pass changed anything (scheduled, admitted, rejected or preempted). */
+  /** Whether the last pass changed anything (scheduled, admitted, rejected or preempted). */
   progressed = false;
 
-  /** Requests that got their first token in the last finished pass, and requests that completed. */
+  /** Requests that got their first token in the last pass, and requests that completed or were rejected. */
   readonly firstTokens = new IntDeque();
   readonly finished = new IntDeque();
+  /** Prefix-cache changes of prompt blocks, stamped with the end of the pass that made them (null if unused). */
+  readonly kvEvents: KvEventLog | null;
 
-  // Planned coalesced run (inactive when runSteps === 0).
+  // Planned coalesced run (inactive when runSteps === runApplied).
   private runSteps = 0;
   private runApplied = 0;
   private runEnds = new Float64Array(256);
+  private runEvicts = false;
 
   /** Time the current pass or run ends (NaN when idle). */
   busyUntil = Number.NaN;
-  /** Statistics. */
   passes = 0;
   busyMs = 0;
   preemptions = 0;
   coalescedRuns = 0;
+  /** Tokens scheduled for requests whose work in a pass included prompt tokens (reference parity). */
+  committedPrefillTokens = 0;
 
   readonly index: number;
   readonly config: VllmEngineConfig;
   private readonly timing: TimingModel;
   private readonly req: RequestTable;
   private readonly collector: Collector;
+
   constructor(
     index: number,
     config: VllmEngineConfig,
     timing: TimingModel,
     req: RequestTable,
     collector: Collector,
+    logKvEvents = false,
   ) {
     this.index = index;
     this.config = config;
@@ -90,12 +109,21 @@ export class VllmEngine {
     this.pool = new BlockPool(config.numGpuBlocks);
     this.running = new Int32Array(Math.max(1, Math.min(config.maxNumSeqs, req.size)) + 1);
     this.shape.kvCapacityTokens = config.numGpuBlocks * config.blockSize;
+    this.promptKeySpace = req.layout.promptKeySpace;
     let maxBlocks = 1;
     for (let r = 0; r < req.size; r++) {
       const b = Math.ceil((req.promptLen[r] + req.outputLen[r]) / config.blockSize);
       if (b > maxBlocks) maxBlocks = b;
     }
     this.scratchSlots = new Int32Array(maxBlocks + 1);
+    this.kvEvents = logKvEvents ? new KvEventLog() : null;
+    if (this.kvEvents !== null) {
+      const log = this.kvEvents;
+      const space = this.promptKeySpace;
+      this.pool.onKeyEvent = (key, stored) => {
+        if (key < space) log.push(key, stored);
+      };
+    }
   }
 
   get runningCount(): number {
@@ -114,6 +142,10 @@ export class VllmEngine {
   get hasPendingRun(): boolean {
     return this.runSteps > this.runApplied;
   }
+  /** True while a planned run will evict cached blocks (which changes what a KV-aware router sees). */
+  get pendingRunEvicts(): boolean {
+    return this.runEvicts && this.runSteps > this.runApplied;
+  }
   runningIds(): number[] {
     return Array.from(this.running.subarray(0, this.runLen));
   }
@@ -126,14 +158,14 @@ export class VllmEngine {
   }
 
   /**
-   * Starts the next pass at `now` (the engine must be idle and have work). `horizon` is the earliest time at
-   * which something outside may need this engine's state; a coalesced run is planned no further than the pass
-   * that straddles it. Returns the end time of the pass or run.
+   * Starts the next pass at `now` (the engine must be idle and have work) and returns its end time. `horizon`
+   * is the next time something outside may look at this engine; a run is planned no further than the pass
+   * straddling it when it evicts blocks or when the horizon is finite for every run (`horizonAlways`).
    */
-  startPass(now: number, horizon: number): number {
+  startPass(now: number, horizon: number, horizonAlways = false): number {
     this.firstTokens.clear();
     this.finished.clear();
-    if (this.config.coalesceDecode && this.planRun(now, horizon)) {
+    if (this.config.coalesceDecode && this.planRun(now, horizon, horizonAlways)) {
       this.progressed = true;
       return this.busyUntil;
     }
@@ -147,6 +179,7 @@ export class VllmEngine {
     this.busyUntil = Number.NaN;
     this.runSteps = 0;
     this.runApplied = 0;
+    this.runEvicts = false;
   }
 
   // ---------------------------------------------------------------------------------------------------------
@@ -154,105 +187,162 @@ export class VllmEngine {
 
   private runPlainPass(now: number): number {
     const req = this.req;
-    const bs = this.config.blockSize;
+    const cfg = this.config;
+    const bs = cfg.blockSize;
     const shape = this.shape;
     resetPassShape(shape);
     this.passId++;
     this.preemptedInPass = false;
     this.progressed = false;
-    this.budget = this.config.maxNumBatchedTokens;
+    this.budget = cfg.maxNumBatchedTokens;
+    const logStart = this.kvEvents?.length ?? 0;
 
     // 1. Running requests first, in order.
     let i = 0;
     while (i < this.runLen && this.budget > 0) {
-      const r = this.running[i];
-      const outcome = this.schedule(r, false, 0, 0, now);
+      const outcome = this.schedule(this.running[i], false, 0, 0, now);
       if (outcome === SCHEDULED) i++;
       else if (outcome === BLOCKED) break;
-      // CURRENT_PREEMPTED: r left `running`; index i now holds the next request.
+      // CURRENT_PREEMPTED: the request left `running`; index i now holds the next one.
     }
 
-    // 2. Admissions from waiting, unless this pass preempted.
-    while (!this.preemptedInPass && this.runLen < this.config.maxNumSeqs && this.waiting.length > 0) {
+    // 2. Admissions from waiting (strict FIFO), unless this pass preempted.
+    while (!this.preemptedInPass && this.runLen < cfg.maxNumSeqs && this.waiting.length > 0) {
       const r = this.waiting.front();
-      // A request that can never fit (prompt plus output beyond the whole pool) is rejected, not left to
-      // preempt itself forever.
-      if (Math.ceil((req.promptLen[r] + req.outputLen[r] - 1) / bs) > this.config.numGpuBlocks) {
+      const reason = this.rejection(r);
+      if (reason !== null) {
         this.waiting.popFront();
         req.status[r] = RequestStatus.Rejected;
-        this.collector.onReject(r, now);
+        this.collector.onReject(r, reason);
         this.finished.pushBack(r);
         this.progressed = true;
         continue;
       }
-      const matched = this.matchPrefix(r);
-      let activeHits = 0;
-      for (let j = 0; j < matched; j++) if (this.pool.refOf(this.scratchSlots[j]) > 0) activeHits++;
-      const needed = Math.ceil(req.seqLen(r) / bs) - activeHits;
-      if (needed > this.pool.capacity - this.pool.activeBlocks) break; // wait for capacity
+      this.prefixCost(r);
+      const needed = Math.ceil(req.seqLen(r) / bs) - this.activeHitBlocks;
+      if (needed > cfg.numGpuBlocks - this.pool.activeBlocks) break; // wait for capacity
       const budgetBefore = this.budget;
-      const outcome = this.schedule(r, true, matched, matched * bs, now);
+      const outcome = this.schedule(r, true, this.hitBlocks, this.hitTokens, now);
       if (outcome !== SCHEDULED) break;
       if (budgetBefore === this.budget && this.budget === 0) break;
     }
 
-    const ratio = this.config.speedupRatio;
-    const prefillMs = this.timing.prefillMs(shape) / ratio;
+    const ratio = cfg.speedupRatio;
+    const prefillMs = shape.prefillRequests > 0 ? ns(this.timing.prefillMs(shape) / ratio) : 0;
 
-    // 3. Sample one token for every request whose known tokens are all computed.
-    let ready = 0;
-    let context = 0;
+    // 3. Emission. Requests already at their output length are released without a token (zero-output
+    // requests end here); every other request with all tokens computed samples one.
+    let decodeCount = 0;
+    let decodeContext = 0;
+    let w = 0;
+    for (let k = 0; k < this.runLen; k++) {
+      const r = this.running[k];
+      if (req.computed[r] === req.seqLen(r) && req.generated[r] >= req.outputLen[r]) {
+        this.complete(r, Number.NaN);
+        continue;
+      }
+      this.running[w++] = r;
+      if (req.computed[r] === req.seqLen(r) && req.generated[r] > 0) {
+        decodeCount++;
+        decodeContext += req.seqLen(r);
+      }
+    }
+    this.runLen = w;
+    let decodeMs = 0;
+    if (decodeCount > 0) {
+      shape.decodeRequests = decodeCount;
+      shape.decodeContextTokens = decodeContext;
+      shape.activeKvTokens = this.pool.activeBlocks * bs;
+      decodeMs = ns(this.timing.decodeMs(shape) / ratio);
+    }
+    const end = now + prefillMs + decodeMs;
+    w = 0;
     for (let k = 0; k < this.runLen; k++) {
       const r = this.running[k];
       if (req.computed[r] === req.seqLen(r)) {
-        ready++;
-        context += req.seqLen(r);
+        const g = ++req.generated[r];
+        this.collector.onToken(r, end);
+        if (g === 1) this.firstTokens.pushBack(r);
+        if (g >= req.outputLen[r]) {
+          this.complete(r, end);
+          continue;
+        }
       }
+      this.running[w++] = r;
     }
-    let decodeMs = 0;
-    if (ready > 0) {
-      shape.decodeRequests = ready;
-      shape.decodeContextTokens = context;
-      shape.activeKvTokens = this.pool.activeBlocks * bs;
-      decodeMs = this.timing.decodeMs(shape) / ratio;
+    this.runLen = w;
+    // Terminal times of zero-output completions and rejections are this pass's end.
+    for (let k = 0; k < this.finished.length; k++) {
+      const r = this.finished.get(k);
+      if (Number.isNaN(this.collector.terminalMs[r])) this.collector.terminalMs[r] = end;
     }
-    const end = now + prefillMs + decodeMs;
-    if (ready > 0) {
-      let w = 0;
-      for (let k = 0; k < this.runLen; k++) {
-        const r = this.running[k];
-        if (req.computed[r] === req.seqLen(r) && this.emit(r, end)) continue;
-        this.running[w++] = r;
-      }
-      this.runLen = w;
-    }
+    if (this.kvEvents !== null) this.kvEvents.stamp(logStart, end);
     this.passes++;
     this.busyMs += end - now;
     return end;
   }
 
-  /**
-   * Longest run of leading blocks of r (up to what a prefill may reuse) that are cached; their slots are left
-   * in scratchSlots. vLLM always recomputes at least the last token, so a fully cached sequence reuses one
-   * block less.
-   */
-  private matchPrefix(r: number): number {
-    if (!this.config.enablePrefixCaching) return 0;
+  /** Why request r (at the head of waiting) can never run here, or null. */
+  private rejection(r: number): string | null {
     const req = this.req;
-    const limit = Math.floor((req.seqLen(r) - 1) / this.config.blockSize);
-    let j = 0;
-    for (; j < limit; j++) {
-      const slot = this.pool.slotOf(req.blockKey(r, j));
-      if (slot < 0) break;
-      this.scratchSlots[j] = slot;
+    const cfg = this.config;
+    const bs = cfg.blockSize;
+    const fresh = req.preemptions[r] === 0;
+    if (fresh && Math.ceil(req.seqLen(r) / bs) > cfg.numGpuBlocks) return 'prompt larger than the KV cache';
+    // The reference aborts the whole replay on these; a request that can never finish is rejected instead.
+    if (Math.ceil((req.promptLen[r] + req.outputLen[r] - 1) / bs) > cfg.numGpuBlocks) {
+      return 'prompt plus output larger than the KV cache';
     }
-    return j;
+    if (!cfg.enableChunkedPrefill && req.promptLen[r] > cfg.maxNumBatchedTokens) {
+      return 'prompt longer than max_num_batched_tokens without chunked prefill';
+    }
+    return null;
+  }
+
+  // Results of the last prefixCost() call.
+  private hitBlocks = 0;
+  private hitTokens = 0;
+  private activeHitBlocks = 0;
+
+  /**
+   * Prefix-cache lookup for an admission: leading blocks of r's sequence present in the cache (their primary
+   * copies are left in scratchSlots), how many of those are in use, and the reusable tokens. The last token is
+   * always recomputed, so a fully cached sequence reuses one block less.
+   */
+  private prefixCost(r: number): number {
+    const req = this.req;
+    const bs = this.config.blockSize;
+    const len = req.seqLen(r);
+    let overlap = 0;
+    let active = 0;
+    if (this.config.enablePrefixCaching) {
+      const full = Math.floor(len / bs);
+      for (; overlap < full; overlap++) {
+        const slot = this.pool.slotOf(req.blockKey(r, overlap));
+        if (slot < 0) break;
+        this.scratchSlots[overlap] = slot;
+        if (this.pool.refOf(slot) > 0) active++;
+      }
+    }
+    let cached = Math.min(overlap * bs, len);
+    let activeTokens = Math.min(active * bs, len);
+    if (req.generated[r] < req.outputLen[r]) {
+      const max = Math.floor((len - 1) / bs) * bs;
+      if (cached > max) {
+        cached = max;
+        activeTokens = Math.min(activeTokens, max);
+      }
+    }
+    this.hitTokens = cached;
+    this.hitBlocks = cached / bs;
+    this.activeHitBlocks = Math.floor(activeTokens / bs);
+    return cached;
   }
 
   /**
-   * Schedules up to the remaining budget of r's uncomputed tokens, allocating KV and preempting the newest
-   * running request when KV runs out. `hitBlocks` prefix blocks (slots in scratchSlots) are pinned first for an
-   * admission.
+   * Schedules up to the remaining budget of r's uncomputed tokens. KV for them is allocated first (pinning
+   * `hitBlocks` prefix hits for an admission); when it runs out, the newest running request is preempted and
+   * the allocation retried.
    */
   private schedule(r: number, fromWaiting: boolean, hitBlocks: number, cached: number, now: number): number {
     const req = this.req;
@@ -267,43 +357,25 @@ export class VllmEngine {
       return BLOCKED;
     const desired = Math.min(remaining, this.budget);
     if (desired === 0 && remaining > 0) return BLOCKED;
-    const target = before + desired;
+    let target = before + desired;
 
-    // Capacity: pinning inactive hits and allocating new blocks both consume free capacity. A running request
-    // preempts the newest running request until it fits; an admission never preempts (the gate ran first).
     for (;;) {
-      let inactiveHits = 0;
-      for (let j = 0; j < hitBlocks; j++) if (this.pool.refOf(this.scratchSlots[j]) === 0) inactiveHits++;
-      const held = fromWaiting ? hitBlocks : req.allocBlocks[r];
-      const newBlocks = Math.max(0, Math.ceil(target / bs) - held);
-      if (inactiveHits + newBlocks <= this.pool.capacity - this.pool.activeBlocks) {
-        if (fromWaiting) {
-          for (let j = 0; j < hitBlocks; j++) this.pool.pin(this.scratchSlots[j]);
-          req.allocBlocks[r] = hitBlocks;
-          req.hashedBlocks[r] = hitBlocks;
-        }
-        this.pool.allocate(newBlocks);
-        req.allocBlocks[r] += newBlocks;
+      if (this.allocateUpTo(r, target, hitBlocks)) break;
+      if (this.runLen === 0) {
+        target = before;
         break;
       }
-      if (fromWaiting || this.runLen === 0) return BLOCKED;
       const victim = this.running[this.runLen - 1];
       this.preempt(victim);
       if (victim === r) return CURRENT_PREEMPTED;
     }
-
     const used = target - before;
     if (used === 0 && target < seqLen) return BLOCKED;
     req.computed[r] = target;
     this.progressed = true;
-    // Full blocks whose tokens are now all computed become cached (visible to later requests, this pass too).
-    const full = Math.min(Math.floor(target / bs), req.allocBlocks[r]);
-    while (req.hashedBlocks[r] < full) {
-      this.pool.promote(req.blockKey(r, req.hashedBlocks[r]));
-      req.hashedBlocks[r]++;
-    }
-    const promptAfter = Math.min(target, promptLen);
-    const promptTokens = promptAfter - promptBefore;
+    this.finalize(r, before, target);
+
+    const promptTokens = Math.min(target, promptLen) - promptBefore;
     req.passStamp[r] = this.passId;
     req.passTokens[r] = used;
     req.passPromptTokens[r] = promptTokens;
@@ -314,6 +386,7 @@ export class VllmEngine {
       s.prefillNewTokens += promptTokens;
       s.prefillCachedTokens += promptBefore;
       s.prefillAttentionPairs += promptTokens * promptBefore + (promptTokens * (promptTokens + 1)) / 2;
+      this.committedPrefillTokens += used;
     }
     if (fromWaiting) {
       this.waiting.popFront();
@@ -325,7 +398,46 @@ export class VllmEngine {
     return SCHEDULED;
   }
 
-  /** Preempts running request `r` by recompute: frees its KV, requeues it at the front of waiting. */
+  /**
+   * Makes r hold blocks for `target` tokens: the first `hitBlocks` positions reuse the cached copies in
+   * scratchSlots (admissions only), the rest are fresh copies, evicting inactive copies when nothing is free.
+   * All or nothing: false when free plus evictable copies fall short.
+   */
+  private allocateUpTo(r: number, target: number, hitBlocks: number): boolean {
+    const req = this.req;
+    const pool = this.pool;
+    const held = req.allocBlocks[r];
+    const want = Math.ceil(target / this.config.blockSize);
+    if (want <= held) return true;
+    const hits = Math.max(0, hitBlocks - held);
+    const fresh = want - held - hits;
+    let inactiveHits = 0;
+    for (let j = held; j < held + hits; j++) if (pool.refOf(this.scratchSlots[j]) === 0) inactiveHits++;
+    if (fresh > pool.freeBlocks + pool.inactiveBlocks - inactiveHits) return false;
+    const off = req.slotOffset[r];
+    for (let j = held; j < held + hits; j++) {
+      const slot = this.scratchSlots[j];
+      pool.pin(slot);
+      req.slots[off + j] = slot;
+    }
+    for (let j = held + hits; j < want; j++) req.slots[off + j] = pool.allocate();
+    req.allocBlocks[r] = want;
+    return true;
+  }
+
+  /** Blocks fully computed by the tokens [before, after) enter the prefix cache. */
+  private finalize(r: number, before: number, after: number): void {
+    const req = this.req;
+    const bs = this.config.blockSize;
+    const last = Math.min(Math.floor(after / bs), req.allocBlocks[r]);
+    const off = req.slotOffset[r];
+    for (let k = Math.floor(before / bs); k < last; k++) {
+      const slot = req.slots[off + k];
+      if (this.pool.keyOfSlot(slot) < 0) this.pool.cache(slot, req.blockKey(r, k));
+    }
+  }
+
+  /** Preempts running request r by recompute: frees its KV and requeues it at the front of waiting. */
   private preempt(r: number): void {
     const req = this.req;
     let idx = this.runLen - 1;
@@ -334,6 +446,7 @@ export class VllmEngine {
     this.runLen--;
     this.releaseBlocks(r);
     if (req.passStamp[r] === this.passId) {
+      // Undo the work already scheduled for the victim in this pass.
       this.budget += req.passTokens[r];
       const pt = req.passPromptTokens[r];
       if (pt > 0) {
@@ -343,6 +456,7 @@ export class VllmEngine {
         s.prefillNewTokens -= pt;
         s.prefillCachedTokens -= pb;
         s.prefillAttentionPairs -= pt * pb + (pt * (pt + 1)) / 2;
+        this.committedPrefillTokens -= req.passTokens[r];
       }
       req.passStamp[r] = -1;
     }
@@ -355,44 +469,27 @@ export class VllmEngine {
     this.preemptions++;
   }
 
-  /** Releases r's KV: private blocks are freed; cached blocks are unpinned last-to-first, so suffixes age first. */
+  /** Releases r's blocks last-first: private copies are freed, cached ones age into the LRU. */
   private releaseBlocks(r: number): void {
     const req = this.req;
-    const hashed = req.hashedBlocks[r];
-    this.pool.freePrivate(req.allocBlocks[r] - hashed);
-    for (let j = hashed - 1; j >= 0; j--) this.pool.unpin(this.pool.slotOf(req.blockKey(r, j)));
+    const off = req.slotOffset[r];
+    for (let j = req.allocBlocks[r] - 1; j >= 0; j--) this.pool.release(req.slots[off + j]);
     req.allocBlocks[r] = 0;
-    req.hashedBlocks[r] = 0;
   }
 
-  /** Samples one token for r at time t; returns true when r completed (and left the running set). */
-  private emit(r: number, t: number): boolean {
-    const req = this.req;
-    const bs = this.config.blockSize;
-    const g = ++req.generated[r];
-    this.collector.onToken(r, t);
-    if (g === 1) this.firstTokens.pushBack(r);
-    // The sampled token may fill the block it lands in; that block (already allocated) becomes cached.
-    const len = req.promptLen[r] + g;
-    if (len % bs === 0 && len / bs <= req.allocBlocks[r] && req.hashedBlocks[r] === len / bs - 1) {
-      this.pool.promote(req.blockKey(r, req.hashedBlocks[r]));
-      req.hashedBlocks[r]++;
-    }
-    if (g >= req.outputLen[r]) {
-      this.releaseBlocks(r);
-      req.status[r] = RequestStatus.Done;
-      this.collector.onComplete(r, t);
-      this.finished.pushBack(r);
-      return true;
-    }
-    return false;
+  /** Completes r (its last token, if any, was stamped at t; NaN = the current pass's end). */
+  private complete(r: number, t: number): void {
+    this.releaseBlocks(r);
+    this.req.status[r] = RequestStatus.Done;
+    this.collector.onComplete(r, t);
+    this.finished.pushBack(r);
   }
 
   // ---------------------------------------------------------------------------------------------------------
   // Coalesced decode runs
 
   /** Plans a run of >= 2 pure-decode passes starting at `now`; false when the state does not allow one. */
-  private planRun(now: number, horizon: number): boolean {
+  private planRun(now: number, horizon: number, horizonAlways: boolean): boolean {
     const req = this.req;
     const cfg = this.config;
     const bs = cfg.blockSize;
@@ -413,21 +510,19 @@ export class VllmEngine {
     if (this.waiting.length > 0 && n < cfg.maxNumSeqs) {
       // Admission must stay impossible for the whole run: the KV gate only gets stricter as decode grows.
       const r = this.waiting.front();
-      const matched = this.matchPrefix(r);
-      let activeHits = 0;
-      for (let j = 0; j < matched; j++) if (this.pool.refOf(this.scratchSlots[j]) > 0) activeHits++;
-      const needed = Math.ceil(req.seqLen(r) / bs) - activeHits;
-      if (needed <= this.pool.capacity - this.pool.activeBlocks) return false;
+      if (this.rejection(r) !== null) return false;
+      this.prefixCost(r);
+      const needed = Math.ceil(req.seqLen(r) / bs) - this.activeHitBlocks;
+      if (needed <= cfg.numGpuBlocks - this.pool.activeBlocks) return false;
     }
-
-    // Step j (1-based) computes token c+j-1 of each request and needs a new block when (c+j-1) % bs == 0.
-    const maxSteps = kOut;
-    if (this.runEnds.length < maxSteps + 1) {
+    if (this.runEnds.length < kOut + 1) {
       let cap = this.runEnds.length;
-      while (cap < maxSteps + 1) cap *= 2;
+      while (cap < kOut + 1) cap *= 2;
       this.runEnds = new Float64Array(cap);
     }
-    const avail = this.pool.capacity - this.pool.activeBlocks;
+    // Step j (1-based) computes token c+j-1 of each request and needs a new block when (c+j-1) % bs == 0.
+    const avail = this.pool.freeBlocks + this.pool.inactiveBlocks;
+    const free = this.pool.freeBlocks;
     const shape = this.shape;
     resetPassShape(shape);
     shape.decodeRequests = n;
@@ -435,20 +530,20 @@ export class VllmEngine {
     let t = now;
     let steps = 0;
     let active = this.pool.activeBlocks;
-    let newBlocksTotal = 0;
-    for (let j = 1; j <= maxSteps; j++) {
-      if (j > 1 && t >= horizon) break; // the previous pass ended at/after the horizon: stop before this one
-      // Requests whose computed count c satisfies (c + j - 1) % bs == 0 allocate a block at step j.
+    let newBlocks = 0;
+    let evicts = false;
+    for (let j = 1; j <= kOut; j++) {
+      // A run that evicts changes what a KV-aware router sees, so it stops at the horizon.
+      if (j > 1 && (evicts || horizonAlways) && t >= horizon) break;
       let stepBlocks = 0;
-      for (let k = 0; k < n; k++) {
-        if ((req.computed[this.running[k]] + j - 1) % bs === 0) stepBlocks++;
-      }
-      if (newBlocksTotal + stepBlocks > avail) break; // would need a preemption: leave it to a plain pass
-      newBlocksTotal += stepBlocks;
+      for (let k = 0; k < n; k++) if ((req.computed[this.running[k]] + j - 1) % bs === 0) stepBlocks++;
+      if (newBlocks + stepBlocks > avail) break; // would need a preemption: leave it to a plain pass
+      newBlocks += stepBlocks;
       active += stepBlocks;
+      if (newBlocks > free) evicts = true;
       shape.decodeContextTokens = context + n * (j - 1);
       shape.activeKvTokens = active * bs;
-      t = t + 0 + this.timing.decodeMs(shape) / ratio;
+      t = t + 0 + ns(this.timing.decodeMs(shape) / ratio);
       this.runEnds[j] = t;
       steps = j;
     }
@@ -456,6 +551,7 @@ export class VllmEngine {
     this.runEnds[0] = now;
     this.runSteps = steps;
     this.runApplied = 0;
+    this.runEvicts = evicts;
     this.busyUntil = this.runEnds[steps];
     this.coalescedRuns++;
     return true;
@@ -467,7 +563,6 @@ export class VllmEngine {
    */
   materialize(t: number): number {
     if (this.runSteps <= this.runApplied) return this.busyUntil;
-    // Passes applied: all j with start (runEnds[j-1]) < t.
     let upTo = this.runApplied;
     while (upTo < this.runSteps && this.runEnds[upTo] < t) upTo++;
     if (upTo > this.runApplied) this.applyRunSteps(upTo);
@@ -478,64 +573,57 @@ export class VllmEngine {
     return this.busyUntil;
   }
 
-  /** Applies steps runApplied+1 .. upTo of the planned run. */
+  /** Applies steps runApplied+1 .. upTo of the planned run, exactly as plain passes would. */
   private applyRunSteps(upTo: number): void {
     const req = this.req;
     const bs = this.config.blockSize;
+    const pool = this.pool;
     const from = this.runApplied;
-    const m = upTo - from;
     const n = this.runLen;
     const ends = this.runEnds;
     const col = this.collector;
-    // KV: allocate all blocks the steps need (evictions come off the LRU head in the same order), then promote
-    // blocks filled by sampled tokens.
-    let newBlocks = 0;
-    for (let k = 0; k < n; k++) {
-      const r = this.running[k];
-      const c = req.computed[r];
-      newBlocks += Math.ceil((c + m) / bs) - Math.ceil(c / bs);
+    const log = this.kvEvents;
+    for (let j = from + 1; j <= upTo; j++) {
+      const logStart = log?.length ?? 0;
+      for (let k = 0; k < n; k++) {
+        const r = this.running[k];
+        const c = req.computed[r];
+        if (c % bs === 0) {
+          req.slots[req.slotOffset[r] + req.allocBlocks[r]] = pool.allocate();
+          req.allocBlocks[r]++;
+        }
+        req.computed[r] = c + 1;
+        if ((c + 1) % bs === 0) {
+          const b = (c + 1) / bs - 1;
+          const slot = req.slots[req.slotOffset[r] + b];
+          if (pool.keyOfSlot(slot) < 0) pool.cache(slot, req.blockKey(r, b));
+        }
+      }
+      if (log !== null) log.stamp(logStart, ends[j]);
     }
-    this.pool.allocate(newBlocks);
+    // Tokens: the first applied step's gap differs per request; later gaps are shared by all n requests.
+    const m = upTo - from;
     const firstEnd = ends[from + 1];
+    const lastEnd = ends[upTo];
     for (let k = 0; k < n; k++) {
       const r = this.running[k];
-      const c = req.computed[r];
-      req.allocBlocks[r] += Math.ceil((c + m) / bs) - Math.ceil(c / bs);
-      req.computed[r] = c + m;
-      // Tokens: the first applied step's gap differs per request; the rest are shared (added below).
-      const prevLast = col.lastTokenMs[r];
-      col.addGap(firstEnd - prevLast, 1);
+      col.addGap(firstEnd - col.lastTokenMs[r], 1);
       if (col.tokens[r] === 1) col.secondTokenMs[r] = firstEnd;
       col.tokens[r] += m;
-      col.lastTokenMs[r] = ends[from + m];
-      const g0 = req.generated[r];
-      req.generated[r] = g0 + m;
-      // Blocks filled by the sampled tokens become cached.
-      const lenAfter = req.promptLen[r] + g0 + m;
-      const full = Math.min(Math.floor(lenAfter / bs), req.allocBlocks[r]);
-      while (req.hashedBlocks[r] < full) {
-        this.pool.promote(req.blockKey(r, req.hashedBlocks[r]));
-        req.hashedBlocks[r]++;
-      }
+      col.lastTokenMs[r] = lastEnd;
+      req.generated[r] += m;
     }
     for (let j = from + 2; j <= upTo; j++) col.addGap(ends[j] - ends[j - 1], n);
     this.passes += m;
-    this.busyMs += ends[upTo] - ends[from];
+    this.busyMs += lastEnd - ends[from];
     this.runApplied = upTo;
     // Completions happen only in the run's final pass.
     if (upTo === this.runSteps) {
-      const t = ends[upTo];
       let w = 0;
       for (let k = 0; k < n; k++) {
         const r = this.running[k];
-        if (req.generated[r] >= req.outputLen[r]) {
-          this.releaseBlocks(r);
-          req.status[r] = RequestStatus.Done;
-          col.onComplete(r, t);
-          this.finished.pushBack(r);
-        } else {
-          this.running[w++] = r;
-        }
+        if (req.generated[r] >= req.outputLen[r]) this.complete(r, lastEnd);
+        else this.running[w++] = r;
       }
       this.runLen = w;
     }

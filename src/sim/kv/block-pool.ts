@@ -1,45 +1,47 @@
 /**
- * The GPU KV-cache block pool of one engine with prefix caching (vLLM-style).
+ * The GPU KV-cache block pool of one engine with prefix caching (vLLM-style), at the granularity of physical
+ * block copies.
  *
- * Blocks are either private (allocated to one request, not yet full or not yet hashed) or cached: full blocks
- * registered under their key (a chained hash, see `BlockLayout`). A cached block is active while at least one
- * request references it and inactive otherwise; inactive blocks stay reusable until evicted in LRU order.
+ * A copy is private (being filled; key -1) or cached under a key (a chained block hash, see `BlockLayout`). A
+ * cached copy is active while requests reference it and inactive otherwise; inactive copies stay reusable until
+ * evicted in LRU order of release. Two requests that compute the same block concurrently each hold a copy
+ * (as vLLM does); the first copy of a key is its primary, the one prefix lookups return.
  *
- * Everything lives in typed arrays indexed by slot; the key -> slot index is an open-addressing table with
- * linear probing and backward-shift deletion, so lookups, pins and evictions allocate nothing.
+ * Everything lives in typed arrays indexed by slot; the key -> primary index is an open-addressing table with
+ * linear probing and backward-shift deletion, so lookups, allocations and evictions allocate nothing.
  */
 export class BlockPool {
   readonly capacity: number;
   private readonly keyOf: Int32Array;
   private readonly ref: Int32Array;
-  private readonly prev: Int32Array;
+  private readonly prev: Int32Array; // LRU links
   private readonly next: Int32Array;
+  private readonly dupNext: Int32Array; // next copy of the same key (-1 = none)
   private readonly freeSlots: Int32Array;
-  private freeSlotCount: number;
-  private readonly table: Int32Array; // slot + 1, 0 = empty
+  private freeCount: number;
+  private readonly table: Int32Array; // primary slot + 1, 0 = empty
   private readonly tableMask: number;
   private readonly tableShift: number;
   private lruHead = -1; // oldest inactive
   private lruTail = -1; // newest inactive
-  private cached = 0; // slots in the table
-  private activeCached = 0; // cached with ref > 0
-  private privateCount = 0;
-  /** Called with the key of each cached block evicted to make room (lower KV tiers hook in here). */
-  onEvict: ((key: number) => void) | null = null;
-  /** Blocks evicted since creation. */
+  private inactive = 0;
+  /** Called when a key becomes cached (first copy) or stops being cached (last copy evicted). */
+  onKeyEvent: ((key: number, stored: boolean) => void) | null = null;
+  /** Copies evicted since creation. */
   evictions = 0;
 
   constructor(capacity: number) {
     if (!Number.isInteger(capacity) || capacity < 1)
       throw new RangeError('KV pool capacity must be >= 1 block');
     this.capacity = capacity;
-    this.keyOf = new Int32Array(capacity);
+    this.keyOf = new Int32Array(capacity).fill(-1);
     this.ref = new Int32Array(capacity);
     this.prev = new Int32Array(capacity);
     this.next = new Int32Array(capacity);
+    this.dupNext = new Int32Array(capacity).fill(-1);
     this.freeSlots = new Int32Array(capacity);
     for (let i = 0; i < capacity; i++) this.freeSlots[i] = capacity - 1 - i;
-    this.freeSlotCount = capacity;
+    this.freeCount = capacity;
     let bits = 4;
     while (1 << bits < capacity * 2) bits++;
     this.table = new Int32Array(1 << bits);
@@ -47,30 +49,23 @@ export class BlockPool {
     this.tableShift = 32 - bits;
   }
 
-  /** Blocks referenced by at least one request (cached active + private). */
+  /** Copies referenced by at least one request (private or cached). */
   get activeBlocks(): number {
-    return this.activeCached + this.privateCount;
-  }
-  /** Cached blocks (active and inactive). */
-  get cachedBlocks(): number {
-    return this.cached;
+    return this.capacity - this.freeCount - this.inactive;
   }
   get inactiveBlocks(): number {
-    return this.cached - this.activeCached;
+    return this.inactive;
   }
-  get privateBlocks(): number {
-    return this.privateCount;
-  }
-  /** Blocks holding nothing at all. */
+  /** Copies holding nothing. */
   get freeBlocks(): number {
-    return this.capacity - this.cached - this.privateCount;
+    return this.freeCount;
   }
 
   private hash(key: number): number {
     return Math.imul(key ^ (key >>> 16), 0x9e3779b1) >>> this.tableShift;
   }
 
-  /** Slot of a cached key, or -1. */
+  /** Primary copy of a cached key, or -1. */
   slotOf(key: number): number {
     let i = this.hash(key);
     for (;;) {
@@ -81,90 +76,98 @@ export class BlockPool {
     }
   }
 
-  /** Reference count of a cached slot. */
+  keyOfSlot(slot: number): number {
+    return this.keyOf[slot];
+  }
+
   refOf(slot: number): number {
     return this.ref[slot];
   }
 
-  /** Adds a reference to a cached slot (a prefix hit), reactivating it if it was inactive. */
+  /** Adds a reference to a cached copy (a prefix hit), taking it off the LRU if it was inactive. */
   pin(slot: number): void {
     if (this.ref[slot]++ === 0) {
       this.lruUnlink(slot);
-      this.activeCached++;
+      this.inactive--;
     }
   }
 
-  /** Drops a reference; the block becomes the newest inactive block when the last reference goes. */
-  unpin(slot: number): void {
+  /**
+   * Takes a fresh private copy, evicting the least recently released inactive copy if nothing is free.
+   * Callers check capacity first (`activeBlocks < capacity`).
+   */
+  allocate(): number {
+    if (this.freeCount === 0) this.evictOldest();
+    const slot = this.freeSlots[--this.freeCount];
+    this.keyOf[slot] = -1;
+    this.ref[slot] = 1;
+    return slot;
+  }
+
+  /** Registers a private copy under `key` (its tokens are all computed); it may become the key's primary. */
+  cache(slot: number, key: number): void {
+    this.keyOf[slot] = key;
+    this.dupNext[slot] = -1;
+    let i = this.hash(key);
+    for (;;) {
+      const s = this.table[i];
+      if (s === 0) {
+        this.table[i] = slot + 1;
+        if (this.onKeyEvent !== null) this.onKeyEvent(key, true);
+        return;
+      }
+      if (this.keyOf[s - 1] === key) {
+        // A duplicate: append to the key's chain of copies.
+        let c = s - 1;
+        while (this.dupNext[c] >= 0) c = this.dupNext[c];
+        this.dupNext[c] = slot;
+        return;
+      }
+      i = (i + 1) & this.tableMask;
+    }
+  }
+
+  /** Drops one reference. A private copy is freed; a cached copy becomes the newest inactive copy at 0. */
+  release(slot: number): void {
+    if (this.keyOf[slot] < 0) {
+      this.ref[slot] = 0;
+      this.freeSlots[this.freeCount++] = slot;
+      return;
+    }
     if (--this.ref[slot] === 0) {
-      this.activeCached--;
+      this.inactive++;
       this.lruAppend(slot);
     }
   }
 
-  /** True when n private blocks can be allocated, evicting inactive blocks if needed. */
-  canAllocate(n: number): boolean {
-    return n <= this.capacity - this.activeBlocks;
-  }
-
-  /** Allocates n private blocks, evicting the oldest inactive blocks as needed; false (and no change) if short. */
-  allocate(n: number): boolean {
-    if (n <= 0) return true;
-    if (n > this.capacity - this.activeBlocks) return false;
-    let shortfall = n - this.freeBlocks;
-    while (shortfall-- > 0) this.evictOldest();
-    this.privateCount += n;
-    return true;
-  }
-
-  /** Returns n private blocks to the free pool. */
-  freePrivate(n: number): void {
-    this.privateCount -= n;
-  }
-
-  /**
-   * Turns one of the caller's private blocks into the cached block `key` with one reference. If `key` is already
-   * cached the private block is freed and the existing copy gains the reference instead. Returns the slot.
-   */
-  promote(key: number): number {
-    this.privateCount--;
-    const existing = this.slotOf(key);
-    if (existing >= 0) {
-      this.pin(existing);
-      return existing;
-    }
-    const slot = this.freeSlots[--this.freeSlotCount];
-    this.keyOf[slot] = key;
-    this.ref[slot] = 1;
-    this.cached++;
-    this.activeCached++;
-    let i = this.hash(key);
-    while (this.table[i] !== 0) i = (i + 1) & this.tableMask;
-    this.table[i] = slot + 1;
-    return slot;
-  }
-
-  /** Evicts the least recently used inactive block. */
   private evictOldest(): void {
     const slot = this.lruHead;
     if (slot < 0) throw new Error('BlockPool: nothing to evict');
     this.lruUnlink(slot);
+    this.inactive--;
     const key = this.keyOf[slot];
-    this.tableDelete(slot);
-    this.cached--;
-    this.freeSlots[this.freeSlotCount++] = slot;
+    let i = this.hash(key);
+    while (this.keyOf[this.table[i] - 1] !== key) i = (i + 1) & this.tableMask;
+    const primary = this.table[i] - 1;
+    if (primary === slot) {
+      const successor = this.dupNext[slot];
+      if (successor >= 0) this.table[i] = successor + 1;
+      else {
+        this.tableDeleteAt(i);
+        if (this.onKeyEvent !== null) this.onKeyEvent(key, false);
+      }
+    } else {
+      let c = primary;
+      while (this.dupNext[c] !== slot) c = this.dupNext[c];
+      this.dupNext[c] = this.dupNext[slot];
+    }
+    this.dupNext[slot] = -1;
+    this.keyOf[slot] = -1;
+    this.freeSlots[this.freeCount++] = slot;
     this.evictions++;
-    if (this.onEvict !== null) this.onEvict(key);
   }
 
-  /** Evicts n inactive blocks in LRU order (used by the coalesced decode path). */
-  evict(n: number): void {
-    while (n-- > 0) this.evictOldest();
-  }
-
-  private tableDelete(slot: number): void {
-    let i = this.hash(this.keyOf[slot]);
-    while (this.table[i] !== slot + 1) i = (i + 1) & this.tableMask;
+  private tableDeleteAt(i: number): void {
     // Backward-shift deletion keeps probe chains intact without tombstones.
     let j = i;
     for (;;) {
@@ -172,9 +175,7 @@ export class BlockPool {
       const s = this.table[j];
       if (s === 0) break;
       const home = this.hash(this.keyOf[s - 1]);
-      const dist = (j - home) & this.tableMask;
-      const gap = (j - i) & this.tableMask;
-      if (dist >= gap) {
+      if (((j - home) & this.tableMask) >= ((j - i) & this.tableMask)) {
         this.table[i] = s;
         i = j;
       }
@@ -199,31 +200,45 @@ export class BlockPool {
     else this.lruTail = p;
   }
 
-  /** Keys of inactive blocks from oldest to newest (tests and diagnostics). */
+  /** Keys of inactive copies from oldest to newest (tests and diagnostics). */
   inactiveKeys(): number[] {
     const out: number[] = [];
     for (let s = this.lruHead; s >= 0; s = this.next[s]) out.push(this.keyOf[s]);
     return out;
   }
 
+  /** Number of distinct cached keys (tests and diagnostics). */
+  cachedKeys(): number {
+    let n = 0;
+    for (let i = 0; i < this.table.length; i++) if (this.table[i] !== 0) n++;
+    return n;
+  }
+
   /** Checks internal consistency; throws with a description when broken (tests). */
   assertInvariants(): void {
-    let inactive = 0;
+    let lru = 0;
     for (let s = this.lruHead; s >= 0; s = this.next[s]) {
       if (this.ref[s] !== 0) throw new Error(`slot ${s} in LRU with ref ${this.ref[s]}`);
-      inactive++;
+      if (this.keyOf[s] < 0) throw new Error(`private slot ${s} in LRU`);
+      lru++;
     }
-    if (inactive !== this.cached - this.activeCached) throw new Error('LRU length != inactive count');
-    let inTable = 0;
+    if (lru !== this.inactive) throw new Error('LRU length != inactive count');
+    const free = new Set(Array.from(this.freeSlots.subarray(0, this.freeCount)));
+    if (free.size !== this.freeCount) throw new Error('free slot listed twice');
+    let chained = 0;
     for (let i = 0; i < this.table.length; i++) {
       const s = this.table[i];
       if (s === 0) continue;
-      inTable++;
       if (this.slotOf(this.keyOf[s - 1]) !== s - 1) throw new Error(`key ${this.keyOf[s - 1]} not findable`);
+      for (let c = s - 1; c >= 0; c = this.dupNext[c]) {
+        if (free.has(c)) throw new Error(`cached slot ${c} is also free`);
+        if (this.keyOf[c] !== this.keyOf[s - 1]) throw new Error(`copy ${c} in the wrong chain`);
+        chained++;
+      }
     }
-    if (inTable !== this.cached) throw new Error('table size != cached count');
-    if (this.cached + this.privateCount > this.capacity) throw new Error('pool over capacity');
-    if (this.privateCount < 0 || this.activeCached < 0) throw new Error('negative counts');
-    if (this.freeSlotCount !== this.capacity - this.cached) throw new Error('free slot stack out of sync');
+    let cachedSlots = 0;
+    for (let s = 0; s < this.capacity; s++) if (!free.has(s) && this.keyOf[s] >= 0) cachedSlots++;
+    if (chained !== cachedSlots)
+      throw new Error(`cached copies ${cachedSlots} but ${chained} reachable from the index`);
   }
 }

@@ -79,8 +79,11 @@ export class Collector {
     this.completed++;
   }
 
-  onReject(r: number, t: number): void {
-    this.terminalMs[r] = t;
+  /** Rejected requests: the reason per request (terminal time is stamped with the pass end). */
+  readonly rejectReasons = new Map<number, string>();
+
+  onReject(r: number, reason: string): void {
+    this.rejectReasons.set(r, reason);
     this.rejected++;
   }
 }

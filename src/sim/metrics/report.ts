@@ -1,3 +1,4 @@
+import { RequestStatus } from '../engine/request-table.ts';
 import type { SimulationResult } from '../simulation.ts';
 import { type Distribution, summarize, summarizeHistogram } from './distribution.ts';
 
@@ -48,6 +49,7 @@ export interface SimulationReport {
   };
   prefix_cache_reused_ratio: number;
   first_admission_prefix_cache_reused_ratio: number;
+  committed_prefill_tokens: number;
   gpus: number;
   gpu_hours: number;
   preemptions: number;
@@ -67,6 +69,7 @@ export function buildReport(result: SimulationResult, wallMs: number, slo?: SloT
   const e2e = new Float64Array(n);
   const queue = new Float64Array(n);
   let completed = 0;
+  let nTtft = 0;
   let nTtst = 0;
   let nTpot = 0;
   let duration = 0;
@@ -78,36 +81,38 @@ export function buildReport(result: SimulationResult, wallMs: number, slo?: SloT
   let reusedFirst = 0;
   let good = 0;
   let goodOut = 0;
+  const status = result.requests.status;
   for (let r = 0; r < n; r++) {
     allIn += workload.inputLength[r];
     allOut += workload.outputLength[r];
     const end = c.terminalMs[r];
-    if (!(end <= cap) || c.tokens[r] === 0) continue; // incomplete or rejected
-    if (c.tokens[r] < workload.outputLength[r]) continue;
+    // Counted: completed (zero-output requests too) by the end of the simulated window.
+    if (status[r] !== RequestStatus.Done || !(end <= cap)) continue;
+    completed++;
+    if (end > duration) duration = end;
+    inTok += workload.inputLength[r];
+    reused += c.reusedBest[r];
+    reusedFirst += c.reusedFirst[r];
+    const k = c.tokens[r];
+    outTok += k;
     const arrival = c.arrivalMs[r];
     const first = c.firstTokenMs[r];
     const last = c.lastTokenMs[r];
-    const k = c.tokens[r];
-    ttft[completed] = first - arrival;
-    e2e[completed] = last - arrival;
-    queue[completed] = c.firstAdmitMs[r] - arrival;
-    completed++;
+    if (k >= 1) {
+      ttft[nTtft] = first - arrival;
+      e2e[nTtft] = last - arrival;
+      queue[nTtft] = c.firstAdmitMs[r] - arrival;
+      nTtft++;
+    }
     if (k >= 2) {
       ttst[nTtst++] = c.secondTokenMs[r] - first;
       tpot[nTpot++] = (last - first) / (k - 1);
     }
-    if (end > duration) duration = end;
-    inTok += workload.inputLength[r];
-    outTok += k;
-    reused += c.reusedBest[r];
-    reusedFirst += c.reusedFirst[r];
     if (slo) {
       const itl = k > 1 ? (last - first) / (k - 1) : 0;
-      if (
-        (slo.ttftMs === undefined || first - arrival <= slo.ttftMs) &&
-        (slo.e2eMs === undefined || last - arrival <= slo.e2eMs) &&
-        (slo.itlMs === undefined || k <= 1 || itl <= slo.itlMs)
-      ) {
+      const ttftOk = k === 0 || slo.ttftMs === undefined || first - arrival <= slo.ttftMs;
+      const e2eOk = slo.e2eMs === undefined || (k === 0 ? end - arrival : last - arrival) <= slo.e2eMs;
+      if (ttftOk && e2eOk && (slo.itlMs === undefined || k <= 1 || itl <= slo.itlMs)) {
         good++;
         goodOut += k;
       }
@@ -139,12 +144,12 @@ export function buildReport(result: SimulationResult, wallMs: number, slo?: SloT
     total_output_tokens: allOut,
     simulated_duration_s: duration / 1000,
     wall_s: wallMs / 1000,
-    ttft_ms: summarize(ttft, completed),
+    ttft_ms: summarize(ttft, nTtft),
     ttst_ms: summarize(ttst, nTtst),
     tpot_ms: summarize(tpot, nTpot),
     itl_ms: summarizeHistogram(c.itl),
-    e2e_ms: summarize(e2e, completed),
-    queue_ms: summarize(queue, completed),
+    e2e_ms: summarize(e2e, nTtft),
+    queue_ms: summarize(queue, nTtft),
     output_token_throughput_per_user: { mean: c.itl.count > 0 ? c.userRateSum / c.itl.count : Number.NaN },
     request_throughput_rps: completed / durS,
     input_throughput_tok_s: inTok / durS,
@@ -154,6 +159,7 @@ export function buildReport(result: SimulationResult, wallMs: number, slo?: SloT
     total_throughput_tok_s_per_gpu: (inTok + outTok) / durS / gpus,
     prefix_cache_reused_ratio: inTok > 0 ? reused / inTok : 0,
     first_admission_prefix_cache_reused_ratio: inTok > 0 ? reusedFirst / inTok : 0,
+    committed_prefill_tokens: engines.reduce((sum, e) => sum + e.committedPrefillTokens, 0),
     gpus,
     gpu_hours: (gpus * duration) / 3_600_000,
     preemptions,

@@ -4,130 +4,143 @@ import type { Rng } from '../random.ts';
 import type { Router } from './router.ts';
 
 export interface KvRouterConfig {
-  /** Weight of the prefill cost (uncached prompt blocks plus queued prefill) against the decode load. */
+  /** Weight of the prefill term against the decode term (Dynamo's prefill load scale / overlap weight). */
   overlapWeight: number;
-  /** 0 picks the cheapest engine; above 0, engines are sampled with softmax over normalised costs. */
+  /** Blocks of prefill credited per cached prefix block (Dynamo's overlap score credit). */
+  overlapCredit: number;
+  /** 0 picks the cheapest engine (random among equals); above 0, softmax sampling over normalised costs. */
   temperature: number;
 }
 
 /**
- * KV-cache-aware routing (Dynamo's KV router): for every engine, the cost of sending the request there is
- * `overlapWeight x prefill blocks + decode blocks`, where prefill blocks are the engine's queued prefill
- * tokens plus the request's uncached prompt (prompt minus the longest prefix cached on that engine), and
- * decode blocks are the distinct KV blocks of requests in flight there plus the request's blocks not among
- * them.
+ * KV-cache-aware routing, as Dynamo's KV router scores workers. For engine w and a request with `isl` prompt
+ * tokens and full prompt blocks B:
+ *
+ *   cost = overlapWeight x max((queued prefill tokens on w + isl) / blockSize - overlapCredit x overlap_w, 0)
+ *        + |active blocks on w  union  B|
+ *
+ * where overlap_w is the longest prefix of B cached on w, queued prefill tokens are the uncached prompt tokens
+ * of requests routed to w that have not produced their first token, and active blocks are the distinct full
+ * prompt blocks of requests in flight on w. The router learns of an engine's cache from its KV events, at the
+ * end of the pass that produced them.
  */
 export class KvRouter implements Router {
   readonly name = 'kv';
-  readonly readsState = true;
+  readonly reads = 'kv-events';
   private readonly prefillTokens: Float64Array;
-  private readonly activeBlocks: Float64Array;
-  /** Per engine: refcounts of prompt block keys of in-flight requests (shared blocks counted once). */
-  private readonly blockRefs: Map<number, number>[];
+  private readonly activeCount: Float64Array;
+  private readonly activeRefs: Map<number, number>[];
+  private readonly views: Uint32Array[];
   private readonly routedPrefill: Float64Array;
   private readonly costs: Float64Array;
   private readonly overlaps: Int32Array;
-
   private readonly config: KvRouterConfig;
   private readonly req: RequestTable;
   private readonly rng: Rng;
+
   constructor(config: KvRouterConfig, req: RequestTable, engines: number, rng: Rng) {
     this.config = config;
     this.req = req;
     this.rng = rng;
     this.prefillTokens = new Float64Array(engines);
-    this.activeBlocks = new Float64Array(engines);
-    this.blockRefs = Array.from({ length: engines }, () => new Map<number, number>());
+    this.activeCount = new Float64Array(engines);
+    this.activeRefs = Array.from({ length: engines }, () => new Map<number, number>());
+    const words = Math.ceil(req.layout.promptKeySpace / 32) + 1;
+    this.views = Array.from({ length: engines }, () => new Uint32Array(words));
     this.routedPrefill = new Float64Array(req.size);
     this.costs = new Float64Array(engines);
     this.overlaps = new Int32Array(engines);
   }
 
-  /** Leading prompt blocks of r cached on engine e. */
-  overlap(r: number, engine: VllmEngine): number {
+  /** Leading full prompt blocks of r that engine e is known to have cached. */
+  overlap(r: number, e: number): number {
     const layout = this.req.layout;
     const f = layout.promptBlocks[r];
     const off = layout.offsets[r];
+    const view = this.views[e];
     let j = 0;
-    while (j < f && engine.pool.slotOf(layout.keys[off + j]) >= 0) j++;
+    while (j < f) {
+      const k = layout.keys[off + j];
+      if ((view[k >>> 5] & (1 << (k & 31))) === 0) break;
+      j++;
+    }
     return j;
   }
 
-  route(r: number, engines: readonly VllmEngine[]): number {
+  private syncViews(engines: readonly VllmEngine[], now: number): void {
+    for (let e = 0; e < engines.length; e++) {
+      const log = engines[e].kvEvents;
+      if (log === null) continue;
+      const view = this.views[e];
+      log.consume(now, (key, stored) => {
+        if (stored) view[key >>> 5] |= 1 << (key & 31);
+        else view[key >>> 5] &= ~(1 << (key & 31));
+      });
+    }
+  }
+
+  route(r: number, engines: readonly VllmEngine[], now: number): number {
+    this.syncViews(engines, now);
     const req = this.req;
-    const bs = req.layout.blockSize;
+    const layout = req.layout;
+    const bs = layout.blockSize;
     const isl = req.promptLen[r];
-    const f = req.layout.promptBlocks[r];
-    const off = req.layout.offsets[r];
-    const requestBlocks = Math.ceil(isl / bs);
+    const f = layout.promptBlocks[r];
+    const off = layout.offsets[r];
+    const { overlapWeight, overlapCredit, temperature } = this.config;
     let min = Number.POSITIVE_INFINITY;
     let max = Number.NEGATIVE_INFINITY;
     for (let e = 0; e < engines.length; e++) {
-      const ov = this.overlap(r, engines[e]);
+      const ov = this.overlap(r, e);
       this.overlaps[e] = ov;
-      const refs = this.blockRefs[e];
-      let fresh = requestBlocks - f; // a partial tail block is never shared
-      for (let j = 0; j < f; j++) if (!refs.has(req.layout.keys[off + j])) fresh++;
-      const prefillBlocks = (this.prefillTokens[e] + isl - ov * bs) / bs;
-      const decodeBlocks = this.activeBlocks[e] + fresh;
-      const cost = this.config.overlapWeight * prefillBlocks + decodeBlocks;
+      const refs = this.activeRefs[e];
+      let fresh = 0;
+      for (let j = 0; j < f; j++) if (!refs.has(layout.keys[off + j])) fresh++;
+      const prefill = Math.max((this.prefillTokens[e] + isl) / bs - overlapCredit * ov, 0);
+      const cost = overlapWeight * prefill + this.activeCount[e] + fresh;
       this.costs[e] = cost;
       if (cost < min) min = cost;
       if (cost > max) max = cost;
     }
     let chosen = -1;
-    if (this.config.temperature > 0 && max > min) {
+    if (temperature > 0 && max > min) {
       let total = 0;
       for (let e = 0; e < engines.length; e++) {
-        const w = Math.exp(-(this.costs[e] - min) / ((max - min) * this.config.temperature));
+        const w = Math.exp(-(this.costs[e] - min) / ((max - min) * temperature));
         this.costs[e] = w;
         total += w;
       }
       let x = this.rng.next() * total;
-      for (let e = 0; e < engines.length; e++) {
+      for (let e = 0; e < engines.length && chosen < 0; e++) {
         x -= this.costs[e];
-        if (x < 0) {
-          chosen = e;
-          break;
-        }
+        if (x < 0) chosen = e;
       }
       if (chosen < 0) chosen = engines.length - 1;
     } else {
-      // Cheapest; ties to the engine with the smaller cache, then a seeded coin.
+      // Cheapest engine; equal costs are broken uniformly at random (reservoir sampling), as the reference does.
       let ties = 0;
-      let bestTree = Number.POSITIVE_INFINITY;
       for (let e = 0; e < engines.length; e++) {
         if (this.costs[e] !== min) continue;
-        const tree = engines[e].pool.cachedBlocks;
-        if (tree < bestTree) {
-          bestTree = tree;
-          chosen = e;
-          ties = 1;
-        } else if (tree === bestTree) {
-          ties++;
-          if (this.rng.int(ties) === 0) chosen = e;
-        }
+        ties++;
+        if (ties === 1 || this.rng.int(ties) === 0) chosen = e;
       }
     }
-    this.routedPrefill[r] = isl - this.overlaps[chosen] * bs;
+    this.routedPrefill[r] = Math.max(0, isl - this.overlaps[chosen] * bs);
     return chosen;
   }
 
   onRouted(r: number, e: number): void {
-    const req = this.req;
-    const bs = req.layout.blockSize;
-    const f = req.layout.promptBlocks[r];
-    const off = req.layout.offsets[r];
+    const layout = this.req.layout;
+    const f = layout.promptBlocks[r];
+    const off = layout.offsets[r];
     this.prefillTokens[e] += this.routedPrefill[r];
-    const refs = this.blockRefs[e];
-    let fresh = Math.ceil(req.promptLen[r] / bs) - f;
+    const refs = this.activeRefs[e];
     for (let j = 0; j < f; j++) {
-      const k = req.layout.keys[off + j];
+      const k = layout.keys[off + j];
       const c = refs.get(k) ?? 0;
-      if (c === 0) fresh++;
+      if (c === 0) this.activeCount[e]++;
       refs.set(k, c + 1);
     }
-    this.activeBlocks[e] += fresh;
   }
 
   onFirstToken(r: number, e: number): void {
@@ -137,20 +150,17 @@ export class KvRouter implements Router {
 
   onFinished(r: number, e: number): void {
     if (this.routedPrefill[r] !== 0) this.onFirstToken(r, e);
-    const req = this.req;
-    const bs = req.layout.blockSize;
-    const f = req.layout.promptBlocks[r];
-    const off = req.layout.offsets[r];
-    const refs = this.blockRefs[e];
-    let gone = Math.ceil(req.promptLen[r] / bs) - f;
+    const layout = this.req.layout;
+    const f = layout.promptBlocks[r];
+    const off = layout.offsets[r];
+    const refs = this.activeRefs[e];
     for (let j = 0; j < f; j++) {
-      const k = req.layout.keys[off + j];
+      const k = layout.keys[off + j];
       const c = refs.get(k) ?? 0;
       if (c <= 1) {
+        if (c === 1) this.activeCount[e]--;
         refs.delete(k);
-        gone++;
       } else refs.set(k, c - 1);
     }
-    this.activeBlocks[e] -= gone;
   }
 }

@@ -4,12 +4,11 @@ import type { VllmEngine } from '../engine/vllm-engine.ts';
 export interface Router {
   readonly name: string;
   /**
-   * True when choosing reads engine state (loads, caches). Engines are then brought up to date with every
-   * arrival before routing; otherwise only the chosen engine is.
+   * What routing reads, which decides how far engines must be brought up to date before each decision:
+   * 'none' (state-blind), 'kv-events' (prefix caches, through KV event logs: only engines whose pending work
+   * evicts blocks), 'engines' (queue lengths and the like: every engine).
    */
-  readonly readsState: boolean;
-  /** For state-blind routers: the engines the next `count` arrivals will go to, without committing. */
-  peekTargets?(count: number, out: number[]): void;
+  readonly reads: 'none' | 'kv-events' | 'engines';
   route(r: number, engines: readonly VllmEngine[], now: number): number;
   onRouted?(r: number, engine: number): void;
   onFirstToken?(r: number, engine: number): void;

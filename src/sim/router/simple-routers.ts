@@ -5,16 +5,11 @@ import type { Router } from './router.ts';
 /** Round-robin over engines in arrival order. */
 export class RoundRobinRouter implements Router {
   readonly name = 'round-robin';
-  readonly readsState = false;
+  readonly reads = 'none';
   private counter = 0;
   private readonly engines: number;
   constructor(engines: number) {
     this.engines = engines;
-  }
-
-  peekTargets(count: number, out: number[]): void {
-    out.length = 0;
-    for (let i = 0; i < count; i++) out.push((this.counter + i) % this.engines);
   }
 
   route(): number {
@@ -27,7 +22,7 @@ export class RoundRobinRouter implements Router {
 /** Uniformly random engine (seeded). */
 export class RandomRouter implements Router {
   readonly name = 'random';
-  readonly readsState = true; // the choice is state-blind, but unknown until drawn
+  readonly reads = 'none';
   private readonly rng: Rng;
   constructor(rng: Rng) {
     this.rng = rng;
@@ -40,7 +35,7 @@ export class RandomRouter implements Router {
 /** Engine with the fewest requests in flight (waiting + running); ties go to the lowest index. */
 export class LeastLoadedRouter implements Router {
   readonly name = 'least-loaded';
-  readonly readsState = true;
+  readonly reads = 'engines';
   route(_r: number, engines: readonly VllmEngine[]): number {
     let best = 0;
     let bestLoad = Number.POSITIVE_INFINITY;

@@ -21,7 +21,8 @@ export class PolynomialTiming implements TimingModel {
 
   decodeMs(s: PassShape): number {
     if (s.decodeRequests === 0) return 0;
-    const u = Math.min(1, s.activeKvTokens / s.kvCapacityTokens);
+    // Utilisation by the decode batch's logical context (not physical blocks), as the reference computes it.
+    const u = Math.min(1, s.decodeContextTokens / s.kvCapacityTokens);
     return Math.max(1, -25.74 * u * u + 54.01 * u + 5.74);
   }
 }

@@ -19,6 +19,8 @@ export interface BlockLayout {
   readonly offsets: Int32Array;
   readonly promptBlocks: Int32Array;
   readonly keys: Int32Array;
+  /** Keys below this are prompt blocks (shareable); the rest are private generated-token blocks. */
+  readonly promptKeySpace: number;
   /** First key of request i's private range (blocks holding generated tokens). */
   readonly uniqueBase: Int32Array;
   /** One past the largest key in use. */
@@ -91,7 +93,7 @@ export function layoutBlocks(w: Workload, blockSize: number): BlockLayout {
     if (next > 0x7fffffff)
       throw new RangeError('workload too large for 32-bit block keys at this block size');
   }
-  return { blockSize, offsets, promptBlocks, keys, uniqueBase, keySpace: next };
+  return { blockSize, offsets, promptBlocks, keys, promptKeySpace: keySpace, uniqueBase, keySpace: next };
 }
 
 /** Key of block j of request i (prompt block or private generated block). */

@@ -27,7 +27,17 @@ describe('servetune simulate', () => {
   it('replays the bundled trace, prints a summary and writes the JSON report', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'servetune-'));
     const json = join(dir, 'report.json');
-    const r = await cli('simulate', '--trace', sample, '--workers', '4', '--block-size', '512', '--json', json);
+    const r = await cli(
+      'simulate',
+      '--trace',
+      sample,
+      '--workers',
+      '4',
+      '--block-size',
+      '512',
+      '--json',
+      json,
+    );
     expect(r.err).toBe('');
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/TTFT\s+[\d,.]+/);
@@ -85,15 +95,31 @@ describe('servetune simulate', () => {
   });
 
   const bad: [string, string[], RegExp][] = [
-    ['missing trace file', ['--trace', '/nope/x.jsonl'], /^servetune simulate: \/nope\/x\.jsonl: file not found\n$/],
+    [
+      'missing trace file',
+      ['--trace', '/nope/x.jsonl'],
+      /^servetune simulate: \/nope\/x\.jsonl: file not found\n$/,
+    ],
     ['unknown flag', ['--trace', sample, '--wrkers', '2'], /unknown option '--wrkers'/],
-    ['non-numeric value', ['--trace', sample, '--workers', 'many'], /--workers: expected a number, got 'many'/],
-    ['non-integer value', ['--trace', sample, '--block-size', '6.5'], /--block-size: expected an integer, got '6.5'/],
+    [
+      'non-numeric value',
+      ['--trace', sample, '--workers', 'many'],
+      /--workers: expected a number, got 'many'/,
+    ],
+    [
+      'non-integer value',
+      ['--trace', sample, '--block-size', '6.5'],
+      /--block-size: expected an integer, got '6.5'/,
+    ],
     ['negative value', ['--trace', sample, '--workers=-1'], /--workers: must be positive/],
     ['bad router', ['--trace', sample, '--router', 'fastest'], /--router: unknown value 'fastest'/],
     ['bad SLO', ['--trace', sample, '--slo', 'ttft=fast'], /--slo: cannot read 'ttft=fast'/],
     ['no workload', [], /no workload/],
-    ['synthetic without a rate', ['--request-count', '5', '--input-tokens', '10', '--output-tokens', '2'], /requestRate/],
+    [
+      'synthetic without a rate',
+      ['--request-count', '5', '--input-tokens', '10', '--output-tokens', '2'],
+      /requestRate/,
+    ],
   ];
   for (const [name, argv, pattern] of bad) {
     it(`exits 2 with one clear line on ${name}`, async () => {
@@ -107,7 +133,10 @@ describe('servetune simulate', () => {
   it('names the line and field of a malformed trace', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'servetune-'));
     const t = join(dir, 'bad.jsonl');
-    writeFileSync(t, '{"timestamp":0,"input_length":10,"output_length":2,"hash_ids":[1]}\n{"timestamp":1,"input_length":-4,"output_length":2,"hash_ids":[1]}\n');
+    writeFileSync(
+      t,
+      '{"timestamp":0,"input_length":10,"output_length":2,"hash_ids":[1]}\n{"timestamp":1,"input_length":-4,"output_length":2,"hash_ids":[1]}\n',
+    );
     const r = await cli('simulate', '--trace', t);
     expect(r.code).toBe(2);
     expect(r.err).toBe(`servetune simulate: ${t}:2: field 'input_length': must not be negative, got -4\n`);

@@ -17,21 +17,22 @@ function errorOf(text: string): string {
 }
 
 describe('Mooncake trace loader', () => {
-  it('reads rows, aliases and defaults; clamps input to the hashed capacity', () => {
+  it('reads rows, aliases and defaults, in arrival then file order', () => {
     const { workload: w } = parseMooncake(
       [
         row({ timestamp: 1000, input_length: 700, output_length: 5, hash_ids: [1, 2] }),
-        row({ created_time: 1500, input_tokens: 5000, output_tokens: 3, hash_ids: [1] }),
+        row({ created_time: 1500, input_tokens: 500, output_tokens: 3, hash_ids: [1] }),
         row({ timestamp: 1200, output_length: 4, hash_ids: [3, 4, 5] }),
+        row({ timestamp: 1000, input_length: 10, output_length: 0, hash_ids: [9], extra: 'ignored' }),
       ].join('\n'),
       { source: 't' },
     );
-    expect(w.size).toBe(3);
-    // Sorted by arrival and shifted so the first arrival is 0.
-    expect(Array.from(w.arrivalMs)).toEqual([0, 200, 500]);
-    expect(Array.from(w.inputLength)).toEqual([700, 1536, 512]);
-    expect(Array.from(w.outputLength)).toEqual([5, 4, 3]);
-    expect(w.sourceLine ? Array.from(w.sourceLine) : []).toEqual([1, 3, 2]);
+    expect(w.size).toBe(4);
+    // Sorted by arrival (equal times keep file order) and shifted so the first arrival is 0.
+    expect(Array.from(w.arrivalMs)).toEqual([0, 0, 200, 500]);
+    expect(Array.from(w.inputLength)).toEqual([700, 10, 1536, 500]);
+    expect(Array.from(w.outputLength)).toEqual([5, 0, 4, 3]);
+    expect(w.sourceLine ? Array.from(w.sourceLine) : []).toEqual([1, 4, 3, 2]);
   });
 
   it('links session turns and infers think time from timestamps when no delay is given', () => {
@@ -54,9 +55,9 @@ describe('Mooncake trace loader', () => {
   });
 
   it('names the file, line and field of bad input', () => {
-    expect(errorOf(`${row({ timestamp: 0, input_length: 10, output_length: 1, hash_ids: [1] })}\n{not json`)).toMatch(
-      /^trace\.jsonl:2: not valid JSON/,
-    );
+    expect(
+      errorOf(`${row({ timestamp: 0, input_length: 10, output_length: 1, hash_ids: [1] })}\n{not json`),
+    ).toMatch(/^trace\.jsonl:2: not valid JSON/);
     expect(errorOf(row({ timestamp: 0, input_length: -3, output_length: 1, hash_ids: [1] }))).toBe(
       "trace.jsonl:1: field 'input_length': must not be negative, got -3",
     );
@@ -66,8 +67,11 @@ describe('Mooncake trace loader', () => {
     expect(errorOf(row({ timestamp: 0, input_length: 10, hash_ids: [1] }))).toBe(
       "trace.jsonl:1: field 'output_length': is required",
     );
-    expect(errorOf(row({ timestamp: 0, input_length: 10, output_length: 0, hash_ids: [1] }))).toMatch(
-      /field 'output_length': must be at least 1/,
+    expect(errorOf(row({ timestamp: 0, input_length: 10, output_length: -1, hash_ids: [1] }))).toMatch(
+      /field 'output_length': must not be negative/,
+    );
+    expect(errorOf(row({ timestamp: 0, input_length: 1100, output_length: 1, hash_ids: [1, 2] }))).toBe(
+      "trace.jsonl:1: field 'input_length': 1100 exceeds the 1024 tokens its 2 hash_ids cover (512 tokens each)",
     );
     expect(errorOf(row({ timestamp: 'x', input_length: 10, output_length: 1, hash_ids: [1] }))).toMatch(
       /^trace\.jsonl:1: field 'timestamp': /,
@@ -84,7 +88,11 @@ describe('Mooncake trace loader', () => {
 
   it('in lenient mode skips and counts bad lines', () => {
     const r = parseMooncake(
-      [row({ timestamp: 0, input_length: 10, output_length: 1, hash_ids: [1] }), '{bad', row({ timestamp: 1 })].join('\n'),
+      [
+        row({ timestamp: 0, input_length: 10, output_length: 1, hash_ids: [1] }),
+        '{bad',
+        row({ timestamp: 1 }),
+      ].join('\n'),
       { source: 't', lenient: true },
     );
     expect(r.workload.size).toBe(1);
@@ -93,7 +101,9 @@ describe('Mooncake trace loader', () => {
   });
 
   it('reports a missing file by path', async () => {
-    await expect(readMooncakeFile('/nonexistent/trace.jsonl')).rejects.toThrow('/nonexistent/trace.jsonl: file not found');
+    await expect(readMooncakeFile('/nonexistent/trace.jsonl')).rejects.toThrow(
+      '/nonexistent/trace.jsonl: file not found',
+    );
   });
 
   it('streams a file from disk', async () => {
