@@ -346,7 +346,6 @@ export class VllmEngine {
    */
   private schedule(r: number, fromWaiting: boolean, hitBlocks: number, cached: number, now: number): number {
     const req = this.req;
-    const bs = this.config.blockSize;
     const before = req.computed[r] + cached;
     const seqLen = req.seqLen(r);
     const promptLen = req.promptLen[r];
