@@ -1,11 +1,13 @@
 import { UsageError } from './errors.ts';
 import { simulateCommand } from './simulate.ts';
+import { sweepCommand } from './sweep.ts';
 
 const COMMANDS: Record<
   string,
   { help: string; run: (argv: string[], out: NodeJS.WritableStream) => Promise<number> }
 > = {
   simulate: { help: 'replay a trace or synthetic traffic through simulated workers', run: simulateCommand },
+  sweep: { help: 'search deployments for a workload and map the Pareto frontier', run: sweepCommand },
 };
 
 function usage(): string {
