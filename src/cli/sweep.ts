@@ -128,7 +128,11 @@ function intList(flag: string, text: string): number[] {
   });
 }
 
-export async function sweepCommand(argv: string[], out: NodeJS.WritableStream): Promise<number> {
+export async function sweepCommand(
+  argv: string[],
+  out: NodeJS.WritableStream,
+  err: NodeJS.WritableStream,
+): Promise<number> {
   const flags = parseFlags(argv, SWEEP_FLAGS);
   const v = flags.values;
   if (v.get('help')) {
@@ -206,13 +210,11 @@ export async function sweepCommand(argv: string[], out: NodeJS.WritableStream): 
   });
 
   const quiet = Boolean(v.get('quiet'));
-  const progress = new Progress(process.stderr, quiet);
+  const progress = new Progress(err, quiet);
   const controller = new AbortController();
   const onSigint = () => {
     if (controller.signal.aborted) process.exit(130);
-    process.stderr.write(
-      '\nservetune sweep: stopping after the simulations in flight (Ctrl-C again to quit now)\n',
-    );
+    err.write('\nservetune sweep: stopping after the simulations in flight (Ctrl-C again to quit now)\n');
     controller.abort();
   };
   process.on('SIGINT', onSigint);
