@@ -87,6 +87,40 @@ export const WorkloadConfigSchema = z
     }
   });
 
+const PoolConfigSchema = z
+  .object({
+    workers: positiveInt.describe('Workers in this pool.'),
+    tensorParallelSize: positiveInt.default(1).describe('GPUs per worker.'),
+    engine: EngineConfigSchema.partial().optional().describe('Overrides of the top-level engine settings.'),
+  })
+  .strict();
+
+export const DisaggregationConfigSchema = z
+  .object({
+    prefill: PoolConfigSchema,
+    decode: PoolConfigSchema,
+    kvBytesPerToken: positiveInt
+      .default(131072)
+      .describe('KV bytes per token (all layers); 128 KiB = Llama-3.1-8B bf16.'),
+    kvTransferGbps: positive
+      .default(64)
+      .describe('GB/s of each prefill worker link, shared by its transfers.'),
+    transferMode: z.enum(['full-prompt', 'destination-missing']).default('full-prompt'),
+    conditional: z
+      .union([
+        z.boolean(),
+        z
+          .object({
+            maxUncachedTokens: positiveInt.default(2048),
+            maxUncachedRatio: z.number().positive().max(1).default(0.7),
+          })
+          .strict(),
+      ])
+      .default(false)
+      .describe('Prefill on the decode worker when little of the prompt is uncached there.'),
+  })
+  .strict();
+
 export const SloSchema = z
   .object({
     ttftMs: positive.optional(),
@@ -99,6 +133,7 @@ export const SimulationConfigSchema = z
   .object({
     workers: positiveInt.default(1),
     tensorParallelSize: positiveInt.default(1).describe('GPUs per worker (for GPU-hours).'),
+    disaggregation: DisaggregationConfigSchema.optional().describe('Prefill and decode on separate workers.'),
     engine: EngineConfigSchema.default(EngineConfigSchema.parse({})),
     router: RouterConfigSchema.default(RouterConfigSchema.parse({})),
     timing: TimingConfigSchema.default(TimingConfigSchema.parse({})),

@@ -1,6 +1,7 @@
 import { BlockPool } from '../kv/block-pool.ts';
 import type { Collector } from '../metrics/collector.ts';
 import { emptyPassShape, type PassShape, resetPassShape, type TimingModel } from '../timing/timing-model.ts';
+import type { Engine, EngineRole } from './engine.ts';
 import { IntDeque } from './int-deque.ts';
 import { KvEventLog } from './kv-event-log.ts';
 import { RequestStatus, type RequestTable } from './request-table.ts';
@@ -52,7 +53,7 @@ function ns(ms: number): number {
  * without touching request state, and `materialize(t)` applies the planned passes that started before t,
  * cutting the run short when the owner needs this engine at t. Results are identical to stepping every pass.
  */
-export class VllmEngine {
+export class VllmEngine implements Engine {
   readonly pool: BlockPool;
   private readonly running: Int32Array;
   private runLen = 0;
@@ -89,6 +90,8 @@ export class VllmEngine {
   committedPrefillTokens = 0;
 
   readonly index: number;
+  readonly role: EngineRole;
+  readonly gpus: number;
   readonly config: VllmEngineConfig;
   private readonly timing: TimingModel;
   private readonly req: RequestTable;
@@ -101,8 +104,12 @@ export class VllmEngine {
     req: RequestTable,
     collector: Collector,
     logKvEvents = false,
+    role: EngineRole = 'aggregated',
+    gpus = 1,
   ) {
     this.index = index;
+    this.role = role;
+    this.gpus = gpus;
     this.config = config;
     this.timing = timing;
     this.req = req;
@@ -125,6 +132,15 @@ export class VllmEngine {
         if (key < space) log.push(key, stored);
       };
     }
+  }
+
+  get evictions(): number {
+    return this.pool.evictions;
+  }
+
+  /** Tokens r generates here: a prefill worker stops after the one its prefill samples. */
+  private outputLimit(r: number): number {
+    return this.role === 'prefill' ? 1 : this.req.outputLen[r];
   }
 
   get runningCount(): number {
@@ -207,7 +223,10 @@ export class VllmEngine {
       // CURRENT_PREEMPTED: the request left `running`; index i now holds the next one.
     }
 
-    // 2. Admissions from waiting (strict FIFO), unless this pass preempted.
+    // 2. Admissions from waiting, unless this pass preempted. Requests whose KV is already here (transferred
+    // prompts) go first: they need no capacity, and holding them back behind a request that waits for
+    // capacity they hold would deadlock.
+    if (this.reservedWaiting > 0) this.admitReserved(now);
     while (!this.preemptedInPass && this.runLen < cfg.maxNumSeqs && this.waiting.length > 0) {
       const r = this.waiting.front();
       const reason = this.rejection(r);
@@ -233,6 +252,7 @@ export class VllmEngine {
 
     // 3. Emission. Requests already at their output length are released without a token (zero-output
     // requests end here); every other request with all tokens computed samples one.
+    if (this.role === 'prefill') return this.endPrefillPass(now, prefillMs, logStart);
     let decodeCount = 0;
     let decodeContext = 0;
     let w = 0;
@@ -243,7 +263,9 @@ export class VllmEngine {
         continue;
       }
       this.running[w++] = r;
-      if (req.computed[r] === req.seqLen(r) && req.generated[r] > 0) {
+      // Priced as decode: requests past their first token, and transferred prompts (their first token is a
+      // decode step on this worker).
+      if (req.computed[r] === req.seqLen(r) && (req.generated[r] > 0 || req.remote[r] === 1)) {
         decodeCount++;
         decodeContext += req.seqLen(r);
       }
@@ -283,6 +305,120 @@ export class VllmEngine {
     return end;
   }
 
+  /**
+   * Emission on a prefill worker: a request whose prompt is computed samples its (hidden) first token in the
+   * prefill pass itself, at no decode cost, and leaves the running set with its KV held for the handoff.
+   */
+  private endPrefillPass(now: number, prefillMs: number, logStart: number): number {
+    const req = this.req;
+    const end = now + prefillMs;
+    let w = 0;
+    for (let k = 0; k < this.runLen; k++) {
+      const r = this.running[k];
+      if (req.computed[r] === req.seqLen(r)) {
+        this.hold(r);
+        this.firstTokens.pushBack(r);
+        this.finished.pushBack(r);
+        continue;
+      }
+      this.running[w++] = r;
+    }
+    this.runLen = w;
+    if (this.kvEvents !== null) this.kvEvents.stamp(logStart, end);
+    this.passes++;
+    this.busyMs += end - now;
+    return end;
+  }
+
+  private readonly held = new Map<number, Int32Array>();
+
+  /** Keeps r's blocks (in use) after its prefill, until `releaseHeld`; frees its slot list for the decode side. */
+  private hold(r: number): void {
+    const req = this.req;
+    const off = req.slotOffset[r];
+    this.held.set(r, req.slots.slice(off, off + req.allocBlocks[r]));
+    req.allocBlocks[r] = 0;
+    req.computed[r] = 0;
+    req.status[r] = RequestStatus.Transferring;
+  }
+
+  releaseHeld(r: number): void {
+    const slots = this.held.get(r);
+    if (!slots) return;
+    this.held.delete(r);
+    for (let j = slots.length - 1; j >= 0; j--) this.pool.release(slots[j]);
+  }
+
+  /** Tokens of the prompt found cached at the last successful reservation. */
+  lastReservedHitTokens = 0;
+
+  /**
+   * Reserves blocks for r's transferred prompt: cached prefix blocks are reused, the rest allocated (all or
+   * nothing). The blocks hold KV once the transfer completes (`activate`).
+   */
+  reserveDestination(r: number, now: number): boolean {
+    const req = this.req;
+    const logStart = this.kvEvents?.length ?? 0;
+    const bs = this.config.blockSize;
+    const promptLen = req.promptLen[r];
+    // Reuse cached prompt blocks; the last prompt token is recomputed here, so never reuse past it.
+    let hits = 0;
+    if (this.config.enablePrefixCaching) {
+      const limit = Math.floor((promptLen - 1) / bs);
+      for (; hits < limit; hits++) {
+        const slot = this.pool.slotOf(req.blockKey(r, hits));
+        if (slot < 0) break;
+        this.scratchSlots[hits] = slot;
+      }
+    }
+    req.allocBlocks[r] = 0;
+    const ok = this.allocateUpTo(r, promptLen, hits);
+    if (this.kvEvents !== null) this.kvEvents.stamp(logStart, now); // evictions are visible at once
+    if (!ok) return false;
+    this.lastReservedHitTokens = hits * bs;
+    return true;
+  }
+
+  /** r's transferred KV arrived: its prompt but the last token counts as computed; it queues to decode. */
+  activate(r: number, now: number): void {
+    const req = this.req;
+    req.computed[r] = req.promptLen[r] - 1;
+    req.generated[r] = 0;
+    req.remote[r] = 1;
+    const logStart = this.kvEvents?.length ?? 0;
+    this.finalize(r, 0, req.computed[r]);
+    if (this.kvEvents !== null) this.kvEvents.stamp(logStart, now);
+    req.status[r] = RequestStatus.Waiting;
+    req.engine[r] = this.index;
+    this.waiting.pushBack(r);
+    this.reservedWaiting++;
+  }
+
+  /** Transferred requests in `waiting` (their KV is reserved here). */
+  private reservedWaiting = 0;
+
+  /** Admits waiting requests whose KV is already reserved here, in queue order. */
+  private admitReserved(now: number): void {
+    const req = this.req;
+    for (
+      let i = 0;
+      i < this.waiting.length && this.runLen < this.config.maxNumSeqs && !this.preemptedInPass;
+    ) {
+      const r = this.waiting.get(i);
+      if (req.allocBlocks[r] === 0) {
+        i++;
+        continue;
+      }
+      this.waiting.removeAt(i);
+      this.waiting.pushFront(r); // schedule() admits from the front
+      this.reservedWaiting--;
+      if (this.schedule(r, true, 0, 0, now) !== SCHEDULED) {
+        this.reservedWaiting++;
+        break;
+      }
+    }
+  }
+
   /** Why request r (at the head of waiting) can never run here, or null. */
   private rejection(r: number): string | null {
     const req = this.req;
@@ -291,7 +427,7 @@ export class VllmEngine {
     const fresh = req.preemptions[r] === 0;
     if (fresh && Math.ceil(req.seqLen(r) / bs) > cfg.numGpuBlocks) return 'prompt larger than the KV cache';
     // The reference aborts the whole replay on these; a request that can never finish is rejected instead.
-    if (Math.ceil((req.promptLen[r] + req.outputLen[r] - 1) / bs) > cfg.numGpuBlocks) {
+    if (Math.ceil((req.promptLen[r] + this.outputLimit(r) - 1) / bs) > cfg.numGpuBlocks) {
       return 'prompt plus output larger than the KV cache';
     }
     if (!cfg.enableChunkedPrefill && req.promptLen[r] > cfg.maxNumBatchedTokens) {
@@ -327,7 +463,7 @@ export class VllmEngine {
     }
     let cached = Math.min(overlap * bs, len);
     let activeTokens = Math.min(active * bs, len);
-    if (req.generated[r] < req.outputLen[r]) {
+    if (req.generated[r] < this.outputLimit(r)) {
       const max = Math.floor((len - 1) / bs) * bs;
       if (cached > max) {
         cached = max;
@@ -375,7 +511,9 @@ export class VllmEngine {
     this.progressed = true;
     this.finalize(r, before, target);
 
-    const promptTokens = Math.min(target, promptLen) - promptBefore;
+    // A transferred prompt's last token is computed here as a decode step, not as prefill work.
+    const promptTokens =
+      req.remote[r] === 1 && before === promptLen - 1 ? 0 : Math.min(target, promptLen) - promptBefore;
     req.passStamp[r] = this.passId;
     req.passTokens[r] = used;
     req.passPromptTokens[r] = promptTokens;
@@ -508,6 +646,7 @@ export class VllmEngine {
     }
     if (kOut < 2) return false;
     if (this.waiting.length > 0 && n < cfg.maxNumSeqs) {
+      if (this.reservedWaiting > 0) return false; // a transferred request would be admitted
       // Admission must stay impossible for the whole run: the KV gate only gets stricter as decode grows.
       const r = this.waiting.front();
       if (this.rejection(r) !== null) return false;

@@ -14,7 +14,9 @@ export interface WorkerReport {
   utilization: number;
   passes: number;
   preemptions: number;
-  prefix_cache_hit_blocks_evicted: number;
+  role: string;
+  gpus: number;
+  kv_blocks_evicted: number;
 }
 
 /** The report of one simulation run; key names follow the reference simulator where it has one. */
@@ -54,6 +56,16 @@ export interface SimulationReport {
   gpu_hours: number;
   preemptions: number;
   workers: WorkerReport[];
+  /** Per role: workers, GPUs and mean utilisation. */
+  roles: Record<string, { workers: number; gpus: number; utilization: number }>;
+  /** Disaggregated serving: KV handoffs from prefill to decode workers. */
+  kv_transfer?: {
+    count: number;
+    bytes: number;
+    transfer_ms: Distribution;
+    destination_wait_ms: Distribution;
+    local_prefills: number;
+  };
   queue_depth: { t_s: number[]; waiting: number[]; running: number[] };
   simulator: { passes: number; coalesced_runs: number; loop_steps: number; events_per_s: number };
 }
@@ -119,7 +131,7 @@ export function buildReport(result: SimulationResult, wallMs: number, slo?: SloT
     }
   }
   const durS = Math.max(duration / 1000, 1e-9);
-  const gpus = options.workers * options.gpusPerWorker;
+  const gpus = engines.reduce((sum, e) => sum + e.gpus, 0);
   let passes = 0;
   let runs = 0;
   let preemptions = 0;
@@ -132,7 +144,9 @@ export function buildReport(result: SimulationResult, wallMs: number, slo?: SloT
       utilization: duration > 0 ? Math.min(1, e.busyMs / duration) : 0,
       passes: e.passes,
       preemptions: e.preemptions,
-      prefix_cache_hit_blocks_evicted: e.pool.evictions,
+      role: e.role,
+      gpus: e.gpus,
+      kv_blocks_evicted: e.evictions,
     };
   });
   const report: SimulationReport = {
@@ -164,6 +178,7 @@ export function buildReport(result: SimulationResult, wallMs: number, slo?: SloT
     gpu_hours: (gpus * duration) / 3_600_000,
     preemptions,
     workers,
+    roles: rolesOf(workers),
     queue_depth: resampleQueue(result, duration, 120),
     simulator: {
       passes,
@@ -172,6 +187,16 @@ export function buildReport(result: SimulationResult, wallMs: number, slo?: SloT
       events_per_s: wallMs > 0 ? (result.loopSteps + result.arrivals) / (wallMs / 1000) : 0,
     },
   };
+  const tr = result.transfers;
+  if (tr) {
+    report.kv_transfer = {
+      count: tr.count,
+      bytes: tr.bytes,
+      transfer_ms: summarize(tr.transferMs.slice(0, tr.count)),
+      destination_wait_ms: summarize(tr.waitMs.slice(0, tr.count)),
+      local_prefills: tr.localPrefills,
+    };
+  }
   if (slo) {
     report.goodput = {
       slo,
@@ -182,6 +207,18 @@ export function buildReport(result: SimulationResult, wallMs: number, slo?: SloT
     };
   }
   return report;
+}
+
+function rolesOf(workers: WorkerReport[]): SimulationReport['roles'] {
+  const out: SimulationReport['roles'] = {};
+  for (const w of workers) {
+    const r = out[w.role] ?? { workers: 0, gpus: 0, utilization: 0 };
+    r.utilization = (r.utilization * r.workers + w.utilization) / (r.workers + 1);
+    r.workers++;
+    r.gpus += w.gpus;
+    out[w.role] = r;
+  }
+  return out;
 }
 
 /** Time-weighted mean queue depth in `points` equal buckets over [0, duration]. */
