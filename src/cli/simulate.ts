@@ -240,10 +240,24 @@ export const SIMULATE_FLAGS: FlagSpec[] = [
   },
   {
     name: 'kv-bytes-per-token',
-    path: 'disaggregation.kvBytesPerToken',
+    path: 'engine.kvBytesPerToken',
     kind: 'int',
-    help: 'disagg: KV bytes per token (131072)',
+    help: 'KV bytes per token, all layers (131072)',
   },
+  {
+    name: 'g2-blocks',
+    path: 'engine.g2Blocks',
+    kind: 'int',
+    help: 'host-memory KV tier, blocks per worker (0 = off)',
+  },
+  { name: 'g2-gbps', path: 'engine.g2Gbps', kind: 'number', help: 'GPU <-> host GB/s per direction (14)' },
+  {
+    name: 'g3-blocks',
+    path: 'engine.g3Blocks',
+    kind: 'int',
+    help: 'disk KV tier, blocks per worker (0 = off)',
+  },
+  { name: 'g3-gbps', path: 'engine.g3Gbps', kind: 'number', help: 'host <-> disk GB/s (7)' },
   {
     name: 'transfer-mode',
     path: 'disaggregation.transferMode',
@@ -479,6 +493,21 @@ export function renderSummary(config: SimulationConfig, workload: Workload, r: S
     rows.push(['KV transfer ms (p50 / p90 / p99)', ms(k.transfer_ms)]);
     rows.push(['wait for decode KV ms (p50 / p90 / p99)', ms(k.destination_wait_ms)]);
     if (k.local_prefills > 0) rows.push(['prefills kept on the decode worker', k.local_prefills]);
+  }
+  if (r.kv_tiers) {
+    const t = r.kv_tiers;
+    rows.push([
+      'prefix hits by tier (GPU / host / disk)',
+      `${formatNumber(t.g1_hit_ratio)} / ${formatNumber(t.g2_hit_ratio)} / ${formatNumber(t.g3_hit_ratio)}`,
+    ]);
+    rows.push([
+      'blocks offloaded / onboarded',
+      `${formatNumber(t.offloaded_blocks)} / ${formatNumber(t.onboarded_blocks)}`,
+    ]);
+    rows.push([
+      'onboard ms (p50 / p90 / p99)',
+      `${formatNumber(t.onboard_ms.p50)} / ${formatNumber(t.onboard_ms.p90)} / ${formatNumber(t.onboard_ms.p99)}`,
+    ]);
   }
   if (r.rejected_requests > 0) rows.splice(1, 0, ['rejected requests', r.rejected_requests]);
   if (r.incomplete_requests > 0) rows.splice(1, 0, ['incomplete requests', r.incomplete_requests]);

@@ -19,6 +19,23 @@ export const EngineConfigSchema = z
     enableChunkedPrefill: z.boolean().default(true),
     enablePrefixCaching: z.boolean().default(true),
     speedupRatio: positive.default(1).describe('Divides every modelled duration.'),
+    kvBytesPerToken: positiveInt
+      .default(131072)
+      .describe('KV bytes per token, all layers (128 KiB = Llama-3.1-8B bf16).'),
+    g2Blocks: z
+      .number()
+      .int()
+      .nonnegative()
+      .default(0)
+      .describe('Host-memory KV tier size in blocks (0 = none).'),
+    g2Gbps: positive.default(14).describe('GPU <-> host bandwidth per direction, GB/s.'),
+    g3Blocks: z
+      .number()
+      .int()
+      .nonnegative()
+      .default(0)
+      .describe('Disk KV tier size in blocks (needs the host tier).'),
+    g3Gbps: positive.default(7).describe('Host <-> disk bandwidth, GB/s.'),
   })
   .strict();
 
@@ -143,7 +160,16 @@ export const SimulationConfigSchema = z
     slo: SloSchema.optional(),
     coalesceDecode: z.boolean().default(true).describe('Fast path; results are identical either way.'),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.engine.g3Blocks > 0 && c.engine.g2Blocks === 0) {
+      ctx.addIssue({
+        code: 'custom',
+        message: 'the disk tier (g3Blocks) needs a host tier (g2Blocks)',
+        path: ['engine', 'g3Blocks'],
+      });
+    }
+  });
 
 export type SimulationConfig = z.infer<typeof SimulationConfigSchema>;
 export type EngineConfigInput = z.input<typeof EngineConfigSchema>;

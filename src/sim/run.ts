@@ -27,6 +27,17 @@ export function toSimulationOptions(config: SimulationConfig, timing?: TimingMod
       enablePrefixCaching: e.enablePrefixCaching,
       speedupRatio: e.speedupRatio,
       coalesceDecode: config.coalesceDecode,
+      ...(e.g2Blocks > 0
+        ? {
+            offload: {
+              g2Blocks: e.g2Blocks,
+              g2Gbps: e.g2Gbps,
+              g3Blocks: e.g3Blocks,
+              g3Gbps: e.g3Gbps,
+              blockBytes: e.blockSize * e.kvBytesPerToken,
+            },
+          }
+        : {}),
     };
   };
   const model =
@@ -49,7 +60,7 @@ export function toSimulationOptions(config: SimulationConfig, timing?: TimingMod
           engine: engineOf(d.decode.engine),
           timing: model,
         },
-        kvBytesPerToken: d.kvBytesPerToken,
+        kvBytesPerToken: d.kvBytesPerToken ?? config.engine.kvBytesPerToken,
         kvTransferGbps: d.kvTransferGbps,
         transferMode: d.transferMode,
         ...(d.conditional === false

@@ -1,4 +1,5 @@
 import { BlockPool } from '../kv/block-pool.ts';
+import { type OffloadConfig, OffloadTiers } from '../kv/offload.ts';
 import type { Collector } from '../metrics/collector.ts';
 import { emptyPassShape, type PassShape, resetPassShape, type TimingModel } from '../timing/timing-model.ts';
 import type { Engine, EngineRole } from './engine.ts';
@@ -21,6 +22,8 @@ export interface VllmEngineConfig {
   speedupRatio: number;
   /** Allow coalescing runs of identical decode passes into one event (same results, fewer events). */
   coalesceDecode: boolean;
+  /** Lower KV tiers (host memory, disk); absent = blocks evicted from the GPU are lost. */
+  offload?: OffloadConfig;
 }
 
 const SCHEDULED = 0;
@@ -80,6 +83,14 @@ export class VllmEngine implements Engine {
   private runEvicts = false;
   private stepBlockCounts = new Int32Array(256);
 
+  /** Lower KV tiers and the requests parked while their lower-tier prefix is onboarded. */
+  readonly offload: OffloadTiers | null;
+  private parked = 0;
+  private readonly onboarding = new Map<number, { start: number; lower: number; hits: number }>();
+  /** Onboarding delays (ms) and lower-tier hit blocks, for the report. */
+  readonly onboardMs: number[] = [];
+  tierHitBlocks = [0, 0, 0, 0]; // index 2 = host, 3 = disk
+
   /** Time the current pass or run ends (NaN when idle). */
   busyUntil = Number.NaN;
   passes = 0;
@@ -125,11 +136,14 @@ export class VllmEngine implements Engine {
     }
     this.scratchSlots = new Int32Array(maxBlocks + 1);
     this.kvEvents = logKvEvents ? new KvEventLog() : null;
-    if (this.kvEvents !== null) {
-      const log = this.kvEvents;
-      const space = this.promptKeySpace;
+    this.offload = config.offload && config.offload.g2Blocks > 0 ? new OffloadTiers(config.offload) : null;
+    const log = this.kvEvents;
+    const tiers = this.offload;
+    const space = this.promptKeySpace;
+    if (log !== null || tiers !== null) {
       this.pool.onKeyEvent = (key, stored) => {
-        if (key < space) log.push(key, stored);
+        if (log !== null && key < space) log.push(key, stored);
+        if (tiers !== null && !stored) tiers.offload(key);
       };
     }
   }
@@ -153,7 +167,7 @@ export class VllmEngine implements Engine {
     return Number.isNaN(this.busyUntil);
   }
   hasWork(): boolean {
-    return this.runLen > 0 || this.waiting.length > 0;
+    return this.runLen > 0 || this.waiting.length > 0 || this.parked > 0;
   }
   /** True while a planned run has passes that are not applied yet. */
   get hasPendingRun(): boolean {
@@ -182,11 +196,18 @@ export class VllmEngine implements Engine {
   startPass(now: number, horizon: number, horizonAlways = false): number {
     this.firstTokens.clear();
     this.finished.clear();
+    if (this.parked > 0) this.promoteOnboarded(now);
     if (this.config.coalesceDecode && this.planRun(now, horizon, horizonAlways)) {
       this.progressed = true;
       return this.busyUntil;
     }
-    const end = this.runPlainPass(now);
+    let end = this.runPlainPass(now);
+    if (!this.progressed && this.parked > 0) {
+      // Nothing to run until an onboard lands: wake up then (not a forward pass).
+      this.passes--;
+      end = Math.max(now, (this.offload as OffloadTiers).nextCompletion());
+      this.progressed = true;
+    }
     this.busyUntil = end;
     return end;
   }
@@ -241,6 +262,11 @@ export class VllmEngine implements Engine {
       this.prefixCost(r);
       const needed = Math.ceil(req.seqLen(r) / bs) - this.activeHitBlocks;
       if (needed > cfg.numGpuBlocks - this.pool.activeBlocks) break; // wait for capacity
+      if (this.offload !== null) {
+        const parked = this.tryPark(r, now);
+        if (parked === 1) continue;
+        if (parked === -1) break;
+      }
       const budgetBefore = this.budget;
       const outcome = this.schedule(r, true, this.hitBlocks, this.hitTokens, now);
       if (outcome !== SCHEDULED) break;
@@ -392,6 +418,61 @@ export class VllmEngine implements Engine {
     req.engine[r] = this.index;
     this.waiting.pushBack(r);
     this.reservedWaiting++;
+  }
+
+  /**
+   * If r's prefix continues in a lower tier past its GPU hits, reserves GPU blocks for those blocks, pins the GPU
+   * hits, starts the onboard and parks r off the queue. 1 = parked, 0 = nothing to onboard, -1 = no room.
+   */
+  private tryPark(r: number, now: number): number {
+    const req = this.req;
+    const bs = this.config.blockSize;
+    const tiers = this.offload as OffloadTiers;
+    const hits = this.hitBlocks;
+    const limit = Math.floor((req.seqLen(r) - 1) / bs);
+    let g2 = 0;
+    let g3 = 0;
+    for (let k = hits; k < limit; k++) {
+      const tier = tiers.tierOf(req.blockKey(r, k));
+      if (tier === 2) g2++;
+      else if (tier === 3) g3++;
+      else break;
+    }
+    const lower = g2 + g3;
+    if (lower === 0) return 0;
+    if (!this.allocateUpTo(r, (hits + lower) * bs, hits)) return -1;
+    this.waiting.popFront();
+    req.status[r] = RequestStatus.Waiting;
+    this.parked++;
+    this.onboarding.set(r, { start: now, lower, hits });
+    tiers.onboard(r, g2, g3, now);
+    this.tierHitBlocks[2] += g2;
+    this.tierHitBlocks[3] += g3;
+    this.progressed = true;
+    return 1;
+  }
+
+  /**
+   * Onboards that finished by `now`: their blocks join the GPU cache (newest in LRU) and the requests go back
+   * to the front of the queue, in completion order, to be admitted with those blocks as hits.
+   */
+  private promoteOnboarded(now: number): void {
+    const req = this.req;
+    const done = (this.offload as OffloadTiers).completeUpTo(now);
+    for (const r of done) {
+      const o = this.onboarding.get(r);
+      if (!o) continue;
+      this.onboarding.delete(r);
+      this.onboardMs.push(now - o.start);
+      const off = req.slotOffset[r];
+      for (let k = o.hits; k < o.hits + o.lower; k++) {
+        const slot = req.slots[off + k];
+        if (this.pool.keyOfSlot(slot) < 0) this.pool.cache(slot, req.blockKey(r, k));
+      }
+      this.releaseBlocks(r);
+      this.parked--;
+    }
+    for (let i = done.length - 1; i >= 0; i--) this.waiting.pushFront(done[i]);
   }
 
   /** Transferred requests in `waiting` (their KV is reserved here). */
@@ -679,9 +760,13 @@ export class VllmEngine implements Engine {
     let active = this.pool.activeBlocks;
     let newBlocks = 0;
     let evicts = false;
+    const onboardAt =
+      this.parked > 0 ? (this.offload as OffloadTiers).nextCompletion() : Number.POSITIVE_INFINITY;
     for (let j = 1; j <= kOut; j++) {
-      // A run that evicts changes what a KV-aware router sees, so it stops at the horizon.
+      // A run that evicts changes what a KV-aware router sees, so it stops at the horizon; an onboard that
+      // lands would be admitted at the next pass start.
       if (j > 1 && (evicts || horizonAlways) && t >= horizon) break;
+      if (j > 1 && t >= onboardAt) break;
       const b = stepBlocks[j];
       if (newBlocks + b > avail) break; // would need a preemption: leave it to a plain pass
       newBlocks += b;

@@ -58,6 +58,15 @@ export interface SimulationReport {
   workers: WorkerReport[];
   /** Per role: workers, GPUs and mean utilisation. */
   roles: Record<string, { workers: number; gpus: number; utilization: number }>;
+  /** Lower KV tiers: prefix hits by tier (as shares of input tokens of completed requests), traffic, delays. */
+  kv_tiers?: {
+    g1_hit_ratio: number;
+    g2_hit_ratio: number;
+    g3_hit_ratio: number;
+    offloaded_blocks: number;
+    onboarded_blocks: number;
+    onboard_ms: Distribution;
+  };
   /** Disaggregated serving: KV handoffs from prefill to decode workers. */
   kv_transfer?: {
     count: number;
@@ -187,6 +196,33 @@ export function buildReport(result: SimulationResult, wallMs: number, slo?: SloT
       events_per_s: wallMs > 0 ? (result.loopSteps + result.arrivals) / (wallMs / 1000) : 0,
     },
   };
+  const tiered = engines.filter((e) => (e as { offload?: unknown }).offload);
+  if (tiered.length > 0) {
+    let g2 = 0;
+    let g3 = 0;
+    let off = 0;
+    const delays: number[] = [];
+    for (const e of tiered as unknown as {
+      tierHitBlocks: number[];
+      onboardMs: number[];
+      offload: { offloaded: number };
+      config: { blockSize: number };
+    }[]) {
+      g2 += e.tierHitBlocks[2] * e.config.blockSize;
+      g3 += e.tierHitBlocks[3] * e.config.blockSize;
+      off += e.offload.offloaded;
+      delays.push(...e.onboardMs);
+    }
+    const bs = (tiered[0] as unknown as { config: { blockSize: number } }).config.blockSize;
+    report.kv_tiers = {
+      g1_hit_ratio: inTok > 0 ? Math.max(0, reused - g2 - g3) / inTok : 0,
+      g2_hit_ratio: inTok > 0 ? g2 / inTok : 0,
+      g3_hit_ratio: inTok > 0 ? g3 / inTok : 0,
+      offloaded_blocks: off,
+      onboarded_blocks: (g2 + g3) / bs,
+      onboard_ms: summarize(Float64Array.from(delays)),
+    };
+  }
   const tr = result.transfers;
   if (tr) {
     report.kv_transfer = {
