@@ -53,6 +53,13 @@ export const SWEEP_FLAGS: FlagSpec[] = [
     metavar: 'FILE',
     help: 'search space (YAML/JSON); flags below override it',
   },
+  {
+    name: 'topologies',
+    path: null,
+    kind: 'string',
+    metavar: 'LIST',
+    help: 'aggregated, disaggregated (aggregated)',
+  },
   { name: 'tp', path: null, kind: 'string', metavar: 'LIST', help: 'tensor-parallel sizes, e.g. 1,2,4' },
   {
     name: 'workers',
@@ -190,6 +197,8 @@ export async function sweepCommand(
       throw new UsageError(`${spacePath}: expected a mapping`);
     rawSpace = loaded as Record<string, unknown>;
   }
+  if (v.has('topologies'))
+    rawSpace.topologies = (v.get('topologies') as string).split(',').map((t) => t.trim());
   if (v.has('tp')) rawSpace.tensorParallel = intList('tp', v.get('tp') as string);
   if (v.has('workers'))
     rawSpace.workers = v.get('workers') === 'all' ? 'all' : intList('workers', v.get('workers') as string);

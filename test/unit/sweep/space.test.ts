@@ -34,6 +34,49 @@ describe('search space', () => {
     });
   });
 
+  it('enumerates disaggregated splits at the budget edge, with per-role TP', () => {
+    const space = SearchSpaceSchema.parse({
+      topologies: ['aggregated', 'disaggregated'],
+      tensorParallel: [1],
+      workers: [4],
+      router: { modes: ['kv'], overlapWeights: [1] },
+      disaggregated: { prefillTensorParallel: [1, 2], decodeTensorParallel: [1, 4] },
+    });
+    const { candidates, pruned } = enumerateCandidates(space, [{ type: 'h100', count: 6 }]);
+    const dis = candidates.filter((c) => c.topology === 'disaggregated');
+    expect(candidates.filter((c) => c.topology === 'aggregated').length).toBe(1);
+    for (const c of dis) {
+      const used = candidateGpus(c);
+      expect(used).toBeLessThanOrEqual(6);
+      // Budget edge: no room left for another worker of either role.
+      const spare = 6 - used;
+      expect(spare < (c.prefill?.tensorParallel ?? 0) && spare < c.tensorParallel).toBe(true);
+      expect(c.prefill?.workers).toBeGreaterThanOrEqual(1);
+      expect(c.workers).toBeGreaterThanOrEqual(1);
+    }
+    // P(TP1)+D(TP1): 1+5 .. 5+1; P(TP2)+D(TP1): 1+4, 2+2; P(TP1)+D(TP4): 2+1 (1+1 leaves room); P(TP2)+D(TP4): 1+1.
+    expect(
+      dis
+        .map((c) => `${c.prefill?.tensorParallel}x${c.prefill?.workers}+${c.tensorParallel}x${c.workers}`)
+        .sort(),
+    ).toEqual(
+      [
+        '1x1+1x5',
+        '1x2+1x4',
+        '1x3+1x3',
+        '1x4+1x2',
+        '1x5+1x1',
+        '2x1+1x4',
+        '2x2+1x2',
+        '1x2+4x1',
+        '2x1+4x1',
+      ].sort(),
+    );
+    expect(pruned).toEqual([]);
+    const small = enumerateCandidates(space, [{ type: 'h100', count: 4 }]);
+    expect(small.pruned.map((p) => p.label)).toContain('h100 P(TP2)+D(TP4)');
+  });
+
   it('validates space files field by field', () => {
     const r = SearchSpaceSchema.safeParse({ tensorParallel: [0], router: { modes: ['fastest'] } });
     expect(r.success).toBe(false);

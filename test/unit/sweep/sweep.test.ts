@@ -94,6 +94,24 @@ describe('runSweep', () => {
     });
   }
 
+  it('compares aggregated and disaggregated deployments in one sweep', async () => {
+    const mixed = SearchSpaceSchema.parse({
+      topologies: ['aggregated', 'disaggregated'],
+      tensorParallel: [1],
+      workers: { min: 2, max: 4 },
+      router: { modes: ['kv'], overlapWeights: [1] },
+      disaggregated: { prefillTensorParallel: [1], decodeTensorParallel: [1] },
+    });
+    const r = await runSweep({ ...request, space: mixed }, { threads: 0 });
+    const dis = r.candidates.filter((c) => c.candidate.topology === 'disaggregated');
+    expect(dis.length).toBe(3); // 1+3, 2+2, 3+1
+    for (const c of dis) {
+      expect(c.metrics?.gpus).toBe(4);
+      expect(c.label).toMatch(/^h100 \dP\(TP1\)\+\dD\(TP1\) kv/);
+    }
+    expect(r.recommended).not.toBeNull();
+  });
+
   it('stops when aborted and returns partial results', async () => {
     const controller = new AbortController();
     let seen = 0;
