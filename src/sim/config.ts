@@ -11,14 +11,29 @@ const nonNegative = z.number().nonnegative('must not be negative');
 
 export const EngineConfigSchema = z
   .object({
-    engine: z.enum(['vllm']).default('vllm').describe('Scheduler to simulate.'),
-    blockSize: positiveInt.default(64).describe('Tokens per KV block.'),
+    engine: z.enum(['vllm', 'sglang']).default('vllm').describe('Scheduler to simulate.'),
+    blockSize: positiveInt
+      .default(64)
+      .describe('Tokens per KV block (SGLang: the page size; the reference defaults it to 1).'),
     numGpuBlocks: positiveInt.default(16384).describe('KV capacity per worker, in blocks.'),
     maxNumSeqs: positiveInt.default(256).describe('Running-request cap per worker.'),
     maxNumBatchedTokens: positiveInt.default(8192).describe('Token budget of one forward pass.'),
     enableChunkedPrefill: z.boolean().default(true),
     enablePrefixCaching: z.boolean().default(true),
     speedupRatio: positive.default(1).describe('Divides every modelled duration.'),
+    // SGLang scheduler knobs (ignored by vLLM), defaults as in the reference mocker.
+    schedulePolicy: z
+      .enum(['fifo', 'lpm'])
+      .default('fifo')
+      .describe('SGLang: waiting order (lpm = longest cached prefix first).'),
+    maxPrefillTokens: positiveInt.default(16384).describe('SGLang: tokens one prefill batch may compute.'),
+    chunkedPrefillSize: positiveInt.default(8192).describe('SGLang: tokens of one prompt chunk.'),
+    clipMaxNewTokens: positiveInt
+      .default(4096)
+      .describe('SGLang: output tokens per request counted in the admission reserve.'),
+    scheduleConservativeness: positive
+      .default(1)
+      .describe('SGLang: scales the admission reserve (initial new_token_ratio 0.7).'),
   })
   .strict();
 

@@ -1,0 +1,607 @@
+import { RadixCache } from '../kv/radix-cache.ts';
+import type { Collector } from '../metrics/collector.ts';
+import { emptyPassShape, type PassShape, resetPassShape, type TimingModel } from '../timing/timing-model.ts';
+import type { Engine, EngineRole } from './engine.ts';
+import { IntDeque } from './int-deque.ts';
+import { KvEventLog } from './kv-event-log.ts';
+import { RequestStatus, type RequestTable } from './request-table.ts';
+
+export interface SglangEngineConfig {
+  kind: 'sglang';
+  /** KV capacity in pages (the pool holds numGpuBlocks x blockSize tokens). */
+  numGpuBlocks: number;
+  /** Tokens per KV page (SGLang's page_size; it equals the engine block size). */
+  blockSize: number;
+  /** Cap on running requests (SGLang's max_running_requests). */
+  maxNumSeqs: number;
+  enablePrefixCaching: boolean;
+  speedupRatio: number;
+  /** 'fifo' or 'lpm' (longest prefix match first, with in-batch prefix deduplication). */
+  schedulePolicy: 'fifo' | 'lpm';
+  /** Tokens one prefill batch may compute. */
+  maxPrefillTokens: number;
+  /** Tokens of one prompt chunk; longer prompts are prefilled over several passes. */
+  chunkedPrefillSize: number;
+  /** Output tokens reserved per request at admission are clipped to this. */
+  clipMaxNewTokens: number;
+  /** Scales the initial new-token ratio (0.7) of the admission reserve. */
+  scheduleConservativeness: number;
+  coalesceDecode: boolean;
+}
+
+/** SGLang constants the reference mirrors (sglang 0.5.6 defaults). */
+const INIT_NEW_TOKEN_RATIO = 0.7;
+const MIN_NEW_TOKEN_RATIO_FACTOR = 0.14;
+const NEW_TOKEN_RATIO_DECAY_STEPS = 600;
+const RETRACT_DECODE_STEPS = 20;
+const LPM_FALLBACK_THRESHOLD = 128;
+const IN_BATCH_PREFIX_THRESHOLD = 32;
+
+/** Durations are kept at nanosecond resolution, as the reference does. */
+function ns(ms: number): number {
+  return Math.round(ms * 1e6) / 1e6;
+}
+
+/**
+ * One SGLang-style engine (one data-parallel rank), after the reference mocker's SGLang scheduler (which
+ * models sglang 0.5.6's `get_next_batch_to_run`).
+ *
+ * KV lives in a page pool plus a radix prefix cache (`RadixCache`). A pass at time `now`:
+ * - Prefill first: waiting requests are admitted in queue order (or longest cached prefix first under `lpm`)
+ *   while three budgets hold: KV (free + evictable tokens, minus each running request's remaining output,
+ *   clipped, times `new_token_ratio`; an admission also reserves its own clipped output), `max_prefill_tokens`
+ *   and `chunked_prefill_size`. A prompt longer than the chunk left is cut at a page boundary; its computed
+ *   pages enter the cache and it goes back to the queue front to continue next pass.
+ * - A pass that prefilled anything runs only that batch: requests already running make no progress (mixed
+ *   chunks are off), and the requests whose prompt completed get their first token at the prefill's end.
+ * - Otherwise it is a decode pass over every running request. When free plus evictable KV cannot take the
+ *   step's new pages, the running request with the fewest output tokens is retracted (its KV freed, its
+ *   cached prefix kept) and requeued at the back until it fits; `new_token_ratio` is then re-estimated,
+ *   else it decays linearly to its floor on every decode pass.
+ * Every generated token's page enters the cache once complete; a finished request's whole sequence (whole
+ * pages) stays cached. Tokens are stamped at the pass end; prefix-cache changes are visible to a KV-aware
+ * router at the pass end.
+ *
+ * Coalesced decode: a run of decode passes in which nothing can be admitted, retracted or finished is
+ * planned at once and applied lazily (`materialize`), with results identical to stepping every pass.
+ */
+export class SglangEngine implements Engine {
+  readonly cache: RadixCache;
+  readonly waiting = new IntDeque();
+  private readonly running: Int32Array;
+  private runLen = 0;
+  private readonly shape: PassShape = emptyPassShape();
+  /** Per request: the radix node its KV path ends at (-1: no KV), and its pages in the tree. */
+  private readonly lastNode: Int32Array;
+  private readonly cachedPages: Int32Array;
+  private readonly page: number;
+  private readonly initRatio: number;
+  private readonly minRatio: number;
+  private readonly ratioDecay: number;
+  /** SGLang's `new_token_ratio`: the share of each running request's remaining output reserved at admission. */
+  newTokenRatio: number;
+  progressed = false;
+
+  readonly firstTokens = new IntDeque();
+  readonly finished = new IntDeque();
+  readonly kvEvents: KvEventLog | null;
+  busyUntil = Number.NaN;
+  passes = 0;
+  busyMs = 0;
+  /** Retractions (SGLang's decode-time preemption). */
+  preemptions = 0;
+  coalescedRuns = 0;
+  committedPrefillTokens = 0;
+
+  readonly index: number;
+  readonly role: EngineRole;
+  readonly gpus: number;
+  readonly config: SglangEngineConfig;
+  private readonly timing: TimingModel;
+  private readonly req: RequestTable;
+  private readonly collector: Collector;
+
+  // Scratch for one pass.
+  private admitted: Int32Array;
+  private admittedLen = 0;
+  private done: Int32Array;
+  private doneLen = 0;
+  private retracted: number[] = [];
+  private retractedRatio = 0;
+
+  constructor(
+    index: number,
+    config: SglangEngineConfig,
+    timing: TimingModel,
+    req: RequestTable,
+    collector: Collector,
+    logKvEvents = false,
+    role: EngineRole = 'aggregated',
+    gpus = 1,
+  ) {
+    if (role !== 'aggregated') throw new RangeError('the SGLang engine supports aggregated serving only');
+    if (req.layout.blockSize !== config.blockSize)
+      throw new RangeError('SGLang page size must equal the block layout size');
+    this.index = index;
+    this.role = role;
+    this.gpus = gpus;
+    this.config = config;
+    this.timing = timing;
+    this.req = req;
+    this.collector = collector;
+    this.page = config.blockSize;
+    this.cache = new RadixCache(config.numGpuBlocks, req);
+    const slots = Math.max(1, Math.min(config.maxNumSeqs, req.size)) + 1;
+    this.running = new Int32Array(slots);
+    this.admitted = new Int32Array(slots);
+    this.done = new Int32Array(slots);
+    this.lastNode = new Int32Array(req.size).fill(-1);
+    this.cachedPages = new Int32Array(req.size);
+    this.shape.kvCapacityTokens = config.numGpuBlocks * config.blockSize;
+    this.initRatio = INIT_NEW_TOKEN_RATIO * config.scheduleConservativeness;
+    this.minRatio = this.initRatio * MIN_NEW_TOKEN_RATIO_FACTOR;
+    this.ratioDecay = (this.initRatio - this.minRatio) / NEW_TOKEN_RATIO_DECAY_STEPS;
+    this.newTokenRatio = this.initRatio;
+    this.kvEvents = logKvEvents ? new KvEventLog() : null;
+    if (this.kvEvents !== null) {
+      const log = this.kvEvents;
+      const space = req.layout.promptKeySpace;
+      this.cache.onKeyEvent = (key, stored) => {
+        if (key < space) log.push(key, stored);
+      };
+    }
+  }
+
+  get evictions(): number {
+    return this.cache.evictedPages;
+  }
+  get runningCount(): number {
+    return this.runLen;
+  }
+  get waitingCount(): number {
+    return this.waiting.length;
+  }
+  get isIdle(): boolean {
+    return Number.isNaN(this.busyUntil);
+  }
+  get hasPendingRun(): boolean {
+    return this.runSteps > this.runApplied;
+  }
+  get pendingRunEvicts(): boolean {
+    return false; // a coalesced run never evicts (it stops before a page would have to be freed)
+  }
+  hasWork(): boolean {
+    return this.runLen > 0 || this.waiting.length > 0;
+  }
+  runningIds(): number[] {
+    return Array.from(this.running.subarray(0, this.runLen));
+  }
+  /** Tokens of KV r holds (tests). */
+  materializedOf(r: number): number {
+    return this.req.computed[r];
+  }
+  /** True when r holds no KV pages and no tree lock (tests). */
+  holdsNothing(r: number): boolean {
+    return this.lastNode[r] < 0 && this.req.allocBlocks[r] === 0;
+  }
+
+  enqueue(r: number): void {
+    this.req.status[r] = RequestStatus.Waiting;
+    this.req.engine[r] = this.index;
+    this.waiting.pushBack(r);
+  }
+
+  startPass(now: number, horizon: number, horizonAlways = false): number {
+    this.firstTokens.clear();
+    this.finished.clear();
+    if (this.config.coalesceDecode && this.planRun(now, horizon, horizonAlways)) {
+      this.progressed = true;
+      return this.busyUntil;
+    }
+    const end = this.runPlainPass(now);
+    this.busyUntil = end;
+    return end;
+  }
+
+  endPass(): void {
+    this.busyUntil = Number.NaN;
+    this.runSteps = 0;
+    this.runApplied = 0;
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Plain pass
+
+  private runPlainPass(now: number): number {
+    const req = this.req;
+    const cfg = this.config;
+    const shape = this.shape;
+    resetPassShape(shape);
+    this.progressed = false;
+    const logStart = this.kvEvents?.length ?? 0;
+
+    if (cfg.schedulePolicy === 'lpm') this.applyLpm();
+    this.admit(now);
+    const prefillPass = this.admittedLen > 0;
+    let prefillMs = 0;
+    if (prefillPass) {
+      const n = shape.prefillRequests;
+      const perRequest =
+        Math.floor((shape.prefillCachedTokens + shape.prefillNewTokens) / n) -
+        Math.floor(shape.prefillCachedTokens / n);
+      if (perRequest > 0) prefillMs = ns(this.timing.prefillMs(shape) / cfg.speedupRatio);
+    }
+
+    // Chunked prompts wait at the queue front; completed prompts join the running set after the stalled ones.
+    const stalled = this.runLen;
+    for (let i = 0; i < this.admittedLen; i++) {
+      const r = this.admitted[i];
+      if (req.computed[r] < req.seqLen(r)) {
+        this.cacheMaterialized(r);
+        this.waiting.pushFront(r);
+      } else {
+        req.status[r] = RequestStatus.Running;
+        this.running[this.runLen++] = r;
+      }
+    }
+    this.doneLen = 0;
+    this.retracted.length = 0;
+    let end: number;
+    if (prefillPass) {
+      end = now + prefillMs;
+      this.firstTokenStep(stalled, end);
+    } else {
+      end = now + this.decodeStep(now);
+    }
+    for (let i = 0; i < this.doneLen; i++) this.finish(this.done[i], end);
+    for (const r of this.retracted) {
+      req.status[r] = RequestStatus.Waiting;
+      this.waiting.pushBack(r);
+    }
+    if (this.retracted.length > 0) this.newTokenRatio = this.retractedRatio;
+    else if (!prefillPass) this.newTokenRatio = Math.max(this.newTokenRatio - this.ratioDecay, this.minRatio);
+    if (this.kvEvents !== null) this.kvEvents.stamp(logStart, end);
+    if (end > now || this.doneLen > 0 || prefillPass) this.progressed = true;
+    if (this.progressed) {
+      this.passes++;
+      this.busyMs += end - now;
+    }
+    return end;
+  }
+
+  /** LPM: waiting requests by cached prefix, longest first; duplicates of an earlier uncached prefix last. */
+  private applyLpm(): void {
+    const w = this.waiting;
+    const n = w.length;
+    if (!this.config.enablePrefixCaching || n < 2 || n > LPM_FALLBACK_THRESHOLD) return;
+    const req = this.req;
+    const p = this.page;
+    const dupPages = Math.ceil(IN_BATCH_PREFIX_THRESHOLD / p);
+    const seen = new Set<number>();
+    const items: { r: number; match: number; dup: boolean; i: number }[] = [];
+    for (let i = 0; i < n; i++) {
+      const r = w.get(i);
+      const len = req.seqLen(r);
+      const match = this.cache.matchPages(r, Math.floor(len / p)) * p;
+      let dup = false;
+      if (match <= IN_BATCH_PREFIX_THRESHOLD && len >= dupPages * p) {
+        const key = req.blockKey(r, dupPages - 1);
+        dup = seen.has(key);
+        seen.add(key);
+      }
+      items.push({ r, match, dup, i });
+    }
+    items.sort((a, b) => Number(a.dup) - Number(b.dup) || b.match - a.match || a.i - b.i);
+    w.clear();
+    for (const it of items) w.pushBack(it.r);
+  }
+
+  /** Remaining output of r (its last token needs no KV: the request finishes as it is sampled). */
+  private remaining(r: number): number {
+    return Math.max(0, this.req.outputLen[r] - this.req.generated[r]);
+  }
+
+  /** SGLang's `get_new_batch_prefill`: admits and chunks waiting requests into this pass's prefill batch. */
+  private admit(now: number): void {
+    const req = this.req;
+    const cfg = this.config;
+    const p = this.page;
+    const cache = this.cache;
+    const shape = this.shape;
+    this.admittedLen = 0;
+    if (this.waiting.length === 0) return;
+    let reserve = 0;
+    for (let k = 0; k < this.runLen; k++)
+      reserve += Math.min(this.remaining(this.running[k]), cfg.clipMaxNewTokens) * this.newTokenRatio;
+    let remTotal = (cache.freePages + cache.evictablePages) * p - reserve;
+    let remInput = cfg.maxPrefillTokens;
+    let remChunk = cfg.chunkedPrefillSize;
+    const slots = cfg.maxNumSeqs - this.runLen;
+    while (this.admittedLen < slots && this.waiting.length > 0) {
+      const r = this.waiting.front();
+      const mat = req.computed[r];
+      const len = req.seqLen(r);
+      if (mat === 0 && req.preemptions[r] === 0) {
+        const reason = this.rejection(r);
+        if (reason !== null) {
+          this.waiting.popFront();
+          req.status[r] = RequestStatus.Rejected;
+          this.collector.onReject(r, reason);
+          this.finished.pushBack(r);
+          this.progressed = true;
+          continue;
+        }
+      }
+      let cached = 0;
+      if (mat === 0 && cfg.enablePrefixCaching) {
+        // The match stops one token short so a request that must sample computes at least its last token.
+        const matchLen = req.outputLen[r] === 0 ? len : len - 1;
+        cached = cache.matchPages(r, Math.floor(matchLen / p)) * p;
+      }
+      const start = Math.max(mat, cached);
+      const extend = len - start;
+      if (extend === 0 && mat > 0) break;
+      let chunk = extend;
+      if (Math.ceil(extend / p) * p > remChunk) {
+        chunk = Math.floor(remChunk / p) * p;
+        if (chunk === 0) break;
+        chunk = Math.min(chunk, extend);
+      }
+      const charged = Math.ceil(chunk / p) * p;
+      const outReserve = chunk < extend ? 0 : Math.min(this.remaining(r), cfg.clipMaxNewTokens);
+      if (charged + outReserve >= remTotal) break;
+      if (charged > remInput || charged > remChunk) break;
+      const chunkEnd = start + chunk;
+      const wantPages = Math.ceil(chunkEnd / p);
+      let node = this.lastNode[r];
+      let prefix: number;
+      if (mat > 0) {
+        // A chunk continuation extends the request's own pages; it never re-matches.
+        const fresh = wantPages - req.allocBlocks[r];
+        if (fresh > cache.freePages + cache.evictablePages) break;
+        this.allocatePages(fresh);
+        prefix = mat;
+      } else {
+        node = cfg.enablePrefixCaching ? cache.matchAndLock(r, start / p) : RadixCache.ROOT;
+        prefix = cache.depthOf(node) * p;
+        const fresh = wantPages - prefix / p;
+        if (fresh > cache.freePages + cache.evictablePages) {
+          cache.unlock(node);
+          break;
+        }
+        this.allocatePages(fresh);
+        this.lastNode[r] = node;
+        this.cachedPages[r] = prefix / p;
+        this.collector.onAdmit(r, now, prefix);
+      }
+      this.waiting.popFront();
+      req.computed[r] = chunkEnd;
+      req.allocBlocks[r] = wantPages;
+      this.admitted[this.admittedLen++] = r;
+      const computed = chunkEnd - prefix;
+      shape.prefillRequests++;
+      shape.prefillNewTokens += computed;
+      shape.prefillCachedTokens += prefix;
+      shape.prefillAttentionPairs += computed * prefix + (computed * (computed + 1)) / 2;
+      this.committedPrefillTokens += computed;
+      this.progressed = true;
+      remTotal -= charged + outReserve;
+      remInput -= charged;
+      remChunk -= charged;
+      if (remChunk <= 0) break;
+    }
+  }
+
+  /** Takes `pages` free pages, evicting cached ones first when free pages fall short. */
+  private allocatePages(pages: number): void {
+    const cache = this.cache;
+    if (pages > cache.freePages) cache.evict(pages - cache.freePages);
+    cache.freePages -= pages;
+  }
+
+  /** Why fresh request r (at the head of waiting) can never run here, or null. */
+  private rejection(r: number): string | null {
+    const req = this.req;
+    const cfg = this.config;
+    const p = this.page;
+    const total = cfg.numGpuBlocks * p;
+    const prompt = req.promptLen[r];
+    const out = req.outputLen[r];
+    // The reference aborts the whole replay on these (an effect-free pass); such a request is rejected instead.
+    if (Math.ceil((out >= 2 ? prompt + out : prompt) / p) * p > total)
+      return 'prompt plus output larger than the KV cache';
+    const whole = Math.ceil(prompt / p) * p;
+    const firstChunk = whole <= cfg.chunkedPrefillSize ? whole : Math.floor(cfg.chunkedPrefillSize / p) * p;
+    if (firstChunk === 0) return 'chunked_prefill_size smaller than a page';
+    if (firstChunk > cfg.maxPrefillTokens) return 'prompt chunk larger than max_prefill_tokens';
+    if (whole + Math.min(out, cfg.clipMaxNewTokens) >= total)
+      return 'prompt plus reserved output larger than the KV cache';
+    return null;
+  }
+
+  /** Inserts r's whole materialized pages into the cache (SGLang's `cache_unfinished_req`). */
+  private cacheMaterialized(r: number): void {
+    if (!this.config.enablePrefixCaching) return;
+    const aligned = Math.floor(this.req.computed[r] / this.page);
+    const from = this.cachedPages[r];
+    if (aligned <= from) return;
+    const cache = this.cache;
+    const old = this.lastNode[r];
+    const node = cache.insert(r, old, from, aligned);
+    // Pages another request cached meanwhile replace r's copies, which are freed.
+    if (node !== old) cache.lock(node);
+    cache.freePages += cache.duplicates;
+    if (node !== old) cache.unlock(old);
+    this.lastNode[r] = node;
+    this.cachedPages[r] = aligned;
+  }
+
+  /**
+   * First tokens of the requests whose prompt completed in this (prefill) pass, at no decode cost: one whose
+   * first token is its last finishes without a KV slot; the others get a slot (cached pages are evicted to make
+   * room; if even that fails they sample in the next decode pass instead).
+   */
+  private firstTokenStep(from: number, end: number): void {
+    const req = this.req;
+    const p = this.page;
+    const cache = this.cache;
+    let w = from;
+    for (let k = from; k < this.runLen; k++) {
+      const r = this.running[k];
+      if (this.remaining(r) === 0) this.done[this.doneLen++] = r;
+      else this.running[w++] = r;
+    }
+    this.runLen = w;
+    w = from;
+    for (let k = from; k < this.runLen; k++) {
+      const r = this.running[k];
+      if (this.remaining(r) === 1) {
+        req.generated[r]++;
+        this.emit(r, end);
+        this.done[this.doneLen++] = r;
+      } else this.running[w++] = r;
+    }
+    this.runLen = w;
+    let needed = 0;
+    for (let k = from; k < this.runLen; k++) if (req.seqLen(this.running[k]) % p === 0) needed++;
+    if (needed > cache.freePages) cache.evict(needed - cache.freePages);
+    if (needed > cache.freePages) return;
+    for (let k = from; k < this.runLen; k++) this.appendToken(this.running[k], end);
+  }
+
+  /** Generates one token of running request r (its KV slot included) and caches a page it completes. */
+  private appendToken(r: number, end: number): void {
+    const req = this.req;
+    if (req.computed[r] % this.page === 0) {
+      this.cache.freePages--;
+      req.allocBlocks[r]++;
+    }
+    req.computed[r]++;
+    req.generated[r]++;
+    this.emit(r, end);
+    this.cacheMaterialized(r);
+  }
+
+  private emit(r: number, end: number): void {
+    this.collector.onToken(r, end);
+    if (this.req.generated[r] === 1) this.firstTokens.pushBack(r);
+  }
+
+  /** A decode pass over the running set: retraction under KV pressure, then one token each. Returns its ms. */
+  private decodeStep(now: number): number {
+    const req = this.req;
+    const p = this.page;
+    const cache = this.cache;
+    if (this.runLen === 0) return 0;
+    // Pages the step needs: one per request whose next token starts a page.
+    let growth = 0;
+    for (let k = 0; k < this.runLen; k++) if (req.seqLen(this.running[k]) % p === 0) growth++;
+    while (cache.freePages + cache.evictablePages < growth && this.runLen > 1) {
+      let v = 0;
+      for (let k = 1; k < this.runLen; k++)
+        if (req.generated[this.running[k]] < req.generated[this.running[v]]) v = k;
+      const r = this.running[v];
+      this.running.copyWithin(v, v + 1, this.runLen);
+      this.runLen--;
+      if (req.seqLen(r) % p === 0) growth--;
+      this.retract(r);
+      this.retracted.push(r);
+      this.progressed = true;
+    }
+    // Re-estimated from the survivors before they sample (SGLang's `retract_decode`).
+    if (this.retracted.length > 0) this.retractedRatio = this.retractionRatio();
+    if (growth > cache.freePages) cache.evict(growth - cache.freePages);
+    let context = 0;
+    for (let k = 0; k < this.runLen; k++) context += req.seqLen(this.running[k]);
+    const shape = this.shape;
+    shape.decodeRequests = this.runLen;
+    shape.decodeContextTokens = context;
+    shape.activeKvTokens = (cache.totalPages - cache.freePages - cache.evictablePages) * p;
+    if (growth > cache.freePages) return 0; // cannot grow even alone: no forward (the reference stalls too)
+    const ms = ns(this.timing.decodeMs(shape) / this.config.speedupRatio);
+    const end = now + ms;
+    let w = 0;
+    for (let k = 0; k < this.runLen; k++) {
+      const r = this.running[k];
+      if (req.computed[r] % p === 0) {
+        cache.freePages--;
+        req.allocBlocks[r]++;
+      }
+      req.computed[r]++;
+      req.generated[r]++;
+      this.emit(r, end);
+      if (req.generated[r] >= req.outputLen[r]) {
+        this.done[this.doneLen++] = r;
+        continue;
+      }
+      this.cacheMaterialized(r);
+      this.running[w++] = r;
+    }
+    this.runLen = w;
+    this.progressed = true;
+    return ms;
+  }
+
+  /** `retract_decode`'s estimate from the survivors: decoded + 20 steps each over their output budgets. */
+  private retractionRatio(): number {
+    const req = this.req;
+    let decoded = 0;
+    let maxNew = 0;
+    for (let k = 0; k < this.runLen; k++) {
+      const r = this.running[k];
+      decoded += req.generated[r];
+      maxNew += req.outputLen[r];
+    }
+    return Math.min(1, (decoded + RETRACT_DECODE_STEPS * this.runLen) / (maxNew + 1));
+  }
+
+  /** Retracts r: its pages outside the cache are freed, its cached prefix stays (unlocked); it keeps its tokens. */
+  private retract(r: number): void {
+    const req = this.req;
+    this.cache.freePages += req.allocBlocks[r] - this.cachedPages[r];
+    this.cache.unlock(this.lastNode[r]);
+    this.lastNode[r] = -1;
+    this.cachedPages[r] = 0;
+    req.allocBlocks[r] = 0;
+    req.computed[r] = 0;
+    req.preemptions[r]++;
+    this.preemptions++;
+  }
+
+  /** r finished at `end`: its whole pages enter the cache, the rest of its KV is freed. */
+  private finish(r: number, end: number): void {
+    const req = this.req;
+    const cache = this.cache;
+    const complete = Math.floor(Math.min(req.seqLen(r), req.computed[r]) / this.page);
+    const node = this.lastNode[r];
+    if (this.config.enablePrefixCaching && complete > 0) {
+      cache.freePages += req.allocBlocks[r] - complete;
+      const from = this.cachedPages[r];
+      cache.insert(r, node, from, complete);
+      cache.freePages += cache.duplicates;
+    } else {
+      cache.freePages += req.allocBlocks[r] - this.cachedPages[r];
+    }
+    cache.unlock(node);
+    this.lastNode[r] = -1;
+    this.cachedPages[r] = 0;
+    req.allocBlocks[r] = 0;
+    req.status[r] = RequestStatus.Done;
+    this.collector.onComplete(r, end);
+    this.finished.pushBack(r);
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Coalesced decode runs
+
+  private runSteps = 0;
+  private runApplied = 0;
+
+  private planRun(_now: number, _horizon: number, _horizonAlways: boolean): boolean {
+    return false;
+  }
+
+  materialize(_t: number): number {
+    return this.busyUntil;
+  }
+}
