@@ -1,7 +1,9 @@
 /**
  * Simulator-core benchmark: replays the full Mooncake conversation trace (12,031 requests, 59 simulated
  * minutes) on 8 aggregated round-robin workers, polynomial timing, block size 512, and prints speed figures.
- * Ends with one JSON line. Usage: npm run bench:sim [-- --trace FILE --workers N --repeat K --no-coalesce]
+ * `--engine sglang` runs the SGLang scheduler instead (page size = block size, 64 unless given).
+ * Ends with one JSON line.
+ * Usage: npm run bench:sim [-- --trace FILE --workers N --repeat K --engine vllm|sglang --block-size B --no-coalesce]
  */
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -13,7 +15,8 @@ const { values } = parseArgs({
   options: {
     trace: { type: 'string', default: '../shared/data/traces/mooncake_conversation.jsonl' },
     workers: { type: 'string', default: '8' },
-    'block-size': { type: 'string', default: '512' },
+    'block-size': { type: 'string' },
+    engine: { type: 'string', default: 'vllm' },
     router: { type: 'string', default: 'round-robin' },
     repeat: { type: 'string', default: '5' },
     'no-coalesce': { type: 'boolean', default: false },
@@ -23,9 +26,14 @@ if (!existsSync(values.trace)) {
   console.error(`bench:sim: trace not found: ${values.trace} (the benchmark reads ../shared/data)`);
   process.exit(2);
 }
+if (values.engine !== 'vllm' && values.engine !== 'sglang') {
+  console.error(`bench:sim: --engine must be vllm or sglang`);
+  process.exit(2);
+}
+const blockSize = Number(values['block-size'] ?? (values.engine === 'sglang' ? 64 : 512));
 const config = SimulationConfigSchema.parse({
   workers: Number(values.workers),
-  engine: { blockSize: Number(values['block-size']) },
+  engine: { engine: values.engine, blockSize },
   router: { mode: values.router },
   workload: { trace: values.trace, traceBlockSize: 512 },
   coalesceDecode: !values['no-coalesce'],
@@ -49,7 +57,7 @@ console.log(
   `trace              ${values.trace} (${workload.size} requests, loaded in ${(loadMs / 1000).toFixed(3)} s)`,
 );
 console.log(
-  `setup              ${config.workers} workers, ${config.router.mode}, block ${config.engine.blockSize}, polynomial timing, coalesce ${config.coalesceDecode}`,
+  `setup              ${config.engine.engine}, ${config.workers} workers, ${config.router.mode}, block ${config.engine.blockSize}, polynomial timing, coalesce ${config.coalesceDecode}`,
 );
 console.log(
   `wall (median of ${repeat})  ${wall.toFixed(4)} s   [min ${walls[0].toFixed(4)}, max ${walls[walls.length - 1].toFixed(4)}]`,
@@ -66,6 +74,7 @@ console.log(
 );
 console.log(
   JSON.stringify({
+    engine: config.engine.engine,
     wall_s: Number(wall.toFixed(4)),
     simulated_s: Number(sim.toFixed(2)),
     speedup: Math.round(sim / wall),

@@ -36,6 +36,8 @@ const NEW_TOKEN_RATIO_DECAY_STEPS = 600;
 const RETRACT_DECODE_STEPS = 20;
 const LPM_FALLBACK_THRESHOLD = 128;
 const IN_BATCH_PREFIX_THRESHOLD = 32;
+/** Passes one coalesced run plans at most (a longer stretch continues as the next run). */
+const RUN_PLAN_LIMIT = 64;
 
 /** Durations are kept at nanosecond resolution, as the reference does. */
 function ns(ms: number): number {
@@ -596,12 +598,240 @@ export class SglangEngine implements Engine {
 
   private runSteps = 0;
   private runApplied = 0;
+  private runEnds = new Float64Array(256);
+  private stepPages = new Int32Array(256);
+  /** Per running slot: tokens at the run's start. Pages filled during applied steps, as step * n + slot. */
+  private runBase = new Int32Array(16);
+  private fills = new Int32Array(64);
+  /** Tokens the head of waiting would charge (chunk + output reserve) and the pages it would take; -1: none. */
+  private headNeed = -1;
+  private headPages = 0;
+  private joinAt = new Int32Array(256);
 
-  private planRun(_now: number, _horizon: number, _horizonAlways: boolean): boolean {
-    return false;
+  /**
+   * Plans a run of >= 2 decode passes starting at `now`; false when the next pass may do anything else. Every
+   * running request is past its first token; no pass of the run may admit (the head of waiting is watched: the
+   * admission reserve shrinks as outputs progress and `new_token_ratio` decays), need a page that is not free
+   * (which would evict or retract), or finish a request before its last pass.
+   */
+  private planRun(now: number, horizon: number, horizonAlways: boolean): boolean {
+    const req = this.req;
+    const cfg = this.config;
+    const p = this.page;
+    const n = this.runLen;
+    if (n === 0) return false;
+    let kOut = Number.POSITIVE_INFINITY;
+    let context = 0;
+    for (let k = 0; k < n; k++) {
+      const r = this.running[k];
+      if (req.generated[r] === 0) return false;
+      const left = this.remaining(r);
+      if (left < kOut) kOut = left;
+      context += req.seqLen(r);
+    }
+    if (kOut < 2) return false;
+    kOut = Math.min(kOut, RUN_PLAN_LIMIT); // plan in bounded slices: most runs are cut by an arrival
+    this.headNeed = -1;
+    if (this.waiting.length > 0 && n < cfg.maxNumSeqs) {
+      if (cfg.schedulePolicy === 'lpm') this.applyLpm(); // what the next pass does first (idempotent)
+      const r = this.waiting.front();
+      if (req.computed[r] === 0 && req.preemptions[r] === 0 && this.rejection(r) !== null) return false;
+      this.watchHead(r);
+    }
+    if (this.runEnds.length < kOut + 1) {
+      let cap = this.runEnds.length;
+      while (cap < kOut + 1) cap *= 2;
+      this.runEnds = new Float64Array(cap);
+      this.stepPages = new Int32Array(cap);
+    } else this.stepPages.fill(0, 0, kOut + 1);
+    // Step j appends token c+j (c = tokens at the start) and takes a page when c+j-1 is a multiple of p.
+    const stepPages = this.stepPages;
+    for (let k = 0; k < n; k++) {
+      const c = req.computed[this.running[k]];
+      let j = (((1 - c) % p) + p) % p;
+      if (j === 0) j = p;
+      for (; j <= kOut; j += p) stepPages[j]++;
+    }
+    // The admission reserve: sum of min(remaining, clip) falls by the requests already under the clip.
+    // A request's term min(remaining - (j-1), clip) starts falling at step remaining - clip + 1.
+    const clip = cfg.clipMaxNewTokens;
+    let reserveSum = 0;
+    let underClip = 0;
+    if (this.headNeed >= 0) {
+      if (this.joinAt.length < kOut + 2)
+        this.joinAt = new Int32Array(Math.max(kOut + 2, this.joinAt.length * 2));
+      else this.joinAt.fill(0, 0, kOut + 2);
+      for (let k = 0; k < n; k++) {
+        const left = this.remaining(this.running[k]);
+        reserveSum += Math.min(left, clip);
+        if (left <= clip) underClip++;
+        else if (left - clip + 1 <= kOut) this.joinAt[left - clip + 1]++;
+      }
+    }
+    const cache = this.cache;
+    const evictable = cache.evictablePages;
+    let free = cache.freePages;
+    let ratio = this.newTokenRatio;
+    const shape = this.shape;
+    resetPassShape(shape);
+    shape.decodeRequests = n;
+    const speedup = cfg.speedupRatio;
+    let t = now;
+    let steps = 0;
+    for (let j = 1; j <= kOut; j++) {
+      if (j > 1 && horizonAlways && t >= horizon) break;
+      if (this.headNeed >= 0 && this.headPages <= free + evictable) {
+        const approx = (free + evictable) * p - reserveSum * ratio;
+        if (approx > this.headNeed - 1e-3 && this.headNeed < this.remTotalAt(j, free + evictable, ratio))
+          break;
+      }
+      const b = stepPages[j];
+      if (b > free) break; // the plain pass evicts or retracts
+      shape.decodeContextTokens = context + n * (j - 1);
+      shape.activeKvTokens = (cache.totalPages - free - evictable) * p;
+      free -= b;
+      t = t + ns(this.timing.decodeMs(shape) / speedup);
+      this.runEnds[j] = t;
+      steps = j;
+      ratio = Math.max(ratio - this.ratioDecay, this.minRatio);
+      if (this.headNeed >= 0) {
+        reserveSum -= underClip;
+        underClip += this.joinAt[j + 1];
+      }
+    }
+    if (steps < 2) return false;
+    this.runEnds[0] = now;
+    this.runSteps = steps;
+    this.runApplied = 0;
+    this.busyUntil = this.runEnds[steps];
+    if (this.runBase.length < n) this.runBase = new Int32Array(Math.max(n, this.runBase.length * 2));
+    for (let k = 0; k < n; k++) this.runBase[k] = req.computed[this.running[k]];
+    this.coalescedRuns++;
+    return true;
   }
 
-  materialize(_t: number): number {
+  /** Records what the head of waiting would need to be admitted as the first of a batch (-1: it cannot). */
+  private watchHead(r: number): void {
+    const req = this.req;
+    const cfg = this.config;
+    const p = this.page;
+    const mat = req.computed[r];
+    const len = req.seqLen(r);
+    let cached = 0;
+    if (mat === 0 && cfg.enablePrefixCaching) {
+      const matchLen = req.outputLen[r] === 0 ? len : len - 1;
+      cached = this.cache.matchPages(r, Math.floor(matchLen / p)) * p;
+    }
+    const start = Math.max(mat, cached);
+    const extend = len - start;
+    if (extend === 0 && mat > 0) return;
+    let chunk = extend;
+    if (Math.ceil(extend / p) * p > cfg.chunkedPrefillSize) {
+      chunk = Math.min(Math.floor(cfg.chunkedPrefillSize / p) * p, extend);
+      if (chunk === 0) return;
+    }
+    const charged = Math.ceil(chunk / p) * p;
+    if (charged > cfg.maxPrefillTokens || charged > cfg.chunkedPrefillSize) return;
+    const outReserve = chunk < extend ? 0 : Math.min(this.remaining(r), cfg.clipMaxNewTokens);
+    this.headNeed = charged + outReserve;
+    const wantPages = Math.ceil((start + chunk) / p);
+    this.headPages = mat > 0 ? wantPages - req.allocBlocks[r] : wantPages - cached / p;
+  }
+
+  /** The admission KV budget at step j of a planned run, computed exactly as a plain pass would. */
+  private remTotalAt(j: number, pages: number, ratio: number): number {
+    const clip = this.config.clipMaxNewTokens;
+    let reserve = 0;
+    for (let k = 0; k < this.runLen; k++)
+      reserve += Math.min(this.remaining(this.running[k]) - (j - 1), clip) * ratio;
+    return pages * this.page - reserve;
+  }
+
+  /**
+   * Applies the planned passes of the current run that started before `t`. When that is not all of them, the
+   * run is cut after the last applied pass, whose end becomes `busyUntil`. Returns `busyUntil`.
+   */
+  materialize(t: number): number {
+    if (this.runSteps <= this.runApplied) return this.busyUntil;
+    let upTo = this.runApplied;
+    while (upTo < this.runSteps && this.runEnds[upTo] < t) upTo++;
+    if (upTo > this.runApplied) this.applyRunSteps(upTo);
+    if (upTo < this.runSteps) {
+      this.runSteps = upTo;
+      this.busyUntil = this.runEnds[upTo];
+    }
     return this.busyUntil;
+  }
+
+  /** Applies steps runApplied+1 .. upTo of the planned run, exactly as plain passes would. */
+  private applyRunSteps(upTo: number): void {
+    const req = this.req;
+    const p = this.page;
+    const cache = this.cache;
+    const from = this.runApplied;
+    const n = this.runLen;
+    const ends = this.runEnds;
+    const col = this.collector;
+    const m = upTo - from;
+    const last = upTo === this.runSteps;
+    // Pages: allocated in bulk; completed pages enter the cache in (pass, slot) order, as stepping would.
+    for (let k = 0; k < n; k++) {
+      const r = this.running[k];
+      const want = Math.ceil((this.runBase[k] + upTo) / p);
+      cache.freePages -= want - req.allocBlocks[r];
+      req.allocBlocks[r] = want;
+    }
+    let nf = 0;
+    for (let k = 0; k < n; k++) {
+      // Step j fills a page of slot k when (base + j) % p == 0.
+      const base = this.runBase[k];
+      let j = from + 1 + (((-(base + from + 1) % p) + p) % p);
+      for (; j <= upTo; j += p) {
+        if (nf === this.fills.length) {
+          const grown = new Int32Array(nf * 2);
+          grown.set(this.fills);
+          this.fills = grown;
+        }
+        this.fills[nf++] = j * n + k;
+      }
+    }
+    const fills = this.fills.subarray(0, nf).sort();
+    for (let i = 0; i < nf; i++) {
+      const j = Math.floor(fills[i] / n);
+      const k = fills[i] - j * n;
+      const r = this.running[k];
+      if (last && j === upTo && req.generated[r] + m >= req.outputLen[r]) continue; // finishes instead
+      req.computed[r] = this.runBase[k] + j;
+      this.cacheMaterialized(r);
+    }
+    // Tokens: the first applied step's gap differs per request; later gaps are shared by all n requests.
+    const firstEnd = ends[from + 1];
+    const lastEnd = ends[upTo];
+    for (let k = 0; k < n; k++) {
+      const r = this.running[k];
+      req.computed[r] = this.runBase[k] + upTo;
+      col.addGap(firstEnd - col.lastTokenMs[r], 1);
+      if (col.tokens[r] === 1) col.secondTokenMs[r] = firstEnd;
+      col.tokens[r] += m;
+      col.lastTokenMs[r] = lastEnd;
+      req.generated[r] += m;
+    }
+    for (let j = from + 2; j <= upTo; j++) col.addGap(ends[j] - ends[j - 1], n);
+    for (let j = 0; j < m; j++)
+      this.newTokenRatio = Math.max(this.newTokenRatio - this.ratioDecay, this.minRatio);
+    this.passes += m;
+    this.busyMs += lastEnd - ends[from];
+    this.runApplied = upTo;
+    if (last) {
+      let w = 0;
+      this.doneLen = 0;
+      for (let k = 0; k < n; k++) {
+        const r = this.running[k];
+        if (req.generated[r] >= req.outputLen[r]) this.done[this.doneLen++] = r;
+        else this.running[w++] = r;
+      }
+      this.runLen = w;
+      for (let i = 0; i < this.doneLen; i++) this.finish(this.done[i], lastEnd);
+    }
   }
 }

@@ -1,8 +1,37 @@
+/** A map from non-negative int32 keys to non-negative int32 values that allocates nothing per operation. */
+export interface IntMapLike {
+  readonly size: number;
+  /** The value stored under key, or -1. */
+  get(key: number): number;
+  set(key: number, value: number): void;
+  delete(key: number): void;
+}
+
+/** An `IntMapLike` over a dense array of the whole key range: fastest when the range is small enough. */
+export class DenseIntMap implements IntMapLike {
+  private readonly values: Int32Array;
+  size = 0;
+  constructor(keySpace: number) {
+    this.values = new Int32Array(keySpace).fill(-1);
+  }
+  get(key: number): number {
+    return this.values[key];
+  }
+  set(key: number, value: number): void {
+    if (this.values[key] < 0) this.size++;
+    this.values[key] = value;
+  }
+  delete(key: number): void {
+    if (this.values[key] >= 0) this.size--;
+    this.values[key] = -1;
+  }
+}
+
 /**
- * A map from non-negative int32 keys to int32 values with a fixed entry bound: open addressing with linear
- * probing and backward-shift deletion on typed arrays, so lookups and updates allocate nothing.
+ * An `IntMapLike` with a fixed entry bound: open addressing with linear probing and backward-shift deletion on
+ * typed arrays.
  */
-export class IntMap {
+export class IntMap implements IntMapLike {
   private readonly keys: Int32Array; // key + 1, 0 = empty
   private readonly values: Int32Array;
   private readonly mask: number;

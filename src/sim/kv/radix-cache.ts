@@ -1,5 +1,8 @@
 import type { RequestTable } from '../engine/request-table.ts';
-import { IntMap } from './int-map.ts';
+import { DenseIntMap, IntMap, type IntMapLike } from './int-map.ts';
+
+/** Largest key range indexed densely (4 bytes per key per engine). */
+const DENSE_KEY_LIMIT = 1 << 23;
 
 /**
  * SGLang's radix prefix cache over a page pool, at page granularity (one page = `page_size` tokens = one
@@ -47,7 +50,7 @@ export class RadixCache {
   private freeTop = 0;
   private nextId = 1;
   private clock = 0;
-  private readonly keyNode: IntMap;
+  private readonly keyNode: IntMapLike;
   private readonly req: RequestTable;
 
   constructor(totalPages: number, req: RequestTable) {
@@ -56,7 +59,9 @@ export class RadixCache {
     this.totalPages = totalPages;
     this.freePages = totalPages;
     this.req = req;
-    this.keyNode = new IntMap(totalPages);
+    // Page key -> node: a dense array when the workload's key range is small enough, else a hash table.
+    const keySpace = req.layout.keySpace;
+    this.keyNode = keySpace <= DENSE_KEY_LIMIT ? new DenseIntMap(keySpace) : new IntMap(totalPages);
     const cap = Math.min(totalPages + 2, 1024);
     this.parent = new Int32Array(cap);
     this.start = new Int32Array(cap);
