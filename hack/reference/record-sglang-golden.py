@@ -128,6 +128,14 @@ CASES = {
         trace=[row(0, 100, 3, [1, 2]), row(10, 100, 3, [3, 4])],
         engine=sg(block_size=64, timing_model={"type": "fixed", "prefill_ms": 10, "decode_ms": 5}),
     ),
+    "ratio_hand_case": dict(
+        trace=[row(0, 256, 1000, [1, 2, 3, 4]), row(1, 256, 300, [5, 6, 7, 8])],
+        engine=sg(block_size=64, num_gpu_blocks=24, timing_model={"type": "fixed", "prefill_ms": 10, "decode_ms": 5}),
+    ),
+    "retract_shortest_clip8": dict(
+        trace=[row(0, 64, 200, [1]), row(1, 64, 200, [2]), row(2, 48, 150, [3])],
+        engine=sg(block_size=16, num_gpu_blocks=20, sglang={"clip_max_new_tokens": 8}),
+    ),
     "conv400_w2_bs64": dict(trace=conv(400), engine=sg(block_size=64), num_workers=2, trace_block_size=512),
     "conv400_w1_bs64_blocks3000": dict(
         trace=conv(400), engine=sg(block_size=64, num_gpu_blocks=3000), trace_block_size=512

@@ -464,12 +464,13 @@ export function renderSummary(config: SimulationConfig, workload: Workload, r: S
   const source = config.workload.trace ?? 'synthetic';
   const lines: string[] = [];
   const d = config.disaggregation;
+  const kind = config.engine.engine === 'sglang' ? 'SGLang' : 'vLLM';
   const topology = d
-    ? `disaggregated: ${d.prefill.workers} prefill (TP${d.prefill.tensorParallelSize}) + ${d.decode.workers} decode (TP${d.decode.tensorParallelSize}) vLLM worker(s)`
-    : `${config.workers} x vLLM worker(s)${config.tensorParallelSize > 1 ? ` (TP${config.tensorParallelSize})` : ''}`;
+    ? `disaggregated: ${d.prefill.workers} prefill (TP${d.prefill.tensorParallelSize}) + ${d.decode.workers} decode (TP${d.decode.tensorParallelSize}) ${kind} worker(s)`
+    : `${config.workers} x ${kind} worker(s)${config.tensorParallelSize > 1 ? ` (TP${config.tensorParallelSize})` : ''}`;
   lines.push(
     `servetune simulate: ${formatNumber(w.requests)} requests from ${source}; ${topology}, ` +
-      `router ${config.router.mode}, timing ${config.timing.model}, block ${config.engine.blockSize}, ` +
+      `router ${config.router.mode}, timing ${config.timing.model}, ${kind === 'SGLang' ? 'page' : 'block'} ${config.engine.blockSize}, ` +
       `${formatNumber(config.engine.numGpuBlocks)} KV blocks`,
   );
   lines.push('');

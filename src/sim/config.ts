@@ -158,7 +158,17 @@ export const SimulationConfigSchema = z
     slo: SloSchema.optional(),
     coalesceDecode: z.boolean().default(true).describe('Fast path; results are identical either way.'),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    const d = c.disaggregation;
+    if (d && [c.engine.engine, d.prefill.engine?.engine, d.decode.engine?.engine].includes('sglang')) {
+      ctx.addIssue({
+        code: 'custom',
+        message: 'the sglang engine supports aggregated serving only',
+        path: ['engine', 'engine'],
+      });
+    }
+  });
 
 export type SimulationConfig = z.infer<typeof SimulationConfigSchema>;
 export type EngineConfigInput = z.input<typeof EngineConfigSchema>;
