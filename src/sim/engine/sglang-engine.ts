@@ -37,7 +37,7 @@ const RETRACT_DECODE_STEPS = 20;
 const LPM_FALLBACK_THRESHOLD = 128;
 const IN_BATCH_PREFIX_THRESHOLD = 32;
 /** Passes one coalesced run plans at most (a longer stretch continues as the next run). */
-const RUN_PLAN_LIMIT = 64;
+const RUN_PLAN_LIMIT = 128;
 
 /** Durations are kept at nanosecond resolution, as the reference does. */
 function ns(ms: number): number {
@@ -169,8 +169,9 @@ export class SglangEngine implements Engine {
   get hasPendingRun(): boolean {
     return this.runSteps > this.runApplied;
   }
+  /** True while a planned run will evict cached pages (which changes what a KV-aware router sees). */
   get pendingRunEvicts(): boolean {
-    return false; // a coalesced run never evicts (it stops before a page would have to be freed)
+    return this.runEvicts && this.runSteps > this.runApplied;
   }
   hasWork(): boolean {
     return this.runLen > 0 || this.waiting.length > 0;
@@ -209,6 +210,7 @@ export class SglangEngine implements Engine {
     this.busyUntil = Number.NaN;
     this.runSteps = 0;
     this.runApplied = 0;
+    this.runEvicts = false;
   }
 
   // ---------------------------------------------------------------------------------------------------------
@@ -600,6 +602,9 @@ export class SglangEngine implements Engine {
   private runApplied = 0;
   private runEnds = new Float64Array(256);
   private stepPages = new Int32Array(256);
+  /** Cached pages the plain pass would evict at the start of each planned step. */
+  private runEvict = new Int32Array(256);
+  private runEvicts = false;
   /** Per running slot: tokens at the run's start. Pages filled during applied steps, as step * n + slot. */
   private runBase = new Int32Array(16);
   private fills = new Int32Array(64);
@@ -643,6 +648,7 @@ export class SglangEngine implements Engine {
       while (cap < kOut + 1) cap *= 2;
       this.runEnds = new Float64Array(cap);
       this.stepPages = new Int32Array(cap);
+      this.runEvict = new Int32Array(cap);
     } else this.stepPages.fill(0, 0, kOut + 1);
     // Step j appends token c+j (c = tokens at the start) and takes a page when c+j-1 is a multiple of p.
     const stepPages = this.stepPages;
@@ -668,8 +674,11 @@ export class SglangEngine implements Engine {
         else if (left - clip + 1 <= kOut) this.joinAt[left - clip + 1]++;
       }
     }
+    // Cached pages may be evicted inside a run unless a waiting request could be admitted: eviction can
+    // change its prefix match (and under lpm the queue order).
+    const mayEvict = this.waiting.length === 0 || n >= cfg.maxNumSeqs;
     const cache = this.cache;
-    const evictable = cache.evictablePages;
+    let evictable = cache.evictablePages;
     let free = cache.freePages;
     let ratio = this.newTokenRatio;
     const shape = this.shape;
@@ -678,15 +687,24 @@ export class SglangEngine implements Engine {
     const speedup = cfg.speedupRatio;
     let t = now;
     let steps = 0;
+    let evicts = false;
     for (let j = 1; j <= kOut; j++) {
-      if (j > 1 && horizonAlways && t >= horizon) break;
+      if (j > 1 && (evicts || horizonAlways) && t >= horizon) break;
       if (this.headNeed >= 0 && this.headPages <= free + evictable) {
         const approx = (free + evictable) * p - reserveSum * ratio;
         if (approx > this.headNeed - 1e-3 && this.headNeed < this.remTotalAt(j, free + evictable, ratio))
           break;
       }
       const b = stepPages[j];
-      if (b > free) break; // the plain pass evicts or retracts
+      let evict = 0;
+      if (b > free) {
+        if (!mayEvict || b > free + evictable) break; // the plain pass handles it (or retracts)
+        evict = b - free;
+        free += evict;
+        evictable -= evict;
+        evicts = true;
+      }
+      this.runEvict[j] = evict;
       shape.decodeContextTokens = context + n * (j - 1);
       shape.activeKvTokens = (cache.totalPages - free - evictable) * p;
       free -= b;
@@ -703,6 +721,7 @@ export class SglangEngine implements Engine {
     this.runEnds[0] = now;
     this.runSteps = steps;
     this.runApplied = 0;
+    this.runEvicts = evicts;
     this.busyUntil = this.runEnds[steps];
     if (this.runBase.length < n) this.runBase = new Int32Array(Math.max(n, this.runBase.length * 2));
     for (let k = 0; k < n; k++) this.runBase[k] = req.computed[this.running[k]];
@@ -795,14 +814,22 @@ export class SglangEngine implements Engine {
         this.fills[nf++] = j * n + k;
       }
     }
-    const fills = this.fills.subarray(0, nf).sort();
-    for (let i = 0; i < nf; i++) {
-      const j = Math.floor(fills[i] / n);
-      const k = fills[i] - j * n;
-      const r = this.running[k];
-      if (last && j === upTo && req.generated[r] + m >= req.outputLen[r]) continue; // finishes instead
-      req.computed[r] = this.runBase[k] + j;
-      this.cacheMaterialized(r);
+    const fills = this.fills;
+    if (nf > 1) fills.subarray(0, nf).sort();
+    // Step by step where it matters: evictions at a step's start, then the pages it fills, in slot order.
+    const log = this.kvEvents;
+    let i = 0;
+    for (let j = from + 1; j <= upTo; j++) {
+      const logStart = log?.length ?? 0;
+      if (this.runEvict[j] > 0) cache.evict(this.runEvict[j]);
+      for (; i < nf && fills[i] < (j + 1) * n; i++) {
+        const k = fills[i] - j * n;
+        const r = this.running[k];
+        if (last && j === upTo && req.generated[r] + m >= req.outputLen[r]) continue; // finishes instead
+        req.computed[r] = this.runBase[k] + j;
+        this.cacheMaterialized(r);
+      }
+      if (log !== null && log.length > logStart) log.stamp(logStart, ends[j]);
     }
     // Tokens: the first applied step's gap differs per request; later gaps are shared by all n requests.
     const firstEnd = ends[from + 1];

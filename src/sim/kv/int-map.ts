@@ -9,21 +9,21 @@ export interface IntMapLike {
 
 /** An `IntMapLike` over a dense array of the whole key range: fastest when the range is small enough. */
 export class DenseIntMap implements IntMapLike {
-  private readonly values: Int32Array;
+  private readonly values: Int32Array; // value + 1, 0 = absent (a fresh array needs no fill)
   size = 0;
   constructor(keySpace: number) {
-    this.values = new Int32Array(keySpace).fill(-1);
+    this.values = new Int32Array(keySpace);
   }
   get(key: number): number {
-    return this.values[key];
+    return this.values[key] - 1;
   }
   set(key: number, value: number): void {
-    if (this.values[key] < 0) this.size++;
-    this.values[key] = value;
+    if (this.values[key] === 0) this.size++;
+    this.values[key] = value + 1;
   }
   delete(key: number): void {
-    if (this.values[key] >= 0) this.size--;
-    this.values[key] = -1;
+    if (this.values[key] !== 0) this.size--;
+    this.values[key] = 0;
   }
 }
 
