@@ -102,11 +102,30 @@ export const WorkloadConfigSchema = z
     }
   });
 
+type WithoutDefaults<S extends z.ZodRawShape> = {
+  [K in keyof S]: z.ZodOptional<S[K] extends z.ZodDefault<infer I> ? I : S[K]>;
+};
+
+/** The shape with every field optional and no defaults: an override sets only what it names. */
+function withoutDefaults<S extends z.ZodRawShape>(shape: S): WithoutDefaults<S> {
+  const out: Record<string, z.ZodType> = {};
+  for (const [k, v] of Object.entries(shape)) {
+    const inner = (v instanceof z.ZodDefault ? v.unwrap() : v) as z.ZodType;
+    out[k] = inner.optional();
+  }
+  return out as WithoutDefaults<S>;
+}
+
 const PoolConfigSchema = z
   .object({
     workers: positiveInt.describe('Workers in this pool.'),
     tensorParallelSize: positiveInt.default(1).describe('GPUs per worker.'),
-    engine: EngineConfigSchema.partial().optional().describe('Overrides of the top-level engine settings.'),
+    // Without defaults: an override must not reset top-level settings it does not name.
+    engine: z
+      .object(withoutDefaults(EngineConfigSchema.shape))
+      .strict()
+      .optional()
+      .describe('Overrides of the top-level engine settings.'),
   })
   .strict();
 
@@ -158,17 +177,7 @@ export const SimulationConfigSchema = z
     slo: SloSchema.optional(),
     coalesceDecode: z.boolean().default(true).describe('Fast path; results are identical either way.'),
   })
-  .strict()
-  .superRefine((c, ctx) => {
-    const d = c.disaggregation;
-    if (d && [c.engine.engine, d.prefill.engine?.engine, d.decode.engine?.engine].includes('sglang')) {
-      ctx.addIssue({
-        code: 'custom',
-        message: 'the sglang engine supports aggregated serving only',
-        path: ['engine', 'engine'],
-      });
-    }
-  });
+  .strict();
 
 export type SimulationConfig = z.infer<typeof SimulationConfigSchema>;
 export type EngineConfigInput = z.input<typeof EngineConfigSchema>;

@@ -180,9 +180,6 @@ class Simulation {
     if (poolSpecs.some(([, p]) => p.engine.blockSize !== blockSize)) {
       throw new RangeError('prefill and decode workers must use the same KV block size');
     }
-    if (this.disagg && poolSpecs.some(([, p]) => p.engine.kind === 'sglang')) {
-      throw new RangeError('the SGLang engine supports aggregated serving only');
-    }
     const layout = layoutBlocks(workload, blockSize);
     this.req = new RequestTable(workload, layout);
     this.collector = new Collector(workload.size);

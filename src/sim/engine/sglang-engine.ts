@@ -64,6 +64,11 @@ function ns(ms: number): number {
  * pages) stays cached. Tokens are stamped at the pass end; prefix-cache changes are visible to a KV-aware
  * router at the pass end.
  *
+ * Disaggregated serving: a prefill worker holds a request's KV after its prefill (the first token is hidden)
+ * until the handoff completes; a decode worker reserves pages for the prompt (reusing its cached prefix),
+ * and once the KV has arrived the request joins the running set at the next pass without an admission
+ * budget, sampling its first token in a decode pass.
+ *
  * Coalesced decode: a run of decode passes in which nothing can be admitted, retracted or finished is
  * planned at once and applied lazily (`materialize`), with results identical to stepping every pass.
  */
@@ -121,7 +126,6 @@ export class SglangEngine implements Engine {
     role: EngineRole = 'aggregated',
     gpus = 1,
   ) {
-    if (role !== 'aggregated') throw new RangeError('the SGLang engine supports aggregated serving only');
     if (req.layout.blockSize !== config.blockSize)
       throw new RangeError('SGLang page size must equal the block layout size');
     this.index = index;
@@ -139,6 +143,7 @@ export class SglangEngine implements Engine {
     this.done = new Int32Array(slots);
     this.lastNode = new Int32Array(req.size).fill(-1);
     this.cachedPages = new Int32Array(req.size);
+    this.heldPages = new Int32Array(role === 'prefill' ? req.size : 0);
     this.shape.kvCapacityTokens = config.numGpuBlocks * config.blockSize;
     this.initRatio = INIT_NEW_TOKEN_RATIO * config.scheduleConservativeness;
     this.minRatio = this.initRatio * MIN_NEW_TOKEN_RATIO_FACTOR;
@@ -161,7 +166,7 @@ export class SglangEngine implements Engine {
     return this.runLen;
   }
   get waitingCount(): number {
-    return this.waiting.length;
+    return this.waiting.length + this.ready.length;
   }
   get isIdle(): boolean {
     return Number.isNaN(this.busyUntil);
@@ -174,7 +179,7 @@ export class SglangEngine implements Engine {
     return this.runEvicts && this.runSteps > this.runApplied;
   }
   hasWork(): boolean {
-    return this.runLen > 0 || this.waiting.length > 0;
+    return this.runLen > 0 || this.waiting.length > 0 || this.ready.length > 0;
   }
   runningIds(): number[] {
     return Array.from(this.running.subarray(0, this.runLen));
@@ -224,8 +229,10 @@ export class SglangEngine implements Engine {
     this.progressed = false;
     const logStart = this.kvEvents?.length ?? 0;
 
+    const readyWaiting = this.ready.length > 0 && this.promoteReady(now);
     if (cfg.schedulePolicy === 'lpm') this.applyLpm();
-    this.admit(now);
+    this.admittedLen = 0;
+    if (!readyWaiting) this.admit(now);
     const prefillPass = this.admittedLen > 0;
     let prefillMs = 0;
     if (prefillPass) {
@@ -302,7 +309,12 @@ export class SglangEngine implements Engine {
 
   /** Remaining output of r (its last token needs no KV: the request finishes as it is sampled). */
   private remaining(r: number): number {
-    return Math.max(0, this.req.outputLen[r] - this.req.generated[r]);
+    return Math.max(0, this.outputLimit(r) - this.req.generated[r]);
+  }
+
+  /** Tokens r generates here: a prefill worker stops after the one its prefill samples. */
+  private outputLimit(r: number): number {
+    return this.role === 'prefill' ? 1 : this.req.outputLen[r];
   }
 
   /** SGLang's `get_new_batch_prefill`: admits and chunks waiting requests into this pass's prefill batch. */
@@ -312,7 +324,6 @@ export class SglangEngine implements Engine {
     const p = this.page;
     const cache = this.cache;
     const shape = this.shape;
-    this.admittedLen = 0;
     if (this.waiting.length === 0) return;
     let reserve = 0;
     for (let k = 0; k < this.runLen; k++)
@@ -339,7 +350,7 @@ export class SglangEngine implements Engine {
       let cached = 0;
       if (mat === 0 && cfg.enablePrefixCaching) {
         // The match stops one token short so a request that must sample computes at least its last token.
-        const matchLen = req.outputLen[r] === 0 ? len : len - 1;
+        const matchLen = this.outputLimit(r) === 0 ? len : len - 1;
         cached = cache.matchPages(r, Math.floor(matchLen / p)) * p;
       }
       const start = Math.max(mat, cached);
@@ -410,7 +421,7 @@ export class SglangEngine implements Engine {
     const p = this.page;
     const total = cfg.numGpuBlocks * p;
     const prompt = req.promptLen[r];
-    const out = req.outputLen[r];
+    const out = this.outputLimit(r);
     // The reference aborts the whole replay on these (an effect-free pass); such a request is rejected instead.
     if (Math.ceil((out >= 2 ? prompt + out : prompt) / p) * p > total)
       return 'prompt plus output larger than the KV cache';
@@ -459,7 +470,9 @@ export class SglangEngine implements Engine {
     w = from;
     for (let k = from; k < this.runLen; k++) {
       const r = this.running[k];
-      if (this.remaining(r) === 1) {
+      if (this.role === 'prefill') {
+        this.hold(r);
+      } else if (this.remaining(r) === 1) {
         req.generated[r]++;
         this.emit(r, end);
         this.done[this.doneLen++] = r;
@@ -534,7 +547,7 @@ export class SglangEngine implements Engine {
       req.computed[r]++;
       req.generated[r]++;
       this.emit(r, end);
-      if (req.generated[r] >= req.outputLen[r]) {
+      if (req.generated[r] >= this.outputLimit(r)) {
         this.done[this.doneLen++] = r;
         continue;
       }
@@ -554,7 +567,7 @@ export class SglangEngine implements Engine {
     for (let k = 0; k < this.runLen; k++) {
       const r = this.running[k];
       decoded += req.generated[r];
-      maxNew += req.outputLen[r];
+      maxNew += this.outputLimit(r);
     }
     return Math.min(1, (decoded + RETRACT_DECODE_STEPS * this.runLen) / (maxNew + 1));
   }
@@ -574,6 +587,14 @@ export class SglangEngine implements Engine {
 
   /** r finished at `end`: its whole pages enter the cache, the rest of its KV is freed. */
   private finish(r: number, end: number): void {
+    this.releaseKv(r);
+    this.req.status[r] = RequestStatus.Done;
+    this.collector.onComplete(r, end);
+    this.finished.pushBack(r);
+  }
+
+  /** Caches r's whole pages (SGLang's `cache_finished_req`) and frees the rest of its KV. */
+  private releaseKv(r: number): void {
     const req = this.req;
     const cache = this.cache;
     const complete = Math.floor(Math.min(req.seqLen(r), req.computed[r]) / this.page);
@@ -590,9 +611,102 @@ export class SglangEngine implements Engine {
     this.lastNode[r] = -1;
     this.cachedPages[r] = 0;
     req.allocBlocks[r] = 0;
-    req.status[r] = RequestStatus.Done;
-    this.collector.onComplete(r, end);
+    req.computed[r] = 0;
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Disaggregated serving
+
+  /**
+   * Prefill role: r's prompt is computed and its (hidden) first token sampled. Its KV stays held (its whole
+   * pages already cached, so a KV-aware router sees them at this pass end) until `releaseHeld`.
+   */
+  private hold(r: number): void {
+    const req = this.req;
+    this.cacheMaterialized(r);
+    // The request table follows r to its decode worker: keep what this worker holds here.
+    this.heldPages[r] = req.allocBlocks[r] - this.cachedPages[r];
+    req.allocBlocks[r] = 0;
+    req.computed[r] = 0;
+    req.status[r] = RequestStatus.Transferring;
+    this.firstTokens.pushBack(r);
     this.finished.pushBack(r);
+  }
+
+  /** Per held request: pages outside the cache (its partial last page). */
+  private readonly heldPages: Int32Array;
+
+  /** The handoff is done: the held pages are freed and the cached prompt unlocked (no cache events). */
+  releaseHeld(r: number): void {
+    if (this.lastNode[r] < 0) return;
+    this.cache.freePages += this.heldPages[r];
+    this.heldPages[r] = 0;
+    this.cache.unlock(this.lastNode[r]);
+    this.lastNode[r] = -1;
+    this.cachedPages[r] = 0;
+  }
+
+  /** Tokens of the prompt found cached at the last successful reservation. */
+  lastReservedHitTokens = 0;
+
+  /**
+   * Decode role: reserves pages for r's transferred prompt (SGLang's destination lease): its cached prefix is
+   * locked, the rest allocated, evicting cached pages when free ones fall short. All or nothing.
+   */
+  reserveDestination(r: number, now: number): boolean {
+    const req = this.req;
+    const cache = this.cache;
+    const p = this.page;
+    const prompt = req.promptLen[r];
+    const logStart = this.kvEvents?.length ?? 0;
+    const node = this.config.enablePrefixCaching
+      ? cache.matchAndLock(r, Math.floor(prompt / p))
+      : RadixCache.ROOT;
+    const prefix = cache.depthOf(node);
+    const pages = Math.ceil(prompt / p);
+    const fresh = pages - prefix;
+    if (fresh > cache.freePages + cache.evictablePages) {
+      cache.unlock(node);
+      return false;
+    }
+    this.allocatePages(fresh);
+    if (this.kvEvents !== null) this.kvEvents.stamp(logStart, now); // evictions are visible at once
+    this.lastNode[r] = node;
+    this.cachedPages[r] = prefix;
+    req.allocBlocks[r] = pages;
+    req.computed[r] = 0;
+    this.lastReservedHitTokens = prefix * p;
+    return true;
+  }
+
+  /** Requests whose transferred KV arrived, waiting for a running slot (they need no admission budget). */
+  private readonly ready = new IntDeque();
+
+  /** r's transferred KV arrived: its prompt is materialized and cached here; it joins the next pass. */
+  activate(r: number, now: number): void {
+    const req = this.req;
+    const logStart = this.kvEvents?.length ?? 0;
+    req.computed[r] = req.promptLen[r];
+    req.generated[r] = 0;
+    req.remote[r] = 1;
+    this.cacheMaterialized(r);
+    if (this.kvEvents !== null) this.kvEvents.stamp(logStart, now);
+    req.status[r] = RequestStatus.Waiting;
+    req.engine[r] = this.index;
+    this.ready.pushBack(r);
+  }
+
+  /** Moves arrived transfers into the running set while slots allow; true if some are still waiting. */
+  private promoteReady(now: number): boolean {
+    const req = this.req;
+    while (this.ready.length > 0 && this.runLen < this.config.maxNumSeqs) {
+      const r = this.ready.popFront();
+      req.status[r] = RequestStatus.Running;
+      this.running[this.runLen++] = r;
+      this.collector.onAdmit(r, now, 0);
+      this.progressed = true;
+    }
+    return this.ready.length > 0;
   }
 
   // ---------------------------------------------------------------------------------------------------------
@@ -624,7 +738,7 @@ export class SglangEngine implements Engine {
     const cfg = this.config;
     const p = this.page;
     const n = this.runLen;
-    if (n === 0) return false;
+    if (n === 0 || this.ready.length > 0) return false;
     let kOut = Number.POSITIVE_INFINITY;
     let context = 0;
     for (let k = 0; k < n; k++) {
@@ -738,7 +852,7 @@ export class SglangEngine implements Engine {
     const len = req.seqLen(r);
     let cached = 0;
     if (mat === 0 && cfg.enablePrefixCaching) {
-      const matchLen = req.outputLen[r] === 0 ? len : len - 1;
+      const matchLen = this.outputLimit(r) === 0 ? len : len - 1;
       cached = this.cache.matchPages(r, Math.floor(matchLen / p)) * p;
     }
     const start = Math.max(mat, cached);
@@ -825,7 +939,7 @@ export class SglangEngine implements Engine {
       for (; i < nf && fills[i] < (j + 1) * n; i++) {
         const k = fills[i] - j * n;
         const r = this.running[k];
-        if (last && j === upTo && req.generated[r] + m >= req.outputLen[r]) continue; // finishes instead
+        if (last && j === upTo && req.generated[r] + m >= this.outputLimit(r)) continue; // finishes instead
         req.computed[r] = this.runBase[k] + j;
         this.cacheMaterialized(r);
       }
@@ -854,7 +968,7 @@ export class SglangEngine implements Engine {
       this.doneLen = 0;
       for (let k = 0; k < n; k++) {
         const r = this.running[k];
-        if (req.generated[r] >= req.outputLen[r]) this.done[this.doneLen++] = r;
+        if (req.generated[r] >= this.outputLimit(r)) this.done[this.doneLen++] = r;
         else this.running[w++] = r;
       }
       this.runLen = w;

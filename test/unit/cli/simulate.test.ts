@@ -130,11 +130,7 @@ describe('servetune simulate', () => {
 
   const bad: [string, string[], RegExp][] = [
     ['unknown engine', ['--trace', sample, '--engine', 'tgi'], /--engine: unknown value 'tgi'/],
-    [
-      'sglang with disaggregation',
-      ['--trace', sample, '--engine', 'sglang', '--prefill-workers', '1', '--decode-workers', '1'],
-      /sglang engine supports aggregated serving only/,
-    ],
+
     [
       'missing trace file',
       ['--trace', '/nope/x.jsonl'],

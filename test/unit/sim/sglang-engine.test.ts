@@ -138,13 +138,18 @@ describe('SGLang engine', () => {
       expect(Array.from(b[f])).toEqual(Array.from(a[f]));
     expect(Array.from(b.reusedBest)).toEqual(Array.from(a.reusedBest));
   });
-
-  it('supports aggregated serving only', () => {
-    expect(() =>
-      run(mooncake([row(0, 100, 5, [1])]), {
-        engine: { engine: 'sglang' },
-        disaggregation: { prefill: { workers: 1 }, decode: { workers: 1 } },
-      }),
-    ).toThrow(/aggregated serving only/);
+  it('disaggregated: prefill workers hold KV until the handoff; every engine drains', () => {
+    const w = conversationSample(300);
+    const out = run(w, {
+      engine: { engine: 'sglang', blockSize: 64 },
+      router: { mode: 'kv' },
+      disaggregation: {
+        prefill: { workers: 2 },
+        decode: { workers: 2, engine: { numGpuBlocks: 1200 } },
+        conditional: true,
+      },
+    });
+    expect(out.result.transfers?.count).toBeGreaterThan(0);
+    expectDrained({ ...out, w, c: out.result.collector, engines: out.result.engines as SglangEngine[] });
   });
 });
