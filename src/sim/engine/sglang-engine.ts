@@ -184,10 +184,6 @@ export class SglangEngine implements Engine {
   runningIds(): number[] {
     return Array.from(this.running.subarray(0, this.runLen));
   }
-  /** Tokens of KV r holds (tests). */
-  materializedOf(r: number): number {
-    return this.req.computed[r];
-  }
   /** True when r holds no KV pages and no tree lock (tests). */
   holdsNothing(r: number): boolean {
     return this.lastNode[r] < 0 && this.req.allocBlocks[r] === 0;
@@ -269,10 +265,12 @@ export class SglangEngine implements Engine {
       req.status[r] = RequestStatus.Waiting;
       this.waiting.pushBack(r);
     }
-    if (this.retracted.length > 0) this.newTokenRatio = this.retractedRatio;
-    else if (!prefillPass) this.newTokenRatio = Math.max(this.newTokenRatio - this.ratioDecay, this.minRatio);
-    if (this.kvEvents !== null) this.kvEvents.stamp(logStart, end);
     if (end > now || this.doneLen > 0 || prefillPass) this.progressed = true;
+    // The ratio decays on decode passes (an empty pass, which leaves the engine idle, changes nothing).
+    if (this.retracted.length > 0) this.newTokenRatio = this.retractedRatio;
+    else if (!prefillPass && this.progressed)
+      this.newTokenRatio = Math.max(this.newTokenRatio - this.ratioDecay, this.minRatio);
+    if (this.kvEvents !== null) this.kvEvents.stamp(logStart, end);
     if (this.progressed) {
       this.passes++;
       this.busyMs += end - now;
