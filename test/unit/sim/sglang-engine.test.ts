@@ -122,11 +122,14 @@ describe('SGLang engine', () => {
     expectDrained({ ...out, w, c: out.result.collector, engines: out.result.engines as SglangEngine[] });
   });
 
-  it('rejects a request that can never fit instead of stalling', () => {
+  it('rejects a request that can never fit instead of stalling (the reference aborts the replay)', () => {
     const out = sglang([row(0, 3000, 5, [1, 2, 3, 4, 5, 6]), row(0, 100, 5, [7, 8])], { numGpuBlocks: 20 });
     expect(out.result.requests.status[0]).toBe(4);
     expect(out.c.tokens[1]).toBe(5);
     expect(out.report.completed_requests).toBe(1);
+    // A first chunk above max_prefill_tokens is never admitted either (the budget does not chunk).
+    const small = sglang([row(0, 600, 3, [1, 2]), row(0, 200, 3, [3])], { maxPrefillTokens: 256 });
+    expect(Array.from(small.result.requests.status)).toEqual([4, 3]);
   });
 
   it('is deterministic (KV router with random ties)', () => {
