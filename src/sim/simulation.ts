@@ -571,7 +571,7 @@ class Simulation {
 function makeRouter(spec: RouterSpec, req: RequestTable, workers: number, rng: Rng): Router {
   switch (spec.kind) {
     case 'round-robin':
-      return new RoundRobinRouter(workers);
+      return new RoundRobinRouter();
     case 'random':
       return new RandomRouter(rng);
     case 'least-loaded':
