@@ -207,13 +207,22 @@ export function buildReport(result: SimulationResult, wallMs: number, slo?: SloT
   let passes = 0;
   let runs = 0;
   let preemptions = 0;
+  // With a planner a worker serves only between becoming ready and leaving.
+  const lives = fleet?.workerTimes() ?? null;
+  const servingMs = (e: number): number => {
+    const w = lives?.[e];
+    if (!w) return duration;
+    const from = w.ready_s === null ? duration : w.ready_s * 1000;
+    return Math.max(0, Math.min(duration, w.removed_s === null ? duration : w.removed_s * 1000) - from);
+  };
   const workers: WorkerReport[] = engines.map((e) => {
     passes += e.passes;
     runs += e.coalescedRuns;
     preemptions += e.preemptions;
+    const span = servingMs(e.index);
     return {
       worker: e.index,
-      utilization: duration > 0 ? Math.min(1, e.busyMs / duration) : 0,
+      utilization: span > 0 ? Math.min(1, e.busyMs / span) : 0,
       passes: e.passes,
       preemptions: e.preemptions,
       role: e.role,
