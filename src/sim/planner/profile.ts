@@ -94,7 +94,6 @@ export function profileDecode(engine: VllmEngineConfig, timing: TimingModel): Fo
   const key = cacheKey('decode', engine, timing);
   const hit = cache.get(key);
   if (hit) return hit;
-  const osl = 8;
   const kv = engine.numGpuBlocks * engine.blockSize;
   const maxSeqs = engine.maxNumSeqs;
   const batches = [
@@ -107,9 +106,11 @@ export function profileDecode(engine: VllmEngineConfig, timing: TimingModel): Fo
   ];
   const out: ForwardPassSnapshot[] = [];
   for (const ctx of CONTEXTS) {
-    // Whole blocks per request, so a batch that fits on paper fits in the pool.
-    const blocks = Math.ceil((ctx + osl) / engine.blockSize);
     for (const bs of batches) {
+      // Long enough answers that the first request still decodes when the last prompt is in; whole blocks
+      // per request, so a batch that fits on paper fits in the pool.
+      const osl = Math.ceil((bs * ctx) / engine.maxNumBatchedTokens) + 4;
+      const blocks = Math.ceil((ctx + osl) / engine.blockSize);
       if (bs * blocks > engine.numGpuBlocks || bs * (ctx + osl) > kv) continue;
       const w = uniqueRequests(
         Array.from({ length: bs }, () => ({ isl: ctx, osl })),
