@@ -1,6 +1,7 @@
 import { type SimulationConfig, SimulationConfigSchema } from '../sim/config.ts';
 import type { Distribution } from '../sim/metrics/distribution.ts';
 import type { SimulationReport } from '../sim/metrics/report.ts';
+import { checkPlannerAgainstCluster, PlannerConfigSchema } from '../sim/planner/config.ts';
 import { runSimulation, syntheticWorkload } from '../sim/run.ts';
 import { summarizeWorkload, type Workload } from '../sim/workload/workload.ts';
 import { readMooncakeFile, TraceError } from '../telemetry/mooncake-trace.ts';
@@ -332,6 +333,20 @@ export const SIMULATE_FLAGS: FlagSpec[] = [
   { name: 'sla-itl-ms', path: 'slo.itlMs', kind: 'number', help: 'goodput ITL threshold (ms)' },
   { name: 'sla-e2e-ms', path: 'slo.e2eMs', kind: 'number', help: 'goodput end-to-end threshold (ms)' },
   {
+    name: 'planner',
+    path: null,
+    kind: 'string',
+    metavar: 'FILE',
+    help: "Dynamo Planner config (YAML/JSON, the reference's field names) scaling the workers",
+  },
+  {
+    name: 'startup-time',
+    path: 'startupTimeS',
+    kind: 'number',
+    metavar: 'SECONDS',
+    help: 'planner: cold start of a new worker before it serves (0)',
+  },
+  {
     name: 'no-coalesce',
     path: 'coalesceDecode',
     kind: 'negate',
@@ -345,7 +360,7 @@ export const SIMULATE_FLAGS: FlagSpec[] = [
 const USAGE = `Usage: servetune simulate (--trace FILE | --request-count N --input-tokens N --output-tokens N ...) [options]
 
 Replays a trace (or synthetic traffic) through simulated serving workers and reports latency, throughput,
-prefix-cache reuse and GPU-hours.`;
+prefix-cache reuse and GPU-hours. With --planner, Dynamo's Planner adds and removes workers during the run.`;
 
 /** Parses `--slo ttft=2000ms,itl=50ms,e2e=30s` into thresholds in ms. */
 export function parseSloList(
@@ -393,6 +408,13 @@ export async function resolveSimulateConfig(argv: string[]): Promise<{
   }
   const fromFlags: Record<string, unknown> = {};
   applyFlags(fromFlags, flags, SIMULATE_FLAGS);
+  const plannerPath = flags.values.get('planner') as string | undefined;
+  if (plannerPath) {
+    const loaded = await readStructuredFile(plannerPath);
+    const planner = PlannerConfigSchema.safeParse(loaded ?? {});
+    if (!planner.success) throw new UsageError(zodMessage(plannerPath, planner.error));
+    fromFlags.planner = loaded ?? {};
+  }
   const slo = flags.values.get('slo') as string | undefined;
   if (slo) fromFlags.slo = { ...(fromFlags.slo as object), ...parseSloList(slo) };
   // --disagg (or any disaggregation flag) turns disaggregation on, one worker per role unless given.
@@ -419,6 +441,24 @@ export async function resolveSimulateConfig(argv: string[]): Promise<{
   if (!parsed.success) {
     const names = configPath ? undefined : flagNames(SIMULATE_FLAGS);
     throw new UsageError(zodMessage(configPath ?? 'configuration', parsed.error, names));
+  }
+  const c = parsed.data;
+  if (c.planner) {
+    const d = c.disaggregation;
+    const problem = checkPlannerAgainstCluster(
+      c.planner,
+      d
+        ? [
+            { role: 'prefill', workers: d.prefill.workers, gpusPerWorker: d.prefill.tensorParallelSize },
+            { role: 'decode', workers: d.decode.workers, gpusPerWorker: d.decode.tensorParallelSize },
+          ]
+        : [{ role: 'aggregated', workers: c.workers, gpusPerWorker: c.tensorParallelSize }],
+    );
+    if (problem) {
+      const where = plannerPath ?? configPath ?? 'configuration';
+      const field = plannerPath ? problem.field : `planner.${problem.field}`;
+      throw new UsageError(`${where}: field '${field}': ${problem.message}`);
+    }
   }
   return {
     config: parsed.data,
@@ -473,6 +513,43 @@ export async function simulateCommand(argv: string[], out: NodeJS.WritableStream
   return 0;
 }
 
+function plannerRows(r: SimulationReport): (string | number)[][] {
+  const p = r.planner as NonNullable<SimulationReport['planner']>;
+  const ev = r.scaling_events as NonNullable<SimulationReport['scaling_events']>;
+  const loops = [
+    p.load_scaling ? `load every ${formatNumber(p.load_adjustment_interval_s)} s` : '',
+    p.throughput_scaling ? `throughput every ${formatNumber(p.throughput_adjustment_interval_s)} s` : '',
+  ].filter((x) => x !== '');
+  const rows: (string | number)[][] = [
+    [
+      'planner',
+      `${p.optimization_target}: ${loops.join(' + ')}; startup ${formatNumber(p.startup_time_s)} s`,
+    ],
+    ['scaling events (up / down)', `${ev.up} / ${ev.down}`],
+  ];
+  for (const [role, n] of Object.entries(ev.by_role)) {
+    if (Object.keys(ev.by_role).length > 1) rows.push([`  ${role} (up / down)`, `${n.up} / ${n.down}`]);
+    const tl = r.replicas_over_time?.roles[role];
+    const active = tl?.active ?? [];
+    rows.push([
+      `${role} workers ready (min / mean / max)`,
+      `${Math.min(...active)} / ${formatNumber(p.mean_active_replicas[role])} / ${Math.max(...active)}`,
+    ]);
+  }
+  const h = p.gpu_hours_by_state;
+  rows.push([
+    'GPU-hours held (starting / active / draining)',
+    `${formatNumber(h.starting)} / ${formatNumber(h.active)} / ${formatNumber(h.draining)}`,
+  ]);
+  rows.push(['GPUs held (mean / peak)', `${formatNumber(p.mean_gpus_held)} / ${p.peak_gpus_held}`]);
+  const s = p.slo_attainment;
+  rows.push([
+    `within planner SLO (TTFT ${formatNumber(s.ttft_ms)} ms, ITL ${formatNumber(s.itl_ms)} ms)`,
+    s.fraction,
+  ]);
+  return rows;
+}
+
 export function renderSummary(config: SimulationConfig, workload: Workload, r: SimulationReport): string {
   const w = summarizeWorkload(workload);
   const source = config.workload.trace ?? 'synthetic';
@@ -482,8 +559,9 @@ export function renderSummary(config: SimulationConfig, workload: Workload, r: S
   const topology = d
     ? `disaggregated: ${d.prefill.workers} prefill (TP${d.prefill.tensorParallelSize}) + ${d.decode.workers} decode (TP${d.decode.tensorParallelSize}) ${kind} worker(s)`
     : `${config.workers} x ${kind} worker(s)${config.tensorParallelSize > 1 ? ` (TP${config.tensorParallelSize})` : ''}`;
+  const scaled = config.planner ? ' at start, scaled by the planner' : '';
   lines.push(
-    `servetune simulate: ${formatNumber(w.requests)} requests from ${source}; ${topology}, ` +
+    `servetune simulate: ${formatNumber(w.requests)} requests from ${source}; ${topology}${scaled}, ` +
       `router ${config.router.mode}, timing ${config.timing.model}, ${kind === 'SGLang' ? 'page' : 'block'} ${config.engine.blockSize}, ` +
       `${formatNumber(config.engine.numGpuBlocks)} KV blocks`,
   );
@@ -521,7 +599,12 @@ export function renderSummary(config: SimulationConfig, workload: Workload, r: S
     ['GPU-hours', r.gpu_hours],
   ];
   for (const [role, v] of Object.entries(r.roles)) {
-    rows.push([`${role} utilisation (${v.workers} workers, ${v.gpus} GPUs)`, v.utilization]);
+    rows.push([
+      r.planner
+        ? `${role} utilisation (${v.workers} workers over the run)`
+        : `${role} utilisation (${v.workers} workers, ${v.gpus} GPUs)`,
+      v.utilization,
+    ]);
   }
   if (r.kv_transfer) {
     const k = r.kv_transfer;
@@ -553,6 +636,7 @@ export function renderSummary(config: SimulationConfig, workload: Workload, r: S
     rows.push(['goodput (req/s)', r.goodput.request_throughput_rps]);
     rows.push(['requests meeting SLO', r.goodput.fraction]);
   }
+  if (r.planner && r.scaling_events) rows.push(...plannerRows(r));
   lines.push(renderTable(['summary', 'value'], rows));
   lines.push('');
   const speed = r.wall_s > 0 ? r.simulated_duration_s / r.wall_s : Number.POSITIVE_INFINITY;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { PlannerConfigSchema } from './planner/config.ts';
 
 /**
  * Validated configuration of one simulation: engine, cluster, router, timing, workload and replay mode.
@@ -193,6 +194,12 @@ export const SimulationConfigSchema = z
     maxSimTimeS: positive.optional(),
     slo: SloSchema.optional(),
     coalesceDecode: z.boolean().default(true).describe('Fast path; results are identical either way.'),
+    planner: PlannerConfigSchema.optional().describe(
+      "Dynamo's Planner (reference field names and defaults).",
+    ),
+    startupTimeS: nonNegative
+      .default(0)
+      .describe('Planner: seconds from a new worker getting its GPUs to serving (cold start).'),
   })
   .strict()
   .superRefine((c, ctx) => {
