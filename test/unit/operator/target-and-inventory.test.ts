@@ -3,6 +3,7 @@ import {
   computeInventory,
   effectiveBudget,
   gpuTypeForProduct,
+  type NodeLike,
   podGpus,
 } from '../../../src/operator/gpu-inventory.ts';
 import { readDynamoBaseline } from '../../../src/operator/target/dynamo.ts';
