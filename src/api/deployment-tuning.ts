@@ -350,7 +350,7 @@ export const DEPLOYMENT_TUNING: CrdDefinition = {
     },
     { name: 'Recommendation', type: 'string', jsonPath: '.status.currentRecommendation' },
     { name: 'Last Sweep', type: 'date', jsonPath: '.status.lastSweepTime' },
-    { name: 'Next Sweep', type: 'date', jsonPath: '.status.nextSweepTime', priority: 1 },
+    { name: 'Next Sweep', type: 'string', jsonPath: '.status.nextSweepTime', priority: 1 },
     { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
   ],
 };

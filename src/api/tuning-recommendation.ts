@@ -50,7 +50,7 @@ export const TuningRecommendationSpecSchema = cel(
       frontier: z
         .array(FrontierPointSchema)
         .max(32)
-        .describe('Pareto frontier of the sweep (GPUs against objective), best first.'),
+        .describe('Pareto frontier of the sweep: fewer GPUs against lower p90 TTFT, by GPU count.'),
       explanation: z.string().max(4096).describe('Why the proposal was chosen.'),
       trace: z
         .object({

@@ -1,4 +1,5 @@
 import { UsageError } from './errors.ts';
+import { operatorCommand } from './operator.ts';
 import { simulateCommand } from './simulate.ts';
 
 const COMMANDS: Record<
@@ -6,6 +7,7 @@ const COMMANDS: Record<
   { help: string; run: (argv: string[], out: NodeJS.WritableStream) => Promise<number> }
 > = {
   simulate: { help: 'replay a trace or synthetic traffic through simulated workers', run: simulateCommand },
+  operator: { help: 'run the DeploymentTuning controller against a cluster', run: operatorCommand },
 };
 
 function usage(): string {

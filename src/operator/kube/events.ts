@@ -68,7 +68,11 @@ export class EventRecorder {
       const created = await this.client.create<{ metadata: { name: string } }>(pathOf(EVENTS, namespace), {
         apiVersion: 'events.k8s.io/v1',
         kind: 'Event',
-        metadata: { generateName: `${regarding.name}.`, namespace },
+        // Named like client-go's recorder: <object>.<hex nanoseconds>.
+        metadata: {
+          name: `${regarding.name}.${(process.hrtime.bigint() + BigInt(now) * 1_000_000n).toString(16)}`,
+          namespace,
+        },
         eventTime: microTime(),
         reportingController: this.o.controller,
         reportingInstance: this.o.instance,

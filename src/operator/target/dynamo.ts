@@ -49,13 +49,12 @@ function kind(name: string, s: DynamoService): 'frontend' | 'planner' | 'worker'
   return 'other';
 }
 
-function workerRole(name: string, s: DynamoService, tokens: string[]): Role {
+function workerRole(s: DynamoService, tokens: string[]): Role {
   const sub = (s.subComponentType ?? '').toLowerCase();
   const mode = flagValue(tokens, '--disaggregation-mode');
   if (sub === 'prefill' || mode === 'prefill' || tokens.includes('--is-prefill-worker')) return 'prefill';
   if (sub === 'decode' || mode === 'decode') return 'decode';
-  if (/prefill/i.test(name)) return 'prefill';
-  if (/decode/i.test(name)) return 'decode';
+  // Names are no guide: Dynamo's aggregated examples call their only worker "VllmDecodeWorker".
   return 'aggregated';
 }
 
@@ -104,7 +103,7 @@ export function readDynamoBaseline(obj: KubeObject, knownGpuTypes: string[]): Ba
       };
     }
     if (k !== 'worker') continue;
-    const role = workerRole(name, s, tokens);
+    const role = workerRole(s, tokens);
     const limits = s.resources?.limits ?? {};
     const perPod = positiveInt(limits.gpu ?? limits['nvidia.com/gpu'] ?? s.resources?.requests?.gpu);
     const nodes = s.multinode?.nodeCount ?? 1;
@@ -128,6 +127,11 @@ export function readDynamoBaseline(obj: KubeObject, knownGpuTypes: string[]): Ba
     if (seqs) engine.maxNumSeqs = seqs;
     if (batched) engine.maxNumBatchedTokens = batched;
     if (block) engine.blockSize = block;
+  }
+  // Older graphs mark only the prefill worker (--is-prefill-worker); the unmarked one then decodes.
+  if (roles.prefill && !roles.decode && roles.aggregated) {
+    roles.decode = roles.aggregated;
+    delete roles.aggregated;
   }
   const disaggregated = roles.prefill !== undefined || roles.decode !== undefined;
   if (!roles.aggregated && !disaggregated) return { error: 'no worker services found in spec.services' };
