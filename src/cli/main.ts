@@ -1,6 +1,7 @@
 import { UsageError } from './errors.ts';
 import { operatorCommand } from './operator.ts';
 import { simulateCommand } from './simulate.ts';
+import { sweepCommand } from './sweep.ts';
 
 const COMMANDS: Record<
   string,
@@ -8,6 +9,7 @@ const COMMANDS: Record<
 > = {
   simulate: { help: 'replay a trace or synthetic traffic through simulated workers', run: simulateCommand },
   operator: { help: 'run the DeploymentTuning controller against a cluster', run: operatorCommand },
+  sweep: { help: 'search deployments for a workload and map the Pareto frontier', run: sweepCommand },
 };
 
 function usage(): string {

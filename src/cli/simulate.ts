@@ -330,7 +330,7 @@ function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Reco
   return out;
 }
 
-export async function loadWorkload(config: SimulationConfig): Promise<Workload> {
+export async function loadWorkload(config: Pick<SimulationConfig, 'workload' | 'engine'>): Promise<Workload> {
   if (config.workload.trace !== undefined) {
     try {
       const { workload } = await readMooncakeFile(config.workload.trace, {

@@ -48,7 +48,7 @@ export function toSimulationOptions(config: SimulationConfig, timing?: TimingMod
 }
 
 /** Builds the synthetic workload a configuration describes (traces are loaded by the caller). */
-export function syntheticWorkload(config: SimulationConfig): Workload {
+export function syntheticWorkload(config: Pick<SimulationConfig, 'workload' | 'engine'>): Workload {
   const s = config.workload.synthetic;
   if (!s) throw new Error('configuration has no synthetic workload');
   const rate = s.requestRate ?? 1;

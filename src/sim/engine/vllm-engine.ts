@@ -77,6 +77,7 @@ export class VllmEngine {
   private runApplied = 0;
   private runEnds = new Float64Array(256);
   private runEvicts = false;
+  private stepBlockCounts = new Int32Array(256);
 
   /** Time the current pass or run ends (NaN when idle). */
   busyUntil = Number.NaN;
@@ -519,7 +520,15 @@ export class VllmEngine {
       while (cap < kOut + 1) cap *= 2;
       this.runEnds = new Float64Array(cap);
     }
-    // Step j (1-based) computes token c+j-1 of each request and needs a new block when (c+j-1) % bs == 0.
+    // Step j (1-based) computes token c+j-1 of each request and needs a new block when (c+j-1) % bs == 0,
+    // i.e. at steps j0, j0+bs, ... with j0 = ((1-c) mod bs) or bs. Count allocations per step up front.
+    const stepBlocks = this.stepBlocksFor(kOut);
+    for (let k = 0; k < n; k++) {
+      const c = req.computed[this.running[k]];
+      let j = (((1 - c) % bs) + bs) % bs;
+      if (j === 0) j = bs;
+      for (; j <= kOut; j += bs) stepBlocks[j]++;
+    }
     const avail = this.pool.freeBlocks + this.pool.inactiveBlocks;
     const free = this.pool.freeBlocks;
     const shape = this.shape;
@@ -534,11 +543,10 @@ export class VllmEngine {
     for (let j = 1; j <= kOut; j++) {
       // A run that evicts changes what a KV-aware router sees, so it stops at the horizon.
       if (j > 1 && (evicts || horizonAlways) && t >= horizon) break;
-      let stepBlocks = 0;
-      for (let k = 0; k < n; k++) if ((req.computed[this.running[k]] + j - 1) % bs === 0) stepBlocks++;
-      if (newBlocks + stepBlocks > avail) break; // would need a preemption: leave it to a plain pass
-      newBlocks += stepBlocks;
-      active += stepBlocks;
+      const b = stepBlocks[j];
+      if (newBlocks + b > avail) break; // would need a preemption: leave it to a plain pass
+      newBlocks += b;
+      active += b;
       if (newBlocks > free) evicts = true;
       shape.decodeContextTokens = context + n * (j - 1);
       shape.activeKvTokens = active * bs;
@@ -554,6 +562,34 @@ export class VllmEngine {
     this.busyUntil = this.runEnds[steps];
     this.coalescedRuns++;
     return true;
+  }
+
+  /** Computes the next `m` decode tokens of running request r: blocks allocated, then filled blocks cached. */
+  private decodeOneToken(r: number, m: number): void {
+    const req = this.req;
+    const bs = this.config.blockSize;
+    const pool = this.pool;
+    const off = req.slotOffset[r];
+    const c = req.computed[r];
+    const want = Math.ceil((c + m) / bs);
+    for (let b = req.allocBlocks[r]; b < want; b++) req.slots[off + b] = pool.allocate();
+    req.allocBlocks[r] = want;
+    req.computed[r] = c + m;
+    const last = Math.floor((c + m) / bs);
+    for (let b = Math.floor(c / bs); b < last; b++) {
+      const slot = req.slots[off + b];
+      if (pool.keyOfSlot(slot) < 0) pool.cache(slot, req.blockKey(r, b));
+    }
+  }
+
+  /** A zeroed per-step counter array of at least `steps + 1` entries. */
+  private stepBlocksFor(steps: number): Int32Array {
+    if (this.stepBlockCounts.length < steps + 1) {
+      let cap = this.stepBlockCounts.length;
+      while (cap < steps + 1) cap *= 2;
+      this.stepBlockCounts = new Int32Array(cap);
+    } else this.stepBlockCounts.fill(0, 0, steps + 1);
+    return this.stepBlockCounts;
   }
 
   /**
@@ -582,26 +618,23 @@ export class VllmEngine {
     const ends = this.runEnds;
     const col = this.collector;
     const log = this.kvEvents;
-    for (let j = from + 1; j <= upTo; j++) {
-      const logStart = log?.length ?? 0;
-      for (let k = 0; k < n; k++) {
-        const r = this.running[k];
-        const c = req.computed[r];
-        if (c % bs === 0) {
-          req.slots[req.slotOffset[r] + req.allocBlocks[r]] = pool.allocate();
-          req.allocBlocks[r]++;
-        }
-        req.computed[r] = c + 1;
-        if ((c + 1) % bs === 0) {
-          const b = (c + 1) / bs - 1;
-          const slot = req.slots[req.slotOffset[r] + b];
-          if (pool.keyOfSlot(slot) < 0) pool.cache(slot, req.blockKey(r, b));
-        }
+    const m = upTo - from;
+    let growth = 0;
+    for (let k = 0; k < n; k++) {
+      const c = req.computed[this.running[k]];
+      growth += Math.ceil((c + m) / bs) - Math.ceil(c / bs);
+    }
+    if (log !== null && growth > pool.freeBlocks) {
+      // Evictions must be stamped with the pass that makes them: step pass by pass.
+      for (let j = from + 1; j <= upTo; j++) {
+        const logStart = log.length;
+        for (let k = 0; k < n; k++) this.decodeOneToken(this.running[k], 1);
+        log.stamp(logStart, ends[j]);
       }
-      if (log !== null) log.stamp(logStart, ends[j]);
+    } else {
+      for (let k = 0; k < n; k++) this.decodeOneToken(this.running[k], m);
     }
     // Tokens: the first applied step's gap differs per request; later gaps are shared by all n requests.
-    const m = upTo - from;
     const firstEnd = ends[from + 1];
     const lastEnd = ends[upTo];
     for (let k = 0; k < n; k++) {

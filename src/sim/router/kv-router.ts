@@ -1,6 +1,7 @@
 import type { RequestTable } from '../engine/request-table.ts';
 import type { VllmEngine } from '../engine/vllm-engine.ts';
 import type { Rng } from '../random.ts';
+import { IntCountMap } from './int-count-map.ts';
 import type { Router } from './router.ts';
 
 export interface KvRouterConfig {
@@ -29,7 +30,7 @@ export class KvRouter implements Router {
   readonly reads = 'kv-events';
   private readonly prefillTokens: Float64Array;
   private readonly activeCount: Float64Array;
-  private readonly activeRefs: Map<number, number>[];
+  private readonly activeRefs: IntCountMap[];
   private readonly views: Uint32Array[];
   private readonly routedPrefill: Float64Array;
   private readonly costs: Float64Array;
@@ -44,7 +45,7 @@ export class KvRouter implements Router {
     this.rng = rng;
     this.prefillTokens = new Float64Array(engines);
     this.activeCount = new Float64Array(engines);
-    this.activeRefs = Array.from({ length: engines }, () => new Map<number, number>());
+    this.activeRefs = Array.from({ length: engines }, () => new IntCountMap(4096));
     const words = Math.ceil(req.layout.promptKeySpace / 32) + 1;
     this.views = Array.from({ length: engines }, () => new Uint32Array(words));
     this.routedPrefill = new Float64Array(req.size);
@@ -90,12 +91,21 @@ export class KvRouter implements Router {
     const { overlapWeight, overlapCredit, temperature } = this.config;
     let min = Number.POSITIVE_INFINITY;
     let max = Number.NEGATIVE_INFINITY;
+    const keys = layout.keys;
     for (let e = 0; e < engines.length; e++) {
-      const ov = this.overlap(r, e);
-      this.overlaps[e] = ov;
+      const view = this.views[e];
       const refs = this.activeRefs[e];
+      // Overlap (leading blocks in the engine's cache) and blocks not already in flight there, in one pass.
+      let ov = 0;
+      let contiguous = true;
       let fresh = 0;
-      for (let j = 0; j < f; j++) if (!refs.has(layout.keys[off + j])) fresh++;
+      for (let j = 0; j < f; j++) {
+        const k = keys[off + j];
+        if (contiguous && (view[k >>> 5] & (1 << (k & 31))) !== 0) ov++;
+        else contiguous = false;
+        if (refs.size === 0 || refs.get(k) === 0) fresh++;
+      }
+      this.overlaps[e] = ov;
       const prefill = Math.max((this.prefillTokens[e] + isl) / bs - overlapCredit * ov, 0);
       const cost = overlapWeight * prefill + this.activeCount[e] + fresh;
       this.costs[e] = cost;
@@ -135,12 +145,7 @@ export class KvRouter implements Router {
     const off = layout.offsets[r];
     this.prefillTokens[e] += this.routedPrefill[r];
     const refs = this.activeRefs[e];
-    for (let j = 0; j < f; j++) {
-      const k = layout.keys[off + j];
-      const c = refs.get(k) ?? 0;
-      if (c === 0) this.activeCount[e]++;
-      refs.set(k, c + 1);
-    }
+    for (let j = 0; j < f; j++) if (refs.increment(layout.keys[off + j]) === 1) this.activeCount[e]++;
   }
 
   onFirstToken(r: number, e: number): void {
@@ -154,13 +159,6 @@ export class KvRouter implements Router {
     const f = layout.promptBlocks[r];
     const off = layout.offsets[r];
     const refs = this.activeRefs[e];
-    for (let j = 0; j < f; j++) {
-      const k = layout.keys[off + j];
-      const c = refs.get(k) ?? 0;
-      if (c <= 1) {
-        if (c === 1) this.activeCount[e]--;
-        refs.delete(k);
-      } else refs.set(k, c - 1);
-    }
+    for (let j = 0; j < f; j++) if (refs.decrement(layout.keys[off + j]) === 0) this.activeCount[e]--;
   }
 }

@@ -1,0 +1,331 @@
+import { writeFile } from 'node:fs/promises';
+import { EngineConfigSchema, TimingConfigSchema, WorkloadConfigSchema } from '../sim/config.ts';
+import { summarizeWorkload } from '../sim/workload/workload.ts';
+import {
+  type CandidateMetrics,
+  OBJECTIVES,
+  type Objective,
+  parseSlos,
+  type Slo,
+  sloKey,
+} from '../sweep/objective.ts';
+import type { OptimizerName } from '../sweep/optimizers.ts';
+import { renderSweepHtml } from '../sweep/report-html.ts';
+import { type GpuBudget, type SearchSpace, SearchSpaceSchema } from '../sweep/space.ts';
+import { runSweep, type SweepResult } from '../sweep/sweep.ts';
+import { UsageError, zodMessage } from './errors.ts';
+import { readStructuredFile, writeJson } from './files.ts';
+import { applyFlags, type FlagSpec, parseFlags, renderHelp } from './flags.ts';
+import { Progress } from './progress.ts';
+import { loadWorkload, SIMULATE_FLAGS } from './simulate.ts';
+import { formatNumber, renderTable } from './table.ts';
+
+const WORKLOAD_FLAGS = SIMULATE_FLAGS.filter((f) => f.path?.startsWith('workload.'));
+
+export const SWEEP_FLAGS: FlagSpec[] = [
+  ...WORKLOAD_FLAGS,
+  {
+    name: 'gpus',
+    path: null,
+    kind: 'string',
+    metavar: 'LIST',
+    help: 'GPU budget by type, e.g. h100:16,a100:8 (optional @price/hour)',
+  },
+  { name: 'model', path: null, kind: 'string', help: 'model served (recorded; used by hardware timing)' },
+  {
+    name: 'slo',
+    path: null,
+    kind: 'string',
+    metavar: 'LIST',
+    help: 'constraints, e.g. ttft_p90=2000ms,itl_p90=50ms,e2e_p99=30s',
+  },
+  {
+    name: 'objective',
+    path: null,
+    kind: 'string',
+    values: Object.fromEntries(Object.keys(OBJECTIVES).map((k) => [k, k])),
+    help: `${Object.keys(OBJECTIVES).join(', ')} (throughput_per_gpu)`,
+  },
+  {
+    name: 'space',
+    path: null,
+    kind: 'string',
+    metavar: 'FILE',
+    help: 'search space (YAML/JSON); flags below override it',
+  },
+  { name: 'tp', path: null, kind: 'string', metavar: 'LIST', help: 'tensor-parallel sizes, e.g. 1,2,4' },
+  {
+    name: 'workers',
+    path: null,
+    kind: 'string',
+    metavar: 'LIST',
+    help: "worker counts, e.g. 2,4,8 or 'all'",
+  },
+  { name: 'routers', path: null, kind: 'string', metavar: 'LIST', help: 'router modes, e.g. round-robin,kv' },
+  {
+    name: 'optimizer',
+    path: null,
+    kind: 'string',
+    values: { grid: 'grid', coordinate: 'coordinate', halving: 'halving' },
+    help: 'grid, coordinate, halving (grid)',
+  },
+  {
+    name: 'latency',
+    path: null,
+    kind: 'string',
+    metavar: 'METRIC',
+    help: 'frontier latency axis, e.g. ttft_p90 (default: first SLO)',
+  },
+  { name: 'threads', path: null, kind: 'int', help: 'worker threads (all cores)' },
+  { name: 'seed', path: null, kind: 'int', help: 'simulation seed (0)' },
+  {
+    name: 'timing',
+    path: null,
+    kind: 'string',
+    values: { polynomial: 'polynomial' },
+    help: 'timing model: polynomial',
+  },
+  { name: 'top', path: null, kind: 'int', help: 'rows of the ranking to print (10)' },
+  {
+    name: 'json',
+    path: null,
+    kind: 'string',
+    metavar: 'FILE',
+    help: 'write every candidate and the result as JSON',
+  },
+  { name: 'html', path: null, kind: 'string', metavar: 'FILE', help: 'write a self-contained HTML report' },
+  { name: 'quiet', path: null, kind: 'boolean', help: 'no progress or table' },
+  { name: 'help', aliases: ['h'], path: null, kind: 'boolean', help: 'show this help' },
+];
+
+const USAGE = `Usage: servetune sweep (--trace FILE | synthetic flags) --gpus h100:16 --slo ttft_p90=2000ms [options]
+
+Searches deployments (GPU type, tensor parallelism, worker count, router, engine knobs) for the workload,
+ranks them against the objective under the SLOs, maps the Pareto frontier and recommends one.`;
+
+/** Parses `h100:16,a100:8@2.5`. */
+export function parseGpuBudget(text: string): GpuBudget[] {
+  const out: GpuBudget[] = [];
+  for (const raw of text.split(',')) {
+    const part = raw.trim();
+    const m = /^([a-z0-9][a-z0-9._-]*)\s*:\s*(\d+)(?:\s*@\s*([0-9]*\.?[0-9]+))?$/i.exec(part);
+    if (!m) throw new UsageError(`--gpus: cannot read '${part}' (expected TYPE:COUNT, e.g. h100:16)`);
+    const count = Number(m[2]);
+    if (count < 1) throw new UsageError(`--gpus: '${part}' needs at least one GPU`);
+    if (out.some((b) => b.type === m[1].toLowerCase()))
+      throw new UsageError(`--gpus: '${m[1]}' is listed twice`);
+    out.push({ type: m[1].toLowerCase(), count, ...(m[3] ? { pricePerHour: Number(m[3]) } : {}) });
+  }
+  return out;
+}
+
+function intList(flag: string, text: string): number[] {
+  return text.split(',').map((p) => {
+    const v = Number(p.trim());
+    if (!Number.isInteger(v) || v < 1)
+      throw new UsageError(`--${flag}: '${p.trim()}' is not a positive integer`);
+    return v;
+  });
+}
+
+export async function sweepCommand(argv: string[], out: NodeJS.WritableStream): Promise<number> {
+  const flags = parseFlags(argv, SWEEP_FLAGS);
+  const v = flags.values;
+  if (v.get('help')) {
+    out.write(renderHelp(USAGE, SWEEP_FLAGS));
+    return 0;
+  }
+  if (flags.positionals.length > 0) throw new UsageError(`unexpected argument '${flags.positionals[0]}'`);
+
+  // Workload.
+  const wl: Record<string, unknown> = {};
+  applyFlags(wl, flags, WORKLOAD_FLAGS);
+  const workloadCfg = WorkloadConfigSchema.safeParse(wl.workload ?? {});
+  if (!workloadCfg.success) {
+    if (wl.workload === undefined) throw new UsageError('no workload: give --trace FILE, or synthetic flags');
+    throw new UsageError(
+      zodMessage(
+        'workload',
+        workloadCfg.error,
+        new Map(WORKLOAD_FLAGS.map((f) => [String(f.path).replace('workload.', ''), `--${f.name}`])),
+      ),
+    );
+  }
+
+  // Budget, objective, SLOs.
+  const gpus = v.get('gpus') as string | undefined;
+  if (!gpus) throw new UsageError('--gpus is required, e.g. --gpus h100:16');
+  const budget = parseGpuBudget(gpus);
+  const objective = (v.get('objective') as Objective | undefined) ?? 'throughput_per_gpu';
+  let slos: Slo[] = [];
+  const sloText = v.get('slo') as string | undefined;
+  if (sloText) {
+    try {
+      slos = parseSlos(sloText);
+    } catch (e) {
+      throw new UsageError(`--slo: ${(e as Error).message}`);
+    }
+  }
+  let latency: { metric: Slo['metric']; percentile: Slo['percentile'] } | undefined;
+  const latencyText = v.get('latency') as string | undefined;
+  if (latencyText) {
+    try {
+      const [s] = parseSlos(`${latencyText}=1`);
+      latency = { metric: s.metric, percentile: s.percentile };
+    } catch {
+      throw new UsageError(`--latency: cannot read '${latencyText}' (expected e.g. ttft_p90)`);
+    }
+  }
+
+  // Search space: file, then flag overrides.
+  const spacePath = v.get('space') as string | undefined;
+  let rawSpace: Record<string, unknown> = {};
+  if (spacePath) {
+    const loaded = await readStructuredFile(spacePath);
+    if (typeof loaded !== 'object' || loaded === null || Array.isArray(loaded))
+      throw new UsageError(`${spacePath}: expected a mapping`);
+    rawSpace = loaded as Record<string, unknown>;
+  }
+  if (v.has('tp')) rawSpace.tensorParallel = intList('tp', v.get('tp') as string);
+  if (v.has('workers'))
+    rawSpace.workers = v.get('workers') === 'all' ? 'all' : intList('workers', v.get('workers') as string);
+  if (v.has('routers')) {
+    const modes = (v.get('routers') as string).split(',').map((m) => m.trim().replace('_', '-'));
+    rawSpace.router = {
+      ...((rawSpace.router as object) ?? {}),
+      modes: modes.map((m) => (m === 'kv-router' ? 'kv' : m)),
+    };
+  }
+  const parsedSpace = SearchSpaceSchema.safeParse(rawSpace);
+  if (!parsedSpace.success) throw new UsageError(zodMessage(spacePath ?? 'search space', parsedSpace.error));
+  const space: SearchSpace = parsedSpace.data;
+
+  const workload = await loadWorkload({
+    workload: workloadCfg.data,
+    engine: EngineConfigSchema.parse({ blockSize: space.engine.blockSize[0] }),
+  });
+
+  const quiet = Boolean(v.get('quiet'));
+  const progress = new Progress(process.stderr, quiet);
+  const controller = new AbortController();
+  const onSigint = () => {
+    if (controller.signal.aborted) process.exit(130);
+    process.stderr.write(
+      '\nservetune sweep: stopping after the simulations in flight (Ctrl-C again to quit now)\n',
+    );
+    controller.abort();
+  };
+  process.on('SIGINT', onSigint);
+  let result: SweepResult;
+  try {
+    result = await runSweep(
+      {
+        workload,
+        space,
+        budget,
+        objective,
+        slos,
+        optimizer: (v.get('optimizer') as OptimizerName | undefined) ?? 'grid',
+        latency,
+        simulation: {
+          timing: TimingConfigSchema.parse({
+            model: (v.get('timing') as string | undefined) ?? 'polynomial',
+          }),
+          traceBlockSize: workloadCfg.data.traceBlockSize,
+          arrivalSpeedupRatio: workloadCfg.data.arrivalSpeedupRatio,
+          ...(workloadCfg.data.concurrency !== undefined
+            ? { concurrency: workloadCfg.data.concurrency }
+            : {}),
+          seed: (v.get('seed') as number | undefined) ?? 0,
+        },
+      },
+      {
+        threads: v.get('threads') as number | undefined,
+        signal: controller.signal,
+        onProgress: (p) => progress.update(p.done, p.planned, p.phase),
+      },
+    );
+  } finally {
+    process.off('SIGINT', onSigint);
+    progress.done();
+  }
+
+  const source = workloadCfg.data.trace ?? 'synthetic workload';
+  const json = v.get('json') as string | undefined;
+  if (json) {
+    await writeJson(json, {
+      workload: { source, ...summarizeWorkload(workload) },
+      model: v.get('model') ?? null,
+      space,
+      ...result,
+    });
+  }
+  const html = v.get('html') as string | undefined;
+  if (html) {
+    try {
+      await writeFile(
+        html,
+        renderSweepHtml(result, {
+          title: 'servetune sweep',
+          workload: `${source} (${workload.size} requests)`,
+        }),
+      );
+    } catch (e) {
+      throw new UsageError(`${html}: cannot write (${(e as Error).message})`);
+    }
+  }
+  if (!quiet) out.write(`${renderSweepSummary(result, Number(v.get('top') ?? 10))}\n`);
+  return result.stats.partial ? 130 : 0;
+}
+
+export function renderSweepSummary(r: SweepResult, top: number): string {
+  const lines: string[] = [];
+  const frontier = new Set(r.frontier.latency);
+  const ax = r.latencyAxis;
+  const full = r.candidates
+    .filter((c) => c.rank !== null)
+    .sort((a, b) => (a.rank as number) - (b.rank as number));
+  const rows = full.slice(0, top).map((c) => {
+    const m = c.metrics as CandidateMetrics;
+    return [
+      c.rank as number,
+      `${c.label}${r.recommended?.id === c.id ? '  <- recommended' : ''}`,
+      c.gpus,
+      m.throughput_per_gpu,
+      m[ax.metric][ax.percentile],
+      m.ttft.p90,
+      m.itl.p90,
+      m.user_tok_s,
+      c.feasible ? 'yes' : `no (+${formatNumber(c.violation * 100)}%)`,
+      frontier.has(c.id) ? 'yes' : '',
+    ];
+  });
+  lines.push(
+    `servetune sweep: ${r.stats.enumerated} candidates (${r.pruned.length} left out), ${r.stats.evaluations} simulations in ${formatNumber(r.stats.wall_s)} s on ${r.stats.threads} thread(s), optimiser ${r.optimizer}${r.stats.partial ? ' — STOPPED EARLY, partial results' : ''}`,
+  );
+  lines.push(
+    `objective: ${OBJECTIVES[r.objective].label}; SLOs: ${r.slos.map((s) => `${sloKey(s)} <= ${formatNumber(s.maxMs)} ms`).join(', ') || 'none'}`,
+  );
+  lines.push('');
+  lines.push(
+    renderTable(
+      [
+        'rank',
+        'candidate',
+        'GPUs',
+        'tok/s/GPU',
+        `${ax.metric}_${ax.percentile} ms`,
+        'TTFT p90 ms',
+        'ITL p90 ms',
+        'tok/s/user',
+        'meets SLOs',
+        'frontier',
+      ],
+      rows,
+    ),
+  );
+  if (full.length > top) lines.push(`... ${full.length - top} more ranked candidates (see --json / --html)`);
+  lines.push('');
+  lines.push(...r.explanation);
+  return lines.join('\n');
+}

@@ -1,0 +1,76 @@
+import type { Workload } from './workload.ts';
+
+/**
+ * The leading part of a workload: first turns arriving in the first `fraction` of the arrival span (with their
+ * later turns), or the first `fraction` of first turns when every arrival is at 0 (closed loop). Used to score
+ * many candidates cheaply on a prefix before running the survivors on everything.
+ */
+export function sliceWorkload(w: Workload, fraction: number): Workload {
+  if (fraction >= 1) return w;
+  let span = 0;
+  let firsts = 0;
+  for (let i = 0; i < w.size; i++) {
+    if (Number.isNaN(w.arrivalMs[i])) continue;
+    firsts++;
+    if (w.arrivalMs[i] > span) span = w.arrivalMs[i];
+  }
+  const keep = new Uint8Array(w.size);
+  if (span > 0) {
+    const cut = span * fraction;
+    for (let i = 0; i < w.size; i++) if (!Number.isNaN(w.arrivalMs[i]) && w.arrivalMs[i] <= cut) keep[i] = 1;
+  } else {
+    const n = Math.max(1, Math.ceil(firsts * fraction));
+    let taken = 0;
+    for (let i = 0; i < w.size && taken < n; i++) {
+      if (Number.isNaN(w.arrivalMs[i])) continue;
+      keep[i] = 1;
+      taken++;
+    }
+  }
+  // Later turns follow their session's first turn.
+  for (let i = 0; i < w.size; i++) {
+    if (keep[i] !== 1) continue;
+    for (let t = w.nextTurn[i]; t >= 0; t = w.nextTurn[t]) keep[t] = 1;
+  }
+  const ids: number[] = [];
+  for (let i = 0; i < w.size; i++) if (keep[i] === 1) ids.push(i);
+  return selectRequests(w, ids);
+}
+
+/** A workload made of the given requests (in the given order, which must keep first turns sorted by arrival). */
+export function selectRequests(w: Workload, ids: readonly number[]): Workload {
+  const n = ids.length;
+  const index = new Int32Array(w.size).fill(-1);
+  ids.forEach((id, k) => {
+    index[id] = k;
+  });
+  let hashTotal = 0;
+  for (const id of ids) hashTotal += w.hashOffsets[id + 1] - w.hashOffsets[id];
+  const out = {
+    size: n,
+    traceBlockSize: w.traceBlockSize,
+    arrivalMs: new Float64Array(n),
+    inputLength: new Int32Array(n),
+    outputLength: new Int32Array(n),
+    hashOffsets: new Int32Array(n + 1),
+    hashIds: new Int32Array(hashTotal),
+    nextTurn: new Int32Array(n),
+    delayMs: new Float64Array(n),
+    session: new Int32Array(n),
+    sourceLine: w.sourceLine ? new Int32Array(n) : null,
+  };
+  let h = 0;
+  ids.forEach((id, k) => {
+    out.arrivalMs[k] = w.arrivalMs[id];
+    out.inputLength[k] = w.inputLength[id];
+    out.outputLength[k] = w.outputLength[id];
+    out.hashOffsets[k] = h;
+    for (let j = w.hashOffsets[id]; j < w.hashOffsets[id + 1]; j++) out.hashIds[h++] = w.hashIds[j];
+    out.nextTurn[k] = w.nextTurn[id] >= 0 ? index[w.nextTurn[id]] : -1;
+    out.delayMs[k] = w.delayMs[id];
+    out.session[k] = w.session[id];
+    if (out.sourceLine && w.sourceLine) out.sourceLine[k] = w.sourceLine[id];
+  });
+  out.hashOffsets[n] = h;
+  return out;
+}
