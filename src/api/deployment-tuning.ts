@@ -50,7 +50,9 @@ export const SearchSpaceSchema = z
       .min(1)
       .max(2)
       .default(['Aggregated'])
-      .describe('Serving topologies to consider.'),
+      .describe(
+        'Serving topologies to consider (Disaggregated is accepted; the simulator does not model it yet).',
+      ),
     tensorParallel: z
       .object({
         aggregated: intList(8).optional(),
@@ -73,14 +75,19 @@ export const SearchSpaceSchema = z
       .max(4)
       .default(['RoundRobin', 'KV'])
       .describe('Router policies to try.'),
-    kvOverlapWeights: z.array(z.number().min(0)).max(8).optional().describe('KV router overlap weights.'),
+    kvOverlapWeights: z
+      .array(z.number().min(0))
+      .min(1)
+      .max(8)
+      .optional()
+      .describe('KV router overlap (prefill cost) weights to try (default: 0.5, 1, 2).'),
+    blockSizes: intList(4).optional().describe('KV block sizes to try (default: the current one, else 64).'),
     maxNumSeqs: intList(8).optional().describe('vLLM max_num_seqs values to try.'),
     maxNumBatchedTokens: intList(8).optional().describe('vLLM max_num_batched_tokens values to try.'),
     optimizer: z
       .enum(['Grid', 'Coordinate', 'Halving'])
       .default('Grid')
       .describe('Search strategy: exhaustive grid, coordinate descent, or successive halving.'),
-    maxCandidates: posInt.max(100000).optional().describe('Stop after this many simulated candidates.'),
   })
   .describe('The candidate configurations a sweep explores.');
 export type SearchSpace = z.infer<typeof SearchSpaceSchema>;
@@ -168,9 +175,11 @@ export const DeploymentTuningSpecSchema = z
       .optional()
       .describe("Model served; default: read from the target's worker arguments."),
     objective: z
-      .enum(['ThroughputPerGPU', 'Goodput', 'RequestsPerGPUHour', 'Cost'])
+      .enum(['ThroughputPerGPU', 'Goodput', 'GoodputPerGPU', 'RequestsPerGPUHour', 'Cost'])
       .default('ThroughputPerGPU')
-      .describe('What the sweep maximises (Cost: minimises GPU cost) among configurations meeting the SLOs.'),
+      .describe(
+        'What the sweep optimises among configurations meeting the SLOs: output tokens/s per GPU, good requests/s (overall or per GPU), requests per GPU-hour, or (minimised) GPU cost per 1000 requests.',
+      ),
     slos: listMap(
       z.array(SloSchema).max(9).default([]).describe('Latency targets every proposal must meet.'),
       'metric',

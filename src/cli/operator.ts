@@ -87,6 +87,7 @@ export async function operatorCommand(argv: string[], out: NodeJS.WritableStream
     httpPort: (f.get('http-port') as number | undefined) ?? 8080,
     workers: positive('workers'),
     maxConcurrentSweeps: positive('max-concurrent-sweeps'),
+    sweepThreads: positive('sweep-threads'),
     leaderElection: {
       enabled: !f.get('no-leader-elect'),
       namespace: (f.get('leader-election-namespace') as string) ?? podNamespace ?? namespace ?? 'default',

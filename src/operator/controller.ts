@@ -64,6 +64,8 @@ export interface ControllerOptions {
   maxConcurrentSweeps: number;
   /** After a failed sweep, retry this soon (or at the next slot if sooner). */
   failureRetryMs: number;
+  /** Worker threads of one sweep's evaluation pool. */
+  sweepThreads?: number;
   runJob?: JobRunner;
   now?: () => Date;
 }
@@ -371,6 +373,7 @@ export class TuningController {
             baseline: { ...baseline, ...(s.model && { model: s.model }) },
             spec: { objective: s.objective, slos: s.slos, searchSpace: s.searchSpace },
             budget,
+            threads: this.o.sweepThreads ?? 1,
           },
           abort.signal,
         );

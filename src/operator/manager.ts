@@ -38,6 +38,7 @@ export interface OperatorOptions {
   httpHost?: string;
   workers?: number;
   maxConcurrentSweeps?: number;
+  sweepThreads?: number;
   failureRetryMs?: number;
   informer?: Pick<
     InformerOptions,
@@ -172,6 +173,7 @@ export class Operator {
       targets,
       maxConcurrentSweeps: this.o.maxConcurrentSweeps ?? 1,
       failureRetryMs: this.o.failureRetryMs ?? 5 * 60_000,
+      sweepThreads: this.o.sweepThreads,
       runJob: this.o.runJob,
     });
     controller.enqueue = (key) => queue.add(key);

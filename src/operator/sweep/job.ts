@@ -5,14 +5,25 @@ import type {
   ServingSettings,
   WorkloadSummary,
 } from '../../api/index.ts';
+import { runSweep } from '../../sweep/sweep.ts';
 import type { TraceIssue } from '../../telemetry/mooncake-trace.ts';
-import { evaluateSettings, gainPercent, SIMULATOR_VERSION } from './evaluate.ts';
-import { type Candidate, searchCandidates } from './search.ts';
+import {
+  baselineSpace,
+  gainPercent,
+  predictedMetrics,
+  SIMULATOR_VERSION,
+  settingsOf,
+  sweepBudget,
+  sweepObjective,
+  sweepSlos,
+  sweepSpace,
+} from './mapping.ts';
 import { loadTraceWindow } from './trace-window.ts';
 
 /**
- * One sweep as a job: cut and summarise the trace window, simulate the baseline, search the candidates,
- * compare. It runs in a worker thread so that reconciles of other objects never wait for a simulation.
+ * One sweep as a job: cut and summarise the trace window, score the baseline and every candidate with the
+ * sweep library (the baseline as a one-point space, so both go through the same evaluator), compare. It runs
+ * in a worker thread (the sweep adds its own pool), so reconciles of other objects never wait for it.
  */
 
 export interface SweepJobInput {
@@ -23,6 +34,13 @@ export interface SweepJobInput {
   baseline: ServingSettings;
   spec: Pick<DeploymentTuningSpec, 'objective' | 'slos' | 'searchSpace'>;
   budget: Record<string, number>;
+  /** Sweep worker threads (0 = in the job's own thread). */
+  threads?: number;
+}
+
+export interface Candidate {
+  settings: ServingSettings;
+  metrics: PredictedMetrics;
 }
 
 export interface SweepJobResult {
@@ -31,6 +49,7 @@ export interface SweepJobResult {
   baseline: PredictedMetrics;
   best: Candidate | null;
   gainPercent: number | null;
+  /** Pareto frontier (lower latency against higher throughput per GPU), best latency first. */
   frontier: Candidate[];
   candidates: number;
   feasible: number;
@@ -51,7 +70,7 @@ export class SweepJobError extends Error {
   }
 }
 
-export function runSweepJobInline(input: SweepJobInput): SweepJobResult {
+export async function runSweepJobInline(input: SweepJobInput): Promise<SweepJobResult> {
   let window: ReturnType<typeof loadTraceWindow>;
   try {
     window = loadTraceWindow(input.traceText, {
@@ -62,37 +81,76 @@ export function runSweepJobInline(input: SweepJobInput): SweepJobResult {
   } catch (e) {
     throw new SweepJobError('NoUsableData', (e as Error).message);
   }
+  const objective = sweepObjective(input.spec.objective);
+  const slos = sweepSlos(input.spec.slos);
+  const model = input.baseline.model;
   let baseline: PredictedMetrics;
   try {
-    baseline = evaluateSettings(input.baseline, window.workload, input.spec.slos, input.spec.objective);
+    const b = baselineSpace(input.baseline);
+    const r = await runSweep(
+      { workload: window.workload, space: b.space, budget: b.budget, objective, slos },
+      { threads: 0 },
+    );
+    const c = r.candidates[0];
+    if (!c?.metrics) throw new Error(c?.error ?? 'the baseline could not be simulated');
+    baseline = predictedMetrics(c.metrics, c.feasible, objective, c.score);
   } catch (e) {
     throw new SweepJobError('BaselineNotSimulatable', `baseline: ${(e as Error).message}`);
   }
-  const outcome = searchCandidates(window.workload, input.baseline, input.spec, input.budget);
-  const best = outcome.best;
-  const gain = best
-    ? gainPercent(input.spec.objective, baseline.objectiveValue, best.metrics.objectiveValue)
-    : null;
-  const lines = [
-    `Replayed ${window.summary.requests} requests (${window.summary.requestRate} req/s) from ${input.source}.`,
-    `Simulated ${outcome.candidates} candidates with the ${outcome.optimizer} optimiser; ${outcome.feasible} met the SLOs within the GPU budget.`,
-    baseline.meetsSlos ? 'The baseline meets the SLOs.' : 'The baseline misses the SLOs.',
-    best
-      ? `Best: ${summarize(best.settings)}, objective ${input.spec.objective} ${best.metrics.objectiveValue} vs ${baseline.objectiveValue} (${gain}%).`
-      : 'No candidate met the SLOs within the budget.',
-    ...outcome.notes,
-  ];
+  const notes: string[] = [];
+  const space = sweepSpace(input.spec.searchSpace, input.baseline, notes);
+  const budget = sweepBudget(input.budget, input.spec.searchSpace.gpuTypes);
+  if (budget.length === 0) {
+    return {
+      summary: window.summary,
+      issues: window.issues,
+      baseline,
+      best: null,
+      gainPercent: null,
+      frontier: [],
+      candidates: 0,
+      feasible: 0,
+      optimizer: input.spec.searchSpace.optimizer.toLowerCase(),
+      explanation: 'The GPU budget is empty: no GPUs of a known type are free and the target holds none.',
+      simulatorVersion: SIMULATOR_VERSION,
+    };
+  }
+  const r = await runSweep(
+    {
+      workload: window.workload,
+      space,
+      budget,
+      objective,
+      slos,
+      optimizer: input.spec.searchSpace.optimizer.toLowerCase() as 'grid' | 'coordinate' | 'halving',
+    },
+    { threads: input.threads ?? 1 },
+  );
+  const byId = new Map(r.candidates.map((c) => [c.id, c]));
+  const asCandidate = (c: (typeof r.candidates)[number]): Candidate => ({
+    settings: settingsOf(c.candidate, model),
+    metrics: predictedMetrics(c.metrics!, c.feasible, objective, c.score),
+  });
+  const best = r.recommended ? asCandidate(r.recommended) : null;
+  const gain = best ? gainPercent(objective, baseline.objectiveValue, best.metrics.objectiveValue) : null;
+  const evaluated = r.candidates.filter((c) => c.metrics !== null && c.fraction >= 1);
   return {
     summary: window.summary,
     issues: window.issues,
     baseline,
     best,
     gainPercent: gain,
-    frontier: outcome.frontier,
-    candidates: outcome.candidates,
-    feasible: outcome.feasible,
-    optimizer: outcome.optimizer,
-    explanation: lines.join(' '),
+    frontier: r.frontier.latency.map((id) => asCandidate(byId.get(id)!)),
+    candidates: evaluated.length,
+    feasible: evaluated.filter((c) => c.feasible).length,
+    optimizer: r.optimizer,
+    explanation: [
+      `Replayed ${window.summary.requests} requests (${window.summary.requestRate} req/s) from ${input.source}.`,
+      baseline.meetsSlos ? 'The baseline meets the SLOs.' : 'The baseline misses the SLOs.',
+      ...r.explanation,
+      ...(r.pruned.length > 0 ? [`${r.pruned.length} shapes were pruned before simulation.`] : []),
+      ...notes,
+    ].join(' '),
     simulatorVersion: SIMULATOR_VERSION,
   };
 }
@@ -104,7 +162,12 @@ export function summarize(s: ServingSettings): string {
     s.topology === 'Aggregated'
       ? role('agg', s.aggregated)
       : `${role('prefill', s.prefill)} + ${role('decode', s.decode)}`;
-  return `${s.gpus} ${s.gpuType} GPUs, ${roles}, router ${s.router.mode}${s.planner.enabled ? ', planner' : ''}`;
+  const router =
+    s.router.mode === 'KV' && s.router.overlapWeight !== undefined
+      ? `KV(w=${s.router.overlapWeight})`
+      : s.router.mode;
+  const gpus = s.gpuType === 'unknown' ? `${s.gpus} GPUs` : `${s.gpus} ${s.gpuType} GPUs`;
+  return `${gpus}, ${roles}, router ${router}${s.planner.enabled ? ', planner' : ''}`;
 }
 
 /** Runs the job in a worker thread; aborting terminates the worker. */

@@ -3,7 +3,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { runSweepJobInline, SweepJobError, type SweepJobInput } from './job.ts';
 
 try {
-  const result = runSweepJobInline(workerData as SweepJobInput);
+  const result = await runSweepJobInline(workerData as SweepJobInput);
   parentPort!.postMessage({ ok: true, result });
 } catch (e) {
   const kind = e instanceof SweepJobError ? e.kind : 'SweepFailed';
