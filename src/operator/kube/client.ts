@@ -32,6 +32,8 @@ export interface RequestOptions {
   query?: Query;
   body?: unknown;
   contentType?: string;
+  /** Accept header (e.g. the Table format kubectl uses); JSON by default. */
+  accept?: string;
   signal?: AbortSignal;
 }
 
@@ -117,6 +119,7 @@ export class KubeClient {
 
   async request<T = unknown>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
     const { headers, dispatcher } = await this.prepare(false);
+    if (opts.accept) headers.accept = opts.accept;
     let body: string | undefined;
     if (opts.body !== undefined) {
       body = JSON.stringify(opts.body);
