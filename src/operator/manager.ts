@@ -256,9 +256,10 @@ export class Operator {
     this.informers = [];
   }
 
-  async stop(): Promise<void> {
+  /** Stops; `releaseLease: false` leaves the lease to expire, as a crash would. */
+  async stop(opts: { releaseLease?: boolean } = {}): Promise<void> {
     this.stopping = true;
-    await this.elector?.stop(true);
+    await this.elector?.stop(opts.releaseLease ?? true);
     await this.stopLeading();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
     await this.client.close();
