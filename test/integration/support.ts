@@ -314,8 +314,24 @@ export function startOperator(opts: Partial<OperatorOptions> & { namespace: stri
   return op;
 }
 
-export function restartApiserver(): void {
-  execFileSync('bash', [join(ROOT, 'hack/control-plane/restart-apiserver.sh'), inject('controlPlaneDir')], {
+/** Kills kube-apiserver with SIGKILL (no graceful close of watches), then starts it again on the same etcd. */
+export async function killAndRestartApiserver(): Promise<void> {
+  const dir = inject('controlPlaneDir');
+  const line = readFileSync(join(dir, 'pids'), 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('kube-apiserver '));
+  const pid = Number(line?.split(' ')[1]);
+  if (!pid) throw new Error(`no kube-apiserver pid in ${dir}/pids`);
+  process.kill(pid, 'SIGKILL');
+  await waitFor('kube-apiserver to die', () => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      return stat.split(') ')[1]?.startsWith('Z');
+    } catch {
+      return true;
+    }
+  });
+  execFileSync('bash', [join(ROOT, 'hack/control-plane/up.sh'), dir], {
     stdio: ['ignore', 'ignore', 'inherit'],
     timeout: 120_000,
   });

@@ -45,6 +45,8 @@ export class Informer<T extends KubeObject> {
   private lastSeen = 0;
   private watchdog: NodeJS.Timeout | undefined;
   private syncWaiters: (() => void)[] = [];
+  /** Consecutive failures; reset by a successful list or any watch event. */
+  private failures = 0;
 
   constructor(client: KubeClient, resource: ResourceType, opts: InformerOptions = {}) {
     this.client = client;
@@ -109,15 +111,13 @@ export class Informer<T extends KubeObject> {
   }
 
   private async run(): Promise<void> {
-    let failures = 0;
     while (!this.stopped) {
       const started = Date.now();
       try {
         if (!this.resourceVersion) await this.relist();
-        failures = 0;
         await this.watchOnce();
         // A clean close is normal (server timeout); reconnect at once unless it closed suspiciously fast.
-        if (Date.now() - started < 1000) failures++;
+        if (Date.now() - started < 1000 && this.resourceVersion) this.failures++;
       } catch (e) {
         if (this.stopped) break;
         if (isGone(e)) {
@@ -125,14 +125,14 @@ export class Informer<T extends KubeObject> {
           this.resourceVersion = '';
           continue;
         }
-        failures++;
+        this.failures++;
         this.opts.onLifecycle?.('error', e);
         this.opts.logger?.warn(
-          { resource: this.resource.plural, err: (e as Error).message, failures },
+          { resource: this.resource.plural, err: (e as Error).message, failures: this.failures },
           'Watch failed; retrying',
         );
       }
-      if (failures > 0 && !this.stopped) await this.sleep(backoff(failures, this.opts));
+      if (this.failures > 0 && !this.stopped) await this.sleep(backoff(this.failures, this.opts));
     }
   }
 
@@ -164,6 +164,7 @@ export class Informer<T extends KubeObject> {
     } while (cont);
     this.opts.onLifecycle?.('list', items.length);
     this.lastSeen = Date.now();
+    this.failures = 0;
     const seen = new Set<string>();
     for (const item of items) {
       const key = keyOf(item);
@@ -205,6 +206,7 @@ export class Informer<T extends KubeObject> {
 
   private handle(e: WatchEvent<T & { code?: number; reason?: string; message?: string }>): void {
     this.lastSeen = Date.now();
+    this.failures = 0;
     if (e.type === 'ERROR') {
       const status = e.object;
       if (status.code === 410) {
