@@ -49,6 +49,8 @@ export interface WatchEvent<T = unknown> {
 export interface KubeClientOptions {
   requestTimeoutMs?: number;
   userAgent?: string;
+  /** Act as another user (Impersonate-* headers), e.g. to test RBAC rules. */
+  impersonate?: { user: string; groups?: string[] };
 }
 
 export class KubeClient {
@@ -56,6 +58,7 @@ export class KubeClient {
   readonly server: string;
   private readonly timeoutMs: number;
   private readonly userAgent: string;
+  private readonly impersonate: KubeClientOptions['impersonate'];
   private agent: Agent | undefined;
   private watchAgent: Agent | undefined;
 
@@ -66,6 +69,7 @@ export class KubeClient {
     this.server = cluster.server.replace(/\/+$/, '');
     this.timeoutMs = options.requestTimeoutMs ?? 30_000;
     this.userAgent = options.userAgent ?? 'servetune-operator';
+    this.impersonate = options.impersonate;
   }
 
   /** From a kubeconfig file, or the in-cluster service account when no file is given. */
@@ -80,7 +84,7 @@ export class KubeClient {
   /** Credentials are re-read for every request (service-account tokens rotate); TLS material once. */
   private async prepare(
     watch: boolean,
-  ): Promise<{ headers: Record<string, string>; dispatcher: Dispatcher }> {
+  ): Promise<{ headers: Record<string, string | string[]>; dispatcher: Dispatcher }> {
     const opts: {
       headers?: Record<string, string>;
       ca?: Buffer;
@@ -91,9 +95,17 @@ export class KubeClient {
       auth?: string;
     } = {};
     await this.config.applyToHTTPSOptions(opts as never);
-    const headers: Record<string, string> = { accept: 'application/json', 'user-agent': this.userAgent };
+    const headers: Record<string, string | string[]> = {
+      accept: 'application/json',
+      'user-agent': this.userAgent,
+    };
     for (const [k, v] of Object.entries(opts.headers ?? {})) headers[k.toLowerCase()] = String(v);
     if (opts.auth) headers.authorization = `Basic ${Buffer.from(opts.auth).toString('base64')}`;
+    if (this.impersonate) {
+      headers['impersonate-user'] = this.impersonate.user;
+      // undici sends repeated headers for array values.
+      if (this.impersonate.groups) headers['impersonate-group'] = this.impersonate.groups;
+    }
     if (!this.agent) {
       const connect = {
         ca: opts.ca,
