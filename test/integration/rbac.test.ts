@@ -40,7 +40,8 @@ const GPU_NODES = ['rbac-gpu'];
 beforeAll(async () => {
   admin = kube();
   await installCrds(admin);
-  for (const name of ['servetune-system', (ns = `rbac-${Math.random().toString(36).slice(2, 7)}`)]) {
+  ns = `rbac-${Math.random().toString(36).slice(2, 7)}`;
+  for (const name of ['servetune-system', ns]) {
     try {
       await admin.create('/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
     } catch (e) {
