@@ -1,7 +1,11 @@
 /**
  * Simulator-core benchmark: replays the full Mooncake conversation trace (12,031 requests, 59 simulated
- * minutes) on 8 aggregated round-robin workers, polynomial timing, block size 512, and prints speed figures.
- * Ends with one JSON line. Usage: npm run bench:sim [-- --trace FILE --workers N --repeat K --no-coalesce]
+ * minutes) and prints speed figures per case:
+ *   - aggregated: 8 round-robin workers, polynomial timing, block size 512 (the headline case);
+ *   - disaggregated: 3 prefill + 5 decode workers, KV router, 64 GB/s KV transfer;
+ *   - further cases registered in CASES (e.g. other engines).
+ * Ends with one JSON line: the headline case's figures plus every case's speed-up.
+ * Usage: npm run bench:sim [-- --trace FILE --repeat K --case NAME --no-coalesce]
  */
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -12,10 +16,8 @@ import { readMooncakeFile } from '../src/telemetry/mooncake-trace.ts';
 const { values } = parseArgs({
   options: {
     trace: { type: 'string', default: '../shared/data/traces/mooncake_conversation.jsonl' },
-    workers: { type: 'string', default: '8' },
-    'block-size': { type: 'string', default: '512' },
-    router: { type: 'string', default: 'round-robin' },
     repeat: { type: 'string', default: '5' },
+    case: { type: 'string', multiple: true },
     'no-coalesce': { type: 'boolean', default: false },
   },
 });
@@ -23,53 +25,94 @@ if (!existsSync(values.trace)) {
   console.error(`bench:sim: trace not found: ${values.trace} (the benchmark reads ../shared/data)`);
   process.exit(2);
 }
-const config = SimulationConfigSchema.parse({
-  workers: Number(values.workers),
-  engine: { blockSize: Number(values['block-size']) },
-  router: { mode: values.router },
-  workload: { trace: values.trace, traceBlockSize: 512 },
-  coalesceDecode: !values['no-coalesce'],
-});
+
+const CASES: Record<string, { label: string; config: Record<string, unknown> }> = {
+  aggregated: {
+    label: '8 aggregated workers, round-robin, block 512',
+    config: { workers: 8, engine: { blockSize: 512 }, router: { mode: 'round-robin' } },
+  },
+  disaggregated: {
+    label: '3 prefill + 5 decode workers, KV router, block 512',
+    config: {
+      engine: { blockSize: 512 },
+      router: { mode: 'kv' },
+      disaggregation: { prefill: { workers: 3 }, decode: { workers: 5 }, kvTransferGbps: 64 },
+    },
+  },
+};
+
+const selected = values.case ?? Object.keys(CASES);
+for (const name of selected) {
+  if (!CASES[name]) {
+    console.error(`bench:sim: unknown case '${name}' (known: ${Object.keys(CASES).join(', ')})`);
+    process.exit(2);
+  }
+}
+
 const t0 = performance.now();
 const { workload } = await readMooncakeFile(values.trace, { traceBlockSize: 512 });
 const loadMs = performance.now() - t0;
+console.log(
+  `trace   ${values.trace}: ${workload.size} requests, loaded in ${(loadMs / 1000).toFixed(3)} s; polynomial timing; median of ${values.repeat} runs after a warm-up`,
+);
 const repeat = Number(values.repeat);
-const walls: number[] = [];
-let report = runSimulation(config, workload).report; // warm-up
-for (let i = 0; i < repeat; i++) {
-  report = runSimulation(config, workload).report;
-  walls.push(report.wall_s);
+const results: Record<
+  string,
+  { wall: number; sim: number; completed: number; passes: number; events: number }
+> = {};
+for (const name of selected) {
+  const config = SimulationConfigSchema.parse({
+    ...CASES[name].config,
+    workload: { trace: values.trace, traceBlockSize: 512 },
+    coalesceDecode: !values['no-coalesce'],
+  });
+  let report = runSimulation(config, workload).report; // warm-up
+  const walls: number[] = [];
+  for (let i = 0; i < repeat; i++) {
+    report = runSimulation(config, workload).report;
+    walls.push(report.wall_s);
+  }
+  walls.sort((a, b) => a - b);
+  const wall = walls[Math.floor(walls.length / 2)];
+  const sim = report.simulated_duration_s;
+  results[name] = {
+    wall,
+    sim,
+    completed: report.completed_requests,
+    passes: report.simulator.passes,
+    events: report.simulator.loop_steps + workload.size,
+  };
+  console.log('');
+  console.log(`case ${name}: ${CASES[name].label}`);
+  console.log(
+    `  wall        ${wall.toFixed(4)} s  [min ${walls[0].toFixed(4)}, max ${walls[walls.length - 1].toFixed(4)}]`,
+  );
+  console.log(`  simulated   ${sim.toFixed(1)} s`);
+  console.log(`  speed-up    ${(sim / wall).toFixed(0)}x real time`);
+  console.log(`  requests/s  ${(report.completed_requests / wall).toFixed(0)}`);
+  console.log(
+    `  events/s    ${(results[name].events / wall).toFixed(0)} (${results[name].events} loop steps + arrivals; ${report.simulator.passes} forward passes, ${(report.simulator.passes / wall).toFixed(0)}/s)`,
+  );
+  console.log(
+    `  check       ttft mean ${report.ttft_ms.mean.toFixed(2)} ms, tpot mean ${report.tpot_ms.mean.toFixed(3)} ms, reuse ${report.prefix_cache_reused_ratio.toFixed(4)}`,
+  );
 }
-walls.sort((a, b) => a - b);
-const wall = walls[Math.floor(walls.length / 2)];
-const sim = report.simulated_duration_s;
-const events = report.simulator.loop_steps + workload.size;
 const rss = process.resourceUsage().maxRSS / 1024;
-console.log(
-  `trace              ${values.trace} (${workload.size} requests, loaded in ${(loadMs / 1000).toFixed(3)} s)`,
-);
-console.log(
-  `setup              ${config.workers} workers, ${config.router.mode}, block ${config.engine.blockSize}, polynomial timing, coalesce ${config.coalesceDecode}`,
-);
-console.log(
-  `wall (median of ${repeat})  ${wall.toFixed(4)} s   [min ${walls[0].toFixed(4)}, max ${walls[walls.length - 1].toFixed(4)}]`,
-);
-console.log(`simulated          ${sim.toFixed(1)} s`);
-console.log(`speed-up           ${(sim / wall).toFixed(0)}x real time`);
-console.log(`requests/s         ${(report.completed_requests / wall).toFixed(0)}`);
-console.log(
-  `events/s           ${(events / wall).toFixed(0)} (${events} loop steps + arrivals; ${report.simulator.passes} forward passes, ${(report.simulator.passes / wall).toFixed(0)}/s)`,
-);
-console.log(`peak RSS           ${rss.toFixed(0)} MB`);
-console.log(
-  `check              ttft mean ${report.ttft_ms.mean.toFixed(2)} ms, tpot mean ${report.tpot_ms.mean.toFixed(3)} ms, reuse ${report.prefix_cache_reused_ratio.toFixed(4)}`,
-);
+console.log('');
+console.log(`peak RSS ${rss.toFixed(0)} MB`);
+const head = results.aggregated ?? results[selected[0]];
 console.log(
   JSON.stringify({
-    wall_s: Number(wall.toFixed(4)),
-    simulated_s: Number(sim.toFixed(2)),
-    speedup: Math.round(sim / wall),
-    requests_per_s: Math.round(report.completed_requests / wall),
+    wall_s: Number(head.wall.toFixed(4)),
+    simulated_s: Number(head.sim.toFixed(2)),
+    speedup: Math.round(head.sim / head.wall),
+    requests_per_s: Math.round(head.completed / head.wall),
     peak_rss_mb: Math.round(rss),
+    cases: Object.fromEntries(
+      Object.entries(results).map(([k, v]) => [
+        k,
+        { speedup: Math.round(v.sim / v.wall), wall_s: Number(v.wall.toFixed(4)) },
+      ]),
+    ),
   }),
 );

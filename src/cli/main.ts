@@ -3,10 +3,9 @@ import { operatorCommand } from './operator.ts';
 import { simulateCommand } from './simulate.ts';
 import { sweepCommand } from './sweep.ts';
 
-const COMMANDS: Record<
-  string,
-  { help: string; run: (argv: string[], out: NodeJS.WritableStream) => Promise<number> }
-> = {
+type Command = (argv: string[], out: NodeJS.WritableStream, err: NodeJS.WritableStream) => Promise<number>;
+
+const COMMANDS: Record<string, { help: string; run: Command }> = {
   simulate: { help: 'replay a trace or synthetic traffic through simulated workers', run: simulateCommand },
   operator: { help: 'run the DeploymentTuning controller against a cluster', run: operatorCommand },
   sweep: { help: 'search deployments for a workload and map the Pareto frontier', run: sweepCommand },
@@ -34,7 +33,7 @@ export async function main(
     return 2;
   }
   try {
-    return await cmd.run(rest, out);
+    return await cmd.run(rest, out, err);
   } catch (e) {
     if (e instanceof UsageError) {
       err.write(`servetune ${name}: ${e.message}\n`);

@@ -3,16 +3,16 @@
  * of CI jobs stay readable.
  */
 export class Progress {
-  private readonly stream: NodeJS.WriteStream;
+  private readonly stream: NodeJS.WritableStream;
   private readonly tty: boolean;
   private lastLine = 0;
   private lastPhase = '';
   private readonly t0 = performance.now();
   private readonly quiet: boolean;
 
-  constructor(stream: NodeJS.WriteStream = process.stderr, quiet = false) {
+  constructor(stream: NodeJS.WritableStream = process.stderr, quiet = false) {
     this.stream = stream;
-    this.tty = Boolean(stream.isTTY);
+    this.tty = Boolean((stream as NodeJS.WriteStream).isTTY);
     this.quiet = quiet;
   }
 

@@ -207,6 +207,75 @@ export const SIMULATE_FLAGS: FlagSpec[] = [
     kind: 'number',
     help: 'KV router softmax temperature (0)',
   },
+  { name: 'disagg', path: null, kind: 'boolean', help: 'disaggregated serving (prefill and decode workers)' },
+  {
+    name: 'prefill-workers',
+    path: 'disaggregation.prefill.workers',
+    kind: 'int',
+    help: 'disagg: prefill workers (1)',
+  },
+  {
+    name: 'decode-workers',
+    path: 'disaggregation.decode.workers',
+    kind: 'int',
+    help: 'disagg: decode workers (1)',
+  },
+  {
+    name: 'prefill-tp',
+    path: 'disaggregation.prefill.tensorParallelSize',
+    kind: 'int',
+    help: 'disagg: GPUs per prefill worker',
+  },
+  {
+    name: 'decode-tp',
+    path: 'disaggregation.decode.tensorParallelSize',
+    kind: 'int',
+    help: 'disagg: GPUs per decode worker',
+  },
+  {
+    name: 'kv-transfer-gbps',
+    path: 'disaggregation.kvTransferGbps',
+    kind: 'number',
+    help: 'disagg: link GB/s per prefill worker (64)',
+  },
+  {
+    name: 'kv-bytes-per-token',
+    path: 'engine.kvBytesPerToken',
+    kind: 'int',
+    help: 'KV bytes per token, all layers (131072)',
+  },
+  {
+    name: 'g2-blocks',
+    path: 'engine.g2Blocks',
+    kind: 'int',
+    help: 'host-memory KV tier, blocks per worker (0 = off)',
+  },
+  { name: 'g2-gbps', path: 'engine.g2Gbps', kind: 'number', help: 'GPU <-> host GB/s per direction (14)' },
+  {
+    name: 'g3-blocks',
+    path: 'engine.g3Blocks',
+    kind: 'int',
+    help: 'disk KV tier, blocks per worker (0 = off)',
+  },
+  { name: 'g3-gbps', path: 'engine.g3Gbps', kind: 'number', help: 'host <-> disk GB/s (7)' },
+  {
+    name: 'transfer-mode',
+    path: 'disaggregation.transferMode',
+    kind: 'string',
+    values: {
+      'full-prompt': 'full-prompt',
+      full_prompt: 'full-prompt',
+      'destination-missing': 'destination-missing',
+      destination_missing: 'destination-missing',
+    },
+    help: 'disagg: full-prompt or destination-missing',
+  },
+  {
+    name: 'conditional-disagg',
+    path: 'disaggregation.conditional',
+    kind: 'boolean',
+    help: 'disagg: prefill short uncached prompts on the decode worker',
+  },
   { name: 'seed', path: 'seed', kind: 'int', help: 'seed for every random choice (0)' },
   {
     name: 'max-sim-time',
@@ -289,6 +358,15 @@ export async function resolveSimulateConfig(argv: string[]): Promise<{
   applyFlags(fromFlags, flags, SIMULATE_FLAGS);
   const slo = flags.values.get('slo') as string | undefined;
   if (slo) fromFlags.slo = { ...(fromFlags.slo as object), ...parseSloList(slo) };
+  // --disagg (or any disaggregation flag) turns disaggregation on, one worker per role unless given.
+  const dis = fromFlags.disaggregation as Record<string, Record<string, unknown>> | undefined;
+  if (flags.values.get('disagg') || dis) {
+    const d = (fromFlags.disaggregation ?? {}) as Record<string, Record<string, unknown>>;
+    const fileD = (raw.disaggregation ?? {}) as Record<string, Record<string, unknown>>;
+    d.prefill = { workers: fileD.prefill?.workers ?? 1, ...(d.prefill ?? {}) };
+    d.decode = { workers: fileD.decode?.workers ?? 1, ...(d.decode ?? {}) };
+    fromFlags.disaggregation = d;
+  }
   // Flags that pick a workload replace the file's workload source.
   const merged = deepMerge(raw, fromFlags);
   const wl = merged.workload as Record<string, unknown> | undefined;
@@ -362,8 +440,12 @@ export function renderSummary(config: SimulationConfig, workload: Workload, r: S
   const w = summarizeWorkload(workload);
   const source = config.workload.trace ?? 'synthetic';
   const lines: string[] = [];
+  const d = config.disaggregation;
+  const topology = d
+    ? `disaggregated: ${d.prefill.workers} prefill (TP${d.prefill.tensorParallelSize}) + ${d.decode.workers} decode (TP${d.decode.tensorParallelSize}) vLLM worker(s)`
+    : `${config.workers} x vLLM worker(s)${config.tensorParallelSize > 1 ? ` (TP${config.tensorParallelSize})` : ''}`;
   lines.push(
-    `servetune simulate: ${formatNumber(w.requests)} requests from ${source}; ${config.workers} x vLLM worker(s), ` +
+    `servetune simulate: ${formatNumber(w.requests)} requests from ${source}; ${topology}, ` +
       `router ${config.router.mode}, timing ${config.timing.model}, block ${config.engine.blockSize}, ` +
       `${formatNumber(config.engine.numGpuBlocks)} KV blocks`,
   );
@@ -399,11 +481,34 @@ export function renderSummary(config: SimulationConfig, workload: Workload, r: S
     ['prefix cache reused ratio', r.prefix_cache_reused_ratio],
     ['preemptions', r.preemptions],
     ['GPU-hours', r.gpu_hours],
-    [
-      'mean worker utilisation',
-      r.workers.reduce((s, x) => s + x.utilization, 0) / Math.max(1, r.workers.length),
-    ],
   ];
+  for (const [role, v] of Object.entries(r.roles)) {
+    rows.push([`${role} utilisation (${v.workers} workers, ${v.gpus} GPUs)`, v.utilization]);
+  }
+  if (r.kv_transfer) {
+    const k = r.kv_transfer;
+    rows.push(['KV transfers', k.count]);
+    const ms = (d: typeof k.transfer_ms) =>
+      `${formatNumber(d.p50)} / ${formatNumber(d.p90)} / ${formatNumber(d.p99)}`;
+    rows.push(['KV transfer ms (p50 / p90 / p99)', ms(k.transfer_ms)]);
+    rows.push(['wait for decode KV ms (p50 / p90 / p99)', ms(k.destination_wait_ms)]);
+    if (k.local_prefills > 0) rows.push(['prefills kept on the decode worker', k.local_prefills]);
+  }
+  if (r.kv_tiers) {
+    const t = r.kv_tiers;
+    rows.push([
+      'prefix hits by tier (GPU / host / disk)',
+      `${formatNumber(t.g1_hit_ratio)} / ${formatNumber(t.g2_hit_ratio)} / ${formatNumber(t.g3_hit_ratio)}`,
+    ]);
+    rows.push([
+      'blocks offloaded / onboarded',
+      `${formatNumber(t.offloaded_blocks)} / ${formatNumber(t.onboarded_blocks)}`,
+    ]);
+    rows.push([
+      'onboard ms (p50 / p90 / p99)',
+      `${formatNumber(t.onboard_ms.p50)} / ${formatNumber(t.onboard_ms.p90)} / ${formatNumber(t.onboard_ms.p99)}`,
+    ]);
+  }
   if (r.rejected_requests > 0) rows.splice(1, 0, ['rejected requests', r.rejected_requests]);
   if (r.incomplete_requests > 0) rows.splice(1, 0, ['incomplete requests', r.incomplete_requests]);
   if (r.goodput) {

@@ -53,6 +53,13 @@ export const SWEEP_FLAGS: FlagSpec[] = [
     metavar: 'FILE',
     help: 'search space (YAML/JSON); flags below override it',
   },
+  {
+    name: 'topologies',
+    path: null,
+    kind: 'string',
+    metavar: 'LIST',
+    help: 'aggregated, disaggregated (aggregated)',
+  },
   { name: 'tp', path: null, kind: 'string', metavar: 'LIST', help: 'tensor-parallel sizes, e.g. 1,2,4' },
   {
     name: 'workers',
@@ -128,7 +135,11 @@ function intList(flag: string, text: string): number[] {
   });
 }
 
-export async function sweepCommand(argv: string[], out: NodeJS.WritableStream): Promise<number> {
+export async function sweepCommand(
+  argv: string[],
+  out: NodeJS.WritableStream,
+  err: NodeJS.WritableStream,
+): Promise<number> {
   const flags = parseFlags(argv, SWEEP_FLAGS);
   const v = flags.values;
   if (v.get('help')) {
@@ -186,6 +197,8 @@ export async function sweepCommand(argv: string[], out: NodeJS.WritableStream): 
       throw new UsageError(`${spacePath}: expected a mapping`);
     rawSpace = loaded as Record<string, unknown>;
   }
+  if (v.has('topologies'))
+    rawSpace.topologies = (v.get('topologies') as string).split(',').map((t) => t.trim());
   if (v.has('tp')) rawSpace.tensorParallel = intList('tp', v.get('tp') as string);
   if (v.has('workers'))
     rawSpace.workers = v.get('workers') === 'all' ? 'all' : intList('workers', v.get('workers') as string);
@@ -206,13 +219,11 @@ export async function sweepCommand(argv: string[], out: NodeJS.WritableStream): 
   });
 
   const quiet = Boolean(v.get('quiet'));
-  const progress = new Progress(process.stderr, quiet);
+  const progress = new Progress(err, quiet);
   const controller = new AbortController();
   const onSigint = () => {
     if (controller.signal.aborted) process.exit(130);
-    process.stderr.write(
-      '\nservetune sweep: stopping after the simulations in flight (Ctrl-C again to quit now)\n',
-    );
+    err.write('\nservetune sweep: stopping after the simulations in flight (Ctrl-C again to quit now)\n');
     controller.abort();
   };
   process.on('SIGINT', onSigint);

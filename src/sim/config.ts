@@ -19,6 +19,23 @@ export const EngineConfigSchema = z
     enableChunkedPrefill: z.boolean().default(true),
     enablePrefixCaching: z.boolean().default(true),
     speedupRatio: positive.default(1).describe('Divides every modelled duration.'),
+    kvBytesPerToken: positiveInt
+      .default(131072)
+      .describe('KV bytes per token, all layers (128 KiB = Llama-3.1-8B bf16).'),
+    g2Blocks: z
+      .number()
+      .int()
+      .nonnegative()
+      .default(0)
+      .describe('Host-memory KV tier size in blocks (0 = none).'),
+    g2Gbps: positive.default(14).describe('GPU <-> host bandwidth per direction, GB/s.'),
+    g3Blocks: z
+      .number()
+      .int()
+      .nonnegative()
+      .default(0)
+      .describe('Disk KV tier size in blocks (needs the host tier).'),
+    g3Gbps: positive.default(7).describe('Host <-> disk bandwidth, GB/s.'),
   })
   .strict();
 
@@ -87,6 +104,40 @@ export const WorkloadConfigSchema = z
     }
   });
 
+const PoolConfigSchema = z
+  .object({
+    workers: positiveInt.describe('Workers in this pool.'),
+    tensorParallelSize: positiveInt.default(1).describe('GPUs per worker.'),
+    engine: EngineConfigSchema.partial().optional().describe('Overrides of the top-level engine settings.'),
+  })
+  .strict();
+
+export const DisaggregationConfigSchema = z
+  .object({
+    prefill: PoolConfigSchema,
+    decode: PoolConfigSchema,
+    kvBytesPerToken: positiveInt
+      .default(131072)
+      .describe('KV bytes per token (all layers); 128 KiB = Llama-3.1-8B bf16.'),
+    kvTransferGbps: positive
+      .default(64)
+      .describe('GB/s of each prefill worker link, shared by its transfers.'),
+    transferMode: z.enum(['full-prompt', 'destination-missing']).default('full-prompt'),
+    conditional: z
+      .union([
+        z.boolean(),
+        z
+          .object({
+            maxUncachedTokens: positiveInt.default(2048),
+            maxUncachedRatio: z.number().positive().max(1).default(0.7),
+          })
+          .strict(),
+      ])
+      .default(false)
+      .describe('Prefill on the decode worker when little of the prompt is uncached there.'),
+  })
+  .strict();
+
 export const SloSchema = z
   .object({
     ttftMs: positive.optional(),
@@ -99,6 +150,7 @@ export const SimulationConfigSchema = z
   .object({
     workers: positiveInt.default(1),
     tensorParallelSize: positiveInt.default(1).describe('GPUs per worker (for GPU-hours).'),
+    disaggregation: DisaggregationConfigSchema.optional().describe('Prefill and decode on separate workers.'),
     engine: EngineConfigSchema.default(EngineConfigSchema.parse({})),
     router: RouterConfigSchema.default(RouterConfigSchema.parse({})),
     timing: TimingConfigSchema.default(TimingConfigSchema.parse({})),
@@ -108,7 +160,16 @@ export const SimulationConfigSchema = z
     slo: SloSchema.optional(),
     coalesceDecode: z.boolean().default(true).describe('Fast path; results are identical either way.'),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.engine.g3Blocks > 0 && c.engine.g2Blocks === 0) {
+      ctx.addIssue({
+        code: 'custom',
+        message: 'the disk tier (g3Blocks) needs a host tier (g2Blocks)',
+        path: ['engine', 'g3Blocks'],
+      });
+    }
+  });
 
 export type SimulationConfig = z.infer<typeof SimulationConfigSchema>;
 export type EngineConfigInput = z.input<typeof EngineConfigSchema>;

@@ -1,6 +1,12 @@
 import type { SimulationConfig } from './config.ts';
+import type { VllmEngineConfig } from './engine/vllm-engine.ts';
 import { buildReport, type SimulationReport } from './metrics/report.ts';
-import { type SimulationOptions, type SimulationResult, simulate } from './simulation.ts';
+import {
+  type DisaggregationSpec,
+  type SimulationOptions,
+  type SimulationResult,
+  simulate,
+} from './simulation.ts';
 import { FixedTiming } from './timing/fixed.ts';
 import { PolynomialTiming } from './timing/polynomial.ts';
 import type { TimingModel } from './timing/timing-model.ts';
@@ -9,12 +15,10 @@ import type { Workload } from './workload/workload.ts';
 
 /** Turns a validated configuration into simulation options. */
 export function toSimulationOptions(config: SimulationConfig, timing?: TimingModel): SimulationOptions {
-  const e = config.engine;
   const r = config.router;
-  return {
-    workers: config.workers,
-    gpusPerWorker: config.tensorParallelSize,
-    engine: {
+  const engineOf = (over: Partial<SimulationConfig['engine']> = {}): VllmEngineConfig => {
+    const e = { ...config.engine, ...over };
+    return {
       numGpuBlocks: e.numGpuBlocks,
       blockSize: e.blockSize,
       maxNumSeqs: e.maxNumSeqs,
@@ -23,12 +27,56 @@ export function toSimulationOptions(config: SimulationConfig, timing?: TimingMod
       enablePrefixCaching: e.enablePrefixCaching,
       speedupRatio: e.speedupRatio,
       coalesceDecode: config.coalesceDecode,
-    },
-    timing:
-      timing ??
-      (config.timing.model === 'fixed'
-        ? new FixedTiming(config.timing.prefillMs, config.timing.decodeMs)
-        : new PolynomialTiming()),
+      ...(e.g2Blocks > 0
+        ? {
+            offload: {
+              g2Blocks: e.g2Blocks,
+              g2Gbps: e.g2Gbps,
+              g3Blocks: e.g3Blocks,
+              g3Gbps: e.g3Gbps,
+              blockBytes: e.blockSize * e.kvBytesPerToken,
+            },
+          }
+        : {}),
+    };
+  };
+  const model =
+    timing ??
+    (config.timing.model === 'fixed'
+      ? new FixedTiming(config.timing.prefillMs, config.timing.decodeMs)
+      : new PolynomialTiming());
+  const d = config.disaggregation;
+  const disaggregation: DisaggregationSpec | undefined = d
+    ? {
+        prefill: {
+          workers: d.prefill.workers,
+          gpusPerWorker: d.prefill.tensorParallelSize,
+          engine: engineOf(d.prefill.engine),
+          timing: model,
+        },
+        decode: {
+          workers: d.decode.workers,
+          gpusPerWorker: d.decode.tensorParallelSize,
+          engine: engineOf(d.decode.engine),
+          timing: model,
+        },
+        kvBytesPerToken: d.kvBytesPerToken ?? config.engine.kvBytesPerToken,
+        kvTransferGbps: d.kvTransferGbps,
+        transferMode: d.transferMode,
+        ...(d.conditional === false
+          ? {}
+          : {
+              conditional:
+                d.conditional === true ? { maxUncachedTokens: 2048, maxUncachedRatio: 0.7 } : d.conditional,
+            }),
+      }
+    : undefined;
+  return {
+    workers: config.workers,
+    gpusPerWorker: config.tensorParallelSize,
+    engine: engineOf(),
+    ...(disaggregation ? { disaggregation } : {}),
+    timing: model,
     router:
       r.mode === 'kv'
         ? {

@@ -1,5 +1,7 @@
 import { ArrivalQueue, EngineHeap } from './arrival-queue.ts';
-import { RequestTable } from './engine/request-table.ts';
+import { TransferLink } from './disagg/transfer-link.ts';
+import type { Engine, EngineRole } from './engine/engine.ts';
+import { RequestStatus, RequestTable } from './engine/request-table.ts';
 import { VllmEngine, type VllmEngineConfig } from './engine/vllm-engine.ts';
 import { Collector } from './metrics/collector.ts';
 import { Rng } from './random.ts';
@@ -22,17 +24,62 @@ export type ArrivalSpec =
   /** Keep at most `concurrency` requests (or sessions) in flight; arrivals are stamped at dispatch. */
   | { kind: 'closed-loop'; concurrency: number };
 
-export interface SimulationOptions {
+/** One pool of identical engines. */
+export interface PoolSpec {
   workers: number;
   engine: VllmEngineConfig;
   timing: TimingModel;
+  /** GPUs one worker occupies (tensor-parallel size x data-parallel size). */
+  gpusPerWorker: number;
+}
+
+/** Disaggregated serving: prompts run on prefill workers, their KV moves to decode workers, which generate. */
+export interface DisaggregationSpec {
+  prefill: PoolSpec;
+  decode: PoolSpec;
+  /** KV cache bytes per token of the model (all layers). */
+  kvBytesPerToken: number;
+  /** Bandwidth of each prefill worker's link, GB/s; concurrent transfers from one worker share it. */
+  kvTransferGbps: number;
+  /** Tokens charged per transfer: the whole prompt, or only the prompt blocks the destination lacks. */
+  transferMode: 'full-prompt' | 'destination-missing';
+  /**
+   * Conditional disaggregation: prefill on the chosen decode worker when the prompt's uncached part there is
+   * under `maxUncachedTokens` tokens and under `maxUncachedRatio` of the prompt.
+   */
+  conditional?: { maxUncachedTokens: number; maxUncachedRatio: number };
+}
+
+export interface SimulationOptions {
+  /** Aggregated serving: `workers` engines with `engine`, `timing`, `gpusPerWorker`. Ignored if disaggregated. */
+  workers: number;
+  engine: VllmEngineConfig;
+  timing: TimingModel;
+  gpusPerWorker: number;
+  disaggregation?: DisaggregationSpec;
   router: RouterSpec;
   arrivals: ArrivalSpec;
-  /** GPUs one worker occupies (tensor-parallel size x data-parallel size), for GPU-hours. */
-  gpusPerWorker: number;
   seed: number;
   /** Stop at this simulated time (ms); requests in flight then count as incomplete. */
   maxSimTimeMs?: number;
+}
+
+/** Per-request records of KV handoffs between prefill and decode workers. */
+export interface TransferRecords {
+  /** Request ids handed off, in completion order. */
+  count: number;
+  /** Wall of each transfer (link time, ms) and the wait for the destination's KV before it (ms). */
+  transferMs: Float64Array;
+  waitMs: Float64Array;
+  bytes: number;
+  /** Requests prefilled on their decode worker (conditional disaggregation). */
+  localPrefills: number;
+  /** Per request (NaN if none): when its prefill finished, its transfer started and its KV arrived. */
+  prefillDoneMs: Float64Array;
+  transferStartMs: Float64Array;
+  transferEndMs: Float64Array;
+  /** Per request: decode engine index, or -1. */
+  decodeEngine: Int32Array;
 }
 
 export interface SimulationResult {
@@ -40,7 +87,7 @@ export interface SimulationResult {
   readonly options: SimulationOptions;
   readonly collector: Collector;
   readonly requests: RequestTable;
-  readonly engines: readonly VllmEngine[];
+  readonly engines: readonly Engine[];
   /** Simulated time when the loop stopped (ms). */
   readonly endTimeMs: number;
   /** Loop iterations (distinct event timestamps) and routed arrivals. */
@@ -48,23 +95,34 @@ export interface SimulationResult {
   readonly arrivals: number;
   /** Samples of (time ms, waiting, running) summed over engines, at every change. */
   readonly queueSamples: { t: Float64Array; waiting: Int32Array; running: Int32Array; length: number };
+  readonly transfers: TransferRecords | null;
 }
 
 /**
- * Replays a workload through a cluster of engines behind a router: a discrete-event simulation on a virtual
- * clock. At each event time, finished passes are applied first, then arrivals are routed, then idle engines
- * with work start their next pass. Equal times are ordered by request id and engine index, so a run depends
- * only on its inputs and seed.
+ * Replays a workload through a cluster of engines behind routers: a discrete-event simulation on a virtual
+ * clock. At each event time, finished passes and KV transfers are applied first, then arrivals are routed,
+ * then idle engines with work start their next pass. Equal times are ordered by insertion and engine index,
+ * so a run depends only on its inputs and seed.
  */
 export function simulate(workload: Workload, options: SimulationOptions): SimulationResult {
   return new Simulation(workload, options).run();
 }
 
+/** A set of engines behind one router. */
+interface Pool {
+  role: EngineRole;
+  engines: Engine[];
+  router: Router;
+}
+
 class Simulation {
   private readonly req: RequestTable;
   private readonly collector: Collector;
-  private readonly engines: VllmEngine[];
-  private readonly router: Router;
+  private readonly engines: Engine[] = [];
+  /** Pools: [aggregated] or [prefill, decode]. */
+  private readonly pools: Pool[] = [];
+  private readonly poolOf: Pool[] = [];
+  private readonly localIndex: number[] = [];
   private readonly arrivals = new ArrivalQueue();
   private readonly ends: Float64Array;
   private readonly heap: EngineHeap;
@@ -73,40 +131,110 @@ class Simulation {
   private readonly batch: number[] = [];
   private readonly speedup: number;
   private nextUnit = 0; // closed loop: next first turn to dispatch
+  private unitOrder: number[] = [];
   private loopSteps = 0;
   private routed = 0;
   private qT = new Float64Array(1024);
   private qW = new Int32Array(1024);
   private qR = new Int32Array(1024);
   private qLen = 0;
-
   private readonly workload: Workload;
   private readonly options: SimulationOptions;
+
+  // Disaggregation state.
+  private readonly disagg: DisaggregationSpec | null;
+  private readonly links: TransferLink[] = [];
+  private readonly pending: number[][] = []; // per decode engine (local index): requests waiting for KV
+  private readonly source: Int32Array; // prefill engine holding r's KV during its handoff
+  private readonly destination: Int32Array;
+  private readonly handoffStart: Float64Array;
+  private readonly transferStart: Float64Array;
+  private transfers: TransferRecords | null = null;
+  private readonly done: number[] = [];
+
   constructor(workload: Workload, options: SimulationOptions) {
     this.workload = workload;
     this.options = options;
-    const layout = layoutBlocks(workload, options.engine.blockSize);
+    this.disagg = options.disaggregation ?? null;
+    const poolSpecs: [EngineRole, PoolSpec][] = this.disagg
+      ? [
+          ['prefill', this.disagg.prefill],
+          ['decode', this.disagg.decode],
+        ]
+      : [
+          [
+            'aggregated',
+            {
+              workers: options.workers,
+              engine: options.engine,
+              timing: options.timing,
+              gpusPerWorker: options.gpusPerWorker,
+            },
+          ],
+        ];
+    const blockSize = poolSpecs[0][1].engine.blockSize;
+    if (poolSpecs.some(([, p]) => p.engine.blockSize !== blockSize)) {
+      throw new RangeError('prefill and decode workers must use the same KV block size');
+    }
+    const layout = layoutBlocks(workload, blockSize);
     this.req = new RequestTable(workload, layout);
     this.collector = new Collector(workload.size);
     const rng = new Rng(options.seed);
-    this.router = makeRouter(options.router, this.req, options.workers, rng);
-    this.engines = [];
-    for (let e = 0; e < options.workers; e++) {
-      this.engines.push(
-        new VllmEngine(
-          e,
-          options.engine,
-          options.timing,
+    for (const [role, spec] of poolSpecs) {
+      // The decode pool of a disaggregated cluster is balanced by load only (no prefill term), unless
+      // conditional disaggregation needs its cache view.
+      const routerSpec: RouterSpec =
+        role !== 'decode'
+          ? options.router
+          : options.router.kind === 'kv' || this.disagg?.conditional
+            ? { kind: 'kv', overlapWeight: 0, overlapCredit: 0, temperature: 0 }
+            : options.router;
+      const router = makeRouter(routerSpec, this.req, spec.workers, rng);
+      const pool: Pool = { role, engines: [], router };
+      for (let i = 0; i < spec.workers; i++) {
+        const e = new VllmEngine(
+          this.engines.length,
+          spec.engine,
+          spec.timing,
           this.req,
           this.collector,
-          this.router.reads === 'kv-events',
-        ),
-      );
+          router.reads === 'kv-events',
+          role,
+          spec.gpusPerWorker,
+        );
+        pool.engines.push(e);
+        this.poolOf.push(pool);
+        this.localIndex.push(i);
+        this.engines.push(e);
+      }
+      this.pools.push(pool);
     }
-    this.ends = new Float64Array(options.workers).fill(Number.POSITIVE_INFINITY);
-    this.heap = new EngineHeap(options.workers, this.ends);
-    this.dirty = new Uint8Array(options.workers);
+    const n = this.engines.length;
+    this.ends = new Float64Array(n).fill(Number.POSITIVE_INFINITY);
+    this.heap = new EngineHeap(n, this.ends);
+    this.dirty = new Uint8Array(n);
     this.speedup = options.arrivals.kind === 'trace' ? options.arrivals.speedup : 1;
+    const size = workload.size;
+    this.source = new Int32Array(this.disagg ? size : 0);
+    this.destination = new Int32Array(this.disagg ? size : 0);
+    this.handoffStart = new Float64Array(this.disagg ? size : 0);
+    this.transferStart = new Float64Array(this.disagg ? size : 0);
+    if (this.disagg) {
+      for (let i = 0; i < this.disagg.prefill.workers; i++)
+        this.links.push(new TransferLink(this.disagg.kvTransferGbps));
+      for (let i = 0; i < this.disagg.decode.workers; i++) this.pending.push([]);
+      this.transfers = {
+        count: 0,
+        transferMs: new Float64Array(size),
+        waitMs: new Float64Array(size),
+        bytes: 0,
+        localPrefills: 0,
+        prefillDoneMs: new Float64Array(size).fill(Number.NaN),
+        transferStartMs: new Float64Array(size).fill(Number.NaN),
+        transferEndMs: new Float64Array(size).fill(Number.NaN),
+        decodeEngine: new Int32Array(size).fill(-1),
+      };
+    }
   }
 
   run(): SimulationResult {
@@ -114,7 +242,7 @@ class Simulation {
     const stopAt = this.options.maxSimTimeMs ?? Number.POSITIVE_INFINITY;
     let now = 0;
     for (;;) {
-      const t = Math.min(this.arrivals.peekTime(), this.heap.minTime());
+      const t = Math.min(this.arrivals.peekTime(), this.heap.minTime(), this.nextTransfer());
       if (t === Number.POSITIVE_INFINITY || t > stopAt) break;
       now = t;
       this.loopSteps++;
@@ -133,6 +261,7 @@ class Simulation {
       loopSteps: this.loopSteps,
       arrivals: this.routed,
       queueSamples: { t: this.qT, waiting: this.qW, running: this.qR, length: this.qLen },
+      transfers: this.transfers,
     };
   }
 
@@ -153,28 +282,36 @@ class Simulation {
       const line = w.sourceLine;
       this.unitOrder = line ? firsts.slice().sort((a, b) => line[a] - line[b] || a - b) : firsts;
       const c = Math.max(1, this.options.arrivals.concurrency);
-      for (let k = 0; k < c && k < firsts.length; k++) this.arrivals.push(0, firsts[this.nextUnit++]);
+      for (let k = 0; k < c && k < this.unitOrder.length; k++)
+        this.arrivals.push(0, this.unitOrder[this.nextUnit++]);
     }
   }
-  private unitOrder: number[] = [];
 
   /**
-   * Applies every pass that ends at t and collects the arrivals due at t. Engines the router will read are
-   * brought up to date first (a router reading prefix caches only needs engines whose pending run evicts
-   * blocks); cutting a run can end a pass at exactly t and ending a pass can create arrivals at t, so this
-   * repeats until nothing changes.
+   * Applies every pass and transfer that ends at t and collects the arrivals due at t. Engines the routers will
+   * read are brought up to date first (a router reading prefix caches only needs engines whose pending run
+   * evicts blocks); cutting a run can end a pass at exactly t and ending a pass can create arrivals at t, so
+   * this repeats until nothing changes.
    */
   private settle(t: number): void {
     const batch = this.batch;
     batch.length = 0;
     for (;;) {
       while (this.heap.minTime() <= t) this.finishPass(this.heap.pop(), t);
+      if (this.disagg && this.nextTransfer() <= t) {
+        this.finishTransfers(t);
+        continue;
+      }
       while (this.arrivals.peekTime() <= t) batch.push(this.arrivals.pop());
-      const reads = this.router.reads;
-      if (batch.length === 0 || reads === 'none') return;
+      if (batch.length === 0) return;
       let cut = false;
-      for (let e = 0; e < this.engines.length; e++) {
-        if (reads === 'engines' || this.engines[e].pendingRunEvicts) cut = this.bringUpToDate(e, t) || cut;
+      for (const pool of this.pools) {
+        const reads = pool.router.reads;
+        if (reads === 'none') continue;
+        for (const engine of pool.engines) {
+          if (reads === 'engines' || engine.pendingRunEvicts)
+            cut = this.bringUpToDate(engine.index, t) || cut;
+        }
       }
       if (!cut) return;
     }
@@ -196,19 +333,26 @@ class Simulation {
     const engine = this.engines[e];
     engine.materialize(t);
     this.ends[e] = Number.POSITIVE_INFINITY;
-    const router = this.router;
+    const pool = this.poolOf[e];
+    const router = pool.router;
+    const local = this.localIndex[e];
     if (router.onFirstToken) {
       const ft = engine.firstTokens;
-      for (let i = 0; i < ft.length; i++) router.onFirstToken(ft.get(i), e);
+      for (let i = 0; i < ft.length; i++) router.onFirstToken(ft.get(i), local);
     }
+    // Copy: handling a request may start passes elsewhere, which reuse their own lists only.
+    const done = this.done;
+    done.length = 0;
     const fin = engine.finished;
-    for (let i = 0; i < fin.length; i++) {
-      const r = fin.get(i);
-      if (router.onFinished) router.onFinished(r, e);
-      this.onRequestDone(r, t);
+    for (let i = 0; i < fin.length; i++) done.push(fin.get(i));
+    for (const r of done) {
+      if (router.onFinished) router.onFinished(r, local);
+      if (pool.role === 'prefill' && this.req.status[r] === RequestStatus.Transferring) this.handOff(r, e, t);
+      else this.onRequestDone(r, t);
     }
     engine.endPass();
     this.markDirty(e);
+    if (pool.role === 'decode') this.retryPending(e, t);
   }
 
   /** Follow-up turn of a session, or the next closed-loop dispatch. */
@@ -221,31 +365,164 @@ class Simulation {
     }
   }
 
+  // ---------------------------------------------------------------------------------------------------------
+  // Disaggregation: prefill done -> decode worker reserves KV -> transfer -> decode.
+
+  private handOff(r: number, prefillEngine: number, t: number): void {
+    const engine = this.engines[prefillEngine];
+    const decodeSpec = (this.disagg as DisaggregationSpec).decode.engine;
+    if (
+      Math.ceil((this.req.promptLen[r] + this.workload.outputLength[r]) / decodeSpec.blockSize) >
+      decodeSpec.numGpuBlocks
+    ) {
+      // Can never fit on a decode worker.
+      engine.releaseHeld?.(r);
+      this.req.status[r] = RequestStatus.Rejected;
+      this.collector.onReject(r, 'prompt plus output larger than a decode worker KV cache');
+      this.collector.terminalMs[r] = t;
+      this.onRequestDone(r, t);
+      return;
+    }
+    if (this.workload.outputLength[r] === 0) {
+      // Nothing to generate: the request ends with its prefill.
+      engine.releaseHeld?.(r);
+      this.req.status[r] = RequestStatus.Done;
+      this.collector.onComplete(r, t);
+      this.onRequestDone(r, t);
+      return;
+    }
+    const decode = this.pools[1];
+    const local = decode.router.route(r, decode.engines, t);
+    decode.router.onRouted?.(r, local);
+    const d = decode.engines[local].index;
+    this.source[r] = prefillEngine;
+    this.destination[r] = d;
+    this.handoffStart[r] = t;
+    const queue = this.pending[local];
+    if (queue.length > 0 || !this.tryReserve(r, d, t)) queue.push(r);
+  }
+
+  private tryReserve(r: number, d: number, t: number): boolean {
+    this.bringUpToDate(d, t);
+    const engine = this.engines[d];
+    if (!engine.reserveDestination?.(r, t)) return false;
+    const spec = this.disagg as DisaggregationSpec;
+    const tokens =
+      spec.transferMode === 'full-prompt'
+        ? this.req.promptLen[r]
+        : this.req.promptLen[r] - (engine.lastReservedHitTokens ?? 0);
+    const bytes = tokens * spec.kvBytesPerToken;
+    const records = this.transfers as TransferRecords;
+    records.bytes += bytes;
+    this.transferStart[r] = t;
+    const p = this.localIndex[this.source[r]];
+    this.links[p].add(r, bytes, t);
+    return true;
+  }
+
+  /** KV freed on decode engine e: reserve for the requests waiting on it, in order. */
+  private retryPending(e: number, t: number): void {
+    const queue = this.pending[this.localIndex[e]];
+    let k = 0;
+    while (k < queue.length && this.tryReserve(queue[k], e, t)) k++;
+    if (k > 0) queue.splice(0, k);
+  }
+
+  private nextTransfer(): number {
+    let min = Number.POSITIVE_INFINITY;
+    for (const link of this.links) {
+      if (link.active === 0) continue;
+      const c = link.nextCompletion();
+      if (c < min) min = c;
+    }
+    return min;
+  }
+
+  private readonly completedTransfers: number[] = [];
+
+  private finishTransfers(t: number): void {
+    const records = this.transfers as TransferRecords;
+    for (const link of this.links) {
+      if (link.active === 0 || link.nextCompletion() > t) continue;
+      link.completeUpTo(t, this.completedTransfers);
+      for (const r of this.completedTransfers) {
+        const p = this.source[r];
+        const d = this.destination[r];
+        this.bringUpToDate(p, t);
+        this.engines[p].releaseHeld?.(r);
+        this.markDirty(p);
+        this.bringUpToDate(d, t);
+        this.engines[d].activate?.(r, t);
+        this.markDirty(d);
+        records.transferMs[records.count] = t - this.transferStart[r];
+        records.waitMs[records.count] = this.transferStart[r] - this.handoffStart[r];
+        records.count++;
+        records.prefillDoneMs[r] = this.handoffStart[r];
+        records.transferStartMs[r] = this.transferStart[r];
+        records.transferEndMs[r] = t;
+        records.decodeEngine[r] = d;
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Routing and pass starts.
+
   private routeBatch(t: number): void {
     const batch = this.batch;
     if (batch.length === 0) return;
     for (const r of batch) {
-      const e = this.router.route(r, this.engines, t);
+      this.collector.onArrival(r, t);
+      this.routed++;
+      const first = this.pools[0];
+      if (this.disagg?.conditional && this.prefillLocally(r, t)) continue;
+      const local = first.router.route(r, first.engines, t);
+      const e = first.engines[local].index;
       // The target must not run ahead of t: its next pass has to see this request.
       this.bringUpToDate(e, t);
-      this.collector.onArrival(r, t);
       this.engines[e].enqueue(r);
-      if (this.router.onRouted) this.router.onRouted(r, e);
-      this.routed++;
+      first.router.onRouted?.(r, local);
       this.markDirty(e);
     }
     batch.length = 0;
   }
 
+  /** Conditional disaggregation: prefill on the chosen decode worker when little of the prompt is uncached. */
+  private prefillLocally(r: number, t: number): boolean {
+    const cond = (this.disagg as DisaggregationSpec).conditional as {
+      maxUncachedTokens: number;
+      maxUncachedRatio: number;
+    };
+    const decode = this.pools[1];
+    const router = decode.router as KvRouter;
+    const local = router.route(r, decode.engines, t);
+    const isl = this.req.promptLen[r];
+    const uncached = isl - router.overlap(r, local) * this.req.layout.blockSize;
+    if (!(uncached < cond.maxUncachedTokens && uncached / isl < cond.maxUncachedRatio)) return false;
+    const e = decode.engines[local].index;
+    (this.transfers as TransferRecords).decodeEngine[r] = e;
+    this.bringUpToDate(e, t);
+    this.engines[e].enqueue(r);
+    router.onRouted(r, local);
+    (this.transfers as TransferRecords).localPrefills++;
+    this.markDirty(e);
+    return true;
+  }
+
   private startIdle(t: number): void {
     const list = this.dirtyList;
     if (list.length > 1) list.sort((a, b) => a - b);
-    const horizon = this.router.reads === 'none' ? Number.POSITIVE_INFINITY : this.arrivals.peekTime();
+    const next = this.arrivals.peekTime();
     for (const e of list) {
       this.dirty[e] = 0;
       const engine = this.engines[e];
       if (!engine.isIdle || !engine.hasWork()) continue;
-      const end = engine.startPass(t, horizon, this.router.reads === 'engines');
+      const reads = this.poolOf[e].router.reads;
+      const end = engine.startPass(
+        t,
+        reads === 'none' ? Number.POSITIVE_INFINITY : next,
+        reads === 'engines',
+      );
       if (!engine.progressed) {
         // Nothing could run (e.g. waiting for KV): stay idle until something changes.
         engine.endPass();

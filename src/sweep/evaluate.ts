@@ -29,6 +29,16 @@ export function candidateConfig(c: Candidate, base: SimulationBase): SimulationC
   return SimulationConfigSchema.parse({
     workers: c.workers,
     tensorParallelSize: c.tensorParallel,
+    ...(c.prefill && c.disagg
+      ? {
+          disaggregation: {
+            prefill: { workers: c.prefill.workers, tensorParallelSize: c.prefill.tensorParallel },
+            decode: { workers: c.workers, tensorParallelSize: c.tensorParallel },
+            kvTransferGbps: c.disagg.kvTransferGbps,
+            conditional: c.disagg.conditional,
+          },
+        }
+      : {}),
     engine: {
       blockSize: c.engine.blockSize,
       maxNumSeqs: c.engine.maxNumSeqs,

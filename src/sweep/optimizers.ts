@@ -1,6 +1,6 @@
 import { compareScored, type Objective, type Scored, type Slo, score, violation } from './objective.ts';
 import type { EvalOutcome, EvalTask, EvaluationPool } from './pool.ts';
-import { type Candidate, candidateGpus } from './space.ts';
+import { type Candidate, candidateGpus, shapeKey, workersKey } from './space.ts';
 
 export type OptimizerName = 'grid' | 'coordinate' | 'halving';
 
@@ -95,9 +95,9 @@ export async function gridSearch(cands: readonly Candidate[], log: EvaluationLog
 
 /**
  * Block-coordinate descent, as the reference optimiser does: starting from the largest deployment of the
- * first shape, search one coordinate at a time holding the others — GPU type and tensor parallelism (at the
- * most workers the budget allows), then the worker count, then the router, then engine knobs — and repeat
- * until a round leaves the incumbent unchanged (at most `rounds`).
+ * first shape, search one coordinate at a time holding the others — GPU type, topology and tensor parallelism
+ * per role (at the largest deployment the budget allows, most even split first), then worker counts, then the
+ * router, then engine knobs — and repeat until a round leaves the incumbent unchanged (at most `rounds`).
  */
 export async function coordinateSearch(
   cands: readonly Candidate[],
@@ -105,65 +105,73 @@ export async function coordinateSearch(
   rounds = 3,
 ): Promise<void> {
   if (cands.length === 0) return;
-  const key = (c: Candidate) => JSON.stringify([c.router, c.engine]);
-  const same = (a: Candidate, b: Candidate, fields: ('gpu' | 'tp' | 'workers' | 'router' | 'engine')[]) =>
-    fields.every((f) =>
-      f === 'gpu'
-        ? a.gpuType === b.gpuType
-        : f === 'tp'
-          ? a.tensorParallel === b.tensorParallel
-          : f === 'workers'
-            ? a.workers === b.workers
-            : f === 'router'
-              ? JSON.stringify(a.router) === JSON.stringify(b.router)
-              : JSON.stringify(a.engine) === JSON.stringify(b.engine),
-    );
+  type Field = 'shape' | 'workers' | 'router' | 'engine' | 'link';
+  const key = (c: Candidate, f: Field): string =>
+    f === 'shape'
+      ? shapeKey(c)
+      : f === 'workers'
+        ? workersKey(c)
+        : f === 'router'
+          ? JSON.stringify(c.router)
+          : f === 'engine'
+            ? JSON.stringify(c.engine)
+            : JSON.stringify(c.disagg ?? null);
+  const same = (a: Candidate, b: Candidate, fields: Field[]) => fields.every((f) => key(a, f) === key(b, f));
   const best = async (group: Candidate[], phase: string): Promise<Candidate | null> => {
     if (group.length === 0) return null;
     const evals = ranked(await log.evaluate(group, 1, phase));
     return evals.length > 0 ? (group.find((c) => c.id === evals[0].id) ?? null) : null;
   };
-  // Start: the first router/engine variant, first shape, at the largest worker count.
-  const firstVariant = key(cands[0]);
+  // Start: the first shape and variant, at its largest deployment.
   let incumbent = cands
-    .filter(
-      (c) =>
-        key(c) === firstVariant &&
-        c.gpuType === cands[0].gpuType &&
-        c.tensorParallel === cands[0].tensorParallel,
-    )
-    .reduce((a, b) => (b.workers > a.workers ? b : a));
+    .filter((c) => same(c, cands[0], ['shape', 'router', 'engine', 'link']))
+    .reduce((a, b) => (candidateGpus(b) > candidateGpus(a) ? b : a));
   for (let round = 0; round < rounds && !log.aborted; round++) {
     const start = incumbent;
-    // 1. GPU type x TP, each at its largest worker count, with the incumbent's router and engine.
+    // 1. GPU type, topology and TP per role, each at its largest deployment, with the incumbent's knobs.
     const shapes = new Map<string, Candidate>();
     for (const c of cands) {
-      if (!same(c, incumbent, ['router', 'engine'])) continue;
-      const k = `${c.gpuType}/${c.tensorParallel}`;
+      if (
+        !same(c, incumbent, ['router', 'engine']) ||
+        (c.disagg && incumbent.disagg && !same(c, incumbent, ['link']))
+      )
+        continue;
+      const k = shapeKey(c);
       const cur = shapes.get(k);
-      if (!cur || candidateGpus(c) > candidateGpus(cur)) shapes.set(k, c);
+      if (
+        !cur ||
+        candidateGpus(c) > candidateGpus(cur) ||
+        (candidateGpus(c) === candidateGpus(cur) && balance(c) < balance(cur))
+      ) {
+        shapes.set(k, c);
+      }
     }
-    incumbent = (await best([...shapes.values()], `round ${round + 1}: GPU type and TP`)) ?? incumbent;
-    // 2. Worker count.
+    incumbent = (await best([...shapes.values()], `round ${round + 1}: GPU type, topology, TP`)) ?? incumbent;
+    // 2. Worker counts (per role).
     incumbent =
       (await best(
-        cands.filter((c) => same(c, incumbent, ['gpu', 'tp', 'router', 'engine'])),
+        cands.filter((c) => same(c, incumbent, ['shape', 'router', 'engine', 'link'])),
         `round ${round + 1}: workers`,
       )) ?? incumbent;
     // 3. Router.
     incumbent =
       (await best(
-        cands.filter((c) => same(c, incumbent, ['gpu', 'tp', 'workers', 'engine'])),
+        cands.filter((c) => same(c, incumbent, ['shape', 'workers', 'engine', 'link'])),
         `round ${round + 1}: router`,
       )) ?? incumbent;
-    // 4. Engine knobs.
+    // 4. Engine knobs and, disaggregated, the KV link settings.
     incumbent =
       (await best(
-        cands.filter((c) => same(c, incumbent, ['gpu', 'tp', 'workers', 'router'])),
+        cands.filter((c) => same(c, incumbent, ['shape', 'workers', 'router'])),
         `round ${round + 1}: engine`,
       )) ?? incumbent;
     if (incumbent.id === start.id && round > 0) break;
   }
+}
+
+/** How uneven a disaggregated split is (0 for aggregated): the reference starts TP search at equal counts. */
+function balance(c: Candidate): number {
+  return c.prefill ? Math.abs(c.prefill.workers - c.workers) : 0;
 }
 
 /**

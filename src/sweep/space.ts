@@ -41,14 +41,28 @@ export const EngineSpaceSchema = z
   })
   .strict();
 
+export const DisaggregatedSpaceSchema = z
+  .object({
+    prefillTensorParallel: intList.default([1, 2, 4]).describe('GPUs per prefill worker'),
+    decodeTensorParallel: intList.default([1, 2, 4]).describe('GPUs per decode worker'),
+    prefillWorkers: WorkerCountsSchema.default('all'),
+    decodeWorkers: WorkerCountsSchema.default('all'),
+    /** Keep only splits that leave no room for another worker of either role (the reference's "budget edge"). */
+    budgetEdge: z.boolean().default(true),
+    kvTransferGbps: z.array(z.number().positive()).min(1).default([64]),
+    conditional: z.array(z.boolean()).min(1).default([false]),
+  })
+  .strict();
+
 export const SearchSpaceSchema = z
   .object({
     topologies: z
-      .array(z.enum(['aggregated']))
+      .array(z.enum(['aggregated', 'disaggregated']))
       .min(1)
       .default(['aggregated']),
-    tensorParallel: intList.default([1, 2, 4, 8]).describe('GPUs per worker'),
+    tensorParallel: intList.default([1, 2, 4, 8]).describe('GPUs per aggregated worker'),
     workers: WorkerCountsSchema.default('all'),
+    disaggregated: DisaggregatedSpaceSchema.default(DisaggregatedSpaceSchema.parse({})),
     router: RouterSpaceSchema.default(RouterSpaceSchema.parse({})),
     engine: EngineSpaceSchema.default(EngineSpaceSchema.parse({})),
   })
@@ -67,9 +81,13 @@ export interface GpuBudget {
 export interface Candidate {
   id: number;
   gpuType: string;
-  topology: 'aggregated';
+  topology: 'aggregated' | 'disaggregated';
+  /** Aggregated: GPUs per worker and workers. Disaggregated: those of the decode pool. */
   tensorParallel: number;
   workers: number;
+  /** Disaggregated only: the prefill pool and the KV link. */
+  prefill?: { tensorParallel: number; workers: number };
+  disagg?: { kvTransferGbps: number; conditional: boolean };
   router: {
     mode: 'round-robin' | 'random' | 'least-loaded' | 'kv';
     overlapWeight: number;
@@ -80,7 +98,19 @@ export interface Candidate {
 }
 
 export function candidateGpus(c: Candidate): number {
-  return c.workers * c.tensorParallel;
+  return c.workers * c.tensorParallel + (c.prefill ? c.prefill.workers * c.prefill.tensorParallel : 0);
+}
+
+/** The parallel shape of a candidate (GPU type, topology, TP per role), e.g. for grouping in a search. */
+export function shapeKey(c: Candidate): string {
+  return c.prefill
+    ? `${c.gpuType}/P${c.prefill.tensorParallel}/D${c.tensorParallel}`
+    : `${c.gpuType}/TP${c.tensorParallel}`;
+}
+
+/** Worker counts of a candidate (per role). */
+export function workersKey(c: Candidate): string {
+  return c.prefill ? `${c.prefill.workers}+${c.workers}` : `${c.workers}`;
 }
 
 /** Short human label, e.g. `h100 4x TP2 kv(w=1)`. */
@@ -95,6 +125,11 @@ export function candidateLabel(c: Candidate): string {
   if (e.maxNumBatchedTokens !== 8192) knobs.push(`mbt=${e.maxNumBatchedTokens}`);
   if (e.maxNumSeqs !== 256) knobs.push(`seqs=${e.maxNumSeqs}`);
   if (e.blockSize !== 64) knobs.push(`bs=${e.blockSize}`);
+  if (c.prefill && c.disagg) {
+    if (c.disagg.conditional) knobs.push('cond');
+    if (c.disagg.kvTransferGbps !== 64) knobs.push(`link=${c.disagg.kvTransferGbps}GB/s`);
+    return `${c.gpuType} ${c.prefill.workers}P(TP${c.prefill.tensorParallel})+${c.workers}D(TP${c.tensorParallel}) ${router}${knobs.length ? ` ${knobs.join(' ')}` : ''}`;
+  }
   return `${c.gpuType} ${c.workers}x TP${c.tensorParallel} ${router}${knobs.length ? ` ${knobs.join(' ')}` : ''}`;
 }
 
@@ -122,45 +157,104 @@ export function enumerateCandidates(
   const pruned: Pruned[] = [];
   const routers = expandRouters(space.router);
   const engines = expandEngines(space.engine);
+  const push = (c: Omit<Candidate, 'id'>) => candidates.push({ id: candidates.length, ...c });
   for (const gpu of budget) {
-    for (const tp of [...new Set(space.tensorParallel)].sort((a, b) => a - b)) {
-      const maxWorkers = Math.floor(gpu.count / tp);
-      if (maxWorkers < 1) {
-        pruned.push({ label: `${gpu.type} TP${tp}`, reason: `needs ${tp} GPUs, budget has ${gpu.count}` });
+    if (space.topologies.includes('aggregated')) {
+      for (const tp of [...new Set(space.tensorParallel)].sort((a, b) => a - b)) {
+        const maxWorkers = Math.floor(gpu.count / tp);
+        if (maxWorkers < 1) {
+          pruned.push({ label: `${gpu.type} TP${tp}`, reason: `needs ${tp} GPUs, budget has ${gpu.count}` });
+          continue;
+        }
+        for (const engine of engines) {
+          const veto = fits(gpu.type, tp, engine);
+          if (veto !== null) {
+            pruned.push({ label: `${gpu.type} TP${tp}`, reason: veto });
+            continue;
+          }
+          for (const workers of workerCounts(space.workers, maxWorkers)) {
+            if (workers * tp > gpu.count) {
+              pruned.push({
+                label: `${gpu.type} ${workers}x TP${tp}`,
+                reason: `${workers * tp} GPUs exceed the budget of ${gpu.count}`,
+              });
+              continue;
+            }
+            for (const router of routers) {
+              // Routing is moot with one worker; keep a single router variant there.
+              if (workers === 1 && router !== routers[0]) continue;
+              push({
+                gpuType: gpu.type,
+                topology: 'aggregated',
+                tensorParallel: tp,
+                workers,
+                router,
+                engine,
+              });
+            }
+          }
+        }
+      }
+    }
+    if (space.topologies.includes('disaggregated'))
+      enumerateDisaggregated(space, gpu, routers, engines, fits, push, pruned);
+  }
+  return { candidates, pruned };
+}
+
+function enumerateDisaggregated(
+  space: SearchSpace,
+  gpu: GpuBudget,
+  routers: Candidate['router'][],
+  engines: Candidate['engine'][],
+  fits: (gpuType: string, tp: number, engine: Candidate['engine']) => string | null,
+  push: (c: Omit<Candidate, 'id'>) => void,
+  pruned: Pruned[],
+): void {
+  const d = space.disaggregated;
+  const uniq = (xs: number[]) => [...new Set(xs)].sort((a, b) => a - b);
+  for (const ptp of uniq(d.prefillTensorParallel)) {
+    for (const dtp of uniq(d.decodeTensorParallel)) {
+      if (ptp + dtp > gpu.count) {
+        pruned.push({
+          label: `${gpu.type} P(TP${ptp})+D(TP${dtp})`,
+          reason: `needs ${ptp + dtp} GPUs, budget has ${gpu.count}`,
+        });
         continue;
       }
       for (const engine of engines) {
-        const veto = fits(gpu.type, tp, engine);
+        const veto = fits(gpu.type, ptp, engine) ?? fits(gpu.type, dtp, engine);
         if (veto !== null) {
-          pruned.push({ label: `${gpu.type} TP${tp}`, reason: veto });
+          pruned.push({ label: `${gpu.type} P(TP${ptp})+D(TP${dtp})`, reason: veto });
           continue;
         }
-        for (const workers of workerCounts(space.workers, maxWorkers)) {
-          if (workers * tp > gpu.count) {
-            pruned.push({
-              label: `${gpu.type} ${workers}x TP${tp}`,
-              reason: `${workers * tp} GPUs exceed the budget of ${gpu.count}`,
-            });
-            continue;
-          }
-          for (const router of routers) {
-            // Routing is moot with one worker; keep a single router variant there.
-            if (workers === 1 && router !== routers[0]) continue;
-            candidates.push({
-              id: candidates.length,
-              gpuType: gpu.type,
-              topology: 'aggregated',
-              tensorParallel: tp,
-              workers,
-              router,
-              engine,
-            });
+        for (const pw of workerCounts(d.prefillWorkers, Math.floor((gpu.count - dtp) / ptp))) {
+          const left = gpu.count - pw * ptp;
+          for (const dw of workerCounts(d.decodeWorkers, Math.floor(left / dtp))) {
+            const spare = left - dw * dtp;
+            if (spare < 0) continue; // an explicit worker count beyond the budget
+            if (d.budgetEdge && (spare >= ptp || spare >= dtp)) continue; // another worker would still fit
+            for (const kvTransferGbps of uniq(d.kvTransferGbps)) {
+              for (const conditional of [...new Set(d.conditional)]) {
+                for (const router of routers) {
+                  push({
+                    gpuType: gpu.type,
+                    topology: 'disaggregated',
+                    tensorParallel: dtp,
+                    workers: dw,
+                    prefill: { tensorParallel: ptp, workers: pw },
+                    disagg: { kvTransferGbps, conditional },
+                    router,
+                    engine,
+                  });
+                }
+              }
+            }
           }
         }
       }
     }
   }
-  return { candidates, pruned };
 }
 
 function workerCounts(spec: SearchSpace['workers'], max: number): number[] {

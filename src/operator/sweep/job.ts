@@ -97,8 +97,7 @@ export async function runSweepJobInline(input: SweepJobInput): Promise<SweepJobR
   } catch (e) {
     throw new SweepJobError('BaselineNotSimulatable', `baseline: ${(e as Error).message}`);
   }
-  const notes: string[] = [];
-  const space = sweepSpace(input.spec.searchSpace, input.baseline, notes);
+  const space = sweepSpace(input.spec.searchSpace, input.baseline);
   const budget = sweepBudget(input.budget, input.spec.searchSpace.gpuTypes);
   if (budget.length === 0) {
     return {
@@ -149,7 +148,6 @@ export async function runSweepJobInline(input: SweepJobInput): Promise<SweepJobR
       baseline.meetsSlos ? 'The baseline meets the SLOs.' : 'The baseline misses the SLOs.',
       ...r.explanation,
       ...(r.pruned.length > 0 ? [`${r.pruned.length} shapes were pruned before simulation.`] : []),
-      ...notes,
     ].join(' '),
     simulatorVersion: SIMULATOR_VERSION,
   };

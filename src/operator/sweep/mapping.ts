@@ -9,7 +9,7 @@ import type {
 } from '../../api/index.ts';
 import type { CandidateMetrics, Objective, Slo } from '../../sweep/objective.ts';
 import { OBJECTIVES } from '../../sweep/objective.ts';
-import type { Candidate, GpuBudget, SearchSpace } from '../../sweep/space.ts';
+import { type Candidate, candidateGpus, type GpuBudget, type SearchSpace } from '../../sweep/space.ts';
 
 /**
  * Translation between the Kubernetes API (CamelCase enums, serving settings as a DGD describes them) and the
@@ -59,37 +59,39 @@ export function sweepBudget(budget: Record<string, number>, gpuTypes?: string[])
 
 const DEFAULT_ENGINE = { maxNumBatchedTokens: 8192, maxNumSeqs: 256, blockSize: 64 };
 
-/** The sweep's search space for a DeploymentTuning's; notes say what could not be honoured. */
-export function sweepSpace(space: ApiSearchSpace, base: ServingSettings, notes: string[]): SearchSpace {
-  if (space.topologies.includes('Disaggregated')) {
-    notes.push('Disaggregated candidates were skipped: the simulator does not model disaggregation yet.');
-  }
-  if (
-    space.tensorParallel?.prefill ||
-    space.tensorParallel?.decode ||
-    space.workers?.prefill ||
-    space.workers?.decode
-  ) {
-    notes.push('Prefill/decode settings in the search space were ignored (aggregated only for now).');
-  }
-  const w = space.workers?.aggregated;
+/** The sweep's search space for a DeploymentTuning's. */
+export function sweepSpace(space: ApiSearchSpace, base: ServingSettings): SearchSpace {
+  const range = (r?: { min: number; max: number }) => (r ? { min: r.min, max: r.max } : ('all' as const));
   return {
-    topologies: ['aggregated'],
+    topologies: space.topologies.map((t) => (t === 'Aggregated' ? 'aggregated' : 'disaggregated')),
     tensorParallel: space.tensorParallel?.aggregated ?? [1, 2, 4, 8],
-    workers: w ? { min: w.min, max: w.max } : 'all',
+    workers: range(space.workers?.aggregated),
+    disaggregated: {
+      prefillTensorParallel: space.tensorParallel?.prefill ?? [1, 2, 4],
+      decodeTensorParallel: space.tensorParallel?.decode ?? [1, 2, 4],
+      prefillWorkers: range(space.workers?.prefill),
+      decodeWorkers: range(space.workers?.decode),
+      budgetEdge: true,
+      kvTransferGbps: [64],
+      conditional: [false],
+    },
     router: {
       modes: space.routers.map((r) => ROUTER_TO_SWEEP[r]),
       overlapWeights: space.kvOverlapWeights ?? [0.5, 1, 2],
       overlapCredits: [1],
       temperatures: [0],
     },
-    engine: {
-      maxNumBatchedTokens: space.maxNumBatchedTokens ?? [
-        base.engine?.maxNumBatchedTokens ?? DEFAULT_ENGINE.maxNumBatchedTokens,
-      ],
-      maxNumSeqs: space.maxNumSeqs ?? [base.engine?.maxNumSeqs ?? DEFAULT_ENGINE.maxNumSeqs],
-      blockSize: space.blockSizes ?? [base.engine?.blockSize ?? DEFAULT_ENGINE.blockSize],
-    },
+    engine: engineSpace(space, base),
+  };
+}
+
+function engineSpace(space: Partial<ApiSearchSpace>, base: ServingSettings): SearchSpace['engine'] {
+  return {
+    maxNumBatchedTokens: space.maxNumBatchedTokens ?? [
+      base.engine?.maxNumBatchedTokens ?? DEFAULT_ENGINE.maxNumBatchedTokens,
+    ],
+    maxNumSeqs: space.maxNumSeqs ?? [base.engine?.maxNumSeqs ?? DEFAULT_ENGINE.maxNumSeqs],
+    blockSize: space.blockSizes ?? [base.engine?.blockSize ?? DEFAULT_ENGINE.blockSize],
   };
 }
 
@@ -102,27 +104,57 @@ export class NotSimulatableError extends Error {
 
 /** A one-point search space holding exactly the baseline, so it is scored by the same evaluator. */
 export function baselineSpace(base: ServingSettings): { space: SearchSpace; budget: GpuBudget[] } {
-  if (base.topology !== 'Aggregated' || !base.aggregated) {
-    throw new NotSimulatableError('disaggregated serving is not simulated yet');
+  const router = {
+    modes: [ROUTER_TO_SWEEP[base.router.mode]],
+    overlapWeights: [base.router.overlapWeight ?? 1],
+    overlapCredits: [1],
+    temperatures: [base.router.temperature ?? 0],
+  };
+  const engine = engineSpace({}, base);
+  if (base.topology === 'Disaggregated') {
+    const p = base.prefill;
+    const d = base.decode;
+    if (!p || !d || p.workers < 1 || d.workers < 1) {
+      throw new NotSimulatableError('the target needs at least one prefill and one decode worker');
+    }
+    return {
+      space: {
+        topologies: ['disaggregated'],
+        tensorParallel: [1],
+        workers: 'all',
+        disaggregated: {
+          prefillTensorParallel: [p.gpusPerWorker],
+          decodeTensorParallel: [d.gpusPerWorker],
+          prefillWorkers: [p.workers],
+          decodeWorkers: [d.workers],
+          budgetEdge: false,
+          kvTransferGbps: [64],
+          conditional: [false],
+        },
+        router,
+        engine,
+      },
+      budget: [{ type: base.gpuType, count: p.workers * p.gpusPerWorker + d.workers * d.gpusPerWorker }],
+    };
   }
-  if (base.aggregated.workers < 1) throw new NotSimulatableError('the target has no workers');
   const a = base.aggregated;
+  if (!a || a.workers < 1) throw new NotSimulatableError('the target has no workers');
   return {
     space: {
       topologies: ['aggregated'],
       tensorParallel: [a.gpusPerWorker],
       workers: [a.workers],
-      router: {
-        modes: [ROUTER_TO_SWEEP[base.router.mode]],
-        overlapWeights: [base.router.overlapWeight ?? 1],
-        overlapCredits: [1],
-        temperatures: [base.router.temperature ?? 0],
+      disaggregated: {
+        prefillTensorParallel: [1],
+        decodeTensorParallel: [1],
+        prefillWorkers: 'all',
+        decodeWorkers: 'all',
+        budgetEdge: true,
+        kvTransferGbps: [64],
+        conditional: [false],
       },
-      engine: {
-        maxNumBatchedTokens: [base.engine?.maxNumBatchedTokens ?? DEFAULT_ENGINE.maxNumBatchedTokens],
-        maxNumSeqs: [base.engine?.maxNumSeqs ?? DEFAULT_ENGINE.maxNumSeqs],
-        blockSize: [base.engine?.blockSize ?? DEFAULT_ENGINE.blockSize],
-      },
+      router,
+      engine,
     },
     budget: [{ type: base.gpuType, count: a.workers * a.gpusPerWorker }],
   };
@@ -134,12 +166,19 @@ export function settingsOf(c: Candidate, model?: string): ServingSettings {
     router.overlapWeight = c.router.overlapWeight;
     if (c.router.temperature > 0) router.temperature = c.router.temperature;
   }
+  const role = (workers: number, tp: number) => ({ workers, tensorParallel: tp, gpusPerWorker: tp });
+  const roles: Pick<ServingSettings, 'topology' | 'aggregated' | 'prefill' | 'decode'> = c.prefill
+    ? {
+        topology: 'Disaggregated',
+        prefill: role(c.prefill.workers, c.prefill.tensorParallel),
+        decode: role(c.workers, c.tensorParallel),
+      }
+    : { topology: 'Aggregated', aggregated: role(c.workers, c.tensorParallel) };
   return {
     ...(model && { model }),
     gpuType: c.gpuType,
-    gpus: c.workers * c.tensorParallel,
-    topology: 'Aggregated',
-    aggregated: { workers: c.workers, tensorParallel: c.tensorParallel, gpusPerWorker: c.tensorParallel },
+    gpus: candidateGpus(c),
+    ...roles,
     router,
     planner: { enabled: false },
     engine: {

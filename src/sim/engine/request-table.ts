@@ -8,6 +8,8 @@ export const RequestStatus = {
   Running: 2,
   Done: 3,
   Rejected: 4,
+  /** Prefill done on a prefill worker; KV on its way to a decode worker. */
+  Transferring: 5,
 } as const;
 
 /**
@@ -33,6 +35,8 @@ export class RequestTable {
   readonly passTokens: Int32Array;
   readonly passPromptTokens: Int32Array;
   readonly passPromptBefore: Int32Array;
+  /** 1 when the request's prompt was computed on a prefill worker and its KV transferred here. */
+  readonly remote: Uint8Array;
 
   readonly workload: Workload;
   readonly layout: BlockLayout;
@@ -61,6 +65,7 @@ export class RequestTable {
     this.passTokens = new Int32Array(n);
     this.passPromptTokens = new Int32Array(n);
     this.passPromptBefore = new Int32Array(n);
+    this.remote = new Uint8Array(n);
   }
 
   seqLen(r: number): number {

@@ -1,6 +1,8 @@
 import { BlockPool } from '../kv/block-pool.ts';
+import { type OffloadConfig, OffloadTiers } from '../kv/offload.ts';
 import type { Collector } from '../metrics/collector.ts';
 import { emptyPassShape, type PassShape, resetPassShape, type TimingModel } from '../timing/timing-model.ts';
+import type { Engine, EngineRole } from './engine.ts';
 import { IntDeque } from './int-deque.ts';
 import { KvEventLog } from './kv-event-log.ts';
 import { RequestStatus, type RequestTable } from './request-table.ts';
@@ -20,6 +22,8 @@ export interface VllmEngineConfig {
   speedupRatio: number;
   /** Allow coalescing runs of identical decode passes into one event (same results, fewer events). */
   coalesceDecode: boolean;
+  /** Lower KV tiers (host memory, disk); absent = blocks evicted from the GPU are lost. */
+  offload?: OffloadConfig;
 }
 
 const SCHEDULED = 0;
@@ -52,7 +56,7 @@ function ns(ms: number): number {
  * without touching request state, and `materialize(t)` applies the planned passes that started before t,
  * cutting the run short when the owner needs this engine at t. Results are identical to stepping every pass.
  */
-export class VllmEngine {
+export class VllmEngine implements Engine {
   readonly pool: BlockPool;
   private readonly running: Int32Array;
   private runLen = 0;
@@ -79,6 +83,14 @@ export class VllmEngine {
   private runEvicts = false;
   private stepBlockCounts = new Int32Array(256);
 
+  /** Lower KV tiers and the requests parked while their lower-tier prefix is onboarded. */
+  readonly offload: OffloadTiers | null;
+  private parked = 0;
+  private readonly onboarding = new Map<number, { start: number; lower: number; hits: number }>();
+  /** Onboarding delays (ms) and lower-tier hit blocks, for the report. */
+  readonly onboardMs: number[] = [];
+  tierHitBlocks = [0, 0, 0, 0]; // index 2 = host, 3 = disk
+
   /** Time the current pass or run ends (NaN when idle). */
   busyUntil = Number.NaN;
   passes = 0;
@@ -89,6 +101,8 @@ export class VllmEngine {
   committedPrefillTokens = 0;
 
   readonly index: number;
+  readonly role: EngineRole;
+  readonly gpus: number;
   readonly config: VllmEngineConfig;
   private readonly timing: TimingModel;
   private readonly req: RequestTable;
@@ -101,8 +115,12 @@ export class VllmEngine {
     req: RequestTable,
     collector: Collector,
     logKvEvents = false,
+    role: EngineRole = 'aggregated',
+    gpus = 1,
   ) {
     this.index = index;
+    this.role = role;
+    this.gpus = gpus;
     this.config = config;
     this.timing = timing;
     this.req = req;
@@ -118,13 +136,25 @@ export class VllmEngine {
     }
     this.scratchSlots = new Int32Array(maxBlocks + 1);
     this.kvEvents = logKvEvents ? new KvEventLog() : null;
-    if (this.kvEvents !== null) {
-      const log = this.kvEvents;
-      const space = this.promptKeySpace;
+    this.offload = config.offload && config.offload.g2Blocks > 0 ? new OffloadTiers(config.offload) : null;
+    const log = this.kvEvents;
+    const tiers = this.offload;
+    const space = this.promptKeySpace;
+    if (log !== null || tiers !== null) {
       this.pool.onKeyEvent = (key, stored) => {
-        if (key < space) log.push(key, stored);
+        if (log !== null && key < space) log.push(key, stored);
+        if (tiers !== null && !stored) tiers.offload(key);
       };
     }
+  }
+
+  get evictions(): number {
+    return this.pool.evictions;
+  }
+
+  /** Tokens r generates here: a prefill worker stops after the one its prefill samples. */
+  private outputLimit(r: number): number {
+    return this.role === 'prefill' ? 1 : this.req.outputLen[r];
   }
 
   get runningCount(): number {
@@ -137,7 +167,7 @@ export class VllmEngine {
     return Number.isNaN(this.busyUntil);
   }
   hasWork(): boolean {
-    return this.runLen > 0 || this.waiting.length > 0;
+    return this.runLen > 0 || this.waiting.length > 0 || this.parked > 0;
   }
   /** True while a planned run has passes that are not applied yet. */
   get hasPendingRun(): boolean {
@@ -166,11 +196,18 @@ export class VllmEngine {
   startPass(now: number, horizon: number, horizonAlways = false): number {
     this.firstTokens.clear();
     this.finished.clear();
+    if (this.parked > 0) this.promoteOnboarded(now);
     if (this.config.coalesceDecode && this.planRun(now, horizon, horizonAlways)) {
       this.progressed = true;
       return this.busyUntil;
     }
-    const end = this.runPlainPass(now);
+    let end = this.runPlainPass(now);
+    if (!this.progressed && this.parked > 0) {
+      // Nothing to run until an onboard lands: wake up then (not a forward pass).
+      this.passes--;
+      end = Math.max(now, (this.offload as OffloadTiers).nextCompletion());
+      this.progressed = true;
+    }
     this.busyUntil = end;
     return end;
   }
@@ -207,7 +244,10 @@ export class VllmEngine {
       // CURRENT_PREEMPTED: the request left `running`; index i now holds the next one.
     }
 
-    // 2. Admissions from waiting (strict FIFO), unless this pass preempted.
+    // 2. Admissions from waiting, unless this pass preempted. Requests whose KV is already here (transferred
+    // prompts) go first: they need no capacity, and holding them back behind a request that waits for
+    // capacity they hold would deadlock.
+    if (this.reservedWaiting > 0) this.admitReserved(now);
     while (!this.preemptedInPass && this.runLen < cfg.maxNumSeqs && this.waiting.length > 0) {
       const r = this.waiting.front();
       const reason = this.rejection(r);
@@ -222,6 +262,11 @@ export class VllmEngine {
       this.prefixCost(r);
       const needed = Math.ceil(req.seqLen(r) / bs) - this.activeHitBlocks;
       if (needed > cfg.numGpuBlocks - this.pool.activeBlocks) break; // wait for capacity
+      if (this.offload !== null) {
+        const parked = this.tryPark(r, now);
+        if (parked === 1) continue;
+        if (parked === -1) break;
+      }
       const budgetBefore = this.budget;
       const outcome = this.schedule(r, true, this.hitBlocks, this.hitTokens, now);
       if (outcome !== SCHEDULED) break;
@@ -233,6 +278,7 @@ export class VllmEngine {
 
     // 3. Emission. Requests already at their output length are released without a token (zero-output
     // requests end here); every other request with all tokens computed samples one.
+    if (this.role === 'prefill') return this.endPrefillPass(now, prefillMs, logStart);
     let decodeCount = 0;
     let decodeContext = 0;
     let w = 0;
@@ -243,7 +289,9 @@ export class VllmEngine {
         continue;
       }
       this.running[w++] = r;
-      if (req.computed[r] === req.seqLen(r) && req.generated[r] > 0) {
+      // Priced as decode: requests past their first token, and transferred prompts (their first token is a
+      // decode step on this worker).
+      if (req.computed[r] === req.seqLen(r) && (req.generated[r] > 0 || req.remote[r] === 1)) {
         decodeCount++;
         decodeContext += req.seqLen(r);
       }
@@ -283,6 +331,175 @@ export class VllmEngine {
     return end;
   }
 
+  /**
+   * Emission on a prefill worker: a request whose prompt is computed samples its (hidden) first token in the
+   * prefill pass itself, at no decode cost, and leaves the running set with its KV held for the handoff.
+   */
+  private endPrefillPass(now: number, prefillMs: number, logStart: number): number {
+    const req = this.req;
+    const end = now + prefillMs;
+    let w = 0;
+    for (let k = 0; k < this.runLen; k++) {
+      const r = this.running[k];
+      if (req.computed[r] === req.seqLen(r)) {
+        this.hold(r);
+        this.firstTokens.pushBack(r);
+        this.finished.pushBack(r);
+        continue;
+      }
+      this.running[w++] = r;
+    }
+    this.runLen = w;
+    if (this.kvEvents !== null) this.kvEvents.stamp(logStart, end);
+    this.passes++;
+    this.busyMs += end - now;
+    return end;
+  }
+
+  private readonly held = new Map<number, Int32Array>();
+
+  /** Keeps r's blocks (in use) after its prefill, until `releaseHeld`; frees its slot list for the decode side. */
+  private hold(r: number): void {
+    const req = this.req;
+    const off = req.slotOffset[r];
+    this.held.set(r, req.slots.slice(off, off + req.allocBlocks[r]));
+    req.allocBlocks[r] = 0;
+    req.computed[r] = 0;
+    req.status[r] = RequestStatus.Transferring;
+  }
+
+  releaseHeld(r: number): void {
+    const slots = this.held.get(r);
+    if (!slots) return;
+    this.held.delete(r);
+    for (let j = slots.length - 1; j >= 0; j--) this.pool.release(slots[j]);
+  }
+
+  /** Tokens of the prompt found cached at the last successful reservation. */
+  lastReservedHitTokens = 0;
+
+  /**
+   * Reserves blocks for r's transferred prompt: cached prefix blocks are reused, the rest allocated (all or
+   * nothing). The blocks hold KV once the transfer completes (`activate`).
+   */
+  reserveDestination(r: number, now: number): boolean {
+    const req = this.req;
+    const logStart = this.kvEvents?.length ?? 0;
+    const bs = this.config.blockSize;
+    const promptLen = req.promptLen[r];
+    // Reuse cached prompt blocks; the last prompt token is recomputed here, so never reuse past it.
+    let hits = 0;
+    if (this.config.enablePrefixCaching) {
+      const limit = Math.floor((promptLen - 1) / bs);
+      for (; hits < limit; hits++) {
+        const slot = this.pool.slotOf(req.blockKey(r, hits));
+        if (slot < 0) break;
+        this.scratchSlots[hits] = slot;
+      }
+    }
+    req.allocBlocks[r] = 0;
+    const ok = this.allocateUpTo(r, promptLen, hits);
+    if (this.kvEvents !== null) this.kvEvents.stamp(logStart, now); // evictions are visible at once
+    if (!ok) return false;
+    this.lastReservedHitTokens = hits * bs;
+    return true;
+  }
+
+  /** r's transferred KV arrived: its prompt but the last token counts as computed; it queues to decode. */
+  activate(r: number, now: number): void {
+    const req = this.req;
+    req.computed[r] = req.promptLen[r] - 1;
+    req.generated[r] = 0;
+    req.remote[r] = 1;
+    const logStart = this.kvEvents?.length ?? 0;
+    this.finalize(r, 0, req.computed[r]);
+    if (this.kvEvents !== null) this.kvEvents.stamp(logStart, now);
+    req.status[r] = RequestStatus.Waiting;
+    req.engine[r] = this.index;
+    this.waiting.pushBack(r);
+    this.reservedWaiting++;
+  }
+
+  /**
+   * If r's prefix continues in a lower tier past its GPU hits, reserves GPU blocks for those blocks, pins the GPU
+   * hits, starts the onboard and parks r off the queue. 1 = parked, 0 = nothing to onboard, -1 = no room.
+   */
+  private tryPark(r: number, now: number): number {
+    const req = this.req;
+    const bs = this.config.blockSize;
+    const tiers = this.offload as OffloadTiers;
+    const hits = this.hitBlocks;
+    const limit = Math.floor((req.seqLen(r) - 1) / bs);
+    let g2 = 0;
+    let g3 = 0;
+    for (let k = hits; k < limit; k++) {
+      const tier = tiers.tierOf(req.blockKey(r, k));
+      if (tier === 2) g2++;
+      else if (tier === 3) g3++;
+      else break;
+    }
+    const lower = g2 + g3;
+    if (lower === 0) return 0;
+    if (!this.allocateUpTo(r, (hits + lower) * bs, hits)) return -1;
+    this.waiting.popFront();
+    req.status[r] = RequestStatus.Waiting;
+    this.parked++;
+    this.onboarding.set(r, { start: now, lower, hits });
+    tiers.onboard(r, g2, g3, now);
+    this.tierHitBlocks[2] += g2;
+    this.tierHitBlocks[3] += g3;
+    this.progressed = true;
+    return 1;
+  }
+
+  /**
+   * Onboards that finished by `now`: their blocks join the GPU cache (newest in LRU) and the requests go back
+   * to the front of the queue, in completion order, to be admitted with those blocks as hits.
+   */
+  private promoteOnboarded(now: number): void {
+    const req = this.req;
+    const done = (this.offload as OffloadTiers).completeUpTo(now);
+    for (const r of done) {
+      const o = this.onboarding.get(r);
+      if (!o) continue;
+      this.onboarding.delete(r);
+      this.onboardMs.push(now - o.start);
+      const off = req.slotOffset[r];
+      for (let k = o.hits; k < o.hits + o.lower; k++) {
+        const slot = req.slots[off + k];
+        if (this.pool.keyOfSlot(slot) < 0) this.pool.cache(slot, req.blockKey(r, k));
+      }
+      this.releaseBlocks(r);
+      this.parked--;
+    }
+    for (let i = done.length - 1; i >= 0; i--) this.waiting.pushFront(done[i]);
+  }
+
+  /** Transferred requests in `waiting` (their KV is reserved here). */
+  private reservedWaiting = 0;
+
+  /** Admits waiting requests whose KV is already reserved here, in queue order. */
+  private admitReserved(now: number): void {
+    const req = this.req;
+    for (
+      let i = 0;
+      i < this.waiting.length && this.runLen < this.config.maxNumSeqs && !this.preemptedInPass;
+    ) {
+      const r = this.waiting.get(i);
+      if (req.allocBlocks[r] === 0) {
+        i++;
+        continue;
+      }
+      this.waiting.removeAt(i);
+      this.waiting.pushFront(r); // schedule() admits from the front
+      this.reservedWaiting--;
+      if (this.schedule(r, true, 0, 0, now) !== SCHEDULED) {
+        this.reservedWaiting++;
+        break;
+      }
+    }
+  }
+
   /** Why request r (at the head of waiting) can never run here, or null. */
   private rejection(r: number): string | null {
     const req = this.req;
@@ -291,7 +508,7 @@ export class VllmEngine {
     const fresh = req.preemptions[r] === 0;
     if (fresh && Math.ceil(req.seqLen(r) / bs) > cfg.numGpuBlocks) return 'prompt larger than the KV cache';
     // The reference aborts the whole replay on these; a request that can never finish is rejected instead.
-    if (Math.ceil((req.promptLen[r] + req.outputLen[r] - 1) / bs) > cfg.numGpuBlocks) {
+    if (Math.ceil((req.promptLen[r] + this.outputLimit(r) - 1) / bs) > cfg.numGpuBlocks) {
       return 'prompt plus output larger than the KV cache';
     }
     if (!cfg.enableChunkedPrefill && req.promptLen[r] > cfg.maxNumBatchedTokens) {
@@ -327,7 +544,7 @@ export class VllmEngine {
     }
     let cached = Math.min(overlap * bs, len);
     let activeTokens = Math.min(active * bs, len);
-    if (req.generated[r] < req.outputLen[r]) {
+    if (req.generated[r] < this.outputLimit(r)) {
       const max = Math.floor((len - 1) / bs) * bs;
       if (cached > max) {
         cached = max;
@@ -375,7 +592,9 @@ export class VllmEngine {
     this.progressed = true;
     this.finalize(r, before, target);
 
-    const promptTokens = Math.min(target, promptLen) - promptBefore;
+    // A transferred prompt's last token is computed here as a decode step, not as prefill work.
+    const promptTokens =
+      req.remote[r] === 1 && before === promptLen - 1 ? 0 : Math.min(target, promptLen) - promptBefore;
     req.passStamp[r] = this.passId;
     req.passTokens[r] = used;
     req.passPromptTokens[r] = promptTokens;
@@ -508,6 +727,7 @@ export class VllmEngine {
     }
     if (kOut < 2) return false;
     if (this.waiting.length > 0 && n < cfg.maxNumSeqs) {
+      if (this.reservedWaiting > 0) return false; // a transferred request would be admitted
       // Admission must stay impossible for the whole run: the KV gate only gets stricter as decode grows.
       const r = this.waiting.front();
       if (this.rejection(r) !== null) return false;
@@ -540,9 +760,13 @@ export class VllmEngine {
     let active = this.pool.activeBlocks;
     let newBlocks = 0;
     let evicts = false;
+    const onboardAt =
+      this.parked > 0 ? (this.offload as OffloadTiers).nextCompletion() : Number.POSITIVE_INFINITY;
     for (let j = 1; j <= kOut; j++) {
-      // A run that evicts changes what a KV-aware router sees, so it stops at the horizon.
+      // A run that evicts changes what a KV-aware router sees, so it stops at the horizon; an onboard that
+      // lands would be admitted at the next pass start.
       if (j > 1 && (evicts || horizonAlways) && t >= horizon) break;
+      if (j > 1 && t >= onboardAt) break;
       const b = stepBlocks[j];
       if (newBlocks + b > avail) break; // would need a preemption: leave it to a plain pass
       newBlocks += b;

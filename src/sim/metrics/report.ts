@@ -14,7 +14,9 @@ export interface WorkerReport {
   utilization: number;
   passes: number;
   preemptions: number;
-  prefix_cache_hit_blocks_evicted: number;
+  role: string;
+  gpus: number;
+  kv_blocks_evicted: number;
 }
 
 /** The report of one simulation run; key names follow the reference simulator where it has one. */
@@ -54,6 +56,25 @@ export interface SimulationReport {
   gpu_hours: number;
   preemptions: number;
   workers: WorkerReport[];
+  /** Per role: workers, GPUs and mean utilisation. */
+  roles: Record<string, { workers: number; gpus: number; utilization: number }>;
+  /** Lower KV tiers: prefix hits by tier (as shares of input tokens of completed requests), traffic, delays. */
+  kv_tiers?: {
+    g1_hit_ratio: number;
+    g2_hit_ratio: number;
+    g3_hit_ratio: number;
+    offloaded_blocks: number;
+    onboarded_blocks: number;
+    onboard_ms: Distribution;
+  };
+  /** Disaggregated serving: KV handoffs from prefill to decode workers. */
+  kv_transfer?: {
+    count: number;
+    bytes: number;
+    transfer_ms: Distribution;
+    destination_wait_ms: Distribution;
+    local_prefills: number;
+  };
   queue_depth: { t_s: number[]; waiting: number[]; running: number[] };
   simulator: { passes: number; coalesced_runs: number; loop_steps: number; events_per_s: number };
 }
@@ -119,7 +140,7 @@ export function buildReport(result: SimulationResult, wallMs: number, slo?: SloT
     }
   }
   const durS = Math.max(duration / 1000, 1e-9);
-  const gpus = options.workers * options.gpusPerWorker;
+  const gpus = engines.reduce((sum, e) => sum + e.gpus, 0);
   let passes = 0;
   let runs = 0;
   let preemptions = 0;
@@ -132,7 +153,9 @@ export function buildReport(result: SimulationResult, wallMs: number, slo?: SloT
       utilization: duration > 0 ? Math.min(1, e.busyMs / duration) : 0,
       passes: e.passes,
       preemptions: e.preemptions,
-      prefix_cache_hit_blocks_evicted: e.pool.evictions,
+      role: e.role,
+      gpus: e.gpus,
+      kv_blocks_evicted: e.evictions,
     };
   });
   const report: SimulationReport = {
@@ -164,6 +187,7 @@ export function buildReport(result: SimulationResult, wallMs: number, slo?: SloT
     gpu_hours: (gpus * duration) / 3_600_000,
     preemptions,
     workers,
+    roles: rolesOf(workers),
     queue_depth: resampleQueue(result, duration, 120),
     simulator: {
       passes,
@@ -172,6 +196,43 @@ export function buildReport(result: SimulationResult, wallMs: number, slo?: SloT
       events_per_s: wallMs > 0 ? (result.loopSteps + result.arrivals) / (wallMs / 1000) : 0,
     },
   };
+  const tiered = engines.filter((e) => (e as { offload?: unknown }).offload);
+  if (tiered.length > 0) {
+    let g2 = 0;
+    let g3 = 0;
+    let off = 0;
+    const delays: number[] = [];
+    for (const e of tiered as unknown as {
+      tierHitBlocks: number[];
+      onboardMs: number[];
+      offload: { offloaded: number };
+      config: { blockSize: number };
+    }[]) {
+      g2 += e.tierHitBlocks[2] * e.config.blockSize;
+      g3 += e.tierHitBlocks[3] * e.config.blockSize;
+      off += e.offload.offloaded;
+      delays.push(...e.onboardMs);
+    }
+    const bs = (tiered[0] as unknown as { config: { blockSize: number } }).config.blockSize;
+    report.kv_tiers = {
+      g1_hit_ratio: inTok > 0 ? Math.max(0, reused - g2 - g3) / inTok : 0,
+      g2_hit_ratio: inTok > 0 ? g2 / inTok : 0,
+      g3_hit_ratio: inTok > 0 ? g3 / inTok : 0,
+      offloaded_blocks: off,
+      onboarded_blocks: (g2 + g3) / bs,
+      onboard_ms: summarize(Float64Array.from(delays)),
+    };
+  }
+  const tr = result.transfers;
+  if (tr) {
+    report.kv_transfer = {
+      count: tr.count,
+      bytes: tr.bytes,
+      transfer_ms: summarize(tr.transferMs.slice(0, tr.count)),
+      destination_wait_ms: summarize(tr.waitMs.slice(0, tr.count)),
+      local_prefills: tr.localPrefills,
+    };
+  }
   if (slo) {
     report.goodput = {
       slo,
@@ -182,6 +243,18 @@ export function buildReport(result: SimulationResult, wallMs: number, slo?: SloT
     };
   }
   return report;
+}
+
+function rolesOf(workers: WorkerReport[]): SimulationReport['roles'] {
+  const out: SimulationReport['roles'] = {};
+  for (const w of workers) {
+    const r = out[w.role] ?? { workers: 0, gpus: 0, utilization: 0 };
+    r.utilization = (r.utilization * r.workers + w.utilization) / (r.workers + 1);
+    r.workers++;
+    r.gpus += w.gpus;
+    out[w.role] = r;
+  }
+  return out;
 }
 
 /** Time-weighted mean queue depth in `points` equal buckets over [0, duration]. */

@@ -1,5 +1,5 @@
+import type { Engine } from '../engine/engine.ts';
 import type { RequestTable } from '../engine/request-table.ts';
-import type { VllmEngine } from '../engine/vllm-engine.ts';
 import type { Rng } from '../random.ts';
 import { IntCountMap } from './int-count-map.ts';
 import type { Router } from './router.ts';
@@ -68,7 +68,7 @@ export class KvRouter implements Router {
     return j;
   }
 
-  private syncViews(engines: readonly VllmEngine[], now: number): void {
+  private syncViews(engines: readonly Engine[], now: number): void {
     for (let e = 0; e < engines.length; e++) {
       const log = engines[e].kvEvents;
       if (log === null) continue;
@@ -80,7 +80,7 @@ export class KvRouter implements Router {
     }
   }
 
-  route(r: number, engines: readonly VllmEngine[], now: number): number {
+  route(r: number, engines: readonly Engine[], now: number): number {
     this.syncViews(engines, now);
     const req = this.req;
     const layout = req.layout;

@@ -1,4 +1,4 @@
-import type { VllmEngine } from '../engine/vllm-engine.ts';
+import type { Engine } from '../engine/engine.ts';
 
 /** Picks an engine for each arriving request and tracks the load it placed. */
 export interface Router {
@@ -9,7 +9,7 @@ export interface Router {
    * evicts blocks), 'engines' (queue lengths and the like: every engine).
    */
   readonly reads: 'none' | 'kv-events' | 'engines';
-  route(r: number, engines: readonly VllmEngine[], now: number): number;
+  route(r: number, engines: readonly Engine[], now: number): number;
   onRouted?(r: number, engine: number): void;
   onFirstToken?(r: number, engine: number): void;
   onFinished?(r: number, engine: number): void;

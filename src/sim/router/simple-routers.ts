@@ -1,4 +1,4 @@
-import type { VllmEngine } from '../engine/vllm-engine.ts';
+import type { Engine } from '../engine/engine.ts';
 import type { Rng } from '../random.ts';
 import type { Router } from './router.ts';
 
@@ -27,7 +27,7 @@ export class RandomRouter implements Router {
   constructor(rng: Rng) {
     this.rng = rng;
   }
-  route(_r: number, engines: readonly VllmEngine[]): number {
+  route(_r: number, engines: readonly Engine[]): number {
     return this.rng.int(engines.length);
   }
 }
@@ -36,7 +36,7 @@ export class RandomRouter implements Router {
 export class LeastLoadedRouter implements Router {
   readonly name = 'least-loaded';
   readonly reads = 'engines';
-  route(_r: number, engines: readonly VllmEngine[]): number {
+  route(_r: number, engines: readonly Engine[]): number {
     let best = 0;
     let bestLoad = Number.POSITIVE_INFINITY;
     for (let e = 0; e < engines.length; e++) {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import type { VllmEngine } from '../../../src/sim/engine/vllm-engine.ts';
 import { runSimulation } from '../../../src/sim/run.ts';
 import { PolynomialTiming } from '../../../src/sim/timing/polynomial.ts';
 import type { PassShape, TimingModel } from '../../../src/sim/timing/timing-model.ts';
@@ -138,7 +139,7 @@ describe('scheduler invariants', () => {
       const { result, report } = runSimulation(config({ ...s, coalesceDecode: false }), w, timing);
       // Every request finished or was rejected; no KV block is still held by anyone.
       expect(report.completed_requests + report.rejected_requests).toBe(w.size);
-      for (const e of result.engines) {
+      for (const e of result.engines as VllmEngine[]) {
         expect(e.pool.activeBlocks).toBe(0);
         expect(e.runningCount + e.waitingCount).toBe(0);
         e.pool.assertInvariants();

@@ -1,0 +1,52 @@
+import type { IntDeque } from './int-deque.ts';
+import type { KvEventLog } from './kv-event-log.ts';
+
+/** What an engine does in the cluster: serve whole requests, or one side of disaggregated serving. */
+export type EngineRole = 'aggregated' | 'prefill' | 'decode';
+
+/**
+ * One serving engine (one data-parallel rank) as the simulation drives it. Passes are eager: `startPass`
+ * applies a pass's effects at its start and returns its end; the owner calls `endPass` at that time after
+ * reading `firstTokens` and `finished`. An engine may plan several identical passes at once (`hasPendingRun`)
+ * and apply them lazily; `materialize(t)` brings it up to date with everything that started before t.
+ */
+export interface Engine {
+  readonly index: number;
+  readonly role: EngineRole;
+  /** GPUs this engine occupies (tensor parallel x data parallel). */
+  readonly gpus: number;
+  readonly kvEvents: KvEventLog | null;
+  /** Requests whose first token on this engine came in the last pass (prefill role: prefill finished). */
+  readonly firstTokens: IntDeque;
+  /** Requests that completed or were rejected in the last pass (prefill role: prefill done, KV held). */
+  readonly finished: IntDeque;
+  busyUntil: number;
+  progressed: boolean;
+  readonly isIdle: boolean;
+  readonly hasPendingRun: boolean;
+  readonly pendingRunEvicts: boolean;
+  readonly runningCount: number;
+  readonly waitingCount: number;
+  hasWork(): boolean;
+  enqueue(r: number): void;
+  startPass(now: number, horizon: number, horizonAlways?: boolean): number;
+  endPass(): void;
+  materialize(t: number): number;
+
+  /** Decode role: reserves KV for request r's transferred prompt; false when capacity is short. */
+  reserveDestination?(r: number, now: number): boolean;
+  /** Tokens of r's prompt the last successful reservation found already cached here. */
+  readonly lastReservedHitTokens?: number;
+  /** Decode role: r's transferred KV arrived; it joins the queue ready to decode. */
+  activate?(r: number, now: number): void;
+  /** Prefill role: releases the KV held for r since its prefill finished. */
+  releaseHeld?(r: number): void;
+
+  // Statistics.
+  readonly passes: number;
+  readonly busyMs: number;
+  readonly preemptions: number;
+  readonly coalescedRuns: number;
+  readonly committedPrefillTokens: number;
+  readonly evictions: number;
+}

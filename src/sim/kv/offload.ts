@@ -1,0 +1,108 @@
+import { TransferLink } from '../disagg/transfer-link.ts';
+import { KeyLru } from './key-lru.ts';
+
+/** Lower KV tiers of one engine: host memory (G2) and optionally disk (G3), with their links. */
+export interface OffloadConfig {
+  /** Blocks the host tier holds (0 = no offloading). */
+  g2Blocks: number;
+  /** GB/s between GPU and host, each direction. */
+  g2Gbps: number;
+  /** Blocks the disk tier holds (0 = none); it is filled by what the host tier evicts. */
+  g3Blocks: number;
+  /** GB/s between host and disk. */
+  g3Gbps: number;
+  /** Bytes of one KV block (block size x KV bytes per token). */
+  blockBytes: number;
+}
+
+/**
+ * Blocks evicted from the GPU cache are written back to host memory instead of being lost, and host
+ * evictions go to disk. A prefix hit in a lower tier is brought back (onboarded) over the tier's link, which
+ * concurrent onboards of this engine share; disk hits are staged through host memory (disk link, then host
+ * link). Write-back is asynchronous and does not delay the GPU.
+ */
+export class OffloadTiers {
+  readonly g2: KeyLru;
+  readonly g3: KeyLru | null;
+  private readonly hostLink: TransferLink;
+  private readonly diskLink: TransferLink;
+  private readonly blockBytes: number;
+  /** Per onboard id: blocks to move over the host link once its disk phase (if any) is done. */
+  private readonly hostBlocks = new Map<number, number>();
+  private readonly done: number[] = [];
+  private readonly scratch: number[] = [];
+  offloaded = 0;
+  onboardedG2 = 0;
+  onboardedG3 = 0;
+
+  constructor(config: OffloadConfig) {
+    this.g2 = new KeyLru(config.g2Blocks);
+    this.g3 = config.g3Blocks > 0 ? new KeyLru(config.g3Blocks) : null;
+    this.hostLink = new TransferLink(config.g2Gbps);
+    this.diskLink = new TransferLink(config.g3Gbps);
+    this.blockBytes = config.blockBytes;
+  }
+
+  /** A cached block left the GPU: keep it in host memory (pushing the oldest host block to disk). */
+  offload(key: number): void {
+    this.offloaded++;
+    const spilled = this.g2.insert(key);
+    if (spilled >= 0 && this.g3 !== null) this.g3.insert(spilled);
+  }
+
+  /** 2 when the block is in host memory, 3 on disk, 0 when in neither. */
+  tierOf(key: number): number {
+    if (this.g2.has(key)) return 2;
+    if (this.g3?.has(key)) return 3;
+    return 0;
+  }
+
+  /** Starts onboarding `g2` host blocks and `g3` disk blocks for request `id` at `now`. */
+  onboard(id: number, g2: number, g3: number, now: number): void {
+    this.onboardedG2 += g2;
+    this.onboardedG3 += g3;
+    if (g3 > 0) {
+      this.hostBlocks.set(id, g2 + g3);
+      this.diskLink.add(id, g3 * this.blockBytes, now);
+    } else {
+      this.hostLink.add(id, g2 * this.blockBytes, now);
+    }
+  }
+
+  get pending(): number {
+    return this.hostLink.active + this.diskLink.active;
+  }
+
+  /** Time the next onboard completes (Infinity when none). */
+  nextCompletion(): number {
+    let t = this.hostLink.nextCompletion();
+    // A disk phase ending starts a host phase; that is when something changes.
+    const d = this.diskLink.nextCompletion();
+    if (d < t) t = d;
+    return t;
+  }
+
+  /** Advances to `now`; returns ids whose onboarding finished, in completion order. */
+  completeUpTo(now: number): number[] {
+    const done = this.done;
+    done.length = 0;
+    for (;;) {
+      const dt = this.diskLink.nextCompletion();
+      const ht = this.hostLink.nextCompletion();
+      const t = Math.min(dt, ht);
+      if (t > now) break;
+      if (dt <= ht) {
+        this.diskLink.completeUpTo(dt, this.scratch);
+        for (const id of this.scratch) {
+          const blocks = this.hostBlocks.get(id) ?? 0;
+          this.hostBlocks.delete(id);
+          this.hostLink.add(id, blocks * this.blockBytes, dt);
+        }
+      } else {
+        this.hostLink.completeUpTo(ht, this.scratch);
+        done.push(...this.scratch);
+      }
+    }
+    return done;
+  }
+}

@@ -1,0 +1,105 @@
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { main } from '../../../src/cli/main.ts';
+import { FIXTURES } from '../../support/sim.ts';
+
+async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out = new PassThrough();
+  const err = new PassThrough();
+  let o = '';
+  let e = '';
+  out.on('data', (d) => {
+    o += d;
+  });
+  err.on('data', (d) => {
+    e += d;
+  });
+  const code = await main(argv, out, err);
+  return { code, out: o, err: e };
+}
+
+const sample = `${FIXTURES}traces/conversation-sample.jsonl`;
+const dir = mkdtempSync(join(tmpdir(), 'servetune-sweep-'));
+
+describe('servetune sweep', () => {
+  it('prints the ranking with the recommendation and writes JSON of every candidate', async () => {
+    const json = join(dir, 'out.json');
+    const r = await cli(
+      'sweep',
+      '--trace',
+      sample,
+      '--gpus',
+      'h100:4',
+      '--tp',
+      '1,2',
+      '--routers',
+      'round-robin',
+      '--slo',
+      'ttft_p90=2000ms,itl_p90=50ms',
+      '--threads',
+      '0',
+      '--json',
+      json,
+    );
+    expect(r.err).toMatch(/progress: \d+\/\d+ evaluated/);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/<- recommended/);
+    expect(r.out).toMatch(/^Recommended: h100 \dx TP\d round-robin/m);
+    const doc = JSON.parse(readFileSync(json, 'utf8'));
+    expect(doc.candidates.length).toBe(doc.stats.enumerated);
+    expect(doc.candidates.every((c: { metrics: unknown }) => c.metrics !== null)).toBe(true);
+    expect(doc.recommended.feasible).toBe(true);
+    expect(doc.workload.requests).toBe(2000);
+  });
+
+  const bad: [string, string[], RegExp][] = [
+    ['missing budget', ['--trace', sample], /--gpus is required/],
+    ['malformed budget', ['--trace', sample, '--gpus', 'h100=16'], /--gpus: cannot read 'h100=16'/],
+    ['empty budget', ['--trace', sample, '--gpus', 'h100:0'], /--gpus: 'h100:0' needs at least one GPU/],
+    [
+      'bad SLO',
+      ['--trace', sample, '--gpus', 'h100:2', '--slo', 'ttft_p90=soon'],
+      /--slo: cannot read 'ttft_p90=soon'/,
+    ],
+    [
+      'unknown SLO metric',
+      ['--trace', sample, '--gpus', 'h100:2', '--slo', 'speed_p90=3ms'],
+      /--slo: cannot read 'speed_p90=3ms'/,
+    ],
+    [
+      'bad objective',
+      ['--trace', sample, '--gpus', 'h100:2', '--objective', 'speed'],
+      /--objective: unknown value 'speed'/,
+    ],
+    [
+      'bad TP list',
+      ['--trace', sample, '--gpus', 'h100:2', '--tp', '1,x'],
+      /--tp: 'x' is not a positive integer/,
+    ],
+    ['bad router', ['--trace', sample, '--gpus', 'h100:2', '--routers', 'rr,magic'], /router\.modes\.\d/],
+    ['missing trace', ['--trace', '/nope.jsonl', '--gpus', 'h100:2'], /\/nope\.jsonl: file not found/],
+  ];
+  for (const [name, argv, pattern] of bad) {
+    it(`exits 2 with one clear line on ${name}`, async () => {
+      const r = await cli('sweep', ...argv);
+      expect(r.code).toBe(2);
+      expect(r.err).toMatch(pattern);
+      expect(r.err.trim().split('\n').length).toBe(1);
+    });
+  }
+
+  it('names the space file and field of a bad search space', async () => {
+    const space = join(dir, 'space.yaml');
+    writeFileSync(space, 'tensorParallel: [1, 2]\nrouter:\n  modes: [kv]\n  overlapWeights: [-1]\n');
+    const r = await cli('sweep', '--trace', sample, '--gpus', 'h100:2', '--space', space);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain(`${space}: field 'router.overlapWeights.0': must not be negative`);
+    writeFileSync(space, 'tensorParallel: [1, 2]\nfoo: 1\n');
+    const r2 = await cli('sweep', '--trace', sample, '--gpus', 'h100:2', '--space', space);
+    expect(r2.code).toBe(2);
+    expect(r2.err).toMatch(/space\.yaml: .*foo/);
+  });
+});

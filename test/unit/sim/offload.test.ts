@@ -1,0 +1,84 @@
+import { describe, expect, it } from 'vitest';
+import { KeyLru } from '../../../src/sim/kv/key-lru.ts';
+import { conversationSample, mooncake, run } from '../../support/sim.ts';
+
+const prefill = (t: number) => 4.209989e-7 * t * t + 0.01518344 * t + 16.50142;
+const ns = (ms: number) => Math.round(ms * 1e6) / 1e6;
+
+describe('KeyLru (a lower KV tier)', () => {
+  it('keeps the newest keys up to capacity and evicts the oldest', () => {
+    const lru = new KeyLru(3);
+    expect([1, 2, 3].map((k) => lru.insert(k))).toEqual([-1, -1, -1]);
+    expect(lru.insert(2)).toBe(-1); // refresh
+    expect(lru.insert(4)).toBe(1);
+    expect(lru.toArray()).toEqual([3, 2, 4]);
+    expect(lru.has(1)).toBe(false);
+    expect(lru.remove(2)).toBe(true);
+    expect(lru.toArray()).toEqual([3, 4]);
+    for (let k = 10; k < 1000; k++) lru.insert(k);
+    expect(lru.toArray()).toEqual([997, 998, 999]);
+  });
+});
+
+describe('KV offload tiers', () => {
+  // A: 20 blocks of 64 tokens. B: unrelated, big enough to evict A from a 40-block GPU cache. C: A's prompt again.
+  const rows = [
+    { timestamp: 0, input_length: 1280, output_length: 2, hash_ids: [1, 2, 3] },
+    { timestamp: 1000, input_length: 2300, output_length: 2, hash_ids: [10, 11, 12, 13, 14] },
+    { timestamp: 2000, input_length: 1280, output_length: 2, hash_ids: [1, 2, 3] },
+  ];
+  const base = { engine: { blockSize: 64, numGpuBlocks: 40, kvBytesPerToken: 100_000 } };
+
+  it('onboards a prefix evicted to host memory instead of recomputing it, after the transfer delay', () => {
+    const without = run(mooncake(rows), base);
+    const withHost = run(mooncake(rows), { engine: { ...base.engine, g2Blocks: 1000, g2Gbps: 10 } });
+    // Without the host tier, only 4 of A's blocks survive B on the GPU. With it, the 15 evicted ones come back
+    // from host memory (the last of the 20 is always recomputed): 15 x 64 tokens x 100 kB = 96 MB over
+    // 10 GB/s = 9.6 ms, after which C is admitted (the engine is idle) with 19 blocks reused.
+    expect(without.result.collector.reusedBest[2]).toBe(4 * 64);
+    const c = withHost.result.collector;
+    expect(c.reusedBest[2]).toBe(19 * 64);
+    expect(c.firstAdmitMs[2] - c.arrivalMs[2]).toBeCloseTo(9.6, 6);
+    expect(c.firstTokenMs[2] - c.firstAdmitMs[2]).toBeCloseTo(ns(prefill(64)), 6);
+    expect(withHost.report.kv_tiers?.g2_hit_ratio).toBeCloseTo((15 * 64) / (1280 * 2 + 2300), 9);
+    expect(withHost.report.kv_tiers?.onboard_ms.max).toBeCloseTo(9.6, 6);
+    expect(withHost.report.ttft_ms.mean).toBeLessThan(without.report.ttft_ms.mean);
+  });
+
+  it('stages disk hits through host memory (disk link, then host link)', () => {
+    // A 10-block host tier spills A's oldest blocks to disk by the time C arrives.
+    const r = run(mooncake(rows), {
+      engine: { ...base.engine, g2Blocks: 10, g2Gbps: 10, g3Blocks: 1000, g3Gbps: 5 },
+    });
+    const c = r.result.collector;
+    expect(c.reusedBest[2]).toBe(19 * 64);
+    // 5 blocks come from disk (6.4 MB each at 5 GB/s: 6.4 ms), then all 15 over the host link (9.6 ms).
+    expect(r.report.kv_tiers?.g3_hit_ratio).toBeCloseTo((5 * 64) / (1280 * 2 + 2300), 9);
+    expect(c.firstAdmitMs[2] - c.arrivalMs[2]).toBeCloseTo(6.4 + 9.6, 6);
+  });
+
+  it('lowers mean TTFT on a workload with prefix reuse and GPU-cache pressure', () => {
+    const w = conversationSample(500);
+    const engine = { blockSize: 64, numGpuBlocks: 3000, kvBytesPerToken: 131072 };
+    const off = run(w, { workers: 2, engine }).report;
+    const host = run(w, { workers: 2, engine: { ...engine, g2Blocks: 30000 } }).report;
+    expect(host.prefix_cache_reused_ratio).toBeGreaterThan(off.prefix_cache_reused_ratio);
+    expect(host.ttft_ms.mean).toBeLessThan(off.ttft_ms.mean);
+    expect(host.completed_requests).toBe(w.size);
+  });
+
+  it('gives the same per-request timelines with and without coalesced decode runs', () => {
+    const w = conversationSample(300);
+    const cfg = {
+      workers: 2,
+      router: { mode: 'kv' },
+      engine: { blockSize: 64, numGpuBlocks: 2500, g2Blocks: 8000, g3Blocks: 20000 },
+    };
+    const a = run(w, { ...cfg, coalesceDecode: false }).result.collector;
+    const b = run(w, { ...cfg, coalesceDecode: true }).result.collector;
+    expect(Array.from(b.firstAdmitMs)).toEqual(Array.from(a.firstAdmitMs));
+    expect(Array.from(b.firstTokenMs)).toEqual(Array.from(a.firstTokenMs));
+    expect(Array.from(b.lastTokenMs)).toEqual(Array.from(a.lastTokenMs));
+    expect(Array.from(b.reusedBest)).toEqual(Array.from(a.reusedBest));
+  });
+});

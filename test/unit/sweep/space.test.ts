@@ -1,0 +1,89 @@
+import { describe, expect, it } from 'vitest';
+import { candidateGpus, enumerateCandidates, SearchSpaceSchema } from '../../../src/sweep/space.ts';
+
+describe('search space', () => {
+  it('enumerates candidates within each GPU budget and reports what it leaves out', () => {
+    const space = SearchSpaceSchema.parse({
+      tensorParallel: [1, 4, 16],
+      router: { modes: ['round-robin', 'kv'], overlapWeights: [1, 2] },
+    });
+    const { candidates, pruned } = enumerateCandidates(space, [
+      { type: 'h100', count: 8 },
+      { type: 'a100', count: 3 },
+    ]);
+    for (const c of candidates) {
+      const budget = c.gpuType === 'h100' ? 8 : 3;
+      expect(candidateGpus(c)).toBeLessThanOrEqual(budget);
+    }
+    // h100: TP1 x 1..8 workers, TP4 x 1..2; one router variant at 1 worker, three otherwise.
+    expect(candidates.filter((c) => c.gpuType === 'h100').length).toBe(1 + 7 * 3 + 1 + 1 * 3);
+    expect(pruned.map((p) => p.label)).toEqual(['h100 TP16', 'a100 TP4', 'a100 TP16']);
+    expect(pruned[0].reason).toBe('needs 16 GPUs, budget has 8');
+    expect(new Set(candidates.map((c) => c.id)).size).toBe(candidates.length);
+  });
+
+  it('applies a veto (e.g. memory) per shape, with its reason', () => {
+    const space = SearchSpaceSchema.parse({ tensorParallel: [1, 2], workers: [1, 2] });
+    const { candidates, pruned } = enumerateCandidates(space, [{ type: 'l40s', count: 4 }], (_gpu, tp) =>
+      tp < 2 ? 'model weights need 140 GB, 1 GPU has 48 GB' : null,
+    );
+    expect(candidates.every((c) => c.tensorParallel === 2)).toBe(true);
+    expect(pruned).toContainEqual({
+      label: 'l40s TP1',
+      reason: 'model weights need 140 GB, 1 GPU has 48 GB',
+    });
+  });
+
+  it('enumerates disaggregated splits at the budget edge, with per-role TP', () => {
+    const space = SearchSpaceSchema.parse({
+      topologies: ['aggregated', 'disaggregated'],
+      tensorParallel: [1],
+      workers: [4],
+      router: { modes: ['kv'], overlapWeights: [1] },
+      disaggregated: { prefillTensorParallel: [1, 2], decodeTensorParallel: [1, 4] },
+    });
+    const { candidates, pruned } = enumerateCandidates(space, [{ type: 'h100', count: 6 }]);
+    const dis = candidates.filter((c) => c.topology === 'disaggregated');
+    expect(candidates.filter((c) => c.topology === 'aggregated').length).toBe(1);
+    for (const c of dis) {
+      const used = candidateGpus(c);
+      expect(used).toBeLessThanOrEqual(6);
+      // Budget edge: no room left for another worker of either role.
+      const spare = 6 - used;
+      expect(spare < (c.prefill?.tensorParallel ?? 0) && spare < c.tensorParallel).toBe(true);
+      expect(c.prefill?.workers).toBeGreaterThanOrEqual(1);
+      expect(c.workers).toBeGreaterThanOrEqual(1);
+    }
+    // P(TP1)+D(TP1): 1+5 .. 5+1; P(TP2)+D(TP1): 1+4, 2+2; P(TP1)+D(TP4): 2+1 (1+1 leaves room); P(TP2)+D(TP4): 1+1.
+    expect(
+      dis
+        .map((c) => `${c.prefill?.tensorParallel}x${c.prefill?.workers}+${c.tensorParallel}x${c.workers}`)
+        .sort(),
+    ).toEqual(
+      [
+        '1x1+1x5',
+        '1x2+1x4',
+        '1x3+1x3',
+        '1x4+1x2',
+        '1x5+1x1',
+        '2x1+1x4',
+        '2x2+1x2',
+        '1x2+4x1',
+        '2x1+4x1',
+      ].sort(),
+    );
+    expect(pruned).toEqual([]);
+    const small = enumerateCandidates(space, [{ type: 'h100', count: 4 }]);
+    expect(small.pruned.map((p) => p.label)).toContain('h100 P(TP2)+D(TP4)');
+  });
+
+  it('validates space files field by field', () => {
+    const r = SearchSpaceSchema.safeParse({ tensorParallel: [0], router: { modes: ['fastest'] } });
+    expect(r.success).toBe(false);
+    const paths = r.success ? [] : r.error.issues.map((i) => i.path.join('.'));
+    expect(paths).toContain('tensorParallel.0');
+    expect(paths).toContain('router.modes.0');
+    expect(SearchSpaceSchema.safeParse({ workers: { min: 5, max: 2 } }).success).toBe(false);
+    expect(SearchSpaceSchema.safeParse({ extra: 1 }).success).toBe(false);
+  });
+});

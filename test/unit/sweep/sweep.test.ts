@@ -1,0 +1,130 @@
+import { describe, expect, it } from 'vitest';
+import { parseSlos } from '../../../src/sweep/objective.ts';
+import { SearchSpaceSchema } from '../../../src/sweep/space.ts';
+import { runSweep, type SweepResult } from '../../../src/sweep/sweep.ts';
+import { conversationSample, synthetic } from '../../support/sim.ts';
+
+const strip = (r: SweepResult) => ({ ...r, stats: { ...r.stats, wall_s: 0, threads: 0 } });
+
+describe('runSweep', () => {
+  const workload = conversationSample(600);
+  const space = SearchSpaceSchema.parse({
+    tensorParallel: [1, 2],
+    workers: { min: 1, max: 4 },
+    router: { modes: ['round-robin', 'kv'], overlapWeights: [1] },
+  });
+  const request = {
+    workload,
+    space,
+    budget: [{ type: 'h100', count: 4 }],
+    objective: 'throughput_per_gpu' as const,
+    slos: parseSlos('ttft_p90=1500ms'),
+  };
+
+  it('gives identical results whatever the number of threads', async () => {
+    const inProcess = await runSweep(request, { threads: 0 });
+    const one = await runSweep(request, { threads: 1 });
+    const two = await runSweep(request, { threads: 2 });
+    expect(strip(one)).toEqual(strip(inProcess));
+    expect(strip(two)).toEqual(strip(inProcess));
+    expect(inProcess.stats.fullEvaluations).toBe(inProcess.stats.enumerated);
+  });
+
+  it('recommends the best feasible candidate and explains it', async () => {
+    const r = await runSweep(request, { threads: 0 });
+    const rec = r.recommended;
+    expect(rec).not.toBeNull();
+    expect(rec?.feasible).toBe(true);
+    expect(rec?.rank).toBe(1);
+    for (const c of r.candidates) {
+      if (c.feasible) expect(c.score).toBeLessThanOrEqual(rec?.score ?? 0);
+    }
+    expect(r.explanation[0]).toMatch(/^Recommended: h100 /);
+    expect(r.explanation.join(' ')).toMatch(/ttft_p90 [\d.]+ ms <= 1500 ms/);
+    expect(r.frontier.latency).toContain(rec?.id);
+  });
+
+  it('says so when nothing meets the SLOs, and ranks by how close candidates come', async () => {
+    const r = await runSweep({ ...request, slos: parseSlos('ttft_p90=1ms') }, { threads: 0 });
+    expect(r.recommended).toBeNull();
+    expect(r.explanation[0]).toMatch(/^No candidate meets every SLO/);
+    const ranked = r.candidates
+      .filter((c) => c.rank !== null)
+      .sort((a, b) => (a.rank as number) - (b.rank as number));
+    for (let i = 1; i < ranked.length; i++)
+      expect(ranked[i].violation).toBeGreaterThanOrEqual(ranked[i - 1].violation);
+  });
+
+  const agreementCases: [
+    string,
+    () => typeof workload,
+    Parameters<typeof parseSlos>[0],
+    'throughput_per_gpu' | 'goodput' | 'cost',
+  ][] = [
+    [
+      'conversation sample, TTFT SLO, throughput per GPU',
+      () => conversationSample(600),
+      'ttft_p90=1500ms',
+      'throughput_per_gpu',
+    ],
+    [
+      'conversation sample, ITL and E2E SLOs, cost',
+      () => conversationSample(600),
+      'itl_p90=16ms,e2e_p90=12s',
+      'cost',
+    ],
+    [
+      'synthetic shared-prefix traffic, goodput',
+      () => synthetic({ sessions: 300, arrival: { kind: 'poisson', ratePerS: 6 } }),
+      'ttft_p99=800ms,itl_p90=12ms',
+      'goodput',
+    ],
+  ];
+  for (const [name, wl, slo, objective] of agreementCases) {
+    it(`successive halving and coordinate descent find the grid's best feasible candidate: ${name}`, async () => {
+      const req = { ...request, workload: wl(), slos: parseSlos(slo), objective };
+      const grid = await runSweep({ ...req, optimizer: 'grid' }, { threads: 0 });
+      const halving = await runSweep({ ...req, optimizer: 'halving' }, { threads: 0 });
+      const coordinate = await runSweep({ ...req, optimizer: 'coordinate' }, { threads: 0 });
+      expect(grid.recommended).not.toBeNull();
+      expect(halving.recommended?.id).toBe(grid.recommended?.id);
+      expect(halving.stats.evaluations).toBeLessThan(grid.stats.evaluations * 2);
+      expect(coordinate.recommended?.id).toBe(grid.recommended?.id);
+      expect(coordinate.stats.evaluations).toBeLessThan(grid.stats.evaluations);
+    });
+  }
+
+  it('compares aggregated and disaggregated deployments in one sweep', async () => {
+    const mixed = SearchSpaceSchema.parse({
+      topologies: ['aggregated', 'disaggregated'],
+      tensorParallel: [1],
+      workers: { min: 2, max: 4 },
+      router: { modes: ['kv'], overlapWeights: [1] },
+      disaggregated: { prefillTensorParallel: [1], decodeTensorParallel: [1] },
+    });
+    const r = await runSweep({ ...request, space: mixed }, { threads: 0 });
+    const dis = r.candidates.filter((c) => c.candidate.topology === 'disaggregated');
+    expect(dis.length).toBe(3); // 1+3, 2+2, 3+1
+    for (const c of dis) {
+      expect(c.metrics?.gpus).toBe(4);
+      expect(c.label).toMatch(/^h100 \dP\(TP1\)\+\dD\(TP1\) kv/);
+    }
+    expect(r.recommended).not.toBeNull();
+  });
+
+  it('stops when aborted and returns partial results', async () => {
+    const controller = new AbortController();
+    let seen = 0;
+    const r = await runSweep(request, {
+      threads: 0,
+      signal: controller.signal,
+      onProgress: (p) => {
+        seen = p.done;
+        if (p.done === 3) controller.abort();
+      },
+    });
+    expect(seen).toBe(3);
+    expect(r.stats.partial).toBe(true);
+    expect(r.candidates.filter((c) => c.metrics !== null).length).toBe(3);
+  });
+});
