@@ -53,6 +53,7 @@ export const OPERATOR_FLAGS: FlagSpec[] = [
     kind: 'int',
     help: 'sweeps running at once, cluster-wide (1)',
   },
+  { name: 'sweep-threads', path: null, kind: 'int', help: 'worker threads of one sweep (1)' },
   {
     name: 'log-level',
     path: null,
@@ -73,6 +74,17 @@ export async function operatorCommand(argv: string[], out: NodeJS.WritableStream
   }
   const kubeconfig = f.get('kubeconfig') as string | undefined;
   if (kubeconfig && !existsSync(kubeconfig)) throw new UsageError(`--kubeconfig: ${kubeconfig} not found`);
+  const home = process.env.HOME ?? '';
+  if (
+    !kubeconfig &&
+    !process.env.KUBERNETES_SERVICE_HOST &&
+    !process.env.KUBECONFIG &&
+    !existsSync(`${home}/.kube/config`)
+  ) {
+    throw new UsageError(
+      'no cluster to talk to: pass --kubeconfig FILE, set KUBECONFIG, or run in a cluster',
+    );
+  }
   const positive = (name: string) => {
     const v = f.get(name) as number | undefined;
     if (v !== undefined && v < 1) throw new UsageError(`--${name}: must be at least 1`);

@@ -327,6 +327,15 @@ export class TuningController {
     );
     for (const w of warnings)
       void this.o.recorder.emit(regarding, 'Warning', 'BaselineAmbiguous', 'ReadTarget', w, related);
+    if (s.updatePolicy.mode !== 'Off') {
+      void this.o.recorder.emit(
+        regarding,
+        'Warning',
+        'UpdateModeNotImplemented',
+        'Sweep',
+        `updatePolicy.mode ${s.updatePolicy.mode} is accepted but not acted on yet: recommendations are only proposed.`,
+      );
+    }
     log.info({ slot }, 'Sweep started');
     const t0 = performance.now();
     void (async () => {

@@ -86,12 +86,19 @@ export class LeaderElector {
   }
 
   private async run(): Promise<void> {
+    let errors = 0;
     while (!this.stopped) {
       let ok = false;
       try {
         ok = await this.tryAcquireOrRenew();
+        errors = 0;
       } catch (err) {
-        this.o.logger?.debug({ err: (err as Error).message }, 'Lease update failed');
+        // Blips are normal; a lease that stays unreachable deserves a warning now and then.
+        errors++;
+        this.o.logger?.[errors % 10 === 3 ? 'warn' : 'debug'](
+          { err: (err as Error).message, errors },
+          'Lease update failed',
+        );
       }
       if (this.stopped) break;
       const now = Date.now();
