@@ -15,6 +15,7 @@ import {
   kube,
   listEvents,
   listRecommendations,
+  makeDue,
   putConfigMap,
   startOperator,
   traceSample,
@@ -168,9 +169,7 @@ describe('a DeploymentTuning', () => {
   it('sets Degraded and keeps the recommendation when the source has no usable data', async () => {
     const before = await getTuning(client, ns, 'llama');
     await putConfigMap(client, ns, 'traffic', { 'trace.jsonl': 'garbage\n{"timestamp": "x"}\n' });
-    // Make the next sweep due now.
-    before.status!.nextSweepTime = new Date(Date.now() - 1000).toISOString().replace(/\.\d+Z$/, 'Z');
-    await client.replace(pathOf(DEPLOYMENT_TUNINGS, ns, 'llama', 'status'), before);
+    await makeDue(client, ns, 'llama');
     const dt = await waitFor('Degraded', async () => {
       const d = await getTuning(client, ns, 'llama');
       return condition(d, 'Degraded')?.status === 'True' ? d : undefined;
@@ -191,9 +190,7 @@ describe('a DeploymentTuning', () => {
     await client.mergePatch(pathOf(DEPLOYMENT_TUNINGS, ns, 'llama'), {
       spec: { schedule: '*/2 * * * * *', historyLimit: 2 },
     });
-    const dt = await getTuning(client, ns, 'llama');
-    dt.status!.nextSweepTime = new Date(Date.now() - 1000).toISOString().replace(/\.\d+Z$/, 'Z');
-    await client.replace(pathOf(DEPLOYMENT_TUNINGS, ns, 'llama', 'status'), dt);
+    await makeDue(client, ns, 'llama');
     await waitFor(
       'three proposals',
       async () => {

@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KubeClient } from '../../src/operator/kube/client.ts';
-import { DEPLOYMENT_TUNINGS, pathOf } from '../../src/operator/kube/resources.ts';
 import { runSweepJob } from '../../src/operator/sweep/job.ts';
 import {
   condition,
@@ -18,6 +17,7 @@ import {
   startOperator,
   traceSample,
   tuningSpec,
+  updateTuningStatus,
   waitFor,
 } from './support.ts';
 
@@ -94,7 +94,7 @@ describe('an operator restart', () => {
     const c = startOperator({ namespace: ns });
     await c.start();
     await createTuning(client, ns, 'after-create', tuningSpec('llama', 'traffic'));
-    const done = await waitFor('the first recommendation', async () => {
+    await waitFor('the first recommendation', async () => {
       const d = await getTuning(client, ns, 'after-create');
       return d.status?.currentRecommendation ? d : undefined;
     });
@@ -104,20 +104,20 @@ describe('an operator restart', () => {
     )!;
 
     // Put status back to where a crash between creating the recommendation and writing status leaves it.
-    const crashed = structuredClone(done);
-    const st = crashed.status as Record<string, unknown>;
-    st.nextSweepTime = rec.spec.sweep.scheduledTime;
-    st.sweepStartedTime = rec.spec.sweep.startedTime;
-    delete st.currentRecommendation;
-    delete st.lastSweepTime;
-    delete st.lastProposalTime;
-    delete st.history;
-    crashed.status!.conditions = crashed.status!.conditions!.filter(
-      (x) => x.type !== 'RecommendationAvailable',
-    );
-    const sweeping = crashed.status!.conditions!.find((x) => x.type === 'Sweeping')!;
-    Object.assign(sweeping, { status: 'True', reason: 'SweepStarted', message: 'Sweep started.' });
-    await client.replace(pathOf(DEPLOYMENT_TUNINGS, ns, 'after-create', 'status'), crashed);
+    await updateTuningStatus(client, ns, 'after-create', (crashed) => {
+      const st = crashed.status as Record<string, unknown>;
+      st.nextSweepTime = rec.spec.sweep.scheduledTime;
+      st.sweepStartedTime = rec.spec.sweep.startedTime;
+      delete st.currentRecommendation;
+      delete st.lastSweepTime;
+      delete st.lastProposalTime;
+      delete st.history;
+      crashed.status!.conditions = crashed.status!.conditions!.filter(
+        (x) => x.type !== 'RecommendationAvailable',
+      );
+      const sweeping = crashed.status!.conditions!.find((x) => x.type === 'Sweeping')!;
+      Object.assign(sweeping, { status: 'True', reason: 'SweepStarted', message: 'Sweep started.' });
+    });
 
     let jobs = 0;
     const d = startOperator({

@@ -6,7 +6,7 @@ import { pino } from 'pino';
 import { inject } from 'vitest';
 import { toCrd } from '../../src/api/crd.ts';
 import { CRDS, DEV_CRDS, type TuningRecommendation } from '../../src/api/index.ts';
-import { isAlreadyExists, isNotFound, KubeClient } from '../../src/operator/kube/client.ts';
+import { isAlreadyExists, isConflict, isNotFound, KubeClient } from '../../src/operator/kube/client.ts';
 import {
   CONFIG_MAPS,
   CRDS as CRD_RESOURCE,
@@ -253,6 +253,32 @@ export interface TuningObject {
 
 export async function getTuning(client: KubeClient, namespace: string, name: string): Promise<TuningObject> {
   return client.get<TuningObject>(pathOf(DEPLOYMENT_TUNINGS, namespace, name));
+}
+
+/** Read-modify-write of a tuning's status, retried on conflicts with the operator's own writes. */
+export async function updateTuningStatus(
+  client: KubeClient,
+  namespace: string,
+  name: string,
+  mutate: (dt: TuningObject) => void,
+): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    const dt = await getTuning(client, namespace, name);
+    mutate(dt);
+    try {
+      await client.replace(pathOf(DEPLOYMENT_TUNINGS, namespace, name, 'status'), dt);
+      return;
+    } catch (e) {
+      if (!isConflict(e) || attempt > 20) throw e;
+    }
+  }
+}
+
+/** Makes the next sweep of a tuning due now. */
+export function makeDue(client: KubeClient, namespace: string, name: string): Promise<void> {
+  return updateTuningStatus(client, namespace, name, (dt) => {
+    dt.status!.nextSweepTime = new Date(Date.now() - 1000).toISOString().replace(/\.\d+Z$/, 'Z');
+  });
 }
 
 export function condition(dt: TuningObject, type: string) {
