@@ -101,7 +101,9 @@ export const WorkloadSourceSchema = cel(
           key: z.string().min(1).max(253).describe('Data key holding the trace.'),
         })
         .optional()
-        .describe('A trace stored in a ConfigMap key.'),
+        .describe(
+          'A trace stored in a ConfigMap key (ConfigMaps hold at most 1 MiB; use file or url for more).',
+        ),
       file: z
         .object({
           path: z

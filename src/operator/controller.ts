@@ -209,7 +209,17 @@ export class TuningController {
     }
 
     const now = this.now();
-    const slot = dt.status?.nextSweepTime ?? dt.metadata.creationTimestamp ?? nowIso(now);
+    let slot = dt.status?.nextSweepTime ?? dt.metadata.creationTimestamp ?? nowIso(now);
+    // A changed spec may bring a sooner schedule: the slot planned under the old one must not hold it back.
+    if (dt.status?.nextSweepTime && (dt.status.observedGeneration ?? 0) < generation) {
+      const sooner = nowIso(nextRun(s.schedule, now));
+      if (Date.parse(sooner) < Date.parse(slot)) {
+        slot = sooner;
+        await this.updateStatus(key, (st) => {
+          st.nextSweepTime = sooner;
+        });
+      }
+    }
     if (s.suspend) {
       await this.updateStatus(key, (st) => {
         st.nextSweepTime ??= slot;

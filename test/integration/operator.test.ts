@@ -216,6 +216,42 @@ describe('a DeploymentTuning', () => {
     expect(condition(dtNow, 'Degraded')).toMatchObject({ status: 'False' });
   });
 
+  it('follows a sooner schedule at once, and holds back small gains and too-frequent proposals', async () => {
+    // Yearly schedule, huge gain threshold: the next slot is far away until the schedule changes.
+    await client.mergePatch(pathOf(DEPLOYMENT_TUNINGS, ns, 'llama'), {
+      spec: { suspend: false, schedule: '0 0 1 1 *', guardrails: { minImprovementPercent: 1000 } },
+    });
+    await waitFor('a yearly slot', async () => {
+      const d = await getTuning(client, ns, 'llama');
+      return (
+        d.status?.observedGeneration === d.metadata.generation &&
+        Date.parse(d.status!.nextSweepTime!) > Date.now() + 86_400_000
+      );
+    });
+    const proposals = async () =>
+      ((await getTuning(client, ns, 'llama')).status?.history ?? []).filter((h) => h.outcome === 'Proposed')
+        .length;
+    const before = await proposals();
+    await client.mergePatch(pathOf(DEPLOYMENT_TUNINGS, ns, 'llama'), { spec: { schedule: '*/3 * * * * *' } });
+    const small = await waitFor('a sweep held back by the gain guardrail', async () => {
+      const d = await getTuning(client, ns, 'llama');
+      return d.status?.history?.[0]?.outcome === 'NoImprovement' ? d : undefined;
+    });
+    expect(small.status!.history![0]).toMatchObject({ outcome: 'NoImprovement' });
+    // Now a real gain, but one proposal per hour at most (the last was seconds ago).
+    await client.mergePatch(pathOf(DEPLOYMENT_TUNINGS, ns, 'llama'), {
+      spec: { guardrails: { minImprovementPercent: 10, minProposalInterval: '1h' } },
+    });
+    await waitFor('a sweep held back by the interval guardrail', async () => {
+      const d = await getTuning(client, ns, 'llama');
+      return d.status?.history?.[0]?.outcome === 'TooSoon';
+    });
+    await client.mergePatch(pathOf(DEPLOYMENT_TUNINGS, ns, 'llama'), { spec: { suspend: true } });
+    expect(await proposals()).toBe(before);
+    const events = (await listEvents(client, ns)).map((e) => e.reason);
+    expect(events).toEqual(expect.arrayContaining(['NoImprovement', 'TooSoon']));
+  });
+
   it('serves health, readiness and metrics', async () => {
     const base = `http://127.0.0.1:${op.port}`;
     expect((await fetch(`${base}/healthz`)).status).toBe(200);
