@@ -236,6 +236,16 @@ export class TuningController {
       return { requeueAfterMs: Math.min(dueIn, MAX_REQUEUE_MS) };
     }
 
+    // Due by the cache; confirm with a fresh read, since our last status write may not have reached the cache
+    // yet and a stale slot would start a second sweep for it.
+    const fresh = await this.fetch(key);
+    if (!fresh) return {};
+    if (fresh.status?.nextSweepTime && fresh.status.nextSweepTime !== slot) {
+      const wait = Date.parse(fresh.status.nextSweepTime) - this.now().getTime();
+      if (wait > 0) return { requeueAfterMs: Math.min(wait, MAX_REQUEUE_MS) };
+      slot = fresh.status.nextSweepTime;
+    }
+
     // Due. A recommendation for this slot may already exist if we stopped after creating it.
     const existing = await this.getRecommendation(dt, slot);
     if (existing) {
