@@ -102,6 +102,10 @@ class Semaphore {
   constructor(n: number) {
     this.free = n;
   }
+  /** Holders that would have to finish before a new acquire succeeds (0 = a slot is free). */
+  queueAhead(): number {
+    return this.free > 0 ? 0 : this.waiters.length + 1;
+  }
   async acquire(signal: AbortSignal): Promise<void> {
     if (this.free > 0) {
       this.free--;
@@ -320,14 +324,18 @@ export class TuningController {
     const generation = dt.metadata.generation ?? 0;
     const startedTime = nowIso(this.now());
     const restarted = getCondition(dt.status?.conditions, 'Sweeping')?.status === 'True';
+    const ahead = this.semaphore.queueAhead();
     await this.updateStatus(key, (st) => {
       st.nextSweepTime ??= slot;
       st.sweepStartedTime = startedTime;
       st.conditions = setCondition(st.conditions, {
         type: 'Sweeping',
         status: 'True',
-        reason: restarted ? 'SweepRestarted' : 'SweepStarted',
-        message: `Sweep for the ${slot} slot started at ${startedTime}.`,
+        reason: ahead > 0 ? 'SweepQueued' : restarted ? 'SweepRestarted' : 'SweepStarted',
+        message:
+          ahead > 0
+            ? `Sweep for the ${slot} slot is waiting for ${ahead} other sweep(s) (global limit ${this.o.maxConcurrentSweeps}).`
+            : `Sweep for the ${slot} slot started at ${startedTime}.`,
         observedGeneration: generation,
       });
       this.summarizeConditions(st, generation);

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KubeClient } from '../../src/operator/kube/client.ts';
+import { DEPLOYMENT_TUNINGS, pathOf } from '../../src/operator/kube/resources.ts';
 import { runSweepJob } from '../../src/operator/sweep/job.ts';
 import {
   condition,
@@ -62,6 +63,19 @@ describe('an operator restart', () => {
     const during = await getTuning(client, ns, 'mid-sweep');
     expect(condition(during, 'Sweeping')).toMatchObject({ status: 'True', reason: 'SweepStarted' });
     const slot = during.status!.nextSweepTime!;
+    // The sweep runs off the reconcile path: other objects are reconciled meanwhile, and a second due sweep
+    // waits for the global limit (one) instead of running alongside.
+    await createTuning(client, ns, 'no-target', tuningSpec('missing', 'traffic'));
+    await createTuning(client, ns, 'queued', tuningSpec('llama', 'traffic'));
+    await waitFor('the others to be reconciled during the sweep', async () => {
+      const other = await getTuning(client, ns, 'no-target');
+      const queued = await getTuning(client, ns, 'queued');
+      return (
+        condition(other, 'Degraded')?.reason === 'TargetNotFound' &&
+        condition(queued, 'Sweeping')?.reason === 'SweepQueued'
+      );
+    });
+    expect(condition(await getTuning(client, ns, 'mid-sweep'), 'Sweeping')?.status).toBe('True');
     await a.stop({ releaseLease: false });
 
     const b = startOperator({ namespace: ns, runJob: runSweepJob });
@@ -87,6 +101,7 @@ describe('an operator restart', () => {
       expect(reasons).toContain('SweepRestarted');
     } finally {
       await b.stop();
+      for (const name of ['no-target', 'queued']) await client.delete(pathOf(DEPLOYMENT_TUNINGS, ns, name));
     }
   });
 
