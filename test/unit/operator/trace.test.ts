@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -62,6 +62,7 @@ describe('trace sources', () => {
     expect(await fetchTrace(noClient, 'ns', spec)).toBe(row(0, [1]));
     const missing = WorkloadSpecSchema.parse({ source: { file: { path: join(dir, 'nope.jsonl') } } });
     await expect(fetchTrace(noClient, 'ns', missing)).rejects.toThrow(TraceUnavailableError);
+    rmSync(dir, { recursive: true });
   });
 
   it('downloads over HTTP, refusing errors and oversized bodies', async () => {
