@@ -114,7 +114,9 @@ export const WorkloadSourceSchema = cel(
             .describe('Absolute path.'),
         })
         .optional()
-        .describe('A trace file on a volume mounted into the operator.'),
+        .describe(
+          'A trace file on a volume mounted into the operator, under one of its --trace-root directories.',
+        ),
       url: z
         .object({
           url: z

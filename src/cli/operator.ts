@@ -55,6 +55,13 @@ export const OPERATOR_FLAGS: FlagSpec[] = [
   },
   { name: 'sweep-threads', path: null, kind: 'int', help: 'worker threads of one sweep (1)' },
   {
+    name: 'trace-root',
+    path: null,
+    kind: 'string',
+    metavar: 'DIRS',
+    help: 'comma-separated directories file trace sources may read (default: none, file sources refused)',
+  },
+  {
     name: 'log-level',
     path: null,
     kind: 'string',
@@ -100,6 +107,10 @@ export async function operatorCommand(argv: string[], out: NodeJS.WritableStream
     workers: positive('workers'),
     maxConcurrentSweeps: positive('max-concurrent-sweeps'),
     sweepThreads: positive('sweep-threads'),
+    traceRoots: ((f.get('trace-root') as string | undefined) ?? '')
+      .split(',')
+      .map((d) => d.trim())
+      .filter((d) => d !== ''),
     leaderElection: {
       enabled: !f.get('no-leader-elect'),
       namespace: (f.get('leader-election-namespace') as string) ?? podNamespace ?? namespace ?? 'default',

@@ -64,6 +64,8 @@ export interface ControllerOptions {
   maxConcurrentSweeps: number;
   /** After a failed sweep, retry this soon (or at the next slot if sooner). */
   failureRetryMs: number;
+  /** Directories file trace sources may read from (none: file sources are refused). */
+  traceRoots?: string[];
   /** Worker threads of one sweep's evaluation pool. */
   sweepThreads?: number;
   runJob?: JobRunner;
@@ -400,7 +402,9 @@ export class TuningController {
           );
         }
         const source = describeSource(s.workload, namespace);
-        const traceText = await fetchTrace(this.o.client, namespace, s.workload);
+        const traceText = await fetchTrace(this.o.client, namespace, s.workload, {
+          fileRoots: this.o.traceRoots,
+        });
         finished.result = await this.runJob(
           {
             traceText,
@@ -494,7 +498,7 @@ export class TuningController {
       'LoadTrace',
       `Loaded ${r.summary.requests} requests from ${r.summary.source}` +
         (r.summary.badLines > 0
-          ? `; skipped ${r.summary.badLines} bad lines (first: ${r.issues[0]?.line ? `line ${r.issues[0].line}: ` : ''}${r.issues[0]?.message ?? ''}).`
+          ? `; skipped ${r.summary.badLines} bad lines (first: ${describeIssue(r.issues[0])}).`
           : '.'),
     );
     void this.o.recorder.emit(
@@ -931,6 +935,15 @@ export class TuningController {
       )
       .map((t) => keyOf(t));
   }
+}
+
+/**
+ * A bad trace line, located but not quoted: the trace may come from anywhere the operator can read, and its
+ * content must not leak into Events.
+ */
+function describeIssue(i: SweepJobResult['issues'][number] | undefined): string {
+  if (!i) return 'unknown';
+  return `line ${i.line}: ${i.field ? `field '${i.field}' is invalid or missing` : 'not a JSON object'}`;
 }
 
 function sameSettings(a: ServingSettings, b: ServingSettings): boolean {

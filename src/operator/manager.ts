@@ -39,6 +39,7 @@ export interface OperatorOptions {
   workers?: number;
   maxConcurrentSweeps?: number;
   sweepThreads?: number;
+  traceRoots?: string[];
   failureRetryMs?: number;
   informer?: Pick<
     InformerOptions,
@@ -174,6 +175,7 @@ export class Operator {
       maxConcurrentSweeps: this.o.maxConcurrentSweeps ?? 1,
       failureRetryMs: this.o.failureRetryMs ?? 5 * 60_000,
       sweepThreads: this.o.sweepThreads,
+      traceRoots: this.o.traceRoots,
       runJob: this.o.runJob,
     });
     controller.enqueue = (key) => queue.add(key);

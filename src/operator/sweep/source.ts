@@ -1,4 +1,5 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, realpath } from 'node:fs/promises';
+import { resolve, sep } from 'node:path';
 import { request } from 'undici';
 import type { WorkloadSpec } from '../../api/index.ts';
 import { isNotFound, type KubeClient } from '../kube/client.ts';
@@ -16,6 +17,31 @@ export class TraceUnavailableError extends Error {
 export interface FetchOptions {
   maxBytes?: number;
   timeoutMs?: number;
+  /**
+   * Directories file sources may read from (after resolving symlinks). Empty: file sources are refused, so
+   * that whoever may create a DeploymentTuning cannot make the operator read its own secrets.
+   */
+  fileRoots?: string[];
+}
+
+/** Resolves `path` and checks it lies inside one of `roots`; returns the real path. */
+export async function allowedFile(path: string, roots: string[]): Promise<string> {
+  if (roots.length === 0) {
+    throw new TraceUnavailableError(
+      'file trace sources are disabled; start the operator with --trace-root DIR',
+    );
+  }
+  let real: string;
+  try {
+    real = await realpath(path);
+  } catch (e) {
+    throw new TraceUnavailableError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+  }
+  for (const root of roots) {
+    const r = await realpath(resolve(root)).catch(() => resolve(root));
+    if (real === r || real.startsWith(r.endsWith(sep) ? r : r + sep)) return real;
+  }
+  throw new TraceUnavailableError(`${path} is outside the operator's trace roots (${roots.join(', ')})`);
 }
 
 export function describeSource(spec: WorkloadSpec, namespace: string): string {
@@ -55,8 +81,9 @@ export async function fetchTrace(
     return text;
   }
   if (s.file) {
+    const path = await allowedFile(s.file.path, opts.fileRoots ?? []);
     try {
-      const buf = await readFile(s.file.path);
+      const buf = await readFile(path);
       if (buf.length > maxBytes)
         throw new TraceUnavailableError(`${s.file.path} is larger than ${maxBytes} bytes`);
       return buf.toString('utf8');

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -55,13 +55,35 @@ describe('trace window', () => {
 describe('trace sources', () => {
   const noClient = {} as KubeClient;
 
-  it('reads a file on a mounted volume and names a missing one', async () => {
+  it('reads a file under a trace root and names a missing one', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'trace-'));
     writeFileSync(join(dir, 't.jsonl'), row(0, [1]));
     const spec = WorkloadSpecSchema.parse({ source: { file: { path: join(dir, 't.jsonl') } } });
-    expect(await fetchTrace(noClient, 'ns', spec)).toBe(row(0, [1]));
+    expect(await fetchTrace(noClient, 'ns', spec, { fileRoots: [dir] })).toBe(row(0, [1]));
     const missing = WorkloadSpecSchema.parse({ source: { file: { path: join(dir, 'nope.jsonl') } } });
-    await expect(fetchTrace(noClient, 'ns', missing)).rejects.toThrow(TraceUnavailableError);
+    await expect(fetchTrace(noClient, 'ns', missing, { fileRoots: [dir] })).rejects.toThrow(
+      TraceUnavailableError,
+    );
+    rmSync(dir, { recursive: true });
+  });
+
+  it('refuses files outside the trace roots, through symlinks too, and all files without roots', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'trace-'));
+    const roots = join(dir, 'traces');
+    mkdirSync(roots);
+    writeFileSync(join(dir, 'secret'), 'token');
+    symlinkSync(join(dir, 'secret'), join(roots, 'link.jsonl'));
+    const at = (path: string) => WorkloadSpecSchema.parse({ source: { file: { path } } });
+    await expect(fetchTrace(noClient, 'ns', at(join(dir, 'secret')), { fileRoots: [roots] })).rejects.toThrow(
+      /outside the operator's trace roots/,
+    );
+    await expect(
+      fetchTrace(noClient, 'ns', at(join(roots, 'link.jsonl')), { fileRoots: [roots] }),
+    ).rejects.toThrow(/outside/);
+    await expect(
+      fetchTrace(noClient, 'ns', at(join(roots, '..', 'secret')), { fileRoots: [roots] }),
+    ).rejects.toThrow(/outside/);
+    await expect(fetchTrace(noClient, 'ns', at(join(dir, 'secret')))).rejects.toThrow(/disabled/);
     rmSync(dir, { recursive: true });
   });
 
