@@ -1,6 +1,5 @@
 import type { Logger } from 'pino';
 import {
-  API_VERSION,
   type DeploymentTuning,
   type DeploymentTuningSpec,
   DeploymentTuningSpecSchema,
@@ -8,27 +7,24 @@ import {
   type GpuInventory,
   parseDuration,
   type ServingSettings,
-  type TuningRecommendation,
-  type TuningRecommendationSpec,
 } from '../api/index.ts';
 import { getCondition, nowIso, setCondition } from './conditions.ts';
-import { computeInventory, effectiveBudget, type NodeLike, type PodLike } from './gpu-inventory.ts';
-import { isAlreadyExists, isConflict, isNotFound, type KubeClient } from './kube/client.ts';
-import { type EventRecorder, type EventRef, refOf } from './kube/events.ts';
+import { effectiveBudget, listGpuInventory } from './gpu-inventory.ts';
+import { isConflict, isNotFound, type KubeClient } from './kube/client.ts';
+import { type EventRecorder, refOf } from './kube/events.ts';
 import type { Informer } from './kube/informer.ts';
-import {
-  DEPLOYMENT_TUNINGS,
-  type KubeList,
-  type KubeObject,
-  keyOf,
-  NODES,
-  PODS,
-  pathOf,
-  splitKey,
-  TUNING_RECOMMENDATIONS,
-} from './kube/resources.ts';
+import { DEPLOYMENT_TUNINGS, type KubeObject, keyOf, pathOf, splitKey } from './kube/resources.ts';
 import type { OperatorMetrics } from './metrics.ts';
+import { decideProposal } from './policy.ts';
+import {
+  buildRecommendation,
+  createRecommendation,
+  findRecommendation,
+  recommendationName,
+  supersedeAndPrune,
+} from './recommendations.ts';
 import { nextRun, validateCron } from './schedule.ts';
+import { Semaphore } from './semaphore.ts';
 import {
   runSweepJob,
   SweepJobError,
@@ -48,8 +44,6 @@ import type { TargetAdapter } from './target/adapter.ts';
  * instead of duplicating it, and re-runs a sweep it had not finished instead of losing it.
  */
 
-export const LABEL_TUNING = 'servetune.dev/deployment-tuning';
-export const LABEL_SLOT = 'servetune.dev/sweep-slot';
 export const CONTROLLER_NAME = 'servetune.dev/deploymenttuning-controller';
 
 export type JobRunner = (input: SweepJobInput, signal: AbortSignal) => Promise<SweepJobResult>;
@@ -96,43 +90,6 @@ const MAX_REQUEUE_MS = 6 * 3_600_000;
 
 /** Degraded reasons about the object or its target (cleared once a reconcile finds them fixed). */
 const CONFIG_REASONS = new Set(['InvalidSpec', 'InvalidSchedule', 'TargetNotFound', 'TargetUnreadable']);
-
-/** A counting semaphore whose waiters can give up. */
-class Semaphore {
-  private free: number;
-  private readonly waiters: (() => void)[] = [];
-  constructor(n: number) {
-    this.free = n;
-  }
-  /** Holders that would have to finish before a new acquire succeeds (0 = a slot is free). */
-  queueAhead(): number {
-    return this.free > 0 ? 0 : this.waiters.length + 1;
-  }
-  async acquire(signal: AbortSignal): Promise<void> {
-    if (this.free > 0) {
-      this.free--;
-      return;
-    }
-    await new Promise<void>((resolve, reject) => {
-      const grant = () => {
-        signal.removeEventListener('abort', cancel);
-        resolve();
-      };
-      const cancel = () => {
-        const i = this.waiters.indexOf(grant);
-        if (i >= 0) this.waiters.splice(i, 1);
-        reject(new Error('cancelled'));
-      };
-      this.waiters.push(grant);
-      signal.addEventListener('abort', cancel, { once: true });
-    });
-  }
-  release(): void {
-    const next = this.waiters.shift();
-    if (next) next();
-    else this.free++;
-  }
-}
 
 export class TuningController {
   private readonly o: ControllerOptions;
@@ -253,7 +210,11 @@ export class TuningController {
     }
 
     // Due. A recommendation for this slot may already exist if we stopped after creating it.
-    const existing = await this.getRecommendation(dt, slot);
+    const existing = await findRecommendation(
+      this.o.client,
+      dt.metadata.namespace ?? 'default',
+      recommendationName(dt.metadata.name, slot),
+    );
     if (existing) {
       log.info(
         { recommendation: existing.metadata.name },
@@ -382,7 +343,7 @@ export class TuningController {
         await this.semaphore.acquire(abort.signal);
         acquired = true;
         const namespace = dt.metadata.namespace ?? 'default';
-        const inv = await this.inventory();
+        const inv = await listGpuInventory(this.o.client, this.now());
         // Re-read the baseline now that the inventory can resolve a GPU type the target does not pin.
         const known = [...inv.types].sort((a, b) => b.requested - a.requested).map((t) => t.gpuType);
         const reread = adapter.readBaseline(targetObj, known);
@@ -489,7 +450,16 @@ export class TuningController {
       return;
     }
     const r = f.result!;
-    const decision = this.decide(dt, s, f);
+    const decision = decideProposal({
+      best: r.best,
+      baseline: f.baseline,
+      baselineMeetsSlos: r.baseline.meetsSlos,
+      gainPercent: r.gainPercent,
+      objective: s.objective,
+      guardrails: s.guardrails,
+      lastProposalTime: dt.status?.lastProposalTime,
+      completedTime: f.completedTime,
+    });
     this.o.metrics.sweeps.inc({ outcome: decision.outcome });
     void this.o.recorder.emit(
       regarding,
@@ -512,7 +482,9 @@ export class TuningController {
     );
     let created: string | undefined;
     if (decision.outcome === 'Proposed') {
-      created = await this.createRecommendation(dt, s, f, r, log);
+      const body = buildRecommendation(dt, s, { ...f, result: r });
+      await createRecommendation(this.o.client, body, log);
+      created = body.metadata.name;
       await this.o.recorder.emit(
         regarding,
         'Normal',
@@ -520,7 +492,7 @@ export class TuningController {
         'Recommend',
         `TuningRecommendation ${created}: ${summarize(r.best!.settings)} (${r.gainPercent}% ${s.objective}).`,
       );
-      await this.supersedeAndPrune(dt, s, created, log);
+      await supersedeAndPrune(this.o.client, this.o.recorder, dt, s.historyLimit, created, log, this.now());
     } else {
       await this.o.recorder.emit(regarding, 'Normal', decision.outcome, 'Recommend', decision.message);
     }
@@ -580,220 +552,6 @@ export class TuningController {
       }
       this.summarizeConditions(st, generation);
     });
-  }
-
-  private decide(
-    dt: DeploymentTuning,
-    s: DeploymentTuningSpec,
-    f: FinishedSweep,
-  ): { outcome: 'Proposed' | 'NoImprovement' | 'TooSoon' | 'NoFeasibleCandidate'; message: string } {
-    const r = f.result!;
-    if (!r.best)
-      return { outcome: 'NoFeasibleCandidate', message: 'No candidate met the SLOs within the GPU budget.' };
-    if (sameSettings(r.best.settings, f.baseline)) {
-      return { outcome: 'NoImprovement', message: 'The current settings are already the best candidate.' };
-    }
-    const gain = r.gainPercent ?? 0;
-    const fixesSlos = !r.baseline.meetsSlos;
-    if (!fixesSlos && gain < s.guardrails.minImprovementPercent) {
-      return {
-        outcome: 'NoImprovement',
-        message: `Best candidate improves ${s.objective} by ${gain}%, below the ${s.guardrails.minImprovementPercent}% guardrail.`,
-      };
-    }
-    const last = dt.status?.lastProposalTime;
-    const interval = parseDuration(s.guardrails.minProposalInterval);
-    if (last && Date.parse(f.completedTime) - Date.parse(last) < interval) {
-      return {
-        outcome: 'TooSoon',
-        message: `A proposal was made at ${last}; the guardrail allows one per ${s.guardrails.minProposalInterval}.`,
-      };
-    }
-    return {
-      outcome: 'Proposed',
-      message: fixesSlos
-        ? `The baseline misses the SLOs; the proposal meets them (${gain}% ${s.objective}).`
-        : `Predicted ${gain}% better ${s.objective}.`,
-    };
-  }
-
-  private recommendationName(dt: DeploymentTuning, slot: string): string {
-    const epoch = Math.floor(Date.parse(slot) / 1000);
-    return `${dt.metadata.name.slice(0, 240)}-${epoch}`;
-  }
-
-  private async getRecommendation(
-    dt: DeploymentTuning,
-    slot: string,
-  ): Promise<TuningRecommendation | undefined> {
-    try {
-      return await this.o.client.get<TuningRecommendation>(
-        pathOf(TUNING_RECOMMENDATIONS, dt.metadata.namespace, this.recommendationName(dt, slot)),
-      );
-    } catch (e) {
-      if (isNotFound(e)) return undefined;
-      throw e;
-    }
-  }
-
-  private async createRecommendation(
-    dt: DeploymentTuning,
-    s: DeploymentTuningSpec,
-    f: FinishedSweep,
-    r: SweepJobResult,
-    log: Logger,
-  ): Promise<string> {
-    const name = this.recommendationName(dt, f.slot);
-    const namespace = dt.metadata.namespace ?? 'default';
-    const best = r.best!;
-    const spec: TuningRecommendationSpec = {
-      deploymentTuning: dt.metadata.name,
-      targetRef: s.targetRef,
-      objective: s.objective,
-      baseline: f.baseline,
-      proposal: best.settings,
-      predicted: { baseline: r.baseline, proposal: best.metrics, gainPercent: r.gainPercent ?? 0 },
-      frontier: r.frontier.slice(0, 32).map((c) => ({
-        summary: summarize(c.settings).slice(0, 256),
-        gpus: c.settings.gpus,
-        objectiveValue: c.metrics.objectiveValue,
-        ttftP90Ms: c.metrics.ttftMs.p90,
-        itlP90Ms: c.metrics.itlMs.p90,
-        outputTokensPerSecondPerGpu: c.metrics.outputTokensPerSecondPerGpu,
-        meetsSlos: c.metrics.meetsSlos,
-      })),
-      explanation: r.explanation.slice(0, 4096),
-      trace: {
-        source: r.summary.source,
-        hash: r.summary.hash,
-        windowStartSeconds: r.summary.windowStartSeconds,
-        windowEndSeconds: r.summary.windowEndSeconds,
-        requests: r.summary.requests,
-      },
-      sweep: {
-        scheduledTime: f.slot,
-        startedTime: f.startedTime,
-        completedTime: f.completedTime,
-        candidates: r.candidates,
-        feasible: r.feasible,
-        optimizer: r.optimizer,
-        simulatorVersion: r.simulatorVersion,
-      },
-    };
-    const body: TuningRecommendation = {
-      apiVersion: API_VERSION,
-      kind: 'TuningRecommendation',
-      metadata: {
-        name,
-        namespace,
-        labels: {
-          [LABEL_TUNING]: dt.metadata.name,
-          [LABEL_SLOT]: String(Math.floor(Date.parse(f.slot) / 1000)),
-        },
-        ownerReferences: [
-          {
-            apiVersion: API_VERSION,
-            kind: 'DeploymentTuning',
-            name: dt.metadata.name,
-            uid: dt.metadata.uid!,
-            controller: true,
-            blockOwnerDeletion: true,
-          },
-        ],
-      },
-      spec,
-    };
-    let obj: TuningRecommendation;
-    try {
-      obj = await this.o.client.create<TuningRecommendation>(pathOf(TUNING_RECOMMENDATIONS, namespace), body);
-      log.info({ recommendation: name }, 'Created TuningRecommendation');
-    } catch (e) {
-      if (!isAlreadyExists(e)) throw e;
-      obj = await this.o.client.get<TuningRecommendation>(pathOf(TUNING_RECOMMENDATIONS, namespace, name));
-    }
-    if (!obj.status?.state) {
-      obj.status = { state: 'Proposed', stateTransitionTime: f.completedTime, message: 'Awaiting review.' };
-      await this.o.client.replace(pathOf(TUNING_RECOMMENDATIONS, namespace, name, 'status'), obj);
-    }
-    return name;
-  }
-
-  private async supersedeAndPrune(
-    dt: DeploymentTuning,
-    s: DeploymentTuningSpec,
-    current: string,
-    log: Logger,
-  ): Promise<void> {
-    const namespace = dt.metadata.namespace ?? 'default';
-    const list = await this.o.client.get<KubeList<TuningRecommendation>>(
-      pathOf(TUNING_RECOMMENDATIONS, namespace),
-      {
-        labelSelector: `${LABEL_TUNING}=${dt.metadata.name}`,
-      },
-    );
-    const mine = list.items.filter((t) => t.metadata.ownerReferences?.some((o) => o.uid === dt.metadata.uid));
-    for (const t of mine) {
-      if (t.metadata.name === current || t.status?.state !== 'Proposed') continue;
-      t.status = {
-        ...t.status,
-        state: 'Superseded',
-        stateTransitionTime: nowIso(this.now()),
-        supersededBy: current,
-        message: `Superseded by ${current}.`,
-      };
-      try {
-        await this.o.client.replace(pathOf(TUNING_RECOMMENDATIONS, namespace, t.metadata.name, 'status'), t);
-        void this.o.recorder.emit(refOf(t), 'Normal', 'Superseded', 'Supersede', `Superseded by ${current}.`);
-      } catch (e) {
-        if (!isConflict(e) && !isNotFound(e)) throw e;
-      }
-    }
-    // Oldest first; keep the newest historyLimit.
-    const ordered = mine.sort(
-      (a, b) =>
-        Date.parse(a.spec.sweep.completedTime) - Date.parse(b.spec.sweep.completedTime) ||
-        a.metadata.name.localeCompare(b.metadata.name),
-    );
-    const excess = ordered.length - s.historyLimit;
-    for (const t of ordered.slice(0, Math.max(0, excess))) {
-      if (t.metadata.name === current) continue;
-      try {
-        await this.o.client.delete(pathOf(TUNING_RECOMMENDATIONS, namespace, t.metadata.name));
-        log.info({ recommendation: t.metadata.name }, 'Pruned TuningRecommendation beyond historyLimit');
-        void this.o.recorder.emit(
-          refOf(dt),
-          'Normal',
-          'RecommendationPruned',
-          'Prune',
-          `Deleted ${t.metadata.name} (historyLimit ${s.historyLimit}).`,
-        );
-      } catch (e) {
-        if (!isNotFound(e)) throw e;
-      }
-    }
-  }
-
-  private async inventory(): Promise<Omit<GpuInventory, 'budget'>> {
-    const nodes = await this.o.client.get<KubeList<NodeLike>>(pathOf(NODES), {
-      labelSelector: 'nvidia.com/gpu.present=true',
-    });
-    const all = await this.o.client.get<KubeList<NodeLike>>(pathOf(NODES));
-    // GFD labels nvidia.com/gpu.present; hand-made nodes may only carry the product label.
-    const byName = new Map<string, NodeLike>();
-    for (const n of [...nodes.items, ...all.items]) {
-      const l = n.metadata.labels ?? {};
-      if (
-        l['nvidia.com/gpu.product'] ||
-        l['nvidia.com/gpu.present'] ||
-        n.status?.allocatable?.['nvidia.com/gpu']
-      ) {
-        byName.set(n.metadata.name, n);
-      }
-    }
-    const pods = await this.o.client.get<KubeList<PodLike>>(pathOf(PODS), {
-      fieldSelector: 'status.phase!=Succeeded,status.phase!=Failed',
-    });
-    return computeInventory([...byName.values()], pods.items, this.now());
   }
 
   private pushHistory(
@@ -945,19 +703,3 @@ function describeIssue(i: SweepJobResult['issues'][number] | undefined): string 
   if (!i) return 'unknown';
   return `line ${i.line}: ${i.field ? `field '${i.field}' is invalid or missing` : 'not a JSON object'}`;
 }
-
-function sameSettings(a: ServingSettings, b: ServingSettings): boolean {
-  const norm = (s: ServingSettings) =>
-    JSON.stringify({
-      gpuType: s.gpuType,
-      topology: s.topology,
-      aggregated: s.aggregated,
-      prefill: s.prefill,
-      decode: s.decode,
-      router: s.router.mode,
-      planner: s.planner.enabled,
-    });
-  return norm(a) === norm(b);
-}
-
-export type { EventRef };

@@ -1,4 +1,6 @@
 import type { GpuInventory } from '../api/index.ts';
+import type { KubeClient } from './kube/client.ts';
+import { type KubeList, NODES, PODS, pathOf } from './kube/resources.ts';
 
 /**
  * GPU inventory from Nodes (GPU Feature Discovery labels and allocatable `nvidia.com/gpu`) minus what
@@ -168,4 +170,20 @@ export function effectiveBudget(
     for (const k of Object.keys(out)) out[k] = Math.min(out[k], budget.maxTotalGPUs);
   for (const k of Object.keys(out)) if (out[k] <= 0) delete out[k];
   return out;
+}
+
+/** Lists GPU nodes and the pods holding GPUs, and computes the inventory. */
+export async function listGpuInventory(client: KubeClient, now: Date): Promise<Omit<GpuInventory, 'budget'>> {
+  const nodes = await client.get<KubeList<NodeLike>>(pathOf(NODES));
+  // GFD labels nodes nvidia.com/gpu.present; nodes without GFD may only advertise allocatable GPUs.
+  const gpuNodes = nodes.items.filter((n) => {
+    const l = n.metadata.labels ?? {};
+    return (
+      l['nvidia.com/gpu.product'] || l['nvidia.com/gpu.present'] || n.status?.allocatable?.['nvidia.com/gpu']
+    );
+  });
+  const pods = await client.get<KubeList<PodLike>>(pathOf(PODS), {
+    fieldSelector: 'status.phase!=Succeeded,status.phase!=Failed',
+  });
+  return computeInventory(gpuNodes, pods.items, now);
 }
