@@ -3,7 +3,7 @@
  * minutes) and prints speed figures per case:
  *   - aggregated: 8 round-robin workers, polynomial timing, block size 512 (the headline case);
  *   - disaggregated: 3 prefill + 5 decode workers, KV router, 64 GB/s KV transfer;
- *   - further cases registered in CASES (e.g. other engines).
+ *   - sglang: the SGLang scheduler on 8 round-robin workers, 64-token pages.
  * Ends with one JSON line: the headline case's figures plus every case's speed-up.
  * Usage: npm run bench:sim [-- --trace FILE --repeat K --case NAME --no-coalesce]
  */
@@ -38,6 +38,10 @@ const CASES: Record<string, { label: string; config: Record<string, unknown> }> 
       router: { mode: 'kv' },
       disaggregation: { prefill: { workers: 3 }, decode: { workers: 5 }, kvTransferGbps: 64 },
     },
+  },
+  sglang: {
+    label: 'SGLang scheduler, 8 workers, round-robin, 64-token pages',
+    config: { workers: 8, engine: { engine: 'sglang', blockSize: 64 }, router: { mode: 'round-robin' } },
   },
 };
 

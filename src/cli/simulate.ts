@@ -141,10 +141,47 @@ export const SIMULATE_FLAGS: FlagSpec[] = [
     name: 'engine',
     path: 'engine.engine',
     kind: 'string',
-    values: { vllm: 'vllm' },
-    help: 'engine scheduler: vllm',
+    values: { vllm: 'vllm', sglang: 'sglang' },
+    help: 'engine scheduler: vllm|sglang',
   },
-  { name: 'block-size', path: 'engine.blockSize', kind: 'int', help: 'KV block size in tokens (64)' },
+  {
+    name: 'schedule-policy',
+    path: 'engine.schedulePolicy',
+    kind: 'string',
+    values: { fifo: 'fifo', fcfs: 'fifo', lpm: 'lpm' },
+    help: 'sglang: waiting order fifo|lpm (fifo)',
+  },
+  {
+    name: 'max-prefill-tokens',
+    path: 'engine.maxPrefillTokens',
+    kind: 'int',
+    help: 'sglang: tokens per prefill batch (16384)',
+  },
+  {
+    name: 'chunked-prefill-size',
+    path: 'engine.chunkedPrefillSize',
+    kind: 'int',
+    help: 'sglang: tokens per prompt chunk (8192)',
+  },
+  {
+    name: 'clip-max-new-tokens',
+    path: 'engine.clipMaxNewTokens',
+    kind: 'int',
+    help: 'sglang: output tokens reserved per request (4096)',
+  },
+  {
+    name: 'schedule-conservativeness',
+    path: 'engine.scheduleConservativeness',
+    kind: 'number',
+    help: 'sglang: scales the admission reserve (1)',
+  },
+  {
+    name: 'block-size',
+    aliases: ['page-size'],
+    path: 'engine.blockSize',
+    kind: 'int',
+    help: 'KV block (sglang: page) size in tokens (64)',
+  },
   { name: 'num-gpu-blocks', path: 'engine.numGpuBlocks', kind: 'int', help: 'KV blocks per worker (16384)' },
   { name: 'max-num-seqs', path: 'engine.maxNumSeqs', kind: 'int', help: 'running requests per worker (256)' },
   {
@@ -441,12 +478,13 @@ export function renderSummary(config: SimulationConfig, workload: Workload, r: S
   const source = config.workload.trace ?? 'synthetic';
   const lines: string[] = [];
   const d = config.disaggregation;
+  const kind = config.engine.engine === 'sglang' ? 'SGLang' : 'vLLM';
   const topology = d
-    ? `disaggregated: ${d.prefill.workers} prefill (TP${d.prefill.tensorParallelSize}) + ${d.decode.workers} decode (TP${d.decode.tensorParallelSize}) vLLM worker(s)`
-    : `${config.workers} x vLLM worker(s)${config.tensorParallelSize > 1 ? ` (TP${config.tensorParallelSize})` : ''}`;
+    ? `disaggregated: ${d.prefill.workers} prefill (TP${d.prefill.tensorParallelSize}) + ${d.decode.workers} decode (TP${d.decode.tensorParallelSize}) ${kind} worker(s)`
+    : `${config.workers} x ${kind} worker(s)${config.tensorParallelSize > 1 ? ` (TP${config.tensorParallelSize})` : ''}`;
   lines.push(
     `servetune simulate: ${formatNumber(w.requests)} requests from ${source}; ${topology}, ` +
-      `router ${config.router.mode}, timing ${config.timing.model}, block ${config.engine.blockSize}, ` +
+      `router ${config.router.mode}, timing ${config.timing.model}, ${kind === 'SGLang' ? 'page' : 'block'} ${config.engine.blockSize}, ` +
       `${formatNumber(config.engine.numGpuBlocks)} KV blocks`,
   );
   lines.push('');

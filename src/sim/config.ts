@@ -11,8 +11,10 @@ const nonNegative = z.number().nonnegative('must not be negative');
 
 export const EngineConfigSchema = z
   .object({
-    engine: z.enum(['vllm']).default('vllm').describe('Scheduler to simulate.'),
-    blockSize: positiveInt.default(64).describe('Tokens per KV block.'),
+    engine: z.enum(['vllm', 'sglang']).default('vllm').describe('Scheduler to simulate.'),
+    blockSize: positiveInt
+      .default(64)
+      .describe('Tokens per KV block (SGLang: the page size; the reference defaults it to 1).'),
     numGpuBlocks: positiveInt.default(16384).describe('KV capacity per worker, in blocks.'),
     maxNumSeqs: positiveInt.default(256).describe('Running-request cap per worker.'),
     maxNumBatchedTokens: positiveInt.default(8192).describe('Token budget of one forward pass.'),
@@ -36,6 +38,19 @@ export const EngineConfigSchema = z
       .default(0)
       .describe('Disk KV tier size in blocks (needs the host tier).'),
     g3Gbps: positive.default(7).describe('Host <-> disk bandwidth, GB/s.'),
+    // SGLang scheduler knobs (ignored by vLLM), defaults as in the reference mocker.
+    schedulePolicy: z
+      .enum(['fifo', 'lpm'])
+      .default('fifo')
+      .describe('SGLang: waiting order (lpm = longest cached prefix first).'),
+    maxPrefillTokens: positiveInt.default(16384).describe('SGLang: tokens one prefill batch may compute.'),
+    chunkedPrefillSize: positiveInt.default(8192).describe('SGLang: tokens of one prompt chunk.'),
+    clipMaxNewTokens: positiveInt
+      .default(4096)
+      .describe('SGLang: output tokens per request counted in the admission reserve.'),
+    scheduleConservativeness: positive
+      .default(1)
+      .describe('SGLang: scales the admission reserve (initial new_token_ratio 0.7).'),
   })
   .strict();
 
@@ -104,11 +119,30 @@ export const WorkloadConfigSchema = z
     }
   });
 
+type WithoutDefaults<S extends z.ZodRawShape> = {
+  [K in keyof S]: z.ZodOptional<S[K] extends z.ZodDefault<infer I> ? I : S[K]>;
+};
+
+/** The shape with every field optional and no defaults: an override sets only what it names. */
+function withoutDefaults<S extends z.ZodRawShape>(shape: S): WithoutDefaults<S> {
+  const out: Record<string, z.ZodType> = {};
+  for (const [k, v] of Object.entries(shape)) {
+    const inner = (v instanceof z.ZodDefault ? v.unwrap() : v) as z.ZodType;
+    out[k] = inner.optional();
+  }
+  return out as WithoutDefaults<S>;
+}
+
 const PoolConfigSchema = z
   .object({
     workers: positiveInt.describe('Workers in this pool.'),
     tensorParallelSize: positiveInt.default(1).describe('GPUs per worker.'),
-    engine: EngineConfigSchema.partial().optional().describe('Overrides of the top-level engine settings.'),
+    // Without defaults: an override must not reset top-level settings it does not name.
+    engine: z
+      .object(withoutDefaults(EngineConfigSchema.shape))
+      .strict()
+      .optional()
+      .describe('Overrides of the top-level engine settings.'),
   })
   .strict();
 

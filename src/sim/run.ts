@@ -1,8 +1,8 @@
 import type { SimulationConfig } from './config.ts';
-import type { VllmEngineConfig } from './engine/vllm-engine.ts';
 import { buildReport, type SimulationReport } from './metrics/report.ts';
 import {
   type DisaggregationSpec,
+  type EngineSpec,
   type SimulationOptions,
   type SimulationResult,
   simulate,
@@ -16,8 +16,24 @@ import type { Workload } from './workload/workload.ts';
 /** Turns a validated configuration into simulation options. */
 export function toSimulationOptions(config: SimulationConfig, timing?: TimingModel): SimulationOptions {
   const r = config.router;
-  const engineOf = (over: Partial<SimulationConfig['engine']> = {}): VllmEngineConfig => {
+  const engineOf = (over: Partial<SimulationConfig['engine']> = {}): EngineSpec => {
     const e = { ...config.engine, ...over };
+    if (e.engine === 'sglang') {
+      return {
+        kind: 'sglang',
+        numGpuBlocks: e.numGpuBlocks,
+        blockSize: e.blockSize,
+        maxNumSeqs: e.maxNumSeqs,
+        enablePrefixCaching: e.enablePrefixCaching,
+        speedupRatio: e.speedupRatio,
+        schedulePolicy: e.schedulePolicy,
+        maxPrefillTokens: e.maxPrefillTokens,
+        chunkedPrefillSize: e.chunkedPrefillSize,
+        clipMaxNewTokens: e.clipMaxNewTokens,
+        scheduleConservativeness: e.scheduleConservativeness,
+        coalesceDecode: config.coalesceDecode,
+      };
+    }
     return {
       numGpuBlocks: e.numGpuBlocks,
       blockSize: e.blockSize,

@@ -2,6 +2,7 @@ import { ArrivalQueue, EngineHeap } from './arrival-queue.ts';
 import { TransferLink } from './disagg/transfer-link.ts';
 import type { Engine, EngineRole } from './engine/engine.ts';
 import { RequestStatus, RequestTable } from './engine/request-table.ts';
+import { SglangEngine, type SglangEngineConfig } from './engine/sglang-engine.ts';
 import { VllmEngine, type VllmEngineConfig } from './engine/vllm-engine.ts';
 import { Collector } from './metrics/collector.ts';
 import { Rng } from './random.ts';
@@ -24,10 +25,13 @@ export type ArrivalSpec =
   /** Keep at most `concurrency` requests (or sessions) in flight; arrivals are stamped at dispatch. */
   | { kind: 'closed-loop'; concurrency: number };
 
+/** Engine settings: a vLLM engine (no `kind`, or 'vllm') or an SGLang one. */
+export type EngineSpec = VllmEngineConfig | SglangEngineConfig;
+
 /** One pool of identical engines. */
 export interface PoolSpec {
   workers: number;
-  engine: VllmEngineConfig;
+  engine: EngineSpec;
   timing: TimingModel;
   /** GPUs one worker occupies (tensor-parallel size x data-parallel size). */
   gpusPerWorker: number;
@@ -53,7 +57,7 @@ export interface DisaggregationSpec {
 export interface SimulationOptions {
   /** Aggregated serving: `workers` engines with `engine`, `timing`, `gpusPerWorker`. Ignored if disaggregated. */
   workers: number;
-  engine: VllmEngineConfig;
+  engine: EngineSpec;
   timing: TimingModel;
   gpusPerWorker: number;
   disaggregation?: DisaggregationSpec;
@@ -192,16 +196,17 @@ class Simulation {
       const router = makeRouter(routerSpec, this.req, spec.workers, rng);
       const pool: Pool = { role, engines: [], router };
       for (let i = 0; i < spec.workers; i++) {
-        const e = new VllmEngine(
-          this.engines.length,
-          spec.engine,
-          spec.timing,
+        const args = [
           this.req,
           this.collector,
           router.reads === 'kv-events',
           role,
           spec.gpusPerWorker,
-        );
+        ] as const;
+        const e: Engine =
+          spec.engine.kind === 'sglang'
+            ? new SglangEngine(this.engines.length, spec.engine, spec.timing, ...args)
+            : new VllmEngine(this.engines.length, spec.engine, spec.timing, ...args);
         pool.engines.push(e);
         this.poolOf.push(pool);
         this.localIndex.push(i);

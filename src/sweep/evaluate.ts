@@ -40,6 +40,7 @@ export function candidateConfig(c: Candidate, base: SimulationBase): SimulationC
         }
       : {}),
     engine: {
+      engine: c.engine.engine,
       blockSize: c.engine.blockSize,
       maxNumSeqs: c.engine.maxNumSeqs,
       maxNumBatchedTokens: c.engine.maxNumBatchedTokens,

@@ -34,6 +34,11 @@ export const RouterSpaceSchema = z
 
 export const EngineSpaceSchema = z
   .object({
+    engines: z
+      .array(z.enum(['vllm', 'sglang']))
+      .min(1)
+      .default(['vllm'])
+      .describe('serving engine schedulers'),
     maxNumBatchedTokens: intList.default([8192]),
     maxNumSeqs: intList.default([256]),
     blockSize: intList.default([64]),
@@ -94,7 +99,13 @@ export interface Candidate {
     overlapCredit: number;
     temperature: number;
   };
-  engine: { maxNumBatchedTokens: number; maxNumSeqs: number; blockSize: number; numGpuBlocks?: number };
+  engine: {
+    engine: 'vllm' | 'sglang';
+    maxNumBatchedTokens: number;
+    maxNumSeqs: number;
+    blockSize: number;
+    numGpuBlocks?: number;
+  };
 }
 
 export function candidateGpus(c: Candidate): number {
@@ -122,6 +133,7 @@ export function candidateLabel(c: Candidate): string {
       : r.mode;
   const e = c.engine;
   const knobs: string[] = [];
+  if (e.engine !== 'vllm') knobs.push(e.engine);
   if (e.maxNumBatchedTokens !== 8192) knobs.push(`mbt=${e.maxNumBatchedTokens}`);
   if (e.maxNumSeqs !== 256) knobs.push(`seqs=${e.maxNumSeqs}`);
   if (e.blockSize !== 64) knobs.push(`bs=${e.blockSize}`);
@@ -282,15 +294,17 @@ function expandRouters(space: SearchSpace['router']): Candidate['router'][] {
 
 function expandEngines(space: SearchSpace['engine']): Candidate['engine'][] {
   const out: Candidate['engine'][] = [];
-  for (const maxNumBatchedTokens of [...new Set(space.maxNumBatchedTokens)])
-    for (const maxNumSeqs of [...new Set(space.maxNumSeqs)])
-      for (const blockSize of [...new Set(space.blockSize)])
-        for (const numGpuBlocks of space.numGpuBlocks ? [...new Set(space.numGpuBlocks)] : [undefined])
-          out.push({
-            maxNumBatchedTokens,
-            maxNumSeqs,
-            blockSize,
-            ...(numGpuBlocks !== undefined ? { numGpuBlocks } : {}),
-          });
+  for (const engine of [...new Set(space.engines)])
+    for (const maxNumBatchedTokens of [...new Set(space.maxNumBatchedTokens)])
+      for (const maxNumSeqs of [...new Set(space.maxNumSeqs)])
+        for (const blockSize of [...new Set(space.blockSize)])
+          for (const numGpuBlocks of space.numGpuBlocks ? [...new Set(space.numGpuBlocks)] : [undefined])
+            out.push({
+              engine,
+              maxNumBatchedTokens,
+              maxNumSeqs,
+              blockSize,
+              ...(numGpuBlocks !== undefined ? { numGpuBlocks } : {}),
+            });
   return out;
 }

@@ -8,6 +8,7 @@ import { KvEventLog } from './kv-event-log.ts';
 import { RequestStatus, type RequestTable } from './request-table.ts';
 
 export interface VllmEngineConfig {
+  kind?: 'vllm';
   /** KV capacity in blocks. */
   numGpuBlocks: number;
   /** Tokens per KV block. */

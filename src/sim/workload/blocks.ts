@@ -45,7 +45,6 @@ export function layoutBlocks(w: Workload, blockSize: number): BlockLayout {
   const keys = new Int32Array(total);
   // Interned prefix nodes: (parent node, content) -> node id. Content is a dense hash id.
   const nodes = new PairInterner(w.hashIds.length);
-  const intern = (parent: number, content: number): number => nodes.intern(parent, content);
 
   let keySpace = 0;
   if (tb % blockSize === 0) {
@@ -54,15 +53,12 @@ export function layoutBlocks(w: Workload, blockSize: number): BlockLayout {
     for (let i = 0; i < n; i++) {
       const f = promptBlocks[i];
       const h0 = w.hashOffsets[i];
+      const off = offsets[i];
       let node = -1;
-      let lastHash = -1;
-      for (let j = 0; j < f; j++) {
-        const hi = Math.floor(j / ratio);
-        if (hi !== lastHash) {
-          node = intern(node, w.hashIds[h0 + hi]);
-          lastHash = hi;
-        }
-        keys[offsets[i] + j] = node * ratio + (j - hi * ratio);
+      for (let hi = 0, j = 0; j < f; hi++) {
+        node = nodes.intern(node, w.hashIds[h0 + hi]);
+        const base = node * ratio;
+        for (let s = 0; s < ratio && j < f; s++, j++) keys[off + j] = base + s;
       }
     }
     keySpace = nodes.size * ratio;
@@ -76,8 +72,8 @@ export function layoutBlocks(w: Workload, blockSize: number): BlockLayout {
       for (let j = 0; j < f; j++) {
         const first = Math.floor((j * blockSize) / tb);
         const last = Math.floor(((j + 1) * blockSize - 1) / tb);
-        for (let hi = first; hi <= last; hi++) node = intern(node, w.hashIds[h0 + hi]);
-        node = intern(node, -2); // block-boundary marker (hash ids are >= 0)
+        for (let hi = first; hi <= last; hi++) node = nodes.intern(node, w.hashIds[h0 + hi]);
+        node = nodes.intern(node, -2); // block-boundary marker (hash ids are >= 0)
         keys[offsets[i] + j] = node;
       }
     }

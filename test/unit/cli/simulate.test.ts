@@ -94,7 +94,43 @@ describe('servetune simulate', () => {
     expect(r.out).toMatch(/goodput/);
   });
 
+  it('simulates the SGLang scheduler with --engine sglang', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'servetune-'));
+    const json = join(dir, 'report.json');
+    const r = await cli(
+      'simulate',
+      '--trace',
+      sample,
+      '--workers',
+      '2',
+      '--engine',
+      'sglang',
+      '--page-size',
+      '32',
+      '--schedule-policy',
+      'lpm',
+      '--chunked-prefill-size',
+      '4096',
+      '--json',
+      json,
+    );
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/2 x SGLang worker\(s\).*page 32/);
+    expect(r.out).toMatch(/completed requests\s+2,000/);
+    const { config, report } = JSON.parse(readFileSync(json, 'utf8'));
+    expect(config.engine).toMatchObject({
+      engine: 'sglang',
+      blockSize: 32,
+      schedulePolicy: 'lpm',
+      chunkedPrefillSize: 4096,
+    });
+    expect(report.completed_requests).toBe(2000);
+  });
+
   const bad: [string, string[], RegExp][] = [
+    ['unknown engine', ['--trace', sample, '--engine', 'tgi'], /--engine: unknown value 'tgi'/],
+
     [
       'missing trace file',
       ['--trace', '/nope/x.jsonl'],

@@ -56,6 +56,39 @@ const cases: [string, () => ReturnType<typeof conversationSample>, Record<string
       engine: { maxNumBatchedTokens: 1024, maxNumSeqs: 16 },
     },
   ],
+  // SGLang: the run watches the head of waiting as the admission reserve shrinks.
+  [
+    'SGLang, conversation, 3 workers, round-robin, page 64',
+    () => conversationSample(1000),
+    { workers: 3, engine: { engine: 'sglang' } },
+  ],
+  [
+    'SGLang, conversation, 3 workers, KV router, page 32',
+    () => conversationSample(600),
+    { workers: 3, router: { mode: 'kv' }, engine: { engine: 'sglang', blockSize: 32 } },
+  ],
+  [
+    'SGLang, tiny pool (retractions), lpm',
+    () => conversationSample(250),
+    {
+      workers: 2,
+      engine: { engine: 'sglang', numGpuBlocks: 900, schedulePolicy: 'lpm', scheduleConservativeness: 0.3 },
+    },
+  ],
+  [
+    'SGLang, synthetic sessions with shared prefixes, least-loaded, page 16',
+    () => synthetic({ sessions: 80, turnsPerSession: 3, interTurnDelayMs: 300 }),
+    { workers: 3, router: { mode: 'least-loaded' }, engine: { engine: 'sglang', blockSize: 16 } },
+  ],
+  [
+    'SGLang, synthetic closed loop, small clip and budgets',
+    () => synthetic({ sessions: 300, arrival: { kind: 'burst' } }),
+    {
+      workers: 2,
+      workload: { trace: 'inline', concurrency: 24 },
+      engine: { engine: 'sglang', clipMaxNewTokens: 64, chunkedPrefillSize: 1024, maxNumSeqs: 12 },
+    },
+  ],
 ];
 
 describe('coalesced decode runs', () => {

@@ -1,5 +1,6 @@
-import { describe, expect, it } from 'vitest';
-import { conversationSample, mooncake, run, synthetic } from '../../support/sim.ts';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { toSimulationOptions } from '../../../src/sim/run.ts';
+import { config, conversationSample, mooncake, run, synthetic } from '../../support/sim.ts';
 
 const prefill = (t: number) => 4.209989e-7 * t * t + 0.01518344 * t + 16.50142;
 const decode = (kv: number, cap = 16384 * 64) => {
@@ -8,8 +9,9 @@ const decode = (kv: number, cap = 16384 * 64) => {
 };
 const ns = (ms: number) => Math.round(ms * 1e6) / 1e6;
 
+let engineKind = 'vllm';
 const disagg = (over: Record<string, unknown> = {}) => ({
-  engine: { blockSize: 64 },
+  engine: { engine: engineKind, blockSize: 64 },
   disaggregation: {
     prefill: { workers: 1 },
     decode: { workers: 1 },
@@ -19,104 +21,130 @@ const disagg = (over: Record<string, unknown> = {}) => ({
   },
 });
 
-describe('disaggregated prefill/decode', () => {
-  it('charges prefill, then the KV transfer (tokens x bytes / bandwidth), then a decode step for the first token', () => {
-    const w = mooncake([{ timestamp: 0, input_length: 1000, output_length: 3, hash_ids: [1, 2] }]);
-    const { result, report } = run(w, disagg());
-    const tr = result.transfers;
-    if (!tr) throw new Error('no transfers');
-    const p = ns(prefill(1000));
-    // 1000 tokens x 100 kB = 100 MB over 10 GB/s = 10 ms.
-    expect(tr.prefillDoneMs[0]).toBeCloseTo(p, 9);
-    expect(tr.transferEndMs[0] - tr.transferStartMs[0]).toBeCloseTo(10, 9);
-    const ttft = p + 10 + ns(decode(1000));
-    expect(result.collector.firstTokenMs[0]).toBeCloseTo(ttft, 9);
-    expect(result.collector.lastTokenMs[0]).toBeCloseTo(ttft + ns(decode(1001)) + ns(decode(1002)), 9);
-    expect(report.kv_transfer?.count).toBe(1);
-    expect(report.kv_transfer?.bytes).toBe(1e8);
-    expect(report.gpus).toBe(2);
-    expect(report.roles.prefill.workers).toBe(1);
-    expect(report.roles.decode.workers).toBe(1);
-  });
-
-  it('shares a link between concurrent transfers from one prefill worker', () => {
-    const w = mooncake([
-      { timestamp: 0, input_length: 1000, output_length: 2, hash_ids: [1, 2] },
-      { timestamp: 0, input_length: 1000, output_length: 2, hash_ids: [3, 4] },
-    ]);
-    const { result } = run(w, disagg({ decode: { workers: 2 } }));
-    const tr = result.transfers;
-    if (!tr) throw new Error('no transfers');
-    // Both prefill in one pass, both transfers start together and each gets half the link: 20 ms.
-    for (const r of [0, 1]) {
-      expect(tr.transferStartMs[r]).toBeCloseTo(ns(prefill(2000)), 9);
-      expect(tr.transferEndMs[r] - tr.transferStartMs[r]).toBeCloseTo(20, 6);
-    }
-  });
-
-  it('charges only the blocks the destination lacks in destination-missing mode', () => {
-    const rows = [
-      { timestamp: 0, input_length: 1024, output_length: 2, hash_ids: [1, 2] },
-      { timestamp: 5000, input_length: 1024, output_length: 2, hash_ids: [1, 2] },
-    ];
-    const full = run(mooncake(rows), disagg()).report.kv_transfer;
-    const missing = run(mooncake(rows), disagg({ transferMode: 'destination-missing' })).report.kv_transfer;
-    expect(full?.bytes).toBe(2 * 1024 * 100_000);
-    // The second request finds 15 of its 16 blocks on the decode worker (the last is always recomputed).
-    expect(missing?.bytes).toBe((1024 + 64) * 100_000);
-  });
-
-  it('never starts decoding a request before its KV has arrived, and loses nothing under KV pressure', () => {
-    const w = conversationSample(400);
-    for (const coalesce of [true, false]) {
-      const { result, report } = run(w, {
-        ...disagg({ prefill: { workers: 2 }, decode: { workers: 2, engine: { numGpuBlocks: 1500 } } }),
-        router: { mode: 'kv' },
-        coalesceDecode: coalesce,
-      });
+for (const kind of ['vllm', 'sglang'])
+  describe(`disaggregated prefill/decode (${kind})`, () => {
+    beforeEach(() => {
+      engineKind = kind;
+    });
+    it('charges prefill, then the KV transfer (tokens x bytes / bandwidth), then a decode step for the first token', () => {
+      const w = mooncake([{ timestamp: 0, input_length: 1000, output_length: 3, hash_ids: [1, 2] }]);
+      const { result, report } = run(w, disagg());
       const tr = result.transfers;
       if (!tr) throw new Error('no transfers');
-      expect(report.completed_requests + report.rejected_requests).toBe(w.size);
-      expect(tr.count + tr.localPrefills).toBe(report.completed_requests);
-      for (let r = 0; r < w.size; r++) {
-        if (Number.isNaN(tr.transferEndMs[r])) continue;
-        expect(result.collector.firstTokenMs[r]).toBeGreaterThan(tr.transferEndMs[r]);
-        expect(tr.transferStartMs[r]).toBeGreaterThanOrEqual(tr.prefillDoneMs[r]);
+      const p = ns(prefill(1000));
+      // 1000 tokens x 100 kB = 100 MB over 10 GB/s = 10 ms.
+      expect(tr.prefillDoneMs[0]).toBeCloseTo(p, 9);
+      expect(tr.transferEndMs[0] - tr.transferStartMs[0]).toBeCloseTo(10, 9);
+      const ttft = p + 10 + ns(decode(1000));
+      expect(result.collector.firstTokenMs[0]).toBeCloseTo(ttft, 9);
+      expect(result.collector.lastTokenMs[0]).toBeCloseTo(ttft + ns(decode(1001)) + ns(decode(1002)), 9);
+      expect(report.kv_transfer?.count).toBe(1);
+      expect(report.kv_transfer?.bytes).toBe(1e8);
+      expect(report.gpus).toBe(2);
+      expect(report.roles.prefill.workers).toBe(1);
+      expect(report.roles.decode.workers).toBe(1);
+    });
+
+    it('shares a link between concurrent transfers from one prefill worker', () => {
+      const w = mooncake([
+        { timestamp: 0, input_length: 1000, output_length: 2, hash_ids: [1, 2] },
+        { timestamp: 0, input_length: 1000, output_length: 2, hash_ids: [3, 4] },
+      ]);
+      const { result } = run(w, disagg({ decode: { workers: 2 } }));
+      const tr = result.transfers;
+      if (!tr) throw new Error('no transfers');
+      // Both prefill in one pass, both transfers start together and each gets half the link: 20 ms.
+      for (const r of [0, 1]) {
+        expect(tr.transferStartMs[r]).toBeCloseTo(ns(prefill(2000)), 9);
+        expect(tr.transferEndMs[r] - tr.transferStartMs[r]).toBeCloseTo(20, 6);
       }
-      // A decode pool this small makes prompts wait for KV on the decode side.
-      expect(report.kv_transfer?.destination_wait_ms.max).toBeGreaterThan(0);
-    }
+    });
+
+    it('charges only the blocks the destination lacks in destination-missing mode', () => {
+      const rows = [
+        { timestamp: 0, input_length: 1024, output_length: 2, hash_ids: [1, 2] },
+        { timestamp: 5000, input_length: 1024, output_length: 2, hash_ids: [1, 2] },
+      ];
+      const full = run(mooncake(rows), disagg()).report.kv_transfer;
+      const missing = run(mooncake(rows), disagg({ transferMode: 'destination-missing' })).report.kv_transfer;
+      expect(full?.bytes).toBe(2 * 1024 * 100_000);
+      // vLLM: the second request finds 15 of its 16 blocks on the decode worker (the last is always
+      // recomputed). SGLang's destination lease reuses every cached page of the prompt.
+      expect(missing?.bytes).toBe(kind === 'vllm' ? (1024 + 64) * 100_000 : 1024 * 100_000);
+    });
+
+    it('never starts decoding a request before its KV has arrived, and loses nothing under KV pressure', () => {
+      const w = conversationSample(400);
+      for (const coalesce of [true, false]) {
+        const { result, report } = run(w, {
+          ...disagg({ prefill: { workers: 2 }, decode: { workers: 2, engine: { numGpuBlocks: 1500 } } }),
+          router: { mode: 'kv' },
+          coalesceDecode: coalesce,
+        });
+        const tr = result.transfers;
+        if (!tr) throw new Error('no transfers');
+        expect(report.completed_requests + report.rejected_requests).toBe(w.size);
+        expect(tr.count + tr.localPrefills).toBe(report.completed_requests);
+        for (let r = 0; r < w.size; r++) {
+          if (Number.isNaN(tr.transferEndMs[r])) continue;
+          expect(result.collector.firstTokenMs[r]).toBeGreaterThan(tr.transferEndMs[r]);
+          expect(tr.transferStartMs[r]).toBeGreaterThanOrEqual(tr.prefillDoneMs[r]);
+        }
+        // A decode pool this small makes prompts wait for KV on the decode side.
+        expect(report.kv_transfer?.destination_wait_ms.max).toBeGreaterThan(0);
+      }
+    });
+
+    it('gives the same per-request timelines with and without coalesced decode runs', () => {
+      const w = synthetic({ sessions: 150, turnsPerSession: 2, interTurnDelayMs: 300 });
+      const cfg = { ...disagg({ prefill: { workers: 2 }, decode: { workers: 3 } }), router: { mode: 'kv' } };
+      const a = run(w, { ...cfg, coalesceDecode: false }).result;
+      const b = run(w, { ...cfg, coalesceDecode: true }).result;
+      expect(Array.from(b.collector.firstTokenMs)).toEqual(Array.from(a.collector.firstTokenMs));
+      expect(Array.from(b.collector.lastTokenMs)).toEqual(Array.from(a.collector.lastTokenMs));
+      expect(Array.from(b.transfers?.transferEndMs ?? [])).toEqual(
+        Array.from(a.transfers?.transferEndMs ?? []),
+      );
+    });
+
+    it('keeps prefill on the decode worker for prompts mostly cached there (conditional disaggregation)', () => {
+      // A long shared document, then short follow-ups over it: the follow-ups' uncached part is small.
+      const doc = Array.from({ length: 8 }, (_, i) => i + 1);
+      const rows = [{ timestamp: 0, input_length: 4096, output_length: 4, hash_ids: doc }];
+      for (let i = 0; i < 6; i++)
+        rows.push({
+          timestamp: 2000 + i * 500,
+          input_length: 4096 + 300,
+          output_length: 4,
+          hash_ids: [...doc, 100 + i],
+        });
+      const on = run(mooncake(rows), { ...disagg({ conditional: true }), router: { mode: 'kv' } });
+      const off = run(mooncake(rows), { ...disagg(), router: { mode: 'kv' } });
+      expect(on.report.kv_transfer?.local_prefills).toBe(6);
+      expect(off.report.kv_transfer?.local_prefills).toBe(0);
+      expect(on.report.completed_requests).toBe(7);
+      // Skipping the transfer and reusing the decode worker's cache makes those first tokens come sooner.
+      expect(on.report.ttft_ms.mean).toBeLessThan(off.report.ttft_ms.mean);
+    });
   });
 
-  it('gives the same per-request timelines with and without coalesced decode runs', () => {
-    const w = synthetic({ sessions: 150, turnsPerSession: 2, interTurnDelayMs: 300 });
-    const cfg = { ...disagg({ prefill: { workers: 2 }, decode: { workers: 3 } }), router: { mode: 'kv' } };
-    const a = run(w, { ...cfg, coalesceDecode: false }).result;
-    const b = run(w, { ...cfg, coalesceDecode: true }).result;
-    expect(Array.from(b.collector.firstTokenMs)).toEqual(Array.from(a.collector.firstTokenMs));
-    expect(Array.from(b.collector.lastTokenMs)).toEqual(Array.from(a.collector.lastTokenMs));
-    expect(Array.from(b.transfers?.transferEndMs ?? [])).toEqual(
-      Array.from(a.transfers?.transferEndMs ?? []),
-    );
-  });
-
-  it('keeps prefill on the decode worker for prompts mostly cached there (conditional disaggregation)', () => {
-    // A long shared document, then short follow-ups over it: the follow-ups' uncached part is small.
-    const doc = Array.from({ length: 8 }, (_, i) => i + 1);
-    const rows = [{ timestamp: 0, input_length: 4096, output_length: 4, hash_ids: doc }];
-    for (let i = 0; i < 6; i++)
-      rows.push({
-        timestamp: 2000 + i * 500,
-        input_length: 4096 + 300,
-        output_length: 4,
-        hash_ids: [...doc, 100 + i],
-      });
-    const on = run(mooncake(rows), { ...disagg({ conditional: true }), router: { mode: 'kv' } });
-    const off = run(mooncake(rows), { ...disagg(), router: { mode: 'kv' } });
-    expect(on.report.kv_transfer?.local_prefills).toBe(6);
-    expect(off.report.kv_transfer?.local_prefills).toBe(0);
-    expect(on.report.completed_requests).toBe(7);
-    // Skipping the transfer and reusing the decode worker's cache makes those first tokens come sooner.
-    expect(on.report.ttft_ms.mean).toBeLessThan(off.report.ttft_ms.mean);
+describe('pool engine overrides', () => {
+  it('change only the settings they name', () => {
+    const c = config({
+      engine: { engine: 'sglang', blockSize: 32 },
+      disaggregation: { prefill: { workers: 1 }, decode: { workers: 1, engine: { numGpuBlocks: 1200 } } },
+    });
+    expect(c.disaggregation?.decode.engine).toEqual({ numGpuBlocks: 1200 });
+    const opts = toSimulationOptions(c);
+    expect(opts.disaggregation?.decode.engine).toMatchObject({
+      kind: 'sglang',
+      blockSize: 32,
+      numGpuBlocks: 1200,
+    });
+    expect(opts.disaggregation?.prefill.engine).toMatchObject({
+      kind: 'sglang',
+      blockSize: 32,
+      numGpuBlocks: 16384,
+    });
   });
 });

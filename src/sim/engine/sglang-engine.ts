@@ -1,0 +1,976 @@
+import { RadixCache } from '../kv/radix-cache.ts';
+import type { Collector } from '../metrics/collector.ts';
+import { emptyPassShape, type PassShape, resetPassShape, type TimingModel } from '../timing/timing-model.ts';
+import type { Engine, EngineRole } from './engine.ts';
+import { IntDeque } from './int-deque.ts';
+import { KvEventLog } from './kv-event-log.ts';
+import { RequestStatus, type RequestTable } from './request-table.ts';
+
+export interface SglangEngineConfig {
+  kind: 'sglang';
+  /** KV capacity in pages (the pool holds numGpuBlocks x blockSize tokens). */
+  numGpuBlocks: number;
+  /** Tokens per KV page (SGLang's page_size; it equals the engine block size). */
+  blockSize: number;
+  /** Cap on running requests (SGLang's max_running_requests). */
+  maxNumSeqs: number;
+  enablePrefixCaching: boolean;
+  speedupRatio: number;
+  /** 'fifo' or 'lpm' (longest prefix match first, with in-batch prefix deduplication). */
+  schedulePolicy: 'fifo' | 'lpm';
+  /** Tokens one prefill batch may compute. */
+  maxPrefillTokens: number;
+  /** Tokens of one prompt chunk; longer prompts are prefilled over several passes. */
+  chunkedPrefillSize: number;
+  /** Output tokens reserved per request at admission are clipped to this. */
+  clipMaxNewTokens: number;
+  /** Scales the initial new-token ratio (0.7) of the admission reserve. */
+  scheduleConservativeness: number;
+  coalesceDecode: boolean;
+}
+
+/** SGLang constants the reference mirrors (sglang 0.5.6 defaults). */
+const INIT_NEW_TOKEN_RATIO = 0.7;
+const MIN_NEW_TOKEN_RATIO_FACTOR = 0.14;
+const NEW_TOKEN_RATIO_DECAY_STEPS = 600;
+const RETRACT_DECODE_STEPS = 20;
+const LPM_FALLBACK_THRESHOLD = 128;
+const IN_BATCH_PREFIX_THRESHOLD = 32;
+/** Passes one coalesced run plans at most (a longer stretch continues as the next run). */
+const RUN_PLAN_LIMIT = 128;
+
+/** Durations are kept at nanosecond resolution, as the reference does. */
+function ns(ms: number): number {
+  return Math.round(ms * 1e6) / 1e6;
+}
+
+/**
+ * One SGLang-style engine (one data-parallel rank), after the reference mocker's SGLang scheduler (which
+ * models sglang 0.5.6's `get_next_batch_to_run`).
+ *
+ * KV lives in a page pool plus a radix prefix cache (`RadixCache`). A pass at time `now`:
+ * - Prefill first: waiting requests are admitted in queue order (or longest cached prefix first under `lpm`)
+ *   while three budgets hold: KV (free + evictable tokens, minus each running request's remaining output,
+ *   clipped, times `new_token_ratio`; an admission also reserves its own clipped output), `max_prefill_tokens`
+ *   and `chunked_prefill_size`. A prompt longer than the chunk left is cut at a page boundary; its computed
+ *   pages enter the cache and it goes back to the queue front to continue next pass.
+ * - A pass that prefilled anything runs only that batch: requests already running make no progress (mixed
+ *   chunks are off), and the requests whose prompt completed get their first token at the prefill's end.
+ * - Otherwise it is a decode pass over every running request. When free plus evictable KV cannot take the
+ *   step's new pages, the running request with the fewest output tokens is retracted (its KV freed, its
+ *   cached prefix kept) and requeued at the back until it fits; `new_token_ratio` is then re-estimated,
+ *   else it decays linearly to its floor on every decode pass.
+ * Every generated token's page enters the cache once complete; a finished request's whole sequence (whole
+ * pages) stays cached. Tokens are stamped at the pass end; prefix-cache changes are visible to a KV-aware
+ * router at the pass end.
+ *
+ * Disaggregated serving: a prefill worker holds a request's KV after its prefill (the first token is hidden)
+ * until the handoff completes; a decode worker reserves pages for the prompt (reusing its cached prefix),
+ * and once the KV has arrived the request joins the running set at the next pass without an admission
+ * budget, sampling its first token in a decode pass.
+ *
+ * Coalesced decode: a run of decode passes in which nothing can be admitted, retracted or finished is
+ * planned at once and applied lazily (`materialize`), with results identical to stepping every pass.
+ */
+export class SglangEngine implements Engine {
+  readonly cache: RadixCache;
+  readonly waiting = new IntDeque();
+  private readonly running: Int32Array;
+  private runLen = 0;
+  private readonly shape: PassShape = emptyPassShape();
+  /** Per request: the radix node its KV path ends at (-1: no KV), and its pages in the tree. */
+  private readonly lastNode: Int32Array;
+  private readonly cachedPages: Int32Array;
+  private readonly page: number;
+  private readonly initRatio: number;
+  private readonly minRatio: number;
+  private readonly ratioDecay: number;
+  /** SGLang's `new_token_ratio`: the share of each running request's remaining output reserved at admission. */
+  newTokenRatio: number;
+  progressed = false;
+
+  readonly firstTokens = new IntDeque();
+  readonly finished = new IntDeque();
+  readonly kvEvents: KvEventLog | null;
+  busyUntil = Number.NaN;
+  passes = 0;
+  busyMs = 0;
+  /** Retractions (SGLang's decode-time preemption). */
+  preemptions = 0;
+  coalescedRuns = 0;
+  committedPrefillTokens = 0;
+
+  readonly index: number;
+  readonly role: EngineRole;
+  readonly gpus: number;
+  readonly config: SglangEngineConfig;
+  private readonly timing: TimingModel;
+  private readonly req: RequestTable;
+  private readonly collector: Collector;
+
+  // Scratch for one pass.
+  private admitted: Int32Array;
+  private admittedLen = 0;
+  private done: Int32Array;
+  private doneLen = 0;
+  private retracted: number[] = [];
+  private retractedRatio = 0;
+
+  constructor(
+    index: number,
+    config: SglangEngineConfig,
+    timing: TimingModel,
+    req: RequestTable,
+    collector: Collector,
+    logKvEvents = false,
+    role: EngineRole = 'aggregated',
+    gpus = 1,
+  ) {
+    if (req.layout.blockSize !== config.blockSize)
+      throw new RangeError('SGLang page size must equal the block layout size');
+    this.index = index;
+    this.role = role;
+    this.gpus = gpus;
+    this.config = config;
+    this.timing = timing;
+    this.req = req;
+    this.collector = collector;
+    this.page = config.blockSize;
+    this.cache = new RadixCache(config.numGpuBlocks, req);
+    const slots = Math.max(1, Math.min(config.maxNumSeqs, req.size)) + 1;
+    this.running = new Int32Array(slots);
+    this.admitted = new Int32Array(slots);
+    this.done = new Int32Array(slots);
+    this.lastNode = new Int32Array(req.size).fill(-1);
+    this.cachedPages = new Int32Array(req.size);
+    this.heldPages = new Int32Array(role === 'prefill' ? req.size : 0);
+    this.shape.kvCapacityTokens = config.numGpuBlocks * config.blockSize;
+    this.initRatio = INIT_NEW_TOKEN_RATIO * config.scheduleConservativeness;
+    this.minRatio = this.initRatio * MIN_NEW_TOKEN_RATIO_FACTOR;
+    this.ratioDecay = (this.initRatio - this.minRatio) / NEW_TOKEN_RATIO_DECAY_STEPS;
+    this.newTokenRatio = this.initRatio;
+    this.kvEvents = logKvEvents ? new KvEventLog() : null;
+    if (this.kvEvents !== null) {
+      const log = this.kvEvents;
+      const space = req.layout.promptKeySpace;
+      this.cache.onKeyEvent = (key, stored) => {
+        if (key < space) log.push(key, stored);
+      };
+    }
+  }
+
+  get evictions(): number {
+    return this.cache.evictedPages;
+  }
+  get runningCount(): number {
+    return this.runLen;
+  }
+  get waitingCount(): number {
+    return this.waiting.length + this.ready.length;
+  }
+  get isIdle(): boolean {
+    return Number.isNaN(this.busyUntil);
+  }
+  get hasPendingRun(): boolean {
+    return this.runSteps > this.runApplied;
+  }
+  /** True while a planned run will evict cached pages (which changes what a KV-aware router sees). */
+  get pendingRunEvicts(): boolean {
+    return this.runEvicts && this.runSteps > this.runApplied;
+  }
+  hasWork(): boolean {
+    return this.runLen > 0 || this.waiting.length > 0 || this.ready.length > 0;
+  }
+  runningIds(): number[] {
+    return Array.from(this.running.subarray(0, this.runLen));
+  }
+  /** True when r holds no KV pages and no tree lock (tests). */
+  holdsNothing(r: number): boolean {
+    return this.lastNode[r] < 0 && this.req.allocBlocks[r] === 0;
+  }
+
+  enqueue(r: number): void {
+    this.req.status[r] = RequestStatus.Waiting;
+    this.req.engine[r] = this.index;
+    this.waiting.pushBack(r);
+  }
+
+  startPass(now: number, horizon: number, horizonAlways = false): number {
+    this.firstTokens.clear();
+    this.finished.clear();
+    if (this.config.coalesceDecode && this.planRun(now, horizon, horizonAlways)) {
+      this.progressed = true;
+      return this.busyUntil;
+    }
+    const end = this.runPlainPass(now);
+    this.busyUntil = end;
+    return end;
+  }
+
+  endPass(): void {
+    this.busyUntil = Number.NaN;
+    this.runSteps = 0;
+    this.runApplied = 0;
+    this.runEvicts = false;
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Plain pass
+
+  private runPlainPass(now: number): number {
+    const req = this.req;
+    const cfg = this.config;
+    const shape = this.shape;
+    resetPassShape(shape);
+    this.progressed = false;
+    const logStart = this.kvEvents?.length ?? 0;
+
+    const readyWaiting = this.ready.length > 0 && this.promoteReady(now);
+    if (cfg.schedulePolicy === 'lpm') this.applyLpm();
+    this.admittedLen = 0;
+    if (!readyWaiting) this.admit(now);
+    const prefillPass = this.admittedLen > 0;
+    let prefillMs = 0;
+    if (prefillPass) {
+      const n = shape.prefillRequests;
+      const perRequest =
+        Math.floor((shape.prefillCachedTokens + shape.prefillNewTokens) / n) -
+        Math.floor(shape.prefillCachedTokens / n);
+      if (perRequest > 0) prefillMs = ns(this.timing.prefillMs(shape) / cfg.speedupRatio);
+    }
+
+    // Chunked prompts wait at the queue front; completed prompts join the running set after the stalled ones.
+    const stalled = this.runLen;
+    for (let i = 0; i < this.admittedLen; i++) {
+      const r = this.admitted[i];
+      if (req.computed[r] < req.seqLen(r)) {
+        this.cacheMaterialized(r);
+        this.waiting.pushFront(r);
+      } else {
+        req.status[r] = RequestStatus.Running;
+        this.running[this.runLen++] = r;
+      }
+    }
+    this.doneLen = 0;
+    this.retracted.length = 0;
+    let end: number;
+    if (prefillPass) {
+      end = now + prefillMs;
+      this.firstTokenStep(stalled, end);
+    } else {
+      end = now + this.decodeStep(now);
+    }
+    for (let i = 0; i < this.doneLen; i++) this.finish(this.done[i], end);
+    for (const r of this.retracted) {
+      req.status[r] = RequestStatus.Waiting;
+      this.waiting.pushBack(r);
+    }
+    if (end > now || this.doneLen > 0 || prefillPass) this.progressed = true;
+    // The ratio decays on decode passes (an empty pass, which leaves the engine idle, changes nothing).
+    if (this.retracted.length > 0) this.newTokenRatio = this.retractedRatio;
+    else if (!prefillPass && this.progressed)
+      this.newTokenRatio = Math.max(this.newTokenRatio - this.ratioDecay, this.minRatio);
+    if (this.kvEvents !== null) this.kvEvents.stamp(logStart, end);
+    if (this.progressed) {
+      this.passes++;
+      this.busyMs += end - now;
+    }
+    return end;
+  }
+
+  /** LPM: waiting requests by cached prefix, longest first; duplicates of an earlier uncached prefix last. */
+  private applyLpm(): void {
+    const w = this.waiting;
+    const n = w.length;
+    if (!this.config.enablePrefixCaching || n < 2 || n > LPM_FALLBACK_THRESHOLD) return;
+    const req = this.req;
+    const p = this.page;
+    const dupPages = Math.ceil(IN_BATCH_PREFIX_THRESHOLD / p);
+    const seen = new Set<number>();
+    const items: { r: number; match: number; dup: boolean; i: number }[] = [];
+    for (let i = 0; i < n; i++) {
+      const r = w.get(i);
+      const len = req.seqLen(r);
+      const match = this.cache.matchPages(r, Math.floor(len / p)) * p;
+      let dup = false;
+      if (match <= IN_BATCH_PREFIX_THRESHOLD && len >= dupPages * p) {
+        const key = req.blockKey(r, dupPages - 1);
+        dup = seen.has(key);
+        seen.add(key);
+      }
+      items.push({ r, match, dup, i });
+    }
+    items.sort((a, b) => Number(a.dup) - Number(b.dup) || b.match - a.match || a.i - b.i);
+    w.clear();
+    for (const it of items) w.pushBack(it.r);
+  }
+
+  /** Remaining output of r (its last token needs no KV: the request finishes as it is sampled). */
+  private remaining(r: number): number {
+    return Math.max(0, this.outputLimit(r) - this.req.generated[r]);
+  }
+
+  /** Tokens r generates here: a prefill worker stops after the one its prefill samples. */
+  private outputLimit(r: number): number {
+    return this.role === 'prefill' ? 1 : this.req.outputLen[r];
+  }
+
+  /** SGLang's `get_new_batch_prefill`: admits and chunks waiting requests into this pass's prefill batch. */
+  private admit(now: number): void {
+    const req = this.req;
+    const cfg = this.config;
+    const p = this.page;
+    const cache = this.cache;
+    const shape = this.shape;
+    if (this.waiting.length === 0) return;
+    let reserve = 0;
+    for (let k = 0; k < this.runLen; k++)
+      reserve += Math.min(this.remaining(this.running[k]), cfg.clipMaxNewTokens) * this.newTokenRatio;
+    let remTotal = (cache.freePages + cache.evictablePages) * p - reserve;
+    let remInput = cfg.maxPrefillTokens;
+    let remChunk = cfg.chunkedPrefillSize;
+    const slots = cfg.maxNumSeqs - this.runLen;
+    while (this.admittedLen < slots && this.waiting.length > 0) {
+      const r = this.waiting.front();
+      const mat = req.computed[r];
+      const len = req.seqLen(r);
+      if (mat === 0 && req.preemptions[r] === 0) {
+        const reason = this.rejection(r);
+        if (reason !== null) {
+          this.waiting.popFront();
+          req.status[r] = RequestStatus.Rejected;
+          this.collector.onReject(r, reason);
+          this.finished.pushBack(r);
+          this.progressed = true;
+          continue;
+        }
+      }
+      let cached = 0;
+      if (mat === 0 && cfg.enablePrefixCaching) {
+        // The match stops one token short so a request that must sample computes at least its last token.
+        const matchLen = this.outputLimit(r) === 0 ? len : len - 1;
+        cached = cache.matchPages(r, Math.floor(matchLen / p)) * p;
+      }
+      const start = Math.max(mat, cached);
+      const extend = len - start;
+      if (extend === 0 && mat > 0) break;
+      let chunk = extend;
+      if (Math.ceil(extend / p) * p > remChunk) {
+        chunk = Math.floor(remChunk / p) * p;
+        if (chunk === 0) break;
+        chunk = Math.min(chunk, extend);
+      }
+      const charged = Math.ceil(chunk / p) * p;
+      const outReserve = chunk < extend ? 0 : Math.min(this.remaining(r), cfg.clipMaxNewTokens);
+      if (charged + outReserve >= remTotal) break;
+      if (charged > remInput || charged > remChunk) break;
+      const chunkEnd = start + chunk;
+      const wantPages = Math.ceil(chunkEnd / p);
+      let node = this.lastNode[r];
+      let prefix: number;
+      if (mat > 0) {
+        // A chunk continuation extends the request's own pages; it never re-matches.
+        const fresh = wantPages - req.allocBlocks[r];
+        if (fresh > cache.freePages + cache.evictablePages) break;
+        this.allocatePages(fresh);
+        prefix = mat;
+      } else {
+        node = cfg.enablePrefixCaching ? cache.matchAndLock(r, start / p) : RadixCache.ROOT;
+        prefix = cache.depthOf(node) * p;
+        const fresh = wantPages - prefix / p;
+        if (fresh > cache.freePages + cache.evictablePages) {
+          cache.unlock(node);
+          break;
+        }
+        this.allocatePages(fresh);
+        this.lastNode[r] = node;
+        this.cachedPages[r] = prefix / p;
+        this.collector.onAdmit(r, now, prefix);
+      }
+      this.waiting.popFront();
+      req.computed[r] = chunkEnd;
+      req.allocBlocks[r] = wantPages;
+      this.admitted[this.admittedLen++] = r;
+      const computed = chunkEnd - prefix;
+      shape.prefillRequests++;
+      shape.prefillNewTokens += computed;
+      shape.prefillCachedTokens += prefix;
+      shape.prefillAttentionPairs += computed * prefix + (computed * (computed + 1)) / 2;
+      this.committedPrefillTokens += computed;
+      this.progressed = true;
+      remTotal -= charged + outReserve;
+      remInput -= charged;
+      remChunk -= charged;
+      if (remChunk <= 0) break;
+    }
+  }
+
+  /** Takes `pages` free pages, evicting cached ones first when free pages fall short. */
+  private allocatePages(pages: number): void {
+    const cache = this.cache;
+    if (pages > cache.freePages) cache.evict(pages - cache.freePages);
+    cache.freePages -= pages;
+  }
+
+  /** Why fresh request r (at the head of waiting) can never run here, or null. */
+  private rejection(r: number): string | null {
+    const req = this.req;
+    const cfg = this.config;
+    const p = this.page;
+    const total = cfg.numGpuBlocks * p;
+    const prompt = req.promptLen[r];
+    const out = this.outputLimit(r);
+    // The reference aborts the whole replay on these (an effect-free pass); such a request is rejected instead.
+    if (Math.ceil((out >= 2 ? prompt + out : prompt) / p) * p > total)
+      return 'prompt plus output larger than the KV cache';
+    const whole = Math.ceil(prompt / p) * p;
+    const firstChunk = whole <= cfg.chunkedPrefillSize ? whole : Math.floor(cfg.chunkedPrefillSize / p) * p;
+    if (firstChunk === 0) return 'chunked_prefill_size smaller than a page';
+    if (firstChunk > cfg.maxPrefillTokens) return 'prompt chunk larger than max_prefill_tokens';
+    if (whole + Math.min(out, cfg.clipMaxNewTokens) >= total)
+      return 'prompt plus reserved output larger than the KV cache';
+    return null;
+  }
+
+  /** Inserts r's whole materialized pages into the cache (SGLang's `cache_unfinished_req`). */
+  private cacheMaterialized(r: number): void {
+    if (!this.config.enablePrefixCaching) return;
+    const aligned = Math.floor(this.req.computed[r] / this.page);
+    const from = this.cachedPages[r];
+    if (aligned <= from) return;
+    const cache = this.cache;
+    const old = this.lastNode[r];
+    const node = cache.insert(r, old, from, aligned);
+    // Pages another request cached meanwhile replace r's copies, which are freed.
+    if (node !== old) cache.lock(node);
+    cache.freePages += cache.duplicates;
+    if (node !== old) cache.unlock(old);
+    this.lastNode[r] = node;
+    this.cachedPages[r] = aligned;
+  }
+
+  /**
+   * First tokens of the requests whose prompt completed in this (prefill) pass, at no decode cost: one whose
+   * first token is its last finishes without a KV slot; the others get a slot (cached pages are evicted to make
+   * room; if even that fails they sample in the next decode pass instead).
+   */
+  private firstTokenStep(from: number, end: number): void {
+    const req = this.req;
+    const p = this.page;
+    const cache = this.cache;
+    let w = from;
+    for (let k = from; k < this.runLen; k++) {
+      const r = this.running[k];
+      if (this.remaining(r) === 0) this.done[this.doneLen++] = r;
+      else this.running[w++] = r;
+    }
+    this.runLen = w;
+    w = from;
+    for (let k = from; k < this.runLen; k++) {
+      const r = this.running[k];
+      if (this.role === 'prefill') {
+        this.hold(r);
+      } else if (this.remaining(r) === 1) {
+        req.generated[r]++;
+        this.emit(r, end);
+        this.done[this.doneLen++] = r;
+      } else this.running[w++] = r;
+    }
+    this.runLen = w;
+    let needed = 0;
+    for (let k = from; k < this.runLen; k++) if (req.seqLen(this.running[k]) % p === 0) needed++;
+    if (needed > cache.freePages) cache.evict(needed - cache.freePages);
+    if (needed > cache.freePages) return;
+    for (let k = from; k < this.runLen; k++) this.appendToken(this.running[k], end);
+  }
+
+  /** Generates one token of running request r (its KV slot included) and caches a page it completes. */
+  private appendToken(r: number, end: number): void {
+    const req = this.req;
+    if (req.computed[r] % this.page === 0) {
+      this.cache.freePages--;
+      req.allocBlocks[r]++;
+    }
+    req.computed[r]++;
+    req.generated[r]++;
+    this.emit(r, end);
+    this.cacheMaterialized(r);
+  }
+
+  private emit(r: number, end: number): void {
+    this.collector.onToken(r, end);
+    if (this.req.generated[r] === 1) this.firstTokens.pushBack(r);
+  }
+
+  /** A decode pass over the running set: retraction under KV pressure, then one token each. Returns its ms. */
+  private decodeStep(now: number): number {
+    const req = this.req;
+    const p = this.page;
+    const cache = this.cache;
+    if (this.runLen === 0) return 0;
+    // Pages the step needs: one per request whose next token starts a page.
+    let growth = 0;
+    for (let k = 0; k < this.runLen; k++) if (req.seqLen(this.running[k]) % p === 0) growth++;
+    while (cache.freePages + cache.evictablePages < growth && this.runLen > 1) {
+      let v = 0;
+      for (let k = 1; k < this.runLen; k++)
+        if (req.generated[this.running[k]] < req.generated[this.running[v]]) v = k;
+      const r = this.running[v];
+      this.running.copyWithin(v, v + 1, this.runLen);
+      this.runLen--;
+      if (req.seqLen(r) % p === 0) growth--;
+      this.retract(r);
+      this.retracted.push(r);
+      this.progressed = true;
+    }
+    // Re-estimated from the survivors before they sample (SGLang's `retract_decode`).
+    if (this.retracted.length > 0) this.retractedRatio = this.retractionRatio();
+    if (growth > cache.freePages) cache.evict(growth - cache.freePages);
+    let context = 0;
+    for (let k = 0; k < this.runLen; k++) context += req.seqLen(this.running[k]);
+    const shape = this.shape;
+    shape.decodeRequests = this.runLen;
+    shape.decodeContextTokens = context;
+    shape.activeKvTokens = (cache.totalPages - cache.freePages - cache.evictablePages) * p;
+    if (growth > cache.freePages) return 0; // cannot grow even alone: no forward (the reference stalls too)
+    const ms = ns(this.timing.decodeMs(shape) / this.config.speedupRatio);
+    const end = now + ms;
+    let w = 0;
+    for (let k = 0; k < this.runLen; k++) {
+      const r = this.running[k];
+      if (req.computed[r] % p === 0) {
+        cache.freePages--;
+        req.allocBlocks[r]++;
+      }
+      req.computed[r]++;
+      req.generated[r]++;
+      this.emit(r, end);
+      if (req.generated[r] >= this.outputLimit(r)) {
+        this.done[this.doneLen++] = r;
+        continue;
+      }
+      this.cacheMaterialized(r);
+      this.running[w++] = r;
+    }
+    this.runLen = w;
+    this.progressed = true;
+    return ms;
+  }
+
+  /** `retract_decode`'s estimate from the survivors: decoded + 20 steps each over their output budgets. */
+  private retractionRatio(): number {
+    const req = this.req;
+    let decoded = 0;
+    let maxNew = 0;
+    for (let k = 0; k < this.runLen; k++) {
+      const r = this.running[k];
+      decoded += req.generated[r];
+      maxNew += this.outputLimit(r);
+    }
+    return Math.min(1, (decoded + RETRACT_DECODE_STEPS * this.runLen) / (maxNew + 1));
+  }
+
+  /** Retracts r: its pages outside the cache are freed, its cached prefix stays (unlocked); it keeps its tokens. */
+  private retract(r: number): void {
+    const req = this.req;
+    this.cache.freePages += req.allocBlocks[r] - this.cachedPages[r];
+    this.cache.unlock(this.lastNode[r]);
+    this.lastNode[r] = -1;
+    this.cachedPages[r] = 0;
+    req.allocBlocks[r] = 0;
+    req.computed[r] = 0;
+    req.preemptions[r]++;
+    this.preemptions++;
+  }
+
+  /** r finished at `end`: its whole pages enter the cache, the rest of its KV is freed. */
+  private finish(r: number, end: number): void {
+    this.releaseKv(r);
+    this.req.status[r] = RequestStatus.Done;
+    this.collector.onComplete(r, end);
+    this.finished.pushBack(r);
+  }
+
+  /** Caches r's whole pages (SGLang's `cache_finished_req`) and frees the rest of its KV. */
+  private releaseKv(r: number): void {
+    const req = this.req;
+    const cache = this.cache;
+    const complete = Math.floor(Math.min(req.seqLen(r), req.computed[r]) / this.page);
+    const node = this.lastNode[r];
+    if (this.config.enablePrefixCaching && complete > 0) {
+      cache.freePages += req.allocBlocks[r] - complete;
+      const from = this.cachedPages[r];
+      cache.insert(r, node, from, complete);
+      cache.freePages += cache.duplicates;
+    } else {
+      cache.freePages += req.allocBlocks[r] - this.cachedPages[r];
+    }
+    cache.unlock(node);
+    this.lastNode[r] = -1;
+    this.cachedPages[r] = 0;
+    req.allocBlocks[r] = 0;
+    req.computed[r] = 0;
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Disaggregated serving
+
+  /**
+   * Prefill role: r's prompt is computed and its (hidden) first token sampled. Its KV stays held (its whole
+   * pages already cached, so a KV-aware router sees them at this pass end) until `releaseHeld`.
+   */
+  private hold(r: number): void {
+    const req = this.req;
+    this.cacheMaterialized(r);
+    // The request table follows r to its decode worker: keep what this worker holds here.
+    this.heldPages[r] = req.allocBlocks[r] - this.cachedPages[r];
+    req.allocBlocks[r] = 0;
+    req.computed[r] = 0;
+    req.status[r] = RequestStatus.Transferring;
+    this.firstTokens.pushBack(r);
+    this.finished.pushBack(r);
+  }
+
+  /** Per held request: pages outside the cache (its partial last page). */
+  private readonly heldPages: Int32Array;
+
+  /** The handoff is done: the held pages are freed and the cached prompt unlocked (no cache events). */
+  releaseHeld(r: number): void {
+    if (this.lastNode[r] < 0) return;
+    this.cache.freePages += this.heldPages[r];
+    this.heldPages[r] = 0;
+    this.cache.unlock(this.lastNode[r]);
+    this.lastNode[r] = -1;
+    this.cachedPages[r] = 0;
+  }
+
+  /** Tokens of the prompt found cached at the last successful reservation. */
+  lastReservedHitTokens = 0;
+
+  /**
+   * Decode role: reserves pages for r's transferred prompt (SGLang's destination lease): its cached prefix is
+   * locked, the rest allocated, evicting cached pages when free ones fall short. All or nothing.
+   */
+  reserveDestination(r: number, now: number): boolean {
+    const req = this.req;
+    const cache = this.cache;
+    const p = this.page;
+    const prompt = req.promptLen[r];
+    const logStart = this.kvEvents?.length ?? 0;
+    const node = this.config.enablePrefixCaching
+      ? cache.matchAndLock(r, Math.floor(prompt / p))
+      : RadixCache.ROOT;
+    const prefix = cache.depthOf(node);
+    const pages = Math.ceil(prompt / p);
+    const fresh = pages - prefix;
+    if (fresh > cache.freePages + cache.evictablePages) {
+      cache.unlock(node);
+      return false;
+    }
+    this.allocatePages(fresh);
+    if (this.kvEvents !== null) this.kvEvents.stamp(logStart, now); // evictions are visible at once
+    this.lastNode[r] = node;
+    this.cachedPages[r] = prefix;
+    req.allocBlocks[r] = pages;
+    req.computed[r] = 0;
+    this.lastReservedHitTokens = prefix * p;
+    return true;
+  }
+
+  /** Requests whose transferred KV arrived, waiting for a running slot (they need no admission budget). */
+  private readonly ready = new IntDeque();
+
+  /** r's transferred KV arrived: its prompt is materialized and cached here; it joins the next pass. */
+  activate(r: number, now: number): void {
+    const req = this.req;
+    const logStart = this.kvEvents?.length ?? 0;
+    req.computed[r] = req.promptLen[r];
+    req.generated[r] = 0;
+    req.remote[r] = 1;
+    this.cacheMaterialized(r);
+    if (this.kvEvents !== null) this.kvEvents.stamp(logStart, now);
+    req.status[r] = RequestStatus.Waiting;
+    req.engine[r] = this.index;
+    this.ready.pushBack(r);
+  }
+
+  /** Moves arrived transfers into the running set while slots allow; true if some are still waiting. */
+  private promoteReady(now: number): boolean {
+    const req = this.req;
+    while (this.ready.length > 0 && this.runLen < this.config.maxNumSeqs) {
+      const r = this.ready.popFront();
+      req.status[r] = RequestStatus.Running;
+      this.running[this.runLen++] = r;
+      this.collector.onAdmit(r, now, 0);
+      this.progressed = true;
+    }
+    return this.ready.length > 0;
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Coalesced decode runs
+
+  private runSteps = 0;
+  private runApplied = 0;
+  private runEnds = new Float64Array(256);
+  private stepPages = new Int32Array(256);
+  /** Cached pages the plain pass would evict at the start of each planned step. */
+  private runEvict = new Int32Array(256);
+  private runEvicts = false;
+  /** Per running slot: tokens at the run's start. Pages filled during applied steps, as step * n + slot. */
+  private runBase = new Int32Array(16);
+  private fills = new Int32Array(64);
+  /** Tokens the head of waiting would charge (chunk + output reserve) and the pages it would take; -1: none. */
+  private headNeed = -1;
+  private headPages = 0;
+  private joinAt = new Int32Array(256);
+
+  /**
+   * Plans a run of >= 2 decode passes starting at `now`; false when the next pass may do anything else. Every
+   * running request is past its first token; no pass of the run may admit (the head of waiting is watched: the
+   * admission reserve shrinks as outputs progress and `new_token_ratio` decays), need a page that is not free
+   * (which would evict or retract), or finish a request before its last pass.
+   */
+  private planRun(now: number, horizon: number, horizonAlways: boolean): boolean {
+    const req = this.req;
+    const cfg = this.config;
+    const p = this.page;
+    const n = this.runLen;
+    if (n === 0 || this.ready.length > 0) return false;
+    let kOut = Number.POSITIVE_INFINITY;
+    let context = 0;
+    for (let k = 0; k < n; k++) {
+      const r = this.running[k];
+      if (req.generated[r] === 0) return false;
+      const left = this.remaining(r);
+      if (left < kOut) kOut = left;
+      context += req.seqLen(r);
+    }
+    if (kOut < 2) return false;
+    kOut = Math.min(kOut, RUN_PLAN_LIMIT); // plan in bounded slices: most runs are cut by an arrival
+    this.headNeed = -1;
+    if (this.waiting.length > 0 && n < cfg.maxNumSeqs) {
+      if (cfg.schedulePolicy === 'lpm') this.applyLpm(); // what the next pass does first (idempotent)
+      const r = this.waiting.front();
+      if (req.computed[r] === 0 && req.preemptions[r] === 0 && this.rejection(r) !== null) return false;
+      this.watchHead(r);
+    }
+    if (this.runEnds.length < kOut + 1) {
+      let cap = this.runEnds.length;
+      while (cap < kOut + 1) cap *= 2;
+      this.runEnds = new Float64Array(cap);
+      this.stepPages = new Int32Array(cap);
+      this.runEvict = new Int32Array(cap);
+    } else this.stepPages.fill(0, 0, kOut + 1);
+    // Step j appends token c+j (c = tokens at the start) and takes a page when c+j-1 is a multiple of p.
+    const stepPages = this.stepPages;
+    for (let k = 0; k < n; k++) {
+      const c = req.computed[this.running[k]];
+      let j = (((1 - c) % p) + p) % p;
+      if (j === 0) j = p;
+      for (; j <= kOut; j += p) stepPages[j]++;
+    }
+    // The admission reserve: sum of min(remaining, clip) falls by the requests already under the clip.
+    // A request's term min(remaining - (j-1), clip) starts falling at step remaining - clip + 1.
+    const clip = cfg.clipMaxNewTokens;
+    let reserveSum = 0;
+    let underClip = 0;
+    if (this.headNeed >= 0) {
+      if (this.joinAt.length < kOut + 2)
+        this.joinAt = new Int32Array(Math.max(kOut + 2, this.joinAt.length * 2));
+      else this.joinAt.fill(0, 0, kOut + 2);
+      for (let k = 0; k < n; k++) {
+        const left = this.remaining(this.running[k]);
+        reserveSum += Math.min(left, clip);
+        if (left <= clip) underClip++;
+        else if (left - clip + 1 <= kOut) this.joinAt[left - clip + 1]++;
+      }
+    }
+    // Cached pages may be evicted inside a run unless a waiting request could be admitted: eviction can
+    // change its prefix match (and under lpm the queue order).
+    const mayEvict = this.waiting.length === 0 || n >= cfg.maxNumSeqs;
+    const cache = this.cache;
+    let evictable = cache.evictablePages;
+    let free = cache.freePages;
+    let ratio = this.newTokenRatio;
+    const shape = this.shape;
+    resetPassShape(shape);
+    shape.decodeRequests = n;
+    const speedup = cfg.speedupRatio;
+    let t = now;
+    let steps = 0;
+    let evicts = false;
+    for (let j = 1; j <= kOut; j++) {
+      if (j > 1 && (evicts || horizonAlways) && t >= horizon) break;
+      if (this.headNeed >= 0 && this.headPages <= free + evictable) {
+        const approx = (free + evictable) * p - reserveSum * ratio;
+        if (approx > this.headNeed - 1e-3 && this.headNeed < this.remTotalAt(j, free + evictable, ratio))
+          break;
+      }
+      const b = stepPages[j];
+      let evict = 0;
+      if (b > free) {
+        if (!mayEvict || b > free + evictable) break; // the plain pass handles it (or retracts)
+        evict = b - free;
+        free += evict;
+        evictable -= evict;
+        evicts = true;
+      }
+      this.runEvict[j] = evict;
+      shape.decodeContextTokens = context + n * (j - 1);
+      shape.activeKvTokens = (cache.totalPages - free - evictable) * p;
+      free -= b;
+      t = t + ns(this.timing.decodeMs(shape) / speedup);
+      this.runEnds[j] = t;
+      steps = j;
+      ratio = Math.max(ratio - this.ratioDecay, this.minRatio);
+      if (this.headNeed >= 0) {
+        reserveSum -= underClip;
+        underClip += this.joinAt[j + 1];
+      }
+    }
+    if (steps < 2) return false;
+    this.runEnds[0] = now;
+    this.runSteps = steps;
+    this.runApplied = 0;
+    this.runEvicts = evicts;
+    this.busyUntil = this.runEnds[steps];
+    if (this.runBase.length < n) this.runBase = new Int32Array(Math.max(n, this.runBase.length * 2));
+    for (let k = 0; k < n; k++) this.runBase[k] = req.computed[this.running[k]];
+    this.coalescedRuns++;
+    return true;
+  }
+
+  /** Records what the head of waiting would need to be admitted as the first of a batch (-1: it cannot). */
+  private watchHead(r: number): void {
+    const req = this.req;
+    const cfg = this.config;
+    const p = this.page;
+    const mat = req.computed[r];
+    const len = req.seqLen(r);
+    let cached = 0;
+    if (mat === 0 && cfg.enablePrefixCaching) {
+      const matchLen = this.outputLimit(r) === 0 ? len : len - 1;
+      cached = this.cache.matchPages(r, Math.floor(matchLen / p)) * p;
+    }
+    const start = Math.max(mat, cached);
+    const extend = len - start;
+    if (extend === 0 && mat > 0) return;
+    let chunk = extend;
+    if (Math.ceil(extend / p) * p > cfg.chunkedPrefillSize) {
+      chunk = Math.min(Math.floor(cfg.chunkedPrefillSize / p) * p, extend);
+      if (chunk === 0) return;
+    }
+    const charged = Math.ceil(chunk / p) * p;
+    if (charged > cfg.maxPrefillTokens || charged > cfg.chunkedPrefillSize) return;
+    const outReserve = chunk < extend ? 0 : Math.min(this.remaining(r), cfg.clipMaxNewTokens);
+    this.headNeed = charged + outReserve;
+    const wantPages = Math.ceil((start + chunk) / p);
+    this.headPages = mat > 0 ? wantPages - req.allocBlocks[r] : wantPages - cached / p;
+  }
+
+  /** The admission KV budget at step j of a planned run, computed exactly as a plain pass would. */
+  private remTotalAt(j: number, pages: number, ratio: number): number {
+    const clip = this.config.clipMaxNewTokens;
+    let reserve = 0;
+    for (let k = 0; k < this.runLen; k++)
+      reserve += Math.min(this.remaining(this.running[k]) - (j - 1), clip) * ratio;
+    return pages * this.page - reserve;
+  }
+
+  /**
+   * Applies the planned passes of the current run that started before `t`. When that is not all of them, the
+   * run is cut after the last applied pass, whose end becomes `busyUntil`. Returns `busyUntil`.
+   */
+  materialize(t: number): number {
+    if (this.runSteps <= this.runApplied) return this.busyUntil;
+    let upTo = this.runApplied;
+    while (upTo < this.runSteps && this.runEnds[upTo] < t) upTo++;
+    if (upTo > this.runApplied) this.applyRunSteps(upTo);
+    if (upTo < this.runSteps) {
+      this.runSteps = upTo;
+      this.busyUntil = this.runEnds[upTo];
+    }
+    return this.busyUntil;
+  }
+
+  /** Applies steps runApplied+1 .. upTo of the planned run, exactly as plain passes would. */
+  private applyRunSteps(upTo: number): void {
+    const req = this.req;
+    const p = this.page;
+    const cache = this.cache;
+    const from = this.runApplied;
+    const n = this.runLen;
+    const ends = this.runEnds;
+    const col = this.collector;
+    const m = upTo - from;
+    const last = upTo === this.runSteps;
+    // Pages: allocated in bulk; completed pages enter the cache in (pass, slot) order, as stepping would.
+    for (let k = 0; k < n; k++) {
+      const r = this.running[k];
+      const want = Math.ceil((this.runBase[k] + upTo) / p);
+      cache.freePages -= want - req.allocBlocks[r];
+      req.allocBlocks[r] = want;
+    }
+    let nf = 0;
+    for (let k = 0; k < n; k++) {
+      // Step j fills a page of slot k when (base + j) % p == 0.
+      const base = this.runBase[k];
+      let j = from + 1 + (((-(base + from + 1) % p) + p) % p);
+      for (; j <= upTo; j += p) {
+        if (nf === this.fills.length) {
+          const grown = new Int32Array(nf * 2);
+          grown.set(this.fills);
+          this.fills = grown;
+        }
+        this.fills[nf++] = j * n + k;
+      }
+    }
+    const fills = this.fills;
+    if (nf > 1) fills.subarray(0, nf).sort();
+    // Step by step where it matters: evictions at a step's start, then the pages it fills, in slot order.
+    const log = this.kvEvents;
+    let i = 0;
+    for (let j = from + 1; j <= upTo; j++) {
+      const logStart = log?.length ?? 0;
+      if (this.runEvict[j] > 0) cache.evict(this.runEvict[j]);
+      for (; i < nf && fills[i] < (j + 1) * n; i++) {
+        const k = fills[i] - j * n;
+        const r = this.running[k];
+        if (last && j === upTo && req.generated[r] + m >= this.outputLimit(r)) continue; // finishes instead
+        req.computed[r] = this.runBase[k] + j;
+        this.cacheMaterialized(r);
+      }
+      if (log !== null && log.length > logStart) log.stamp(logStart, ends[j]);
+    }
+    // Tokens: the first applied step's gap differs per request; later gaps are shared by all n requests.
+    const firstEnd = ends[from + 1];
+    const lastEnd = ends[upTo];
+    for (let k = 0; k < n; k++) {
+      const r = this.running[k];
+      req.computed[r] = this.runBase[k] + upTo;
+      col.addGap(firstEnd - col.lastTokenMs[r], 1);
+      if (col.tokens[r] === 1) col.secondTokenMs[r] = firstEnd;
+      col.tokens[r] += m;
+      col.lastTokenMs[r] = lastEnd;
+      req.generated[r] += m;
+    }
+    for (let j = from + 2; j <= upTo; j++) col.addGap(ends[j] - ends[j - 1], n);
+    for (let j = 0; j < m; j++)
+      this.newTokenRatio = Math.max(this.newTokenRatio - this.ratioDecay, this.minRatio);
+    this.passes += m;
+    this.busyMs += lastEnd - ends[from];
+    this.runApplied = upTo;
+    if (last) {
+      let w = 0;
+      this.doneLen = 0;
+      for (let k = 0; k < n; k++) {
+        const r = this.running[k];
+        if (req.generated[r] >= this.outputLimit(r)) this.done[this.doneLen++] = r;
+        else this.running[w++] = r;
+      }
+      this.runLen = w;
+      for (let i = 0; i < this.doneLen; i++) this.finish(this.done[i], lastEnd);
+    }
+  }
+}
