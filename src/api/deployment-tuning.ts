@@ -82,6 +82,12 @@ export const SearchSpaceSchema = z
       .optional()
       .describe('KV router overlap (prefill cost) weights to try (default: 0.5, 1, 2).'),
     blockSizes: intList(4).optional().describe('KV block sizes to try (default: the current one, else 64).'),
+    backends: z
+      .array(z.enum(['vLLM', 'SGLang']))
+      .min(1)
+      .max(2)
+      .optional()
+      .describe('Serving engines to try (default: the one the target runs).'),
     maxNumSeqs: intList(8).optional().describe('vLLM max_num_seqs values to try.'),
     maxNumBatchedTokens: intList(8).optional().describe('vLLM max_num_batched_tokens values to try.'),
     optimizer: z

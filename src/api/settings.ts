@@ -18,13 +18,17 @@ export const RoleSettingsSchema = z
   .describe('Worker count and parallelism of one role.');
 export type RoleSettings = z.infer<typeof RoleSettingsSchema>;
 
+export const Backends = ['vLLM', 'SGLang'] as const;
+export type Backend = (typeof Backends)[number];
+
 export const EngineSettingsSchema = z
   .object({
+    backend: z.enum(Backends).optional().describe('Serving engine of the workers (default vLLM).'),
     maxNumSeqs: z.number().int().min(1).optional().describe('vLLM max_num_seqs.'),
     maxNumBatchedTokens: z.number().int().min(1).optional().describe('vLLM max_num_batched_tokens.'),
     blockSize: z.number().int().min(1).optional().describe('KV block size in tokens.'),
   })
-  .describe('Engine knobs that differ from the engine defaults.');
+  .describe('Serving engine and the knobs that differ from its defaults.');
 
 export const ServingSettingsSchema = cel(
   z

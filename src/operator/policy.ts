@@ -51,7 +51,7 @@ export function decideProposal(i: ProposalInput): { outcome: ProposalOutcome; me
   };
 }
 
-/** Same deployment shape: GPU type, topology, workers and TP per role, router mode and Planner. */
+/** Same deployment shape: engine, GPU type, topology, workers and TP per role, router mode and Planner. */
 export function sameSettings(a: ServingSettings, b: ServingSettings): boolean {
   const shape = (r?: { workers: number; tensorParallel: number }) =>
     r ? `${r.workers}x${r.tensorParallel}` : '-';

@@ -2,6 +2,7 @@ import pkg from '../../../package.json' with { type: 'json' };
 import type {
   SearchSpace as ApiSearchSpace,
   Slo as ApiSlo,
+  Backend,
   DeploymentTuningSpec,
   PredictedMetrics,
   RouterMode,
@@ -85,8 +86,15 @@ export function sweepSpace(space: ApiSearchSpace, base: ServingSettings): Search
   };
 }
 
+const BACKEND_TO_SWEEP = { vLLM: 'vllm', SGLang: 'sglang' } as const satisfies Record<
+  Backend,
+  Candidate['engine']['engine']
+>;
+const BACKEND_FROM_SWEEP: Record<Candidate['engine']['engine'], Backend> = { vllm: 'vLLM', sglang: 'SGLang' };
+
 function engineSpace(space: Partial<ApiSearchSpace>, base: ServingSettings): SearchSpace['engine'] {
   return {
+    engines: (space.backends ?? [base.engine?.backend ?? 'vLLM']).map((b) => BACKEND_TO_SWEEP[b]),
     maxNumBatchedTokens: space.maxNumBatchedTokens ?? [
       base.engine?.maxNumBatchedTokens ?? DEFAULT_ENGINE.maxNumBatchedTokens,
     ],
@@ -182,6 +190,7 @@ export function settingsOf(c: Candidate, model?: string): ServingSettings {
     router,
     planner: { enabled: false },
     engine: {
+      backend: BACKEND_FROM_SWEEP[c.engine.engine],
       maxNumSeqs: c.engine.maxNumSeqs,
       maxNumBatchedTokens: c.engine.maxNumBatchedTokens,
       blockSize: c.engine.blockSize,

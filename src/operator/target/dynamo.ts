@@ -121,9 +121,12 @@ export function readDynamoBaseline(obj: KubeObject, knownGpuTypes: string[]): Ba
     model ??= flagValue(tokens, '--model', '--model-path');
     const product = s.extraPodSpec?.nodeSelector?.['nvidia.com/gpu.product'];
     if (product && !gpuType) gpuType = gpuTypeForProduct(product);
-    const seqs = positiveInt(flagValue(tokens, '--max-num-seqs'));
-    const batched = positiveInt(flagValue(tokens, '--max-num-batched-tokens'));
-    const block = positiveInt(flagValue(tokens, '--block-size'));
+    const seqs = positiveInt(flagValue(tokens, '--max-num-seqs', '--max-running-requests'));
+    const batched = positiveInt(flagValue(tokens, '--max-num-batched-tokens', '--chunked-prefill-size'));
+    const block = positiveInt(flagValue(tokens, '--block-size', '--page-size'));
+    if (tokens.some((t) => /(^|\.)sglang($|\.)/.test(t) || t === 'sglang.launch_server'))
+      engine.backend = 'SGLang';
+    else if (tokens.some((t) => /(^|\.)vllm($|\.)/.test(t))) engine.backend = 'vLLM';
     if (seqs) engine.maxNumSeqs = seqs;
     if (batched) engine.maxNumBatchedTokens = batched;
     if (block) engine.blockSize = block;

@@ -81,6 +81,11 @@ describe('mapping onto the sweep library', () => {
     expect(space.workers).toEqual({ min: 1, max: 2 });
     expect(space.disaggregated.decodeTensorParallel).toEqual([2]);
     expect(space.engine.maxNumSeqs).toEqual([128]);
+    expect(space.engine.engines).toEqual(['vllm']);
+    expect(sweepSpace({ ...spec.searchSpace, backends: ['vLLM', 'SGLang'] }, agg).engine.engines).toEqual([
+      'vllm',
+      'sglang',
+    ]);
     const { candidates } = enumerateCandidates(space, [{ type: 'h100_sxm', count: 4 }]);
     expect(candidates.some((c) => c.topology === 'disaggregated')).toBe(true);
   });

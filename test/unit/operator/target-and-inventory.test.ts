@@ -46,7 +46,7 @@ describe('readDynamoBaseline', () => {
       aggregated: { workers: 3, tensorParallel: 2, gpusPerWorker: 2 },
       router: { mode: 'KV', overlapWeight: 0.5 },
       planner: { enabled: false },
-      engine: { maxNumSeqs: 128 },
+      engine: { backend: 'vLLM', maxNumSeqs: 128 },
     });
   });
 
@@ -79,6 +79,28 @@ describe('readDynamoBaseline', () => {
     expect(r.settings.router.mode).toBe('KV');
     expect(r.settings.planner.enabled).toBe(true);
     expect(r.settings.gpuType).toBe('b200_sxm');
+  });
+
+  it('recognises SGLang workers and their flags', () => {
+    const r = readDynamoBaseline(
+      dgd({
+        SGLangWorker: {
+          componentType: 'worker',
+          replicas: 2,
+          resources: { limits: { gpu: '2' } },
+          extraPodSpec: {
+            mainContainer: {
+              args: ['python3 -m dynamo.sglang --model-path Qwen/Qwen3-8B --tp 2 --page-size 16'],
+            },
+          },
+        },
+      }),
+      ['h100_sxm'],
+    );
+    if (!('settings' in r)) throw new Error(r.error);
+    expect(r.settings.engine).toEqual({ backend: 'SGLang', blockSize: 16 });
+    expect(r.settings.aggregated).toEqual({ workers: 2, tensorParallel: 2, gpusPerWorker: 2 });
+    expect(r.settings.model).toBe('Qwen/Qwen3-8B');
   });
 
   it('refuses a graph without workers, or with prefill but no decode', () => {
