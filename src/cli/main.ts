@@ -1,4 +1,5 @@
 import { UsageError } from './errors.ts';
+import { operatorCommand } from './operator.ts';
 import { simulateCommand } from './simulate.ts';
 import { sweepCommand } from './sweep.ts';
 
@@ -6,6 +7,7 @@ type Command = (argv: string[], out: NodeJS.WritableStream, err: NodeJS.Writable
 
 const COMMANDS: Record<string, { help: string; run: Command }> = {
   simulate: { help: 'replay a trace or synthetic traffic through simulated workers', run: simulateCommand },
+  operator: { help: 'run the DeploymentTuning controller against a cluster', run: operatorCommand },
   sweep: { help: 'search deployments for a workload and map the Pareto frontier', run: sweepCommand },
 };
 
