@@ -1,4 +1,4 @@
-import { type SimulationConfig, SimulationConfigSchema } from '../sim/config.ts';
+import { DEFAULT_NUM_GPU_BLOCKS, type SimulationConfig, SimulationConfigSchema } from '../sim/config.ts';
 import type { Distribution } from '../sim/metrics/distribution.ts';
 import type { SimulationReport } from '../sim/metrics/report.ts';
 import { runSimulation, syntheticWorkload } from '../sim/run.ts';
@@ -365,7 +365,7 @@ export function renderSummary(config: SimulationConfig, workload: Workload, r: S
   lines.push(
     `servetune simulate: ${formatNumber(w.requests)} requests from ${source}; ${config.workers} x vLLM worker(s), ` +
       `router ${config.router.mode}, timing ${config.timing.model}, block ${config.engine.blockSize}, ` +
-      `${formatNumber(config.engine.numGpuBlocks)} KV blocks`,
+      `${formatNumber(config.engine.numGpuBlocks ?? DEFAULT_NUM_GPU_BLOCKS)} KV blocks`,
   );
   lines.push('');
   const dist = (name: string, d: Distribution): (string | number)[] => [
