@@ -1,3 +1,4 @@
+import { catalogCommand } from './catalog.ts';
 import { UsageError } from './errors.ts';
 import { simulateCommand } from './simulate.ts';
 
@@ -6,6 +7,7 @@ const COMMANDS: Record<
   { help: string; run: (argv: string[], out: NodeJS.WritableStream) => Promise<number> }
 > = {
   simulate: { help: 'replay a trace or synthetic traffic through simulated workers', run: simulateCommand },
+  catalog: { help: 'list the GPUs and models the hardware timing model knows', run: catalogCommand },
 };
 
 function usage(): string {
