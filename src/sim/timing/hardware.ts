@@ -82,23 +82,100 @@ export interface HardwareProfile {
   readonly overhead: StepOverhead;
 }
 
-/** Index and weight of x on a small increasing axis (held at the ends). */
-function locate(axis: Float64Array, x: number, out: Float64Array): void {
-  const n = axis.length;
-  if (x <= axis[0]) {
-    out[0] = 0;
-    out[1] = 0;
-    return;
+/**
+ * Bilinear reader of an AttentionGrid. Axes that are powers of two (the decode grid's) are located with
+ * Math.clz32 instead of a search; past the batch axis time grows in proportion to the batch, past the
+ * sequence axis the last segment's slope continues.
+ */
+class GridReader {
+  private readonly batch: Float64Array;
+  private readonly seq: Float64Array;
+  private readonly ms: Float64Array;
+  private readonly ns: number;
+  private readonly bMax: number;
+  private readonly sMax: number;
+  /** log2 of the first point when the axis is 2^k, 2^(k+1), ...; -1 otherwise. */
+  private readonly bPow: number;
+  private readonly sPow: number;
+
+  constructor(g: AttentionGrid) {
+    this.batch = g.batch;
+    this.seq = g.seq;
+    this.ms = g.ms;
+    this.ns = g.seq.length;
+    this.bMax = g.batch[g.batch.length - 1];
+    this.sMax = g.seq[this.ns - 1];
+    this.bPow = pow2Start(g.batch);
+    this.sPow = pow2Start(g.seq);
   }
-  if (x >= axis[n - 1]) {
-    out[0] = n - 2;
-    out[1] = 1;
-    return;
+
+  at(b: number, s: number): number {
+    const batch = this.batch;
+    const seq = this.seq;
+    const ns = this.ns;
+    let scale = 1;
+    if (b > this.bMax) {
+      scale = b / this.bMax;
+      b = this.bMax;
+    }
+    let extra = 0;
+    if (s > this.sMax) {
+      extra = s - this.sMax;
+      s = this.sMax;
+    }
+    // Batch axis: cell index and weight (held at the ends).
+    let bi = 0;
+    let fb = 0;
+    if (b >= this.bMax) {
+      bi = batch.length - 2;
+      fb = 1;
+    } else if (b > batch[0]) {
+      bi = this.bPow >= 0 ? 31 - Math.clz32(b) - this.bPow : search(batch, b);
+      fb = (b - batch[bi]) / (batch[bi + 1] - batch[bi]);
+    }
+    let si = 0;
+    let fs = 0;
+    if (s >= this.sMax) {
+      si = ns - 2;
+      fs = 1;
+    } else if (s > seq[0]) {
+      si = this.sPow >= 0 ? 31 - Math.clz32(s) - this.sPow : search(seq, s);
+      fs = (s - seq[si]) / (seq[si + 1] - seq[si]);
+    }
+    const ms = this.ms;
+    const i0 = bi * ns + si;
+    const i1 = i0 + ns;
+    const lo = ms[i0] + (ms[i0 + 1] - ms[i0]) * fs;
+    const hi = ms[i1] + (ms[i1 + 1] - ms[i1]) * fs;
+    let v = lo + (hi - lo) * fb;
+    if (extra > 0) {
+      const j = bi * ns + ns - 2;
+      const ds = seq[ns - 1] - seq[ns - 2];
+      const slope0 = (ms[j + 1] - ms[j]) / ds;
+      const slope1 = (ms[j + ns + 1] - ms[j + ns]) / ds;
+      v += extra * (slope0 + (slope1 - slope0) * fb);
+    }
+    return v * scale;
   }
-  let i = 0;
-  while (axis[i + 1] <= x) i++;
-  out[0] = i;
-  out[1] = (x - axis[i]) / (axis[i + 1] - axis[i]);
+}
+
+/** The cell i with axis[i] <= x < axis[i + 1], for axis[0] < x < axis[last]. */
+function search(axis: Float64Array, x: number): number {
+  let lo = 0;
+  let hi = axis.length - 1;
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >> 1;
+    if (axis[mid] <= x) lo = mid;
+    else hi = mid;
+  }
+  return lo;
+}
+
+function pow2Start(axis: Float64Array): number {
+  const k = Math.log2(axis[0]);
+  if (!Number.isInteger(k)) return -1;
+  for (let i = 0; i < axis.length; i++) if (axis[i] !== 2 ** (k + i)) return -1;
+  return k;
 }
 
 /**
@@ -119,20 +196,18 @@ export class HardwareTiming implements TimingModel {
   private readonly logits: Float64Array;
   /** nonAttn(d) + logits(d) + stepMs + perSeqMs * d: a pure decode pass without attention. */
   private readonly decodeBase: Float64Array;
-  private readonly ctx: AttentionGrid;
-  private readonly gen: AttentionGrid;
+  private readonly ctx: GridReader;
+  private readonly gen: GridReader;
   private readonly kvRead: number;
   private readonly o: StepOverhead;
-  private readonly bi = new Float64Array(2);
-  private readonly si = new Float64Array(2);
 
   constructor(profile: HardwareProfile) {
     this.profile = profile;
     this.name = `hardware(${profile.label}, ${profile.tier})`;
     this.nonAttn = profile.nonAttnMs;
     this.logits = profile.logitsMs;
-    this.ctx = profile.context;
-    this.gen = profile.generation;
+    this.ctx = new GridReader(profile.context);
+    this.gen = new GridReader(profile.generation);
     this.kvRead = profile.kvReadMsPerToken;
     this.o = profile.overhead;
     const o = this.o;
@@ -152,7 +227,7 @@ export class HardwareTiming implements TimingModel {
     const p = s.prefillNewTokens;
     // n requests of s_eq prompt tokens each have the same attention pairs as this pass's chunks.
     const sEq = (Math.sqrt((8 * s.prefillAttentionPairs) / n + 1) - 1) / 2;
-    const attention = Math.max(this.grid(this.ctx, n, sEq), this.kvRead * (s.prefillCachedTokens + p));
+    const attention = Math.max(this.ctx.at(n, sEq), this.kvRead * (s.prefillCachedTokens + p));
     const o = this.o;
     const kernels = tokenCurveAt(this.nonAttn, p) + tokenCurveAt(this.logits, n) + attention;
     return kernels * o.prefillScale + o.stepMs + o.perPrefillMs * n;
@@ -161,7 +236,7 @@ export class HardwareTiming implements TimingModel {
   decodeMs(s: PassShape): number {
     const d = s.decodeRequests;
     if (d === 0) return 0;
-    const attention = this.grid(this.gen, d, s.decodeContextTokens / d);
+    const attention = this.gen.at(d, s.decodeContextTokens / d);
     const n = s.prefillRequests;
     if (n === 0) return tokenCurveAt(this.decodeBase, d) + attention;
     const p = s.prefillNewTokens;
@@ -173,45 +248,5 @@ export class HardwareTiming implements TimingModel {
       attention +
       this.o.perSeqMs * d
     );
-  }
-
-  /** Bilinear lookup; past the batch axis time grows in proportion to the batch. */
-  private grid(g: AttentionGrid, b: number, seq: number): number {
-    const nb = g.batch.length;
-    const bMax = g.batch[nb - 1];
-    let scale = 1;
-    if (b > bMax) {
-      scale = b / bMax;
-      b = bMax;
-    }
-    const bi = this.bi;
-    const si = this.si;
-    locate(g.batch, b, bi);
-    const ns = g.seq.length;
-    const sMax = g.seq[ns - 1];
-    let sx = 0;
-    if (seq > sMax) {
-      sx = seq - sMax;
-      seq = sMax;
-    }
-    locate(g.seq, seq, si);
-    const i0 = bi[0] * ns + si[0];
-    const i1 = i0 + ns;
-    const fb = bi[1];
-    const fs = si[1];
-    const ms = g.ms;
-    const lo = ms[i0] + (ms[i0 + 1] - ms[i0]) * fs;
-    const hi = ms[i1] + (ms[i1 + 1] - ms[i1]) * fs;
-    let v = lo + (hi - lo) * fb;
-    if (sx > 0) {
-      // Beyond the sequence axis: continue the last segment's slope.
-      const j = ns - 2;
-      const r0 = bi[0] * ns;
-      const r1 = r0 + ns;
-      const slope0 = (ms[r0 + j + 1] - ms[r0 + j]) / (g.seq[j + 1] - g.seq[j]);
-      const slope1 = (ms[r1 + j + 1] - ms[r1 + j]) / (g.seq[j + 1] - g.seq[j]);
-      v += sx * (slope0 + (slope1 - slope0) * fb);
-    }
-    return v * scale;
   }
 }
