@@ -1,24 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import type { StepOverhead } from '../sim/timing/hardware.ts';
+import { type Calibration, CalibrationSchema } from './calibration-schema.ts';
 import type { Gpu } from './gpus.ts';
 
-/**
- * What the kernel tables do not see, fitted on measured end-to-end benchmarks by hack/calibrate-timing.ts:
- * the per-pass overhead (scheduler, input preparation, sampling: stepMs + perSeqMs per sequence, plus
- * perPrefillMs per prefill request), prefillScale (served prefill over summed kernels) and moeScale, the ratio of a served MoE layer (routing, permutation,
- * imbalance) to the routed-expert kernels AIC times.
- */
-export const CalibrationSchema = z
-  .object({
-    stepMs: z.number().nonnegative(),
-    perSeqMs: z.number().nonnegative(),
-    perPrefillMs: z.number().nonnegative(),
-    moeScale: z.number().positive(),
-    prefillScale: z.number().positive(),
-  })
-  .strict();
-export type Calibration = z.infer<typeof CalibrationSchema>;
+export type { Calibration };
 
 const FileSchema = z.object({
   default: CalibrationSchema,

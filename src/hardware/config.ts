@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { CalibrationSchema } from './calibration-schema.ts';
 import { KvDtypeSchema, WeightDtypeSchema } from './dtypes.ts';
 
 /**
@@ -31,7 +32,9 @@ export const HardwareConfigSchema = z
       .describe('auto = measured kernel tables where they exist; roofline = specs only'),
     gpusFile: z.string().min(1).optional().describe('YAML/JSON file of extra GPUs'),
     modelsFile: z.string().min(1).optional().describe('YAML/JSON file of extra models'),
-    stepOverheadMs: z.number().nonnegative().optional().describe('override the calibrated per-pass overhead'),
+    calibration: CalibrationSchema.partial()
+      .optional()
+      .describe('override bundled calibration terms (e.g. fitted on your own cluster)'),
   })
   .strict();
 

@@ -129,10 +129,7 @@ export function prepareHardware(
     kvDtype: hw.kvDtype ?? model.kvDtype,
     expertParallel: hw.expertParallel,
     tier: hw.tier,
-    calibration: {
-      ...calibration,
-      ...(hw.stepOverheadMs !== undefined ? { stepMs: hw.stepOverheadMs } : {}),
-    },
+    calibration: { ...hw.calibration, ...calibration },
   };
   if (choice.expertParallel && !model.moe) {
     throw new CatalogError(`hardware.expertParallel: ${model.name} has no experts`);

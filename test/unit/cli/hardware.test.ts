@@ -183,3 +183,40 @@ describe('servetune simulate --timing hardware', () => {
     });
   }
 });
+
+describe('hardware section of a config file', () => {
+  it('takes the GPU, model and calibration overrides from the file', async () => {
+    const cfg = join(dir, 'hw.yaml');
+    const json = join(dir, 'hw.json');
+    writeFileSync(
+      cfg,
+      [
+        'tensorParallelSize: 2',
+        'hardware:',
+        '  gpu: NVIDIA-H200',
+        '  model: Qwen/Qwen3-32B',
+        '  calibration: { stepMs: 2 }',
+        'workload:',
+        '  concurrency: 8',
+        '  synthetic: { requests: 40, inputTokens: 1000, outputTokens: 50 }',
+        '',
+      ].join('\n'),
+    );
+    const r = await cli('simulate', '--config', cfg, '--json', json, '--quiet');
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    const doc = JSON.parse(readFileSync(json, 'utf8'));
+    expect(doc.config.timing.model).toBe('hardware');
+    expect(doc.hardware.gpu).toBe('h200_sxm');
+    expect(doc.hardware.overhead.stepMs).toBe(2);
+    writeFileSync(
+      cfg,
+      'hardware:\n  gpu: h200\n  model: qwen3-32b\n  calibration: { moeScale: -1 }\nworkload:\n  trace: x\n',
+    );
+    const bad = await cli('simulate', '--config', cfg);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toBe(
+      `servetune simulate: ${cfg}: field 'hardware.calibration.moeScale': must be positive\n`,
+    );
+  });
+});
