@@ -24,19 +24,32 @@ export function sampleTokenAxis(f: (tokens: number) => number): Float64Array {
   return out;
 }
 
-/** Linear interpolation of a token-axis curve at t >= 0 (t < 1 reads the first point; beyond the axis the
- * last segment's slope continues). */
+/**
+ * Linear interpolation of a token-axis curve at t >= 0 (t < 1 reads the first point; beyond the axis the
+ * last segment's slope continues). Segment arithmetic is spelled out: this runs in every decode step.
+ */
 export function tokenCurveAt(c: Float64Array, t: number): number {
-  if (t <= 1) return c[0];
-  let s = 0;
-  if (t >= 256) s = t >= 16384 ? (t >= 262144 ? 4 : 3) : t >= 2048 ? 2 : 1;
-  if (s === 4) {
+  let x: number;
+  let base: number;
+  if (t < 256) {
+    if (t <= 1) return c[0];
+    x = t - 1;
+    base = 0;
+  } else if (t < 2048) {
+    x = (t - 256) * 0.125;
+    base = 255;
+  } else if (t < 16384) {
+    x = (t - 2048) * 0.015625;
+    base = 479;
+  } else if (t < 262144) {
+    x = (t - 16384) * 0.0009765625;
+    base = 703;
+  } else {
     const n = TOKEN_AXIS_LENGTH;
     return c[n - 1] + ((c[n - 1] - c[n - 2]) * (t - 262144)) / 1024;
   }
-  const x = (t - SEG_START[s]) / SEG_STEP[s];
-  const j = Math.floor(x);
-  const i = SEG_BASE[s] + j;
+  const j = x | 0;
+  const i = base + j;
   const f = x - j;
   return f === 0 ? c[i] : c[i] + (c[i + 1] - c[i]) * f;
 }
@@ -83,66 +96,53 @@ export interface HardwareProfile {
 }
 
 /**
- * Bilinear reader of an AttentionGrid. Axes that are powers of two (the decode grid's) are located with
- * Math.clz32 instead of a search; past the batch axis time grows in proportion to the batch, past the
- * sequence axis the last segment's slope continues.
+ * A bilinear reader of an AttentionGrid, as a closure over its arrays (cheaper to call than a method reading
+ * fields). Axes that are powers of two (the decode grid's) are located with Math.clz32 instead of a search;
+ * past the batch axis time grows in proportion to the batch, past the sequence axis the last segment's
+ * slope continues.
  */
-class GridReader {
-  private readonly batch: Float64Array;
-  private readonly seq: Float64Array;
-  private readonly ms: Float64Array;
-  private readonly ns: number;
-  private readonly bMax: number;
-  private readonly sMax: number;
-  /** log2 of the first point when the axis is 2^k, 2^(k+1), ...; -1 otherwise. */
-  private readonly bPow: number;
-  private readonly sPow: number;
-
-  constructor(g: AttentionGrid) {
-    this.batch = g.batch;
-    this.seq = g.seq;
-    this.ms = g.ms;
-    this.ns = g.seq.length;
-    this.bMax = g.batch[g.batch.length - 1];
-    this.sMax = g.seq[this.ns - 1];
-    this.bPow = pow2Start(g.batch);
-    this.sPow = pow2Start(g.seq);
-  }
-
-  at(b: number, s: number): number {
-    const batch = this.batch;
-    const seq = this.seq;
-    const ns = this.ns;
+function gridReader(g: AttentionGrid): (b: number, s: number) => number {
+  const batch = g.batch;
+  const seq = g.seq;
+  const ms = g.ms;
+  const nb = batch.length;
+  const ns = seq.length;
+  const b0 = batch[0];
+  const s0 = seq[0];
+  const bMax = batch[nb - 1];
+  const sMax = seq[ns - 1];
+  const bPow = pow2Start(batch);
+  const sPow = pow2Start(seq);
+  const lastDs = seq[ns - 1] - seq[ns - 2];
+  return (b: number, s: number): number => {
     let scale = 1;
-    if (b > this.bMax) {
-      scale = b / this.bMax;
-      b = this.bMax;
+    if (b > bMax) {
+      scale = b / bMax;
+      b = bMax;
     }
     let extra = 0;
-    if (s > this.sMax) {
-      extra = s - this.sMax;
-      s = this.sMax;
+    if (s > sMax) {
+      extra = s - sMax;
+      s = sMax;
     }
-    // Batch axis: cell index and weight (held at the ends).
     let bi = 0;
     let fb = 0;
-    if (b >= this.bMax) {
-      bi = batch.length - 2;
+    if (b >= bMax) {
+      bi = nb - 2;
       fb = 1;
-    } else if (b > batch[0]) {
-      bi = this.bPow >= 0 ? 31 - Math.clz32(b) - this.bPow : search(batch, b);
+    } else if (b > b0) {
+      bi = bPow >= 0 ? 31 - Math.clz32(b) - bPow : search(batch, b);
       fb = (b - batch[bi]) / (batch[bi + 1] - batch[bi]);
     }
     let si = 0;
     let fs = 0;
-    if (s >= this.sMax) {
+    if (s >= sMax) {
       si = ns - 2;
       fs = 1;
-    } else if (s > seq[0]) {
-      si = this.sPow >= 0 ? 31 - Math.clz32(s) - this.sPow : search(seq, s);
+    } else if (s > s0) {
+      si = sPow >= 0 ? 31 - Math.clz32(s) - sPow : search(seq, s);
       fs = (s - seq[si]) / (seq[si + 1] - seq[si]);
     }
-    const ms = this.ms;
     const i0 = bi * ns + si;
     const i1 = i0 + ns;
     const lo = ms[i0] + (ms[i0 + 1] - ms[i0]) * fs;
@@ -150,13 +150,12 @@ class GridReader {
     let v = lo + (hi - lo) * fb;
     if (extra > 0) {
       const j = bi * ns + ns - 2;
-      const ds = seq[ns - 1] - seq[ns - 2];
-      const slope0 = (ms[j + 1] - ms[j]) / ds;
-      const slope1 = (ms[j + ns + 1] - ms[j + ns]) / ds;
+      const slope0 = (ms[j + 1] - ms[j]) / lastDs;
+      const slope1 = (ms[j + ns + 1] - ms[j + ns]) / lastDs;
       v += extra * (slope0 + (slope1 - slope0) * fb);
     }
     return v * scale;
-  }
+  };
 }
 
 /** The cell i with axis[i] <= x < axis[i + 1], for axis[0] < x < axis[last]. */
@@ -196,8 +195,8 @@ export class HardwareTiming implements TimingModel {
   private readonly logits: Float64Array;
   /** nonAttn(d) + logits(d) + stepMs + perSeqMs * d: a pure decode pass without attention. */
   private readonly decodeBase: Float64Array;
-  private readonly ctx: GridReader;
-  private readonly gen: GridReader;
+  private readonly ctx: (b: number, s: number) => number;
+  private readonly gen: (b: number, s: number) => number;
   private readonly kvRead: number;
   private readonly o: StepOverhead;
 
@@ -206,8 +205,8 @@ export class HardwareTiming implements TimingModel {
     this.name = `hardware(${profile.label}, ${profile.tier})`;
     this.nonAttn = profile.nonAttnMs;
     this.logits = profile.logitsMs;
-    this.ctx = new GridReader(profile.context);
-    this.gen = new GridReader(profile.generation);
+    this.ctx = gridReader(profile.context);
+    this.gen = gridReader(profile.generation);
     this.kvRead = profile.kvReadMsPerToken;
     this.o = profile.overhead;
     const o = this.o;
@@ -227,7 +226,7 @@ export class HardwareTiming implements TimingModel {
     const p = s.prefillNewTokens;
     // n requests of s_eq prompt tokens each have the same attention pairs as this pass's chunks.
     const sEq = (Math.sqrt((8 * s.prefillAttentionPairs) / n + 1) - 1) / 2;
-    const attention = Math.max(this.ctx.at(n, sEq), this.kvRead * (s.prefillCachedTokens + p));
+    const attention = Math.max(this.ctx(n, sEq), this.kvRead * (s.prefillCachedTokens + p));
     const o = this.o;
     const kernels = tokenCurveAt(this.nonAttn, p) + tokenCurveAt(this.logits, n) + attention;
     return kernels * o.prefillScale + o.stepMs + o.perPrefillMs * n;
@@ -236,7 +235,7 @@ export class HardwareTiming implements TimingModel {
   decodeMs(s: PassShape): number {
     const d = s.decodeRequests;
     if (d === 0) return 0;
-    const attention = this.gen.at(d, s.decodeContextTokens / d);
+    const attention = this.gen(d, s.decodeContextTokens / d);
     const n = s.prefillRequests;
     if (n === 0) return tokenCurveAt(this.decodeBase, d) + attention;
     const p = s.prefillNewTokens;
