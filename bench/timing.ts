@@ -56,7 +56,7 @@ cases = cases.filter((_, i) => i % every === 0);
 
 /** Repeated measurements of one setup are simulated once. */
 const setupKey = (c: E2eCase) =>
-  JSON.stringify([c.gpu, c.model, c.dtype, c.tp, c.expertParallel, c.isl, c.osl, c.concurrency]);
+  JSON.stringify([c.gpu, c.model, c.dtype, c.kvDtype, c.tp, c.expertParallel, c.isl, c.osl, c.concurrency]);
 function runAll(list: E2eCase[], tier: 'auto' | 'roofline'): Map<string, CaseResult> {
   const out = new Map<string, CaseResult>();
   for (const c of list) {
