@@ -1,3 +1,4 @@
+import { catalogCommand } from './catalog.ts';
 import { UsageError } from './errors.ts';
 import { operatorCommand } from './operator.ts';
 import { simulateCommand } from './simulate.ts';
@@ -9,6 +10,7 @@ const COMMANDS: Record<string, { help: string; run: Command }> = {
   simulate: { help: 'replay a trace or synthetic traffic through simulated workers', run: simulateCommand },
   operator: { help: 'run the DeploymentTuning controller against a cluster', run: operatorCommand },
   sweep: { help: 'search deployments for a workload and map the Pareto frontier', run: sweepCommand },
+  catalog: { help: 'list the GPUs and models the hardware timing model knows', run: catalogCommand },
 };
 
 function usage(): string {

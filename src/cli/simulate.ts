@@ -1,4 +1,7 @@
-import { type SimulationConfig, SimulationConfigSchema } from '../sim/config.ts';
+import { CatalogError } from '../hardware/catalog.ts';
+import { DTYPE_ALIASES, KV_DTYPE_ALIASES } from '../hardware/dtypes.ts';
+import { HardwareRejection, type PreparedHardware, prepareHardware } from '../hardware/setup.ts';
+import { DEFAULT_NUM_GPU_BLOCKS, type SimulationConfig, SimulationConfigSchema } from '../sim/config.ts';
 import type { Distribution } from '../sim/metrics/distribution.ts';
 import type { SimulationReport } from '../sim/metrics/report.ts';
 import { checkPlannerAgainstCluster, PlannerConfigSchema } from '../sim/planner/config.ts';
@@ -8,6 +11,7 @@ import { readMooncakeFile, TraceError } from '../telemetry/mooncake-trace.ts';
 import { UsageError, zodMessage } from './errors.ts';
 import { readStructuredFile, writeJson } from './files.ts';
 import { applyFlags, type FlagSpec, flagNames, parseFlags, renderHelp } from './flags.ts';
+import { loadCatalog } from './hardware.ts';
 import { formatNumber, renderTable } from './table.ts';
 
 const ROUTERS = {
@@ -183,7 +187,12 @@ export const SIMULATE_FLAGS: FlagSpec[] = [
     kind: 'int',
     help: 'KV block (sglang: page) size in tokens (64)',
   },
-  { name: 'num-gpu-blocks', path: 'engine.numGpuBlocks', kind: 'int', help: 'KV blocks per worker (16384)' },
+  {
+    name: 'num-gpu-blocks',
+    path: 'engine.numGpuBlocks',
+    kind: 'int',
+    help: 'KV blocks per worker (hardware timing: from HBM; else 16384)',
+  },
   { name: 'max-num-seqs', path: 'engine.maxNumSeqs', kind: 'int', help: 'running requests per worker (256)' },
   {
     name: 'max-num-batched-tokens',
@@ -213,8 +222,78 @@ export const SIMULATE_FLAGS: FlagSpec[] = [
     name: 'timing',
     path: 'timing.model',
     kind: 'string',
-    values: { polynomial: 'polynomial' },
-    help: 'timing model: polynomial',
+    values: { polynomial: 'polynomial', hardware: 'hardware' },
+    help: 'timing model: polynomial, hardware (default hardware when --gpu is given)',
+  },
+  {
+    name: 'gpu',
+    path: 'hardware.gpu',
+    kind: 'string',
+    metavar: 'GPU',
+    help: 'hardware timing: GPU id, alias or gpu.product label (see servetune catalog)',
+  },
+  {
+    name: 'model',
+    path: 'hardware.model',
+    kind: 'string',
+    metavar: 'MODEL',
+    help: 'hardware timing: model id or Hugging Face id',
+  },
+  {
+    name: 'dtype',
+    path: 'hardware.dtype',
+    kind: 'string',
+    values: DTYPE_ALIASES,
+    help: "hardware timing: weight precision bf16, fp8, fp4 (the model's checkpoint)",
+  },
+  {
+    name: 'kv-dtype',
+    aliases: ['kv-cache-dtype'],
+    path: 'hardware.kvDtype',
+    kind: 'string',
+    values: KV_DTYPE_ALIASES,
+    help: 'hardware timing: KV-cache precision bf16, fp8',
+  },
+  {
+    name: 'gpu-memory-utilization',
+    path: 'hardware.gpuMemoryUtilization',
+    kind: 'number',
+    metavar: 'X',
+    help: 'hardware timing: HBM share for weights + KV (0.9)',
+  },
+  {
+    name: 'max-model-len',
+    path: 'hardware.maxModelLen',
+    kind: 'int',
+    help: 'hardware timing: tokens one request may need (longest request)',
+  },
+  {
+    name: 'expert-parallel',
+    aliases: ['enable-expert-parallel'],
+    path: 'hardware.expertParallel',
+    kind: 'boolean',
+    help: 'hardware timing: split MoE experts across the TP group',
+  },
+  {
+    name: 'tier',
+    path: 'hardware.tier',
+    kind: 'string',
+    values: { auto: 'auto', roofline: 'roofline' },
+    help: 'hardware timing: auto (measured tables where present) or roofline',
+  },
+  {
+    name: 'gpus-file',
+    path: 'hardware.gpusFile',
+    kind: 'string',
+    metavar: 'FILE',
+    help: 'YAML/JSON file of extra GPUs',
+  },
+  {
+    name: 'models-file',
+    path: 'hardware.modelsFile',
+    kind: 'string',
+    metavar: 'FILE',
+    help: 'YAML/JSON file of extra models',
   },
   { name: 'workers', aliases: ['num-workers'], path: 'workers', kind: 'int', help: 'aggregated workers (1)' },
   {
@@ -432,6 +511,12 @@ export async function resolveSimulateConfig(argv: string[]): Promise<{
   const flagWl = fromFlags.workload as Record<string, unknown> | undefined;
   if (wl && flagWl?.trace !== undefined) delete wl.synthetic;
   if (wl && flagWl?.synthetic !== undefined && flagWl.trace === undefined) delete wl.trace;
+  // Naming a GPU or model selects the hardware timing model unless another one was asked for.
+  const hw = merged.hardware as Record<string, unknown> | undefined;
+  const timingSection = merged.timing as Record<string, unknown> | undefined;
+  if ((hw?.gpu !== undefined || hw?.model !== undefined) && timingSection?.model === undefined) {
+    merged.timing = { ...timingSection, model: 'hardware' };
+  }
   if (merged.workload === undefined) {
     throw new UsageError(
       'no workload: give --trace FILE, or synthetic flags (--request-count, --input-tokens, ...)',
@@ -507,9 +592,12 @@ export async function simulateCommand(argv: string[], out: NodeJS.WritableStream
     return 0;
   }
   const workload = await loadWorkload(config);
-  const { report } = runSimulation(config, workload);
-  if (json) await writeJson(json, { config, report });
-  if (!quiet) out.write(`${renderSummary(config, workload, report)}\n`);
+  const hardware = config.timing.model === 'hardware' ? await resolveHardware(config, workload) : undefined;
+  const run = hardware?.config ?? config;
+  const { report } = runSimulation(run, workload, hardware?.timing);
+  if (json)
+    await writeJson(json, { config: run, ...(hardware ? { hardware: hardwareJson(hardware) } : {}), report });
+  if (!quiet) out.write(`${renderSummary(run, workload, report, hardware)}\n`);
   return 0;
 }
 
@@ -550,7 +638,72 @@ function plannerRows(r: SimulationReport): (string | number)[][] {
   return rows;
 }
 
-export function renderSummary(config: SimulationConfig, workload: Workload, r: SimulationReport): string {
+/** Looks up the GPU and model and sizes the KV cache; unknown names and misfits are usage errors. */
+async function resolveHardware(config: SimulationConfig, workload: Workload): Promise<PreparedHardware> {
+  const catalog = await loadCatalog({
+    gpusFile: config.hardware?.gpusFile,
+    modelsFile: config.hardware?.modelsFile,
+  });
+  try {
+    return prepareHardware(config, catalog, workload);
+  } catch (e) {
+    if (e instanceof CatalogError || e instanceof HardwareRejection) throw new UsageError(e.message);
+    throw e;
+  }
+}
+
+function hardwareJson(h: PreparedHardware): object {
+  const c = h.choice;
+  const m = h.memory;
+  return {
+    gpu: c.gpu.id,
+    model: c.model.id,
+    tensorParallelSize: c.tp,
+    dtype: c.weightDtype,
+    kvDtype: c.kvDtype,
+    expertParallel: c.expertParallel ?? false,
+    tier: h.profile.tier,
+    parts: h.profile.parts,
+    overhead: h.profile.overhead,
+    memory: {
+      derivedBlocks: h.derivedBlocks,
+      hbmBytes: m.hbmBytes,
+      budgetBytes: m.budgetBytes,
+      weightBytesPerGpu: m.weightBytes,
+      reserveBytesPerGpu: m.reserveBytes,
+      kvBytesPerGpu: m.kvBytes,
+      kvBytesPerTokenPerGpu: m.kvBytesPerTokenPerGpu,
+      numGpuBlocks: m.numGpuBlocks,
+      fits: m.fits,
+      reason: m.reason,
+    },
+  };
+}
+
+function hardwareLine(h: PreparedHardware, blockSize: number): string {
+  const c = h.choice;
+  const p = h.profile.parts;
+  const gib = (b: number) => `${(b / 2 ** 30).toFixed(1)} GiB`;
+  const parts = Object.entries(p)
+    .filter(([, v]) => v !== 'none')
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ');
+  const kv = h.derivedBlocks
+    ? `KV ${formatNumber(h.memory.numGpuBlocks)} blocks x ${blockSize} tokens from HBM (weights ${gib(h.memory.weightBytes)}, ` +
+      `reserve ${gib(h.memory.reserveBytes)}, KV ${gib(h.memory.kvBytes)} per GPU)`
+    : 'KV blocks as configured';
+  return (
+    `hardware: ${c.gpu.spec.name} x ${c.tp} (TP${c.tp}${c.expertParallel ? ', EP' : ''}), ${c.model.name}, ` +
+    `weights ${c.weightDtype}, KV ${c.kvDtype}; tier ${h.profile.tier} (${parts}); ${kv}`
+  );
+}
+
+export function renderSummary(
+  config: SimulationConfig,
+  workload: Workload,
+  r: SimulationReport,
+  hardware?: PreparedHardware,
+): string {
   const w = summarizeWorkload(workload);
   const source = config.workload.trace ?? 'synthetic';
   const lines: string[] = [];
@@ -563,8 +716,9 @@ export function renderSummary(config: SimulationConfig, workload: Workload, r: S
   lines.push(
     `servetune simulate: ${formatNumber(w.requests)} requests from ${source}; ${topology}${scaled}, ` +
       `router ${config.router.mode}, timing ${config.timing.model}, ${kind === 'SGLang' ? 'page' : 'block'} ${config.engine.blockSize}, ` +
-      `${formatNumber(config.engine.numGpuBlocks)} KV blocks`,
+      `${formatNumber(config.engine.numGpuBlocks ?? DEFAULT_NUM_GPU_BLOCKS)} KV blocks`,
   );
+  if (hardware) lines.push(hardwareLine(hardware, config.engine.blockSize));
   lines.push('');
   const dist = (name: string, d: Distribution): (string | number)[] => [
     name,

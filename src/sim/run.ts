@@ -1,4 +1,4 @@
-import type { SimulationConfig } from './config.ts';
+import { DEFAULT_NUM_GPU_BLOCKS, type SimulationConfig } from './config.ts';
 import { buildReport, type SimulationReport } from './metrics/report.ts';
 import { type PlannerConfig, replicaBounds, scaledRoles } from './planner/config.ts';
 import type { RoleSpec } from './planner/planner.ts';
@@ -18,15 +18,21 @@ import type { TimingModel } from './timing/timing-model.ts';
 import { generateSynthetic } from './workload/synthetic.ts';
 import type { Workload } from './workload/workload.ts';
 
-/** Turns a validated configuration into simulation options. */
+/**
+ * Turns a validated configuration into simulation options. `hardware` timing needs catalogs and kernel
+ * tables, which the core does not load: build it with src/hardware/setup.ts and pass it in.
+ */
 export function toSimulationOptions(config: SimulationConfig, timing?: TimingModel): SimulationOptions {
+  if (!timing && config.timing.model === 'hardware') {
+    throw new Error('hardware timing must be built by the caller (src/hardware/setup.ts prepareHardware)');
+  }
   const r = config.router;
   const engineOf = (over: Partial<SimulationConfig['engine']> = {}): EngineSpec => {
     const e = { ...config.engine, ...over };
     if (e.engine === 'sglang') {
       return {
         kind: 'sglang',
-        numGpuBlocks: e.numGpuBlocks,
+        numGpuBlocks: e.numGpuBlocks ?? DEFAULT_NUM_GPU_BLOCKS,
         blockSize: e.blockSize,
         maxNumSeqs: e.maxNumSeqs,
         enablePrefixCaching: e.enablePrefixCaching,
@@ -40,7 +46,7 @@ export function toSimulationOptions(config: SimulationConfig, timing?: TimingMod
       };
     }
     return {
-      numGpuBlocks: e.numGpuBlocks,
+      numGpuBlocks: e.numGpuBlocks ?? DEFAULT_NUM_GPU_BLOCKS,
       blockSize: e.blockSize,
       maxNumSeqs: e.maxNumSeqs,
       maxNumBatchedTokens: e.maxNumBatchedTokens,
