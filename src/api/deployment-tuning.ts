@@ -50,9 +50,7 @@ export const SearchSpaceSchema = z
       .min(1)
       .max(2)
       .default(['Aggregated'])
-      .describe(
-        'Serving topologies to consider (Disaggregated is accepted; the simulator does not model it yet).',
-      ),
+      .describe('Serving topologies to consider.'),
     tensorParallel: z
       .object({
         aggregated: intList(8).optional(),

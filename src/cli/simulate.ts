@@ -1,6 +1,11 @@
 import { CatalogError } from '../hardware/catalog.ts';
 import { DTYPE_ALIASES, KV_DTYPE_ALIASES } from '../hardware/dtypes.ts';
-import { HardwareRejection, type PreparedHardware, prepareHardware } from '../hardware/setup.ts';
+import {
+  HardwareRejection,
+  type PreparedCluster,
+  type PreparedHardware,
+  prepareCluster,
+} from '../hardware/setup.ts';
 import { DEFAULT_NUM_GPU_BLOCKS, type SimulationConfig, SimulationConfigSchema } from '../sim/config.ts';
 import type { Distribution } from '../sim/metrics/distribution.ts';
 import type { SimulationReport } from '../sim/metrics/report.ts';
@@ -592,12 +597,27 @@ export async function simulateCommand(argv: string[], out: NodeJS.WritableStream
     return 0;
   }
   const workload = await loadWorkload(config);
-  const hardware = config.timing.model === 'hardware' ? await resolveHardware(config, workload) : undefined;
-  const run = hardware?.config ?? config;
-  const { report } = runSimulation(run, workload, hardware?.timing);
-  if (json)
-    await writeJson(json, { config: run, ...(hardware ? { hardware: hardwareJson(hardware) } : {}), report });
-  if (!quiet) out.write(`${renderSummary(run, workload, report, hardware)}\n`);
+  const cluster = config.timing.model === 'hardware' ? await resolveHardware(config, workload) : undefined;
+  const run = cluster?.config ?? config;
+  const { report } = runSimulation(run, workload, cluster?.timings);
+  const hardware = cluster?.primary;
+  if (json) {
+    // `hardware` describes the primary pool; disaggregated runs add each role's sizing.
+    const hw = cluster
+      ? {
+          hardware: hardwareJson(cluster.primary),
+          ...(cluster.pools.length > 1
+            ? {
+                hardwareByRole: Object.fromEntries(
+                  cluster.pools.map((p) => [p.role, hardwareJson(p.prepared)]),
+                ),
+              }
+            : {}),
+        }
+      : {};
+    await writeJson(json, { config: run, ...hw, report });
+  }
+  if (!quiet) out.write(`${renderSummary(run, workload, report, hardware, cluster)}\n`);
   return 0;
 }
 
@@ -639,13 +659,13 @@ function plannerRows(r: SimulationReport): (string | number)[][] {
 }
 
 /** Looks up the GPU and model and sizes the KV cache; unknown names and misfits are usage errors. */
-async function resolveHardware(config: SimulationConfig, workload: Workload): Promise<PreparedHardware> {
+async function resolveHardware(config: SimulationConfig, workload: Workload): Promise<PreparedCluster> {
   const catalog = await loadCatalog({
     gpusFile: config.hardware?.gpusFile,
     modelsFile: config.hardware?.modelsFile,
   });
   try {
-    return prepareHardware(config, catalog, workload);
+    return prepareCluster(config, catalog, workload);
   } catch (e) {
     if (e instanceof CatalogError || e instanceof HardwareRejection) throw new UsageError(e.message);
     throw e;
@@ -703,6 +723,7 @@ export function renderSummary(
   workload: Workload,
   r: SimulationReport,
   hardware?: PreparedHardware,
+  cluster?: PreparedCluster,
 ): string {
   const w = summarizeWorkload(workload);
   const source = config.workload.trace ?? 'synthetic';
@@ -718,7 +739,10 @@ export function renderSummary(
       `router ${config.router.mode}, timing ${config.timing.model}, ${kind === 'SGLang' ? 'page' : 'block'} ${config.engine.blockSize}, ` +
       `${formatNumber(config.engine.numGpuBlocks ?? DEFAULT_NUM_GPU_BLOCKS)} KV blocks`,
   );
-  if (hardware) lines.push(hardwareLine(hardware, config.engine.blockSize));
+  if (cluster && cluster.pools.length > 1) {
+    for (const p of cluster.pools)
+      lines.push(`${p.role} ${hardwareLine(p.prepared, config.engine.blockSize)}`);
+  } else if (hardware) lines.push(hardwareLine(hardware, config.engine.blockSize));
   lines.push('');
   const dist = (name: string, d: Distribution): (string | number)[] => [
     name,

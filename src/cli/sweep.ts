@@ -1,7 +1,10 @@
 import { writeFile } from 'node:fs/promises';
+import { CatalogError } from '../hardware/catalog.ts';
+import { HardwareConfigSchema } from '../hardware/config.ts';
 import { EngineConfigSchema, TimingConfigSchema, WorkloadConfigSchema } from '../sim/config.ts';
 import { PlannerConfigSchema } from '../sim/planner/config.ts';
 import { summarizeWorkload } from '../sim/workload/workload.ts';
+import { type HardwareBase, sweepCatalog } from '../sweep/evaluate.ts';
 import {
   type CandidateMetrics,
   OBJECTIVES,
@@ -32,7 +35,28 @@ export const SWEEP_FLAGS: FlagSpec[] = [
     metavar: 'LIST',
     help: 'GPU budget by type, e.g. h100:16,a100:8 (optional @price/hour)',
   },
-  { name: 'model', path: null, kind: 'string', help: 'model served (recorded; used by hardware timing)' },
+  {
+    name: 'model',
+    path: null,
+    kind: 'string',
+    help: 'model served: prices each candidate on its GPU type and TP (hardware timing)',
+  },
+  { name: 'dtype', path: null, kind: 'string', help: "weight precision, e.g. fp8 (the model's)" },
+  { name: 'kv-dtype', path: null, kind: 'string', help: "KV-cache precision (the model's)" },
+  {
+    name: 'gpus-file',
+    path: null,
+    kind: 'string',
+    metavar: 'FILE',
+    help: 'extra GPUs for the catalog (YAML/JSON)',
+  },
+  {
+    name: 'models-file',
+    path: null,
+    kind: 'string',
+    metavar: 'FILE',
+    help: 'extra models for the catalog (YAML/JSON)',
+  },
   {
     name: 'slo',
     path: null,
@@ -228,6 +252,51 @@ export async function sweepCommand(
   if (!parsedSpace.success) throw new UsageError(zodMessage(spacePath ?? 'search space', parsedSpace.error));
   const space: SearchSpace = parsedSpace.data;
 
+  // Hardware timing: every candidate priced on its GPU type and TP; unknown GPUs or models are usage errors.
+  const model = v.get('model') as string | undefined;
+  const timingName = (v.get('timing') as string | undefined) ?? (model ? 'hardware' : 'polynomial');
+  let hardware: HardwareBase | undefined;
+  if (timingName === 'hardware') {
+    if (!model) throw new UsageError('--timing hardware needs --model');
+    const files: Pick<HardwareBase, 'extraGpus' | 'extraModels'> = {};
+    const gf = v.get('gpus-file') as string | undefined;
+    const mf = v.get('models-file') as string | undefined;
+    if (gf) files.extraGpus = { where: gf, doc: await readStructuredFile(gf) };
+    if (mf) files.extraModels = { where: mf, doc: await readStructuredFile(mf) };
+    const dtype = v.get('dtype') as string | undefined;
+    const kvDtype = v.get('kv-dtype') as string | undefined;
+    const hw = HardwareConfigSchema.safeParse({
+      model,
+      ...(dtype ? { dtype } : {}),
+      ...(kvDtype ? { kvDtype } : {}),
+    });
+    if (!hw.success)
+      throw new UsageError(
+        zodMessage(
+          'hardware',
+          hw.error,
+          new Map([
+            ['dtype', '--dtype'],
+            ['kvDtype', '--kv-dtype'],
+          ]),
+        ),
+      );
+    hardware = {
+      model,
+      ...(hw.data.dtype ? { dtype: hw.data.dtype } : {}),
+      ...(hw.data.kvDtype ? { kvDtype: hw.data.kvDtype } : {}),
+      ...files,
+    };
+    try {
+      const catalog = sweepCatalog(hardware);
+      catalog.model(model);
+      for (const b of budget) catalog.gpu(b.type);
+    } catch (e) {
+      if (e instanceof CatalogError) throw new UsageError(e.message);
+      throw e;
+    }
+  }
+
   const workload = await loadWorkload({
     workload: workloadCfg.data,
     engine: EngineConfigSchema.parse({ blockSize: space.engine.blockSize[0] }),
@@ -254,9 +323,8 @@ export async function sweepCommand(
         optimizer: (v.get('optimizer') as OptimizerName | undefined) ?? 'grid',
         latency,
         simulation: {
-          timing: TimingConfigSchema.parse({
-            model: (v.get('timing') as string | undefined) ?? 'polynomial',
-          }),
+          timing: TimingConfigSchema.parse({ model: hardware ? 'polynomial' : timingName }),
+          ...(hardware ? { hardware } : {}),
           traceBlockSize: workloadCfg.data.traceBlockSize,
           arrivalSpeedupRatio: workloadCfg.data.arrivalSpeedupRatio,
           ...(workloadCfg.data.concurrency !== undefined

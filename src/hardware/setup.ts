@@ -8,7 +8,7 @@ import type { KvDtype, WeightDtype } from './dtypes.ts';
 import type { Gpu } from './gpus.ts';
 import { loadKernelTables } from './kernels/load.ts';
 import { type MemoryPlan, planMemory } from './memory.ts';
-import type { ModelSpec } from './models.ts';
+import { kvBytesPerToken, type ModelSpec } from './models.ts';
 
 /** A resolved choice of what to price. */
 export interface HardwareChoice {
@@ -153,4 +153,80 @@ export function prepareHardware(
     ? { ...config, engine: { ...e, numGpuBlocks: memory.numGpuBlocks } }
     : config;
   return { ...hardwareModel(choice), config: resolved, choice, memory, derivedBlocks };
+}
+
+/** Hardware models of every pool of a cluster, and the configuration to run with KV sized per pool. */
+export interface PreparedCluster {
+  config: SimulationConfig;
+  /** Per pool; `aggregated` also set for a disaggregated cluster (its decode pool) for single-model callers. */
+  timings: { aggregated: HardwareTiming; prefill?: HardwareTiming; decode?: HardwareTiming };
+  /** The aggregated pool's (or the decode pool's) preparation, for summaries. */
+  primary: PreparedHardware;
+  pools: { role: 'aggregated' | 'prefill' | 'decode'; prepared: PreparedHardware }[];
+}
+
+/**
+ * Resolves `timing.model: hardware` for a whole cluster: each pool is priced and sized at its own
+ * tensor-parallel size and engine settings (a disaggregated cluster's prefill and decode pools may differ),
+ * and KV bytes per token come from the model unless configured. Throws like `prepareHardware`.
+ */
+export function prepareCluster(
+  config: SimulationConfig,
+  catalog: Catalog,
+  workload: Workload,
+  calibration?: Partial<Calibration>,
+): PreparedCluster {
+  const d = config.disaggregation;
+  if (!d) {
+    const prepared = prepareHardware(config, catalog, workload, calibration);
+    const resolved = withKvBytes(prepared.config, prepared);
+    return {
+      config: resolved,
+      timings: { aggregated: prepared.timing },
+      primary: { ...prepared, config: resolved },
+      pools: [{ role: 'aggregated', prepared }],
+    };
+  }
+  const pools: PreparedCluster['pools'] = [];
+  const disaggregation = { ...d };
+  for (const role of ['prefill', 'decode'] as const) {
+    const pool = d[role];
+    const poolConfig: SimulationConfig = {
+      ...config,
+      disaggregation: undefined,
+      tensorParallelSize: pool.tensorParallelSize,
+      engine: { ...config.engine, ...pool.engine } as SimulationConfig['engine'],
+    };
+    let prepared: PreparedHardware;
+    try {
+      prepared = prepareHardware(poolConfig, catalog, workload, calibration);
+    } catch (e) {
+      if (e instanceof HardwareRejection) throw new HardwareRejection(`${role} workers: ${e.message}`);
+      throw e;
+    }
+    pools.push({ role, prepared });
+    if (prepared.derivedBlocks) {
+      disaggregation[role] = {
+        ...pool,
+        engine: { ...pool.engine, numGpuBlocks: prepared.memory.numGpuBlocks },
+      };
+    }
+  }
+  const decode = pools[1].prepared;
+  const resolved = withKvBytes({ ...config, disaggregation }, decode);
+  return {
+    config: resolved,
+    timings: { aggregated: decode.timing, prefill: pools[0].prepared.timing, decode: decode.timing },
+    primary: { ...decode, config: resolved },
+    pools,
+  };
+}
+
+/** Fills the model's KV bytes per token (at the KV dtype) unless the configuration sets it. */
+function withKvBytes(config: SimulationConfig, p: PreparedHardware): SimulationConfig {
+  if (config.engine.kvBytesPerToken !== undefined) return config;
+  return {
+    ...config,
+    engine: { ...config.engine, kvBytesPerToken: kvBytesPerToken(p.choice.model, p.choice.kvDtype) },
+  };
 }

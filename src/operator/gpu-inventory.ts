@@ -1,4 +1,5 @@
 import type { GpuInventory } from '../api/index.ts';
+import { Catalog } from '../hardware/catalog.ts';
 import type { KubeClient } from './kube/client.ts';
 import { type KubeList, NODES, PODS, pathOf } from './kube/resources.ts';
 
@@ -8,36 +9,18 @@ import { type KubeList, NODES, PODS, pathOf } from './kube/resources.ts';
  * reported, not fatal.
  */
 
-/**
- * `nvidia.com/gpu.product` values (after stripping sharing/MIG suffixes) mapped onto catalog ids.
- * Interim table: replace with the GPU catalog's label lookup once `src/sim/catalog/` lands.
- */
-const PRODUCT_TO_GPU: [RegExp, string][] = [
-  [/^NVIDIA-GB200/, 'gb200'],
-  [/^NVIDIA-GB300/, 'gb300'],
-  [/^NVIDIA-B200/, 'b200_sxm'],
-  [/^NVIDIA-B300/, 'b300_sxm'],
-  [/^NVIDIA-H200/, 'h200_sxm'],
-  [/^NVIDIA-H100-PCIe/i, 'h100_pcie'],
-  [/^NVIDIA-H100/, 'h100_sxm'],
-  [/^NVIDIA-A100-PCIE/i, 'a100_pcie'],
-  [/^NVIDIA-A100/, 'a100_sxm'],
-  [/^NVIDIA-L40S/, 'l40s'],
-  [/^NVIDIA-L4$/, 'l4'],
-  [/^NVIDIA-A30$/, 'a30'],
-  [/^NVIDIA-RTX-PRO-6000/, 'rtx_pro_6000_server'],
-];
+/** The simulator's GPU catalog identifies each GPU by its `nvidia.com/gpu.product` label values. */
+const catalog = Catalog.builtin();
 
 /** Strips the `-SHARED` (time-slicing/MPS) suffix; MIG slices stay distinct products. */
 export function normalizeProduct(label: string): string {
   return label.replace(/-SHARED$/, '');
 }
 
+/** Catalog id of a GPU product label; undefined for MIG slices and products the catalog does not know. */
 export function gpuTypeForProduct(product: string): string | undefined {
   if (/-MIG-/.test(product)) return undefined;
-  const p = normalizeProduct(product);
-  for (const [re, id] of PRODUCT_TO_GPU) if (re.test(p)) return id;
-  return undefined;
+  return catalog.findGpu(normalizeProduct(product))?.id;
 }
 
 export interface NodeLike {

@@ -26,8 +26,10 @@ export const EngineConfigSchema = z
     enablePrefixCaching: z.boolean().default(true),
     speedupRatio: positive.default(1).describe('Divides every modelled duration.'),
     kvBytesPerToken: positiveInt
-      .default(131072)
-      .describe('KV bytes per token, all layers (128 KiB = Llama-3.1-8B bf16).'),
+      .optional()
+      .describe(
+        'KV bytes per token, all layers (hardware timing: from the model; otherwise 131072 = Llama-3.1-8B bf16).',
+      ),
     g2Blocks: z
       .number()
       .int()
@@ -225,6 +227,9 @@ export const SimulationConfigSchema = z
       }
     }
   });
+
+/** KV bytes per token when neither the configuration nor the hardware model sets them (Llama-3.1-8B, bf16). */
+export const DEFAULT_KV_BYTES_PER_TOKEN = 131072;
 
 /** KV blocks per worker when neither the configuration nor a hardware memory plan sets them. */
 export const DEFAULT_NUM_GPU_BLOCKS = 16384;

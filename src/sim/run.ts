@@ -1,4 +1,4 @@
-import { DEFAULT_NUM_GPU_BLOCKS, type SimulationConfig } from './config.ts';
+import { DEFAULT_KV_BYTES_PER_TOKEN, DEFAULT_NUM_GPU_BLOCKS, type SimulationConfig } from './config.ts';
 import { buildReport, type SimulationReport } from './metrics/report.ts';
 import { type PlannerConfig, replicaBounds, scaledRoles } from './planner/config.ts';
 import type { RoleSpec } from './planner/planner.ts';
@@ -22,7 +22,24 @@ import type { Workload } from './workload/workload.ts';
  * Turns a validated configuration into simulation options. `hardware` timing needs catalogs and kernel
  * tables, which the core does not load: build it with src/hardware/setup.ts and pass it in.
  */
-export function toSimulationOptions(config: SimulationConfig, timing?: TimingModel): SimulationOptions {
+/** Timing models per pool (disaggregated pools may run on different tensor-parallel shapes). */
+export interface PoolTimings {
+  aggregated?: TimingModel;
+  prefill?: TimingModel;
+  decode?: TimingModel;
+}
+
+export function toSimulationOptions(
+  config: SimulationConfig,
+  timings?: TimingModel | PoolTimings,
+): SimulationOptions {
+  const perPool: PoolTimings =
+    timings === undefined
+      ? {}
+      : 'prefillMs' in timings
+        ? { aggregated: timings, prefill: timings, decode: timings }
+        : timings;
+  const timing = perPool.aggregated ?? perPool.decode;
   if (!timing && config.timing.model === 'hardware') {
     throw new Error('hardware timing must be built by the caller (src/hardware/setup.ts prepareHardware)');
   }
@@ -61,7 +78,7 @@ export function toSimulationOptions(config: SimulationConfig, timing?: TimingMod
               g2Gbps: e.g2Gbps,
               g3Blocks: e.g3Blocks,
               g3Gbps: e.g3Gbps,
-              blockBytes: e.blockSize * e.kvBytesPerToken,
+              blockBytes: e.blockSize * (e.kvBytesPerToken ?? DEFAULT_KV_BYTES_PER_TOKEN),
             },
           }
         : {}),
@@ -79,15 +96,15 @@ export function toSimulationOptions(config: SimulationConfig, timing?: TimingMod
           workers: d.prefill.workers,
           gpusPerWorker: d.prefill.tensorParallelSize,
           engine: engineOf(d.prefill.engine),
-          timing: model,
+          timing: perPool.prefill ?? model,
         },
         decode: {
           workers: d.decode.workers,
           gpusPerWorker: d.decode.tensorParallelSize,
           engine: engineOf(d.decode.engine),
-          timing: model,
+          timing: perPool.decode ?? model,
         },
-        kvBytesPerToken: d.kvBytesPerToken ?? config.engine.kvBytesPerToken,
+        kvBytesPerToken: d.kvBytesPerToken ?? config.engine.kvBytesPerToken ?? DEFAULT_KV_BYTES_PER_TOKEN,
         kvTransferGbps: d.kvTransferGbps,
         transferMode: d.transferMode,
         ...(d.conditional === false
@@ -210,7 +227,7 @@ export function syntheticWorkload(config: Pick<SimulationConfig, 'workload' | 'e
 export function runSimulation(
   config: SimulationConfig,
   workload: Workload,
-  timing?: TimingModel,
+  timing?: TimingModel | PoolTimings,
 ): { result: SimulationResult; report: SimulationReport } {
   const options = toSimulationOptions(config, timing);
   const t0 = performance.now();

@@ -1,9 +1,34 @@
+import { Catalog, CatalogError } from '../hardware/catalog.ts';
+import type { HardwareConfig } from '../hardware/config.ts';
+import { HardwareRejection, prepareCluster } from '../hardware/setup.ts';
 import { type SimulationConfig, SimulationConfigSchema } from '../sim/config.ts';
 import { runSimulation } from '../sim/run.ts';
 import { sliceWorkload } from '../sim/workload/slice.ts';
 import type { Workload } from '../sim/workload/workload.ts';
 import { type CandidateMetrics, candidateMetrics, type Slo } from './objective.ts';
 import type { Candidate } from './space.ts';
+
+/**
+ * Hardware-informed timing for a sweep: every candidate is priced on its own GPU type and tensor-parallel
+ * shape, with KV sized from HBM. Extra catalog entries travel as parsed documents so worker threads can
+ * rebuild the catalog without reading files.
+ */
+export interface HardwareBase {
+  model: string;
+  dtype?: HardwareConfig['dtype'];
+  kvDtype?: HardwareConfig['kvDtype'];
+  gpuMemoryUtilization?: number;
+  extraGpus?: { where: string; doc: unknown };
+  extraModels?: { where: string; doc: unknown };
+}
+
+/** The catalog a sweep prices against: built-in entries plus the user's. */
+export function sweepCatalog(h: HardwareBase): Catalog {
+  const c = Catalog.builtin();
+  if (h.extraGpus) c.addGpusFrom(h.extraGpus.where, h.extraGpus.doc);
+  if (h.extraModels) c.addModelsFrom(h.extraModels.where, h.extraModels.doc);
+  return c;
+}
 
 /** Settings every candidate of a sweep shares: how to replay the workload and how to time passes. */
 export interface SimulationBase {
@@ -13,6 +38,8 @@ export interface SimulationBase {
   concurrency?: number;
   seed: number;
   maxSimTimeS?: number;
+  /** Set: hardware timing per candidate (GPU type x TP); unset: `timing` for every candidate. */
+  hardware?: HardwareBase;
   /** GPU price per hour, by GPU type (cost objective). */
   prices: Record<string, number>;
   slos: Slo[];
@@ -52,7 +79,20 @@ export function candidateConfig(c: Candidate, base: SimulationBase): SimulationC
       overlapCredit: c.router.overlapCredit,
       temperature: c.router.temperature,
     },
-    timing: base.timing,
+    timing: base.hardware ? { model: 'hardware' } : base.timing,
+    ...(base.hardware
+      ? {
+          hardware: {
+            gpu: c.gpuType,
+            model: base.hardware.model,
+            ...(base.hardware.dtype ? { dtype: base.hardware.dtype } : {}),
+            ...(base.hardware.kvDtype ? { kvDtype: base.hardware.kvDtype } : {}),
+            ...(base.hardware.gpuMemoryUtilization
+              ? { gpuMemoryUtilization: base.hardware.gpuMemoryUtilization }
+              : {}),
+          },
+        }
+      : {}),
     workload: {
       trace: 'sweep',
       traceBlockSize: base.traceBlockSize,
@@ -69,7 +109,7 @@ export function candidateConfig(c: Candidate, base: SimulationBase): SimulationC
 /** Evaluates candidates against (slices of) one workload; slices are built once and reused. */
 export class Evaluator {
   private readonly slices = new Map<number, Workload>();
-  private readonly workload: Workload;
+  readonly workload: Workload;
   private readonly base: SimulationBase;
 
   constructor(workload: Workload, base: SimulationBase) {
@@ -87,8 +127,45 @@ export class Evaluator {
     return w;
   }
 
+  private catalog: Catalog | null = null;
+
   evaluate(c: Candidate, fraction: number): CandidateMetrics {
-    const { report } = runSimulation(candidateConfig(c, this.base), this.slice(fraction));
+    const config = candidateConfig(c, this.base);
+    const workload = this.slice(fraction);
+    if (this.base.hardware) {
+      this.catalog ??= sweepCatalog(this.base.hardware);
+      // Sized against the whole workload, so a slice never fits a shape the full trace would not.
+      const prepared = prepareCluster(config, this.catalog, this.workload);
+      const { report } = runSimulation(prepared.config, workload, prepared.timings);
+      return candidateMetrics(report, this.base.prices[c.gpuType] ?? 1);
+    }
+    const { report } = runSimulation(config, workload);
     return candidateMetrics(report, this.base.prices[c.gpuType] ?? 1);
   }
+}
+
+/**
+ * Memory check for enumeration: whether one worker of `tp` GPUs of `gpuType` holds the model and a KV cache
+ * for the workload's longest request with these engine settings; the reason when not.
+ */
+export function hardwareFits(base: SimulationBase & { hardware: HardwareBase }, workload: Workload) {
+  const catalog = sweepCatalog(base.hardware);
+  return (gpuType: string, tp: number, engine: Candidate['engine']): string | null => {
+    const probe: Candidate = {
+      id: -1,
+      gpuType,
+      topology: 'aggregated',
+      tensorParallel: tp,
+      workers: 1,
+      router: { mode: 'round-robin', overlapWeight: 1, overlapCredit: 1, temperature: 0 },
+      engine,
+    };
+    try {
+      prepareCluster(candidateConfig(probe, base), catalog, workload);
+      return null;
+    } catch (e) {
+      if (e instanceof HardwareRejection || e instanceof CatalogError) return e.message;
+      throw e;
+    }
+  };
 }

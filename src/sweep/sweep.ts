@@ -1,5 +1,5 @@
 import type { Workload } from '../sim/workload/workload.ts';
-import type { SimulationBase } from './evaluate.ts';
+import { hardwareFits, type SimulationBase } from './evaluate.ts';
 import {
   type CandidateMetrics,
   compareScored,
@@ -110,7 +110,10 @@ export async function runSweep(request: SweepRequest, options: SweepOptions = {}
     prices,
     slos: request.slos,
   };
-  const { candidates, pruned } = enumerateCandidates(request.space, request.budget, request.fits);
+  const fits =
+    request.fits ??
+    (base.hardware ? hardwareFits({ ...base, hardware: base.hardware }, request.workload) : undefined);
+  const { candidates, pruned } = enumerateCandidates(request.space, request.budget, fits);
   const threads = Math.min(options.threads ?? defaultThreads(), Math.max(1, candidates.length));
   const pool = new EvaluationPool(request.workload, base, options.threads === 0 ? 0 : threads);
   const log = new EvaluationLog({

@@ -197,7 +197,7 @@ export function tuningSpec(target: string, configMap: string, overrides: Record<
     targetRef: { name: target },
     objective: 'ThroughputPerGPU',
     slos: [
-      { metric: 'TTFT', percentile: 90, maxMs: 2000 },
+      { metric: 'TTFT', percentile: 90, maxMs: 8000 },
       { metric: 'ITL', percentile: 90, maxMs: 100 },
     ],
     gpuBudget: { mode: 'Auto', maxTotalGPUs: 4 },
@@ -227,7 +227,7 @@ export async function createTuning(client: KubeClient, namespace: string, name: 
 }
 
 export interface TuningObject {
-  metadata: { name: string; uid: string; generation: number };
+  metadata: { name: string; uid: string; generation: number; creationTimestamp?: string };
   spec: Record<string, unknown>;
   status?: {
     observedGeneration?: number;
@@ -274,10 +274,20 @@ export async function updateTuningStatus(
   }
 }
 
-/** Makes the next sweep of a tuning due now. */
+/**
+ * Makes the next sweep of a tuning due now. Slots name recommendations to the second, so the new slot must
+ * come after every earlier one (the creation time and the last sweep), else the controller would find the
+ * earlier slot's recommendation and skip the sweep; it may then lie up to a second ahead.
+ */
 export function makeDue(client: KubeClient, namespace: string, name: string): Promise<void> {
   return updateTuningStatus(client, namespace, name, (dt) => {
-    dt.status!.nextSweepTime = new Date(Date.now() - 1000).toISOString().replace(/\.\d+Z$/, 'Z');
+    const after = (iso?: string) => (iso ? Math.floor(Date.parse(iso) / 1000) * 1000 + 1000 : 0);
+    const slot = Math.max(
+      Date.now() - 1000,
+      after(dt.metadata.creationTimestamp),
+      after(dt.status?.lastSweepTime),
+    );
+    dt.status!.nextSweepTime = new Date(slot).toISOString().replace(/\.\d+Z$/, 'Z');
   });
 }
 

@@ -5,6 +5,8 @@ import type {
   ServingSettings,
   WorkloadSummary,
 } from '../../api/index.ts';
+import { Catalog } from '../../hardware/catalog.ts';
+import type { SimulationBase } from '../../sweep/evaluate.ts';
 import { runSweep } from '../../sweep/sweep.ts';
 import type { TraceIssue } from '../../telemetry/mooncake-trace.ts';
 import {
@@ -61,6 +63,37 @@ export interface SweepJobResult {
 /** Failure kinds the controller reports differently. */
 export type SweepFailureKind = 'NoUsableData' | 'BaselineNotSimulatable' | 'SweepFailed';
 
+/**
+ * How passes are timed. With the served model and the baseline's GPU in the catalog, every candidate is
+ * priced on its own GPU type and tensor-parallel shape (KV sized from HBM); otherwise all candidates share a
+ * generic cost model, so the comparison stays fair but absolute latencies are indicative only.
+ */
+export function simulationFor(
+  model: string | undefined,
+  baselineGpu: string,
+): { simulation: Partial<SimulationBase>; note: string } {
+  const catalog = Catalog.builtin();
+  const spec = model ? catalog.findModel(model) : undefined;
+  if (!spec) {
+    return {
+      simulation: {},
+      note: model
+        ? `Model '${model}' is not in the hardware catalog, so passes use a generic cost model.`
+        : 'The served model is unknown, so passes use a generic cost model.',
+    };
+  }
+  if (!catalog.findGpu(baselineGpu)) {
+    return {
+      simulation: {},
+      note: `The target's GPU type '${baselineGpu}' is not in the hardware catalog, so passes use a generic cost model.`,
+    };
+  }
+  return {
+    simulation: { hardware: { model: spec.id } },
+    note: `Passes are timed on each candidate's GPU type and tensor-parallel shape for ${spec.id}.`,
+  };
+}
+
 export class SweepJobError extends Error {
   readonly kind: SweepFailureKind;
   constructor(kind: SweepFailureKind, message: string) {
@@ -84,11 +117,19 @@ export async function runSweepJobInline(input: SweepJobInput): Promise<SweepJobR
   const objective = sweepObjective(input.spec.objective);
   const slos = sweepSlos(input.spec.slos);
   const model = input.baseline.model;
+  const timing = simulationFor(model, input.baseline.gpuType);
   let baseline: PredictedMetrics;
   try {
     const b = baselineSpace(input.baseline);
     const r = await runSweep(
-      { workload: window.workload, space: b.space, budget: b.budget, objective, slos },
+      {
+        workload: window.workload,
+        space: b.space,
+        budget: b.budget,
+        objective,
+        slos,
+        simulation: timing.simulation,
+      },
       { threads: 0 },
     );
     const c = r.candidates[0];
@@ -121,6 +162,7 @@ export async function runSweepJobInline(input: SweepJobInput): Promise<SweepJobR
       budget,
       objective,
       slos,
+      simulation: timing.simulation,
       optimizer: input.spec.searchSpace.optimizer.toLowerCase() as 'grid' | 'coordinate' | 'halving',
     },
     { threads: input.threads ?? 1 },
@@ -145,6 +187,7 @@ export async function runSweepJobInline(input: SweepJobInput): Promise<SweepJobR
     optimizer: r.optimizer,
     explanation: [
       `Replayed ${window.summary.requests} requests (${window.summary.requestRate} req/s) from ${input.source}.`,
+      timing.note,
       baseline.meetsSlos ? 'The baseline meets the SLOs.' : 'The baseline misses the SLOs.',
       ...r.explanation,
       ...(r.pruned.length > 0 ? [`${r.pruned.length} shapes were pruned before simulation.`] : []),

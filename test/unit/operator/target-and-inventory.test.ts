@@ -135,6 +135,10 @@ describe('GPU inventory', () => {
     expect(gpuTypeForProduct('NVIDIA-GB200')).toBe('gb200');
     expect(gpuTypeForProduct('NVIDIA-A100-SXM4-40GB-MIG-1g.5gb')).toBeUndefined();
     expect(gpuTypeForProduct('Tesla-T4')).toBeUndefined();
+    expect(gpuTypeForProduct('NVIDIA-H100-PCIe')).toBe('h100_pcie');
+    expect(gpuTypeForProduct('NVIDIA-L40S')).toBe('l40s');
+    // A 40 GB A100 is a different GPU from the catalog's 80 GB parts: unknown, not mis-sized.
+    expect(gpuTypeForProduct('NVIDIA-A100-PCIE-40GB')).toBeUndefined();
   });
 
   it('subtracts what running pods request, skips unschedulable nodes and reports unknown products', () => {

@@ -168,3 +168,41 @@ describe('runSweep', () => {
     expect(Math.min(...events(2))).toBeGreaterThan(Math.max(...events(20)));
   });
 });
+
+describe('runSweep with hardware timing', () => {
+  it('prices candidates on their own GPU type and TP and leaves out shapes that do not fit in memory', async () => {
+    const workload = synthetic({ sessions: 120, inputTokens: { mean: 2000 }, outputTokens: { mean: 150 } });
+    const space = SearchSpaceSchema.parse({
+      tensorParallel: [1, 2, 4],
+      workers: [1, 2],
+      router: { modes: ['round-robin'] },
+    });
+    const r = await runSweep(
+      {
+        workload,
+        space,
+        budget: [
+          { type: 'h100', count: 4 },
+          { type: 'l40s', count: 4 },
+        ],
+        objective: 'throughput_per_gpu',
+        slos: parseSlos('ttft_p90=3000ms'),
+        simulation: { hardware: { model: 'llama-3.1-70b', dtype: 'fp8' } },
+      },
+      { threads: 0 },
+    );
+    // 70B fp8 weights (~70 GB) do not fit one 80 GB H100 with its reserve, nor one 48 GB L40S.
+    const left = r.pruned.map((p) => p.label);
+    expect(left).toContain('h100 TP1');
+    expect(left).toContain('l40s TP1');
+    expect(left).not.toContain('h100 TP2');
+    expect(r.pruned.find((p) => p.label === 'h100 TP1')?.reason).toMatch(/GiB|fit/);
+    const byLabel = new Map(r.candidates.map((c) => [c.label, c.metrics]));
+    const h100 = byLabel.get('h100 1x TP4 round-robin');
+    const l40s = byLabel.get('l40s 1x TP4 round-robin');
+    expect(h100).toBeTruthy();
+    expect(l40s).toBeTruthy();
+    // The same deployment shape is faster on the faster GPU.
+    expect(h100?.tpot.mean).toBeLessThan(l40s?.tpot.mean ?? 0);
+  });
+});

@@ -1,0 +1,73 @@
+import { describe, expect, it } from 'vitest';
+import { DeploymentTuningSpecSchema, type ServingSettings } from '../../../src/api/index.ts';
+import { runSweepJobInline, simulationFor } from '../../../src/operator/sweep/job.ts';
+
+const row = (ts: number, hashes: number[], out: number) =>
+  JSON.stringify({ timestamp: ts, input_length: hashes.length * 16, output_length: out, hash_ids: hashes });
+// 40 requests over 4 s with shared prefixes, long enough prompts that TP changes prefill time.
+const traceText = Array.from({ length: 40 }, (_, i) =>
+  row(
+    i * 100,
+    Array.from({ length: 64 }, (_, k) => (k < 32 ? k : 1000 * i + k)),
+    32,
+  ),
+).join('\n');
+
+const baseline: ServingSettings = {
+  gpuType: 'h100_sxm',
+  gpus: 1,
+  topology: 'Aggregated',
+  aggregated: { workers: 1, tensorParallel: 1, gpusPerWorker: 1 },
+  router: { mode: 'RoundRobin' },
+  planner: { enabled: false },
+  model: 'Qwen/Qwen3-8B',
+};
+
+const spec = DeploymentTuningSpecSchema.parse({
+  targetRef: { name: 'llm' },
+  searchSpace: {
+    routers: ['RoundRobin'],
+    tensorParallel: { aggregated: [1, 2] },
+    workers: { aggregated: { min: 1, max: 1 } },
+  },
+  workload: { source: { file: { path: '/t' } } },
+});
+
+describe('sweep job timing', () => {
+  it('prices candidates on the hardware when the model and GPU are in the catalog', () => {
+    expect(simulationFor('Qwen/Qwen3-8B', 'h100_sxm').simulation).toEqual({
+      hardware: { model: 'qwen3-8b' },
+    });
+    const unknownModel = simulationFor('acme/secret-model', 'h100_sxm');
+    expect(unknownModel.simulation).toEqual({});
+    expect(unknownModel.note).toContain("'acme/secret-model' is not in the hardware catalog");
+    expect(simulationFor('Qwen/Qwen3-8B', 'unknown').note).toContain("GPU type 'unknown'");
+    expect(simulationFor(undefined, 'h100_sxm').note).toContain('served model is unknown');
+  });
+
+  it('replays the window with hardware timing: TP2 reaches the first token sooner than TP1 on H100', async () => {
+    const job = (b: ServingSettings) =>
+      runSweepJobInline({
+        traceText,
+        source: 'test',
+        traceBlockSize: 16,
+        baseline: b,
+        spec,
+        budget: { h100_sxm: 2 },
+        threads: 0,
+      });
+    const tp1 = await job(baseline);
+    const tp2 = await job({
+      ...baseline,
+      gpus: 2,
+      aggregated: { workers: 1, tensorParallel: 2, gpusPerWorker: 2 },
+    });
+    expect(tp1.explanation).toContain('timed on each candidate');
+    expect(tp1.candidates).toBe(2);
+    expect(tp2.baseline.ttftMs.p50).toBeLessThan(tp1.baseline.ttftMs.p50);
+    // The generic cost model ignores tensor parallelism, so the difference comes from the hardware model.
+    const generic = await job({ ...baseline, model: 'acme/secret-model' });
+    expect(generic.explanation).toContain('generic cost model');
+    expect(generic.baseline.ttftMs.p50).not.toBeCloseTo(tp1.baseline.ttftMs.p50, 3);
+  });
+});
