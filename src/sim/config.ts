@@ -157,8 +157,10 @@ export const DisaggregationConfigSchema = z
     prefill: PoolConfigSchema,
     decode: PoolConfigSchema,
     kvBytesPerToken: positiveInt
-      .default(131072)
-      .describe('KV bytes per token (all layers); 128 KiB = Llama-3.1-8B bf16.'),
+      .optional()
+      .describe(
+        "KV bytes per token moved per transfer (all layers); default: engine.kvBytesPerToken (the model's under hardware timing), else 131072 (Llama-3.1-8B bf16).",
+      ),
     kvTransferGbps: positive
       .default(64)
       .describe('GB/s of each prefill worker link, shared by its transfers.'),

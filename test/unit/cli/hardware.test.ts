@@ -90,6 +90,39 @@ describe('servetune simulate --timing hardware', () => {
     expect(doc.report.tpot_ms.mean).toBeLessThan(100);
   });
 
+  it('prices and sizes each disaggregated role on its own tensor-parallel shape', async () => {
+    const json = join(dir, 'disagg.json');
+    const r = await cli(
+      'simulate',
+      '--gpu',
+      'h100',
+      '--model',
+      'llama-3.1-70b',
+      '--disagg',
+      '--prefill-tp',
+      '2',
+      '--decode-tp',
+      '4',
+      ...synthetic,
+      '--json',
+      json,
+    );
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/prefill hardware: NVIDIA H100 SXM 80GB x 2 \(TP2\)/);
+    expect(r.out).toMatch(/decode hardware: NVIDIA H100 SXM 80GB x 4 \(TP4\)/);
+    const doc = JSON.parse(readFileSync(json, 'utf8'));
+    const { prefill, decode } = doc.hardwareByRole;
+    // Half the GPUs per worker: the same weights leave less room for KV per worker.
+    expect(prefill.memory.numGpuBlocks).toBeLessThan(decode.memory.numGpuBlocks);
+    expect(doc.config.disaggregation.prefill.engine.numGpuBlocks).toBe(prefill.memory.numGpuBlocks);
+    expect(doc.config.disaggregation.decode.engine.numGpuBlocks).toBe(decode.memory.numGpuBlocks);
+    expect(doc.hardware.memory.numGpuBlocks).toBe(decode.memory.numGpuBlocks);
+    // Every prompt moves at the model's KV size (Llama-3.1-70B bf16: 320 KiB per token), not a default.
+    expect(doc.report.kv_transfer.count).toBe(60);
+    expect(doc.report.kv_transfer.bytes).toBe(60 * 2000 * 327680);
+  });
+
   it('selects hardware timing when a GPU is named, and takes GPUs and models from files', async () => {
     const models = join(dir, 'models.json');
     writeFileSync(
