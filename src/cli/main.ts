@@ -1,12 +1,19 @@
+import { enableCompileCache } from 'node:module';
 import { UsageError } from './errors.ts';
-import { simulateCommand } from './simulate.ts';
-import { sweepCommand } from './sweep.ts';
 
 type Command = (argv: string[], out: NodeJS.WritableStream, err: NodeJS.WritableStream) => Promise<number>;
 
+// Commands load their modules on first use: a command pays only for what it runs, and when started from
+// the command line the modules load after the compile cache is on (see the end of this file).
 const COMMANDS: Record<string, { help: string; run: Command }> = {
-  simulate: { help: 'replay a trace or synthetic traffic through simulated workers', run: simulateCommand },
-  sweep: { help: 'search deployments for a workload and map the Pareto frontier', run: sweepCommand },
+  simulate: {
+    help: 'replay a trace or synthetic traffic through simulated workers',
+    run: async (argv, out) => (await import('./simulate.ts')).simulateCommand(argv, out),
+  },
+  sweep: {
+    help: 'search deployments for a workload and map the Pareto frontier',
+    run: async (argv, out, err) => (await import('./sweep.ts')).sweepCommand(argv, out, err),
+  },
 };
 
 function usage(): string {
@@ -42,6 +49,14 @@ export async function main(
   }
 }
 
-if (import.meta.main) {
+/**
+ * Runs the CLI as a process. Node's on-disk compile cache (NODE_COMPILE_CACHE, by default under the OS
+ * temporary directory) keeps the type-stripped, compiled sources between runs, which cuts the start-up
+ * from about a second to a third of that.
+ */
+export async function runProcess(): Promise<void> {
+  enableCompileCache();
   process.exitCode = await main(process.argv.slice(2));
 }
+
+if (import.meta.main) await runProcess();
