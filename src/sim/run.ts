@@ -78,6 +78,7 @@ export function toSimulationOptions(config: SimulationConfig, timing?: TimingMod
         },
         kvBytesPerToken: d.kvBytesPerToken ?? config.engine.kvBytesPerToken,
         kvTransferGbps: d.kvTransferGbps,
+        kvLinkShared: d.kvLink === 'shared',
         transferMode: d.transferMode,
         ...(d.conditional === false
           ? {}

@@ -43,8 +43,13 @@ export interface DisaggregationSpec {
   decode: PoolSpec;
   /** KV cache bytes per token of the model (all layers). */
   kvBytesPerToken: number;
-  /** Bandwidth of each prefill worker's link, GB/s; concurrent transfers from one worker share it. */
+  /** Bandwidth of each prefill worker's link, GB/s. */
   kvTransferGbps: number;
+  /**
+   * Concurrent transfers from one prefill worker share its link (processor sharing; the default), or each
+   * moves at the full bandwidth as if alone (false: the reference simulator's fixed per-transfer delay).
+   */
+  kvLinkShared?: boolean;
   /** Tokens charged per transfer: the whole prompt, or only the prompt blocks the destination lacks. */
   transferMode: 'full-prompt' | 'destination-missing';
   /**
@@ -226,7 +231,7 @@ class Simulation {
     this.transferStart = new Float64Array(this.disagg ? size : 0);
     if (this.disagg) {
       for (let i = 0; i < this.disagg.prefill.workers; i++)
-        this.links.push(new TransferLink(this.disagg.kvTransferGbps));
+        this.links.push(new TransferLink(this.disagg.kvTransferGbps, this.disagg.kvLinkShared ?? true));
       for (let i = 0; i < this.disagg.decode.workers; i++) this.pending.push([]);
       this.transfers = {
         count: 0,
@@ -404,7 +409,12 @@ class Simulation {
     this.destination[r] = d;
     this.handoffStart[r] = t;
     const queue = this.pending[local];
-    if (queue.length > 0 || !this.tryReserve(r, d, t)) queue.push(r);
+    // The decode worker's scheduler takes the request at its next scheduling point, as vLLM allocates the
+    // KV for a remote prefill in its scheduler step: now if it is idle, else when its pass in flight ends
+    // (finishPass then retries the queue).
+    this.bringUpToDate(d, t);
+    const busy = this.ends[d] > t && this.ends[d] !== Number.POSITIVE_INFINITY;
+    if (queue.length > 0 || busy || !this.tryReserve(r, d, t)) queue.push(r);
   }
 
   private tryReserve(r: number, d: number, t: number): boolean {
