@@ -17,7 +17,14 @@ export type RouterSpec =
   | { kind: 'round-robin' }
   | { kind: 'random' }
   | { kind: 'least-loaded' }
-  | { kind: 'kv'; overlapWeight: number; overlapCredit: number; temperature: number };
+  | {
+      kind: 'kv';
+      overlapWeight: number;
+      overlapCredit: number;
+      temperature: number;
+      trackActiveBlocks?: boolean;
+      assumeKvReuse?: boolean;
+    };
 
 export type ArrivalSpec =
   /** Replay first-turn timestamps, compressed by `speedup` (arrival gaps and inter-turn delays divided). */
@@ -190,14 +197,20 @@ class Simulation {
     this.collector = new Collector(workload.size);
     const rng = new Rng(options.seed);
     for (const [role, spec] of poolSpecs) {
-      // The decode pool of a disaggregated cluster is balanced by load only (no prefill term), unless
-      // conditional disaggregation needs its cache view.
+      // Disaggregated pools score as Dynamo's router configures them: the prefill pool's KV router has no
+      // decode term (prefill workers hold no decode KV); the decode pool is balanced by the blocks in flight
+      // (no prefill term, no credit for cached or shared blocks), also for conditional disaggregation, which
+      // needs its cache view.
       const routerSpec: RouterSpec =
-        role !== 'decode'
-          ? options.router
-          : options.router.kind === 'kv' || this.disagg?.conditional
-            ? { kind: 'kv', overlapWeight: 0, overlapCredit: 0, temperature: 0 }
-            : options.router;
+        role === 'prefill'
+          ? options.router.kind === 'kv'
+            ? { ...options.router, trackActiveBlocks: false }
+            : options.router
+          : role !== 'decode'
+            ? options.router
+            : options.router.kind === 'kv' || this.disagg?.conditional
+              ? { kind: 'kv', overlapWeight: 0, overlapCredit: 0, temperature: 0, assumeKvReuse: false }
+              : options.router;
       const router = makeRouter(routerSpec, this.req, spec.workers, rng);
       const pool: Pool = { role, engines: [], router };
       for (let i = 0; i < spec.workers; i++) {
@@ -597,6 +610,8 @@ function makeRouter(spec: RouterSpec, req: RequestTable, workers: number, rng: R
           overlapWeight: spec.overlapWeight,
           overlapCredit: spec.overlapCredit,
           temperature: spec.temperature,
+          trackActiveBlocks: spec.trackActiveBlocks,
+          assumeKvReuse: spec.assumeKvReuse,
         },
         req,
         workers,
