@@ -58,10 +58,28 @@ CASES = {
         gbps=10,
     ),
     "conv400_p2d6_bs512": dict(trace=conv(400), engine={"block_size": 512}, p=2, d=6, bpt=131072, gbps=64),
-    # Not kept: conv300_p1d3_bs64 (1 prefill, 3 decode workers, block 64). When several handoffs reach one
-    # busy decode worker within one of its passes, the reference reserves them over more than one pass
-    # boundary (1, then 2, then 3 per boundary in hand-made cases); servetune reserves them all at the first
-    # boundary. See docs/fidelity.md.
+    # Several handoffs reaching one busy decode worker within one pass: reserved one per scheduler step.
+    "conv300_p1d3_bs64": dict(trace=conv(300), engine={"block_size": 64}, p=1, d=3, bpt=131072, gbps=64),
+    "reservations_per_step": dict(
+        trace=[row(0, 1000, 40, [1, 2])] + [row(12, 100 * k, 2, [2 + k]) for k in range(1, 5)],
+        engine={"block_size": 64, "timing_model": FIXED},
+        p=1,
+        d=1,
+        bpt=100000,
+        gbps=10,
+    ),
+    # SGLang's handoff order: the decode worker reserves KV when the request arrives, before its prefill.
+    "sglang_reserve_first": dict(
+        trace=[row(0, 1000, 40, [1, 2])] + [row(27, 100 * k, 2, [2 + k]) for k in range(1, 5)],
+        engine={"backend": "sglang", "block_size": 64, "timing_model": FIXED},
+        p=1,
+        d=1,
+        bpt=100000,
+        gbps=10,
+    ),
+    "sglang_conv400_p2d6_p64": dict(
+        trace=conv(400), engine={"backend": "sglang", "block_size": 64}, p=2, d=6, bpt=131072, gbps=64
+    ),
 }
 
 

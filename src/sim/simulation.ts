@@ -84,7 +84,10 @@ export interface SimulationOptions {
 export interface TransferRecords {
   /** Request ids handed off, in completion order. */
   count: number;
-  /** Wall of each transfer (link time, ms) and the wait for the destination's KV before it (ms). */
+  /**
+   * Wall of each transfer (link time, ms) and the wait for the destination's KV (ms): before the transfer,
+   * or for SGLang's handoff order (destination first) between arrival and the reservation.
+   */
   transferMs: Float64Array;
   waitMs: Float64Array;
   bytes: number;
@@ -164,6 +167,16 @@ class Simulation {
   private readonly source: Int32Array; // prefill engine holding r's KV during its handoff
   private readonly destination: Int32Array;
   private readonly handoffStart: Float64Array;
+  /**
+   * SGLang's handoff order: the decode worker reserves KV for a request when it arrives, before its prefill
+   * is submitted (vLLM's: after the prefill). Per request: 1 once its destination is reserved.
+   */
+  private readonly destinationFirst: boolean;
+  private readonly reserved: Uint8Array;
+  private readonly reservedHitTokens: Int32Array;
+  private readonly reservedAt: Float64Array;
+  /** Per decode engine (local index): transfers that arrived during its pass in flight. */
+  private readonly wakes: Int32Array;
   private readonly transferStart: Float64Array;
   private transfers: TransferRecords | null = null;
   private readonly done: number[] = [];
@@ -242,6 +255,11 @@ class Simulation {
     this.destination = new Int32Array(this.disagg ? size : 0);
     this.handoffStart = new Float64Array(this.disagg ? size : 0);
     this.transferStart = new Float64Array(this.disagg ? size : 0);
+    this.destinationFirst = this.disagg?.decode.engine.kind === 'sglang';
+    this.reserved = new Uint8Array(this.destinationFirst ? size : 0);
+    this.reservedHitTokens = new Int32Array(this.destinationFirst ? size : 0);
+    this.reservedAt = new Float64Array(this.destinationFirst ? size : 0);
+    this.wakes = new Int32Array(this.disagg ? this.disagg.decode.workers : 0);
     if (this.disagg) {
       for (let i = 0; i < this.disagg.prefill.workers; i++)
         this.links.push(new TransferLink(this.disagg.kvTransferGbps, this.disagg.kvLinkShared ?? true));
@@ -414,13 +432,18 @@ class Simulation {
       this.onRequestDone(r, t);
       return;
     }
+    this.source[r] = prefillEngine;
+    this.handoffStart[r] = t;
+    if (this.destinationFirst) {
+      // The destination was reserved before the prefill: the transfer starts now.
+      this.startTransfer(r, this.reservedHitTokens[r], t);
+      return;
+    }
     const decode = this.pools[1];
     const local = decode.router.route(r, decode.engines, t);
     decode.router.onRouted?.(r, local);
     const d = decode.engines[local].index;
-    this.source[r] = prefillEngine;
     this.destination[r] = d;
-    this.handoffStart[r] = t;
     const queue = this.pending[local];
     // The decode worker's scheduler takes the request at its next scheduling point, as vLLM allocates the
     // KV for a remote prefill in its scheduler step: now if it is idle, else when its pass in flight ends
@@ -434,26 +457,92 @@ class Simulation {
     this.bringUpToDate(d, t);
     const engine = this.engines[d];
     if (!engine.reserveDestination?.(r, t)) return false;
+    if (this.destinationFirst) {
+      // Reserved ahead of the prefill, which is submitted now.
+      this.reserved[r] = 1;
+      this.reservedHitTokens[r] = engine.lastReservedHitTokens ?? 0;
+      this.reservedAt[r] = t;
+      this.submitPrefill(r, t);
+      return true;
+    }
+    this.startTransfer(r, engine.lastReservedHitTokens ?? 0, t);
+    return true;
+  }
+
+  /** r's KV starts moving from its prefill worker to its reserved destination. */
+  private startTransfer(r: number, destinationHitTokens: number, t: number): void {
     const spec = this.disagg as DisaggregationSpec;
     const tokens =
       spec.transferMode === 'full-prompt'
         ? this.req.promptLen[r]
-        : this.req.promptLen[r] - (engine.lastReservedHitTokens ?? 0);
+        : this.req.promptLen[r] - destinationHitTokens;
     const bytes = tokens * spec.kvBytesPerToken;
     const records = this.transfers as TransferRecords;
     records.bytes += bytes;
     this.transferStart[r] = t;
     const p = this.localIndex[this.source[r]];
     this.links[p].add(r, bytes, t);
-    return true;
   }
 
-  /** KV freed on decode engine e: reserve for the requests waiting on it, in order. */
+  /**
+   * Decode engine e finished a pass: reserve KV for the requests waiting on it, in order. A busy engine takes
+   * one per scheduler step, and each transfer that arrived during the pass (and joins at its end) adds a
+   * step; an engine left idle steps until nothing changes. (Found against the reference: several handoffs
+   * landing in one pass of a busy decode worker are reserved 1, 2, 3... per pass end.)
+   */
   private retryPending(e: number, t: number): void {
-    const queue = this.pending[this.localIndex[e]];
+    const local = this.localIndex[e];
+    const queue = this.pending[local];
+    const steps = this.engines[e].hasWork() ? 1 + this.wakes[local] : Number.POSITIVE_INFINITY;
+    this.wakes[local] = 0;
     let k = 0;
-    while (k < queue.length && this.tryReserve(queue[k], e, t)) k++;
+    while (k < queue.length && k < steps && this.tryReserve(queue[k], e, t)) k++;
     if (k > 0) queue.splice(0, k);
+  }
+
+  /**
+   * Destination first (SGLang): an arrival is routed to a decode worker, which reserves its KV at its next
+   * scheduling point (now if idle, else when its pass in flight ends); the prefill is submitted then.
+   * Requests that can never fit a decode worker are rejected, and those with nothing to generate go
+   * straight to prefill.
+   */
+  private reserveFirst(r: number, t: number): void {
+    const decodeSpec = (this.disagg as DisaggregationSpec).decode.engine;
+    if (this.workload.outputLength[r] === 0) {
+      this.submitPrefill(r, t);
+      return;
+    }
+    if (
+      Math.ceil((this.req.promptLen[r] + this.workload.outputLength[r]) / decodeSpec.blockSize) >
+      decodeSpec.numGpuBlocks
+    ) {
+      this.req.status[r] = RequestStatus.Rejected;
+      this.collector.onReject(r, 'prompt plus output larger than a decode worker KV cache');
+      this.collector.terminalMs[r] = t;
+      this.onRequestDone(r, t);
+      return;
+    }
+    const decode = this.pools[1];
+    const local = decode.router.route(r, decode.engines, t);
+    decode.router.onRouted?.(r, local);
+    const d = decode.engines[local].index;
+    this.destination[r] = d;
+    const queue = this.pending[local];
+    this.bringUpToDate(d, t);
+    const busy = this.ends[d] > t && this.ends[d] !== Number.POSITIVE_INFINITY;
+    if (queue.length > 0 || busy || !this.tryReserve(r, d, t)) queue.push(r);
+  }
+
+  /** Routes r to a prefill worker (or the aggregated pool) and queues it there. */
+  private submitPrefill(r: number, t: number): void {
+    const first = this.pools[0];
+    const local = first.router.route(r, first.engines, t);
+    const e = first.engines[local].index;
+    // The target must not run ahead of t: its next pass has to see this request.
+    this.bringUpToDate(e, t);
+    this.engines[e].enqueue(r);
+    first.router.onRouted?.(r, local);
+    this.markDirty(e);
   }
 
   private nextTransfer(): number {
@@ -480,10 +569,13 @@ class Simulation {
         this.engines[p].releaseHeld?.(r);
         this.markDirty(p);
         this.bringUpToDate(d, t);
+        if (this.ends[d] > t && this.ends[d] !== Number.POSITIVE_INFINITY) this.wakes[this.localIndex[d]]++;
         this.engines[d].activate?.(r, t);
         this.markDirty(d);
         records.transferMs[records.count] = t - this.transferStart[r];
-        records.waitMs[records.count] = this.transferStart[r] - this.handoffStart[r];
+        records.waitMs[records.count] = this.destinationFirst
+          ? this.reservedAt[r] - this.collector.arrivalMs[r]
+          : this.transferStart[r] - this.handoffStart[r];
         records.count++;
         records.prefillDoneMs[r] = this.handoffStart[r];
         records.transferStartMs[r] = this.transferStart[r];
@@ -502,15 +594,9 @@ class Simulation {
     for (const r of batch) {
       this.collector.onArrival(r, t);
       this.routed++;
-      const first = this.pools[0];
       if (this.disagg?.conditional && this.prefillLocally(r, t)) continue;
-      const local = first.router.route(r, first.engines, t);
-      const e = first.engines[local].index;
-      // The target must not run ahead of t: its next pass has to see this request.
-      this.bringUpToDate(e, t);
-      this.engines[e].enqueue(r);
-      first.router.onRouted?.(r, local);
-      this.markDirty(e);
+      if (this.destinationFirst) this.reserveFirst(r, t);
+      else this.submitPrefill(r, t);
     }
     batch.length = 0;
   }
@@ -545,11 +631,14 @@ class Simulation {
       this.dirty[e] = 0;
       const engine = this.engines[e];
       if (!engine.isIdle || !engine.hasWork()) continue;
-      const reads = this.poolOf[e].router.reads;
+      const pool = this.poolOf[e];
+      const reads = pool.router.reads;
+      // A decode engine with reservations waiting takes one at each pass end: no multi-pass runs then.
+      const reserving = pool.role === 'decode' && this.pending[this.localIndex[e]].length > 0;
       const end = engine.startPass(
         t,
-        reads === 'none' ? Number.POSITIVE_INFINITY : next,
-        reads === 'engines',
+        reserving ? t : reads === 'none' ? Number.POSITIVE_INFINITY : next,
+        reserving || reads === 'engines',
       );
       if (!engine.progressed) {
         // Nothing could run (e.g. waiting for KV): stay idle until something changes.

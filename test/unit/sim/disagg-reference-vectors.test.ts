@@ -17,7 +17,7 @@ const cases = loadGoldens(`${FIXTURES}reference/golden-disagg/`) as (Golden & {
 function overrides(g: (typeof cases)[number]): Record<string, unknown> {
   const e = g.engine;
   return {
-    engine: { blockSize: e.block_size },
+    engine: { engine: e.backend ?? 'vllm', blockSize: e.block_size },
     timing: goldenTiming(g),
     disaggregation: {
       prefill: { workers: g.num_prefill_workers },
