@@ -123,6 +123,52 @@ export function buildCases(traceDir: string): Case[] {
         },
       });
     }
+    // SGLang disaggregated: 2 prefill + 6 decode workers, 64-token pages, per-transfer links as above.
+    {
+      const engine = {
+        backend: 'sglang',
+        block_size: 64,
+        kv_transfer_bytes_per_token: KV_BYTES_PER_TOKEN,
+        kv_transfer_bandwidth: KV_TRANSFER_GBPS,
+      };
+      cases.push({
+        id: `sglang-disagg-${key}-p2d6-rr-p64`,
+        group: 'sglang',
+        label: `SGLang disagg ${trace.name}, 2P+6D round robin, page 64`,
+        requests: trace.requests,
+        random: false,
+        servetune: [
+          ...traceArgs,
+          '--engine',
+          'sglang',
+          '--disagg',
+          '--prefill-workers',
+          '2',
+          '--decode-workers',
+          '6',
+          '--router',
+          'round-robin',
+          '--page-size',
+          '64',
+          '--kv-bytes-per-token',
+          String(KV_BYTES_PER_TOKEN),
+          '--kv-transfer-gbps',
+          String(KV_TRANSFER_GBPS),
+          '--kv-link',
+          'per-transfer',
+        ],
+        reference: {
+          ...refTrace,
+          router_mode: 'round_robin',
+          disagg: {
+            num_prefill_workers: 2,
+            num_decode_workers: 6,
+            prefill_engine: engine,
+            decode_engine: engine,
+          },
+        },
+      });
+    }
     // SGLang: 4 and 8 workers, 64-token pages (set on both sides; the reference's default page is 1 token).
     for (const [workers, kv] of [
       [4, false],
