@@ -4,6 +4,10 @@
  *   - aggregated: 8 round-robin workers, polynomial timing, block size 512 (the headline case);
  *   - disaggregated: 3 prefill + 5 decode workers, KV router, 64 GB/s KV transfer;
  *   - sglang: the SGLang scheduler on 8 round-robin workers, 64-token pages.
+  },
+ *   - planner: the aggregated case under Dynamo's Planner (SLA target, load every 5 s, throughput every
+ *     180 s, 60 s startup), which profiles one worker, ticks 700 times and scales the fleet;
+ *   - further cases registered in CASES (e.g. other engines).
  * Ends with one JSON line: the headline case's figures plus every case's speed-up.
  * Usage: npm run bench:sim [-- --trace FILE --repeat K --case NAME --no-coalesce]
  */
@@ -42,6 +46,22 @@ const CASES: Record<string, { label: string; config: Record<string, unknown> }> 
   sglang: {
     label: 'SGLang scheduler, 8 workers, round-robin, 64-token pages',
     config: { workers: 8, engine: { engine: 'sglang', blockSize: 64 }, router: { mode: 'round-robin' } },
+  },
+  planner: {
+    label: '8 aggregated workers at start under the SLA Planner (load 5 s + throughput 180 s), block 512',
+    config: {
+      workers: 8,
+      engine: { blockSize: 512 },
+      router: { mode: 'round-robin' },
+      planner: {
+        optimization_target: 'sla',
+        enable_load_scaling: true,
+        ttft_ms: 2000,
+        itl_ms: 50,
+        max_gpu_budget: 16,
+      },
+      startupTimeS: 60,
+    },
   },
 };
 
@@ -100,6 +120,11 @@ for (const name of selected) {
   console.log(
     `  check       ttft mean ${report.ttft_ms.mean.toFixed(2)} ms, tpot mean ${report.tpot_ms.mean.toFixed(3)} ms, reuse ${report.prefix_cache_reused_ratio.toFixed(4)}`,
   );
+  if (report.planner && report.scaling_events) {
+    console.log(
+      `  planner     ${report.planner.ticks} ticks, ${report.scaling_events.total} scaling events, ${report.gpu_hours.toFixed(2)} GPU-hours held`,
+    );
+  }
 }
 const rss = process.resourceUsage().maxRSS / 1024;
 console.log('');

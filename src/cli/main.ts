@@ -10,9 +10,17 @@ const COMMANDS: Record<string, { help: string; run: Command }> = {
     help: 'replay a trace or synthetic traffic through simulated workers',
     run: async (argv, out) => (await import('./simulate.ts')).simulateCommand(argv, out),
   },
+  operator: {
+    help: 'run the DeploymentTuning controller against a cluster',
+    run: async (argv, out) => (await import('./operator.ts')).operatorCommand(argv, out),
+  },
   sweep: {
     help: 'search deployments for a workload and map the Pareto frontier',
     run: async (argv, out, err) => (await import('./sweep.ts')).sweepCommand(argv, out, err),
+  },
+  catalog: {
+    help: 'list the GPUs and models the hardware timing model knows',
+    run: async (argv, out) => (await import('./catalog.ts')).catalogCommand(argv, out),
   },
 };
 

@@ -1,12 +1,17 @@
-import { type SimulationConfig, SimulationConfigSchema } from '../sim/config.ts';
+import { CatalogError } from '../hardware/catalog.ts';
+import { DTYPE_ALIASES, KV_DTYPE_ALIASES } from '../hardware/dtypes.ts';
+import { HardwareRejection, type PreparedHardware, prepareHardware } from '../hardware/setup.ts';
+import { DEFAULT_NUM_GPU_BLOCKS, type SimulationConfig, SimulationConfigSchema } from '../sim/config.ts';
 import type { Distribution } from '../sim/metrics/distribution.ts';
 import type { SimulationReport } from '../sim/metrics/report.ts';
+import { checkPlannerAgainstCluster, PlannerConfigSchema } from '../sim/planner/config.ts';
 import { runSimulation, syntheticWorkload } from '../sim/run.ts';
 import { summarizeWorkload, type Workload } from '../sim/workload/workload.ts';
 import { readMooncakeFile, TraceError } from '../telemetry/mooncake-trace.ts';
 import { UsageError, zodMessage } from './errors.ts';
 import { readStructuredFile, writeJson } from './files.ts';
 import { applyFlags, type FlagSpec, flagNames, parseFlags, renderHelp } from './flags.ts';
+import { loadCatalog } from './hardware.ts';
 import { formatNumber, renderTable } from './table.ts';
 
 const ROUTERS = {
@@ -182,7 +187,12 @@ export const SIMULATE_FLAGS: FlagSpec[] = [
     kind: 'int',
     help: 'KV block (sglang: page) size in tokens (64)',
   },
-  { name: 'num-gpu-blocks', path: 'engine.numGpuBlocks', kind: 'int', help: 'KV blocks per worker (16384)' },
+  {
+    name: 'num-gpu-blocks',
+    path: 'engine.numGpuBlocks',
+    kind: 'int',
+    help: 'KV blocks per worker (hardware timing: from HBM; else 16384)',
+  },
   { name: 'max-num-seqs', path: 'engine.maxNumSeqs', kind: 'int', help: 'running requests per worker (256)' },
   {
     name: 'max-num-batched-tokens',
@@ -212,8 +222,78 @@ export const SIMULATE_FLAGS: FlagSpec[] = [
     name: 'timing',
     path: 'timing.model',
     kind: 'string',
-    values: { polynomial: 'polynomial' },
-    help: 'timing model: polynomial',
+    values: { polynomial: 'polynomial', hardware: 'hardware' },
+    help: 'timing model: polynomial, hardware (default hardware when --gpu is given)',
+  },
+  {
+    name: 'gpu',
+    path: 'hardware.gpu',
+    kind: 'string',
+    metavar: 'GPU',
+    help: 'hardware timing: GPU id, alias or gpu.product label (see servetune catalog)',
+  },
+  {
+    name: 'model',
+    path: 'hardware.model',
+    kind: 'string',
+    metavar: 'MODEL',
+    help: 'hardware timing: model id or Hugging Face id',
+  },
+  {
+    name: 'dtype',
+    path: 'hardware.dtype',
+    kind: 'string',
+    values: DTYPE_ALIASES,
+    help: "hardware timing: weight precision bf16, fp8, fp4 (the model's checkpoint)",
+  },
+  {
+    name: 'kv-dtype',
+    aliases: ['kv-cache-dtype'],
+    path: 'hardware.kvDtype',
+    kind: 'string',
+    values: KV_DTYPE_ALIASES,
+    help: 'hardware timing: KV-cache precision bf16, fp8',
+  },
+  {
+    name: 'gpu-memory-utilization',
+    path: 'hardware.gpuMemoryUtilization',
+    kind: 'number',
+    metavar: 'X',
+    help: 'hardware timing: HBM share for weights + KV (0.9)',
+  },
+  {
+    name: 'max-model-len',
+    path: 'hardware.maxModelLen',
+    kind: 'int',
+    help: 'hardware timing: tokens one request may need (longest request)',
+  },
+  {
+    name: 'expert-parallel',
+    aliases: ['enable-expert-parallel'],
+    path: 'hardware.expertParallel',
+    kind: 'boolean',
+    help: 'hardware timing: split MoE experts across the TP group',
+  },
+  {
+    name: 'tier',
+    path: 'hardware.tier',
+    kind: 'string',
+    values: { auto: 'auto', roofline: 'roofline' },
+    help: 'hardware timing: auto (measured tables where present) or roofline',
+  },
+  {
+    name: 'gpus-file',
+    path: 'hardware.gpusFile',
+    kind: 'string',
+    metavar: 'FILE',
+    help: 'YAML/JSON file of extra GPUs',
+  },
+  {
+    name: 'models-file',
+    path: 'hardware.modelsFile',
+    kind: 'string',
+    metavar: 'FILE',
+    help: 'YAML/JSON file of extra models',
   },
   { name: 'workers', aliases: ['num-workers'], path: 'workers', kind: 'int', help: 'aggregated workers (1)' },
   {
@@ -339,6 +419,20 @@ export const SIMULATE_FLAGS: FlagSpec[] = [
   { name: 'sla-itl-ms', path: 'slo.itlMs', kind: 'number', help: 'goodput ITL threshold (ms)' },
   { name: 'sla-e2e-ms', path: 'slo.e2eMs', kind: 'number', help: 'goodput end-to-end threshold (ms)' },
   {
+    name: 'planner',
+    path: null,
+    kind: 'string',
+    metavar: 'FILE',
+    help: "Dynamo Planner config (YAML/JSON, the reference's field names) scaling the workers",
+  },
+  {
+    name: 'startup-time',
+    path: 'startupTimeS',
+    kind: 'number',
+    metavar: 'SECONDS',
+    help: 'planner: cold start of a new worker before it serves (0)',
+  },
+  {
     name: 'no-coalesce',
     path: 'coalesceDecode',
     kind: 'negate',
@@ -352,7 +446,7 @@ export const SIMULATE_FLAGS: FlagSpec[] = [
 const USAGE = `Usage: servetune simulate (--trace FILE | --request-count N --input-tokens N --output-tokens N ...) [options]
 
 Replays a trace (or synthetic traffic) through simulated serving workers and reports latency, throughput,
-prefix-cache reuse and GPU-hours.`;
+prefix-cache reuse and GPU-hours. With --planner, Dynamo's Planner adds and removes workers during the run.`;
 
 /** Parses `--slo ttft=2000ms,itl=50ms,e2e=30s` into thresholds in ms. */
 export function parseSloList(
@@ -400,6 +494,13 @@ export async function resolveSimulateConfig(argv: string[]): Promise<{
   }
   const fromFlags: Record<string, unknown> = {};
   applyFlags(fromFlags, flags, SIMULATE_FLAGS);
+  const plannerPath = flags.values.get('planner') as string | undefined;
+  if (plannerPath) {
+    const loaded = await readStructuredFile(plannerPath);
+    const planner = PlannerConfigSchema.safeParse(loaded ?? {});
+    if (!planner.success) throw new UsageError(zodMessage(plannerPath, planner.error));
+    fromFlags.planner = loaded ?? {};
+  }
   const slo = flags.values.get('slo') as string | undefined;
   if (slo) fromFlags.slo = { ...(fromFlags.slo as object), ...parseSloList(slo) };
   // --disagg (or any disaggregation flag) turns disaggregation on, one worker per role unless given.
@@ -417,6 +518,12 @@ export async function resolveSimulateConfig(argv: string[]): Promise<{
   const flagWl = fromFlags.workload as Record<string, unknown> | undefined;
   if (wl && flagWl?.trace !== undefined) delete wl.synthetic;
   if (wl && flagWl?.synthetic !== undefined && flagWl.trace === undefined) delete wl.trace;
+  // Naming a GPU or model selects the hardware timing model unless another one was asked for.
+  const hw = merged.hardware as Record<string, unknown> | undefined;
+  const timingSection = merged.timing as Record<string, unknown> | undefined;
+  if ((hw?.gpu !== undefined || hw?.model !== undefined) && timingSection?.model === undefined) {
+    merged.timing = { ...timingSection, model: 'hardware' };
+  }
   if (merged.workload === undefined) {
     throw new UsageError(
       'no workload: give --trace FILE, or synthetic flags (--request-count, --input-tokens, ...)',
@@ -426,6 +533,24 @@ export async function resolveSimulateConfig(argv: string[]): Promise<{
   if (!parsed.success) {
     const names = configPath ? undefined : flagNames(SIMULATE_FLAGS);
     throw new UsageError(zodMessage(configPath ?? 'configuration', parsed.error, names));
+  }
+  const c = parsed.data;
+  if (c.planner) {
+    const d = c.disaggregation;
+    const problem = checkPlannerAgainstCluster(
+      c.planner,
+      d
+        ? [
+            { role: 'prefill', workers: d.prefill.workers, gpusPerWorker: d.prefill.tensorParallelSize },
+            { role: 'decode', workers: d.decode.workers, gpusPerWorker: d.decode.tensorParallelSize },
+          ]
+        : [{ role: 'aggregated', workers: c.workers, gpusPerWorker: c.tensorParallelSize }],
+    );
+    if (problem) {
+      const where = plannerPath ?? configPath ?? 'configuration';
+      const field = plannerPath ? problem.field : `planner.${problem.field}`;
+      throw new UsageError(`${where}: field '${field}': ${problem.message}`);
+    }
   }
   return {
     config: parsed.data,
@@ -474,13 +599,118 @@ export async function simulateCommand(argv: string[], out: NodeJS.WritableStream
     return 0;
   }
   const workload = await loadWorkload(config);
-  const { report } = runSimulation(config, workload);
-  if (json) await writeJson(json, { config, report });
-  if (!quiet) out.write(`${renderSummary(config, workload, report)}\n`);
+  const hardware = config.timing.model === 'hardware' ? await resolveHardware(config, workload) : undefined;
+  const run = hardware?.config ?? config;
+  const { report } = runSimulation(run, workload, hardware?.timing);
+  if (json)
+    await writeJson(json, { config: run, ...(hardware ? { hardware: hardwareJson(hardware) } : {}), report });
+  if (!quiet) out.write(`${renderSummary(run, workload, report, hardware)}\n`);
   return 0;
 }
 
-export function renderSummary(config: SimulationConfig, workload: Workload, r: SimulationReport): string {
+function plannerRows(r: SimulationReport): (string | number)[][] {
+  const p = r.planner as NonNullable<SimulationReport['planner']>;
+  const ev = r.scaling_events as NonNullable<SimulationReport['scaling_events']>;
+  const loops = [
+    p.load_scaling ? `load every ${formatNumber(p.load_adjustment_interval_s)} s` : '',
+    p.throughput_scaling ? `throughput every ${formatNumber(p.throughput_adjustment_interval_s)} s` : '',
+  ].filter((x) => x !== '');
+  const rows: (string | number)[][] = [
+    [
+      'planner',
+      `${p.optimization_target}: ${loops.join(' + ')}; startup ${formatNumber(p.startup_time_s)} s`,
+    ],
+    ['scaling events (up / down)', `${ev.up} / ${ev.down}`],
+  ];
+  for (const [role, n] of Object.entries(ev.by_role)) {
+    if (Object.keys(ev.by_role).length > 1) rows.push([`  ${role} (up / down)`, `${n.up} / ${n.down}`]);
+    const tl = r.replicas_over_time?.roles[role];
+    const active = tl?.active ?? [];
+    rows.push([
+      `${role} workers ready (min / mean / max)`,
+      `${Math.min(...active)} / ${formatNumber(p.mean_active_replicas[role])} / ${Math.max(...active)}`,
+    ]);
+  }
+  const h = p.gpu_hours_by_state;
+  rows.push([
+    'GPU-hours held (starting / active / draining)',
+    `${formatNumber(h.starting)} / ${formatNumber(h.active)} / ${formatNumber(h.draining)}`,
+  ]);
+  rows.push(['GPUs held (mean / peak)', `${formatNumber(p.mean_gpus_held)} / ${p.peak_gpus_held}`]);
+  const s = p.slo_attainment;
+  rows.push([
+    `within planner SLO (TTFT ${formatNumber(s.ttft_ms)} ms, ITL ${formatNumber(s.itl_ms)} ms)`,
+    s.fraction,
+  ]);
+  return rows;
+}
+
+/** Looks up the GPU and model and sizes the KV cache; unknown names and misfits are usage errors. */
+async function resolveHardware(config: SimulationConfig, workload: Workload): Promise<PreparedHardware> {
+  const catalog = await loadCatalog({
+    gpusFile: config.hardware?.gpusFile,
+    modelsFile: config.hardware?.modelsFile,
+  });
+  try {
+    return prepareHardware(config, catalog, workload);
+  } catch (e) {
+    if (e instanceof CatalogError || e instanceof HardwareRejection) throw new UsageError(e.message);
+    throw e;
+  }
+}
+
+function hardwareJson(h: PreparedHardware): object {
+  const c = h.choice;
+  const m = h.memory;
+  return {
+    gpu: c.gpu.id,
+    model: c.model.id,
+    tensorParallelSize: c.tp,
+    dtype: c.weightDtype,
+    kvDtype: c.kvDtype,
+    expertParallel: c.expertParallel ?? false,
+    tier: h.profile.tier,
+    parts: h.profile.parts,
+    overhead: h.profile.overhead,
+    memory: {
+      derivedBlocks: h.derivedBlocks,
+      hbmBytes: m.hbmBytes,
+      budgetBytes: m.budgetBytes,
+      weightBytesPerGpu: m.weightBytes,
+      reserveBytesPerGpu: m.reserveBytes,
+      kvBytesPerGpu: m.kvBytes,
+      kvBytesPerTokenPerGpu: m.kvBytesPerTokenPerGpu,
+      numGpuBlocks: m.numGpuBlocks,
+      fits: m.fits,
+      reason: m.reason,
+    },
+  };
+}
+
+function hardwareLine(h: PreparedHardware, blockSize: number): string {
+  const c = h.choice;
+  const p = h.profile.parts;
+  const gib = (b: number) => `${(b / 2 ** 30).toFixed(1)} GiB`;
+  const parts = Object.entries(p)
+    .filter(([, v]) => v !== 'none')
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ');
+  const kv = h.derivedBlocks
+    ? `KV ${formatNumber(h.memory.numGpuBlocks)} blocks x ${blockSize} tokens from HBM (weights ${gib(h.memory.weightBytes)}, ` +
+      `reserve ${gib(h.memory.reserveBytes)}, KV ${gib(h.memory.kvBytes)} per GPU)`
+    : 'KV blocks as configured';
+  return (
+    `hardware: ${c.gpu.spec.name} x ${c.tp} (TP${c.tp}${c.expertParallel ? ', EP' : ''}), ${c.model.name}, ` +
+    `weights ${c.weightDtype}, KV ${c.kvDtype}; tier ${h.profile.tier} (${parts}); ${kv}`
+  );
+}
+
+export function renderSummary(
+  config: SimulationConfig,
+  workload: Workload,
+  r: SimulationReport,
+  hardware?: PreparedHardware,
+): string {
   const w = summarizeWorkload(workload);
   const source = config.workload.trace ?? 'synthetic';
   const lines: string[] = [];
@@ -489,11 +719,13 @@ export function renderSummary(config: SimulationConfig, workload: Workload, r: S
   const topology = d
     ? `disaggregated: ${d.prefill.workers} prefill (TP${d.prefill.tensorParallelSize}) + ${d.decode.workers} decode (TP${d.decode.tensorParallelSize}) ${kind} worker(s)`
     : `${config.workers} x ${kind} worker(s)${config.tensorParallelSize > 1 ? ` (TP${config.tensorParallelSize})` : ''}`;
+  const scaled = config.planner ? ' at start, scaled by the planner' : '';
   lines.push(
-    `servetune simulate: ${formatNumber(w.requests)} requests from ${source}; ${topology}, ` +
+    `servetune simulate: ${formatNumber(w.requests)} requests from ${source}; ${topology}${scaled}, ` +
       `router ${config.router.mode}, timing ${config.timing.model}, ${kind === 'SGLang' ? 'page' : 'block'} ${config.engine.blockSize}, ` +
-      `${formatNumber(config.engine.numGpuBlocks)} KV blocks`,
+      `${formatNumber(config.engine.numGpuBlocks ?? DEFAULT_NUM_GPU_BLOCKS)} KV blocks`,
   );
+  if (hardware) lines.push(hardwareLine(hardware, config.engine.blockSize));
   lines.push('');
   const dist = (name: string, d: Distribution): (string | number)[] => [
     name,
@@ -528,7 +760,12 @@ export function renderSummary(config: SimulationConfig, workload: Workload, r: S
     ['GPU-hours', r.gpu_hours],
   ];
   for (const [role, v] of Object.entries(r.roles)) {
-    rows.push([`${role} utilisation (${v.workers} workers, ${v.gpus} GPUs)`, v.utilization]);
+    rows.push([
+      r.planner
+        ? `${role} utilisation (${v.workers} workers over the run)`
+        : `${role} utilisation (${v.workers} workers, ${v.gpus} GPUs)`,
+      v.utilization,
+    ]);
   }
   if (r.kv_transfer) {
     const k = r.kv_transfer;
@@ -560,6 +797,7 @@ export function renderSummary(config: SimulationConfig, workload: Workload, r: S
     rows.push(['goodput (req/s)', r.goodput.request_throughput_rps]);
     rows.push(['requests meeting SLO', r.goodput.fraction]);
   }
+  if (r.planner && r.scaling_events) rows.push(...plannerRows(r));
   lines.push(renderTable(['summary', 'value'], rows));
   lines.push('');
   const speed = r.wall_s > 0 ? r.simulated_duration_s / r.wall_s : Number.POSITIVE_INFINITY;

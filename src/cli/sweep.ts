@@ -1,5 +1,6 @@
 import { writeFile } from 'node:fs/promises';
 import { EngineConfigSchema, TimingConfigSchema, WorkloadConfigSchema } from '../sim/config.ts';
+import { PlannerConfigSchema } from '../sim/planner/config.ts';
 import { summarizeWorkload } from '../sim/workload/workload.ts';
 import {
   type CandidateMetrics,
@@ -70,6 +71,13 @@ export const SWEEP_FLAGS: FlagSpec[] = [
   },
   { name: 'routers', path: null, kind: 'string', metavar: 'LIST', help: 'router modes, e.g. round-robin,kv' },
   {
+    name: 'planner',
+    path: null,
+    kind: 'string',
+    metavar: 'FILE',
+    help: 'run candidates under the Planner (planner file; the space file may list planner dimensions)',
+  },
+  {
     name: 'optimizer',
     path: null,
     kind: 'string',
@@ -107,8 +115,8 @@ export const SWEEP_FLAGS: FlagSpec[] = [
 
 const USAGE = `Usage: servetune sweep (--trace FILE | synthetic flags) --gpus h100:16 --slo ttft_p90=2000ms [options]
 
-Searches deployments (GPU type, tensor parallelism, worker count, router, engine knobs) for the workload,
-ranks them against the objective under the SLOs, maps the Pareto frontier and recommends one.`;
+Searches deployments (GPU type, tensor parallelism, worker count, router, engine knobs, Planner settings) for
+the workload, ranks them against the objective under the SLOs, maps the Pareto frontier and recommends one.`;
 
 /** Parses `h100:16,a100:8@2.5`. */
 export function parseGpuBudget(text: string): GpuBudget[] {
@@ -208,6 +216,13 @@ export async function sweepCommand(
       ...((rawSpace.router as object) ?? {}),
       modes: modes.map((m) => (m === 'kv-router' ? 'kv' : m)),
     };
+  }
+  const plannerPath = v.get('planner') as string | undefined;
+  if (plannerPath) {
+    const loaded = (await readStructuredFile(plannerPath)) ?? {};
+    const check = PlannerConfigSchema.safeParse(loaded);
+    if (!check.success) throw new UsageError(zodMessage(plannerPath, check.error));
+    rawSpace.planner = { ...((rawSpace.planner as object) ?? {}), base: loaded };
   }
   const parsedSpace = SearchSpaceSchema.safeParse(rawSpace);
   if (!parsedSpace.success) throw new UsageError(zodMessage(spacePath ?? 'search space', parsedSpace.error));

@@ -1,8 +1,11 @@
-/** Renders rows as an aligned plain-text table (numbers right-aligned). */
-export function renderTable(header: string[], rows: (string | number)[][]): string {
+/**
+ * Renders rows as an aligned plain-text table. Numeric columns are right-aligned, as are columns listed in
+ * `right` (pre-formatted numbers).
+ */
+export function renderTable(header: string[], rows: (string | number)[][], right: number[] = []): string {
   const cells = [header, ...rows.map((r) => r.map((c) => (typeof c === 'number' ? formatNumber(c) : c)))];
   const widths = header.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
-  const numeric = header.map((_, i) => rows.every((r) => typeof r[i] === 'number'));
+  const numeric = header.map((_, i) => right.includes(i) || rows.every((r) => typeof r[i] === 'number'));
   const line = (r: string[]) =>
     r
       .map((c, i) => (numeric[i] ? (c ?? '').padStart(widths[i]) : (c ?? '').padEnd(widths[i])))

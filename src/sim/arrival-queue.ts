@@ -96,14 +96,26 @@ export class ArrivalQueue {
 
 /** Min-heap of engine indices keyed by their pass end time (ties by index), with key updates. */
 export class EngineHeap {
-  private readonly heap: Int32Array;
-  private readonly pos: Int32Array;
+  private heap: Int32Array;
+  private pos: Int32Array;
   private len = 0;
-  private readonly key: Float64Array;
+  private key: Float64Array;
   constructor(n: number, key: Float64Array) {
     this.key = key;
     this.heap = new Int32Array(n);
     this.pos = new Int32Array(n).fill(-1);
+  }
+
+  /** Makes room for engines up to index `n - 1`, keyed by `key` from now on (a grown copy of the old keys). */
+  grow(n: number, key: Float64Array): void {
+    this.key = key;
+    if (n <= this.pos.length) return;
+    const heap = new Int32Array(n);
+    heap.set(this.heap);
+    this.heap = heap;
+    const pos = new Int32Array(n).fill(-1);
+    pos.set(this.pos);
+    this.pos = pos;
   }
 
   minTime(): number {

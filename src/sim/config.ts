@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { HardwareConfigSchema } from '../hardware/config.ts';
+import { PlannerConfigSchema } from './planner/config.ts';
 
 /**
  * Validated configuration of one simulation: engine, cluster, router, timing, workload and replay mode.
@@ -15,7 +17,9 @@ export const EngineConfigSchema = z
     blockSize: positiveInt
       .default(64)
       .describe('Tokens per KV block (SGLang: the page size; the reference defaults it to 1).'),
-    numGpuBlocks: positiveInt.default(16384).describe('KV capacity per worker, in blocks.'),
+    numGpuBlocks: positiveInt
+      .optional()
+      .describe('KV capacity per worker, in blocks (hardware timing: from HBM; otherwise 16384).'),
     maxNumSeqs: positiveInt.default(256).describe('Running-request cap per worker.'),
     maxNumBatchedTokens: positiveInt.default(8192).describe('Token budget of one forward pass.'),
     enableChunkedPrefill: z.boolean().default(true),
@@ -69,7 +73,7 @@ export const RouterConfigSchema = z
 
 export const TimingConfigSchema = z
   .object({
-    model: z.enum(['polynomial', 'fixed']).default('polynomial'),
+    model: z.enum(['polynomial', 'fixed', 'hardware']).default('polynomial'),
     prefillMs: nonNegative.default(10).describe('fixed timing: ms of a pass with prefill work'),
     decodeMs: nonNegative.default(5).describe('fixed timing: ms added when the pass decodes'),
   })
@@ -195,11 +199,18 @@ export const SimulationConfigSchema = z
     engine: EngineConfigSchema.default(EngineConfigSchema.parse({})),
     router: RouterConfigSchema.default(RouterConfigSchema.parse({})),
     timing: TimingConfigSchema.default(TimingConfigSchema.parse({})),
+    hardware: HardwareConfigSchema.optional(),
     workload: WorkloadConfigSchema,
     seed: z.number().int().default(0),
     maxSimTimeS: positive.optional(),
     slo: SloSchema.optional(),
     coalesceDecode: z.boolean().default(true).describe('Fast path; results are identical either way.'),
+    planner: PlannerConfigSchema.optional().describe(
+      "Dynamo's Planner (reference field names and defaults).",
+    ),
+    startupTimeS: nonNegative
+      .default(0)
+      .describe('Planner: seconds from a new worker getting its GPUs to serving (cold start).'),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -210,7 +221,20 @@ export const SimulationConfigSchema = z
         path: ['engine', 'g3Blocks'],
       });
     }
+    if (c.timing.model !== 'hardware') return;
+    for (const k of ['gpu', 'model'] as const) {
+      if (c.hardware?.[k] === undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `timing model 'hardware' needs ${k}`,
+          path: ['hardware', k],
+        });
+      }
+    }
   });
+
+/** KV blocks per worker when neither the configuration nor a hardware memory plan sets them. */
+export const DEFAULT_NUM_GPU_BLOCKS = 16384;
 
 export type SimulationConfig = z.infer<typeof SimulationConfigSchema>;
 export type EngineConfigInput = z.input<typeof EngineConfigSchema>;

@@ -1,8 +1,13 @@
-import type { SimulationConfig } from './config.ts';
+import { DEFAULT_NUM_GPU_BLOCKS, type SimulationConfig } from './config.ts';
 import { buildReport, type SimulationReport } from './metrics/report.ts';
+import { type PlannerConfig, replicaBounds, scaledRoles } from './planner/config.ts';
+import type { RoleSpec } from './planner/planner.ts';
+import { profileWorker } from './planner/profile.ts';
+import type { PlannerSpec } from './planner/runtime.ts';
 import {
   type DisaggregationSpec,
   type EngineSpec,
+  type PoolSpec,
   type SimulationOptions,
   type SimulationResult,
   simulate,
@@ -13,15 +18,21 @@ import type { TimingModel } from './timing/timing-model.ts';
 import { generateSynthetic } from './workload/synthetic.ts';
 import type { Workload } from './workload/workload.ts';
 
-/** Turns a validated configuration into simulation options. */
+/**
+ * Turns a validated configuration into simulation options. `hardware` timing needs catalogs and kernel
+ * tables, which the core does not load: build it with src/hardware/setup.ts and pass it in.
+ */
 export function toSimulationOptions(config: SimulationConfig, timing?: TimingModel): SimulationOptions {
+  if (!timing && config.timing.model === 'hardware') {
+    throw new Error('hardware timing must be built by the caller (src/hardware/setup.ts prepareHardware)');
+  }
   const r = config.router;
   const engineOf = (over: Partial<SimulationConfig['engine']> = {}): EngineSpec => {
     const e = { ...config.engine, ...over };
     if (e.engine === 'sglang') {
       return {
         kind: 'sglang',
-        numGpuBlocks: e.numGpuBlocks,
+        numGpuBlocks: e.numGpuBlocks ?? DEFAULT_NUM_GPU_BLOCKS,
         blockSize: e.blockSize,
         maxNumSeqs: e.maxNumSeqs,
         enablePrefixCaching: e.enablePrefixCaching,
@@ -35,7 +46,7 @@ export function toSimulationOptions(config: SimulationConfig, timing?: TimingMod
       };
     }
     return {
-      numGpuBlocks: e.numGpuBlocks,
+      numGpuBlocks: e.numGpuBlocks ?? DEFAULT_NUM_GPU_BLOCKS,
       blockSize: e.blockSize,
       maxNumSeqs: e.maxNumSeqs,
       maxNumBatchedTokens: e.maxNumBatchedTokens,
@@ -88,11 +99,21 @@ export function toSimulationOptions(config: SimulationConfig, timing?: TimingMod
             }),
       }
     : undefined;
+  const aggregated: PoolSpec = {
+    workers: config.workers,
+    gpusPerWorker: config.tensorParallelSize,
+    engine: engineOf(),
+    timing: model,
+  };
+  const planner = config.planner
+    ? plannerSpec(config.planner, config.startupTimeS, disaggregation ?? null, aggregated)
+    : undefined;
   return {
     workers: config.workers,
     gpusPerWorker: config.tensorParallelSize,
     engine: engineOf(),
     ...(disaggregation ? { disaggregation } : {}),
+    ...(planner ? { planner } : {}),
     timing: model,
     router:
       r.mode === 'kv'
@@ -109,6 +130,56 @@ export function toSimulationOptions(config: SimulationConfig, timing?: TimingMod
         : { kind: 'trace', speedup: config.workload.arrivalSpeedupRatio },
     seed: config.seed,
     maxSimTimeMs: config.maxSimTimeS !== undefined ? config.maxSimTimeS * 1000 : undefined,
+  };
+}
+
+/**
+ * The planner of a cluster: one role per pool, with what the planner knows of its engines, and (SLA target)
+ * a performance profile of one worker per pool, measured by the simulator.
+ */
+export function plannerSpec(
+  config: PlannerConfig,
+  startupTimeS: number,
+  disagg: DisaggregationSpec | null,
+  aggregated: PoolSpec,
+): PlannerSpec {
+  const pools: [RoleSpec['role'], PoolSpec][] = disagg
+    ? [
+        ['prefill', disagg.prefill],
+        ['decode', disagg.decode],
+      ]
+    : [['aggregated', aggregated]];
+  const scaled = scaledRoles(config, disagg !== null);
+  const roles: RoleSpec[] = pools.map(([role, pool]) => {
+    const kv = pool.engine.numGpuBlocks * pool.engine.blockSize;
+    return {
+      role,
+      gpus: pool.gpusPerWorker,
+      caps: {
+        maxNumBatchedTokens:
+          pool.engine.kind === 'sglang' ? pool.engine.chunkedPrefillSize : pool.engine.maxNumBatchedTokens,
+        maxKvTokens: kv,
+        maxNumSeqs: pool.engine.maxNumSeqs,
+        contextLength: config.context_length ?? kv,
+      },
+      scaled: scaled.includes(role),
+      bounds: replicaBounds(config, role),
+    };
+  });
+  const prefillPool = disagg ? disagg.prefill : aggregated;
+  const decodePool = disagg ? disagg.decode : aggregated;
+  return {
+    config,
+    startupMs: startupTimeS * 1000,
+    roles,
+    ...(config.optimization_target === 'sla'
+      ? {
+          samples: profileWorker(
+            { engine: prefillPool.engine, timing: prefillPool.timing },
+            { engine: decodePool.engine, timing: decodePool.timing },
+          ),
+        }
+      : {}),
   };
 }
 

@@ -2,9 +2,13 @@ import { ArrivalQueue, EngineHeap } from './arrival-queue.ts';
 import { TransferLink } from './disagg/transfer-link.ts';
 import type { Engine, EngineRole } from './engine/engine.ts';
 import { RequestStatus, RequestTable } from './engine/request-table.ts';
+import { RetiredEngine } from './engine/retired-engine.ts';
 import { SglangEngine, type SglangEngineConfig } from './engine/sglang-engine.ts';
 import { VllmEngine, type VllmEngineConfig } from './engine/vllm-engine.ts';
 import { Collector } from './metrics/collector.ts';
+import type { Fleet } from './planner/fleet.ts';
+import type { Planner } from './planner/planner.ts';
+import { type Cluster, PlannerRuntime, type PlannerSpec } from './planner/runtime.ts';
 import { Rng } from './random.ts';
 import { KvRouter } from './router/kv-router.ts';
 import type { Router } from './router/router.ts';
@@ -78,6 +82,10 @@ export interface SimulationOptions {
   seed: number;
   /** Stop at this simulated time (ms); requests in flight then count as incomplete. */
   maxSimTimeMs?: number;
+  /** Dynamo's Planner adding and removing workers during the run (see planner/runtime.ts). */
+  planner?: PlannerSpec;
+  /** Called for every engine created (initial workers and the planner's), e.g. to attach a pass log. */
+  onEngineCreated?: (engine: Engine) => void;
 }
 
 /** Per-request records of KV handoffs between prefill and decode workers. */
@@ -115,6 +123,8 @@ export interface SimulationResult {
   /** Samples of (time ms, waiting, running) summed over engines, at every change. */
   readonly queueSamples: { t: Float64Array; waiting: Int32Array; running: Int32Array; length: number };
   readonly transfers: TransferRecords | null;
+  /** With a planner: its decisions, and the workers' lifecycle and GPU timeline. */
+  readonly planner: { planner: Planner; fleet: Fleet } | null;
 }
 
 /**
@@ -127,14 +137,21 @@ export function simulate(workload: Workload, options: SimulationOptions): Simula
   return new Simulation(workload, options).run();
 }
 
-/** A set of engines behind one router. */
+/**
+ * A set of engines behind one router, by slot. With a planner the set changes: `eligible` marks the slots
+ * that take new requests (ready, not draining), and the slot of a departed worker is reused by the next new
+ * one, so per-slot router state stays as large as the pool at its largest.
+ */
 interface Pool {
   role: EngineRole;
+  spec: PoolSpec;
   engines: Engine[];
   router: Router;
+  eligible: Uint8Array | null;
+  freeSlots: number[];
 }
 
-class Simulation {
+class Simulation implements Cluster {
   private readonly req: RequestTable;
   private readonly collector: Collector;
   private readonly engines: Engine[] = [];
@@ -143,9 +160,12 @@ class Simulation {
   private readonly poolOf: Pool[] = [];
   private readonly localIndex: number[] = [];
   private readonly arrivals = new ArrivalQueue();
-  private readonly ends: Float64Array;
+  private ends: Float64Array;
   private readonly heap: EngineHeap;
-  private readonly dirty: Uint8Array;
+  private dirty: Uint8Array;
+  /** Engines not retired (all of them without a planner). */
+  private live: Engine[];
+  private readonly runtime: PlannerRuntime | null = null;
   private readonly dirtyList: number[] = [];
   private readonly batch: number[] = [];
   private readonly speedup: number;
@@ -176,7 +196,7 @@ class Simulation {
   private readonly reservedHitTokens: Int32Array;
   private readonly reservedAt: Float64Array;
   /** Per decode engine (local index): transfers that arrived during its pass in flight. */
-  private readonly wakes: Int32Array;
+  private readonly wakes: number[] = [];
   private readonly transferStart: Float64Array;
   private transfers: TransferRecords | null = null;
   private readonly done: number[] = [];
@@ -225,30 +245,26 @@ class Simulation {
               ? { kind: 'kv', overlapWeight: 0, overlapCredit: 0, temperature: 0, assumeKvReuse: false }
               : options.router;
       const router = makeRouter(routerSpec, this.req, spec.workers, rng);
-      const pool: Pool = { role, engines: [], router };
+      const pool: Pool = {
+        role,
+        spec,
+        engines: [],
+        router,
+        eligible: options.planner ? new Uint8Array(Math.max(4, spec.workers * 2)) : null,
+        freeSlots: [],
+      };
       for (let i = 0; i < spec.workers; i++) {
-        const args = [
-          this.req,
-          this.collector,
-          router.reads === 'kv-events',
-          role,
-          spec.gpusPerWorker,
-        ] as const;
-        const e: Engine =
-          spec.engine.kind === 'sglang'
-            ? new SglangEngine(this.engines.length, spec.engine, spec.timing, ...args)
-            : new VllmEngine(this.engines.length, spec.engine, spec.timing, ...args);
+        const e = this.createEngine(pool);
         pool.engines.push(e);
-        this.poolOf.push(pool);
         this.localIndex.push(i);
-        this.engines.push(e);
       }
       this.pools.push(pool);
     }
     const n = this.engines.length;
-    this.ends = new Float64Array(n).fill(Number.POSITIVE_INFINITY);
-    this.heap = new EngineHeap(n, this.ends);
-    this.dirty = new Uint8Array(n);
+    this.ends = new Float64Array(Math.max(1, n)).fill(Number.POSITIVE_INFINITY);
+    this.heap = new EngineHeap(Math.max(1, n), this.ends);
+    this.dirty = new Uint8Array(Math.max(1, n));
+    this.live = options.planner ? this.engines.slice() : this.engines;
     this.speedup = options.arrivals.kind === 'trace' ? options.arrivals.speedup : 1;
     const size = workload.size;
     this.source = new Int32Array(this.disagg ? size : 0);
@@ -259,11 +275,13 @@ class Simulation {
     this.reserved = new Uint8Array(this.destinationFirst ? size : 0);
     this.reservedHitTokens = new Int32Array(this.destinationFirst ? size : 0);
     this.reservedAt = new Float64Array(this.destinationFirst ? size : 0);
-    this.wakes = new Int32Array(this.disagg ? this.disagg.decode.workers : 0);
     if (this.disagg) {
       for (let i = 0; i < this.disagg.prefill.workers; i++)
         this.links.push(new TransferLink(this.disagg.kvTransferGbps, this.disagg.kvLinkShared ?? true));
-      for (let i = 0; i < this.disagg.decode.workers; i++) this.pending.push([]);
+      for (let i = 0; i < this.disagg.decode.workers; i++) {
+        this.pending.push([]);
+        this.wakes.push(0);
+      }
       this.transfers = {
         count: 0,
         transferMs: new Float64Array(size),
@@ -276,20 +294,120 @@ class Simulation {
         decodeEngine: new Int32Array(size).fill(-1),
       };
     }
+    if (options.planner) this.runtime = new PlannerRuntime(this, options.planner, this.req, this.collector);
+  }
+
+  private createEngine(pool: Pool): Engine {
+    const args = [
+      this.req,
+      this.collector,
+      pool.router.reads === 'kv-events',
+      pool.role,
+      pool.spec.gpusPerWorker,
+    ] as const;
+    const spec = pool.spec.engine;
+    const e: Engine =
+      spec.kind === 'sglang'
+        ? new SglangEngine(this.engines.length, spec, pool.spec.timing, ...args)
+        : new VllmEngine(this.engines.length, spec, pool.spec.timing, ...args);
+    this.engines.push(e);
+    this.poolOf.push(pool);
+    this.options.onEngineCreated?.(e);
+    return e;
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Cluster: the planner runtime adds and removes workers through these.
+
+  poolEngines(p: number): readonly Engine[] {
+    return this.pools[p].engines;
+  }
+
+  addEngine(p: number): Engine {
+    const pool = this.pools[p];
+    const e = this.createEngine(pool);
+    let slot = pool.freeSlots.pop();
+    if (slot === undefined) {
+      slot = pool.engines.length;
+      pool.engines.push(e);
+      pool.router.addSlot?.();
+      if (pool.role === 'prefill')
+        this.links.push(
+          new TransferLink(
+            (this.disagg as DisaggregationSpec).kvTransferGbps,
+            (this.disagg as DisaggregationSpec).kvLinkShared ?? true,
+          ),
+        );
+      if (pool.role === 'decode') {
+        this.pending.push([]);
+        this.wakes.push(0);
+      }
+      const el = pool.eligible as Uint8Array;
+      if (slot >= el.length) {
+        const grown = new Uint8Array(el.length * 2);
+        grown.set(el);
+        pool.eligible = grown;
+      }
+    } else {
+      pool.engines[slot] = e;
+      pool.router.resetSlot?.(slot);
+    }
+    this.localIndex.push(slot);
+    const n = this.engines.length;
+    if (n > this.ends.length) {
+      const ends = new Float64Array(this.ends.length * 2).fill(Number.POSITIVE_INFINITY);
+      ends.set(this.ends);
+      this.ends = ends;
+      const dirty = new Uint8Array(ends.length);
+      dirty.set(this.dirty);
+      this.dirty = dirty;
+      this.heap.grow(ends.length, ends);
+    }
+    this.live.push(e);
+    return e;
+  }
+
+  setEligible(e: Engine, eligible: boolean): void {
+    (this.poolOf[e.index].eligible as Uint8Array)[this.localIndex[e.index]] = eligible ? 1 : 0;
+  }
+
+  isEmpty(e: Engine): boolean {
+    if (!e.isIdle || e.hasPendingRun || e.hasWork() || e.activeBlocks > 0) return false;
+    return this.poolOf[e.index].role !== 'decode' || this.pending[this.localIndex[e.index]].length === 0;
+  }
+
+  retire(e: Engine): void {
+    const pool = this.poolOf[e.index];
+    const slot = this.localIndex[e.index];
+    const stub = new RetiredEngine(e);
+    this.engines[e.index] = stub;
+    pool.engines[slot] = stub;
+    (pool.eligible as Uint8Array)[slot] = 0;
+    pool.freeSlots.push(slot);
+    const i = this.live.indexOf(e);
+    if (i >= 0) this.live.splice(i, 1);
   }
 
   run(): SimulationResult {
     this.seedArrivals();
     const stopAt = this.options.maxSimTimeMs ?? Number.POSITIVE_INFINITY;
     let now = 0;
+    const rt = this.runtime;
     for (;;) {
-      const t = Math.min(this.arrivals.peekTime(), this.heap.minTime(), this.nextTransfer());
-      if (t === Number.POSITIVE_INFINITY || t > stopAt) break;
+      let t = Math.min(this.arrivals.peekTime(), this.heap.minTime(), this.nextTransfer());
+      // Planner ticks and worker starts are events too, but never keep a finished run alive.
+      if (t === Number.POSITIVE_INFINITY) break;
+      if (rt !== null) t = Math.min(t, rt.nextEventMs());
+      if (t > stopAt) break;
       now = t;
       this.loopSteps++;
-      this.settle(t);
+      if (rt !== null) {
+        this.settle(t, rt.tickDue(t));
+        rt.step(t);
+      } else this.settle(t, false);
       this.routeBatch(t);
       this.startIdle(t);
+      if (rt !== null) rt.afterStep(t);
       this.sampleQueues(t);
     }
     return {
@@ -303,6 +421,7 @@ class Simulation {
       arrivals: this.routed,
       queueSamples: { t: this.qT, waiting: this.qW, running: this.qR, length: this.qLen },
       transfers: this.transfers,
+      planner: rt !== null ? { planner: rt.planner, fleet: rt.fleet } : null,
     };
   }
 
@@ -331,10 +450,10 @@ class Simulation {
   /**
    * Applies every pass and transfer that ends at t and collects the arrivals due at t. Engines the routers will
    * read are brought up to date first (a router reading prefix caches only needs engines whose pending run
-   * evicts blocks); cutting a run can end a pass at exactly t and ending a pass can create arrivals at t, so
-   * this repeats until nothing changes.
+   * evicts blocks), and every engine when the planner reads them (`all`); cutting a run can end a pass at
+   * exactly t and ending a pass can create arrivals at t, so this repeats until nothing changes.
    */
-  private settle(t: number): void {
+  private settle(t: number, all: boolean): void {
     const batch = this.batch;
     batch.length = 0;
     for (;;) {
@@ -344,10 +463,10 @@ class Simulation {
         continue;
       }
       while (this.arrivals.peekTime() <= t) batch.push(this.arrivals.pop());
-      if (batch.length === 0) return;
+      if (batch.length === 0 && !all) return;
       let cut = false;
       for (const pool of this.pools) {
-        const reads = pool.router.reads;
+        const reads = all ? 'engines' : pool.router.reads;
         if (reads === 'none') continue;
         for (const engine of pool.engines) {
           if (reads === 'engines' || engine.pendingRunEvicts)
@@ -398,6 +517,7 @@ class Simulation {
 
   /** Follow-up turn of a session, or the next closed-loop dispatch. */
   private onRequestDone(r: number, t: number): void {
+    this.runtime?.onDone(r);
     const next = this.workload.nextTurn[r];
     if (next >= 0) {
       this.arrivals.push(t + this.workload.delayMs[next] / this.speedup, next);
@@ -440,7 +560,7 @@ class Simulation {
       return;
     }
     const decode = this.pools[1];
-    const local = decode.router.route(r, decode.engines, t);
+    const local = decode.router.route(r, decode.engines, t, decode.eligible);
     decode.router.onRouted?.(r, local);
     const d = decode.engines[local].index;
     this.destination[r] = d;
@@ -523,7 +643,7 @@ class Simulation {
       return;
     }
     const decode = this.pools[1];
-    const local = decode.router.route(r, decode.engines, t);
+    const local = decode.router.route(r, decode.engines, t, decode.eligible);
     decode.router.onRouted?.(r, local);
     const d = decode.engines[local].index;
     this.destination[r] = d;
@@ -536,7 +656,7 @@ class Simulation {
   /** Routes r to a prefill worker (or the aggregated pool) and queues it there. */
   private submitPrefill(r: number, t: number): void {
     const first = this.pools[0];
-    const local = first.router.route(r, first.engines, t);
+    const local = first.router.route(r, first.engines, t, first.eligible);
     const e = first.engines[local].index;
     // The target must not run ahead of t: its next pass has to see this request.
     this.bringUpToDate(e, t);
@@ -594,6 +714,7 @@ class Simulation {
     for (const r of batch) {
       this.collector.onArrival(r, t);
       this.routed++;
+      this.runtime?.onArrival();
       if (this.disagg?.conditional && this.prefillLocally(r, t)) continue;
       if (this.destinationFirst) this.reserveFirst(r, t);
       else this.submitPrefill(r, t);
@@ -609,7 +730,7 @@ class Simulation {
     };
     const decode = this.pools[1];
     const router = decode.router as KvRouter;
-    const local = router.route(r, decode.engines, t);
+    const local = router.route(r, decode.engines, t, decode.eligible);
     const isl = this.req.promptLen[r];
     const uncached = isl - router.overlap(r, local) * this.req.layout.blockSize;
     if (!(uncached < cond.maxUncachedTokens && uncached / isl < cond.maxUncachedRatio)) return false;
@@ -661,7 +782,7 @@ class Simulation {
   private sampleQueues(t: number): void {
     let waiting = 0;
     let running = 0;
-    for (const e of this.engines) {
+    for (const e of this.live) {
       waiting += e.waitingCount;
       running += e.runningCount;
     }
@@ -688,7 +809,7 @@ class Simulation {
 function makeRouter(spec: RouterSpec, req: RequestTable, workers: number, rng: Rng): Router {
   switch (spec.kind) {
     case 'round-robin':
-      return new RoundRobinRouter(workers);
+      return new RoundRobinRouter();
     case 'random':
       return new RandomRouter(rng);
     case 'least-loaded':

@@ -60,6 +60,7 @@ export function candidateConfig(c: Candidate, base: SimulationBase): SimulationC
       ...(base.concurrency !== undefined ? { concurrency: base.concurrency } : {}),
     },
     seed: base.seed,
+    ...(c.planner ? { planner: c.planner.settings, startupTimeS: c.planner.startupTimeS } : {}),
     ...(base.maxSimTimeS !== undefined ? { maxSimTimeS: base.maxSimTimeS } : {}),
     ...(Object.keys(slo).length > 0 ? { slo } : {}),
   });

@@ -66,6 +66,9 @@ export interface CandidateMetrics {
   cost_per_1k_requests: number;
   prefix_reuse: number;
   preemptions: number;
+  /** Under the Planner: scaling decisions and mean GPUs held (otherwise 0 and the fixed GPU count). */
+  scaling_events: number;
+  mean_gpus: number;
   ttft: Record<Percentile, number>;
   itl: Record<Percentile, number>;
   tpot: Record<Percentile, number>;
@@ -100,6 +103,8 @@ export function candidateMetrics(r: SimulationReport, pricePerGpuHour: number): 
         : Number.POSITIVE_INFINITY,
     prefix_reuse: r.prefix_cache_reused_ratio,
     preemptions: r.preemptions,
+    scaling_events: r.scaling_events?.total ?? 0,
+    mean_gpus: r.planner?.mean_gpus_held ?? r.gpus,
     ttft: pick(r.ttft_ms),
     itl: pick(r.itl_ms),
     tpot: pick(r.tpot_ms),

@@ -97,7 +97,8 @@ export async function gridSearch(cands: readonly Candidate[], log: EvaluationLog
  * Block-coordinate descent, as the reference optimiser does: starting from the largest deployment of the
  * first shape, search one coordinate at a time holding the others — GPU type, topology and tensor parallelism
  * per role (at the largest deployment the budget allows, most even split first), then worker counts, then the
- * router, then engine knobs — and repeat until a round leaves the incumbent unchanged (at most `rounds`).
+ * router, then engine knobs, then Planner settings — and repeat until a round leaves the incumbent unchanged
+ * (at most `rounds`).
  */
 export async function coordinateSearch(
   cands: readonly Candidate[],
@@ -105,7 +106,7 @@ export async function coordinateSearch(
   rounds = 3,
 ): Promise<void> {
   if (cands.length === 0) return;
-  type Field = 'shape' | 'workers' | 'router' | 'engine' | 'link';
+  type Field = 'shape' | 'workers' | 'router' | 'engine' | 'link' | 'planner';
   const key = (c: Candidate, f: Field): string =>
     f === 'shape'
       ? shapeKey(c)
@@ -115,7 +116,9 @@ export async function coordinateSearch(
           ? JSON.stringify(c.router)
           : f === 'engine'
             ? JSON.stringify(c.engine)
-            : JSON.stringify(c.disagg ?? null);
+            : f === 'planner'
+              ? (c.planner?.label ?? '')
+              : JSON.stringify(c.disagg ?? null);
   const same = (a: Candidate, b: Candidate, fields: Field[]) => fields.every((f) => key(a, f) === key(b, f));
   const best = async (group: Candidate[], phase: string): Promise<Candidate | null> => {
     if (group.length === 0) return null;
@@ -124,7 +127,7 @@ export async function coordinateSearch(
   };
   // Start: the first shape and variant, at its largest deployment.
   let incumbent = cands
-    .filter((c) => same(c, cands[0], ['shape', 'router', 'engine', 'link']))
+    .filter((c) => same(c, cands[0], ['shape', 'router', 'engine', 'link', 'planner']))
     .reduce((a, b) => (candidateGpus(b) > candidateGpus(a) ? b : a));
   for (let round = 0; round < rounds && !log.aborted; round++) {
     const start = incumbent;
@@ -132,7 +135,7 @@ export async function coordinateSearch(
     const shapes = new Map<string, Candidate>();
     for (const c of cands) {
       if (
-        !same(c, incumbent, ['router', 'engine']) ||
+        !same(c, incumbent, ['router', 'engine', 'planner']) ||
         (c.disagg && incumbent.disagg && !same(c, incumbent, ['link']))
       )
         continue;
@@ -150,20 +153,28 @@ export async function coordinateSearch(
     // 2. Worker counts (per role).
     incumbent =
       (await best(
-        cands.filter((c) => same(c, incumbent, ['shape', 'router', 'engine', 'link'])),
+        cands.filter((c) => same(c, incumbent, ['shape', 'router', 'engine', 'link', 'planner'])),
         `round ${round + 1}: workers`,
       )) ?? incumbent;
     // 3. Router.
     incumbent =
       (await best(
-        cands.filter((c) => same(c, incumbent, ['shape', 'workers', 'engine', 'link'])),
+        cands.filter((c) => same(c, incumbent, ['shape', 'workers', 'engine', 'link', 'planner'])),
         `round ${round + 1}: router`,
       )) ?? incumbent;
     // 4. Engine knobs and, disaggregated, the KV link settings.
     incumbent =
       (await best(
-        cands.filter((c) => same(c, incumbent, ['shape', 'workers', 'router'])),
+        cands.filter((c) => same(c, incumbent, ['shape', 'workers', 'router', 'planner'])),
         `round ${round + 1}: engine`,
+      )) ?? incumbent;
+    // 5. Planner settings (when the space has them).
+    incumbent =
+      (await best(
+        cands.filter(
+          (c) => c.planner && same(c, incumbent, ['shape', 'workers', 'router', 'engine', 'link']),
+        ),
+        `round ${round + 1}: planner`,
       )) ?? incumbent;
     if (incumbent.id === start.id && round > 0) break;
   }

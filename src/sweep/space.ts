@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { checkPlannerAgainstCluster, PlannerConfigSchema, PREDICTORS } from '../sim/planner/config.ts';
 
 /**
  * The search space of a sweep: which deployments to consider for one workload. Every list is a set of
@@ -59,6 +60,39 @@ export const DisaggregatedSpaceSchema = z
   })
   .strict();
 
+/**
+ * Planner settings as dimensions: every candidate deployment is tried with each combination of the listed
+ * values on top of `base` (a planner file, reference field names). The planner's GPU budget is the sweep's
+ * budget for the candidate's GPU type (or the base's `max_gpu_budget`, if smaller); the candidate's worker
+ * counts are where the planner starts.
+ */
+export const PlannerSpaceSchema = z
+  .object({
+    base: z
+      .record(z.string(), z.unknown())
+      .default({})
+      .describe('planner settings every variant starts from'),
+    targets: z
+      .array(z.enum(['sla', 'throughput', 'latency', 'load']))
+      .min(1)
+      .optional(),
+    loadAdjustmentIntervalS: z.array(z.number().positive()).min(1).optional(),
+    throughputAdjustmentIntervalS: z.array(z.number().positive()).min(1).optional(),
+    startupTimeS: z.array(nonNegative).min(1).default([0]),
+    predictors: z.array(z.enum(PREDICTORS)).min(1).optional(),
+    ttftMs: z.array(z.number().positive()).min(1).optional(),
+    itlMs: z.array(z.number().positive()).min(1).optional(),
+  })
+  .strict()
+  .superRefine((p, ctx) => {
+    const base = PlannerConfigSchema.safeParse(p.base);
+    if (!base.success) {
+      const i = base.error.issues[0];
+      ctx.addIssue({ code: 'custom', message: i.message, path: ['base', ...i.path.map(String)] });
+    }
+  });
+export type PlannerSpace = z.infer<typeof PlannerSpaceSchema>;
+
 export const SearchSpaceSchema = z
   .object({
     topologies: z
@@ -70,6 +104,9 @@ export const SearchSpaceSchema = z
     disaggregated: DisaggregatedSpaceSchema.default(DisaggregatedSpaceSchema.parse({})),
     router: RouterSpaceSchema.default(RouterSpaceSchema.parse({})),
     engine: EngineSpaceSchema.default(EngineSpaceSchema.parse({})),
+    planner: PlannerSpaceSchema.optional().describe(
+      'run each candidate under the Planner, with these settings',
+    ),
   })
   .strict();
 
@@ -106,6 +143,8 @@ export interface Candidate {
     blockSize: number;
     numGpuBlocks?: number;
   };
+  /** Under the Planner: its settings (planner-file names) and the workers' cold start; the counts above are the start. */
+  planner?: { settings: Record<string, unknown>; startupTimeS: number; label: string };
 }
 
 export function candidateGpus(c: Candidate): number {
@@ -137,6 +176,7 @@ export function candidateLabel(c: Candidate): string {
   if (e.maxNumBatchedTokens !== 8192) knobs.push(`mbt=${e.maxNumBatchedTokens}`);
   if (e.maxNumSeqs !== 256) knobs.push(`seqs=${e.maxNumSeqs}`);
   if (e.blockSize !== 64) knobs.push(`bs=${e.blockSize}`);
+  if (c.planner) knobs.push(c.planner.label);
   if (c.prefill && c.disagg) {
     if (c.disagg.conditional) knobs.push('cond');
     if (c.disagg.kvTransferGbps !== 64) knobs.push(`link=${c.disagg.kvTransferGbps}GB/s`);
@@ -169,7 +209,19 @@ export function enumerateCandidates(
   const pruned: Pruned[] = [];
   const routers = expandRouters(space.router);
   const engines = expandEngines(space.engine);
-  const push = (c: Omit<Candidate, 'id'>) => candidates.push({ id: candidates.length, ...c });
+  const variants = space.planner ? plannerVariants(space.planner) : null;
+  const push = (c: Omit<Candidate, 'id'>) => {
+    if (variants === null) {
+      candidates.push({ id: candidates.length, ...c });
+      return;
+    }
+    const count = budget.find((b) => b.type === c.gpuType)?.count ?? Number.POSITIVE_INFINITY;
+    for (const v of variants) {
+      const planned = withPlanner(c, v, count);
+      if ('reason' in planned) pruned.push(planned);
+      else candidates.push({ id: candidates.length, ...planned });
+    }
+  };
   for (const gpu of budget) {
     if (space.topologies.includes('aggregated')) {
       for (const tp of [...new Set(space.tensorParallel)].sort((a, b) => a - b)) {
@@ -267,6 +319,70 @@ function enumerateDisaggregated(
       }
     }
   }
+}
+
+interface PlannerVariant {
+  settings: Record<string, unknown>;
+  startupTimeS: number;
+  label: string;
+}
+
+/** Every combination of the planner dimensions, on top of the base settings. */
+function plannerVariants(p: PlannerSpace): PlannerVariant[] {
+  const dims: [string, string, unknown[] | undefined, (v: unknown) => string][] = [
+    ['optimization_target', '', p.targets, (v) => String(v)],
+    ['load_adjustment_interval_seconds', 'li', p.loadAdjustmentIntervalS, (v) => `${v}s`],
+    ['throughput_adjustment_interval_seconds', 'ti', p.throughputAdjustmentIntervalS, (v) => `${v}s`],
+    ['load_predictor', '', p.predictors, (v) => String(v)],
+    ['ttft_ms', 'ttft', p.ttftMs, (v) => `${v}ms`],
+    ['itl_ms', 'itl', p.itlMs, (v) => `${v}ms`],
+  ];
+  let out: { settings: Record<string, unknown>; parts: string[] }[] = [
+    { settings: { ...p.base }, parts: [] },
+  ];
+  for (const [key, short, values, fmt] of dims) {
+    if (!values) continue;
+    out = out.flatMap((o) =>
+      [...new Set(values)].map((v) => ({
+        settings: { ...o.settings, [key]: v },
+        parts: [...o.parts, short ? `${short}=${fmt(v)}` : fmt(v)],
+      })),
+    );
+  }
+  return out.flatMap((o) =>
+    [...new Set(p.startupTimeS)].map((st) => ({
+      settings: o.settings,
+      startupTimeS: st,
+      label: `planner(${[...o.parts, ...(p.startupTimeS.length > 1 || st > 0 ? [`st=${st}s`] : [])].join(' ') || 'default'})`,
+    })),
+  );
+}
+
+/** A candidate under a planner variant, with the sweep's GPU budget; or why that combination cannot run. */
+function withPlanner(
+  c: Omit<Candidate, 'id'>,
+  v: PlannerVariant,
+  gpus: number,
+): Omit<Candidate, 'id'> | Pruned {
+  // The sweep's budget for this GPU type, unless the base settings ask for less.
+  const declared = v.settings.max_gpu_budget;
+  const ceiling = typeof declared === 'number' && declared >= 0 ? Math.min(declared, gpus) : gpus;
+  const settings = { ...v.settings, max_gpu_budget: ceiling };
+  const label = candidateLabel({ id: -1, ...c, planner: { ...v, settings } });
+  const parsed = PlannerConfigSchema.safeParse(settings);
+  if (!parsed.success) {
+    const i = parsed.error.issues[0];
+    return { label, reason: `planner: field '${i.path.join('.')}': ${i.message}` };
+  }
+  const pools = c.prefill
+    ? [
+        { role: 'prefill' as const, workers: c.prefill.workers, gpusPerWorker: c.prefill.tensorParallel },
+        { role: 'decode' as const, workers: c.workers, gpusPerWorker: c.tensorParallel },
+      ]
+    : [{ role: 'aggregated' as const, workers: c.workers, gpusPerWorker: c.tensorParallel }];
+  const problem = checkPlannerAgainstCluster(parsed.data, pools);
+  if (problem) return { label, reason: `planner: field '${problem.field}': ${problem.message}` };
+  return { ...c, planner: { settings, startupTimeS: v.startupTimeS, label: v.label } };
 }
 
 function workerCounts(spec: SearchSpace['workers'], max: number): number[] {

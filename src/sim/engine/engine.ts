@@ -1,5 +1,6 @@
 import type { IntDeque } from './int-deque.ts';
 import type { KvEventLog } from './kv-event-log.ts';
+import type { ForwardPassSnapshot } from './pass-metrics.ts';
 
 /** What an engine does in the cluster: serve whole requests, or one side of disaggregated serving. */
 export type EngineRole = 'aggregated' | 'prefill' | 'decode';
@@ -41,6 +42,11 @@ export interface Engine {
   activate?(r: number, now: number): void;
   /** Prefill role: releases the KV held for r since its prefill finished. */
   releaseHeld?(r: number): void;
+
+  /** Forward-pass metrics at t (bring the engine up to date to t first). */
+  snapshot(t: number, out: ForwardPassSnapshot): void;
+  /** KV blocks in use (by requests, handoff holds or reservations). */
+  readonly activeBlocks: number;
 
   // Statistics.
   readonly passes: number;

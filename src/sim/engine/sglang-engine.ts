@@ -4,6 +4,7 @@ import { emptyPassShape, type PassShape, resetPassShape, type TimingModel } from
 import type { Engine, EngineRole } from './engine.ts';
 import { IntDeque } from './int-deque.ts';
 import { KvEventLog } from './kv-event-log.ts';
+import { type ForwardPassSnapshot, PassRecord } from './pass-metrics.ts';
 import { RequestStatus, type RequestTable } from './request-table.ts';
 
 export interface SglangEngineConfig {
@@ -196,6 +197,63 @@ export class SglangEngine implements Engine {
     this.waiting.pushBack(r);
   }
 
+  /** The latest pass started and the one before it (forward-pass metrics for the planner). */
+  private lastPass = new PassRecord();
+  private prevPass = new PassRecord();
+  /** When set (profiling), every pass is appended here. */
+  passLog: PassRecord[] | null = null;
+  private runContext = 0;
+
+  private recordPass(
+    start: number,
+    end: number,
+    pReq: number,
+    pTok: number,
+    dReq: number,
+    dKv: number,
+  ): void {
+    const older = this.prevPass;
+    this.prevPass = this.lastPass;
+    this.lastPass = older;
+    older.set(start, end, pReq, pTok, dReq, dKv);
+    if (this.passLog !== null) {
+      const copy = new PassRecord();
+      copy.copyFrom(older);
+      this.passLog.push(copy);
+    }
+  }
+
+  /** Forward-pass metrics at t: the last pass that ended by t, and the queue (prompts vs decodes). */
+  snapshot(t: number, out: ForwardPassSnapshot): void {
+    out.engine = this.index;
+    (this.lastPass.endMs <= t ? this.lastPass : this.prevPass).writeTo(out);
+    const req = this.req;
+    let nP = 0;
+    let sumP = 0;
+    let nD = 0;
+    let sumD = 0;
+    const w = this.waiting;
+    for (let i = 0; i < w.length; i++) {
+      const r = w.get(i);
+      if (req.generated[r] > 0 || req.remote[r] === 1) {
+        nD++;
+        sumD += req.seqLen(r);
+      } else {
+        nP++;
+        sumP += req.promptLen[r];
+      }
+    }
+    out.numQueuedPrefill = nP;
+    out.sumQueuedPrefillTokens = sumP;
+    out.numQueuedDecode = nD;
+    out.sumQueuedDecodeKvTokens = sumD;
+  }
+
+  /** Pages in use (not free, not evictable). */
+  get activeBlocks(): number {
+    return this.cache.totalPages - this.cache.freePages - this.cache.evictablePages;
+  }
+
   startPass(now: number, horizon: number, horizonAlways = false): number {
     this.firstTokens.clear();
     this.finished.clear();
@@ -275,6 +333,8 @@ export class SglangEngine implements Engine {
     if (this.progressed) {
       this.passes++;
       this.busyMs += end - now;
+      if (prefillPass) this.recordPass(now, end, shape.prefillRequests, shape.prefillNewTokens, 0, 0);
+      else this.recordPass(now, end, 0, 0, shape.decodeRequests, shape.decodeContextTokens);
     }
     return end;
   }
@@ -807,6 +867,7 @@ export class SglangEngine implements Engine {
     let t = now;
     let steps = 0;
     let evicts = false;
+    this.runContext = context;
     for (let j = 1; j <= kOut; j++) {
       if (j > 1 && (evicts || horizonAlways) && t >= horizon) break;
       if (this.headNeed >= 0 && this.headPages <= free + evictable) {
@@ -968,6 +1029,9 @@ export class SglangEngine implements Engine {
     this.passes += m;
     this.busyMs += lastEnd - ends[from];
     this.runApplied = upTo;
+    // Pass records as stepping would leave them: step j decodes n requests over context + n (j - 1) tokens.
+    if (m >= 2) this.lastPass.set(ends[upTo - 2], ends[upTo - 1], 0, 0, n, this.runContext + n * (upTo - 2));
+    this.recordPass(ends[upTo - 1], lastEnd, 0, 0, n, this.runContext + n * (upTo - 1));
     if (last) {
       let w = 0;
       this.doneLen = 0;

@@ -5,6 +5,7 @@ import { emptyPassShape, type PassShape, resetPassShape, type TimingModel } from
 import type { Engine, EngineRole } from './engine.ts';
 import { IntDeque } from './int-deque.ts';
 import { KvEventLog } from './kv-event-log.ts';
+import { type ForwardPassSnapshot, PassRecord } from './pass-metrics.ts';
 import { RequestStatus, type RequestTable } from './request-table.ts';
 
 export interface VllmEngineConfig {
@@ -83,6 +84,13 @@ export class VllmEngine implements Engine {
   private runEnds = new Float64Array(256);
   private runEvicts = false;
   private stepBlockCounts = new Int32Array(256);
+  private runContext = 0; // its summed context at the first step
+
+  /** The latest pass started (`lastPass`) and the one before it: forward-pass metrics for the planner. */
+  private lastPass = new PassRecord();
+  private prevPass = new PassRecord();
+  /** When set, every plain pass is appended here (performance profiling; keep coalescing off then). */
+  passLog: PassRecord[] | null = null;
 
   /** Lower KV tiers and the requests parked while their lower-tier prefix is onboarded. */
   readonly offload: OffloadTiers | null;
@@ -329,7 +337,59 @@ export class VllmEngine implements Engine {
     if (this.kvEvents !== null) this.kvEvents.stamp(logStart, end);
     this.passes++;
     this.busyMs += end - now;
+    if (this.progressed)
+      this.recordPass(now, end, shape.prefillRequests, shape.prefillNewTokens, decodeCount, decodeContext);
     return end;
+  }
+
+  /** Makes [start, end) the latest pass; the previous latest becomes the one before it. */
+  private recordPass(
+    start: number,
+    end: number,
+    prefillRequests: number,
+    prefillTokens: number,
+    decodeRequests: number,
+    decodeKv: number,
+  ): void {
+    const older = this.prevPass;
+    this.prevPass = this.lastPass;
+    this.lastPass = older;
+    older.set(start, end, prefillRequests, prefillTokens, decodeRequests, decodeKv);
+    if (this.passLog !== null) {
+      const copy = new PassRecord();
+      copy.copyFrom(older);
+      this.passLog.push(copy);
+    }
+  }
+
+  /**
+   * Forward-pass metrics at time t (the engine must be brought up to date to t): the last pass that ended by
+   * t and the queue now. Requests waiting with a sampled token (preempted, or transferred prompts) count as
+   * queued decode work, the others as queued prefill work.
+   */
+  snapshot(t: number, out: ForwardPassSnapshot): void {
+    out.engine = this.index;
+    (this.lastPass.endMs <= t ? this.lastPass : this.prevPass).writeTo(out);
+    const req = this.req;
+    let nP = 0;
+    let sumP = 0;
+    let nD = 0;
+    let sumD = 0;
+    const w = this.waiting;
+    for (let i = 0; i < w.length; i++) {
+      const r = w.get(i);
+      if (req.generated[r] > 0 || req.remote[r] === 1) {
+        nD++;
+        sumD += req.seqLen(r);
+      } else {
+        nP++;
+        sumP += req.promptLen[r];
+      }
+    }
+    out.numQueuedPrefill = nP;
+    out.sumQueuedPrefillTokens = sumP;
+    out.numQueuedDecode = nD;
+    out.sumQueuedDecodeKvTokens = sumD;
   }
 
   /**
@@ -354,7 +414,14 @@ export class VllmEngine implements Engine {
     if (this.kvEvents !== null) this.kvEvents.stamp(logStart, end);
     this.passes++;
     this.busyMs += end - now;
+    if (this.progressed)
+      this.recordPass(now, end, this.shape.prefillRequests, this.shape.prefillNewTokens, 0, 0);
     return end;
+  }
+
+  /** KV blocks referenced (by requests, holds for handoffs or reservations): 0 once a drained engine is empty. */
+  get activeBlocks(): number {
+    return this.pool.activeBlocks;
   }
 
   private readonly held = new Map<number, Int32Array>();
@@ -784,6 +851,7 @@ export class VllmEngine implements Engine {
     this.runSteps = steps;
     this.runApplied = 0;
     this.runEvicts = evicts;
+    this.runContext = context;
     this.busyUntil = this.runEnds[steps];
     this.coalescedRuns++;
     return true;
@@ -874,6 +942,11 @@ export class VllmEngine implements Engine {
     this.passes += m;
     this.busyMs += lastEnd - ends[from];
     this.runApplied = upTo;
+    // Pass records as stepping would leave them: step j decodes n requests over context + n (j - 1) tokens.
+    if (m >= 2) {
+      this.lastPass.set(ends[upTo - 2], ends[upTo - 1], 0, 0, n, this.runContext + n * (upTo - 2));
+    }
+    this.recordPass(ends[upTo - 1], lastEnd, 0, 0, n, this.runContext + n * (upTo - 1));
     // Completions happen only in the run's final pass.
     if (upTo === this.runSteps) {
       let w = 0;

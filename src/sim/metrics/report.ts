@@ -1,4 +1,6 @@
 import { RequestStatus } from '../engine/request-table.ts';
+import { integrateGpus, type ScalingEvent, type WorkerTimes } from '../planner/fleet.ts';
+import type { ThroughputRecord } from '../planner/planner.ts';
 import type { SimulationResult } from '../simulation.ts';
 import { type Distribution, summarize, summarizeHistogram } from './distribution.ts';
 
@@ -77,6 +79,57 @@ export interface SimulationReport {
   };
   queue_depth: { t_s: number[]; waiting: number[]; running: number[] };
   simulator: { passes: number; coalesced_runs: number; loop_steps: number; events_per_s: number };
+  /** With a planner: scaling decisions (one per role and decision), counted. */
+  scaling_events?: ScalingCounts;
+  /** With a planner: workers per role and GPUs held after each change (a step function of time). */
+  replicas_over_time?: {
+    t_s: number[];
+    roles: Record<string, { starting: number[]; active: number[]; draining: number[] }>;
+    gpus_held: number[];
+  };
+  planner?: PlannerReport;
+}
+
+export interface ScalingCounts {
+  up: number;
+  down: number;
+  total: number;
+  by_role: Record<string, { up: number; down: number }>;
+}
+
+/** What the planner did and what it cost. */
+export interface PlannerReport {
+  optimization_target: string;
+  load_scaling: boolean;
+  throughput_scaling: boolean;
+  load_adjustment_interval_s: number;
+  throughput_adjustment_interval_s: number;
+  startup_time_s: number;
+  ticks: number;
+  events: ScalingEvent[];
+  /** GPU-hours held in [0, simulated duration], split by worker state (starting and draining cost too). */
+  gpu_hours_held: number;
+  gpu_hours_by_state: { starting: number; active: number; draining: number };
+  mean_gpus_held: number;
+  peak_gpus_held: number;
+  /** Time-weighted mean of ready workers per role. */
+  mean_active_replicas: Record<string, number>;
+  workers_added: number;
+  workers_cancelled: number;
+  workers_drained: number;
+  /** Share of completed requests within the planner's TTFT and ITL targets (ITL: the request's mean gap). */
+  slo_attainment: {
+    ttft_ms: number;
+    itl_ms: number;
+    fraction: number;
+    ttft_fraction: number;
+    itl_fraction: number;
+  };
+  /** Fitted pass-time models (seconds; coefficients per feature) and the throughput decisions. */
+  perf_model: Record<string, { intercept: number; coef: number[] } | null>;
+  throughput_decisions: ThroughputRecord[];
+  decision_reasons: Record<string, number>;
+  worker_lifecycle: WorkerTimes[];
 }
 
 /** Builds the report from a finished simulation. `wallMs` is the host time the simulation took. */
@@ -140,17 +193,36 @@ export function buildReport(result: SimulationResult, wallMs: number, slo?: SloT
     }
   }
   const durS = Math.max(duration / 1000, 1e-9);
-  const gpus = engines.reduce((sum, e) => sum + e.gpus, 0);
+  let gpus = engines.reduce((sum, e) => sum + e.gpus, 0);
+  let gpuMs = gpus * duration;
+  // With a planner, GPUs are what the fleet held over time (starting and draining workers included).
+  const fleet = result.planner?.fleet ?? null;
+  const held = fleet ? integrateGpus(fleet.timeline, duration) : null;
+  if (fleet && held) {
+    gpuMs = held.starting + held.active + held.draining;
+    const g = fleet.timeline.gpus;
+    gpus = Math.max(0, ...g.active.map((a, i) => a + g.starting[i] + g.draining[i]));
+  }
+  const meanGpus = duration > 0 ? gpuMs / duration : gpus;
   let passes = 0;
   let runs = 0;
   let preemptions = 0;
+  // With a planner a worker serves only between becoming ready and leaving.
+  const lives = fleet?.workerTimes() ?? null;
+  const servingMs = (e: number): number => {
+    const w = lives?.[e];
+    if (!w) return duration;
+    const from = w.ready_s === null ? duration : w.ready_s * 1000;
+    return Math.max(0, Math.min(duration, w.removed_s === null ? duration : w.removed_s * 1000) - from);
+  };
   const workers: WorkerReport[] = engines.map((e) => {
     passes += e.passes;
     runs += e.coalescedRuns;
     preemptions += e.preemptions;
+    const span = servingMs(e.index);
     return {
       worker: e.index,
-      utilization: duration > 0 ? Math.min(1, e.busyMs / duration) : 0,
+      utilization: span > 0 ? Math.min(1, e.busyMs / span) : 0,
       passes: e.passes,
       preemptions: e.preemptions,
       role: e.role,
@@ -178,13 +250,13 @@ export function buildReport(result: SimulationResult, wallMs: number, slo?: SloT
     input_throughput_tok_s: inTok / durS,
     output_throughput_tok_s: outTok / durS,
     total_throughput_tok_s: (inTok + outTok) / durS,
-    output_throughput_tok_s_per_gpu: outTok / durS / gpus,
-    total_throughput_tok_s_per_gpu: (inTok + outTok) / durS / gpus,
+    output_throughput_tok_s_per_gpu: outTok / durS / meanGpus,
+    total_throughput_tok_s_per_gpu: (inTok + outTok) / durS / meanGpus,
     prefix_cache_reused_ratio: inTok > 0 ? reused / inTok : 0,
     first_admission_prefix_cache_reused_ratio: inTok > 0 ? reusedFirst / inTok : 0,
     committed_prefill_tokens: engines.reduce((sum, e) => sum + e.committedPrefillTokens, 0),
     gpus,
-    gpu_hours: (gpus * duration) / 3_600_000,
+    gpu_hours: gpuMs / 3_600_000,
     preemptions,
     workers,
     roles: rolesOf(workers),
@@ -233,6 +305,7 @@ export function buildReport(result: SimulationResult, wallMs: number, slo?: SloT
       local_prefills: tr.localPrefills,
     };
   }
+  if (result.planner && held) addPlannerReport(report, result, held, duration, ttft, nTtft, tpot, nTpot);
   if (slo) {
     report.goodput = {
       slo,
@@ -243,6 +316,105 @@ export function buildReport(result: SimulationResult, wallMs: number, slo?: SloT
     };
   }
   return report;
+}
+
+function addPlannerReport(
+  report: SimulationReport,
+  result: SimulationResult,
+  held: { starting: number; active: number; draining: number },
+  duration: number,
+  ttft: Float64Array,
+  nTtft: number,
+  tpot: Float64Array,
+  nTpot: number,
+): void {
+  const { planner, fleet } = result.planner as NonNullable<SimulationResult['planner']>;
+  const c = planner.config;
+  const tl = fleet.timeline;
+  const counts: ScalingCounts = { up: 0, down: 0, total: 0, by_role: {} };
+  for (const r of planner.roles) counts.by_role[r.role] = { up: 0, down: 0 };
+  for (const e of fleet.events) {
+    if (e.t_s * 1000 > duration) continue;
+    counts[e.direction]++;
+    counts.total++;
+    counts.by_role[e.role][e.direction]++;
+  }
+  const keep = tl.t_ms.filter((t) => t <= duration).length;
+  const roles: Record<string, { starting: number[]; active: number[]; draining: number[] }> = {};
+  const meanActive: Record<string, number> = {};
+  for (const [role, row] of Object.entries(tl.roles)) {
+    roles[role] = {
+      starting: row.starting.slice(0, keep),
+      active: row.active.slice(0, keep),
+      draining: row.draining.slice(0, keep),
+    };
+    let area = 0;
+    for (let i = 0; i < keep; i++) {
+      const to = i + 1 < keep ? tl.t_ms[i + 1] : duration;
+      area += row.active[i] * Math.max(0, to - tl.t_ms[i]);
+    }
+    meanActive[role] = duration > 0 ? area / duration : (row.active[0] ?? 0);
+  }
+  report.scaling_events = counts;
+  report.replicas_over_time = {
+    t_s: tl.t_ms.slice(0, keep).map((t) => t / 1000),
+    roles,
+    gpus_held: tl.gpus.active.slice(0, keep).map((a, i) => a + tl.gpus.starting[i] + tl.gpus.draining[i]),
+  };
+  let okTtft = 0;
+  let okItl = 0;
+  let ok = 0;
+  // Requests with one token have no ITL; the arrays hold TTFT for every completed request with a token and
+  // TPOT for those with two or more, so count ITL misses and subtract.
+  for (let i = 0; i < nTtft; i++) if (ttft[i] <= c.ttft_ms) okTtft++;
+  let itlMiss = 0;
+  for (let i = 0; i < nTpot; i++) if (tpot[i] > c.itl_ms) itlMiss++;
+  okItl = nTtft - itlMiss;
+  const status = result.requests.status;
+  const col = result.collector;
+  for (let r = 0; r < result.workload.size; r++) {
+    if (status[r] !== RequestStatus.Done || !(col.terminalMs[r] <= duration)) continue;
+    const k = col.tokens[r];
+    if (k < 1) continue;
+    const first = col.firstTokenMs[r] - col.arrivalMs[r];
+    const itl = k > 1 ? (col.lastTokenMs[r] - col.firstTokenMs[r]) / (k - 1) : 0;
+    if (first <= c.ttft_ms && itl <= c.itl_ms) ok++;
+  }
+  const hours = (ms: number) => ms / 3_600_000;
+  const workers = fleet.workerTimes();
+  report.planner = {
+    optimization_target: c.optimization_target,
+    load_scaling: c.enable_load_scaling,
+    throughput_scaling: c.enable_throughput_scaling,
+    load_adjustment_interval_s: c.load_adjustment_interval_seconds,
+    throughput_adjustment_interval_s: c.throughput_adjustment_interval_seconds,
+    startup_time_s: result.options.planner ? result.options.planner.startupMs / 1000 : 0,
+    ticks: planner.ticks,
+    events: fleet.events,
+    gpu_hours_held: hours(held.starting + held.active + held.draining),
+    gpu_hours_by_state: {
+      starting: hours(held.starting),
+      active: hours(held.active),
+      draining: hours(held.draining),
+    },
+    mean_gpus_held: duration > 0 ? (held.starting + held.active + held.draining) / duration : 0,
+    peak_gpus_held: report.gpus,
+    mean_active_replicas: meanActive,
+    workers_added: workers.filter((w) => w.requested_s > 0).length,
+    workers_cancelled: workers.filter((w) => w.cancelled).length,
+    workers_drained: workers.filter((w) => w.drain_s !== null).length,
+    slo_attainment: {
+      ttft_ms: c.ttft_ms,
+      itl_ms: c.itl_ms,
+      fraction: nTtft > 0 ? ok / nTtft : 0,
+      ttft_fraction: nTtft > 0 ? okTtft / nTtft : 0,
+      itl_fraction: nTtft > 0 ? okItl / nTtft : 0,
+    },
+    perf_model: planner.modelFits(),
+    throughput_decisions: planner.throughputLog,
+    decision_reasons: Object.fromEntries(planner.loadReasons),
+    worker_lifecycle: workers,
+  };
 }
 
 function rolesOf(workers: WorkerReport[]): SimulationReport['roles'] {

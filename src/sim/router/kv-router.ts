@@ -40,13 +40,14 @@ export interface KvRouterConfig {
 export class KvRouter implements Router {
   readonly name = 'kv';
   readonly reads = 'kv-events';
-  private readonly prefillTokens: Float64Array;
-  private readonly activeCount: Float64Array;
+  private prefillTokens: Float64Array;
+  private activeCount: Float64Array;
   private readonly activeRefs: IntCountMap[];
   private readonly views: Uint32Array[];
   private readonly routedPrefill: Float64Array;
-  private readonly costs: Float64Array;
-  private readonly overlaps: Int32Array;
+  private costs: Float64Array;
+  private overlaps: Int32Array;
+  private readonly words: number;
   private readonly config: KvRouterConfig;
   private readonly req: RequestTable;
   private readonly rng: Rng;
@@ -63,6 +64,7 @@ export class KvRouter implements Router {
     this.activeCount = new Float64Array(engines);
     this.activeRefs = Array.from({ length: engines }, () => new IntCountMap(4096));
     const words = Math.ceil(req.layout.promptKeySpace / 32) + 1;
+    this.words = words;
     this.views = Array.from({ length: engines }, () => new Uint32Array(words));
     this.routedPrefill = new Float64Array(req.size);
     this.costs = new Float64Array(engines);
@@ -96,7 +98,31 @@ export class KvRouter implements Router {
     }
   }
 
-  route(r: number, engines: readonly Engine[], now: number): number {
+  addSlot(): void {
+    const n = this.views.length + 1;
+    const grow = <T extends Float64Array | Int32Array>(a: T, make: (len: number) => T): T => {
+      if (a.length >= n) return a;
+      const b = make(Math.max(n, a.length * 2));
+      b.set(a);
+      return b;
+    };
+    this.prefillTokens = grow(this.prefillTokens, (len) => new Float64Array(len));
+    this.activeCount = grow(this.activeCount, (len) => new Float64Array(len));
+    this.costs = grow(this.costs, (len) => new Float64Array(len));
+    this.overlaps = grow(this.overlaps, (len) => new Int32Array(len));
+    this.activeRefs.push(new IntCountMap(4096));
+    this.views.push(new Uint32Array(this.words));
+  }
+
+  resetSlot(slot: number): void {
+    // The previous occupant left with nothing in flight; only its cache view remains.
+    this.views[slot].fill(0);
+    this.activeRefs[slot] = new IntCountMap(4096);
+    this.prefillTokens[slot] = 0;
+    this.activeCount[slot] = 0;
+  }
+
+  route(r: number, engines: readonly Engine[], now: number, eligible?: Uint8Array | null): number {
     this.syncViews(engines, now);
     const req = this.req;
     const layout = req.layout;
@@ -111,6 +137,10 @@ export class KvRouter implements Router {
     const dedupe = this.dedupe;
     const trackActive = this.trackActive;
     for (let e = 0; e < engines.length; e++) {
+      if (eligible && eligible[e] === 0) {
+        this.costs[e] = Number.NaN;
+        continue;
+      }
       const view = this.views[e];
       const refs = this.activeRefs[e];
       // Overlap (leading blocks in the engine's cache) and blocks already in flight there, in one pass. Keys
@@ -142,8 +172,11 @@ export class KvRouter implements Router {
     let chosen = -1;
     if (temperature > 0 && max > min) {
       let total = 0;
+      let last = -1;
       for (let e = 0; e < engines.length; e++) {
-        const w = Math.exp(-(this.costs[e] - min) / ((max - min) * temperature));
+        const c = this.costs[e];
+        const w = Number.isNaN(c) ? 0 : Math.exp(-(c - min) / ((max - min) * temperature));
+        if (w > 0) last = e;
         this.costs[e] = w;
         total += w;
       }
@@ -152,7 +185,7 @@ export class KvRouter implements Router {
         x -= this.costs[e];
         if (x < 0) chosen = e;
       }
-      if (chosen < 0) chosen = engines.length - 1;
+      if (chosen < 0) chosen = eligible ? last : engines.length - 1;
     } else {
       // Cheapest engine; equal costs are broken uniformly at random (reservoir sampling), as the reference does.
       let ties = 0;

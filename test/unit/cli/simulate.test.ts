@@ -128,9 +128,75 @@ describe('servetune simulate', () => {
     expect(report.completed_requests).toBe(2000);
   });
 
+  it('runs the Planner from a reference-style planner file and reports scaling', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'servetune-'));
+    const plan = join(dir, 'planner.yaml');
+    writeFileSync(
+      plan,
+      [
+        'mode: agg',
+        'optimization_target: sla',
+        'enable_load_scaling: true',
+        'ttft: 2000',
+        'itl_ms: 50',
+        'load_adjustment_interval: 10',
+        'prefill_engine_num_gpu: 1',
+        'decode_engine_num_gpu: 1',
+        'environment: kubernetes',
+        '',
+      ].join('\n'),
+    );
+    const json = join(dir, 'r.json');
+    const r = await cli(
+      'simulate',
+      ...['--trace', sample, '--workers', '2', '--block-size', '512'],
+      ...['--planner', plan, '--startup-time', '20', '--json', json],
+    );
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/scaling events \(up \/ down\)\s+\d+ \/ \d+/);
+    expect(r.out).toMatch(/GPU-hours held \(starting \/ active \/ draining\)/);
+    const { config, report } = JSON.parse(readFileSync(json, 'utf8'));
+    expect(config.planner.ttft_ms).toBe(2000);
+    expect(config.planner.load_adjustment_interval_seconds).toBe(10);
+    expect(config.startupTimeS).toBe(20);
+    expect(report.completed_requests).toBe(2000);
+    expect(report.scaling_events.total).toBe(report.scaling_events.up + report.scaling_events.down);
+    expect(report.scaling_events.total).toBeGreaterThan(0);
+    expect(report.replicas_over_time.t_s.length).toBeGreaterThan(1);
+    expect(report.planner.gpu_hours_held).toBeCloseTo(report.gpu_hours, 12);
+  });
+
+  it('names the planner file and field of a bad planner setting', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'servetune-'));
+    const plan = join(dir, 'p.json');
+    for (const [body, pattern] of [
+      ['{"ttft_ms": -5}', /p\.json: field 'ttft_ms': must be positive/],
+      ['{"optimization_target": "cheapest"}', /p\.json: field 'optimization_target'/],
+      ['{"fpm_sample_bucket_size": 12}', /p\.json: field 'fpm_sample_bucket_size': must be a perfect square/],
+      ['{"mode": "disagg"}', /p\.json: field 'mode': 'disagg' does not match the simulated cluster/],
+      ['{"max_gpu_budget": 1}', /p\.json: field 'max_gpu_budget': the cluster starts with 2 GPUs/],
+      ['{"optimization_target": "load"}', /p\.json: field 'decode_scale_up_kv_rate': required/],
+      ['{"ttft_msec": 3}', /p\.json: .*ttft_msec/],
+    ] as const) {
+      writeFileSync(plan, body);
+      const r = await cli('simulate', '--trace', sample, '--workers', '2', '--planner', plan);
+      expect(r.code, body).toBe(2);
+      expect(r.err, body).toMatch(pattern);
+    }
+    const r = await cli('simulate', '--trace', sample, '--planner', join(dir, 'none.yaml'));
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/none\.yaml: file not found/);
+  });
+
   const bad: [string, string[], RegExp][] = [
     ['unknown engine', ['--trace', sample, '--engine', 'tgi'], /--engine: unknown value 'tgi'/],
 
+    [
+      'negative startup time',
+      ['--trace', sample, '--startup-time=-3'],
+      /--startup-time: must not be negative/,
+    ],
     [
       'missing trace file',
       ['--trace', '/nope/x.jsonl'],

@@ -102,4 +102,32 @@ describe('servetune sweep', () => {
     expect(r2.code).toBe(2);
     expect(r2.err).toMatch(/space\.yaml: .*foo/);
   });
+
+  it('sweeps Planner settings from a space file on top of a --planner file', async () => {
+    const plan = join(dir, 'planner.yaml');
+    writeFileSync(plan, 'optimization_target: sla\nenable_load_scaling: true\nttft_ms: 1500\nitl_ms: 40\n');
+    const space = join(dir, 'planner-space.yaml');
+    writeFileSync(
+      space,
+      'tensorParallel: [1]\nworkers: [2]\nrouter:\n  modes: [round-robin]\nplanner:\n  loadAdjustmentIntervalS: [5, 60]\n',
+    );
+    const json = join(dir, 'planner-out.json');
+    const r = await cli(
+      'sweep',
+      ...['--trace', sample, '--gpus', 'h100:4', '--space', space, '--planner', plan],
+      ...['--threads', '1', '--json', json, '--quiet'],
+    );
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    const out = JSON.parse(readFileSync(json, 'utf8'));
+    expect(out.candidates.map((c: { label: string }) => c.label)).toEqual([
+      'h100 2x TP1 round-robin planner(li=5s)',
+      'h100 2x TP1 round-robin planner(li=60s)',
+    ]);
+    expect(out.candidates[0].candidate.planner.settings).toMatchObject({ ttft_ms: 1500, max_gpu_budget: 4 });
+    writeFileSync(plan, 'ttft_ms: 0\n');
+    const bad = await cli('sweep', '--trace', sample, '--gpus', 'h100:4', '--planner', plan);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toContain(`${plan}: field 'ttft_ms': must be positive`);
+  });
 });

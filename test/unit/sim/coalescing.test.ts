@@ -91,6 +91,40 @@ const cases: [string, () => ReturnType<typeof conversationSample>, Record<string
   ],
 ];
 
+/** Planner runs: ticks read every engine's forward-pass metrics, so both paths must see the same numbers. */
+const sla = {
+  optimization_target: 'sla',
+  enable_load_scaling: true,
+  ttft_ms: 800,
+  itl_ms: 15,
+  load_adjustment_interval_seconds: 2,
+  throughput_adjustment_interval_seconds: 30,
+  max_gpu_budget: 8,
+};
+const plannerCases: [string, () => ReturnType<typeof conversationSample>, Record<string, unknown>][] = [
+  [
+    'planner (SLA, load + throughput), 2 workers, KV router',
+    () => conversationSample(800),
+    { workers: 2, router: { mode: 'kv' }, planner: sla, startupTimeS: 7 },
+  ],
+  [
+    'planner (latency thresholds), round-robin, instant start',
+    () =>
+      synthetic({ sessions: 400, arrival: { kind: 'poisson', ratePerS: 40 }, outputTokens: { mean: 300 } }),
+    { workers: 1, planner: { optimization_target: 'latency', load_adjustment_interval_seconds: 1 } },
+  ],
+  [
+    'planner (SLA), disaggregated 1P + 1D',
+    () => conversationSample(500),
+    {
+      router: { mode: 'kv' },
+      disaggregation: { prefill: { workers: 1 }, decode: { workers: 1 } },
+      planner: sla,
+      startupTimeS: 3,
+    },
+  ],
+];
+
 describe('coalesced decode runs', () => {
   for (const [name, workload, overrides] of cases) {
     it(`give the same results as stepping every pass: ${name}`, () => {
@@ -106,6 +140,23 @@ describe('coalesced decode runs', () => {
       expect(fast.report.prefix_cache_reused_ratio).toBe(plain.report.prefix_cache_reused_ratio);
       // The fast path must actually coalesce on these workloads.
       expect(fast.report.simulator.coalesced_runs).toBeGreaterThan(0);
+    });
+  }
+
+  for (const [name, workload, overrides] of plannerCases) {
+    it(`give the same planner decisions and timelines as stepping every pass: ${name}`, () => {
+      const w = workload();
+      const plain = run(w, { ...overrides, coalesceDecode: false });
+      const fast = run(w, { ...overrides, coalesceDecode: true });
+      expectSameTimelines(plain.result.collector, fast.result.collector);
+      expect(fast.report.planner?.events).toEqual(plain.report.planner?.events);
+      expect(fast.report.replicas_over_time).toEqual(plain.report.replicas_over_time);
+      expect(fast.report.gpu_hours).toBe(plain.report.gpu_hours);
+      expect(fast.report.planner?.perf_model).toEqual(plain.report.planner?.perf_model);
+      expect(fast.report.simulator.passes).toBe(plain.report.simulator.passes);
+      expect(fast.report.simulator.coalesced_runs).toBeGreaterThan(0);
+      // The planner must actually act on these workloads.
+      expect(fast.report.scaling_events?.total).toBeGreaterThan(0);
     });
   }
 });

@@ -10,7 +10,7 @@ function sglang(rows: object[], engine: Record<string, unknown> = {}, extra: Rec
     timing: { model: 'fixed', prefillMs: 10, decodeMs: 5 },
     ...extra,
   });
-  return { ...out, w, c: out.result.collector, engines: out.result.engines as SglangEngine[] };
+  return { ...out, w, c: out.result.collector, engines: [...out.result.engines] as SglangEngine[] };
 }
 
 const row = (ts: number, isl: number, osl: number, ids: number[]) => ({
@@ -119,7 +119,7 @@ describe('SGLang engine', () => {
     });
     expect(out.report.preemptions).toBeGreaterThan(0);
     expect(out.report.completed_requests).toBeGreaterThan(140);
-    expectDrained({ ...out, w, c: out.result.collector, engines: out.result.engines as SglangEngine[] });
+    expectDrained({ ...out, w, c: out.result.collector, engines: [...out.result.engines] as SglangEngine[] });
   });
 
   it('rejects a request that can never fit instead of stalling (the reference aborts the replay)', () => {
@@ -153,6 +153,6 @@ describe('SGLang engine', () => {
       },
     });
     expect(out.result.transfers?.count).toBeGreaterThan(0);
-    expectDrained({ ...out, w, c: out.result.collector, engines: out.result.engines as SglangEngine[] });
+    expectDrained({ ...out, w, c: out.result.collector, engines: [...out.result.engines] as SglangEngine[] });
   });
 });

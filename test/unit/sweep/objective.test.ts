@@ -25,6 +25,8 @@ function metrics(over: Partial<CandidateMetrics> = {}): CandidateMetrics {
     cost_per_1k_requests: 0.67,
     prefix_reuse: 0.2,
     preemptions: 0,
+    scaling_events: 0,
+    mean_gpus: 4,
     ttft: { ...d },
     itl: { ...d, p90: 20 },
     tpot: { ...d, mean: 20 },

@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { candidateGpus, enumerateCandidates, SearchSpaceSchema } from '../../../src/sweep/space.ts';
+import {
+  candidateGpus,
+  candidateLabel,
+  enumerateCandidates,
+  SearchSpaceSchema,
+} from '../../../src/sweep/space.ts';
 
 describe('search space', () => {
   it('enumerates candidates within each GPU budget and reports what it leaves out', () => {
@@ -85,5 +90,56 @@ describe('search space', () => {
     expect(paths).toContain('router.modes.0');
     expect(SearchSpaceSchema.safeParse({ workers: { min: 5, max: 2 } }).success).toBe(false);
     expect(SearchSpaceSchema.safeParse({ extra: 1 }).success).toBe(false);
+  });
+});
+
+describe('search space: Planner settings as dimensions', () => {
+  it('expands every candidate over the planner values, within the sweep budget', () => {
+    const space = SearchSpaceSchema.parse({
+      tensorParallel: [1],
+      workers: [1, 2],
+      router: { modes: ['round-robin'] },
+      planner: {
+        base: { optimization_target: 'sla', enable_load_scaling: true, min_endpoint: 2 },
+        loadAdjustmentIntervalS: [5, 30],
+        startupTimeS: [0, 60],
+      },
+    });
+    const { candidates, pruned } = enumerateCandidates(space, [{ type: 'h100', count: 6 }]);
+    // One worker is below min_endpoint: left out with the reason.
+    expect(candidates.length).toBe(4);
+    expect(pruned.filter((p) => /min_endpoint/.test(p.reason)).length).toBe(4);
+    for (const c of candidates) {
+      expect(c.workers).toBe(2);
+      expect(c.planner?.settings.max_gpu_budget).toBe(6);
+      expect(c.planner?.settings.optimization_target).toBe('sla');
+    }
+    expect(candidates.map((c) => c.planner?.label).sort()).toEqual([
+      'planner(li=30s st=0s)',
+      'planner(li=30s st=60s)',
+      'planner(li=5s st=0s)',
+      'planner(li=5s st=60s)',
+    ]);
+    expect(candidateLabel(candidates[0])).toMatch(/h100 2x TP1 round-robin planner\(li=5s st=0s\)/);
+  });
+
+  it('prunes invalid combinations and validates the base, naming the field', () => {
+    const space = SearchSpaceSchema.parse({
+      tensorParallel: [1],
+      workers: [2],
+      router: { modes: ['round-robin'] },
+      planner: {
+        base: { optimization_target: 'sla', enable_load_scaling: true, max_gpu_budget: 4 },
+        loadAdjustmentIntervalS: [10, 200],
+        throughputAdjustmentIntervalS: [180],
+      },
+    });
+    const { candidates, pruned } = enumerateCandidates(space, [{ type: 'h100', count: 8 }]);
+    expect(candidates.length).toBe(1);
+    expect(candidates[0].planner?.settings.max_gpu_budget).toBe(4); // the base asks for less than the sweep
+    expect(pruned[0].reason).toMatch(/load_adjustment_interval_seconds/);
+    const bad = SearchSpaceSchema.safeParse({ planner: { base: { ttft_ms: 0 } } });
+    expect(bad.success).toBe(false);
+    expect(bad.error?.issues[0].path.join('.')).toBe('planner.base.ttft_ms');
   });
 });

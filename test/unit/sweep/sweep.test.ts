@@ -127,4 +127,44 @@ describe('runSweep', () => {
     expect(r.stats.partial).toBe(true);
     expect(r.candidates.filter((c) => c.metrics !== null).length).toBe(3);
   });
+
+  it('sweeps Planner settings: each candidate runs under the planner, its GPU-hours are those held', async () => {
+    const r = await runSweep(
+      {
+        workload: conversationSample(400),
+        space: SearchSpaceSchema.parse({
+          tensorParallel: [1],
+          workers: [2],
+          router: { modes: ['kv'], overlapWeights: [1] },
+          planner: {
+            base: { optimization_target: 'sla', enable_load_scaling: true, ttft_ms: 1000, itl_ms: 30 },
+            loadAdjustmentIntervalS: [2, 20],
+            throughputAdjustmentIntervalS: [60],
+            startupTimeS: [0, 30],
+          },
+        }),
+        budget: [{ type: 'h100', count: 4 }],
+        objective: 'requests_per_gpu_hour',
+        slos: parseSlos('ttft_p90=3000ms'),
+        optimizer: 'coordinate',
+      },
+      { threads: 0 },
+    );
+    expect(r.stats.enumerated).toBe(4);
+    const evaluated = r.candidates.filter((c) => c.metrics !== null);
+    expect(evaluated.length).toBe(4);
+    for (const c of evaluated) {
+      const m = c.metrics;
+      if (!m) continue;
+      expect(m.scaling_events).toBeGreaterThan(0);
+      expect(m.gpus).toBeLessThanOrEqual(4); // peak GPUs held within the sweep budget
+      expect(m.gpu_hours).toBeCloseTo((m.mean_gpus * m.duration_s) / 3600, 9);
+    }
+    // Shorter intervals react more often.
+    const events = (li: number) =>
+      evaluated
+        .filter((c) => c.candidate.planner?.label.includes(`li=${li}s`))
+        .map((c) => c.metrics?.scaling_events ?? 0);
+    expect(Math.min(...events(2))).toBeGreaterThan(Math.max(...events(20)));
+  });
 });

@@ -1,0 +1,131 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { pino } from 'pino';
+import { Operator } from '../operator/manager.ts';
+import { UsageError } from './errors.ts';
+import { type FlagSpec, parseFlags, renderHelp } from './flags.ts';
+
+/** `servetune operator`: runs the DeploymentTuning controller until SIGTERM/SIGINT. */
+
+const USAGE = `Usage: servetune operator [--kubeconfig FILE] [--namespace NS] [options]
+
+Runs the controller. Without --kubeconfig it uses the in-cluster service account (or $KUBECONFIG / ~/.kube/config
+outside a cluster). Serves /healthz, /readyz and /metrics on --http-port.`;
+
+export const OPERATOR_FLAGS: FlagSpec[] = [
+  {
+    name: 'kubeconfig',
+    path: null,
+    kind: 'string',
+    metavar: 'FILE',
+    help: 'kubeconfig file (default: in-cluster)',
+  },
+  {
+    name: 'namespace',
+    path: null,
+    kind: 'string',
+    metavar: 'NS',
+    help: 'watch one namespace (default: all)',
+  },
+  {
+    name: 'http-port',
+    path: null,
+    kind: 'int',
+    metavar: 'PORT',
+    help: 'port of /healthz, /readyz, /metrics (8080)',
+  },
+  {
+    name: 'no-leader-elect',
+    path: null,
+    kind: 'boolean',
+    help: 'run without leader election (single replica only)',
+  },
+  {
+    name: 'leader-election-namespace',
+    path: null,
+    kind: 'string',
+    metavar: 'NS',
+    help: 'namespace of the Lease (default: the pod namespace, --namespace, or default)',
+  },
+  { name: 'workers', path: null, kind: 'int', help: 'concurrent reconciles (2)' },
+  {
+    name: 'max-concurrent-sweeps',
+    path: null,
+    kind: 'int',
+    help: 'sweeps running at once, cluster-wide (1)',
+  },
+  { name: 'sweep-threads', path: null, kind: 'int', help: 'worker threads of one sweep (1)' },
+  {
+    name: 'trace-root',
+    path: null,
+    kind: 'string',
+    metavar: 'DIRS',
+    help: 'comma-separated directories file trace sources may read (default: none, file sources refused)',
+  },
+  {
+    name: 'log-level',
+    path: null,
+    kind: 'string',
+    values: { trace: 'trace', debug: 'debug', info: 'info', warn: 'warn', error: 'error' },
+    help: 'trace, debug, info (default), warn, error',
+  },
+  { name: 'help', aliases: ['h'], path: null, kind: 'boolean', help: 'show this help' },
+];
+
+const SA_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
+
+export async function operatorCommand(argv: string[], out: NodeJS.WritableStream): Promise<number> {
+  const f = parseFlags(argv, OPERATOR_FLAGS).values;
+  if (f.get('help')) {
+    out.write(renderHelp(USAGE, OPERATOR_FLAGS));
+    return 0;
+  }
+  const kubeconfig = f.get('kubeconfig') as string | undefined;
+  if (kubeconfig && !existsSync(kubeconfig)) throw new UsageError(`--kubeconfig: ${kubeconfig} not found`);
+  const home = process.env.HOME ?? '';
+  if (
+    !kubeconfig &&
+    !process.env.KUBERNETES_SERVICE_HOST &&
+    !process.env.KUBECONFIG &&
+    !existsSync(`${home}/.kube/config`)
+  ) {
+    throw new UsageError(
+      'no cluster to talk to: pass --kubeconfig FILE, set KUBECONFIG, or run in a cluster',
+    );
+  }
+  const positive = (name: string) => {
+    const v = f.get(name) as number | undefined;
+    if (v !== undefined && v < 1) throw new UsageError(`--${name}: must be at least 1`);
+    return v;
+  };
+  const namespace = f.get('namespace') as string | undefined;
+  const podNamespace = existsSync(SA_NAMESPACE) ? readFileSync(SA_NAMESPACE, 'utf8').trim() : undefined;
+  const logger = pino({ name: 'servetune-operator', level: (f.get('log-level') as string) ?? 'info' });
+  const op = new Operator({
+    kubeconfig,
+    namespace,
+    httpPort: (f.get('http-port') as number | undefined) ?? 8080,
+    workers: positive('workers'),
+    maxConcurrentSweeps: positive('max-concurrent-sweeps'),
+    sweepThreads: positive('sweep-threads'),
+    traceRoots: ((f.get('trace-root') as string | undefined) ?? '')
+      .split(',')
+      .map((d) => d.trim())
+      .filter((d) => d !== ''),
+    leaderElection: {
+      enabled: !f.get('no-leader-elect'),
+      namespace: (f.get('leader-election-namespace') as string) ?? podNamespace ?? namespace ?? 'default',
+    },
+    logger,
+  });
+  await op.start();
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      logger.info({ signal }, 'Shutting down');
+      resolve();
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  await op.stop();
+  return 0;
+}

@@ -1,0 +1,705 @@
+import type { Logger } from 'pino';
+import {
+  type DeploymentTuning,
+  type DeploymentTuningSpec,
+  DeploymentTuningSpecSchema,
+  type DeploymentTuningStatus,
+  type GpuInventory,
+  parseDuration,
+  type ServingSettings,
+} from '../api/index.ts';
+import { getCondition, nowIso, setCondition } from './conditions.ts';
+import { effectiveBudget, listGpuInventory } from './gpu-inventory.ts';
+import { isConflict, isNotFound, type KubeClient } from './kube/client.ts';
+import { type EventRecorder, refOf } from './kube/events.ts';
+import type { Informer } from './kube/informer.ts';
+import { DEPLOYMENT_TUNINGS, type KubeObject, keyOf, pathOf, splitKey } from './kube/resources.ts';
+import type { OperatorMetrics } from './metrics.ts';
+import { decideProposal } from './policy.ts';
+import {
+  buildRecommendation,
+  createRecommendation,
+  findRecommendation,
+  recommendationName,
+  supersedeAndPrune,
+} from './recommendations.ts';
+import { nextRun, validateCron } from './schedule.ts';
+import { Semaphore } from './semaphore.ts';
+import {
+  runSweepJob,
+  SweepJobError,
+  type SweepJobInput,
+  type SweepJobResult,
+  summarize,
+} from './sweep/job.ts';
+import { describeSource, fetchTrace, TraceUnavailableError } from './sweep/source.ts';
+import type { TargetAdapter } from './target/adapter.ts';
+
+/**
+ * The DeploymentTuning controller. Reconcile is level-triggered and idempotent: every pass re-reads the
+ * object, its target and its recommendations and decides from status what should happen now. The schedule
+ * lives in `status.nextSweepTime`; a due sweep runs in the background (a worker thread, under a global
+ * concurrency limit, at most one per object) and its result is written by the next reconcile of that key.
+ * Recommendations are named after the schedule slot, so a restarted operator finds one it already created
+ * instead of duplicating it, and re-runs a sweep it had not finished instead of losing it.
+ */
+
+export const CONTROLLER_NAME = 'servetune.dev/deploymenttuning-controller';
+
+export type JobRunner = (input: SweepJobInput, signal: AbortSignal) => Promise<SweepJobResult>;
+
+export interface ControllerOptions {
+  client: KubeClient;
+  logger: Logger;
+  recorder: EventRecorder;
+  metrics: OperatorMetrics;
+  tunings: Informer<DeploymentTuning>;
+  targets: Map<string, { adapter: TargetAdapter; informer: Informer<KubeObject> }>;
+  maxConcurrentSweeps: number;
+  /** After a failed sweep, retry this soon (or at the next slot if sooner). */
+  failureRetryMs: number;
+  /** Directories file trace sources may read from (none: file sources are refused). */
+  traceRoots?: string[];
+  /** Worker threads of one sweep's evaluation pool. */
+  sweepThreads?: number;
+  runJob?: JobRunner;
+  now?: () => Date;
+}
+
+export interface ReconcileResult {
+  requeueAfterMs?: number;
+}
+
+interface RunningSweep {
+  slot: string;
+  abort: AbortController;
+}
+
+interface FinishedSweep {
+  slot: string;
+  startedTime: string;
+  completedTime: string;
+  generation: number;
+  baseline: ServingSettings;
+  inventory: GpuInventory | undefined;
+  result?: SweepJobResult;
+  error?: { reason: string; message: string };
+}
+
+const MAX_REQUEUE_MS = 6 * 3_600_000;
+
+/** Degraded reasons about the object or its target (cleared once a reconcile finds them fixed). */
+const CONFIG_REASONS = new Set(['InvalidSpec', 'InvalidSchedule', 'TargetNotFound', 'TargetUnreadable']);
+
+export class TuningController {
+  private readonly o: ControllerOptions;
+  private readonly running = new Map<string, RunningSweep>();
+  private readonly finished = new Map<string, FinishedSweep>();
+  private readonly semaphore: Semaphore;
+  private readonly runJob: JobRunner;
+  private readonly now: () => Date;
+  /** Set by the manager: schedules a reconcile of a key. */
+  enqueue: (key: string) => void = () => {};
+
+  constructor(opts: ControllerOptions) {
+    this.o = opts;
+    this.semaphore = new Semaphore(Math.max(1, opts.maxConcurrentSweeps));
+    this.runJob = opts.runJob ?? runSweepJob;
+    this.now = opts.now ?? (() => new Date());
+  }
+
+  activeSweeps(): number {
+    return this.running.size;
+  }
+
+  /** Cancels running sweeps (on shutdown or lost leadership). */
+  cancelAll(): void {
+    for (const r of this.running.values()) r.abort.abort();
+  }
+
+  async reconcile(key: string): Promise<ReconcileResult> {
+    const cached = this.o.tunings.get(key);
+    if (!cached || cached.metadata.deletionTimestamp) {
+      this.running.get(key)?.abort.abort();
+      this.finished.delete(key);
+      return {};
+    }
+    const dt = structuredClone(cached);
+    const generation = dt.metadata.generation ?? 0;
+    const log = this.o.logger.child({ deploymentTuning: key });
+    const spec = DeploymentTuningSpecSchema.safeParse(dt.spec);
+    if (!spec.success) {
+      await this.degrade(
+        key,
+        'InvalidSpec',
+        `spec.${spec.error.issues[0].path.join('.')}: ${spec.error.issues[0].message}`,
+      );
+      return {};
+    }
+    const s = spec.data;
+    const cronError = validateCron(s.schedule);
+    if (cronError) {
+      await this.degrade(key, 'InvalidSchedule', `spec.schedule '${s.schedule}': ${cronError}`);
+      return {};
+    }
+
+    const done = this.finished.get(key);
+    if (done) {
+      await this.complete(key, dt, s, done, log);
+      this.finished.delete(key);
+      return this.requeueForNext(key);
+    }
+    if (this.running.has(key)) return {};
+
+    const target = this.o.targets.get(s.targetRef.kind);
+    const targetObj = target?.informer.get(`${dt.metadata.namespace}/${s.targetRef.name}`);
+    if (!target || !targetObj) {
+      const msg = target
+        ? `${s.targetRef.kind} ${dt.metadata.namespace}/${s.targetRef.name} not found`
+        : `target kind ${s.targetRef.kind} is not supported`;
+      await this.degrade(key, 'TargetNotFound', msg, true);
+      return { requeueAfterMs: 10 * 60_000 };
+    }
+    const baseline = target.adapter.readBaseline(targetObj, []);
+    if ('error' in baseline) {
+      await this.degrade(
+        key,
+        'TargetUnreadable',
+        `${s.targetRef.kind} ${s.targetRef.name}: ${baseline.error}`,
+        true,
+      );
+      return { requeueAfterMs: 10 * 60_000 };
+    }
+
+    const now = this.now();
+    let slot = dt.status?.nextSweepTime ?? dt.metadata.creationTimestamp ?? nowIso(now);
+    // A changed spec may bring a sooner schedule: the slot planned under the old one must not hold it back.
+    if (dt.status?.nextSweepTime && (dt.status.observedGeneration ?? 0) < generation) {
+      const sooner = nowIso(nextRun(s.schedule, now));
+      if (Date.parse(sooner) < Date.parse(slot)) {
+        slot = sooner;
+        await this.updateStatus(key, (st) => {
+          st.nextSweepTime = sooner;
+        });
+      }
+    }
+    if (s.suspend) {
+      await this.updateStatus(key, (st) => {
+        st.nextSweepTime ??= slot;
+        this.summarizeConditions(st, generation, { reason: 'Suspended', message: 'Sweeps are suspended.' });
+      });
+      return {};
+    }
+    const dueIn = Date.parse(slot) - now.getTime();
+    if (dueIn > 0) {
+      await this.updateStatus(key, (st) => {
+        st.nextSweepTime ??= slot;
+        this.summarizeConditions(st, generation);
+      });
+      return { requeueAfterMs: Math.min(dueIn, MAX_REQUEUE_MS) };
+    }
+
+    // Due by the cache; confirm with a fresh read, since our last status write may not have reached the cache
+    // yet and a stale slot would start a second sweep for it.
+    const fresh = await this.fetch(key);
+    if (!fresh) return {};
+    if (fresh.status?.nextSweepTime && fresh.status.nextSweepTime !== slot) {
+      const wait = Date.parse(fresh.status.nextSweepTime) - this.now().getTime();
+      if (wait > 0) return { requeueAfterMs: Math.min(wait, MAX_REQUEUE_MS) };
+      slot = fresh.status.nextSweepTime;
+    }
+
+    // Due. A recommendation for this slot may already exist if we stopped after creating it.
+    const existing = await findRecommendation(
+      this.o.client,
+      dt.metadata.namespace ?? 'default',
+      recommendationName(dt.metadata.name, slot),
+    );
+    if (existing) {
+      log.info(
+        { recommendation: existing.metadata.name },
+        'Found the recommendation of this slot; finishing',
+      );
+      await this.updateStatus(key, (st) => {
+        const completed = existing.spec.sweep.completedTime;
+        st.lastSweepTime = completed;
+        st.nextSweepTime = nowIso(nextRun(s.schedule, this.now()));
+        st.sweepStartedTime = undefined;
+        st.currentRecommendation = existing.metadata.name;
+        st.lastProposalTime = completed;
+        this.pushHistory(st, {
+          time: completed,
+          outcome: 'Proposed',
+          recommendation: existing.metadata.name,
+          gainPercent: existing.spec.predicted.gainPercent,
+        });
+        st.conditions = setCondition(st.conditions, {
+          type: 'RecommendationAvailable',
+          status: 'True',
+          reason: 'RecommendationCreated',
+          message: `TuningRecommendation ${existing.metadata.name} proposes ${summarize(existing.spec.proposal)}.`,
+          observedGeneration: generation,
+        });
+        st.conditions = setCondition(st.conditions, {
+          type: 'Sweeping',
+          status: 'False',
+          reason: 'SweepCompleted',
+          message: 'The last sweep completed.',
+          observedGeneration: generation,
+        });
+        this.summarizeConditions(st, generation);
+      });
+      return this.requeueForNext(key);
+    }
+
+    await this.startSweep(
+      key,
+      dt,
+      s,
+      slot,
+      target.adapter,
+      baseline.settings,
+      baseline.warnings,
+      targetObj,
+      log,
+    );
+    return {};
+  }
+
+  private async requeueForNext(key: string): Promise<ReconcileResult> {
+    const dt = await this.fetch(key);
+    const next = dt?.status?.nextSweepTime;
+    if (!next) return {};
+    return { requeueAfterMs: Math.min(Math.max(0, Date.parse(next) - this.now().getTime()), MAX_REQUEUE_MS) };
+  }
+
+  private async startSweep(
+    key: string,
+    dt: DeploymentTuning,
+    s: DeploymentTuningSpec,
+    slot: string,
+    adapter: TargetAdapter,
+    baseline: ServingSettings,
+    warnings: string[],
+    targetObj: KubeObject,
+    log: Logger,
+  ): Promise<void> {
+    const generation = dt.metadata.generation ?? 0;
+    const startedTime = nowIso(this.now());
+    const restarted = getCondition(dt.status?.conditions, 'Sweeping')?.status === 'True';
+    const ahead = this.semaphore.queueAhead();
+    await this.updateStatus(key, (st) => {
+      st.nextSweepTime ??= slot;
+      st.sweepStartedTime = startedTime;
+      st.conditions = setCondition(st.conditions, {
+        type: 'Sweeping',
+        status: 'True',
+        reason: ahead > 0 ? 'SweepQueued' : restarted ? 'SweepRestarted' : 'SweepStarted',
+        message:
+          ahead > 0
+            ? `Sweep for the ${slot} slot is waiting for ${ahead} other sweep(s) (global limit ${this.o.maxConcurrentSweeps}).`
+            : `Sweep for the ${slot} slot started at ${startedTime}.`,
+        observedGeneration: generation,
+      });
+      this.summarizeConditions(st, generation);
+    });
+    const abort = new AbortController();
+    this.running.set(key, { slot, abort });
+    this.o.metrics.activeSweeps.set(this.running.size);
+    const regarding = refOf(dt);
+    const related = refOf(targetObj);
+    void this.o.recorder.emit(
+      regarding,
+      'Normal',
+      restarted ? 'SweepRestarted' : 'SweepStarted',
+      'Sweep',
+      `Sweeping ${s.searchSpace.optimizer} search space for ${s.targetRef.name} (baseline: ${summarize(baseline)}).`,
+      related,
+    );
+    for (const w of warnings)
+      void this.o.recorder.emit(regarding, 'Warning', 'BaselineAmbiguous', 'ReadTarget', w, related);
+    if (s.updatePolicy.mode !== 'Off') {
+      void this.o.recorder.emit(
+        regarding,
+        'Warning',
+        'UpdateModeNotImplemented',
+        'Sweep',
+        `updatePolicy.mode ${s.updatePolicy.mode} is accepted but not acted on yet: recommendations are only proposed.`,
+      );
+    }
+    log.info({ slot }, 'Sweep started');
+    const t0 = performance.now();
+    void (async () => {
+      const finished: FinishedSweep = {
+        slot,
+        startedTime,
+        completedTime: startedTime,
+        generation,
+        baseline,
+        inventory: undefined,
+      };
+      let acquired = false;
+      try {
+        await this.semaphore.acquire(abort.signal);
+        acquired = true;
+        const namespace = dt.metadata.namespace ?? 'default';
+        const inv = await listGpuInventory(this.o.client, this.now());
+        // Re-read the baseline now that the inventory can resolve a GPU type the target does not pin.
+        const known = [...inv.types].sort((a, b) => b.requested - a.requested).map((t) => t.gpuType);
+        const reread = adapter.readBaseline(targetObj, known);
+        if ('settings' in reread) {
+          baseline = reread.settings;
+          finished.baseline = baseline;
+        }
+        const budget = effectiveBudget(inv, s.gpuBudget, { gpuType: baseline.gpuType, gpus: baseline.gpus });
+        finished.inventory = { ...inv, budget };
+        if (inv.unknownProducts.length > 0) {
+          void this.o.recorder.emit(
+            regarding,
+            'Warning',
+            'UnknownGPUProducts',
+            'DiscoverGPUs',
+            `GPU products not in the simulator catalog were ignored: ${inv.unknownProducts.map((u) => u.product).join(', ')}.`,
+          );
+        }
+        const source = describeSource(s.workload, namespace);
+        const traceText = await fetchTrace(this.o.client, namespace, s.workload, {
+          fileRoots: this.o.traceRoots,
+        });
+        finished.result = await this.runJob(
+          {
+            traceText,
+            source,
+            traceBlockSize: s.workload.traceBlockSize,
+            lookbackMs: s.workload.lookback ? parseDuration(s.workload.lookback) : undefined,
+            baseline: { ...baseline, ...(s.model && { model: s.model }) },
+            spec: { objective: s.objective, slos: s.slos, searchSpace: s.searchSpace },
+            budget,
+            threads: this.o.sweepThreads ?? 1,
+          },
+          abort.signal,
+        );
+        this.o.metrics.candidates.inc(finished.result.candidates);
+      } catch (e) {
+        if (abort.signal.aborted) {
+          log.info('Sweep cancelled');
+          return;
+        }
+        const reason =
+          e instanceof TraceUnavailableError
+            ? 'TraceUnavailable'
+            : e instanceof SweepJobError
+              ? e.kind
+              : 'SweepFailed';
+        finished.error = { reason, message: (e as Error).message };
+        log.warn({ reason, err: (e as Error).message }, 'Sweep failed');
+      } finally {
+        if (acquired) this.semaphore.release();
+        this.o.metrics.sweepDuration.observe((performance.now() - t0) / 1000);
+        this.running.delete(key);
+        this.o.metrics.activeSweeps.set(this.running.size);
+      }
+      finished.completedTime = nowIso(this.now());
+      this.finished.set(key, finished);
+      this.enqueue(key);
+    })();
+  }
+
+  /** Writes a finished sweep's outcome: recommendation (if warranted), status, events. */
+  private async complete(
+    key: string,
+    dt: DeploymentTuning,
+    s: DeploymentTuningSpec,
+    f: FinishedSweep,
+    log: Logger,
+  ): Promise<void> {
+    const generation = dt.metadata.generation ?? 0;
+    const regarding = refOf(dt);
+    if (f.error) {
+      this.o.metrics.sweeps.inc({ outcome: 'Failed' });
+      const retryAt = new Date(
+        Math.min(nextRun(s.schedule, this.now()).getTime(), this.now().getTime() + this.o.failureRetryMs),
+      );
+      await this.updateStatus(key, (st) => {
+        st.lastSweepTime = f.completedTime;
+        st.nextSweepTime = nowIso(retryAt);
+        st.sweepStartedTime = undefined;
+        if (f.inventory) st.gpuInventory = f.inventory;
+        this.pushHistory(st, {
+          time: f.completedTime,
+          outcome: 'Failed',
+          message: f.error!.message.slice(0, 1024),
+        });
+        st.conditions = setCondition(st.conditions, {
+          type: 'Sweeping',
+          status: 'False',
+          reason: 'SweepFailed',
+          message: f.error!.message,
+          observedGeneration: generation,
+        });
+        st.conditions = setCondition(st.conditions, {
+          type: 'Degraded',
+          status: 'True',
+          reason: f.error!.reason,
+          message: `${f.error!.message} The previous recommendation is kept; retrying at ${nowIso(retryAt)}.`,
+          observedGeneration: generation,
+        });
+        this.summarizeConditions(st, generation);
+      });
+      await this.o.recorder.emit(regarding, 'Warning', f.error.reason, 'Sweep', f.error.message);
+      return;
+    }
+    const r = f.result!;
+    const decision = decideProposal({
+      best: r.best,
+      baseline: f.baseline,
+      baselineMeetsSlos: r.baseline.meetsSlos,
+      gainPercent: r.gainPercent,
+      objective: s.objective,
+      guardrails: s.guardrails,
+      lastProposalTime: dt.status?.lastProposalTime,
+      completedTime: f.completedTime,
+    });
+    this.o.metrics.sweeps.inc({ outcome: decision.outcome });
+    void this.o.recorder.emit(
+      regarding,
+      r.summary.badLines > 0 ? 'Warning' : 'Normal',
+      r.summary.badLines > 0 ? 'TraceLinesSkipped' : 'TraceLoaded',
+      'LoadTrace',
+      `Loaded ${r.summary.requests} requests from ${r.summary.source}` +
+        (r.summary.badLines > 0
+          ? `; skipped ${r.summary.badLines} bad lines (first: ${describeIssue(r.issues[0])}).`
+          : '.'),
+    );
+    void this.o.recorder.emit(
+      regarding,
+      'Normal',
+      'SweepCompleted',
+      'Sweep',
+      `Simulated ${r.candidates} candidates (${r.feasible} feasible) in ${(
+        (Date.parse(f.completedTime) - Date.parse(f.startedTime)) / 1000
+      ).toFixed(0)}s.`,
+    );
+    let created: string | undefined;
+    if (decision.outcome === 'Proposed') {
+      const body = buildRecommendation(dt, s, { ...f, result: r });
+      await createRecommendation(this.o.client, body, log);
+      created = body.metadata.name;
+      await this.o.recorder.emit(
+        regarding,
+        'Normal',
+        'RecommendationCreated',
+        'Recommend',
+        `TuningRecommendation ${created}: ${summarize(r.best!.settings)} (${r.gainPercent}% ${s.objective}).`,
+      );
+      await supersedeAndPrune(this.o.client, this.o.recorder, dt, s.historyLimit, created, log, this.now());
+    } else {
+      await this.o.recorder.emit(regarding, 'Normal', decision.outcome, 'Recommend', decision.message);
+    }
+    await this.updateStatus(key, (st) => {
+      st.lastSweepTime = f.completedTime;
+      st.nextSweepTime = nowIso(nextRun(s.schedule, this.now()));
+      st.sweepStartedTime = undefined;
+      st.workload = r.summary;
+      if (f.inventory) st.gpuInventory = f.inventory;
+      st.lastSweep = {
+        candidates: r.candidates,
+        feasible: r.feasible,
+        durationSeconds: (Date.parse(f.completedTime) - Date.parse(f.startedTime)) / 1000,
+        simulatorVersion: r.simulatorVersion,
+      };
+      if (created) {
+        st.currentRecommendation = created;
+        st.lastProposalTime = f.completedTime;
+      }
+      this.pushHistory(st, {
+        time: f.completedTime,
+        outcome: decision.outcome,
+        ...(created && { recommendation: created }),
+        ...(r.gainPercent !== null && { gainPercent: r.gainPercent }),
+        message: decision.message.slice(0, 1024),
+      });
+      st.conditions = setCondition(st.conditions, {
+        type: 'Sweeping',
+        status: 'False',
+        reason: 'SweepCompleted',
+        message: r.explanation.slice(0, 32768),
+        observedGeneration: generation,
+      });
+      st.conditions = setCondition(st.conditions, {
+        type: 'Degraded',
+        status: 'False',
+        reason: 'SweepSucceeded',
+        message: 'The last sweep succeeded.',
+        observedGeneration: generation,
+      });
+      if (created) {
+        st.conditions = setCondition(st.conditions, {
+          type: 'RecommendationAvailable',
+          status: 'True',
+          reason: 'RecommendationCreated',
+          message: `TuningRecommendation ${created} proposes ${summarize(r.best!.settings)}.`,
+          observedGeneration: generation,
+        });
+      } else if (!st.currentRecommendation) {
+        st.conditions = setCondition(st.conditions, {
+          type: 'RecommendationAvailable',
+          status: 'False',
+          reason: decision.outcome,
+          message: decision.message,
+          observedGeneration: generation,
+        });
+      }
+      this.summarizeConditions(st, generation);
+    });
+  }
+
+  private pushHistory(
+    st: DeploymentTuningStatus,
+    entry: NonNullable<DeploymentTuningStatus['history']>[number],
+  ): void {
+    st.history = [
+      entry,
+      ...(st.history ?? []).filter((h) => h.time !== entry.time || h.outcome !== entry.outcome),
+    ].slice(0, 10);
+  }
+
+  /** Ready summarises: not degraded and schedulable. */
+  private summarizeConditions(
+    st: DeploymentTuningStatus,
+    generation: number,
+    override?: { reason: string; message: string },
+    configOk = true,
+  ): void {
+    const degraded = getCondition(st.conditions, 'Degraded');
+    st.observedGeneration = generation;
+    if (configOk && degraded?.status === 'True' && CONFIG_REASONS.has(degraded.reason)) {
+      st.conditions = setCondition(st.conditions, {
+        type: 'Degraded',
+        status: 'False',
+        reason: 'AsExpected',
+        message: 'Nothing is wrong.',
+        observedGeneration: generation,
+      });
+    }
+    if (!getCondition(st.conditions, 'Sweeping')) {
+      st.conditions = setCondition(st.conditions, {
+        type: 'Sweeping',
+        status: 'False',
+        reason: 'Idle',
+        message: 'No sweep has run yet.',
+        observedGeneration: generation,
+      });
+    }
+    if (!getCondition(st.conditions, 'RecommendationAvailable')) {
+      st.conditions = setCondition(st.conditions, {
+        type: 'RecommendationAvailable',
+        status: 'Unknown',
+        reason: 'NoSweepYet',
+        message: 'No sweep has completed yet.',
+        observedGeneration: generation,
+      });
+    }
+    if (!getCondition(st.conditions, 'Degraded')) {
+      st.conditions = setCondition(st.conditions, {
+        type: 'Degraded',
+        status: 'False',
+        reason: 'AsExpected',
+        message: 'Nothing is wrong.',
+        observedGeneration: generation,
+      });
+    }
+    const isDegraded = getCondition(st.conditions, 'Degraded')?.status === 'True';
+    const d = getCondition(st.conditions, 'Degraded');
+    st.conditions = setCondition(st.conditions, {
+      type: 'Ready',
+      status: isDegraded ? 'False' : 'True',
+      reason: override?.reason ?? (isDegraded ? d!.reason : 'Scheduled'),
+      message:
+        override?.message ??
+        (isDegraded ? d!.message : `Next sweep at ${st.nextSweepTime ?? 'once the target is found'}.`),
+      observedGeneration: generation,
+    });
+    for (const c of st.conditions ?? []) c.observedGeneration = generation;
+  }
+
+  private async degrade(key: string, reason: string, message: string, warnEvent = false): Promise<void> {
+    const dt = this.o.tunings.get(key);
+    const generation = dt?.metadata.generation ?? 0;
+    let changed = false;
+    await this.updateStatus(key, (st) => {
+      const prev = getCondition(st.conditions, 'Degraded');
+      changed = prev?.status !== 'True' || prev.reason !== reason || prev.message !== message;
+      st.conditions = setCondition(st.conditions, {
+        type: 'Degraded',
+        status: 'True',
+        reason,
+        message,
+        observedGeneration: generation,
+      });
+      this.summarizeConditions(st, generation, undefined, false);
+    });
+    if (dt && changed && warnEvent) {
+      await this.o.recorder.emit(refOf(dt), 'Warning', reason, 'Reconcile', message);
+    }
+  }
+
+  private async fetch(key: string): Promise<DeploymentTuning | undefined> {
+    const { namespace, name } = splitKey(key);
+    try {
+      return await this.o.client.get<DeploymentTuning>(pathOf(DEPLOYMENT_TUNINGS, namespace, name));
+    } catch (e) {
+      if (isNotFound(e)) return undefined;
+      throw e;
+    }
+  }
+
+  /**
+   * Read-modify-write of the status subresource from a fresh read, retried on 409 Conflict. Skips the
+   * write when nothing changed, so steady-state reconciles cost one GET.
+   */
+  private async updateStatus(
+    key: string,
+    mutate: (st: DeploymentTuningStatus, dt: DeploymentTuning) => void,
+  ): Promise<void> {
+    const { namespace, name } = splitKey(key);
+    for (let attempt = 0; ; attempt++) {
+      const dt = await this.fetch(key);
+      if (!dt) return;
+      const before = JSON.stringify(dt.status ?? {});
+      const st: DeploymentTuningStatus = structuredClone(dt.status ?? {});
+      mutate(st, dt);
+      const cleaned = JSON.parse(JSON.stringify(st)) as DeploymentTuningStatus;
+      if (JSON.stringify(cleaned) === before) return;
+      dt.status = cleaned;
+      try {
+        await this.o.client.replace(pathOf(DEPLOYMENT_TUNINGS, namespace, name, 'status'), dt);
+        return;
+      } catch (e) {
+        if (!isConflict(e) || attempt >= 4) throw e;
+      }
+    }
+  }
+
+  /** Keys of tunings that target an object (for target and recommendation events). */
+  tuningsFor(kind: string, obj: KubeObject): string[] {
+    return this.o.tunings
+      .list()
+      .filter(
+        (t) =>
+          t.metadata.namespace === obj.metadata.namespace &&
+          t.spec.targetRef?.name === obj.metadata.name &&
+          (t.spec.targetRef.kind ?? 'DynamoGraphDeployment') === kind,
+      )
+      .map((t) => keyOf(t));
+  }
+}
+
+/**
+ * A bad trace line, located but not quoted: the trace may come from anywhere the operator can read, and its
+ * content must not leak into Events.
+ */
+function describeIssue(i: SweepJobResult['issues'][number] | undefined): string {
+  if (!i) return 'unknown';
+  return `line ${i.line}: ${i.field ? `field '${i.field}' is invalid or missing` : 'not a JSON object'}`;
+}

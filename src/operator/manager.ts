@@ -1,0 +1,269 @@
+import { createServer, type Server } from 'node:http';
+import { hostname } from 'node:os';
+import { type Logger, pino } from 'pino';
+import type { DeploymentTuning, TuningRecommendation } from '../api/index.ts';
+import { CONTROLLER_NAME, type JobRunner, TuningController } from './controller.ts';
+import { KubeClient } from './kube/client.ts';
+import { EventRecorder } from './kube/events.ts';
+import { Informer, type InformerOptions } from './kube/informer.ts';
+import { LeaderElector } from './kube/leader.ts';
+import { DEPLOYMENT_TUNINGS, type KubeObject, keyOf, TUNING_RECOMMENDATIONS } from './kube/resources.ts';
+import { WorkQueue } from './kube/workqueue.ts';
+import { OperatorMetrics } from './metrics.ts';
+import type { TargetAdapter } from './target/adapter.ts';
+import { dynamoAdapter } from './target/dynamo.ts';
+
+/**
+ * Wires the operator: HTTP endpoints (/healthz, /readyz, /metrics) from the start, leader election, and —
+ * only while leading — informers, the work queue and its workers. Losing the lease ends the process
+ * (controller-runtime does the same): a fresh start is the simplest way to drop in-flight state.
+ */
+
+export interface OperatorOptions {
+  kubeconfig?: string;
+  client?: KubeClient;
+  /** Watch one namespace; all namespaces when undefined. */
+  namespace?: string;
+  identity?: string;
+  leaderElection?: {
+    enabled: boolean;
+    namespace: string;
+    name?: string;
+    leaseDurationMs?: number;
+    renewDeadlineMs?: number;
+    retryPeriodMs?: number;
+  };
+  /** Port for /healthz, /readyz and /metrics; 0 picks a free one; null disables the server. */
+  httpPort?: number | null;
+  httpHost?: string;
+  workers?: number;
+  maxConcurrentSweeps?: number;
+  sweepThreads?: number;
+  traceRoots?: string[];
+  failureRetryMs?: number;
+  informer?: Pick<
+    InformerOptions,
+    'watchTimeoutSeconds' | 'watchdogMs' | 'backoffInitialMs' | 'backoffMaxMs'
+  >;
+  queue?: { baseDelayMs?: number; maxDelayMs?: number };
+  logger?: Logger;
+  /** Called when the lease is lost; the default exits the process with code 1. */
+  onLostLease?: () => void;
+  runJob?: JobRunner;
+  adapters?: TargetAdapter[];
+}
+
+export class Operator {
+  readonly metrics = new OperatorMetrics();
+  readonly client: KubeClient;
+  readonly logger: Logger;
+  readonly identity: string;
+  private readonly o: OperatorOptions;
+  private server: Server | undefined;
+  private elector: LeaderElector | undefined;
+  private queue: WorkQueue | undefined;
+  private controller: TuningController | undefined;
+  private informers: Informer<KubeObject>[] = [];
+  private workers: Promise<void>[] = [];
+  private leading = false;
+  private synced = false;
+  private stopping = false;
+  port = 0;
+
+  constructor(opts: OperatorOptions = {}) {
+    this.o = opts;
+    this.logger = opts.logger ?? pino({ name: 'servetune-operator' });
+    this.client = opts.client ?? KubeClient.load(opts.kubeconfig);
+    this.identity = opts.identity ?? `${hostname()}_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
+  }
+
+  isLeader(): boolean {
+    return this.leading;
+  }
+
+  /** Ready: a follower once campaigning, a leader once its caches have synced. */
+  isReady(): boolean {
+    return !this.stopping && (!this.leading || this.synced);
+  }
+
+  async start(): Promise<void> {
+    if (this.o.httpPort !== null) await this.startServer();
+    const le = this.o.leaderElection;
+    if (!le?.enabled) {
+      await this.startLeading();
+      return;
+    }
+    this.elector = new LeaderElector(this.client, {
+      namespace: le.namespace,
+      name: le.name ?? 'servetune-operator',
+      identity: this.identity,
+      leaseDurationMs: le.leaseDurationMs,
+      renewDeadlineMs: le.renewDeadlineMs,
+      retryPeriodMs: le.retryPeriodMs,
+      logger: this.logger,
+      onStartedLeading: () => {
+        this.metrics.leader.set({ name: le.name ?? 'servetune-operator' }, 1);
+        void this.startLeading().catch((err) => this.logger.error({ err }, 'Starting the controller failed'));
+      },
+      onStoppedLeading: () => {
+        this.metrics.leader.set({ name: le.name ?? 'servetune-operator' }, 0);
+        void this.stopLeading().then(() => {
+          if (this.stopping) return;
+          if (this.o.onLostLease) this.o.onLostLease();
+          else process.exit(1);
+        });
+      },
+    });
+    this.elector.start();
+  }
+
+  private async startServer(): Promise<void> {
+    this.server = createServer((req, res) => {
+      const url = req.url ?? '/';
+      if (url === '/healthz' || url === '/livez') {
+        res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
+      } else if (url === '/readyz') {
+        const ok = this.isReady();
+        res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ok' : 'not ready');
+      } else if (url === '/metrics') {
+        this.metrics.registry
+          .metrics()
+          .then((text) => res.writeHead(200, { 'content-type': this.metrics.registry.contentType }).end(text))
+          .catch((err) => res.writeHead(500).end(String(err)));
+      } else {
+        res.writeHead(404).end();
+      }
+    });
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once('error', reject);
+      this.server!.listen(this.o.httpPort ?? 8080, this.o.httpHost ?? '0.0.0.0', () => resolve());
+    });
+    const addr = this.server.address();
+    this.port = typeof addr === 'object' && addr ? addr.port : 0;
+    this.logger.info({ port: this.port }, 'Serving /healthz, /readyz and /metrics');
+  }
+
+  private async startLeading(): Promise<void> {
+    this.leading = true;
+    const log = this.logger;
+    const inf = { ...this.o.informer, logger: log, namespace: this.o.namespace };
+    const tunings = new Informer<DeploymentTuning>(this.client, DEPLOYMENT_TUNINGS, inf);
+    const recs = new Informer<TuningRecommendation>(this.client, TUNING_RECOMMENDATIONS, inf);
+    const targets = new Map<string, { adapter: TargetAdapter; informer: Informer<KubeObject> }>();
+    for (const adapter of this.o.adapters ?? [dynamoAdapter]) {
+      targets.set(adapter.kind, {
+        adapter,
+        informer: new Informer<KubeObject>(this.client, adapter.resource, inf),
+      });
+    }
+    const queue = new WorkQueue({
+      ...this.o.queue,
+      onDepth: (d) => this.metrics.queueDepth.set({ name: 'deploymenttuning' }, d),
+    });
+    const recorder = new EventRecorder(this.client, {
+      controller: CONTROLLER_NAME,
+      instance: this.identity,
+      logger: log,
+    });
+    const controller = new TuningController({
+      client: this.client,
+      logger: log,
+      recorder,
+      metrics: this.metrics,
+      tunings,
+      targets,
+      maxConcurrentSweeps: this.o.maxConcurrentSweeps ?? 1,
+      failureRetryMs: this.o.failureRetryMs ?? 5 * 60_000,
+      sweepThreads: this.o.sweepThreads,
+      traceRoots: this.o.traceRoots,
+      runJob: this.o.runJob,
+    });
+    controller.enqueue = (key) => queue.add(key);
+    tunings.on((_type, obj) => queue.add(keyOf(obj)));
+    recs.on(() => this.countRecommendations(recs));
+    recs.on((type, obj) => {
+      // A deleted recommendation may have been the current one: re-check its owner.
+      if (type !== 'delete') return;
+      const owner = obj.metadata.ownerReferences?.find((o) => o.kind === 'DeploymentTuning');
+      if (owner) queue.add(`${obj.metadata.namespace}/${owner.name}`);
+    });
+    for (const [kind, { informer }] of targets) {
+      informer.on((_type, obj) => {
+        for (const key of controller.tuningsFor(kind, obj)) queue.add(key);
+      });
+    }
+    this.queue = queue;
+    this.controller = controller;
+    this.informers = [
+      tunings,
+      recs,
+      ...[...targets.values()].map((t) => t.informer),
+    ] as Informer<KubeObject>[];
+    for (const i of this.informers) i.start();
+    await Promise.all(this.informers.map((i) => i.waitForSync()));
+    if (!this.leading) return;
+    this.synced = true;
+    log.info({ tunings: tunings.list().length }, 'Caches synced; starting workers');
+    const n = this.o.workers ?? 2;
+    for (let i = 0; i < n; i++) this.workers.push(this.work(queue, controller));
+  }
+
+  private countRecommendations(recs: Informer<TuningRecommendation>): void {
+    const counts = new Map<string, number>();
+    for (const r of recs.list())
+      counts.set(r.status?.state ?? 'Pending', (counts.get(r.status?.state ?? 'Pending') ?? 0) + 1);
+    this.metrics.recommendations.reset();
+    for (const [state, n] of counts) this.metrics.recommendations.set({ state }, n);
+  }
+
+  private async work(queue: WorkQueue, controller: TuningController): Promise<void> {
+    const m = this.metrics;
+    for (;;) {
+      const key = await queue.get();
+      if (key === undefined) return;
+      const end = m.reconcileTime.startTimer({ controller: 'deploymenttuning' });
+      try {
+        const r = await controller.reconcile(key);
+        queue.forget(key);
+        if (r.requeueAfterMs !== undefined) queue.addAfter(key, r.requeueAfterMs);
+        m.reconcileTotal.inc({
+          controller: 'deploymenttuning',
+          result: r.requeueAfterMs ? 'requeue_after' : 'success',
+        });
+      } catch (err) {
+        m.reconcileTotal.inc({ controller: 'deploymenttuning', result: 'error' });
+        m.reconcileErrors.inc({ controller: 'deploymenttuning' });
+        m.queueRetries.inc({ name: 'deploymenttuning' });
+        const delay = queue.addRateLimited(key);
+        const conflict = (err as { status?: number }).status === 409;
+        this.logger[conflict ? 'debug' : 'warn'](
+          { key, err: (err as Error).message, retryInMs: Math.round(delay) },
+          'Reconcile failed; requeued',
+        );
+      } finally {
+        end();
+        queue.done(key);
+      }
+    }
+  }
+
+  private async stopLeading(): Promise<void> {
+    this.leading = false;
+    this.synced = false;
+    this.controller?.cancelAll();
+    this.queue?.shutdown();
+    await Promise.all(this.informers.map((i) => i.stop()));
+    await Promise.all(this.workers);
+    this.workers = [];
+    this.informers = [];
+  }
+
+  /** Stops; `releaseLease: false` leaves the lease to expire, as a crash would. */
+  async stop(opts: { releaseLease?: boolean } = {}): Promise<void> {
+    this.stopping = true;
+    await this.elector?.stop(opts.releaseLease ?? true);
+    await this.stopLeading();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    await this.client.close();
+  }
+}

@@ -1,0 +1,69 @@
+import { parseDuration, type ServingSettings } from '../api/index.ts';
+
+/**
+ * Whether a sweep's best candidate becomes a proposal: the stabilisation guardrails (minimum relative gain,
+ * minimum interval between proposals), as a pure function of the sweep's outcome and the last proposal.
+ */
+
+export type ProposalOutcome = 'Proposed' | 'NoImprovement' | 'TooSoon' | 'NoFeasibleCandidate';
+
+export interface ProposalInput {
+  best: { settings: ServingSettings } | null;
+  baseline: ServingSettings;
+  baselineMeetsSlos: boolean;
+  gainPercent: number | null;
+  objective: string;
+  guardrails: { minImprovementPercent: number; minProposalInterval: string };
+  lastProposalTime?: string;
+  completedTime: string;
+}
+
+export function decideProposal(i: ProposalInput): { outcome: ProposalOutcome; message: string } {
+  if (!i.best) {
+    return { outcome: 'NoFeasibleCandidate', message: 'No candidate met the SLOs within the GPU budget.' };
+  }
+  if (sameSettings(i.best.settings, i.baseline)) {
+    return { outcome: 'NoImprovement', message: 'The current settings are already the best candidate.' };
+  }
+  const gain = i.gainPercent ?? 0;
+  // A baseline that misses its SLOs is worth fixing whatever the objective says.
+  const fixesSlos = !i.baselineMeetsSlos;
+  const min = i.guardrails.minImprovementPercent;
+  if (!fixesSlos && gain < min) {
+    return {
+      outcome: 'NoImprovement',
+      message: `Best candidate improves ${i.objective} by ${gain}%, below the ${min}% guardrail.`,
+    };
+  }
+  const last = i.lastProposalTime;
+  const interval = parseDuration(i.guardrails.minProposalInterval);
+  if (last && Date.parse(i.completedTime) - Date.parse(last) < interval) {
+    return {
+      outcome: 'TooSoon',
+      message: `A proposal was made at ${last}; the guardrail allows one per ${i.guardrails.minProposalInterval}.`,
+    };
+  }
+  return {
+    outcome: 'Proposed',
+    message: fixesSlos
+      ? `The baseline misses the SLOs; the proposal meets them (${gain}% ${i.objective}).`
+      : `Predicted ${gain}% better ${i.objective}.`,
+  };
+}
+
+/** Same deployment shape: engine, GPU type, topology, workers and TP per role, router mode and Planner. */
+export function sameSettings(a: ServingSettings, b: ServingSettings): boolean {
+  const shape = (r?: { workers: number; tensorParallel: number }) =>
+    r ? `${r.workers}x${r.tensorParallel}` : '-';
+  const norm = (s: ServingSettings) =>
+    [
+      s.gpuType,
+      s.topology,
+      shape(s.aggregated),
+      shape(s.prefill),
+      shape(s.decode),
+      s.router.mode,
+      s.planner.enabled,
+    ].join('|');
+  return norm(a) === norm(b);
+}

@@ -1,0 +1,199 @@
+import { Worker } from 'node:worker_threads';
+import type {
+  DeploymentTuningSpec,
+  PredictedMetrics,
+  ServingSettings,
+  WorkloadSummary,
+} from '../../api/index.ts';
+import { runSweep } from '../../sweep/sweep.ts';
+import type { TraceIssue } from '../../telemetry/mooncake-trace.ts';
+import {
+  baselineSpace,
+  gainPercent,
+  predictedMetrics,
+  SIMULATOR_VERSION,
+  settingsOf,
+  sweepBudget,
+  sweepObjective,
+  sweepSlos,
+  sweepSpace,
+} from './mapping.ts';
+import { loadTraceWindow } from './trace-window.ts';
+
+/**
+ * One sweep as a job: cut and summarise the trace window, score the baseline and every candidate with the
+ * sweep library (the baseline as a one-point space, so both go through the same evaluator), compare. It runs
+ * in a worker thread (the sweep adds its own pool), so reconciles of other objects never wait for it.
+ */
+
+export interface SweepJobInput {
+  traceText: string;
+  source: string;
+  traceBlockSize: number;
+  lookbackMs?: number;
+  baseline: ServingSettings;
+  spec: Pick<DeploymentTuningSpec, 'objective' | 'slos' | 'searchSpace'>;
+  budget: Record<string, number>;
+  /** Sweep worker threads (0 = in the job's own thread). */
+  threads?: number;
+}
+
+export interface Candidate {
+  settings: ServingSettings;
+  metrics: PredictedMetrics;
+}
+
+export interface SweepJobResult {
+  summary: WorkloadSummary;
+  issues: TraceIssue[];
+  baseline: PredictedMetrics;
+  best: Candidate | null;
+  gainPercent: number | null;
+  /** Pareto frontier (lower latency against higher throughput per GPU), best latency first. */
+  frontier: Candidate[];
+  candidates: number;
+  feasible: number;
+  optimizer: string;
+  explanation: string;
+  simulatorVersion: string;
+}
+
+/** Failure kinds the controller reports differently. */
+export type SweepFailureKind = 'NoUsableData' | 'BaselineNotSimulatable' | 'SweepFailed';
+
+export class SweepJobError extends Error {
+  readonly kind: SweepFailureKind;
+  constructor(kind: SweepFailureKind, message: string) {
+    super(message);
+    this.name = 'SweepJobError';
+    this.kind = kind;
+  }
+}
+
+export async function runSweepJobInline(input: SweepJobInput): Promise<SweepJobResult> {
+  let window: ReturnType<typeof loadTraceWindow>;
+  try {
+    window = loadTraceWindow(input.traceText, {
+      source: input.source,
+      traceBlockSize: input.traceBlockSize,
+      lookbackMs: input.lookbackMs,
+    });
+  } catch (e) {
+    throw new SweepJobError('NoUsableData', (e as Error).message);
+  }
+  const objective = sweepObjective(input.spec.objective);
+  const slos = sweepSlos(input.spec.slos);
+  const model = input.baseline.model;
+  let baseline: PredictedMetrics;
+  try {
+    const b = baselineSpace(input.baseline);
+    const r = await runSweep(
+      { workload: window.workload, space: b.space, budget: b.budget, objective, slos },
+      { threads: 0 },
+    );
+    const c = r.candidates[0];
+    if (!c?.metrics) throw new Error(c?.error ?? 'the baseline could not be simulated');
+    baseline = predictedMetrics(c.metrics, c.feasible, objective, c.score);
+  } catch (e) {
+    throw new SweepJobError('BaselineNotSimulatable', `baseline: ${(e as Error).message}`);
+  }
+  const space = sweepSpace(input.spec.searchSpace, input.baseline);
+  const budget = sweepBudget(input.budget, input.spec.searchSpace.gpuTypes);
+  if (budget.length === 0) {
+    return {
+      summary: window.summary,
+      issues: window.issues,
+      baseline,
+      best: null,
+      gainPercent: null,
+      frontier: [],
+      candidates: 0,
+      feasible: 0,
+      optimizer: input.spec.searchSpace.optimizer.toLowerCase(),
+      explanation: 'The GPU budget is empty: no GPUs of a known type are free and the target holds none.',
+      simulatorVersion: SIMULATOR_VERSION,
+    };
+  }
+  const r = await runSweep(
+    {
+      workload: window.workload,
+      space,
+      budget,
+      objective,
+      slos,
+      optimizer: input.spec.searchSpace.optimizer.toLowerCase() as 'grid' | 'coordinate' | 'halving',
+    },
+    { threads: input.threads ?? 1 },
+  );
+  const byId = new Map(r.candidates.map((c) => [c.id, c]));
+  const asCandidate = (c: (typeof r.candidates)[number]): Candidate => ({
+    settings: settingsOf(c.candidate, model),
+    metrics: predictedMetrics(c.metrics!, c.feasible, objective, c.score),
+  });
+  const best = r.recommended ? asCandidate(r.recommended) : null;
+  const gain = best ? gainPercent(objective, baseline.objectiveValue, best.metrics.objectiveValue) : null;
+  const evaluated = r.candidates.filter((c) => c.metrics !== null && c.fraction >= 1);
+  return {
+    summary: window.summary,
+    issues: window.issues,
+    baseline,
+    best,
+    gainPercent: gain,
+    frontier: r.frontier.latency.map((id) => asCandidate(byId.get(id)!)),
+    candidates: evaluated.length,
+    feasible: evaluated.filter((c) => c.feasible).length,
+    optimizer: r.optimizer,
+    explanation: [
+      `Replayed ${window.summary.requests} requests (${window.summary.requestRate} req/s) from ${input.source}.`,
+      baseline.meetsSlos ? 'The baseline meets the SLOs.' : 'The baseline misses the SLOs.',
+      ...r.explanation,
+      ...(r.pruned.length > 0 ? [`${r.pruned.length} shapes were pruned before simulation.`] : []),
+    ].join(' '),
+    simulatorVersion: SIMULATOR_VERSION,
+  };
+}
+
+export function summarize(s: ServingSettings): string {
+  const role = (name: string, r?: { workers: number; tensorParallel: number }) =>
+    r ? `${name} ${r.workers}x TP${r.tensorParallel}` : '';
+  const roles =
+    s.topology === 'Aggregated'
+      ? role('agg', s.aggregated)
+      : `${role('prefill', s.prefill)} + ${role('decode', s.decode)}`;
+  const router =
+    s.router.mode === 'KV' && s.router.overlapWeight !== undefined
+      ? `KV(w=${s.router.overlapWeight})`
+      : s.router.mode;
+  const gpus = s.gpuType === 'unknown' ? `${s.gpus} GPUs` : `${s.gpus} ${s.gpuType} GPUs`;
+  return `${gpus}, ${roles}, router ${router}${s.planner.enabled ? ', planner' : ''}`;
+}
+
+/** Runs the job in a worker thread; aborting terminates the worker. */
+export function runSweepJob(input: SweepJobInput, signal?: AbortSignal): Promise<SweepJobResult> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(new URL('./worker.ts', import.meta.url), { workerData: input });
+    let settled = false;
+    const finish = (fn: () => void) => {
+      if (settled) return;
+      settled = true;
+      signal?.removeEventListener('abort', onAbort);
+      fn();
+    };
+    const onAbort = () => {
+      void worker.terminate();
+      finish(() => reject(new SweepJobError('SweepFailed', 'sweep cancelled')));
+    };
+    signal?.addEventListener('abort', onAbort);
+    worker.once(
+      'message',
+      (m: { ok: true; result: SweepJobResult } | { ok: false; kind: SweepFailureKind; message: string }) => {
+        finish(() => (m.ok ? resolve(m.result) : reject(new SweepJobError(m.kind, m.message))));
+        void worker.terminate();
+      },
+    );
+    worker.once('error', (e) => finish(() => reject(new SweepJobError('SweepFailed', e.message))));
+    worker.once('exit', (code) =>
+      finish(() => reject(new SweepJobError('SweepFailed', `sweep worker exited with code ${code}`))),
+    );
+  });
+}

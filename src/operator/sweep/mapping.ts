@@ -1,0 +1,238 @@
+import pkg from '../../../package.json' with { type: 'json' };
+import type {
+  SearchSpace as ApiSearchSpace,
+  Slo as ApiSlo,
+  Backend,
+  DeploymentTuningSpec,
+  PredictedMetrics,
+  RouterMode,
+  ServingSettings,
+} from '../../api/index.ts';
+import type { CandidateMetrics, Objective, Slo } from '../../sweep/objective.ts';
+import { OBJECTIVES } from '../../sweep/objective.ts';
+import { type Candidate, candidateGpus, type GpuBudget, type SearchSpace } from '../../sweep/space.ts';
+
+/**
+ * Translation between the Kubernetes API (CamelCase enums, serving settings as a DGD describes them) and the
+ * sweep library (candidates, snake_case objectives).
+ */
+
+export const SIMULATOR_VERSION = `servetune-sim/${pkg.version}`;
+
+const OBJECTIVE: Record<DeploymentTuningSpec['objective'], Objective> = {
+  ThroughputPerGPU: 'throughput_per_gpu',
+  Goodput: 'goodput',
+  GoodputPerGPU: 'goodput_per_gpu',
+  RequestsPerGPUHour: 'requests_per_gpu_hour',
+  Cost: 'cost',
+};
+
+const ROUTER_TO_SWEEP = {
+  RoundRobin: 'round-robin',
+  Random: 'random',
+  LeastLoaded: 'least-loaded',
+  KV: 'kv',
+} as const satisfies Record<RouterMode, Candidate['router']['mode']>;
+
+const ROUTER_FROM_SWEEP: Record<Candidate['router']['mode'], RouterMode> = {
+  'round-robin': 'RoundRobin',
+  random: 'Random',
+  'least-loaded': 'LeastLoaded',
+  kv: 'KV',
+};
+
+export const sweepObjective = (o: DeploymentTuningSpec['objective']): Objective => OBJECTIVE[o];
+
+export function sweepSlos(slos: ApiSlo[]): Slo[] {
+  return slos.map((s) => ({
+    metric: s.metric.toLowerCase() as Slo['metric'],
+    percentile: `p${s.percentile}` as Slo['percentile'],
+    maxMs: s.maxMs,
+  }));
+}
+
+export function sweepBudget(budget: Record<string, number>, gpuTypes?: string[]): GpuBudget[] {
+  return Object.entries(budget)
+    .filter(([type, count]) => count > 0 && (!gpuTypes || gpuTypes.includes(type)))
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([type, count]) => ({ type, count }));
+}
+
+const DEFAULT_ENGINE = { maxNumBatchedTokens: 8192, maxNumSeqs: 256, blockSize: 64 };
+
+/** The sweep's search space for a DeploymentTuning's. */
+export function sweepSpace(space: ApiSearchSpace, base: ServingSettings): SearchSpace {
+  const range = (r?: { min: number; max: number }) => (r ? { min: r.min, max: r.max } : ('all' as const));
+  return {
+    topologies: space.topologies.map((t) => (t === 'Aggregated' ? 'aggregated' : 'disaggregated')),
+    tensorParallel: space.tensorParallel?.aggregated ?? [1, 2, 4, 8],
+    workers: range(space.workers?.aggregated),
+    disaggregated: {
+      prefillTensorParallel: space.tensorParallel?.prefill ?? [1, 2, 4],
+      decodeTensorParallel: space.tensorParallel?.decode ?? [1, 2, 4],
+      prefillWorkers: range(space.workers?.prefill),
+      decodeWorkers: range(space.workers?.decode),
+      budgetEdge: true,
+      kvTransferGbps: [64],
+      conditional: [false],
+    },
+    router: {
+      modes: space.routers.map((r) => ROUTER_TO_SWEEP[r]),
+      overlapWeights: space.kvOverlapWeights ?? [0.5, 1, 2],
+      overlapCredits: [1],
+      temperatures: [0],
+    },
+    engine: engineSpace(space, base),
+  };
+}
+
+const BACKEND_TO_SWEEP = { vLLM: 'vllm', SGLang: 'sglang' } as const satisfies Record<
+  Backend,
+  Candidate['engine']['engine']
+>;
+const BACKEND_FROM_SWEEP: Record<Candidate['engine']['engine'], Backend> = { vllm: 'vLLM', sglang: 'SGLang' };
+
+function engineSpace(space: Partial<ApiSearchSpace>, base: ServingSettings): SearchSpace['engine'] {
+  return {
+    engines: (space.backends ?? [base.engine?.backend ?? 'vLLM']).map((b) => BACKEND_TO_SWEEP[b]),
+    maxNumBatchedTokens: space.maxNumBatchedTokens ?? [
+      base.engine?.maxNumBatchedTokens ?? DEFAULT_ENGINE.maxNumBatchedTokens,
+    ],
+    maxNumSeqs: space.maxNumSeqs ?? [base.engine?.maxNumSeqs ?? DEFAULT_ENGINE.maxNumSeqs],
+    blockSize: space.blockSizes ?? [base.engine?.blockSize ?? DEFAULT_ENGINE.blockSize],
+  };
+}
+
+export class NotSimulatableError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NotSimulatableError';
+  }
+}
+
+/** A one-point search space holding exactly the baseline, so it is scored by the same evaluator. */
+export function baselineSpace(base: ServingSettings): { space: SearchSpace; budget: GpuBudget[] } {
+  const router = {
+    modes: [ROUTER_TO_SWEEP[base.router.mode]],
+    overlapWeights: [base.router.overlapWeight ?? 1],
+    overlapCredits: [1],
+    temperatures: [base.router.temperature ?? 0],
+  };
+  const engine = engineSpace({}, base);
+  if (base.topology === 'Disaggregated') {
+    const p = base.prefill;
+    const d = base.decode;
+    if (!p || !d || p.workers < 1 || d.workers < 1) {
+      throw new NotSimulatableError('the target needs at least one prefill and one decode worker');
+    }
+    return {
+      space: {
+        topologies: ['disaggregated'],
+        tensorParallel: [1],
+        workers: 'all',
+        disaggregated: {
+          prefillTensorParallel: [p.gpusPerWorker],
+          decodeTensorParallel: [d.gpusPerWorker],
+          prefillWorkers: [p.workers],
+          decodeWorkers: [d.workers],
+          budgetEdge: false,
+          kvTransferGbps: [64],
+          conditional: [false],
+        },
+        router,
+        engine,
+      },
+      budget: [{ type: base.gpuType, count: p.workers * p.gpusPerWorker + d.workers * d.gpusPerWorker }],
+    };
+  }
+  const a = base.aggregated;
+  if (!a || a.workers < 1) throw new NotSimulatableError('the target has no workers');
+  return {
+    space: {
+      topologies: ['aggregated'],
+      tensorParallel: [a.gpusPerWorker],
+      workers: [a.workers],
+      disaggregated: {
+        prefillTensorParallel: [1],
+        decodeTensorParallel: [1],
+        prefillWorkers: 'all',
+        decodeWorkers: 'all',
+        budgetEdge: true,
+        kvTransferGbps: [64],
+        conditional: [false],
+      },
+      router,
+      engine,
+    },
+    budget: [{ type: base.gpuType, count: a.workers * a.gpusPerWorker }],
+  };
+}
+
+export function settingsOf(c: Candidate, model?: string): ServingSettings {
+  const router: ServingSettings['router'] = { mode: ROUTER_FROM_SWEEP[c.router.mode] };
+  if (c.router.mode === 'kv') {
+    router.overlapWeight = c.router.overlapWeight;
+    if (c.router.temperature > 0) router.temperature = c.router.temperature;
+  }
+  const role = (workers: number, tp: number) => ({ workers, tensorParallel: tp, gpusPerWorker: tp });
+  const roles: Pick<ServingSettings, 'topology' | 'aggregated' | 'prefill' | 'decode'> = c.prefill
+    ? {
+        topology: 'Disaggregated',
+        prefill: role(c.prefill.workers, c.prefill.tensorParallel),
+        decode: role(c.workers, c.tensorParallel),
+      }
+    : { topology: 'Aggregated', aggregated: role(c.workers, c.tensorParallel) };
+  return {
+    ...(model && { model }),
+    gpuType: c.gpuType,
+    gpus: candidateGpus(c),
+    ...roles,
+    router,
+    planner: { enabled: false },
+    engine: {
+      backend: BACKEND_FROM_SWEEP[c.engine.engine],
+      maxNumSeqs: c.engine.maxNumSeqs,
+      maxNumBatchedTokens: c.engine.maxNumBatchedTokens,
+      blockSize: c.engine.blockSize,
+    },
+  };
+}
+
+export function higherIsBetter(o: Objective): boolean {
+  return OBJECTIVES[o].better === 'higher';
+}
+
+/** The objective in its own unit (the sweep's score negates minimised objectives). */
+export function objectiveValue(o: Objective, score: number): number {
+  return higherIsBetter(o) ? score : -score;
+}
+
+/** Relative improvement of `value` over `base` in percent, in the objective's direction. */
+export function gainPercent(o: Objective, base: number, value: number): number {
+  if (!Number.isFinite(base) || base === 0) return value === base ? 0 : 100;
+  const g = ((higherIsBetter(o) ? value - base : base - value) / Math.abs(base)) * 100;
+  return Number(g.toFixed(2));
+}
+
+const r3 = (x: number) => (Number.isFinite(x) ? Number(x.toFixed(3)) : 0);
+
+export function predictedMetrics(
+  m: CandidateMetrics,
+  feasible: boolean,
+  objective: Objective,
+  score: number,
+): PredictedMetrics {
+  const pct = (d: CandidateMetrics['ttft']) => ({ p50: r3(d.p50), p90: r3(d.p90), p99: r3(d.p99) });
+  const v = objectiveValue(objective, score);
+  return {
+    ttftMs: pct(m.ttft),
+    itlMs: pct(m.itl),
+    e2eMs: pct(m.e2e),
+    requestThroughputRps: r3(m.request_rps),
+    outputTokensPerSecond: r3(m.output_tok_s),
+    outputTokensPerSecondPerGpu: r3(m.throughput_per_gpu),
+    goodputFraction: m.request_rps > 0 ? Math.min(1, r3(m.goodput_rps / m.request_rps)) : 0,
+    meetsSlos: feasible,
+    objectiveValue: Number.isFinite(v) ? r3(v) : 1e12,
+  };
+}

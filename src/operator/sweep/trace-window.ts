@@ -1,0 +1,111 @@
+import { createHash } from 'node:crypto';
+import type { WorkloadSummary } from '../../api/index.ts';
+import type { Workload } from '../../sim/workload/workload.ts';
+import { parseMooncake, type TraceIssue } from '../../telemetry/mooncake-trace.ts';
+
+/**
+ * Cuts the replay window out of a Mooncake trace (the last `lookbackMs` before its newest request), parses it
+ * leniently (bad lines are counted, not fatal) and summarises the traffic. Throws TraceError when nothing
+ * usable remains.
+ */
+
+export interface TraceWindow {
+  workload: Workload;
+  summary: WorkloadSummary;
+  issues: TraceIssue[];
+}
+
+const TS = /"(?:timestamp|created_time)"\s*:\s*(-?[0-9][0-9.eE+-]*)/;
+
+/** Smallest and largest raw timestamp in the text (a cheap scan; rows are validated later). */
+function timestampRange(text: string): { min: number; max: number } {
+  let min = Number.POSITIVE_INFINITY;
+  let max = Number.NEGATIVE_INFINITY;
+  for (const line of text.split('\n')) {
+    const m = TS.exec(line);
+    if (!m) continue;
+    const t = Number(m[1]);
+    if (!Number.isFinite(t)) continue;
+    if (t < min) min = t;
+    if (t > max) max = t;
+  }
+  return { min, max };
+}
+
+function stats(values: Int32Array): { mean: number; p50: number; p90: number } {
+  if (values.length === 0) return { mean: 0, p50: 0, p90: 0 };
+  const sorted = Float64Array.from(values).sort();
+  const at = (p: number) => sorted[Math.round((sorted.length - 1) * p)];
+  let sum = 0;
+  for (const v of values) sum += v;
+  return { mean: round(sum / values.length), p50: at(0.5), p90: at(0.9) };
+}
+
+const round = (x: number, digits = 3) => Number(x.toFixed(digits));
+
+/** Fraction of prompt blocks whose hash id appeared in an earlier request of the window. */
+function prefixReuse(w: Workload): number {
+  const seen = new Set<number>();
+  let reused = 0;
+  const total = w.hashIds.length;
+  for (let r = 0; r < w.size; r++) {
+    for (let k = w.hashOffsets[r]; k < w.hashOffsets[r + 1]; k++) {
+      const h = w.hashIds[k];
+      if (seen.has(h)) reused++;
+      else seen.add(h);
+    }
+  }
+  return total === 0 ? 0 : round(reused / total, 4);
+}
+
+export function loadTraceWindow(
+  text: string,
+  opts: { source: string; traceBlockSize: number; lookbackMs?: number },
+): TraceWindow {
+  const range = timestampRange(text);
+  const window =
+    opts.lookbackMs !== undefined && Number.isFinite(range.max)
+      ? { from: range.max - opts.lookbackMs, to: range.max + 1 }
+      : undefined;
+  const parsed = parseMooncake(text, {
+    source: opts.source,
+    traceBlockSize: opts.traceBlockSize,
+    lenient: true,
+    windowMs: window,
+  });
+  const w = parsed.workload;
+  let span = 0;
+  let sessions = 0;
+  const seenSessions = new Set<number>();
+  for (let i = 0; i < w.size; i++) {
+    if (!Number.isNaN(w.arrivalMs[i])) span = Math.max(span, w.arrivalMs[i]);
+    if (w.session[i] >= 0 && !seenSessions.has(w.session[i])) {
+      seenSessions.add(w.session[i]);
+      sessions++;
+    }
+  }
+  const start = Number.isFinite(range.min) ? Math.max(range.min, window?.from ?? range.min) : 0;
+  const end = Number.isFinite(range.max) ? range.max : start;
+  const hash = createHash('sha256')
+    .update(text)
+    .update(`\0window=${window ? `${window.from},${window.to}` : 'all'}`)
+    .digest('hex');
+  return {
+    workload: w,
+    issues: parsed.issues,
+    summary: {
+      source: opts.source,
+      hash: `sha256:${hash}`,
+      lines: parsed.lines,
+      badLines: parsed.badLines,
+      requests: w.size,
+      sessions,
+      windowStartSeconds: round(Math.max(0, start) / 1000),
+      windowEndSeconds: round(Math.max(0, end) / 1000),
+      requestRate: span > 0 ? round((w.size / span) * 1000) : 0,
+      inputTokens: stats(w.inputLength),
+      outputTokens: stats(w.outputLength),
+      prefixReuseRatio: prefixReuse(w),
+    },
+  };
+}

@@ -1,0 +1,15 @@
+import type { ServingSettings } from '../../api/index.ts';
+import type { KubeObject, ResourceType } from '../kube/resources.ts';
+
+/**
+ * A kind of workload the operator can tune. Adding a target kind means one adapter: where its objects live
+ * and how to read their serving settings (and, in later versions, how to write a proposal back).
+ */
+export interface TargetAdapter {
+  kind: string;
+  resource: ResourceType;
+  /** Reads the current settings; `knownGpuTypes` (inventory first) resolves a GPU type the object omits. */
+  readBaseline(obj: KubeObject, knownGpuTypes: string[]): BaselineResult;
+}
+
+export type BaselineResult = { settings: ServingSettings; warnings: string[] } | { error: string };

@@ -1,0 +1,166 @@
+import { DynamoGraphDeploymentSpecSchema, type DynamoService } from '../../api/dynamo.ts';
+import type { RoleSettings, RouterMode, ServingSettings } from '../../api/index.ts';
+import { gpuTypeForProduct } from '../gpu-inventory.ts';
+import { DYNAMO_GRAPH_DEPLOYMENTS, type KubeObject } from '../kube/resources.ts';
+import type { BaselineResult, TargetAdapter } from './adapter.ts';
+
+/**
+ * Reads the serving settings of a DynamoGraphDeployment (v1alpha1 `spec.services`): worker services by
+ * componentType/subComponentType, replicas, per-pod GPU limits, vLLM `--tensor-parallel-size` and engine
+ * flags from the main container's command line, the frontend's `--router-mode` (or DYN_ROUTER_MODE), and
+ * whether a Planner service exists.
+ */
+
+type Role = 'aggregated' | 'prefill' | 'decode';
+
+/** The command line of a service's main container as tokens (shell strings are split on whitespace). */
+export function commandTokens(s: DynamoService): string[] {
+  const c = s.extraPodSpec?.mainContainer;
+  return [...(c?.command ?? []), ...(c?.args ?? [])].flatMap((a) => a.split(/\s+/)).filter((t) => t !== '');
+}
+
+/** Value of `--flag V` or `--flag=V` (first of the given spellings), or undefined. */
+export function flagValue(tokens: string[], ...names: string[]): string | undefined {
+  for (let i = 0; i < tokens.length; i++) {
+    for (const n of names) {
+      if (tokens[i] === n && i + 1 < tokens.length) return tokens[i + 1];
+      if (tokens[i].startsWith(`${n}=`)) return tokens[i].slice(n.length + 1);
+    }
+  }
+  return undefined;
+}
+
+function envValue(s: DynamoService, name: string): string | undefined {
+  return s.envs?.find((e) => e.name === name)?.value;
+}
+
+function positiveInt(v: string | undefined): number | undefined {
+  const n = v === undefined ? Number.NaN : Number(v);
+  return Number.isInteger(n) && n > 0 ? n : undefined;
+}
+
+function kind(name: string, s: DynamoService): 'frontend' | 'planner' | 'worker' | 'other' {
+  const t = (s.componentType ?? '').toLowerCase();
+  if (t === 'frontend' || t === 'planner' || t === 'worker') return t;
+  if (t) return 'other';
+  if (/frontend/i.test(name)) return 'frontend';
+  if (/planner/i.test(name)) return 'planner';
+  if (/worker|prefill|decode/i.test(name)) return 'worker';
+  return 'other';
+}
+
+function workerRole(s: DynamoService, tokens: string[]): Role {
+  const sub = (s.subComponentType ?? '').toLowerCase();
+  const mode = flagValue(tokens, '--disaggregation-mode');
+  if (sub === 'prefill' || mode === 'prefill' || tokens.includes('--is-prefill-worker')) return 'prefill';
+  if (sub === 'decode' || mode === 'decode') return 'decode';
+  // Names are no guide: Dynamo's aggregated examples call their only worker "VllmDecodeWorker".
+  return 'aggregated';
+}
+
+const ROUTER_MODES: Record<string, RouterMode> = {
+  kv: 'KV',
+  'round-robin': 'RoundRobin',
+  round_robin: 'RoundRobin',
+  roundrobin: 'RoundRobin',
+  random: 'Random',
+  'least-loaded': 'LeastLoaded',
+  least_loaded: 'LeastLoaded',
+};
+
+export function readDynamoBaseline(obj: KubeObject, knownGpuTypes: string[]): BaselineResult {
+  const parsed = DynamoGraphDeploymentSpecSchema.safeParse((obj as { spec?: unknown }).spec ?? {});
+  if (!parsed.success)
+    return { error: `spec does not look like a DynamoGraphDeployment: ${parsed.error.issues[0].message}` };
+  const services = parsed.data.services;
+  const warnings: string[] = [];
+  const roles: Partial<Record<Role, RoleSettings>> = {};
+  let router: ServingSettings['router'] = { mode: 'RoundRobin' };
+  let planner = false;
+  let model: string | undefined;
+  let gpuType: string | undefined;
+  const engine: NonNullable<ServingSettings['engine']> = {};
+  for (const [name, s] of Object.entries(services)) {
+    const tokens = commandTokens(s);
+    const k = kind(name, s);
+    if (k === 'planner') planner = true;
+    if (k === 'frontend') {
+      const mode = (
+        flagValue(tokens, '--router-mode') ??
+        envValue(s, 'DYN_ROUTER_MODE') ??
+        'round-robin'
+      ).toLowerCase();
+      const m = ROUTER_MODES[mode];
+      if (!m) warnings.push(`service ${name}: unknown router mode '${mode}', assuming round-robin`);
+      const weight = Number(
+        flagValue(tokens, '--kv-overlap-score-weight') ?? envValue(s, 'DYN_KV_OVERLAP_SCORE_WEIGHT'),
+      );
+      const temp = Number(flagValue(tokens, '--router-temperature') ?? envValue(s, 'DYN_ROUTER_TEMPERATURE'));
+      router = {
+        mode: m ?? 'RoundRobin',
+        ...(Number.isFinite(weight) && weight >= 0 && { overlapWeight: weight }),
+        ...(Number.isFinite(temp) && temp >= 0 && { temperature: temp }),
+      };
+    }
+    if (k !== 'worker') continue;
+    const role = workerRole(s, tokens);
+    const limits = s.resources?.limits ?? {};
+    const perPod = positiveInt(limits.gpu ?? limits['nvidia.com/gpu'] ?? s.resources?.requests?.gpu);
+    const nodes = s.multinode?.nodeCount ?? 1;
+    const tp = positiveInt(flagValue(tokens, '--tensor-parallel-size', '-tp', '--tp', '--tp-size'));
+    const gpusPerWorker = (perPod ?? tp ?? 1) * nodes;
+    if (perPod === undefined) warnings.push(`service ${name}: no GPU limit, assuming ${gpusPerWorker}`);
+    const prev = roles[role];
+    const replicas = s.replicas ?? 1;
+    roles[role] = {
+      workers: (prev?.workers ?? 0) + replicas,
+      tensorParallel: tp ?? gpusPerWorker,
+      gpusPerWorker,
+    };
+    if (prev) warnings.push(`several ${role} services; their replicas are added up`);
+    model ??= flagValue(tokens, '--model', '--model-path');
+    const product = s.extraPodSpec?.nodeSelector?.['nvidia.com/gpu.product'];
+    if (product && !gpuType) gpuType = gpuTypeForProduct(product);
+    const seqs = positiveInt(flagValue(tokens, '--max-num-seqs', '--max-running-requests'));
+    const batched = positiveInt(flagValue(tokens, '--max-num-batched-tokens', '--chunked-prefill-size'));
+    const block = positiveInt(flagValue(tokens, '--block-size', '--page-size'));
+    if (tokens.some((t) => /(^|\.)sglang($|\.)/.test(t) || t === 'sglang.launch_server'))
+      engine.backend = 'SGLang';
+    else if (tokens.some((t) => /(^|\.)vllm($|\.)/.test(t))) engine.backend = 'vLLM';
+    if (seqs) engine.maxNumSeqs = seqs;
+    if (batched) engine.maxNumBatchedTokens = batched;
+    if (block) engine.blockSize = block;
+  }
+  // Older graphs mark only the prefill worker (--is-prefill-worker); the unmarked one then decodes.
+  if (roles.prefill && !roles.decode && roles.aggregated) {
+    roles.decode = roles.aggregated;
+    delete roles.aggregated;
+  }
+  const disaggregated = roles.prefill !== undefined || roles.decode !== undefined;
+  if (!roles.aggregated && !disaggregated) return { error: 'no worker services found in spec.services' };
+  if (disaggregated && (!roles.prefill || !roles.decode)) {
+    return { error: 'disaggregated workers need both a prefill and a decode service' };
+  }
+  if (!gpuType) {
+    gpuType = knownGpuTypes.length > 0 ? knownGpuTypes[0] : 'unknown';
+    if (knownGpuTypes.length > 1) warnings.push(`GPU type not pinned by a nodeSelector; assuming ${gpuType}`);
+  }
+  const total = (r?: RoleSettings) => (r ? r.workers * r.gpusPerWorker : 0);
+  const settings: ServingSettings = {
+    ...(model && { model }),
+    gpuType,
+    gpus: disaggregated ? total(roles.prefill) + total(roles.decode) : total(roles.aggregated),
+    topology: disaggregated ? 'Disaggregated' : 'Aggregated',
+    ...(disaggregated ? { prefill: roles.prefill, decode: roles.decode } : { aggregated: roles.aggregated }),
+    router,
+    planner: { enabled: planner },
+    ...(Object.keys(engine).length > 0 && { engine }),
+  };
+  return { settings, warnings };
+}
+
+export const dynamoAdapter: TargetAdapter = {
+  kind: 'DynamoGraphDeployment',
+  resource: DYNAMO_GRAPH_DEPLOYMENTS,
+  readBaseline: readDynamoBaseline,
+};

@@ -1,0 +1,503 @@
+import type { ForwardPassSnapshot } from '../engine/pass-metrics.ts';
+import { constrainReplicas } from './budget.ts';
+import type { ClusterRole, PlannerConfig } from './config.ts';
+import { AggModel, DecodeModel, type EngineCapabilities, PrefillModel } from './perf-model.ts';
+import { createPredictor, type LoadPredictor } from './predictors.ts';
+
+/**
+ * Dynamo's Planner as a pure state machine on the simulation clock: at each tick it receives worker counts,
+ * the latest forward-pass metrics of every ready engine and the traffic since the previous tick, and returns
+ * replica targets. Two loops, as in the reference:
+ *
+ * - load scaling, every `load_adjustment_interval_seconds`: per-engine signals (SLA target: TTFT and ITL
+ *   estimated from queues through a regression of pass time; other targets: queue and KV-utilisation
+ *   thresholds) add or remove one worker per role; nothing new is decided for a role whose previous change is
+ *   still in flight (workers starting);
+ * - throughput scaling, every `throughput_adjustment_interval_seconds` (SLA target): predict the coming
+ *   interval's requests, ISL and OSL, and size each role from a performance model of one worker. With load
+ *   scaling on, that size is only a floor under load scaling's decisions.
+ *
+ * Results are then kept within `min_endpoint` / `max_endpoint` and the GPU budget.
+ */
+
+/** One pool the planner sees. */
+export interface RoleSpec {
+  role: ClusterRole;
+  /** GPUs one worker holds. */
+  gpus: number;
+  caps: EngineCapabilities;
+  /** False for the pool a prefill-only or decode-only planner leaves alone. */
+  scaled: boolean;
+  bounds: { min: number; max: number };
+}
+
+/** Requests seen between two ticks (offered load) and the shapes and latencies of those that completed. */
+export interface TrafficWindow {
+  durationS: number;
+  numReq: number;
+  completed: number;
+  sumIsl: number;
+  sumOsl: number;
+  ttftCount: number;
+  sumTtftMs: number;
+  itlCount: number;
+  sumItlMs: number;
+  hitCount: number;
+  sumHit: number;
+}
+
+export function emptyTraffic(): TrafficWindow {
+  return {
+    durationS: 0,
+    numReq: 0,
+    completed: 0,
+    sumIsl: 0,
+    sumOsl: 0,
+    ttftCount: 0,
+    sumTtftMs: 0,
+    itlCount: 0,
+    sumItlMs: 0,
+    hitCount: 0,
+    sumHit: 0,
+  };
+}
+
+/** Sums two windows: every mean in a window is kept as a sum with its own count, so merging is exact. */
+export function mergeTraffic(a: TrafficWindow, b: TrafficWindow): TrafficWindow {
+  const out = emptyTraffic();
+  for (const k of Object.keys(out) as (keyof TrafficWindow)[]) out[k] = a[k] + b[k];
+  return out;
+}
+
+export interface RoleObservation {
+  /** Ready (active, not draining) workers. */
+  ready: number;
+  /** Workers the last decision asked for (starting and active, not draining). */
+  expected: number;
+  /** Latest forward-pass metrics of each ready worker. */
+  fpm: ForwardPassSnapshot[];
+}
+
+export interface TickResult {
+  /** New replica target per role (index as the roles given), or null to leave it. */
+  targets: (number | null)[];
+  reasons: string[];
+}
+
+/** One throughput decision, for the report. */
+export interface ThroughputRecord {
+  t_s: number;
+  predicted_requests: number;
+  predicted_isl: number;
+  predicted_osl: number;
+  demand_rps: number;
+  engine_rps: (number | null)[];
+  replicas: (number | null)[];
+}
+
+/** Performance-profile samples that bootstrap the regressions (see profile.ts). */
+export interface PerfSamples {
+  prefill: ForwardPassSnapshot[];
+  decode: ForwardPassSnapshot[];
+  agg: ForwardPassSnapshot[];
+}
+
+export class Planner {
+  readonly config: PlannerConfig;
+  readonly roles: readonly RoleSpec[];
+  private readonly sla: boolean;
+  private readonly models: (PrefillModel | DecodeModel | AggModel | null)[];
+  private readonly numReq: LoadPredictor;
+  private readonly isl: LoadPredictor;
+  private readonly osl: LoadPredictor;
+  private readonly floors: number[];
+  private nextLoadS: number;
+  private nextThroughputS: number;
+  private readonly mergeTolS: number;
+  private pending = emptyTraffic();
+  private lastHit: number | null = null;
+  ticks = 0;
+  readonly throughputLog: ThroughputRecord[] = [];
+  readonly loadReasons = new Map<string, number>();
+
+  constructor(config: PlannerConfig, roles: RoleSpec[], samples?: PerfSamples) {
+    this.config = config;
+    this.roles = roles;
+    this.sla = config.optimization_target === 'sla';
+    const settings = {
+      maxSamples: config.max_num_fpm_samples,
+      minObservations: config.load_min_observations,
+      bucketCount: config.fpm_sample_bucket_size,
+    };
+    this.models = roles.map((r) => {
+      if (!this.sla) return null;
+      if (!samples) throw new Error('the SLA planner needs a performance profile of one worker');
+      const m =
+        r.role === 'prefill'
+          ? new PrefillModel(settings)
+          : r.role === 'decode'
+            ? new DecodeModel(settings)
+            : new AggModel(settings);
+      const boot =
+        r.role === 'prefill' ? samples.prefill : r.role === 'decode' ? samples.decode : samples.agg;
+      for (const f of boot) m.observe(f);
+      return m;
+    });
+    this.numReq = createPredictor(config);
+    this.isl = createPredictor(config);
+    this.osl = createPredictor(config);
+    this.floors = roles.map((r) => r.bounds.min);
+    const li = config.load_adjustment_interval_seconds;
+    const ti = config.throughput_adjustment_interval_seconds;
+    this.nextLoadS = li;
+    this.nextThroughputS = config.enable_throughput_scaling ? ti : Number.POSITIVE_INFINITY;
+    this.mergeTolS = Math.min(0.5, li / 2, ti / 2);
+  }
+
+  /** Simulated time (s) of the next tick. */
+  get nextTickS(): number {
+    return Math.min(this.nextLoadS, this.nextThroughputS);
+  }
+
+  /** The fitted performance models, for the report. */
+  modelFits(): Record<string, { intercept: number; coef: number[] } | null> {
+    const out: Record<string, { intercept: number; coef: number[] } | null> = {};
+    this.roles.forEach((r, i) => {
+      const m = this.models[i];
+      if (m) out[r.role] = m.reg.fit();
+    });
+    return out;
+  }
+
+  tick(nowS: number, obs: RoleObservation[], traffic: TrafficWindow): TickResult {
+    this.ticks++;
+    const at = this.nextTickS;
+    const isLoad = this.nextLoadS <= at + this.mergeTolS;
+    const isThroughput = this.nextThroughputS <= at + this.mergeTolS;
+    this.pending = mergeTraffic(this.pending, traffic);
+    if (traffic.hitCount > 0) this.lastHit = traffic.sumHit / traffic.hitCount;
+    let result: TickResult = {
+      targets: this.roles.map(() => null),
+      reasons: this.roles.map(() => 'no_change'),
+    };
+    if (isLoad) {
+      if (this.sla) {
+        this.roles.forEach((_, i) => {
+          const m = this.models[i];
+          if (m) for (const f of obs[i].fpm) m.observe(f);
+        });
+      }
+      if (this.config.enable_load_scaling) result = this.loadDecision(obs);
+      this.nextLoadS = nowS + this.config.load_adjustment_interval_seconds;
+    }
+    if (isThroughput) {
+      const w = this.pending;
+      this.pending = emptyTraffic();
+      const decided = this.throughputDecision(nowS, obs, w);
+      if (decided && result.targets.every((t) => t === null)) result = decided;
+      this.nextThroughputS = nowS + this.config.throughput_adjustment_interval_seconds;
+    }
+    for (const r of result.reasons) this.loadReasons.set(r, (this.loadReasons.get(r) ?? 0) + 1);
+    return result;
+  }
+
+  // -----------------------------------------------------------------------------------------------------------
+  // Load scaling
+
+  private loadDecision(obs: RoleObservation[]): TickResult {
+    const reasons = this.roles.map(() => 'no_change');
+    const desired = this.roles.map((r, i) => {
+      const o = obs[i];
+      if (!r.scaled) {
+        reasons[i] = 'not_scaled';
+        return o.expected;
+      }
+      if (o.expected !== o.ready) {
+        reasons[i] = 'scaling_in_progress';
+        return o.expected;
+      }
+      if (o.fpm.length === 0) {
+        reasons[i] = 'no_fpm_data';
+        return o.ready;
+      }
+      const d = this.sla ? this.slaDecision(i, o) : this.easyDecision(i, o);
+      if (d === null) {
+        reasons[i] = this.sla && !this.models[i]?.reg.hasSufficientData() ? 'insufficient_data' : 'no_change';
+        return o.ready;
+      }
+      return d;
+    });
+    // Throughput floor (when both loops run), then replica bounds and the GPU budget.
+    const lifted = desired.map((d, i) =>
+      this.config.enable_throughput_scaling && this.roles[i].scaled && obs[i].expected === obs[i].ready
+        ? Math.max(d, this.floors[i])
+        : d,
+    );
+    const final = this.constrain(obs, lifted);
+    return {
+      targets: final.map((v, i) => (v !== obs[i].expected ? v : null)),
+      reasons: final.map((v, i) =>
+        v > obs[i].expected ? 'scale_up' : v < obs[i].expected ? 'scale_down' : reasons[i],
+      ),
+    };
+  }
+
+  private constrain(obs: RoleObservation[], proposed: number[]): number[] {
+    const cur = obs.map((o) => o.expected);
+    const bounds = this.roles.map((r, i) => (r.scaled ? r.bounds : { min: cur[i], max: cur[i] }));
+    return constrainReplicas(
+      cur,
+      proposed,
+      this.roles.map((r) => r.gpus),
+      bounds,
+      this.config.min_gpu_budget,
+      this.config.max_gpu_budget,
+    );
+  }
+
+  /** Static thresholds (targets throughput, latency) or the user's (target load); up on any, down on all. */
+  private easyDecision(i: number, o: RoleObservation): number | null {
+    const c = this.config;
+    const role = this.roles[i];
+    const n = o.ready;
+    const min = role.bounds.min;
+    const target = c.optimization_target;
+    const latency = target === 'latency';
+    if (role.role === 'prefill') {
+      const q = o.fpm.map((f) => f.sumQueuedPrefillTokens);
+      if (target === 'load') {
+        const up = c.prefill_scale_up_queue_tokens as number;
+        const down = c.prefill_scale_down_queue_tokens as number;
+        if (q.some((v) => v >= up)) return n + 1;
+        if (n > 1 && q.every((v) => v <= down)) return Math.max(n - 1, min);
+        return null;
+      }
+      const ratios = q.map((v) => v / role.caps.contextLength);
+      if (ratios.some((r) => r >= (latency ? 0.1 : 1))) return n + 1;
+      if (n > 1 && ratios.every((r) => (latency ? r <= 0 : r < 0.1))) return Math.max(n - 1, min);
+      return null;
+    }
+    const agg = role.role === 'aggregated';
+    const utils = o.fpm.map(
+      (f) =>
+        (f.sumDecodeKvTokens + f.sumQueuedDecodeKvTokens + (agg ? f.sumQueuedPrefillTokens : 0)) /
+        role.caps.maxKvTokens,
+    );
+    if (target === 'load') {
+      const up = (c.decode_scale_up_kv_rate as number) / 100;
+      const down = (c.decode_scale_down_kv_rate as number) / 100;
+      if (utils.some((u) => u >= up)) return n + 1;
+      if (n > 1 && utils.every((u) => u <= down)) return Math.max(n - 1, min);
+      return null;
+    }
+    if (utils.some((u) => u > (latency ? 0.4 : 1))) return n + 1;
+    if (n > 1 && utils.every((u) => u < (latency ? 0.1 : 0.6))) return Math.max(n - 1, min);
+    return null;
+  }
+
+  /**
+   * SLA target: up when every engine's estimate misses the SLO; down only when, with one engine fewer
+   * (queues scaled by N / (N - 1)), every survivor's estimate stays within `sensitivity` of the SLO — for
+   * TTFT, of the part of it the queue causes (the request's own prefill does not shrink with more engines).
+   */
+  private slaDecision(i: number, o: RoleObservation): number | null {
+    const m = this.models[i];
+    const role = this.roles[i].role;
+    if (!m?.reg.hasSufficientData()) return null;
+    const n = o.ready;
+    if (role === 'prefill') return this.prefillSla(m as PrefillModel, o, n, i);
+    if (role === 'decode') return this.decodeSla(m as DecodeModel, o, n, i);
+    return this.aggSla(m as AggModel, o, n, i);
+  }
+
+  private scaleDecision(est: number[], slaMs: number, n: number, canDown: boolean, i: number): number | null {
+    if (est.length === 0) return null;
+    if (est.every((t) => t > slaMs)) return n + 1;
+    if (n > 1 && canDown) return Math.max(n - 1, this.roles[i].bounds.min);
+    return null;
+  }
+
+  private prefillSla(m: PrefillModel, o: RoleObservation, n: number, i: number): number | null {
+    const c = this.config;
+    const mbt = this.roles[i].caps.maxNumBatchedTokens;
+    const sens = c.load_scaling_down_sensitivity / 100;
+    const grow = n > 1 ? n / (n - 1) : 1;
+    const own = n > 1 ? m.estimateTtft(0, mbt, this.lastHit) : null;
+    let canDown = n > 1 && own !== null;
+    const ownMs = (own ?? 0) * 1000;
+    const budgetMs = (c.ttft_ms - ownMs) * sens;
+    if (budgetMs <= 0) canDown = false;
+    const est: number[] = [];
+    for (const f of o.fpm) {
+      const e = m.estimateTtft(f.sumQueuedPrefillTokens, mbt, this.lastHit);
+      if (e !== null) est.push(e * 1000);
+      if (canDown) {
+        const post = m.estimateTtft(Math.floor(f.sumQueuedPrefillTokens * grow), mbt, this.lastHit);
+        if (post === null || post * 1000 - ownMs >= budgetMs) canDown = false;
+      }
+    }
+    return this.scaleDecision(est, c.ttft_ms, n, canDown, i);
+  }
+
+  private decodeSla(m: DecodeModel, o: RoleObservation, n: number, i: number): number | null {
+    const c = this.config;
+    const maxKv = this.roles[i].caps.maxKvTokens;
+    const sens = c.load_scaling_down_sensitivity / 100;
+    const grow = n > 1 ? n / (n - 1) : 1;
+    let canDown = n > 1;
+    const est: number[] = [];
+    for (const f of o.fpm) {
+      const e = m.estimateItl(f.sumDecodeKvTokens, f.sumQueuedDecodeKvTokens);
+      if (e !== null) est.push(e * 1000);
+      if (!canDown) continue;
+      const post = Math.floor((f.sumDecodeKvTokens + f.sumQueuedDecodeKvTokens) * grow);
+      if (maxKv > 0 && post >= maxKv) {
+        canDown = false;
+        continue;
+      }
+      const itl = m.estimateItl(post, 0);
+      if (itl === null || itl * 1000 >= c.itl_ms * sens) canDown = false;
+    }
+    return this.scaleDecision(est, c.itl_ms, n, canDown, i);
+  }
+
+  /** Aggregated: up when TTFT or ITL calls for it; down only when both sides allow it. */
+  private aggSla(m: AggModel, o: RoleObservation, n: number, i: number): number | null {
+    const c = this.config;
+    const caps = this.roles[i].caps;
+    const sens = c.load_scaling_down_sensitivity / 100;
+    const grow = n > 1 ? n / (n - 1) : 1;
+    // Prefill side.
+    let pDown = n > 1;
+    let pRefused = false;
+    const ttft: number[] = [];
+    for (const f of o.fpm) {
+      const e = m.estimateTtft(
+        f.sumQueuedPrefillTokens,
+        caps.maxNumBatchedTokens,
+        f.sumDecodeKvTokens,
+        this.lastHit,
+      );
+      if (e !== null) ttft.push(e * 1000);
+      if (!pDown) continue;
+      const postKv = Math.floor(f.sumDecodeKvTokens * grow);
+      const own = m.estimateTtft(0, caps.maxNumBatchedTokens, postKv, this.lastHit);
+      const post = m.estimateTtft(
+        Math.floor(f.sumQueuedPrefillTokens * grow),
+        caps.maxNumBatchedTokens,
+        postKv,
+        this.lastHit,
+      );
+      if (own === null || post === null) {
+        pDown = false;
+        continue;
+      }
+      const budgetMs = (c.ttft_ms - own * 1000) * sens;
+      if (budgetMs <= 0 || post * 1000 - own * 1000 >= budgetMs) {
+        pDown = false;
+        pRefused = true;
+      }
+    }
+    let p = this.scaleDecision(ttft, c.ttft_ms, n, pDown, i);
+    if (p === null && pRefused) p = n;
+    // Decode side: queued prefill becomes decode KV, so it counts toward the consolidated cache.
+    let dDown = n > 1;
+    let dRefused = false;
+    const itl: number[] = [];
+    for (const f of o.fpm) {
+      const e = m.estimateItl(f.sumDecodeKvTokens, f.sumQueuedDecodeKvTokens);
+      if (e !== null) itl.push(e * 1000);
+      if (!dDown) continue;
+      const post = Math.floor(
+        (f.sumDecodeKvTokens + f.sumQueuedDecodeKvTokens + f.sumQueuedPrefillTokens) * grow,
+      );
+      if (caps.maxKvTokens > 0 && post >= caps.maxKvTokens) {
+        dDown = false;
+        dRefused = true;
+        continue;
+      }
+      const e2 = m.estimateItl(post, 0);
+      if (e2 === null) dDown = false;
+      else if (e2 * 1000 >= c.itl_ms * sens) {
+        dDown = false;
+        dRefused = true;
+      }
+    }
+    let d = this.scaleDecision(itl, c.itl_ms, n, dDown, i);
+    if (d === null && dRefused) d = n;
+    if (p !== null && p > n) return p;
+    if (d !== null && d > n) return d;
+    if (p === null && d !== null && d < n) return d;
+    if (p !== null && p < n && d !== null && d < n) return Math.max(p, d);
+    return null;
+  }
+
+  // -----------------------------------------------------------------------------------------------------------
+  // Throughput scaling
+
+  private throughputDecision(nowS: number, obs: RoleObservation[], w: TrafficWindow): TickResult | null {
+    if (w.completed > 0) {
+      this.isl.add(w.sumIsl / w.completed);
+      this.osl.add(w.sumOsl / w.completed);
+    } else {
+      this.isl.add(0);
+      this.osl.add(0);
+    }
+    this.numReq.add(w.numReq);
+    if (!this.config.enable_throughput_scaling || w.durationS <= 0) return null;
+    const nextReq = this.numReq.predict();
+    const isl = this.isl.predict();
+    const osl = this.osl.predict();
+    const demand = nextReq / w.durationS;
+    const c = this.config;
+    const engineRps: (number | null)[] = [];
+    const replicas = this.roles.map((r, i) => {
+      const m = this.models[i];
+      engineRps.push(null);
+      if (!r.scaled || m === null) return null;
+      let rps: number;
+      let slaFloor = 1;
+      if (r.role === 'prefill') {
+        const best = (m as PrefillModel).bestRps(isl * (1 - (this.lastHit ?? 0)), r.caps.maxNumBatchedTokens);
+        if (best === null) return null;
+        rps = best.rps;
+        if (best.ttftMs > c.ttft_ms) slaFloor = Math.ceil(best.ttftMs / c.ttft_ms);
+      } else if (r.role === 'decode') {
+        const best = (m as DecodeModel).bestRps(c.itl_ms, isl + osl / 2, osl, r.caps);
+        if (best === null) return null;
+        rps = best.rps;
+      } else {
+        const best = (m as AggModel).bestRps(isl, osl, c.ttft_ms, c.itl_ms, r.caps, this.lastHit);
+        if (best === null) return null;
+        rps = best.rps;
+      }
+      engineRps[i] = rps;
+      return Math.max(Math.ceil(demand / rps), slaFloor, r.bounds.min);
+    });
+    this.throughputLog.push({
+      t_s: nowS,
+      predicted_requests: nextReq,
+      predicted_isl: isl,
+      predicted_osl: osl,
+      demand_rps: demand,
+      engine_rps: engineRps,
+      replicas,
+    });
+    // Every scaled role needs a model answer (a disaggregated pair moves together).
+    if (this.roles.some((r, i) => r.scaled && replicas[i] === null)) return null;
+    if (c.enable_load_scaling) {
+      replicas.forEach((v, i) => {
+        if (v !== null) this.floors[i] = v;
+      });
+      return null;
+    }
+    const proposed = replicas.map((v, i) => v ?? obs[i].expected);
+    const final = this.constrain(obs, proposed);
+    return {
+      targets: final.map((v, i) => (v !== obs[i].expected ? v : null)),
+      reasons: final.map((v, i) =>
+        v > obs[i].expected ? 'scale_up' : v < obs[i].expected ? 'scale_down' : 'no_change',
+      ),
+    };
+  }
+}

@@ -1,0 +1,254 @@
+import type { Engine } from '../engine/engine.ts';
+import { emptySnapshot, type ForwardPassSnapshot } from '../engine/pass-metrics.ts';
+import { RequestStatus, type RequestTable } from '../engine/request-table.ts';
+import type { Collector } from '../metrics/collector.ts';
+import type { ClusterRole, PlannerConfig } from './config.ts';
+import { Fleet, WorkerState } from './fleet.ts';
+import {
+  emptyTraffic,
+  type PerfSamples,
+  Planner,
+  type RoleObservation,
+  type RoleSpec,
+  type TrafficWindow,
+} from './planner.ts';
+
+/** What the planner runtime needs from the simulation: its pools, and adding and removing workers. */
+export interface Cluster {
+  /** Engines of pool p by slot (slots of departed workers hold retired stand-ins). */
+  poolEngines(p: number): readonly Engine[];
+  /** Creates a worker in pool p; it takes no requests until `setEligible`. */
+  addEngine(p: number): Engine;
+  setEligible(e: Engine, eligible: boolean): void;
+  /** True when engine e holds no requests, KV or handoffs (a draining worker may leave). */
+  isEmpty(e: Engine): boolean;
+  /** The worker left: free its slot and memory. */
+  retire(e: Engine): void;
+}
+
+export interface PlannerSpec {
+  config: PlannerConfig;
+  /** Cold start of a new worker (ms): from getting its GPUs to serving. */
+  startupMs: number;
+  /** One entry per pool, in pool order. */
+  roles: RoleSpec[];
+  /** Profile samples for the SLA target's regressions. */
+  samples?: PerfSamples;
+}
+
+/**
+ * Runs the Planner on the simulation's clock: ticks and worker-ready times are events of the same loop. At a
+ * tick (after every pass ending at that time is applied and every engine is brought up to date) the planner
+ * gets each ready worker's forward-pass metrics and the traffic since the last tick; its targets become
+ * workers that start, or drain. The simulation calls `step` after settling a time and before routing, and
+ * `afterStep` once passes have started.
+ */
+export class PlannerRuntime {
+  readonly planner: Planner;
+  readonly fleet: Fleet;
+  private readonly cluster: Cluster;
+  private readonly spec: PlannerSpec;
+  private readonly poolOfRole = new Map<ClusterRole, number>();
+  private traffic = emptyTraffic();
+  private lastTickMs = 0;
+  /** Workers per pool, oldest first, by state of interest. */
+  private readonly pending: Engine[][];
+  private readonly starting: { engine: Engine; readyMs: number }[][];
+  private readonly draining: Engine[] = [];
+  private readonly req: RequestTable;
+  private readonly collector: Collector;
+  private nextReady = Number.POSITIVE_INFINITY;
+
+  constructor(cluster: Cluster, spec: PlannerSpec, req: RequestTable, collector: Collector) {
+    this.cluster = cluster;
+    this.spec = spec;
+    this.req = req;
+    this.collector = collector;
+    this.planner = new Planner(spec.config, spec.roles, spec.samples);
+    this.fleet = new Fleet(spec.roles.map((r) => r.role));
+    spec.roles.forEach((r, p) => {
+      this.poolOfRole.set(r.role, p);
+      for (const e of cluster.poolEngines(p)) {
+        this.fleet.add(e.index, r.role, e.gpus, WorkerState.Active, 0);
+        cluster.setEligible(e, true);
+      }
+    });
+    this.pending = spec.roles.map(() => []);
+    this.starting = spec.roles.map(() => []);
+  }
+
+  /** Next time the runtime needs the loop (a tick or a worker becoming ready), ms. */
+  nextEventMs(): number {
+    return Math.min(this.planner.nextTickS * 1000, this.nextReady);
+  }
+
+  tickDue(t: number): boolean {
+    return this.planner.nextTickS * 1000 <= t;
+  }
+
+  onArrival(): void {
+    this.traffic.numReq++;
+  }
+
+  /** A request finished (completed or rejected). */
+  onDone(r: number): void {
+    if (this.req.status[r] !== RequestStatus.Done) return;
+    const c = this.collector;
+    const w = this.traffic;
+    const k = c.tokens[r];
+    w.completed++;
+    w.sumIsl += this.req.promptLen[r];
+    w.sumOsl += k;
+    if (k >= 1) {
+      w.ttftCount++;
+      w.sumTtftMs += c.firstTokenMs[r] - c.arrivalMs[r];
+    }
+    if (k >= 2) {
+      w.itlCount++;
+      w.sumItlMs += (c.lastTokenMs[r] - c.firstTokenMs[r]) / (k - 1);
+    }
+    if (c.reusedFirst[r] >= 0 && this.req.promptLen[r] > 0) {
+      w.hitCount++;
+      w.sumHit += c.reusedFirst[r] / this.req.promptLen[r];
+    }
+  }
+
+  /** Workers ready by t start serving; a due tick runs. Engines are up to date to t. */
+  step(t: number): void {
+    if (this.nextReady <= t) this.activateReady(t);
+    if (this.tickDue(t)) this.tick(t);
+  }
+
+  /** Drained workers leave; pending workers get the GPUs they free. */
+  afterStep(t: number): void {
+    if (this.draining.length === 0) return;
+    let freed = false;
+    for (let i = 0; i < this.draining.length; ) {
+      const e = this.draining[i];
+      if (this.cluster.isEmpty(e)) {
+        this.fleet.set(e.index, WorkerState.Removed, t);
+        this.cluster.retire(e);
+        this.draining.splice(i, 1);
+        freed = true;
+      } else i++;
+    }
+    if (freed) this.startPending(t);
+  }
+
+  private activateReady(t: number): void {
+    let next = Number.POSITIVE_INFINITY;
+    for (const list of this.starting) {
+      for (let i = 0; i < list.length; ) {
+        const s = list[i];
+        if (s.readyMs <= t) {
+          this.fleet.set(s.engine.index, WorkerState.Active, t);
+          this.cluster.setEligible(s.engine, true);
+          list.splice(i, 1);
+        } else {
+          if (s.readyMs < next) next = s.readyMs;
+          i++;
+        }
+      }
+    }
+    this.nextReady = next;
+  }
+
+  private tick(t: number): void {
+    const roles = this.spec.roles;
+    const obs: RoleObservation[] = roles.map((r, p) => {
+      const fpm: ForwardPassSnapshot[] = [];
+      for (const e of this.cluster.poolEngines(p)) {
+        if (this.fleet.stateOf(e.index) !== WorkerState.Active) continue;
+        const f = emptySnapshot();
+        e.snapshot(t, f);
+        fpm.push(f);
+      }
+      return {
+        ready: this.fleet.count(r.role, WorkerState.Active),
+        expected: this.fleet.planned(r.role),
+        fpm,
+      };
+    });
+    const window: TrafficWindow = { ...this.traffic, durationS: (t - this.lastTickMs) / 1000 };
+    this.traffic = emptyTraffic();
+    this.lastTickMs = t;
+    const result = this.planner.tick(t / 1000, obs, window);
+    const advisory = this.spec.config.advisory;
+    result.targets.forEach((target, p) => {
+      if (target === null) return;
+      const role = roles[p].role;
+      const from = obs[p].expected;
+      if (target === from) return;
+      this.fleet.events.push({
+        t_s: t / 1000,
+        role,
+        from,
+        to: target,
+        direction: target > from ? 'up' : 'down',
+        ...(advisory ? { advisory: true } : {}),
+      });
+      if (!advisory) this.scaleTo(p, from, target, t);
+    });
+    // Workers drained with nothing in flight leave at once; freed GPUs go to pending workers.
+    this.afterStep(t);
+    this.startPending(t);
+  }
+
+  private scaleTo(p: number, from: number, to: number, t: number): void {
+    const role = this.spec.roles[p].role;
+    for (let n = from; n < to; n++) {
+      const e = this.cluster.addEngine(p);
+      this.fleet.add(e.index, role, e.gpus, WorkerState.Pending, t);
+      this.pending[p].push(e);
+    }
+    let remove = from - to;
+    // Cancel workers that never served (newest first), then drain the least-loaded active ones.
+    while (remove > 0 && this.pending[p].length > 0) {
+      const e = this.pending[p].pop() as Engine;
+      this.fleet.set(e.index, WorkerState.Removed, t);
+      this.cluster.retire(e);
+      remove--;
+    }
+    while (remove > 0 && this.starting[p].length > 0) {
+      const s = this.starting[p].pop() as { engine: Engine; readyMs: number };
+      this.fleet.set(s.engine.index, WorkerState.Removed, t);
+      this.cluster.retire(s.engine);
+      remove--;
+    }
+    if (remove > 0) {
+      const active = this.cluster
+        .poolEngines(p)
+        .filter((e) => this.fleet.stateOf(e.index) === WorkerState.Active)
+        .sort(
+          (a, b) => a.runningCount + a.waitingCount - (b.runningCount + b.waitingCount) || b.index - a.index,
+        );
+      for (const e of active.slice(0, remove)) {
+        this.fleet.set(e.index, WorkerState.Draining, t);
+        this.cluster.setEligible(e, false);
+        this.draining.push(e);
+      }
+    }
+  }
+
+  /** Pending workers start once their GPUs fit under the budget next to those still held. */
+  private startPending(t: number): void {
+    const budget = this.spec.config.max_gpu_budget;
+    for (let p = 0; p < this.pending.length; p++) {
+      const list = this.pending[p];
+      while (list.length > 0) {
+        const e = list[0];
+        if (budget >= 0 && this.fleet.heldGpus + e.gpus > budget) return;
+        list.shift();
+        if (this.spec.startupMs <= 0) {
+          this.fleet.set(e.index, WorkerState.Active, t);
+          this.cluster.setEligible(e, true);
+        } else {
+          this.fleet.set(e.index, WorkerState.Starting, t);
+          const readyMs = t + this.spec.startupMs;
+          this.starting[p].push({ engine: e, readyMs });
+          if (readyMs < this.nextReady) this.nextReady = readyMs;
+        }
+      }
+    }
+  }
+}

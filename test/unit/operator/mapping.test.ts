@@ -1,0 +1,98 @@
+import { describe, expect, it } from 'vitest';
+import { DeploymentTuningSpecSchema, type ServingSettings } from '../../../src/api/index.ts';
+import {
+  baselineSpace,
+  gainPercent,
+  settingsOf,
+  sweepBudget,
+  sweepObjective,
+  sweepSlos,
+  sweepSpace,
+} from '../../../src/operator/sweep/mapping.ts';
+import { enumerateCandidates } from '../../../src/sweep/space.ts';
+
+const agg: ServingSettings = {
+  gpuType: 'h100_sxm',
+  gpus: 4,
+  topology: 'Aggregated',
+  aggregated: { workers: 2, tensorParallel: 2, gpusPerWorker: 2 },
+  router: { mode: 'KV', overlapWeight: 0.5 },
+  planner: { enabled: false },
+  engine: { maxNumSeqs: 128 },
+};
+
+describe('mapping onto the sweep library', () => {
+  it('translates objectives, SLOs and budgets', () => {
+    expect(sweepObjective('ThroughputPerGPU')).toBe('throughput_per_gpu');
+    expect(sweepObjective('Cost')).toBe('cost');
+    expect(sweepSlos([{ metric: 'TTFT', percentile: 90, maxMs: 500 }])).toEqual([
+      { metric: 'ttft', percentile: 'p90', maxMs: 500 },
+    ]);
+    expect(sweepBudget({ h200_sxm: 8, h100_sxm: 4, b200_sxm: 0 })).toEqual([
+      { type: 'h100_sxm', count: 4 },
+      { type: 'h200_sxm', count: 8 },
+    ]);
+    expect(sweepBudget({ h200_sxm: 8, h100_sxm: 4 }, ['h200_sxm'])).toEqual([{ type: 'h200_sxm', count: 8 }]);
+  });
+
+  it('scores the baseline as exactly one candidate', () => {
+    const { space, budget } = baselineSpace(agg);
+    const { candidates } = enumerateCandidates(space, budget);
+    expect(candidates).toHaveLength(1);
+    expect(settingsOf(candidates[0])).toMatchObject({
+      gpus: 4,
+      topology: 'Aggregated',
+      aggregated: { workers: 2, tensorParallel: 2 },
+      router: { mode: 'KV', overlapWeight: 0.5 },
+      engine: { maxNumSeqs: 128 },
+    });
+    const disagg: ServingSettings = {
+      ...agg,
+      gpus: 6,
+      topology: 'Disaggregated',
+      aggregated: undefined,
+      prefill: { workers: 2, tensorParallel: 1, gpusPerWorker: 1 },
+      decode: { workers: 1, tensorParallel: 4, gpusPerWorker: 4 },
+    };
+    const d = baselineSpace(disagg);
+    const dc = enumerateCandidates(d.space, d.budget).candidates;
+    expect(dc).toHaveLength(1);
+    expect(settingsOf(dc[0])).toMatchObject({
+      gpus: 6,
+      topology: 'Disaggregated',
+      prefill: { workers: 2, tensorParallel: 1 },
+      decode: { workers: 1, tensorParallel: 4 },
+    });
+  });
+
+  it('maps the search space, disaggregated roles included', () => {
+    const spec = DeploymentTuningSpecSchema.parse({
+      targetRef: { name: 'x' },
+      workload: { source: { file: { path: '/t' } } },
+      searchSpace: {
+        topologies: ['Aggregated', 'Disaggregated'],
+        tensorParallel: { aggregated: [1], prefill: [1], decode: [2] },
+        workers: { aggregated: { min: 1, max: 2 } },
+        routers: ['RoundRobin'],
+      },
+    });
+    const space = sweepSpace(spec.searchSpace, agg);
+    expect(space.topologies).toEqual(['aggregated', 'disaggregated']);
+    expect(space.workers).toEqual({ min: 1, max: 2 });
+    expect(space.disaggregated.decodeTensorParallel).toEqual([2]);
+    expect(space.engine.maxNumSeqs).toEqual([128]);
+    expect(space.engine.engines).toEqual(['vllm']);
+    expect(sweepSpace({ ...spec.searchSpace, backends: ['vLLM', 'SGLang'] }, agg).engine.engines).toEqual([
+      'vllm',
+      'sglang',
+    ]);
+    const { candidates } = enumerateCandidates(space, [{ type: 'h100_sxm', count: 4 }]);
+    expect(candidates.some((c) => c.topology === 'disaggregated')).toBe(true);
+  });
+
+  it('computes gains in the objective direction', () => {
+    expect(gainPercent('throughput_per_gpu', 100, 150)).toBe(50);
+    expect(gainPercent('cost', 2, 1)).toBe(50);
+    expect(gainPercent('cost', 1, 2)).toBe(-100);
+  });
+});
