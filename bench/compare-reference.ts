@@ -143,6 +143,8 @@ function runServetune(c: Case, seed: number): RunRecord {
     duration_s: r.simulated_duration_s,
     sim_wall_s: r.wall_s,
     process_wall_s: seconds,
+    gpu_hours: r.gpu_hours,
+    ...(r.scaling_events ? { scaling_events: r.scaling_events.total } : {}),
     load1,
     started,
   };
@@ -171,6 +173,8 @@ function runReference(c: Case): RunRecord {
     sim_wall_s: s.wall_time_ms / 1000,
     process_wall_s: seconds,
     call_wall_s: out.call_wall_ms / 1000,
+    gpu_hours: s.gpu_hours,
+    ...(out.planner ? { scaling_events: out.planner.scale_to.length } : {}),
     load1,
     started,
   };

@@ -3,9 +3,11 @@
  * same workload and settings expressed twice: as `servetune simulate` flags and as the JSON case
  * hack/reference/replay-driver.py hands to the reference's Python API.
  */
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 
-export type CaseGroup = 'aggregated' | 'closed-loop' | 'disaggregated' | 'sglang';
+const ROOT = resolve(import.meta.dirname, '../..');
+
+export type CaseGroup = 'aggregated' | 'closed-loop' | 'disaggregated' | 'sglang' | 'planner';
 
 export interface Case {
   id: string;
@@ -200,6 +202,47 @@ export function buildCases(traceDir: string): Case[] {
         },
       });
     }
+  }
+  // Planner: the conversation trace 4x faster from 2 aggregated workers (as in docs/planner.md), load
+  // scaling every 5 s on the "throughput" target's fixed thresholds and on the "sla" target.
+  for (const [name, file] of [
+    ['thr', 'bench/fidelity/planner-throughput.yaml'],
+    ['sla', 'docs/planner/sla-load.yaml'],
+  ] as const) {
+    const path = join(traceDir, TRACES.conv.file);
+    cases.push({
+      id: `planner-${name}-conv-x4-w2`,
+      group: 'planner',
+      label: `Planner (${name === 'thr' ? 'throughput target' : 'SLA target'}, load scaling), conversation 4x, from 2 workers`,
+      requests: TRACES.conv.requests,
+      random: false,
+      servetune: [
+        '--trace',
+        path,
+        '--trace-block-size',
+        '512',
+        '--arrival-speedup-ratio',
+        '4',
+        '--workers',
+        '2',
+        '--router',
+        'round-robin',
+        '--block-size',
+        '64',
+        '--planner',
+        join(ROOT, file),
+      ],
+      reference: {
+        kind: 'trace',
+        trace: path,
+        trace_block_size: 512,
+        arrival_speedup_ratio: 4,
+        num_workers: 2,
+        router_mode: 'round_robin',
+        engine: { block_size: 64 },
+        planner: join(ROOT, file),
+      },
+    });
   }
   // Closed loop: fixed-length synthetic requests, N in flight.
   const c = CLOSED_LOOP;

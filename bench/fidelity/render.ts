@@ -1,7 +1,7 @@
 /** Renders docs/fidelity.md and its two SVG charts from docs/fidelity.json. */
 import { writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { ANALYSIS, explain, METHOD, PENDING } from './analysis.ts';
+import { analysis, explain, METHOD, PENDING } from './analysis.ts';
 import { CLOSED_LOOP, KV_BYTES_PER_TOKEN, KV_TRANSFER_GBPS } from './cases.ts';
 import {
   type CaseResult,
@@ -19,6 +19,7 @@ const GROUPS = [
   ['closed-loop', 'Closed loop (synthetic requests)'],
   ['disaggregated', 'Disaggregated prefill/decode (vLLM)'],
   ['sglang', 'SGLang'],
+  ['planner', 'Planner'],
 ] as const;
 
 const SERIES: Record<MetricKey, DiffSeries> = {
@@ -192,7 +193,15 @@ export function renderMarkdown(file: ResultsFile): string {
     }
     L.push('');
   }
-  L.push(ANALYSIS, '', METHOD, '', PENDING, '');
+  const byId = new Map(cases.map(({ c, s }) => [c.id, s]));
+  L.push(
+    analysis((id) => byId.get(id)),
+    '',
+    METHOD,
+    '',
+    PENDING,
+    '',
+  );
   return `${L.join('\n')}\n`;
 }
 

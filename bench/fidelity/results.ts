@@ -30,7 +30,10 @@ export interface RunRecord {
   process_wall_s: number;
   /** The reference only: host seconds around its API call (trace parsing included). */
   call_wall_s?: number;
-  /** 1-minute load average when the run started, and the host's CPU count. */
+  /** GPU-hours (planner cases: GPUs held over time) and, with a planner, its scaling decisions. */
+  gpu_hours?: number;
+  scaling_events?: number;
+  /** 1-minute load average when the run started. */
   load1: number;
   started: string;
 }

@@ -14,6 +14,8 @@ The installed releases (ai-dynamo 1.6.1, aisimulate 0.13.0) have no `python -m d
      "num_workers": N, "router_mode": "round_robin" | "kv_router",
      "engine": {...},                                              # extra_engine_args["engine"]
      "replay_concurrency": N,                                      # optional: closed loop
+     "arrival_speedup_ratio": X,                                   # optional
+     "planner": PATH,                                              # optional: a Planner YAML/JSON file
      "disagg": {"num_prefill_workers": N, "num_decode_workers": N,  # optional: disaggregated
                 "prefill_engine": {...}, "decode_engine": {...}}}
 
@@ -51,6 +53,13 @@ def run(case):
         kwargs["extra_engine_args"] = json.dumps({"engine": case["engine"]})
     if case.get("replay_concurrency") is not None:
         kwargs["replay_concurrency"] = case["replay_concurrency"]
+    if case.get("arrival_speedup_ratio") is not None:
+        kwargs["arrival_speedup_ratio"] = case["arrival_speedup_ratio"]
+    if case.get("planner") is not None:
+        import yaml
+
+        with open(case["planner"], encoding="utf-8") as f:
+            kwargs["planner_config"] = yaml.safe_load(f)
     disagg = case.get("disagg")
     if disagg is not None:
         kwargs["num_prefill_workers"] = disagg["num_prefill_workers"]
@@ -75,7 +84,15 @@ def run(case):
     else:
         raise ValueError(f"unknown case kind {case['kind']!r}")
     call_wall_ms = (time.perf_counter() - t1) * 1000
-    return {"summary": report.summary, "call_wall_ms": call_wall_ms, "import_ms": import_ms}
+    out = {"summary": report.summary, "call_wall_ms": call_wall_ms, "import_ms": import_ms}
+    if report.planner is not None:
+        events = [
+            {"t_s": e.get("at_ms", 0) / 1000, **((e.get("effects") or {}).get("scale_to") or {})}
+            for e in report.planner.ticks
+            if ((e.get("effects") or {}).get("scale_to") or {})
+        ]
+        out["planner"] = {"ticks": report.planner.total_ticks, "scale_to": events}
+    return out
 
 
 def main():
