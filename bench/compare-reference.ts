@@ -72,12 +72,11 @@ for (const t of ['mooncake_conversation.jsonl', 'mooncake_synthetic.jsonl']) {
   if (!existsSync(join(values.traces, t))) fail(`trace not found: ${join(values.traces, t)} (--traces DIR)`);
 }
 
-function run(cmd: string, args: string[], input?: string): { stdout: string; seconds: number } {
+function run(cmd: string, args: string[], cwd = root): { stdout: string; seconds: number } {
   const t0 = performance.now();
   const p = spawnSync(cmd, args, {
-    cwd: root,
+    cwd,
     encoding: 'utf8',
-    input,
     maxBuffer: 1 << 28,
     stdio: ['pipe', 'pipe', 'pipe'],
   });
@@ -155,7 +154,8 @@ function runReference(c: Case): RunRecord {
   const started = new Date().toISOString();
   const file = join(work, `${c.id}.case.json`);
   writeFileSync(file, JSON.stringify(c.reference));
-  const { stdout, seconds } = run(python, [driver, file]);
+  // In the scratch directory: the reference's Planner writes its reports into the working directory.
+  const { stdout, seconds } = run(python, [driver, file], work);
   const out = JSON.parse(stdout);
   const s = out.summary;
   const metrics: Metrics = {
