@@ -112,25 +112,24 @@ starting from 2 aggregated workers on the conversation trace replayed 4x faster.
 
 - **Throughput target** (\`bench/fidelity/planner-throughput.yaml\`: fixed thresholds on queued prompt tokens
   and KV utilisation, no performance model): the two planners take the same decisions tick by tick for the
-  first 80 s (down to 1 worker at 5 s, then one more per tick up to the budget of 16); servetune starts
-  scaling down two ticks (10 s) later, and the runs diverge from there${
+  first 80 s (down to 1 worker at 5 s, then one more per tick up to the budget of 16); the reference starts
+  scaling down at 105 s, servetune at 115 s, and the runs diverge from there${
     thr
       ? ` (mean TTFT ${pct(thr.metrics.ttft_mean.diff)}, p90 TTFT ${pct(thr.metrics.ttft_p90.diff)}, prefix reuse ${pct(thr.metrics.prefix_reuse.diff)})`
       : ''
-  }. The per-worker forward-pass metrics the two planners see differ after workers join and leave: how round
-  robin spreads requests over a changing set of workers (which slot a new worker takes, where the counter
-  stands) differs, so the KV utilisation that triggers the scale-down differs. Not resolved yet.
+  }. The rule is the same on both sides (scale down when every worker's KV utilisation, queued work
+  included, is under 60 %); what differs is the per-worker load it reads once workers have joined and left:
+  which worker drains when the pool shrinks to one at 5 s, and how round robin spreads requests over the
+  changing set of workers. Not resolved yet.
 - **SLA target** (\`docs/planner/sla-load.yaml\`): servetune bootstraps the planner's pass-time regressions
   from a profile of one worker that the simulator runs itself (as Dynamo bootstraps from AI Configurator or
   pre-deployment profiling); the reference replay here has no AI Configurator data, starts with an empty
-  model and takes no decision until \`load_min_observations\` live observations have arrived (its first
-  scale-up comes at 20 s, servetune's at 10 s)${
-    sla
-      ? `, after which it scales up one worker per tick to the budget and holds (mean TTFT ${pct(sla.metrics.ttft_mean.diff)}, p90 TTFT ${pct(sla.metrics.ttft_p90.diff)})`
-      : ''
-  }. A deployment that runs the SLA planner has such a profile, so servetune's start is the realistic one,
-  but the estimates after the start (the regression's inputs and the scale-down rule) also differ and are
-  not resolved yet.
+  model and takes no decision until \`load_min_observations\` live observations have arrived: its first
+  scale-up comes at 20 s, servetune's at 10 s${
+    sla ? ` (mean TTFT ${pct(sla.metrics.ttft_mean.diff)}, p90 TTFT ${pct(sla.metrics.ttft_p90.diff)})` : ''
+  }. A deployment that runs the SLA planner has such a profile, so servetune's start is the realistic one.
+  After the start the estimates differ as well: the reference climbs one worker per tick to the budget of 16
+  and holds it until 405 s, while servetune stops at 14 and scales down from 105 s. Not resolved yet.
 
 ### Speed
 
