@@ -223,6 +223,7 @@ const file: ResultsFile = {
   generated: new Date().toISOString(),
   command: `npm run compare:reference${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
   runs,
+  minutes: Math.round((performance.now() - t0) / 6000) / 10,
   reference: versions,
   servetune: { commit, node: process.version },
   machine: {

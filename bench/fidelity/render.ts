@@ -99,7 +99,7 @@ export function renderMarkdown(file: ResultsFile): string {
     '## Reproduce',
     '',
     '```sh',
-    'npm run compare:reference                       # every case, 3 runs per side (about 40 minutes here)',
+    `npm run compare:reference                       # every case, 3 runs per side (${file.minutes ? `${Math.round(file.minutes)} minutes here` : 'under an hour'})`,
     "npm run compare:reference -- --cases '^conv-w8' --runs 5   # a subset; its figures replace the old ones",
     'npm run compare:reference -- --list             # the cases',
     'npm run compare:reference -- --render-only      # rewrite this page from docs/fidelity.json',

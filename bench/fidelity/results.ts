@@ -53,6 +53,8 @@ export interface ResultsFile {
   generated: string;
   command: string;
   runs: number;
+  /** Wall minutes of the invocation that wrote the file. */
+  minutes: number;
   reference: Record<string, string | null>;
   servetune: { commit: string; node: string };
   machine: { cpu: string; cpus: number; memory_gib: number; os: string };
