@@ -186,6 +186,7 @@ try {
   for (const [k, c] of selected.entries()) {
     const result: CaseResult = {
       id: c.id,
+      commit,
       group: c.group,
       label: c.label,
       requests: c.requests,
@@ -234,6 +235,6 @@ const file: ResultsFile = {
   },
   cases: [...merged, ...results].sort((a, b) => (order.get(a.id) ?? 1e9) - (order.get(b.id) ?? 1e9)),
 };
-writeFileSync(outJson, `${JSON.stringify(file, null, 1)}\n`);
+writeFileSync(outJson, `${JSON.stringify(file, null, 2)}\n`);
 renderAll(file, outJson);
 console.error(`compare-reference: wrote ${outJson}, fidelity.md and its charts next to it`);

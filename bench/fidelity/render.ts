@@ -1,4 +1,5 @@
 /** Renders docs/fidelity.md and its two SVG charts from docs/fidelity.json. */
+import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { analysis, explain, METHOD, PENDING } from './analysis.ts';
@@ -31,8 +32,71 @@ const SERIES: Record<MetricKey, DiffSeries> = {
   prefix_reuse: { label: 'prefix reuse', color: '#865e3c', shape: 'bar' },
 };
 
-const pct = (d: number, digits = 2): string =>
-  Number.isFinite(d) ? `${d > 0 ? '+' : d < 0 ? '−' : '±'}${Math.abs(d * 100).toFixed(digits)}%` : '∞';
+const pct = (d: number, digits = 2): string => {
+  if (!Number.isFinite(d)) return '∞';
+  const t = Math.abs(d * 100).toFixed(digits);
+  return Number(t) === 0 ? `${(0).toFixed(digits)}%` : `${d > 0 ? '+' : '−'}${t}%`;
+};
+
+const worstAbs = (xs: { s: CaseSummary }[]): number =>
+  Math.max(0, ...xs.map(({ s }) => Math.abs(s.worst.diff)));
+
+const list = (xs: { c: CaseResult }[]): string => xs.map(({ c }) => `\`${c.id}\``).join(', ');
+
+/** The "Result" bullets: agreement per group against the 3 % target, and speed against the 2x target. */
+function resultBullets(cases: { c: CaseResult; s: CaseSummary }[]): string[] {
+  const group = (g: string) => cases.filter(({ c }) => c.group === g);
+  const outOf = (xs: typeof cases) =>
+    xs.filter(({ s }) => Object.values(s.metrics).some((m) => m.verdict === 'out'));
+  const agg = group('aggregated');
+  const det = agg.filter(({ c }) => !c.random);
+  const kv = agg.filter(({ c }) => c.random);
+  const aggOut = outOf(agg);
+  const others = cases.filter(({ c }) => c.group !== 'aggregated' && c.group !== 'planner');
+  const othersOut = outOf(others);
+  const planner = group('planner');
+  const big = cases.filter(({ c }) => c.requests >= 1000);
+  const slowSim = big.filter(({ s }) => s.wall.speedSim < 2);
+  const slowProc = big.filter(({ s }) => s.wall.speedProcess < 2);
+  const tol = `${TOLERANCE * 100}%`;
+  const out: string[] = [];
+  out.push(
+    `- **Aggregated (target: every metric within ${tol}).** ${agg.length} cases: ${
+      aggOut.length === 0
+        ? `**met** — every metric of every case is within ${tol}`
+        : `not met in ${list(aggOut)}`
+    }. The ${det.length} round-robin cases agree to ${worstAbs(det).toExponential(0)} relative (deterministic on both sides); the ${kv.length} KV-router cases to ${pct(worstAbs(kv))} at worst (their figures move from run to run with the reference's random tie-breaks).`,
+  );
+  if (others.length)
+    out.push(
+      `- **Closed loop, disaggregated, SGLang.** ${others.length} cases, worst metric ${pct(worstAbs(others))}${
+        othersOut.length ? `; beyond ${tol}: ${list(othersOut)}` : `: all within ${tol}`
+      } (the shared-link case differs by design, see below).`,
+    );
+  if (planner.length)
+    out.push(
+      `- **Planner.** ${planner.length} cases; ${
+        outOf(planner).length
+          ? `**beyond ${tol}**: ${outOf(planner)
+              .map(({ c, s }) => `\`${c.id}\` (${SERIES[s.worst.key].label} ${pct(s.worst.diff)})`)
+              .join(', ')} — the two Planners take different scaling decisions (see Planner below); open`
+          : `all within ${tol}`
+      }.`,
+    );
+  const range = (xs: number[]) => `${Math.min(...xs).toFixed(1)}x to ${Math.max(...xs).toFixed(1)}x`;
+  out.push(
+    `- **Speed (target: servetune at least 2x faster on every case of 1,000+ requests).** Simulation wall time: ${range(
+      big.map(({ s }) => s.wall.speedSim),
+    )} faster on the ${big.length} such cases; ${
+      slowSim.length
+        ? `**below 2x on ${slowSim.length}**: ${slowSim.map(({ c, s }) => `\`${c.id}\` ${s.wall.speedSim.toFixed(1)}x`).join(', ')}`
+        : '**met** on all'
+    }. Whole process (interpreter start, imports, trace loading, report): ${range(big.map(({ s }) => s.wall.speedProcess))}${
+      slowProc.length ? `, below 2x on ${slowProc.length}` : ''
+    }. See "Speed" below for why the small cases are the slow ones.`,
+  );
+  return out;
+}
 
 const num = (v: number): string => {
   if (!Number.isFinite(v)) return String(v);
@@ -48,16 +112,33 @@ const secs = (s: number): string => (s < 1 ? s.toFixed(3) : s < 10 ? s.toFixed(2
 
 const range = (r: [number, number]): string => (r[0] === r[1] ? num(r[0]) : `${num(r[0])}–${num(r[1])}`);
 
+/** Cases in the order of the summary table: by group, then as listed. */
+function ordered(file: ResultsFile): { c: CaseResult; s: CaseSummary }[] {
+  const rank = new Map<string, number>(GROUPS.map(([g], i) => [g, i]));
+  return file.cases
+    .map((c, i) => ({ c, s: summarize(c), i }))
+    .sort((a, b) => (rank.get(a.c.group) ?? 99) - (rank.get(b.c.group) ?? 99) || a.i - b.i)
+    .map(({ c, s }) => ({ c, s }));
+}
+
 export function renderMarkdown(file: ResultsFile): string {
-  const cases = file.cases.map((c) => ({ c, s: summarize(c) }));
+  const cases = ordered(file);
   const L: string[] = [];
-  const agg = cases.filter(({ c }) => c.group === 'aggregated');
-  const aggOut = agg.filter(({ s }) => Object.values(s.metrics).some((m) => m.verdict === 'out'));
-  const aggSpread = agg.filter(({ s }) => Object.values(s.metrics).some((m) => m.verdict === 'spread'));
-  const big = cases.filter(({ c }) => c.requests >= 1000);
-  const minSim = Math.min(...big.map(({ s }) => s.wall.speedSim));
-  const minProc = Math.min(...big.map(({ s }) => s.wall.speedProcess));
   const loads = cases.flatMap(({ s }) => s.load);
+  const byCommit = new Map<string, string[]>();
+  for (const c of file.cases) {
+    const k = c.commit ?? file.servetune.commit;
+    byCommit.set(k, [...(byCommit.get(k) ?? []), c.id]);
+  }
+  const commits =
+    byCommit.size === 1
+      ? `commit ${[...byCommit.keys()][0]}`
+      : [...byCommit.entries()]
+          .map(
+            ([k, ids]) =>
+              `commit ${k} (${ids.length} case${ids.length > 1 ? 's' : ''}: ${ids.slice(0, 3).join(', ')}${ids.length > 3 ? ', ...' : ''})`,
+          )
+          .join('; ');
   const ref = file.reference;
 
   L.push(
@@ -72,29 +153,7 @@ export function renderMarkdown(file: ResultsFile): string {
     '',
     '## Result',
     '',
-    `- **Agreement.** ${agg.length} aggregated cases: ${
-      aggOut.length === 0
-        ? `every metric of every case is within ${TOLERANCE * 100}% of the reference`
-        : `${aggOut.length} case(s) have a metric more than ${TOLERANCE * 100}% from the reference (see below)`
-    }${
-      aggSpread.length
-        ? `; in ${aggSpread.length} KV-router case(s) a metric's medians differ by more than ${TOLERANCE * 100}% but the runs of the two sides overlap (random tie-breaks; see below)`
-        : ''
-    }. The ${agg.filter(({ c }) => !c.random).length} round-robin cases agree to ${pct(
-      Math.max(...agg.filter(({ c }) => !c.random).map(({ s }) => Math.abs(s.worst.diff))),
-      4,
-    )} or better (deterministic on both sides); KV-router cases differ by the run-to-run spread of random tie-breaks.`,
-    `- **Speed.** On the ${big.length} cases of 1,000 or more requests servetune is ${minSim.toFixed(1)}x to ${Math.max(
-      ...big.map(({ s }) => s.wall.speedSim),
-    ).toFixed(
-      1,
-    )}x faster than the reference in simulation wall time, and ${minProc.toFixed(1)}x to ${Math.max(...big.map(({ s }) => s.wall.speedProcess)).toFixed(1)}x faster counting each side's whole process (interpreter start, imports, trace loading, report). Target: at least 2x on every such case — ${
-      minSim >= 2 && minProc >= 2
-        ? 'met on both measures'
-        : minSim >= 2
-          ? 'met in simulation time; see the process column'
-          : 'not met; see the table'
-    }.`,
+    ...resultBullets(cases),
     '',
     '## Reproduce',
     '',
@@ -109,7 +168,7 @@ export function renderMarkdown(file: ResultsFile): string {
     'earlier invocations; each run carries its own timestamp in `docs/fidelity.json`).',
     '',
     `- **Reference:** \`ai-dynamo\` ${ref['ai-dynamo']} + \`ai-dynamo-runtime\` ${ref['ai-dynamo-runtime']}, \`aisimulate\` ${ref.aisimulate} (Python ${ref.python}), installed by \`hack/reference/install-reference.sh\` into \`\${SERVETUNE_CACHE_DIR:-$HOME/.cache/servetune}/reference-venv\`, driven by \`hack/reference/replay-driver.py\`.`,
-    `- **servetune:** commit ${file.servetune.commit}, Node ${file.servetune.node}.`,
+    `- **servetune:** ${commits}, Node ${file.servetune.node}.`,
     `- **Machine:** ${file.machine.cpu}, ${file.machine.cpus} vCPUs, ${file.machine.memory_gib} GiB, ${file.machine.os}; shared with other work: the 1-minute load average during the runs was ${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)}, so wall times are noisy (both sides equally: runs alternate).`,
     '- **Raw figures:** `docs/fidelity.json` (every run of both sides, with its seed, walls and load average).',
     '',
@@ -207,7 +266,7 @@ export function renderMarkdown(file: ResultsFile): string {
 
 function diffSvg(cases: { c: CaseResult; s: CaseSummary }[]): string {
   const limit = Math.min(
-    0.2,
+    0.1,
     Math.max(0.05, ...cases.flatMap(({ s }) => Object.values(s.metrics).map((m) => Math.abs(m.diff) * 1.1))),
   );
   return diffChart({
@@ -234,8 +293,9 @@ function diffSvg(cases: { c: CaseResult; s: CaseSummary }[]): string {
 
 export function renderAll(file: ResultsFile, jsonPath: string): void {
   const dir = dirname(jsonPath);
-  const cases = file.cases.map((c) => ({ c, s: summarize(c) }));
-  writeFileSync(join(dir, 'fidelity.md'), renderMarkdown(file));
+  const cases = ordered(file);
+  const md = join(dir, 'fidelity.md');
+  writeFileSync(md, renderMarkdown(file));
   writeFileSync(join(dir, 'fidelity-diff.svg'), diffSvg(cases));
   writeFileSync(
     join(dir, 'fidelity-wall.svg'),
@@ -248,4 +308,6 @@ export function renderAll(file: ResultsFile, jsonPath: string): void {
       })),
     }),
   );
+  // The repository's formatter has the last word on layout (table alignment), so the page passes lint.
+  spawnSync('biome', ['format', '--write', md, jsonPath], { stdio: 'ignore' });
 }

@@ -40,6 +40,8 @@ export interface RunRecord {
 
 export interface CaseResult {
   id: string;
+  /** servetune commit the case ran at. */
+  commit?: string;
   group: CaseGroup;
   label: string;
   requests: number;

@@ -75,6 +75,7 @@ export function diffChart(opts: {
   const out: string[] = [];
   out.push(
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" ${FONT} font-size="12">`,
+    `<title>${esc(opts.title)}</title>`,
     `<rect width="${width}" height="${height}" fill="#fff"/>`,
     text(width / 2, 20, opts.title, 'text-anchor="middle" font-size="14" font-weight="600"'),
   );
@@ -132,15 +133,32 @@ export function diffChart(opts: {
         const ax = x(v) + (right ? 7 : -7);
         out.push(
           `<path d="M${fmt(ax)} ${fmt(cy - 4)}L${fmt(ax + (right ? 6 : -6))} ${fmt(cy)}L${fmt(ax)} ${fmt(cy + 4)}Z" fill="${s.color}"/>`,
-          text(
-            right ? ax - 10 : ax + 10,
-            cy - 6,
-            `${v > 0 ? '+' : ''}${fmt(Math.round(v * 1000) / 10)}%`,
-            `font-size="9" fill="${s.color}" text-anchor="${right ? 'end' : 'start'}"`,
-          ),
         );
       }
     });
+    // Beyond the axis: the most extreme value on each side gets its figure.
+    for (const side of [1, -1]) {
+      let k = -1;
+      row.values.forEach((v, i) => {
+        if (
+          v !== null &&
+          Number.isFinite(v) &&
+          v * side > limit &&
+          (k < 0 || v * side > (row.values[k] as number) * side)
+        )
+          k = i;
+      });
+      if (k < 0) continue;
+      const v = row.values[k] as number;
+      out.push(
+        text(
+          side > 0 ? x(limit) - 4 : x(-limit) + 4,
+          cy - 6,
+          `${v > 0 ? '+' : '−'}${fmt(Math.round(Math.abs(v) * 1000) / 10)}%`,
+          `font-size="9" fill="${series[k].color}" text-anchor="${side > 0 ? 'end' : 'start'}"`,
+        ),
+      );
+    }
   });
   out.push(`<rect x="${labelW}" y="${top}" width="${plotW}" height="${plotH}" fill="none" stroke="#888"/>`);
   out.push('</svg>');
@@ -180,6 +198,7 @@ export function wallChart(opts: { title: string; rows: WallRow[] }): string {
   const out: string[] = [];
   out.push(
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" ${FONT} font-size="12">`,
+    `<title>${esc(opts.title)}</title>`,
     `<rect width="${width}" height="${height}" fill="#fff"/>`,
     text(width / 2, 20, opts.title, 'text-anchor="middle" font-size="14" font-weight="600"'),
   );
@@ -189,7 +208,7 @@ export function wallChart(opts: { title: string; rows: WallRow[] }): string {
     [colors.reference[0], 'reference simulation'],
     [colors.reference[1], 'reference process'],
   ];
-  let lx = labelW;
+  let lx = 120;
   for (const [c, l] of legend) {
     out.push(`<rect x="${fmt(lx)}" y="34" width="12" height="10" fill="${c}"/>`, text(lx + 16, 44, l));
     lx += 16 + l.length * 6.4 + 16;
