@@ -224,7 +224,11 @@ const file: ResultsFile = {
   generated: new Date().toISOString(),
   command: `npm run compare:reference${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
   runs,
-  minutes: Math.round((performance.now() - t0) / 6000) / 10,
+  // The time of a whole run (every case); a partial run keeps the last whole run's.
+  minutes:
+    selected.length === all.length
+      ? Math.round((performance.now() - t0) / 6000) / 10
+      : (previous?.minutes ?? Number.NaN),
   reference: versions,
   servetune: { commit, node: process.version },
   machine: {

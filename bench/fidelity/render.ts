@@ -112,6 +112,20 @@ const secs = (s: number): string => (s < 1 ? s.toFixed(3) : s < 10 ? s.toFixed(2
 
 const range = (r: [number, number]): string => (r[0] === r[1] ? num(r[0]) : `${num(r[0])}–${num(r[1])}`);
 
+/** Which source files differ between the commits cases ran at (so a reader can judge what it affects). */
+function srcChanges(commits: string[]): string {
+  const ids = commits.map((c) => c.split(' ')[0]);
+  const files = new Set<string>();
+  for (let i = 1; i < ids.length; i++) {
+    const p = spawnSync('git', ['diff', '--name-only', ids[0], ids[i], '--', 'src'], { encoding: 'utf8' });
+    if (p.status !== 0) return '';
+    for (const f of p.stdout.split('\n').filter(Boolean)) files.add(f);
+  }
+  return files.size
+    ? ` (source files changed between them: ${[...files].map((f) => `\`${f}\``).join(', ')})`
+    : '';
+}
+
 /** Cases in the order of the summary table: by group, then as listed. */
 function ordered(file: ResultsFile): { c: CaseResult; s: CaseSummary }[] {
   const rank = new Map<string, number>(GROUPS.map(([g], i) => [g, i]));
@@ -138,7 +152,7 @@ export function renderMarkdown(file: ResultsFile): string {
             ([k, ids]) =>
               `commit ${k} (${ids.length} case${ids.length > 1 ? 's' : ''}: ${ids.slice(0, 3).join(', ')}${ids.length > 3 ? ', ...' : ''})`,
           )
-          .join('; ');
+          .join('; ') + srcChanges([...byCommit.keys()]);
   const ref = file.reference;
 
   L.push(
@@ -158,7 +172,7 @@ export function renderMarkdown(file: ResultsFile): string {
     '## Reproduce',
     '',
     '```sh',
-    `npm run compare:reference                       # every case, 3 runs per side (${file.minutes ? `${Math.round(file.minutes)} minutes here` : 'under an hour'})`,
+    `npm run compare:reference                       # every case, 3 runs per side (${Number.isFinite(file.minutes) ? `${Math.round(file.minutes)} minutes here` : 'under an hour'})`,
     "npm run compare:reference -- --cases '^conv-w8' --runs 5   # a subset; its figures replace the old ones",
     'npm run compare:reference -- --list             # the cases',
     'npm run compare:reference -- --render-only      # rewrite this page from docs/fidelity.json',
