@@ -1,3 +1,5 @@
 #!/usr/bin/env node
 // Entry point for the `servetune` command; Node >= 22.18 runs the TypeScript sources directly.
-import '../src/cli/main.ts';
+import { runProcess } from '../src/cli/main.ts';
+
+await runProcess();

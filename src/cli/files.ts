@@ -1,5 +1,4 @@
 import { readFile, writeFile } from 'node:fs/promises';
-import { parse as parseYaml } from 'yaml';
 import { UsageError } from './errors.ts';
 
 /** Reads a YAML or JSON file (JSON is YAML); errors name the file and, for syntax errors, the line. */
@@ -11,6 +10,8 @@ export async function readStructuredFile(path: string): Promise<unknown> {
     const err = e as NodeJS.ErrnoException;
     throw new UsageError(`${path}: ${err.code === 'ENOENT' ? 'file not found' : err.message}`);
   }
+  // Loaded on first use: commands that read no file do not pay for the YAML parser.
+  const { parse: parseYaml } = await import('yaml');
   try {
     return parseYaml(text, { prettyErrors: false });
   } catch (e) {

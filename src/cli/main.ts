@@ -1,16 +1,27 @@
-import { catalogCommand } from './catalog.ts';
+import { enableCompileCache } from 'node:module';
 import { UsageError } from './errors.ts';
-import { operatorCommand } from './operator.ts';
-import { simulateCommand } from './simulate.ts';
-import { sweepCommand } from './sweep.ts';
 
 type Command = (argv: string[], out: NodeJS.WritableStream, err: NodeJS.WritableStream) => Promise<number>;
 
+// Commands load their modules on first use: a command pays only for what it runs, and when started from
+// the command line the modules load after the compile cache is on (see the end of this file).
 const COMMANDS: Record<string, { help: string; run: Command }> = {
-  simulate: { help: 'replay a trace or synthetic traffic through simulated workers', run: simulateCommand },
-  operator: { help: 'run the DeploymentTuning controller against a cluster', run: operatorCommand },
-  sweep: { help: 'search deployments for a workload and map the Pareto frontier', run: sweepCommand },
-  catalog: { help: 'list the GPUs and models the hardware timing model knows', run: catalogCommand },
+  simulate: {
+    help: 'replay a trace or synthetic traffic through simulated workers',
+    run: async (argv, out) => (await import('./simulate.ts')).simulateCommand(argv, out),
+  },
+  operator: {
+    help: 'run the DeploymentTuning controller against a cluster',
+    run: async (argv, out) => (await import('./operator.ts')).operatorCommand(argv, out),
+  },
+  sweep: {
+    help: 'search deployments for a workload and map the Pareto frontier',
+    run: async (argv, out, err) => (await import('./sweep.ts')).sweepCommand(argv, out, err),
+  },
+  catalog: {
+    help: 'list the GPUs and models the hardware timing model knows',
+    run: async (argv, out) => (await import('./catalog.ts')).catalogCommand(argv, out),
+  },
 };
 
 function usage(): string {
@@ -46,6 +57,14 @@ export async function main(
   }
 }
 
-if (import.meta.main) {
+/**
+ * Runs the CLI as a process. Node's on-disk compile cache (NODE_COMPILE_CACHE, by default under the OS
+ * temporary directory) keeps the type-stripped, compiled sources between runs, which cuts the start-up
+ * from about a second to a third of that.
+ */
+export async function runProcess(): Promise<void> {
+  enableCompileCache();
   process.exitCode = await main(process.argv.slice(2));
 }
+
+if (import.meta.main) await runProcess();

@@ -361,6 +361,13 @@ export const SIMULATE_FLAGS: FlagSpec[] = [
     help: 'disagg: link GB/s per prefill worker (64)',
   },
   {
+    name: 'kv-link',
+    path: 'disaggregation.kvLink',
+    kind: 'string',
+    values: { shared: 'shared', 'per-transfer': 'per-transfer', per_transfer: 'per-transfer' },
+    help: 'disagg: transfers share a prefill link (shared) or each get its bandwidth (per-transfer)',
+  },
+  {
     name: 'kv-bytes-per-token',
     path: 'engine.kvBytesPerToken',
     kind: 'int',

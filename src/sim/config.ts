@@ -156,6 +156,7 @@ export const DisaggregationConfigSchema = z
   .object({
     prefill: PoolConfigSchema,
     decode: PoolConfigSchema,
+    // No default: unset, transfers use engine.kvBytesPerToken (what --kv-bytes-per-token sets).
     kvBytesPerToken: positiveInt
       .optional()
       .describe(
@@ -163,7 +164,13 @@ export const DisaggregationConfigSchema = z
       ),
     kvTransferGbps: positive
       .default(64)
-      .describe('GB/s of each prefill worker link, shared by its transfers.'),
+      .describe('GB/s of each prefill worker link, shared by its transfers (see kvLink).'),
+    kvLink: z
+      .enum(['shared', 'per-transfer'])
+      .default('shared')
+      .describe(
+        "shared: a prefill worker's concurrent transfers share its link's bandwidth; per-transfer: each moves at the full bandwidth (the reference simulator's model).",
+      ),
     transferMode: z.enum(['full-prompt', 'destination-missing']).default('full-prompt'),
     conditional: z
       .union([

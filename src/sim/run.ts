@@ -106,6 +106,7 @@ export function toSimulationOptions(
         },
         kvBytesPerToken: d.kvBytesPerToken ?? config.engine.kvBytesPerToken ?? DEFAULT_KV_BYTES_PER_TOKEN,
         kvTransferGbps: d.kvTransferGbps,
+        kvLinkShared: d.kvLink === 'shared',
         transferMode: d.transferMode,
         ...(d.conditional === false
           ? {}

@@ -21,7 +21,14 @@ export type RouterSpec =
   | { kind: 'round-robin' }
   | { kind: 'random' }
   | { kind: 'least-loaded' }
-  | { kind: 'kv'; overlapWeight: number; overlapCredit: number; temperature: number };
+  | {
+      kind: 'kv';
+      overlapWeight: number;
+      overlapCredit: number;
+      temperature: number;
+      trackActiveBlocks?: boolean;
+      assumeKvReuse?: boolean;
+    };
 
 export type ArrivalSpec =
   /** Replay first-turn timestamps, compressed by `speedup` (arrival gaps and inter-turn delays divided). */
@@ -47,8 +54,13 @@ export interface DisaggregationSpec {
   decode: PoolSpec;
   /** KV cache bytes per token of the model (all layers). */
   kvBytesPerToken: number;
-  /** Bandwidth of each prefill worker's link, GB/s; concurrent transfers from one worker share it. */
+  /** Bandwidth of each prefill worker's link, GB/s. */
   kvTransferGbps: number;
+  /**
+   * Concurrent transfers from one prefill worker share its link (processor sharing; the default), or each
+   * moves at the full bandwidth as if alone (false: the reference simulator's fixed per-transfer delay).
+   */
+  kvLinkShared?: boolean;
   /** Tokens charged per transfer: the whole prompt, or only the prompt blocks the destination lacks. */
   transferMode: 'full-prompt' | 'destination-missing';
   /**
@@ -80,7 +92,10 @@ export interface SimulationOptions {
 export interface TransferRecords {
   /** Request ids handed off, in completion order. */
   count: number;
-  /** Wall of each transfer (link time, ms) and the wait for the destination's KV before it (ms). */
+  /**
+   * Wall of each transfer (link time, ms) and the wait for the destination's KV (ms): before the transfer,
+   * or for SGLang's handoff order (destination first) between arrival and the reservation.
+   */
   transferMs: Float64Array;
   waitMs: Float64Array;
   bytes: number;
@@ -172,6 +187,16 @@ class Simulation implements Cluster {
   private readonly source: Int32Array; // prefill engine holding r's KV during its handoff
   private readonly destination: Int32Array;
   private readonly handoffStart: Float64Array;
+  /**
+   * SGLang's handoff order: the decode worker reserves KV for a request when it arrives, before its prefill
+   * is submitted (vLLM's: after the prefill). Per request: 1 once its destination is reserved.
+   */
+  private readonly destinationFirst: boolean;
+  private readonly reserved: Uint8Array;
+  private readonly reservedHitTokens: Int32Array;
+  private readonly reservedAt: Float64Array;
+  /** Per decode engine (local index): transfers that arrived during its pass in flight. */
+  private readonly wakes: number[] = [];
   private readonly transferStart: Float64Array;
   private transfers: TransferRecords | null = null;
   private readonly done: number[] = [];
@@ -205,14 +230,20 @@ class Simulation implements Cluster {
     this.collector = new Collector(workload.size);
     const rng = new Rng(options.seed);
     for (const [role, spec] of poolSpecs) {
-      // The decode pool of a disaggregated cluster is balanced by load only (no prefill term), unless
-      // conditional disaggregation needs its cache view.
+      // Disaggregated pools score as Dynamo's router configures them: the prefill pool's KV router has no
+      // decode term (prefill workers hold no decode KV); the decode pool is balanced by the blocks in flight
+      // (no prefill term, no credit for cached or shared blocks), also for conditional disaggregation, which
+      // needs its cache view.
       const routerSpec: RouterSpec =
-        role !== 'decode'
-          ? options.router
-          : options.router.kind === 'kv' || this.disagg?.conditional
-            ? { kind: 'kv', overlapWeight: 0, overlapCredit: 0, temperature: 0 }
-            : options.router;
+        role === 'prefill'
+          ? options.router.kind === 'kv'
+            ? { ...options.router, trackActiveBlocks: false }
+            : options.router
+          : role !== 'decode'
+            ? options.router
+            : options.router.kind === 'kv' || this.disagg?.conditional
+              ? { kind: 'kv', overlapWeight: 0, overlapCredit: 0, temperature: 0, assumeKvReuse: false }
+              : options.router;
       const router = makeRouter(routerSpec, this.req, spec.workers, rng);
       const pool: Pool = {
         role,
@@ -240,10 +271,17 @@ class Simulation implements Cluster {
     this.destination = new Int32Array(this.disagg ? size : 0);
     this.handoffStart = new Float64Array(this.disagg ? size : 0);
     this.transferStart = new Float64Array(this.disagg ? size : 0);
+    this.destinationFirst = this.disagg?.decode.engine.kind === 'sglang';
+    this.reserved = new Uint8Array(this.destinationFirst ? size : 0);
+    this.reservedHitTokens = new Int32Array(this.destinationFirst ? size : 0);
+    this.reservedAt = new Float64Array(this.destinationFirst ? size : 0);
     if (this.disagg) {
       for (let i = 0; i < this.disagg.prefill.workers; i++)
-        this.links.push(new TransferLink(this.disagg.kvTransferGbps));
-      for (let i = 0; i < this.disagg.decode.workers; i++) this.pending.push([]);
+        this.links.push(new TransferLink(this.disagg.kvTransferGbps, this.disagg.kvLinkShared ?? true));
+      for (let i = 0; i < this.disagg.decode.workers; i++) {
+        this.pending.push([]);
+        this.wakes.push(0);
+      }
       this.transfers = {
         count: 0,
         transferMs: new Float64Array(size),
@@ -294,8 +332,16 @@ class Simulation implements Cluster {
       pool.engines.push(e);
       pool.router.addSlot?.();
       if (pool.role === 'prefill')
-        this.links.push(new TransferLink((this.disagg as DisaggregationSpec).kvTransferGbps));
-      if (pool.role === 'decode') this.pending.push([]);
+        this.links.push(
+          new TransferLink(
+            (this.disagg as DisaggregationSpec).kvTransferGbps,
+            (this.disagg as DisaggregationSpec).kvLinkShared ?? true,
+          ),
+        );
+      if (pool.role === 'decode') {
+        this.pending.push([]);
+        this.wakes.push(0);
+      }
       const el = pool.eligible as Uint8Array;
       if (slot >= el.length) {
         const grown = new Uint8Array(el.length * 2);
@@ -506,41 +552,117 @@ class Simulation implements Cluster {
       this.onRequestDone(r, t);
       return;
     }
+    this.source[r] = prefillEngine;
+    this.handoffStart[r] = t;
+    if (this.destinationFirst) {
+      // The destination was reserved before the prefill: the transfer starts now.
+      this.startTransfer(r, this.reservedHitTokens[r], t);
+      return;
+    }
     const decode = this.pools[1];
     const local = decode.router.route(r, decode.engines, t, decode.eligible);
     decode.router.onRouted?.(r, local);
     const d = decode.engines[local].index;
-    this.source[r] = prefillEngine;
     this.destination[r] = d;
-    this.handoffStart[r] = t;
     const queue = this.pending[local];
-    if (queue.length > 0 || !this.tryReserve(r, d, t)) queue.push(r);
+    // The decode worker's scheduler takes the request at its next scheduling point, as vLLM allocates the
+    // KV for a remote prefill in its scheduler step: now if it is idle, else when its pass in flight ends
+    // (finishPass then retries the queue).
+    this.bringUpToDate(d, t);
+    const busy = this.ends[d] > t && this.ends[d] !== Number.POSITIVE_INFINITY;
+    if (queue.length > 0 || busy || !this.tryReserve(r, d, t)) queue.push(r);
   }
 
   private tryReserve(r: number, d: number, t: number): boolean {
     this.bringUpToDate(d, t);
     const engine = this.engines[d];
     if (!engine.reserveDestination?.(r, t)) return false;
+    if (this.destinationFirst) {
+      // Reserved ahead of the prefill, which is submitted now.
+      this.reserved[r] = 1;
+      this.reservedHitTokens[r] = engine.lastReservedHitTokens ?? 0;
+      this.reservedAt[r] = t;
+      this.submitPrefill(r, t);
+      return true;
+    }
+    this.startTransfer(r, engine.lastReservedHitTokens ?? 0, t);
+    return true;
+  }
+
+  /** r's KV starts moving from its prefill worker to its reserved destination. */
+  private startTransfer(r: number, destinationHitTokens: number, t: number): void {
     const spec = this.disagg as DisaggregationSpec;
     const tokens =
       spec.transferMode === 'full-prompt'
         ? this.req.promptLen[r]
-        : this.req.promptLen[r] - (engine.lastReservedHitTokens ?? 0);
+        : this.req.promptLen[r] - destinationHitTokens;
     const bytes = tokens * spec.kvBytesPerToken;
     const records = this.transfers as TransferRecords;
     records.bytes += bytes;
     this.transferStart[r] = t;
     const p = this.localIndex[this.source[r]];
     this.links[p].add(r, bytes, t);
-    return true;
   }
 
-  /** KV freed on decode engine e: reserve for the requests waiting on it, in order. */
+  /**
+   * Decode engine e finished a pass: reserve KV for the requests waiting on it, in order. A busy engine takes
+   * one per scheduler step, and each transfer that arrived during the pass (and joins at its end) adds a
+   * step; an engine left idle steps until nothing changes. (Found against the reference: several handoffs
+   * landing in one pass of a busy decode worker are reserved 1, 2, 3... per pass end.)
+   */
   private retryPending(e: number, t: number): void {
-    const queue = this.pending[this.localIndex[e]];
+    const local = this.localIndex[e];
+    const queue = this.pending[local];
+    const steps = this.engines[e].hasWork() ? 1 + this.wakes[local] : Number.POSITIVE_INFINITY;
+    this.wakes[local] = 0;
     let k = 0;
-    while (k < queue.length && this.tryReserve(queue[k], e, t)) k++;
+    while (k < queue.length && k < steps && this.tryReserve(queue[k], e, t)) k++;
     if (k > 0) queue.splice(0, k);
+  }
+
+  /**
+   * Destination first (SGLang): an arrival is routed to a decode worker, which reserves its KV at its next
+   * scheduling point (now if idle, else when its pass in flight ends); the prefill is submitted then.
+   * Requests that can never fit a decode worker are rejected, and those with nothing to generate go
+   * straight to prefill.
+   */
+  private reserveFirst(r: number, t: number): void {
+    const decodeSpec = (this.disagg as DisaggregationSpec).decode.engine;
+    if (this.workload.outputLength[r] === 0) {
+      this.submitPrefill(r, t);
+      return;
+    }
+    if (
+      Math.ceil((this.req.promptLen[r] + this.workload.outputLength[r]) / decodeSpec.blockSize) >
+      decodeSpec.numGpuBlocks
+    ) {
+      this.req.status[r] = RequestStatus.Rejected;
+      this.collector.onReject(r, 'prompt plus output larger than a decode worker KV cache');
+      this.collector.terminalMs[r] = t;
+      this.onRequestDone(r, t);
+      return;
+    }
+    const decode = this.pools[1];
+    const local = decode.router.route(r, decode.engines, t, decode.eligible);
+    decode.router.onRouted?.(r, local);
+    const d = decode.engines[local].index;
+    this.destination[r] = d;
+    const queue = this.pending[local];
+    this.bringUpToDate(d, t);
+    const busy = this.ends[d] > t && this.ends[d] !== Number.POSITIVE_INFINITY;
+    if (queue.length > 0 || busy || !this.tryReserve(r, d, t)) queue.push(r);
+  }
+
+  /** Routes r to a prefill worker (or the aggregated pool) and queues it there. */
+  private submitPrefill(r: number, t: number): void {
+    const first = this.pools[0];
+    const local = first.router.route(r, first.engines, t, first.eligible);
+    const e = first.engines[local].index;
+    // The target must not run ahead of t: its next pass has to see this request.
+    this.bringUpToDate(e, t);
+    this.engines[e].enqueue(r);
+    first.router.onRouted?.(r, local);
+    this.markDirty(e);
   }
 
   private nextTransfer(): number {
@@ -567,10 +689,13 @@ class Simulation implements Cluster {
         this.engines[p].releaseHeld?.(r);
         this.markDirty(p);
         this.bringUpToDate(d, t);
+        if (this.ends[d] > t && this.ends[d] !== Number.POSITIVE_INFINITY) this.wakes[this.localIndex[d]]++;
         this.engines[d].activate?.(r, t);
         this.markDirty(d);
         records.transferMs[records.count] = t - this.transferStart[r];
-        records.waitMs[records.count] = this.transferStart[r] - this.handoffStart[r];
+        records.waitMs[records.count] = this.destinationFirst
+          ? this.reservedAt[r] - this.collector.arrivalMs[r]
+          : this.transferStart[r] - this.handoffStart[r];
         records.count++;
         records.prefillDoneMs[r] = this.handoffStart[r];
         records.transferStartMs[r] = this.transferStart[r];
@@ -590,15 +715,9 @@ class Simulation implements Cluster {
       this.collector.onArrival(r, t);
       this.routed++;
       this.runtime?.onArrival();
-      const first = this.pools[0];
       if (this.disagg?.conditional && this.prefillLocally(r, t)) continue;
-      const local = first.router.route(r, first.engines, t, first.eligible);
-      const e = first.engines[local].index;
-      // The target must not run ahead of t: its next pass has to see this request.
-      this.bringUpToDate(e, t);
-      this.engines[e].enqueue(r);
-      first.router.onRouted?.(r, local);
-      this.markDirty(e);
+      if (this.destinationFirst) this.reserveFirst(r, t);
+      else this.submitPrefill(r, t);
     }
     batch.length = 0;
   }
@@ -633,11 +752,14 @@ class Simulation implements Cluster {
       this.dirty[e] = 0;
       const engine = this.engines[e];
       if (!engine.isIdle || !engine.hasWork()) continue;
-      const reads = this.poolOf[e].router.reads;
+      const pool = this.poolOf[e];
+      const reads = pool.router.reads;
+      // A decode engine with reservations waiting takes one at each pass end: no multi-pass runs then.
+      const reserving = pool.role === 'decode' && this.pending[this.localIndex[e]].length > 0;
       const end = engine.startPass(
         t,
-        reads === 'none' ? Number.POSITIVE_INFINITY : next,
-        reads === 'engines',
+        reserving ? t : reads === 'none' ? Number.POSITIVE_INFINITY : next,
+        reserving || reads === 'engines',
       );
       if (!engine.progressed) {
         // Nothing could run (e.g. waiting for KV): stay idle until something changes.
@@ -698,6 +820,8 @@ function makeRouter(spec: RouterSpec, req: RequestTable, workers: number, rng: R
           overlapWeight: spec.overlapWeight,
           overlapCredit: spec.overlapCredit,
           temperature: spec.temperature,
+          trackActiveBlocks: spec.trackActiveBlocks,
+          assumeKvReuse: spec.assumeKvReuse,
         },
         req,
         workers,

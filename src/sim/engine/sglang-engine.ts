@@ -145,6 +145,7 @@ export class SglangEngine implements Engine {
     this.lastNode = new Int32Array(req.size).fill(-1);
     this.cachedPages = new Int32Array(req.size);
     this.heldPages = new Int32Array(role === 'prefill' ? req.size : 0);
+    this.reservedPages = new Int32Array(role === 'decode' ? req.size : 0);
     this.shape.kvCapacityTokens = config.numGpuBlocks * config.blockSize;
     this.initRatio = INIT_NEW_TOKEN_RATIO * config.scheduleConservativeness;
     this.minRatio = this.initRatio * MIN_NEW_TOKEN_RATIO_FACTOR;
@@ -731,11 +732,15 @@ export class SglangEngine implements Engine {
     if (this.kvEvents !== null) this.kvEvents.stamp(logStart, now); // evictions are visible at once
     this.lastNode[r] = node;
     this.cachedPages[r] = prefix;
-    req.allocBlocks[r] = pages;
-    req.computed[r] = 0;
+    // Kept here until the KV arrives: with SGLang's handoff order the reservation comes before the prefill,
+    // which uses the request table meanwhile.
+    this.reservedPages[r] = pages;
     this.lastReservedHitTokens = prefix * p;
     return true;
   }
+
+  /** Decode role, per request: pages reserved for its transferred prompt, until it arrives. */
+  private readonly reservedPages: Int32Array;
 
   /** Requests whose transferred KV arrived, waiting for a running slot (they need no admission budget). */
   private readonly ready = new IntDeque();
@@ -744,6 +749,8 @@ export class SglangEngine implements Engine {
   activate(r: number, now: number): void {
     const req = this.req;
     const logStart = this.kvEvents?.length ?? 0;
+    req.allocBlocks[r] = this.reservedPages[r];
+    this.reservedPages[r] = 0;
     req.computed[r] = req.promptLen[r];
     req.generated[r] = 0;
     req.remote[r] = 1;

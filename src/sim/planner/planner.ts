@@ -269,12 +269,14 @@ export class Planner {
         const up = c.prefill_scale_up_queue_tokens as number;
         const down = c.prefill_scale_down_queue_tokens as number;
         if (q.some((v) => v >= up)) return n + 1;
-        if (n > 1 && q.every((v) => v <= down)) return Math.max(n - 1, min);
+        if (n > 1 && q.every((v) => v <= down)) return consolidated(Math.max(n - 1, min), n, q, up);
         return null;
       }
       const ratios = q.map((v) => v / role.caps.contextLength);
-      if (ratios.some((r) => r >= (latency ? 0.1 : 1))) return n + 1;
-      if (n > 1 && ratios.every((r) => (latency ? r <= 0 : r < 0.1))) return Math.max(n - 1, min);
+      const upR = latency ? 0.1 : 1;
+      if (ratios.some((r) => r >= upR)) return n + 1;
+      if (n > 1 && ratios.every((r) => (latency ? r <= 0 : r < 0.1)))
+        return consolidated(Math.max(n - 1, min), n, ratios, upR);
       return null;
     }
     const agg = role.role === 'aggregated';
@@ -287,11 +289,13 @@ export class Planner {
       const up = (c.decode_scale_up_kv_rate as number) / 100;
       const down = (c.decode_scale_down_kv_rate as number) / 100;
       if (utils.some((u) => u >= up)) return n + 1;
-      if (n > 1 && utils.every((u) => u <= down)) return Math.max(n - 1, min);
+      if (n > 1 && utils.every((u) => u <= down)) return consolidated(Math.max(n - 1, min), n, utils, up);
       return null;
     }
-    if (utils.some((u) => u > (latency ? 0.4 : 1))) return n + 1;
-    if (n > 1 && utils.every((u) => u < (latency ? 0.1 : 0.6))) return Math.max(n - 1, min);
+    const upU = latency ? 0.4 : 1;
+    if (utils.some((u) => u > upU)) return n + 1;
+    if (n > 1 && utils.every((u) => u < (latency ? 0.1 : 0.6)))
+      return consolidated(Math.max(n - 1, min), n, utils, upU);
     return null;
   }
 
@@ -500,4 +504,17 @@ export class Planner {
       ),
     };
   }
+}
+
+/**
+ * The reference's guard on an easy-mode scale-down: no worker is drained if spreading the busiest worker's
+ * load over the survivors (x ready / desired) would reach the scale-up threshold at once. Null = hold.
+ */
+export function consolidated(desired: number, ready: number, values: number[], up: number): number | null {
+  if (desired > 0 && desired < ready) {
+    let max = Number.NEGATIVE_INFINITY;
+    for (const v of values) if (v > max) max = v;
+    if ((max * ready) / desired >= up) return null;
+  }
+  return desired;
 }

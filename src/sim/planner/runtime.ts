@@ -202,7 +202,8 @@ export class PlannerRuntime {
       this.pending[p].push(e);
     }
     let remove = from - to;
-    // Cancel workers that never served (newest first), then drain the least-loaded active ones.
+    // Cancel workers that never served (newest first), then drain active ones, newest first: as the
+    // reference does, and as Kubernetes scales a ReplicaSet down (newer pods go first).
     while (remove > 0 && this.pending[p].length > 0) {
       const e = this.pending[p].pop() as Engine;
       this.fleet.set(e.index, WorkerState.Removed, t);
@@ -219,9 +220,7 @@ export class PlannerRuntime {
       const active = this.cluster
         .poolEngines(p)
         .filter((e) => this.fleet.stateOf(e.index) === WorkerState.Active)
-        .sort(
-          (a, b) => a.runningCount + a.waitingCount - (b.runningCount + b.waitingCount) || b.index - a.index,
-        );
+        .sort((a, b) => b.index - a.index);
       for (const e of active.slice(0, remove)) {
         this.fleet.set(e.index, WorkerState.Draining, t);
         this.cluster.setEligible(e, false);

@@ -11,6 +11,17 @@ export interface KvRouterConfig {
   overlapCredit: number;
   /** 0 picks the cheapest engine (random among equals); above 0, softmax sampling over normalised costs. */
   temperature: number;
+  /**
+   * Whether the decode term (blocks in flight) is scored; false leaves the prefill term alone, as Dynamo's
+   * router does for a disaggregated prefill pool, whose workers hold no decode KV. Default true.
+   */
+  trackActiveBlocks?: boolean;
+  /**
+   * Whether blocks in flight are counted once however many requests share them, and a request's blocks
+   * already in flight cost nothing (true, the default); false counts every request's blocks in full, as
+   * Dynamo's router does for a disaggregated decode pool (`router_assume_kv_reuse = false`).
+   */
+  assumeKvReuse?: boolean;
 }
 
 /**
@@ -22,8 +33,9 @@ export interface KvRouterConfig {
  *
  * where overlap_w is the longest prefix of B cached on w, queued prefill tokens are the uncached prompt tokens
  * of requests routed to w that have not produced their first token, and active blocks are the distinct full
- * prompt blocks of requests in flight on w. The router learns of an engine's cache from its KV events, at the
- * end of the pass that produced them.
+ * prompt blocks of requests in flight on w (without `assumeKvReuse`: the sum of their full prompt blocks,
+ * plus |B|; without `trackActiveBlocks`: no such term). The router learns of an engine's cache from its KV
+ * events, at the end of the pass that produced them.
  */
 export class KvRouter implements Router {
   readonly name = 'kv';
@@ -39,9 +51,13 @@ export class KvRouter implements Router {
   private readonly config: KvRouterConfig;
   private readonly req: RequestTable;
   private readonly rng: Rng;
+  private readonly trackActive: boolean;
+  private readonly dedupe: boolean;
 
   constructor(config: KvRouterConfig, req: RequestTable, engines: number, rng: Rng) {
     this.config = config;
+    this.trackActive = config.trackActiveBlocks ?? true;
+    this.dedupe = config.assumeKvReuse ?? true;
     this.req = req;
     this.rng = rng;
     this.prefillTokens = new Float64Array(engines);
@@ -118,6 +134,8 @@ export class KvRouter implements Router {
     let min = Number.POSITIVE_INFINITY;
     let max = Number.NEGATIVE_INFINITY;
     const keys = layout.keys;
+    const dedupe = this.dedupe;
+    const trackActive = this.trackActive;
     for (let e = 0; e < engines.length; e++) {
       if (eligible && eligible[e] === 0) {
         this.costs[e] = Number.NaN;
@@ -125,19 +143,28 @@ export class KvRouter implements Router {
       }
       const view = this.views[e];
       const refs = this.activeRefs[e];
-      // Overlap (leading blocks in the engine's cache) and blocks not already in flight there, in one pass.
+      // Overlap (leading blocks in the engine's cache) and blocks already in flight there, in one pass. Keys
+      // are chained hashes and every in-flight request holds all its prompt blocks, so r's blocks in flight
+      // form a prefix of its blocks: the walk stops once both runs have ended.
       let ov = 0;
-      let contiguous = true;
-      let fresh = 0;
-      for (let j = 0; j < f; j++) {
+      let inFlight = 0;
+      let cached = true;
+      let active = dedupe && trackActive && refs.size > 0;
+      for (let j = 0; j < f && (cached || active); j++) {
         const k = keys[off + j];
-        if (contiguous && (view[k >>> 5] & (1 << (k & 31))) !== 0) ov++;
-        else contiguous = false;
-        if (refs.size === 0 || refs.get(k) === 0) fresh++;
+        if (cached) {
+          if ((view[k >>> 5] & (1 << (k & 31))) !== 0) ov++;
+          else cached = false;
+        }
+        if (active) {
+          if (refs.get(k) !== 0) inFlight++;
+          else active = false;
+        }
       }
+      const fresh = f - inFlight;
       this.overlaps[e] = ov;
       const prefill = Math.max((this.prefillTokens[e] + isl) / bs - overlapCredit * ov, 0);
-      const cost = overlapWeight * prefill + this.activeCount[e] + fresh;
+      const cost = overlapWeight * prefill + (trackActive ? this.activeCount[e] + fresh : 0);
       this.costs[e] = cost;
       if (cost < min) min = cost;
       if (cost > max) max = cost;
@@ -177,6 +204,11 @@ export class KvRouter implements Router {
     const f = layout.promptBlocks[r];
     const off = layout.offsets[r];
     this.prefillTokens[e] += this.routedPrefill[r];
+    if (!this.trackActive) return;
+    if (!this.dedupe) {
+      this.activeCount[e] += f;
+      return;
+    }
     const refs = this.activeRefs[e];
     for (let j = 0; j < f; j++) if (refs.increment(layout.keys[off + j]) === 1) this.activeCount[e]++;
   }
@@ -188,9 +220,14 @@ export class KvRouter implements Router {
 
   onFinished(r: number, e: number): void {
     if (this.routedPrefill[r] !== 0) this.onFirstToken(r, e);
+    if (!this.trackActive) return;
     const layout = this.req.layout;
     const f = layout.promptBlocks[r];
     const off = layout.offsets[r];
+    if (!this.dedupe) {
+      this.activeCount[e] -= f;
+      return;
+    }
     const refs = this.activeRefs[e];
     for (let j = 0; j < f; j++) if (refs.decrement(layout.keys[off + j]) === 0) this.activeCount[e]--;
   }

@@ -8,18 +8,21 @@ export class RoundRobinRouter implements Router {
   readonly reads = 'none';
   private counter = 0;
 
+  private readonly order: number[] = [];
+
   route(_r: number, engines: readonly Engine[], _now?: number, eligible?: Uint8Array | null): number {
     const n = engines.length;
     if (!eligible) return this.counter++ % n;
-    // Next eligible slot at or after the cursor, so the order survives workers joining and leaving.
-    for (let k = 0; k < n; k++) {
-      const e = (this.counter + k) % n;
-      if (eligible[e] !== 0) {
-        this.counter = e + 1;
-        return e;
-      }
-    }
-    return -1;
+    // Over a changing pool (a planner's), the cursor is a position in the list of eligible workers in the
+    // order they were created, as in the reference: a worker that joins goes to the end of the list.
+    const order = this.order;
+    order.length = 0;
+    for (let e = 0; e < n; e++) if (eligible[e] !== 0) order.push(e);
+    if (order.length === 0) return -1;
+    order.sort((a, b) => engines[a].index - engines[b].index);
+    const k = this.counter % order.length;
+    this.counter = k + 1;
+    return order[k];
   }
 }
 

@@ -50,11 +50,13 @@ export class WorkloadBuilder {
     return this.input.length;
   }
 
+  private nextDense = 0;
+
   /** Maps an arbitrary integer hash id onto a dense id (stable within this builder). */
   denseHash(id: number): number {
     let dense = this.hashMap.get(id);
     if (dense === undefined) {
-      dense = this.hashMap.size;
+      dense = this.nextDense++;
       this.hashMap.set(id, dense);
     }
     return dense;
@@ -62,8 +64,7 @@ export class WorkloadBuilder {
 
   /** A fresh dense hash id that no trace id maps to (synthetic unique blocks). */
   freshHash(): number {
-    const id = -1 - this.hashMap.size;
-    return this.denseHash(id);
+    return this.nextDense++;
   }
 
   add(req: {

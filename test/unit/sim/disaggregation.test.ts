@@ -60,6 +60,57 @@ for (const kind of ['vllm', 'sglang'])
       }
     });
 
+    it('gives every concurrent transfer the full bandwidth with per-transfer links (the reference model)', () => {
+      const w = mooncake([
+        { timestamp: 0, input_length: 1000, output_length: 2, hash_ids: [1, 2] },
+        { timestamp: 0, input_length: 1000, output_length: 2, hash_ids: [3, 4] },
+      ]);
+      const { result } = run(w, disagg({ decode: { workers: 2 }, kvLink: 'per-transfer' }));
+      const tr = result.transfers;
+      if (!tr) throw new Error('no transfers');
+      for (const r of [0, 1]) expect(tr.transferEndMs[r] - tr.transferStartMs[r]).toBeCloseTo(10, 6);
+    });
+
+    it('reserves KV on a busy decode worker when its pass in flight ends (vLLM: after the prefill; SGLang: before)', () => {
+      // Fixed timing: prefill passes 10 ms, decode passes 5 ms; 100 kB/token over 10 GB/s.
+      const w = mooncake([
+        { timestamp: 0, input_length: 1000, output_length: 20, hash_ids: [1, 2] },
+        { timestamp: 12, input_length: 100, output_length: 2, hash_ids: [3] },
+        { timestamp: 27, input_length: 100, output_length: 2, hash_ids: [4] },
+      ]);
+      const { result } = run(w, { ...disagg(), timing: { model: 'fixed', prefillMs: 10, decodeMs: 5 } });
+      const tr = result.transfers;
+      if (!tr) throw new Error('no transfers');
+      const first = result.collector.firstTokenMs;
+      // A: prefill 0-10, transfer 10-20 (idle decode worker: reserved at once), decode passes from 20.
+      expect(tr.transferStartMs[0]).toBeCloseTo(10, 9);
+      if (kind === 'vllm') {
+        // B: prefill 12-22, lands in A's decode pass 20-25: reserved at 25, 1 ms transfer, next pass 30-35.
+        expect(tr.prefillDoneMs[1]).toBeCloseTo(22, 9);
+        expect(tr.transferStartMs[1]).toBeCloseTo(25, 9);
+        expect(tr.transferEndMs[1]).toBeCloseTo(26, 9);
+        expect(first[1]).toBeCloseTo(35, 9);
+      } else {
+        // B arrives at 12, the decode worker is idle (A is in transfer): reserved at once, prefill 12-22,
+        // transfer 22-23, joins the pass 25-30.
+        expect(tr.transferStartMs[1]).toBeCloseTo(22, 9);
+        expect(first[1]).toBeCloseTo(30, 9);
+        // C arrives at 27 inside A's pass 25-30: reserved at 30, then prefill 30-40, transfer 40-41, pass 45-50.
+        expect(result.collector.firstAdmitMs[2]).toBeCloseTo(30, 9);
+        expect(tr.transferStartMs[2]).toBeCloseTo(40, 9);
+        expect(first[2]).toBeCloseTo(50, 9);
+      }
+    });
+
+    it('sizes transfers by engine.kvBytesPerToken (--kv-bytes-per-token) unless the disaggregation sets its own', () => {
+      const w = mooncake([{ timestamp: 0, input_length: 1000, output_length: 2, hash_ids: [1, 2] }]);
+      const base = { engine: { engine: engineKind, blockSize: 64, kvBytesPerToken: 262144 } };
+      const pools = { prefill: { workers: 1 }, decode: { workers: 1 } };
+      expect(run(w, { ...base, disaggregation: pools }).report.kv_transfer?.bytes).toBe(1000 * 262144);
+      const own = { ...pools, kvBytesPerToken: 1000 };
+      expect(run(w, { ...base, disaggregation: own }).report.kv_transfer?.bytes).toBe(1000 * 1000);
+    });
+
     it('charges only the blocks the destination lacks in destination-missing mode', () => {
       const rows = [
         { timestamp: 0, input_length: 1024, output_length: 2, hash_ids: [1, 2] },

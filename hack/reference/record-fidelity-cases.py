@@ -1,0 +1,72 @@
+"""Prints the reference's figures for the small comparison cases pinned in test/unit/sim/fidelity-cases.test.ts.
+
+Run inside a Python environment with the reference installed (hack/reference/install-reference.sh):
+    python hack/reference/record-fidelity-cases.py
+For each case: mean and p90 TTFT, mean TPOT, mean E2E, output throughput and prefix-reuse ratio, as in
+docs/fidelity.md. KV-router cases break ties at random, so they run RUNS times and print each metric's range.
+"""
+
+import json
+import sys
+
+from dynamo.replay import run_synthetic_trace_replay, run_trace_replay
+
+CONV = "test/fixtures/traces/conversation-sample.jsonl"
+SYNTH = "test/fixtures/traces/synthetic-sample.jsonl"
+RUNS = 8
+KEYS = {
+    "ttft_mean": "mean_ttft_ms",
+    "ttft_p90": "p90_ttft_ms",
+    "tpot_mean": "mean_tpot_ms",
+    "e2e_mean": "mean_e2e_latency_ms",
+    "output_tok_s": "output_throughput_tok_s",
+    "prefix_reuse": "prefix_cache_reused_ratio",
+}
+
+
+def eng(**e):
+    return json.dumps({"engine": e})
+
+
+def disagg(**e):
+    return {
+        "num_prefill_workers": 2,
+        "num_decode_workers": 6,
+        "prefill_engine_args": json.dumps({"engine": {**e, "worker_type": "prefill"}}),
+        "decode_engine_args": json.dumps({"engine": {**e, "worker_type": "decode"}}),
+    }
+
+
+KV = dict(kv_transfer_bytes_per_token=131072, kv_transfer_bandwidth=64)
+CASES = {
+    "conv2000_w4_rr_bs64": lambda: run_trace_replay(CONV, num_workers=4, extra_engine_args=eng(block_size=64)),
+    "conv2000_w8_rr_bs512": lambda: run_trace_replay(CONV, num_workers=8, extra_engine_args=eng(block_size=512)),
+    "synth500_w1_rr_bs64": lambda: run_trace_replay(SYNTH, num_workers=1, extra_engine_args=eng(block_size=64)),
+    "closed300_c32_w4_rr_bs64": lambda: run_synthetic_trace_replay(
+        2000, 200, 300, replay_concurrency=32, num_workers=4, extra_engine_args=eng(block_size=64)
+    ),
+    "disagg_conv2000_p2d6_rr_bs512": lambda: run_trace_replay(CONV, **disagg(block_size=512, **KV)),
+    "sglang_conv2000_w4_rr_p64": lambda: run_trace_replay(
+        CONV, num_workers=4, extra_engine_args=eng(backend="sglang", block_size=64)
+    ),
+    "conv2000_w4_kv_bs64": lambda: run_trace_replay(
+        CONV, num_workers=4, router_mode="kv_router", extra_engine_args=eng(block_size=64)
+    ),
+}
+
+
+def main():
+    out = {}
+    for name, fn in CASES.items():
+        runs = RUNS if "_kv_" in name else 1
+        rows = [fn().summary for _ in range(runs)]
+        out[name] = {
+            k: rows[0][v] if runs == 1 else [min(r[v] for r in rows), max(r[v] for r in rows)]
+            for k, v in KEYS.items()
+        }
+        print(name, json.dumps(out[name]), file=sys.stderr)
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import type { SimulationReport } from '../../../src/sim/metrics/report.ts';
+import { parseMooncake } from '../../../src/telemetry/mooncake-trace.ts';
+import { FIXTURES, run, synthetic } from '../../support/sim.ts';
+
+/**
+ * Small versions of the cases of docs/fidelity.md (`npm run compare:reference`), pinned to the reference
+ * simulator's figures (ai-dynamo 1.6.1 / aisimulate-core 0.13.0) so CI checks them without installing it.
+ * The expected values below are the output of
+ *
+ *   python hack/reference/record-fidelity-cases.py
+ *
+ * (in the venv of hack/reference/install-reference.sh). KV-router cases break ties at random in the
+ * reference, so that script runs them 8 times and prints each metric's range.
+ */
+type Metrics = Record<
+  'ttft_mean' | 'ttft_p90' | 'tpot_mean' | 'e2e_mean' | 'output_tok_s' | 'prefix_reuse',
+  number
+>;
+
+const EXPECTED: Record<string, Metrics> = {
+  conv2000_w4_rr_bs64: {
+    ttft_mean: 535.4935928079291,
+    ttft_p90: 1158.1838409998454,
+    tpot_mean: 12.975539760514788,
+    e2e_mean: 4356.473440864408,
+    output_tok_s: 1048.9530641352878,
+    prefix_reuse: 0.08591864359789568,
+  },
+  conv2000_w8_rr_bs512: {
+    ttft_mean: 337.2099440419977,
+    ttft_p90: 748.5302669997327,
+    tpot_mean: 6.432904191683395,
+    e2e_mean: 2543.8424229204998,
+    output_tok_s: 1049.0093094752556,
+    prefix_reuse: 0.08968749615094126,
+  },
+  synth500_w1_rr_bs64: {
+    ttft_mean: 7203.2145755160545,
+    ttft_p90: 16622.506350000243,
+    tpot_mean: 157.71805012708487,
+    e2e_mean: 34840.73248378411,
+    output_tok_s: 594.199785124535,
+    prefix_reuse: 0.01965038973127205,
+  },
+  closed300_c32_w4_rr_bs64: {
+    ttft_mean: 178.08587758666653,
+    ttft_p90: 171.10412300000098,
+    tpot_mean: 7.358390002077044,
+    e2e_mean: 1642.4054880000056,
+    output_tok_s: 3711.0739295150415,
+    prefix_reuse: 0,
+  },
+  disagg_conv2000_p2d6_rr_bs512: {
+    ttft_mean: 832.1768696209772,
+    ttft_p90: 1750.4504370001378,
+    tpot_mean: 5.893118548054009,
+    e2e_mean: 2905.1990891164824,
+    output_tok_s: 1048.9887255595308,
+    prefix_reuse: 0.19295778764157157,
+  },
+  sglang_conv2000_w4_rr_p64: {
+    ttft_mean: 509.0761137828029,
+    ttft_p90: 1111.9349280000315,
+    tpot_mean: 14.022845815576567,
+    e2e_mean: 4336.68869472975,
+    output_tok_s: 1048.9530641352878,
+    prefix_reuse: 0.08620084109722644,
+  },
+};
+
+/** The reference's range over 8 runs (random tie-breaks). */
+const EXPECTED_KV_RANGE: Record<keyof Metrics, [number, number]> = {
+  ttft_mean: [484.01558042009856, 489.33794565094564],
+  ttft_p90: [915.1439360000077, 974.6327579988283],
+  tpot_mean: [13.111706528647973, 13.602011461079933],
+  e2e_mean: [4036.4961117819857, 4091.5939542344468],
+  output_tok_s: [1048.9530641352878, 1048.9656994803208],
+  prefix_reuse: [0.12782147393240684, 0.1433983094533174],
+};
+
+const trace = (file: string) =>
+  parseMooncake(readFileSync(`${FIXTURES}traces/${file}`, 'utf8'), { source: file, traceBlockSize: 512 })
+    .workload;
+
+const metrics = (r: SimulationReport): Metrics => ({
+  ttft_mean: r.ttft_ms.mean,
+  ttft_p90: r.ttft_ms.p90,
+  tpot_mean: r.tpot_ms.mean,
+  e2e_mean: r.e2e_ms.mean,
+  output_tok_s: r.output_throughput_tok_s,
+  prefix_reuse: r.prefix_cache_reused_ratio,
+});
+
+const disagg = {
+  prefill: { workers: 2 },
+  decode: { workers: 6 },
+  kvBytesPerToken: 131072,
+  kvTransferGbps: 64,
+  kvLink: 'per-transfer',
+};
+
+const CASES: Record<string, () => SimulationReport> = {
+  conv2000_w4_rr_bs64: () =>
+    run(trace('conversation-sample.jsonl'), { workers: 4, engine: { blockSize: 64 } }).report,
+  conv2000_w8_rr_bs512: () =>
+    run(trace('conversation-sample.jsonl'), { workers: 8, engine: { blockSize: 512 } }).report,
+  synth500_w1_rr_bs64: () => run(trace('synthetic-sample.jsonl'), { engine: { blockSize: 64 } }).report,
+  closed300_c32_w4_rr_bs64: () =>
+    run(
+      synthetic({
+        sessions: 300,
+        inputTokens: { mean: 2000 },
+        outputTokens: { mean: 200 },
+        arrival: { kind: 'burst' },
+        sharedPrefixRatio: 0,
+        prefixGroups: 0,
+      }),
+      { workers: 4, engine: { blockSize: 64 }, workload: { trace: 'inline', concurrency: 32 } },
+    ).report,
+  disagg_conv2000_p2d6_rr_bs512: () =>
+    run(trace('conversation-sample.jsonl'), { engine: { blockSize: 512 }, disaggregation: disagg }).report,
+  sglang_conv2000_w4_rr_p64: () =>
+    run(trace('conversation-sample.jsonl'), { workers: 4, engine: { engine: 'sglang', blockSize: 64 } })
+      .report,
+};
+
+describe('the comparison cases, small: agreement with the reference simulator', () => {
+  for (const [name, expected] of Object.entries(EXPECTED)) {
+    it(name, () => {
+      const got = metrics(CASES[name]());
+      for (const k of Object.keys(expected) as (keyof Metrics)[]) {
+        const e = expected[k];
+        expect(
+          Math.abs(got[k] - e) / Math.max(Math.abs(e), 1e-12),
+          `${name} ${k}: ${got[k]} vs ${e}`,
+        ).toBeLessThan(1e-9);
+      }
+    });
+  }
+
+  it('conv2000_w4_kv_bs64: the median of 5 seeds lies within the reference runs’ range (±1%)', () => {
+    const runs = [0, 1, 2, 3, 4].map((seed) =>
+      metrics(
+        run(trace('conversation-sample.jsonl'), {
+          workers: 4,
+          router: { mode: 'kv' },
+          engine: { blockSize: 64 },
+          seed,
+        }).report,
+      ),
+    );
+    for (const k of Object.keys(EXPECTED_KV_RANGE) as (keyof Metrics)[]) {
+      const [lo, hi] = EXPECTED_KV_RANGE[k];
+      const median = runs.map((r) => r[k]).sort((a, b) => a - b)[2];
+      expect(median, `${k}`).toBeGreaterThanOrEqual(lo * 0.99);
+      expect(median, `${k}`).toBeLessThanOrEqual(hi * 1.01);
+    }
+  });
+});
