@@ -134,7 +134,7 @@ export class VllmEngine implements Engine {
     this.timing = timing;
     this.req = req;
     this.collector = collector;
-    this.pool = new BlockPool(config.numGpuBlocks);
+    this.pool = new BlockPool(config.numGpuBlocks, req.layout.keySpace);
     this.running = new Int32Array(Math.max(1, Math.min(config.maxNumSeqs, req.size)) + 1);
     this.shape.kvCapacityTokens = config.numGpuBlocks * config.blockSize;
     this.promptKeySpace = req.layout.promptKeySpace;

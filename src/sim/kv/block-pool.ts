@@ -7,9 +7,13 @@
  * evicted in LRU order of release. Two requests that compute the same block concurrently each hold a copy
  * (as vLLM does); the first copy of a key is its primary, the one prefix lookups return.
  *
- * Everything lives in typed arrays indexed by slot; the key -> primary index is an open-addressing table with
- * linear probing and backward-shift deletion, so lookups, allocations and evictions allocate nothing.
+ * Everything lives in typed arrays indexed by slot. The key -> primary index is an array indexed by the key
+ * when the workload's dense key range is small enough, else an open-addressing table with linear probing and
+ * backward-shift deletion; either way lookups, allocations and evictions allocate nothing.
  */
+/** Largest key range indexed directly (4 bytes per key per engine); larger ranges are hashed. */
+export const DIRECT_KEY_LIMIT = 1 << 23;
+
 export class BlockPool {
   readonly capacity: number;
   private readonly keyOf: Int32Array;
@@ -22,6 +26,8 @@ export class BlockPool {
   private readonly table: Int32Array; // primary slot + 1, 0 = empty
   private readonly tableMask: number;
   private readonly tableShift: number;
+  /** The table is indexed by the key itself (dense key range small enough): no probing, no hashing. */
+  private readonly direct: boolean;
   private lruHead = -1; // oldest inactive
   private lruTail = -1; // newest inactive
   private inactive = 0;
@@ -30,7 +36,8 @@ export class BlockPool {
   /** Copies evicted since creation. */
   evictions = 0;
 
-  constructor(capacity: number) {
+  /** `keySpace`: one past the largest key, when known and small enough for a direct-indexed table. */
+  constructor(capacity: number, keySpace = 0) {
     if (!Number.isInteger(capacity) || capacity < 1)
       throw new RangeError('KV pool capacity must be >= 1 block');
     this.capacity = capacity;
@@ -44,7 +51,8 @@ export class BlockPool {
     this.freeCount = capacity;
     let bits = 4;
     while (1 << bits < capacity * 2) bits++;
-    this.table = new Int32Array(1 << bits);
+    this.direct = keySpace > 0 && keySpace <= DIRECT_KEY_LIMIT;
+    this.table = new Int32Array(this.direct ? keySpace : 1 << bits);
     this.tableMask = (1 << bits) - 1;
     this.tableShift = 32 - bits;
   }
@@ -67,6 +75,7 @@ export class BlockPool {
 
   /** Primary copy of a cached key, or -1. */
   slotOf(key: number): number {
+    if (this.direct) return this.table[key] - 1;
     let i = this.hash(key);
     for (;;) {
       const s = this.table[i];
@@ -108,7 +117,7 @@ export class BlockPool {
   cache(slot: number, key: number): void {
     this.keyOf[slot] = key;
     this.dupNext[slot] = -1;
-    let i = this.hash(key);
+    let i = this.direct ? key : this.hash(key);
     for (;;) {
       const s = this.table[i];
       if (s === 0) {
@@ -146,14 +155,18 @@ export class BlockPool {
     this.lruUnlink(slot);
     this.inactive--;
     const key = this.keyOf[slot];
-    let i = this.hash(key);
-    while (this.keyOf[this.table[i] - 1] !== key) i = (i + 1) & this.tableMask;
+    let i = key;
+    if (!this.direct) {
+      i = this.hash(key);
+      while (this.keyOf[this.table[i] - 1] !== key) i = (i + 1) & this.tableMask;
+    }
     const primary = this.table[i] - 1;
     if (primary === slot) {
       const successor = this.dupNext[slot];
       if (successor >= 0) this.table[i] = successor + 1;
       else {
-        this.tableDeleteAt(i);
+        if (this.direct) this.table[i] = 0;
+        else this.tableDeleteAt(i);
         if (this.onKeyEvent !== null) this.onKeyEvent(key, false);
       }
     } else {

@@ -10,6 +10,8 @@ export class LogHistogram {
   private readonly offset: number;
   private readonly counts: Float64Array;
   private zeroCount = 0;
+  private lastValue = Number.NaN;
+  private lastBucket = 0;
   count = 0;
   sum = 0;
   sumSquares = 0;
@@ -35,10 +37,17 @@ export class LogHistogram {
       this.zeroCount += weight;
       return;
     }
+    // Consecutive samples are often equal (every request of a pass sees the same gap): skip the logarithm.
+    if (value === this.lastValue) {
+      this.counts[this.lastBucket] += weight;
+      return;
+    }
     let i = Math.ceil(Math.log(value) / this.logGamma) + this.offset;
     if (i < 0) i = 0;
     else if (i >= this.counts.length) i = this.counts.length - 1;
     this.counts[i] += weight;
+    this.lastValue = value;
+    this.lastBucket = i;
   }
 
   /** Value at rank round((count - 1) * p) of the sorted samples, within the relative accuracy. */

@@ -72,39 +72,55 @@ describe('BlockPool', () => {
     pool.assertInvariants();
   });
 
-  it('keeps its invariants under random operation sequences', () => {
+  it('keeps its invariants under random operation sequences, hashed and direct-indexed alike', () => {
     fc.assert(
       fc.property(
         fc.array(fc.tuple(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 30 })), {
           maxLength: 300,
         }),
         (ops) => {
+          // The hashed table and the direct-indexed one (keys 0..30) must behave identically.
           const pool = new BlockPool(12);
+          const direct = new BlockPool(12, 31);
+          const events: string[] = [];
+          const directEvents: string[] = [];
+          pool.onKeyEvent = (k, stored) => events.push(`${k}:${stored}`);
+          direct.onKeyEvent = (k, stored) => directEvents.push(`${k}:${stored}`);
           const held: number[] = []; // one entry per reference
           const priv = new Set<number>();
           for (const [op, arg] of ops) {
             if (op === 0 && pool.activeBlocks < pool.capacity) {
               const s = pool.allocate();
+              expect(direct.allocate()).toBe(s);
               held.push(s);
               priv.add(s);
             } else if (op === 1 && priv.size > 0) {
               const s = [...priv][arg % priv.size];
               priv.delete(s);
               pool.cache(s, arg);
+              direct.cache(s, arg);
             } else if (op === 2 && held.length > 0) {
               const s = held.splice(arg % held.length, 1)[0];
               priv.delete(s);
               pool.release(s);
+              direct.release(s);
             } else if (op === 3) {
               const s = pool.slotOf(arg);
+              expect(direct.slotOf(arg)).toBe(s);
               if (s >= 0) {
                 pool.pin(s);
+                direct.pin(s);
                 held.push(s);
               }
             }
             pool.assertInvariants();
+            direct.assertInvariants();
             expect(pool.activeBlocks).toBe(new Set(held).size);
+            expect(direct.inactiveKeys()).toEqual(pool.inactiveKeys());
+            expect(direct.cachedKeys()).toBe(pool.cachedKeys());
           }
+          expect(directEvents).toEqual(events);
+          expect(direct.evictions).toBe(pool.evictions);
         },
       ),
       { numRuns: 300 },
