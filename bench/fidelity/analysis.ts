@@ -156,15 +156,16 @@ Python. What each wall time covers:
   \`dynamo.replay\` and the call for the reference.
 
 The large cases are where servetune's lead is widest: the reference's cost grows with the number of passes
-and workers, servetune coalesces runs of identical decode passes into one event. On the small, uniform
-cases the reference needs only a fraction of a second and servetune's lead shrinks: the closed loop (2,000
-requests of 4,000 + 250 tokens, no prefix sharing: 16,000 to 63,000 passes, which the reference runs in a
-quarter to half a second) and the
-synthetic trace on one worker (3,993 prompts of 15k tokens through one engine: some 63,000 passes that each
-walk up to 256 running requests, which cannot be coalesced because a prefill is always pending). There the
-simulation alone is 1.2x to 1.9x faster, and fixed per-process costs weigh on both sides: servetune's Node.js
-start and module loading take about 0.25 s, the reference's Python start and import about 0.1 s (several
-seconds with the Planner's imports).`;
+and workers, while servetune coalesces runs of identical decode passes into one event. On the small cases
+the reference needs only a fraction of a second and servetune's lead shrinks. The closed loop sends 2,000
+requests of 4,000 + 250 tokens with no prefix sharing (4,200 passes over the four workers at 512 in flight,
+250,000 at 8); the synthetic trace on one worker pushes 61 million prompt tokens through one engine in 7,200
+passes, which at block 64 means some 950,000 block allocations and 820,000 prefix-cache evictions, work
+that no coalescing removes. At that size a fresh Node.js process spends most of the run warming up its JIT:
+\`closed-c512-rr\` simulates in about 0.09 s cold but 0.03 s once the code is optimised (a second run in the
+same process), and the comparison always measures the cold run. Fixed per-process costs weigh on both
+sides: servetune's Node.js start and module loading take about 0.15 s with the compile cache warm, the
+reference's Python start and import about 0.1 s (several seconds with the Planner's imports).`;
 }
 
 export const METHOD = `## Method
