@@ -121,8 +121,8 @@ export const SWEEP_FLAGS: FlagSpec[] = [
     name: 'timing',
     path: null,
     kind: 'string',
-    values: { polynomial: 'polynomial' },
-    help: 'timing model: polynomial',
+    values: { polynomial: 'polynomial', hardware: 'hardware' },
+    help: 'timing model: polynomial, or hardware (needs --model; the default when --model is given)',
   },
   { name: 'top', path: null, kind: 'int', help: 'rows of the ranking to print (10)' },
   {
@@ -379,6 +379,8 @@ export function renderSweepSummary(r: SweepResult, top: number): string {
   const full = r.candidates
     .filter((c) => c.rank !== null)
     .sort((a, b) => (a.rank as number) - (b.rank as number));
+  // The frontier's latency axis gets its own column unless it is one of the fixed ones.
+  const axisColumn = !(ax.percentile === 'p90' && (ax.metric === 'ttft' || ax.metric === 'itl'));
   const rows = full.slice(0, top).map((c) => {
     const m = c.metrics as CandidateMetrics;
     return [
@@ -386,7 +388,7 @@ export function renderSweepSummary(r: SweepResult, top: number): string {
       `${c.label}${r.recommended?.id === c.id ? '  <- recommended' : ''}`,
       c.gpus,
       m.throughput_per_gpu,
-      m[ax.metric][ax.percentile],
+      ...(axisColumn ? [m[ax.metric][ax.percentile]] : []),
       m.ttft.p90,
       m.itl.p90,
       m.user_tok_s,
@@ -408,7 +410,7 @@ export function renderSweepSummary(r: SweepResult, top: number): string {
         'candidate',
         'GPUs',
         'tok/s/GPU',
-        `${ax.metric}_${ax.percentile} ms`,
+        ...(axisColumn ? [`${ax.metric}_${ax.percentile} ms`] : []),
         'TTFT p90 ms',
         'ITL p90 ms',
         'tok/s/user',

@@ -559,15 +559,21 @@ class Simulation implements Cluster {
       this.startTransfer(r, this.reservedHitTokens[r], t);
       return;
     }
+    this.routeToDecode(r, t);
+  }
+
+  /**
+   * Picks r's decode worker and reserves KV there. The decode worker's scheduler takes the request at its
+   * next scheduling point, as vLLM allocates the KV for a remote prefill in its scheduler step: now if it is
+   * idle, else when its pass in flight ends (finishPass then retries the queue).
+   */
+  private routeToDecode(r: number, t: number): void {
     const decode = this.pools[1];
     const local = decode.router.route(r, decode.engines, t, decode.eligible);
     decode.router.onRouted?.(r, local);
     const d = decode.engines[local].index;
     this.destination[r] = d;
     const queue = this.pending[local];
-    // The decode worker's scheduler takes the request at its next scheduling point, as vLLM allocates the
-    // KV for a remote prefill in its scheduler step: now if it is idle, else when its pass in flight ends
-    // (finishPass then retries the queue).
     this.bringUpToDate(d, t);
     const busy = this.ends[d] > t && this.ends[d] !== Number.POSITIVE_INFINITY;
     if (queue.length > 0 || busy || !this.tryReserve(r, d, t)) queue.push(r);
@@ -642,15 +648,7 @@ class Simulation implements Cluster {
       this.onRequestDone(r, t);
       return;
     }
-    const decode = this.pools[1];
-    const local = decode.router.route(r, decode.engines, t, decode.eligible);
-    decode.router.onRouted?.(r, local);
-    const d = decode.engines[local].index;
-    this.destination[r] = d;
-    const queue = this.pending[local];
-    this.bringUpToDate(d, t);
-    const busy = this.ends[d] > t && this.ends[d] !== Number.POSITIVE_INFINITY;
-    if (queue.length > 0 || busy || !this.tryReserve(r, d, t)) queue.push(r);
+    this.routeToDecode(r, t);
   }
 
   /** Routes r to a prefill worker (or the aggregated pool) and queues it there. */

@@ -1,8 +1,10 @@
 import { readdirSync, readFileSync } from 'node:fs';
-import { expect } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { SimulationReport } from '../../src/sim/metrics/report.ts';
 import type { SimulationResult } from '../../src/sim/simulation.ts';
 import type { Workload } from '../../src/sim/workload/workload.ts';
+import { parseMooncake } from '../../src/telemetry/mooncake-trace.ts';
+import { run } from './sim.ts';
 
 /** A recorded case of the reference simulator (see test/fixtures/reference/README.md). */
 export interface Golden {
@@ -117,4 +119,27 @@ export function expectAgreement(
   if (s.num_ttft_samples > 0) expect(report.ttft_ms.mean).toBeCloseTo(s.mean_ttft_ms, 5);
   if (s.num_tpot_samples > 0) expect(report.tpot_ms.mean).toBeCloseTo(s.mean_tpot_ms, 5);
   expect(report.committed_prefill_tokens).toBe(s.committed_prefill_tokens);
+}
+
+/**
+ * One test per golden case: replays its trace with the case's settings, with and without coalesced decode
+ * runs (the fast path must agree with the plain one), and asserts agreement with the reference.
+ */
+export function describeGoldens<G extends Golden>(
+  title: string,
+  cases: G[],
+  overrides: (g: G) => Record<string, unknown>,
+): void {
+  describe(title, () => {
+    for (const g of cases) {
+      it(g.name, () => {
+        const text = g.trace.map((r) => JSON.stringify(r)).join('\n');
+        const { workload } = parseMooncake(text, { source: g.name, traceBlockSize: g.trace_block_size });
+        for (const coalesce of [true, false]) {
+          const { result, report } = run(workload, { ...overrides(g), coalesceDecode: coalesce });
+          expectAgreement(g, workload, result, report, `coalesce ${coalesce}`);
+        }
+      });
+    }
+  });
 }

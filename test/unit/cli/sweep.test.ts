@@ -48,6 +48,9 @@ describe('servetune sweep', () => {
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/<- recommended/);
     expect(r.out).toMatch(/^Recommended: h100 \dx TP\d round-robin/m);
+    // The frontier axis (the first SLO, ttft_p90) is the fixed TTFT p90 column, not a second copy of it.
+    expect(r.out).toMatch(/tok\/s\/GPU\s+TTFT p90 ms\s+ITL p90 ms/);
+    expect(r.out).not.toMatch(/ttft_p90 ms/);
     const doc = JSON.parse(readFileSync(json, 'utf8'));
     expect(doc.candidates.length).toBe(doc.stats.enumerated);
     expect(doc.candidates.every((c: { metrics: unknown }) => c.metrics !== null)).toBe(true);
@@ -81,6 +84,16 @@ describe('servetune sweep', () => {
     ],
     ['bad router', ['--trace', sample, '--gpus', 'h100:2', '--routers', 'rr,magic'], /router\.modes\.\d/],
     ['missing trace', ['--trace', '/nope.jsonl', '--gpus', 'h100:2'], /\/nope\.jsonl: file not found/],
+    [
+      'hardware timing without a model',
+      ['--trace', sample, '--gpus', 'h100:2', '--timing', 'hardware'],
+      /--timing hardware needs --model/,
+    ],
+    [
+      'unknown model',
+      ['--trace', sample, '--gpus', 'h100:2', '--model', 'acme-1t'],
+      /unknown model 'acme-1t'/,
+    ],
   ];
   for (const [name, argv, pattern] of bad) {
     it(`exits 2 with one clear line on ${name}`, async () => {

@@ -1,7 +1,5 @@
-import { describe, it } from 'vitest';
-import { parseMooncake } from '../../../src/telemetry/mooncake-trace.ts';
-import { expectAgreement, type Golden, goldenTiming, loadGoldens } from '../../support/golden.ts';
-import { FIXTURES, run } from '../../support/sim.ts';
+import { describeGoldens, type Golden, goldenTiming, loadGoldens } from '../../support/golden.ts';
+import { FIXTURES } from '../../support/sim.ts';
 
 /**
  * Per-request agreement of disaggregated serving with the reference simulator on the vectors recorded in
@@ -30,15 +28,8 @@ function overrides(g: (typeof cases)[number]): Record<string, unknown> {
   };
 }
 
-describe('disaggregated serving: agreement with the reference simulator (recorded vectors)', () => {
-  for (const g of cases) {
-    it(g.name, () => {
-      const text = g.trace.map((r) => JSON.stringify(r)).join('\n');
-      const { workload } = parseMooncake(text, { source: g.name, traceBlockSize: g.trace_block_size });
-      for (const coalesce of [true, false]) {
-        const { result, report } = run(workload, { ...overrides(g), coalesceDecode: coalesce });
-        expectAgreement(g, workload, result, report, `coalesce ${coalesce}`);
-      }
-    });
-  }
-});
+describeGoldens(
+  'disaggregated serving: agreement with the reference simulator (recorded vectors)',
+  cases,
+  overrides,
+);
