@@ -46,6 +46,13 @@ export const OPERATOR_FLAGS: FlagSpec[] = [
     metavar: 'NS',
     help: 'namespace of the Lease (default: the pod namespace, --namespace, or default)',
   },
+  {
+    name: 'leader-election-id',
+    path: null,
+    kind: 'string',
+    metavar: 'NAME',
+    help: 'name of the Lease; replicas with the same one elect one leader (servetune-operator)',
+  },
   { name: 'workers', path: null, kind: 'int', help: 'concurrent reconciles (2)' },
   {
     name: 'max-concurrent-sweeps',
@@ -114,6 +121,7 @@ export async function operatorCommand(argv: string[], out: NodeJS.WritableStream
     leaderElection: {
       enabled: !f.get('no-leader-elect'),
       namespace: (f.get('leader-election-namespace') as string) ?? podNamespace ?? namespace ?? 'default',
+      name: f.get('leader-election-id') as string | undefined,
     },
     logger,
   });

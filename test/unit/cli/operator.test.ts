@@ -27,6 +27,7 @@ describe('servetune operator', () => {
       '--http-port',
       '--max-concurrent-sweeps',
       '--sweep-threads',
+      '--leader-election-id',
     ]) {
       expect(r.out).toContain(flag);
     }

@@ -1,0 +1,31 @@
+# The servetune operator image. Node 24 runs the TypeScript sources directly, so there is no build step:
+# the image holds package.json, the production dependencies, bin/ and src/.
+#
+#   docker build -t servetune:0.1.0 .
+#   docker run --rm servetune:0.1.0 --help
+#
+# The entrypoint is `node bin/servetune.js operator`; arguments are the operator's flags (the Helm chart in
+# charts/servetune sets them). It runs as the image's unprivileged `node` user (uid 1000) and writes only
+# to /tmp (Node's compile cache), so it works with a read-only root filesystem and /tmp as an emptyDir.
+
+ARG NODE_IMAGE=node:24-slim
+
+FROM ${NODE_IMAGE} AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+# `npm install` with the lockfile present installs exactly the locked versions. It stands in for `npm ci`,
+# which refuses this lockfile: it leaves out the other platforms' optional binaries of a dev dependency
+# (see hack/run.sh), and `npm ci` checks those even with --omit=dev.
+RUN npm install --omit=dev --ignore-scripts --no-audit --no-fund \
+  && npm cache clean --force
+
+FROM ${NODE_IMAGE}
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=deps /app/node_modules ./node_modules
+COPY package.json package-lock.json ./
+COPY bin/ ./bin/
+COPY src/ ./src/
+USER 1000:1000
+EXPOSE 8080
+ENTRYPOINT ["node", "bin/servetune.js", "operator"]
