@@ -4,9 +4,11 @@
 #   docker build -t servetune:0.1.0 .
 #   docker run --rm servetune:0.1.0 --help
 #
-# The entrypoint is `node bin/servetune.js operator`; arguments are the operator's flags (the Helm chart in
+# The entrypoint is `node --no-memory-protection-keys bin/servetune.js operator`; arguments are the operator's flags (the Helm chart in
 # charts/servetune sets them). It runs as the image's unprivileged `node` user (uid 1000) and writes only
 # to /tmp (Node's compile cache), so it works with a read-only root filesystem and /tmp as an emptyDir.
+# --no-memory-protection-keys: on CPUs with PKU, V8's JIT-page protection can abort a process whose worker
+# threads compile code (the sweeps do); see bin/servetune.js.
 
 ARG NODE_IMAGE=node:24-slim
 
@@ -28,4 +30,4 @@ COPY bin/ ./bin/
 COPY src/ ./src/
 USER 1000:1000
 EXPOSE 8080
-ENTRYPOINT ["node", "bin/servetune.js", "operator"]
+ENTRYPOINT ["node", "--no-memory-protection-keys", "bin/servetune.js", "operator"]

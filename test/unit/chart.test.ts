@@ -80,6 +80,8 @@ describe('charts/servetune', () => {
     // The image's user is the one the pod runs as (a numeric uid, so the kubelet can check runAsNonRoot).
     const dockerfile = read('Dockerfile');
     expect(dockerfile).toMatch(new RegExp(`^USER ${v.podSecurityContext.runAsUser}:`, 'm'));
-    expect(dockerfile).toContain('ENTRYPOINT ["node", "bin/servetune.js", "operator"]');
+    expect(dockerfile).toContain(
+      'ENTRYPOINT ["node", "--no-memory-protection-keys", "bin/servetune.js", "operator"]',
+    );
   });
 });
