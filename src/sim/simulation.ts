@@ -310,6 +310,7 @@ class Simulation implements Cluster {
       spec.kind === 'sglang'
         ? new SglangEngine(this.engines.length, spec, pool.spec.timing, ...args)
         : new VllmEngine(this.engines.length, spec, pool.spec.timing, ...args);
+    if (this.options.planner) e.trackQueue = true;
     this.engines.push(e);
     this.poolOf.push(pool);
     this.options.onEngineCreated?.(e);
@@ -403,11 +404,11 @@ class Simulation implements Cluster {
       this.loopSteps++;
       if (rt !== null) {
         this.settle(t, rt.tickDue(t));
-        rt.step(t);
+        rt.activateDue(t);
       } else this.settle(t, false);
       this.routeBatch(t);
       this.startIdle(t);
-      if (rt !== null) rt.afterStep(t);
+      if (rt !== null) rt.endStep(t);
       this.sampleQueues(t);
     }
     return {

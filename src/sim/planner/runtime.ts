@@ -37,11 +37,20 @@ export interface PlannerSpec {
 }
 
 /**
- * Runs the Planner on the simulation's clock: ticks and worker-ready times are events of the same loop. At a
- * tick (after every pass ending at that time is applied and every engine is brought up to date) the planner
- * gets each ready worker's forward-pass metrics and the traffic since the last tick; its targets become
- * workers that start, or drain. The simulation calls `step` after settling a time and before routing, and
- * `afterStep` once passes have started.
+ * An engine that published no forward-pass metrics for this long publishes an idle heartbeat (all zeros), as
+ * Dynamo's FPM publisher does for vLLM (`HEARTBEAT_INTERVAL`, 1 s) and the reference's replay reproduces.
+ */
+export const FPM_HEARTBEAT_MS = 1000;
+
+/**
+ * Runs the Planner on the simulation's clock: ticks and worker-ready times are events of the same loop. A
+ * tick fires last at its time, as in the reference's replay loop: after the passes ending then, the workers
+ * becoming ready, the arrivals (routed over the pool as it was) and the passes starting then. The planner gets
+ * each ready worker's latest forward-pass metrics (the last pass that ended, with the queue its scheduler left
+ * waiting; an idle heartbeat when the worker published nothing for `FPM_HEARTBEAT_MS`; nothing from a worker
+ * that has neither run a pass nor been ready that long) and the traffic since the last tick; its targets
+ * become workers that start, or drain. The simulation calls `activateReady` after settling a time, then
+ * routes and starts passes, then `afterStep`.
  */
 export class PlannerRuntime {
   readonly planner: Planner;
@@ -58,6 +67,8 @@ export class PlannerRuntime {
   private readonly req: RequestTable;
   private readonly collector: Collector;
   private nextReady = Number.POSITIVE_INFINITY;
+  /** When each worker (engine index) became ready: its FPM heartbeat clock starts then. */
+  private readonly readyMs: number[] = [];
 
   constructor(cluster: Cluster, spec: PlannerSpec, req: RequestTable, collector: Collector) {
     this.cluster = cluster;
@@ -70,6 +81,7 @@ export class PlannerRuntime {
       this.poolOfRole.set(r.role, p);
       for (const e of cluster.poolEngines(p)) {
         this.fleet.add(e.index, r.role, e.gpus, WorkerState.Active, 0);
+        this.readyMs[e.index] = 0;
         cluster.setEligible(e, true);
       }
     });
@@ -113,9 +125,17 @@ export class PlannerRuntime {
     }
   }
 
-  /** Workers ready by t start serving; a due tick runs. Engines are up to date to t. */
-  step(t: number): void {
+  /** Workers ready by t start serving (before the arrivals at t are routed). */
+  activateDue(t: number): void {
     if (this.nextReady <= t) this.activateReady(t);
+  }
+
+  /**
+   * After routing and pass starts at t: drained workers leave, and a due tick runs (engines must be up to
+   * date to t), then workers it drained that hold nothing leave at once.
+   */
+  endStep(t: number): void {
+    this.afterStep(t);
     if (this.tickDue(t)) this.tick(t);
   }
 
@@ -142,6 +162,7 @@ export class PlannerRuntime {
         const s = list[i];
         if (s.readyMs <= t) {
           this.fleet.set(s.engine.index, WorkerState.Active, t);
+          this.readyMs[s.engine.index] = t;
           this.cluster.setEligible(s.engine, true);
           list.splice(i, 1);
         } else {
@@ -161,7 +182,9 @@ export class PlannerRuntime {
         if (this.fleet.stateOf(e.index) !== WorkerState.Active) continue;
         const f = emptySnapshot();
         e.snapshot(t, f);
-        fpm.push(f);
+        const published = Number.isNaN(f.passEndMs) ? this.readyMs[e.index] : f.passEndMs;
+        if (t - published >= FPM_HEARTBEAT_MS) fpm.push(emptySnapshot(e.index));
+        else if (!Number.isNaN(f.passEndMs)) fpm.push(f);
       }
       return {
         ready: this.fleet.count(r.role, WorkerState.Active),
@@ -240,6 +263,7 @@ export class PlannerRuntime {
         list.shift();
         if (this.spec.startupMs <= 0) {
           this.fleet.set(e.index, WorkerState.Active, t);
+          this.readyMs[e.index] = t;
           this.cluster.setEligible(e, true);
         } else {
           this.fleet.set(e.index, WorkerState.Starting, t);
