@@ -74,6 +74,20 @@ PLANNER = {
         extra_engine_args=eng(block_size=64),
         planner_config=planner("bench/fidelity/planner-throughput.yaml"),
     ),
+    "planner_sla_conv2000_x4_w2": lambda: run_trace_replay(
+        CONV,
+        num_workers=2,
+        arrival_speedup_ratio=4,
+        extra_engine_args=eng(block_size=64),
+        planner_config=planner("bench/fidelity/planner-sla.yaml"),
+    ),
+    # At the trace's own pace the SLA planner scales up and down many times.
+    "planner_sla_conv2000_x1_w2": lambda: run_trace_replay(
+        CONV,
+        num_workers=2,
+        extra_engine_args=eng(block_size=64),
+        planner_config=planner("bench/fidelity/planner-sla.yaml"),
+    ),
 }
 
 

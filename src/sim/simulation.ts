@@ -658,6 +658,9 @@ class Simulation implements Cluster {
   private submitPrefill(r: number, t: number): void {
     const first = this.pools[0];
     const local = first.router.route(r, first.engines, t, first.eligible);
+    // The planner's hit-rate signal is the KV router's overlap estimate for the worker it chose.
+    if (this.runtime !== null && first.router instanceof KvRouter)
+      this.runtime.onRouted(first.router.overlap(r, local), this.req.layout.promptBlocks[r]);
     const e = first.engines[local].index;
     // The target must not run ahead of t: its next pass has to see this request.
     this.bringUpToDate(e, t);

@@ -11,6 +11,8 @@ export interface ForwardPassSnapshot {
   /** Scheduled part: the last pass that ended at or before the snapshot time (zeros before the first pass). */
   numPrefillRequests: number;
   sumPrefillTokens: number;
+  /** KV already present before each prefill chunk (prefix-cache hits and earlier chunks), summed. */
+  sumPrefillKvTokens: number;
   numDecodeRequests: number;
   sumDecodeKvTokens: number;
   /** Wall time of that pass in seconds (0 = no pass yet, which the regressions skip as idle). */
@@ -33,6 +35,7 @@ export function emptySnapshot(engine = -1): ForwardPassSnapshot {
     engine,
     numPrefillRequests: 0,
     sumPrefillTokens: 0,
+    sumPrefillKvTokens: 0,
     numDecodeRequests: 0,
     sumDecodeKvTokens: 0,
     wallTimeS: 0,
@@ -50,6 +53,7 @@ export class PassRecord {
   endMs = Number.NaN;
   prefillRequests = 0;
   prefillTokens = 0;
+  prefillKvTokens = 0;
   decodeRequests = 0;
   decodeKvTokens = 0;
   /** The waiting queue once the pass was scheduled (zeros unless the engine tracks it for a planner). */
@@ -65,11 +69,13 @@ export class PassRecord {
     prefillTokens: number,
     decodeRequests: number,
     decodeKvTokens: number,
+    prefillKvTokens = 0,
   ): void {
     this.startMs = startMs;
     this.endMs = endMs;
     this.prefillRequests = prefillRequests;
     this.prefillTokens = prefillTokens;
+    this.prefillKvTokens = prefillKvTokens;
     this.decodeRequests = decodeRequests;
     this.decodeKvTokens = decodeKvTokens;
   }
@@ -82,7 +88,15 @@ export class PassRecord {
   }
 
   copyFrom(o: PassRecord): void {
-    this.set(o.startMs, o.endMs, o.prefillRequests, o.prefillTokens, o.decodeRequests, o.decodeKvTokens);
+    this.set(
+      o.startMs,
+      o.endMs,
+      o.prefillRequests,
+      o.prefillTokens,
+      o.decodeRequests,
+      o.decodeKvTokens,
+      o.prefillKvTokens,
+    );
     this.setQueue(o.queuedPrefill, o.queuedPrefillTokens, o.queuedDecode, o.queuedDecodeKvTokens);
   }
 
@@ -91,6 +105,7 @@ export class PassRecord {
     const seen = !Number.isNaN(this.endMs);
     out.numPrefillRequests = seen ? this.prefillRequests : 0;
     out.sumPrefillTokens = seen ? this.prefillTokens : 0;
+    out.sumPrefillKvTokens = seen ? this.prefillKvTokens : 0;
     out.numDecodeRequests = seen ? this.decodeRequests : 0;
     out.sumDecodeKvTokens = seen ? this.decodeKvTokens : 0;
     out.wallTimeS = seen ? (this.endMs - this.startMs) / 1000 : 0;

@@ -213,11 +213,12 @@ export class SglangEngine implements Engine {
     pTok: number,
     dReq: number,
     dKv: number,
+    pKv = 0,
   ): void {
     const older = this.prevPass;
     this.prevPass = this.lastPass;
     this.lastPass = older;
-    older.set(start, end, pReq, pTok, dReq, dKv);
+    older.set(start, end, pReq, pTok, dReq, dKv, pKv);
     if (this.trackQueue) older.captureQueue(this.waiting, this.req);
     if (this.passLog !== null) {
       const copy = new PassRecord();
@@ -319,7 +320,16 @@ export class SglangEngine implements Engine {
     if (this.progressed) {
       this.passes++;
       this.busyMs += end - now;
-      if (prefillPass) this.recordPass(now, end, shape.prefillRequests, shape.prefillNewTokens, 0, 0);
+      if (prefillPass)
+        this.recordPass(
+          now,
+          end,
+          shape.prefillRequests,
+          shape.prefillNewTokens,
+          0,
+          0,
+          shape.prefillCachedTokens,
+        );
       else this.recordPass(now, end, 0, 0, shape.decodeRequests, shape.decodeContextTokens);
     }
     return end;

@@ -340,7 +340,15 @@ export class VllmEngine implements Engine {
     this.passes++;
     this.busyMs += end - now;
     if (this.progressed)
-      this.recordPass(now, end, shape.prefillRequests, shape.prefillNewTokens, decodeCount, decodeContext);
+      this.recordPass(
+        now,
+        end,
+        shape.prefillRequests,
+        shape.prefillNewTokens,
+        decodeCount,
+        decodeContext,
+        shape.prefillCachedTokens,
+      );
     return end;
   }
 
@@ -352,11 +360,12 @@ export class VllmEngine implements Engine {
     prefillTokens: number,
     decodeRequests: number,
     decodeKv: number,
+    prefillKv = 0,
   ): void {
     const older = this.prevPass;
     this.prevPass = this.lastPass;
     this.lastPass = older;
-    older.set(start, end, prefillRequests, prefillTokens, decodeRequests, decodeKv);
+    older.set(start, end, prefillRequests, prefillTokens, decodeRequests, decodeKv, prefillKv);
     if (this.trackQueue) older.captureQueue(this.waiting, this.req);
     if (this.passLog !== null) {
       const copy = new PassRecord();
@@ -397,7 +406,15 @@ export class VllmEngine implements Engine {
     this.passes++;
     this.busyMs += end - now;
     if (this.progressed)
-      this.recordPass(now, end, this.shape.prefillRequests, this.shape.prefillNewTokens, 0, 0);
+      this.recordPass(
+        now,
+        end,
+        this.shape.prefillRequests,
+        this.shape.prefillNewTokens,
+        0,
+        0,
+        this.shape.prefillCachedTokens,
+      );
     return end;
   }
 

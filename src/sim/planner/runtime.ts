@@ -69,6 +69,8 @@ export class PlannerRuntime {
   private nextReady = Number.POSITIVE_INFINITY;
   /** When each worker (engine index) became ready: its FPM heartbeat clock starts then. */
   private readonly readyMs: number[] = [];
+  /** Per pool: workers in the order the planner first heard from them (its metrics cache), while ready. */
+  private readonly heard: Map<number, true>[];
 
   constructor(cluster: Cluster, spec: PlannerSpec, req: RequestTable, collector: Collector) {
     this.cluster = cluster;
@@ -87,6 +89,7 @@ export class PlannerRuntime {
     });
     this.pending = spec.roles.map(() => []);
     this.starting = spec.roles.map(() => []);
+    this.heard = spec.roles.map(() => new Map());
   }
 
   /** Next time the runtime needs the loop (a tick or a worker becoming ready), ms. */
@@ -119,10 +122,13 @@ export class PlannerRuntime {
       w.itlCount++;
       w.sumItlMs += (c.lastTokenMs[r] - c.firstTokenMs[r]) / (k - 1);
     }
-    if (c.reusedFirst[r] >= 0 && this.req.promptLen[r] > 0) {
-      w.hitCount++;
-      w.sumHit += c.reusedFirst[r] / this.req.promptLen[r];
-    }
+  }
+
+  /** The router scored a request's prefix overlap with its chosen worker (KV-aware routing only). */
+  onRouted(overlapBlocks: number, promptBlocks: number): void {
+    if (promptBlocks <= 0) return;
+    this.traffic.hitCount++;
+    this.traffic.sumHit += overlapBlocks / promptBlocks;
   }
 
   /** Workers ready by t start serving (before the arrivals at t are routed). */
@@ -177,14 +183,22 @@ export class PlannerRuntime {
   private tick(t: number): void {
     const roles = this.spec.roles;
     const obs: RoleObservation[] = roles.map((r, p) => {
-      const fpm: ForwardPassSnapshot[] = [];
+      const latest = new Map<number, ForwardPassSnapshot>();
       for (const e of this.cluster.poolEngines(p)) {
         if (this.fleet.stateOf(e.index) !== WorkerState.Active) continue;
         const f = emptySnapshot();
         e.snapshot(t, f);
         const published = Number.isNaN(f.passEndMs) ? this.readyMs[e.index] : f.passEndMs;
-        if (t - published >= FPM_HEARTBEAT_MS) fpm.push(emptySnapshot(e.index));
-        else if (!Number.isNaN(f.passEndMs)) fpm.push(f);
+        if (t - published >= FPM_HEARTBEAT_MS) latest.set(e.index, emptySnapshot(e.index));
+        else if (!Number.isNaN(f.passEndMs)) latest.set(e.index, f);
+      }
+      const heard = this.heard[p];
+      for (const k of heard.keys()) if (this.fleet.stateOf(k) !== WorkerState.Active) heard.delete(k);
+      for (const k of [...latest.keys()].sort((a, b) => a - b)) heard.set(k, true);
+      const fpm: ForwardPassSnapshot[] = [];
+      for (const k of heard.keys()) {
+        const f = latest.get(k);
+        if (f) fpm.push(f);
       }
       return {
         ready: this.fleet.count(r.role, WorkerState.Active),
