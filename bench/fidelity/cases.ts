@@ -204,10 +204,11 @@ export function buildCases(traceDir: string): Case[] {
     }
   }
   // Planner: the conversation trace 4x faster from 2 aggregated workers (as in docs/planner.md), load
-  // scaling every 5 s on the "throughput" target's fixed thresholds and on the "sla" target.
+  // scaling every 5 s on the "throughput" target's fixed thresholds and on the "sla" target (its performance
+  // model learnt from live forward-pass metrics only, as the reference replay without AI Configurator data).
   for (const [name, file] of [
     ['thr', 'bench/fidelity/planner-throughput.yaml'],
-    ['sla', 'docs/planner/sla-load.yaml'],
+    ['sla', 'bench/fidelity/planner-sla.yaml'],
   ] as const) {
     const path = join(traceDir, TRACES.conv.file);
     cases.push({

@@ -4,10 +4,13 @@ Run inside a Python environment with the reference installed (hack/reference/ins
     python hack/reference/record-fidelity-cases.py
 For each case: mean and p90 TTFT, mean TPOT, mean E2E, output throughput and prefix-reuse ratio, as in
 docs/fidelity.md. KV-router cases break ties at random, so they run RUNS times and print each metric's range.
+Planner cases (PLANNER) add the GPU-hours and the scaling decisions, [tick time in s, target workers].
 """
 
 import json
 import sys
+
+import yaml
 
 from dynamo.replay import run_synthetic_trace_replay, run_trace_replay
 
@@ -55,8 +58,52 @@ CASES = {
 }
 
 
+
+
+def planner(file):
+    with open(file, encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+PLANNER = {
+    # The Planner cases of docs/fidelity.md on the first 2,000 conversation rows.
+    "planner_thr_conv2000_x4_w2": lambda: run_trace_replay(
+        CONV,
+        num_workers=2,
+        arrival_speedup_ratio=4,
+        extra_engine_args=eng(block_size=64),
+        planner_config=planner("bench/fidelity/planner-throughput.yaml"),
+    ),
+    "planner_sla_conv2000_x4_w2": lambda: run_trace_replay(
+        CONV,
+        num_workers=2,
+        arrival_speedup_ratio=4,
+        extra_engine_args=eng(block_size=64),
+        planner_config=planner("bench/fidelity/planner-sla.yaml"),
+    ),
+    # At the trace's own pace the SLA planner scales up and down many times.
+    "planner_sla_conv2000_x1_w2": lambda: run_trace_replay(
+        CONV,
+        num_workers=2,
+        extra_engine_args=eng(block_size=64),
+        planner_config=planner("bench/fidelity/planner-sla.yaml"),
+    ),
+}
+
+
 def main():
     out = {}
+    for name, fn in PLANNER.items():
+        report = fn()
+        row = report.summary
+        out[name] = {k: row[v] for k, v in KEYS.items()}
+        out[name]["gpu_hours"] = row["gpu_hours"]
+        out[name]["scale_to"] = [
+            [t["at_ms"] / 1000, t["effects"]["scale_to"]["num_decode"]]
+            for t in report.planner.ticks
+            if (t.get("effects") or {}).get("scale_to")
+        ]
+        print(name, json.dumps(out[name]), file=sys.stderr)
     for name, fn in CASES.items():
         runs = RUNS if "_kv_" in name else 1
         rows = [fn().summary for _ in range(runs)]

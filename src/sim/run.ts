@@ -189,7 +189,7 @@ export function plannerSpec(
     config,
     startupMs: startupTimeS * 1000,
     roles,
-    ...(config.optimization_target === 'sla'
+    ...(config.optimization_target === 'sla' && config.sla_bootstrap === 'profile'
       ? {
           samples: profileWorker(
             { engine: prefillPool.engine, timing: prefillPool.timing },

@@ -310,6 +310,7 @@ class Simulation implements Cluster {
       spec.kind === 'sglang'
         ? new SglangEngine(this.engines.length, spec, pool.spec.timing, ...args)
         : new VllmEngine(this.engines.length, spec, pool.spec.timing, ...args);
+    if (this.options.planner) e.trackQueue = true;
     this.engines.push(e);
     this.poolOf.push(pool);
     this.options.onEngineCreated?.(e);
@@ -403,11 +404,11 @@ class Simulation implements Cluster {
       this.loopSteps++;
       if (rt !== null) {
         this.settle(t, rt.tickDue(t));
-        rt.step(t);
+        rt.activateDue(t);
       } else this.settle(t, false);
       this.routeBatch(t);
       this.startIdle(t);
-      if (rt !== null) rt.afterStep(t);
+      if (rt !== null) rt.endStep(t);
       this.sampleQueues(t);
     }
     return {
@@ -655,6 +656,9 @@ class Simulation implements Cluster {
   private submitPrefill(r: number, t: number): void {
     const first = this.pools[0];
     const local = first.router.route(r, first.engines, t, first.eligible);
+    // The planner's hit-rate signal is the KV router's overlap estimate for the worker it chose.
+    if (this.runtime !== null && first.router instanceof KvRouter)
+      this.runtime.onRouted(first.router.overlap(r, local), this.req.layout.promptBlocks[r]);
     const e = first.engines[local].index;
     // The target must not run ahead of t: its next pass has to see this request.
     this.bringUpToDate(e, t);

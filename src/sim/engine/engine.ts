@@ -43,6 +43,8 @@ export interface Engine {
   /** Prefill role: releases the KV held for r since its prefill finished. */
   releaseHeld?(r: number): void;
 
+  /** Record each pass's waiting queue for `snapshot` (set for a planner). */
+  trackQueue?: boolean;
   /** Forward-pass metrics at t (bring the engine up to date to t first). */
   snapshot(t: number, out: ForwardPassSnapshot): void;
   /** KV blocks in use (by requests, handoff holds or reservations). */

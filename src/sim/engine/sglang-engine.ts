@@ -202,6 +202,8 @@ export class SglangEngine implements Engine {
   private prevPass = new PassRecord();
   /** When set (profiling), every pass is appended here. */
   passLog: PassRecord[] | null = null;
+  /** Record each pass's waiting queue (the planner reads it; off otherwise, to save the scan). */
+  trackQueue = false;
   private runContext = 0;
 
   private recordPass(
@@ -211,11 +213,13 @@ export class SglangEngine implements Engine {
     pTok: number,
     dReq: number,
     dKv: number,
+    pKv = 0,
   ): void {
     const older = this.prevPass;
     this.prevPass = this.lastPass;
     this.lastPass = older;
-    older.set(start, end, pReq, pTok, dReq, dKv);
+    older.set(start, end, pReq, pTok, dReq, dKv, pKv);
+    if (this.trackQueue) older.captureQueue(this.waiting, this.req);
     if (this.passLog !== null) {
       const copy = new PassRecord();
       copy.copyFrom(older);
@@ -223,30 +227,13 @@ export class SglangEngine implements Engine {
     }
   }
 
-  /** Forward-pass metrics at t: the last pass that ended by t, and the queue (prompts vs decodes). */
+  /**
+   * Forward-pass metrics at time t (the engine must be brought up to date to t): the last pass that ended by
+   * t, with the queue it left waiting (recorded only while `trackQueue` is set).
+   */
   snapshot(t: number, out: ForwardPassSnapshot): void {
     out.engine = this.index;
     (this.lastPass.endMs <= t ? this.lastPass : this.prevPass).writeTo(out);
-    const req = this.req;
-    let nP = 0;
-    let sumP = 0;
-    let nD = 0;
-    let sumD = 0;
-    const w = this.waiting;
-    for (let i = 0; i < w.length; i++) {
-      const r = w.get(i);
-      if (req.generated[r] > 0 || req.remote[r] === 1) {
-        nD++;
-        sumD += req.seqLen(r);
-      } else {
-        nP++;
-        sumP += req.promptLen[r];
-      }
-    }
-    out.numQueuedPrefill = nP;
-    out.sumQueuedPrefillTokens = sumP;
-    out.numQueuedDecode = nD;
-    out.sumQueuedDecodeKvTokens = sumD;
   }
 
   /** Pages in use (not free, not evictable). */
@@ -333,7 +320,16 @@ export class SglangEngine implements Engine {
     if (this.progressed) {
       this.passes++;
       this.busyMs += end - now;
-      if (prefillPass) this.recordPass(now, end, shape.prefillRequests, shape.prefillNewTokens, 0, 0);
+      if (prefillPass)
+        this.recordPass(
+          now,
+          end,
+          shape.prefillRequests,
+          shape.prefillNewTokens,
+          0,
+          0,
+          shape.prefillCachedTokens,
+        );
       else this.recordPass(now, end, 0, 0, shape.decodeRequests, shape.decodeContextTokens);
     }
     return end;
@@ -1030,7 +1026,10 @@ export class SglangEngine implements Engine {
     this.busyMs += lastEnd - ends[from];
     this.runApplied = upTo;
     // Pass records as stepping would leave them: step j decodes n requests over context + n (j - 1) tokens.
-    if (m >= 2) this.lastPass.set(ends[upTo - 2], ends[upTo - 1], 0, 0, n, this.runContext + n * (upTo - 2));
+    if (m >= 2) {
+      this.lastPass.set(ends[upTo - 2], ends[upTo - 1], 0, 0, n, this.runContext + n * (upTo - 2));
+      if (this.trackQueue) this.lastPass.captureQueue(this.waiting, this.req);
+    }
     this.recordPass(ends[upTo - 1], lastEnd, 0, 0, n, this.runContext + n * (upTo - 1));
     if (last) {
       let w = 0;

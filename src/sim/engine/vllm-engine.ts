@@ -91,6 +91,8 @@ export class VllmEngine implements Engine {
   private prevPass = new PassRecord();
   /** When set, every plain pass is appended here (performance profiling; keep coalescing off then). */
   passLog: PassRecord[] | null = null;
+  /** Record each pass's waiting queue (the planner reads it; off otherwise, to save the scan). */
+  trackQueue = false;
 
   /** Lower KV tiers and the requests parked while their lower-tier prefix is onboarded. */
   readonly offload: OffloadTiers | null;
@@ -338,7 +340,15 @@ export class VllmEngine implements Engine {
     this.passes++;
     this.busyMs += end - now;
     if (this.progressed)
-      this.recordPass(now, end, shape.prefillRequests, shape.prefillNewTokens, decodeCount, decodeContext);
+      this.recordPass(
+        now,
+        end,
+        shape.prefillRequests,
+        shape.prefillNewTokens,
+        decodeCount,
+        decodeContext,
+        shape.prefillCachedTokens,
+      );
     return end;
   }
 
@@ -350,11 +360,13 @@ export class VllmEngine implements Engine {
     prefillTokens: number,
     decodeRequests: number,
     decodeKv: number,
+    prefillKv = 0,
   ): void {
     const older = this.prevPass;
     this.prevPass = this.lastPass;
     this.lastPass = older;
-    older.set(start, end, prefillRequests, prefillTokens, decodeRequests, decodeKv);
+    older.set(start, end, prefillRequests, prefillTokens, decodeRequests, decodeKv, prefillKv);
+    if (this.trackQueue) older.captureQueue(this.waiting, this.req);
     if (this.passLog !== null) {
       const copy = new PassRecord();
       copy.copyFrom(older);
@@ -364,32 +376,11 @@ export class VllmEngine implements Engine {
 
   /**
    * Forward-pass metrics at time t (the engine must be brought up to date to t): the last pass that ended by
-   * t and the queue now. Requests waiting with a sampled token (preempted, or transferred prompts) count as
-   * queued decode work, the others as queued prefill work.
+   * t, with the queue it left waiting (recorded only while `trackQueue` is set).
    */
   snapshot(t: number, out: ForwardPassSnapshot): void {
     out.engine = this.index;
     (this.lastPass.endMs <= t ? this.lastPass : this.prevPass).writeTo(out);
-    const req = this.req;
-    let nP = 0;
-    let sumP = 0;
-    let nD = 0;
-    let sumD = 0;
-    const w = this.waiting;
-    for (let i = 0; i < w.length; i++) {
-      const r = w.get(i);
-      if (req.generated[r] > 0 || req.remote[r] === 1) {
-        nD++;
-        sumD += req.seqLen(r);
-      } else {
-        nP++;
-        sumP += req.promptLen[r];
-      }
-    }
-    out.numQueuedPrefill = nP;
-    out.sumQueuedPrefillTokens = sumP;
-    out.numQueuedDecode = nD;
-    out.sumQueuedDecodeKvTokens = sumD;
   }
 
   /**
@@ -415,7 +406,15 @@ export class VllmEngine implements Engine {
     this.passes++;
     this.busyMs += end - now;
     if (this.progressed)
-      this.recordPass(now, end, this.shape.prefillRequests, this.shape.prefillNewTokens, 0, 0);
+      this.recordPass(
+        now,
+        end,
+        this.shape.prefillRequests,
+        this.shape.prefillNewTokens,
+        0,
+        0,
+        this.shape.prefillCachedTokens,
+      );
     return end;
   }
 
@@ -945,6 +944,7 @@ export class VllmEngine implements Engine {
     // Pass records as stepping would leave them: step j decodes n requests over context + n (j - 1) tokens.
     if (m >= 2) {
       this.lastPass.set(ends[upTo - 2], ends[upTo - 1], 0, 0, n, this.runContext + n * (upTo - 2));
+      if (this.trackQueue) this.lastPass.captureQueue(this.waiting, this.req);
     }
     this.recordPass(ends[upTo - 1], lastEnd, 0, 0, n, this.runContext + n * (upTo - 1));
     // Completions happen only in the run's final pass.

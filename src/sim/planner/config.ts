@@ -99,6 +99,12 @@ const Fields = z
     fpm_sample_bucket_size: positiveInt.default(16),
     load_min_observations: positiveInt.default(5),
     load_scaling_down_sensitivity: percent.default(80),
+    sla_bootstrap: z
+      .enum(['profile', 'none'])
+      .default('profile')
+      .describe(
+        "extension: the SLA target's performance model starts from a profile of one worker the simulator runs (as Dynamo bootstraps from AI Configurator or pre-deployment profiling), or empty, learning from live forward-pass metrics only (Dynamo without that data)",
+      ),
     prefill_scale_up_queue_tokens: nonNegativeInt.nullable().default(null),
     prefill_scale_down_queue_tokens: nonNegativeInt.nullable().default(null),
     decode_scale_up_kv_rate: percent.nullable().default(null),

@@ -1,7 +1,7 @@
 import type { ForwardPassSnapshot } from '../engine/pass-metrics.ts';
 import { constrainReplicas } from './budget.ts';
 import type { ClusterRole, PlannerConfig } from './config.ts';
-import { AggModel, DecodeModel, type EngineCapabilities, PrefillModel } from './perf-model.ts';
+import { type EngineCapabilities, EnginePerfModel } from './perf-model.ts';
 import { createPredictor, type LoadPredictor } from './predictors.ts';
 
 /**
@@ -10,9 +10,10 @@ import { createPredictor, type LoadPredictor } from './predictors.ts';
  * replica targets. Two loops, as in the reference:
  *
  * - load scaling, every `load_adjustment_interval_seconds`: per-engine signals (SLA target: TTFT and ITL
- *   estimated from queues through a regression of pass time; other targets: queue and KV-utilisation
- *   thresholds) add or remove one worker per role; nothing new is decided for a role whose previous change is
- *   still in flight (workers starting);
+ *   estimated from each worker's latest forward-pass metrics through the performance model of perf-model.ts;
+ *   other targets: queue and KV-utilisation thresholds) add or remove one worker per role; nothing new is
+ *   decided for a role whose previous change is still in flight (workers starting), nor while a ready worker
+ *   has not reported yet (the reference's worker-count check);
  * - throughput scaling, every `throughput_adjustment_interval_seconds` (SLA target): predict the coming
  *   interval's requests, ISL and OSL, and size each role from a performance model of one worker. With load
  *   scaling on, that size is only a floor under load scaling's decisions.
@@ -31,7 +32,11 @@ export interface RoleSpec {
   bounds: { min: number; max: number };
 }
 
-/** Requests seen between two ticks (offered load) and the shapes and latencies of those that completed. */
+/**
+ * Requests seen between two ticks (offered load), the shapes and latencies of those that completed, and the
+ * router's prefix-cache hit estimate at admission (overlap / prompt blocks, per request the router scored:
+ * none with round robin).
+ */
 export interface TrafficWindow {
   durationS: number;
   numReq: number;
@@ -74,7 +79,10 @@ export interface RoleObservation {
   ready: number;
   /** Workers the last decision asked for (starting and active, not draining). */
   expected: number;
-  /** Latest forward-pass metrics of each ready worker. */
+  /**
+   * Latest forward-pass metrics of each ready worker that has reported, in the order the planner first heard
+   * from them.
+   */
   fpm: ForwardPassSnapshot[];
 }
 
@@ -99,14 +107,17 @@ export interface ThroughputRecord {
 export interface PerfSamples {
   prefill: ForwardPassSnapshot[];
   decode: ForwardPassSnapshot[];
+  /** Aggregated workers: the pure prefill and decode samples, as Dynamo bootstraps them. */
   agg: ForwardPassSnapshot[];
+  /** Aggregated workers: mixed passes that only seed the estimator (see profile.ts). */
+  mixed?: ForwardPassSnapshot[];
 }
 
 export class Planner {
   readonly config: PlannerConfig;
   readonly roles: readonly RoleSpec[];
   private readonly sla: boolean;
-  private readonly models: (PrefillModel | DecodeModel | AggModel | null)[];
+  private readonly models: (EnginePerfModel | null)[];
   private readonly numReq: LoadPredictor;
   private readonly isl: LoadPredictor;
   private readonly osl: LoadPredictor;
@@ -131,16 +142,13 @@ export class Planner {
     };
     this.models = roles.map((r) => {
       if (!this.sla) return null;
-      if (!samples) throw new Error('the SLA planner needs a performance profile of one worker');
-      const m =
-        r.role === 'prefill'
-          ? new PrefillModel(settings)
-          : r.role === 'decode'
-            ? new DecodeModel(settings)
-            : new AggModel(settings);
-      const boot =
-        r.role === 'prefill' ? samples.prefill : r.role === 'decode' ? samples.decode : samples.agg;
-      for (const f of boot) m.observe(f);
+      const m = new EnginePerfModel(r.role, settings, r.caps);
+      if (samples) {
+        if (r.role === 'aggregated' && samples.mixed) m.seed(samples.mixed);
+        m.bootstrap(
+          r.role === 'prefill' ? samples.prefill : r.role === 'decode' ? samples.decode : samples.agg,
+        );
+      }
       return m;
     });
     this.numReq = createPredictor(config);
@@ -159,12 +167,13 @@ export class Planner {
     return Math.min(this.nextLoadS, this.nextThroughputS);
   }
 
-  /** The fitted performance models, for the report. */
+  /** The fitted pass-time models (ms; per store of each role), for the report. */
   modelFits(): Record<string, { intercept: number; coef: number[] } | null> {
     const out: Record<string, { intercept: number; coef: number[] } | null> = {};
     this.roles.forEach((r, i) => {
       const m = this.models[i];
-      if (m) out[r.role] = m.reg.fit();
+      if (!m) return;
+      for (const [kind, store] of m.reg.stores) out[`${r.role}.${kind}`] = store.rawFit();
     });
     return out;
   }
@@ -175,7 +184,8 @@ export class Planner {
     const isLoad = this.nextLoadS <= at + this.mergeTolS;
     const isThroughput = this.nextThroughputS <= at + this.mergeTolS;
     this.pending = mergeTraffic(this.pending, traffic);
-    if (traffic.hitCount > 0) this.lastHit = traffic.sumHit / traffic.hitCount;
+    // The router's hit rate over the window (0 when nothing was scored), as the reference's last value.
+    this.lastHit = traffic.hitCount > 0 ? traffic.sumHit / traffic.hitCount : 0;
     let result: TickResult = {
       targets: this.roles.map(() => null),
       reasons: this.roles.map(() => 'no_change'),
@@ -184,7 +194,7 @@ export class Planner {
       if (this.sla) {
         this.roles.forEach((_, i) => {
           const m = this.models[i];
-          if (m) for (const f of obs[i].fpm) m.observe(f);
+          if (m && obs[i].fpm.length > 0) m.observe(obs[i].fpm);
         });
       }
       if (this.config.enable_load_scaling) result = this.loadDecision(obs);
@@ -220,9 +230,13 @@ export class Planner {
         reasons[i] = 'no_fpm_data';
         return o.ready;
       }
+      if (o.fpm.length !== o.ready) {
+        reasons[i] = 'worker_count_mismatch';
+        return o.ready;
+      }
       const d = this.sla ? this.slaDecision(i, o) : this.easyDecision(i, o);
       if (d === null) {
-        reasons[i] = this.sla && !this.models[i]?.reg.hasSufficientData() ? 'insufficient_data' : 'no_change';
+        reasons[i] = this.sla && !this.models[i]?.hasSufficientData() ? 'insufficient_data' : 'no_change';
         return o.ready;
       }
       return d;
@@ -300,18 +314,20 @@ export class Planner {
   }
 
   /**
-   * SLA target: up when every engine's estimate misses the SLO; down only when, with one engine fewer
-   * (queues scaled by N / (N - 1)), every survivor's estimate stays within `sensitivity` of the SLO — for
-   * TTFT, of the part of it the queue causes (the request's own prefill does not shrink with more engines).
+   * SLA target, as Dynamo 1.6.1 decides it: up when every engine's estimate misses the SLO; down only when,
+   * with one engine fewer (its load spread over the survivors: x N / (N - 1)), every survivor's estimate
+   * stays within `load_scaling_down_sensitivity` % of the SLO — for TTFT, of the part the queue causes (the
+   * request's own prefill does not shrink with more engines); a survivor whose KV would overflow refuses.
    */
   private slaDecision(i: number, o: RoleObservation): number | null {
     const m = this.models[i];
     const role = this.roles[i].role;
-    if (!m?.reg.hasSufficientData()) return null;
+    if (!m?.hasSufficientData()) return null;
     const n = o.ready;
-    if (role === 'prefill') return this.prefillSla(m as PrefillModel, o, n, i);
-    if (role === 'decode') return this.decodeSla(m as DecodeModel, o, n, i);
-    return this.aggSla(m as AggModel, o, n, i);
+    if (n === 0) return null;
+    if (role === 'prefill') return this.prefillSla(m, o, n, i);
+    if (role === 'decode') return this.decodeSla(m, o, n, i);
+    return this.aggSla(m, o, n, i);
   }
 
   private scaleDecision(est: number[], slaMs: number, n: number, canDown: boolean, i: number): number | null {
@@ -321,29 +337,34 @@ export class Planner {
     return null;
   }
 
-  private prefillSla(m: PrefillModel, o: RoleObservation, n: number, i: number): number | null {
+  private prefillSla(m: EnginePerfModel, o: RoleObservation, n: number, i: number): number | null {
     const c = this.config;
-    const mbt = this.roles[i].caps.maxNumBatchedTokens;
     const sens = c.load_scaling_down_sensitivity / 100;
     const grow = n > 1 ? n / (n - 1) : 1;
-    const own = n > 1 ? m.estimateTtft(0, mbt, this.lastHit) : null;
-    let canDown = n > 1 && own !== null;
-    const ownMs = (own ?? 0) * 1000;
-    const budgetMs = (c.ttft_ms - ownMs) * sens;
-    if (budgetMs <= 0) canDown = false;
+    const kvHit = this.lastHit;
+    let canDown = n > 1;
     const est: number[] = [];
     for (const f of o.fpm) {
-      const e = m.estimateTtft(f.sumQueuedPrefillTokens, mbt, this.lastHit);
+      const e = m.queuedPrefillTime(f, { kvHit });
       if (e !== null) est.push(e * 1000);
-      if (canDown) {
-        const post = m.estimateTtft(Math.floor(f.sumQueuedPrefillTokens * grow), mbt, this.lastHit);
-        if (post === null || post * 1000 - ownMs >= budgetMs) canDown = false;
+      if (!canDown) continue;
+      const own = m.queuedPrefillTime(f, { kvHit, queueScale: 0 });
+      if (own === null) {
+        canDown = false;
+        continue;
       }
+      const budgetMs = (c.ttft_ms - own * 1000) * sens;
+      if (budgetMs <= 0) {
+        canDown = false;
+        continue;
+      }
+      const post = m.queuedPrefillTime(f, { kvHit, queueScale: grow });
+      if (post === null || post * 1000 - own * 1000 >= budgetMs) canDown = false;
     }
     return this.scaleDecision(est, c.ttft_ms, n, canDown, i);
   }
 
-  private decodeSla(m: DecodeModel, o: RoleObservation, n: number, i: number): number | null {
+  private decodeSla(m: EnginePerfModel, o: RoleObservation, n: number, i: number): number | null {
     const c = this.config;
     const maxKv = this.roles[i].caps.maxKvTokens;
     const sens = c.load_scaling_down_sensitivity / 100;
@@ -351,68 +372,62 @@ export class Planner {
     let canDown = n > 1;
     const est: number[] = [];
     for (const f of o.fpm) {
-      const e = m.estimateItl(f.sumDecodeKvTokens, f.sumQueuedDecodeKvTokens);
+      const e = m.scheduledDecodeItl(f, { includeQueuedDecode: true });
       if (e !== null) est.push(e * 1000);
       if (!canDown) continue;
-      const post = Math.floor((f.sumDecodeKvTokens + f.sumQueuedDecodeKvTokens) * grow);
+      const post = Math.trunc((f.sumDecodeKvTokens + f.sumQueuedDecodeKvTokens) * grow);
       if (maxKv > 0 && post >= maxKv) {
         canDown = false;
         continue;
       }
-      const itl = m.estimateItl(post, 0);
+      const itl = m.scheduledDecodeItl(f, { decodeScale: grow, includeQueuedDecode: true });
       if (itl === null || itl * 1000 >= c.itl_ms * sens) canDown = false;
     }
     return this.scaleDecision(est, c.itl_ms, n, canDown, i);
   }
 
-  /** Aggregated: up when TTFT or ITL calls for it; down only when both sides allow it. */
-  private aggSla(m: AggModel, o: RoleObservation, n: number, i: number): number | null {
+  /** Aggregated: up when TTFT or ITL calls for it; down only when both allow it. */
+  private aggSla(m: EnginePerfModel, o: RoleObservation, n: number, i: number): number | null {
     const c = this.config;
     const caps = this.roles[i].caps;
     const sens = c.load_scaling_down_sensitivity / 100;
     const grow = n > 1 ? n / (n - 1) : 1;
-    // Prefill side.
-    let pDown = n > 1;
-    let pRefused = false;
-    const ttft: number[] = [];
-    for (const f of o.fpm) {
-      const e = m.estimateTtft(
-        f.sumQueuedPrefillTokens,
-        caps.maxNumBatchedTokens,
-        f.sumDecodeKvTokens,
-        this.lastHit,
-      );
-      if (e !== null) ttft.push(e * 1000);
-      if (!pDown) continue;
-      const postKv = Math.floor(f.sumDecodeKvTokens * grow);
-      const own = m.estimateTtft(0, caps.maxNumBatchedTokens, postKv, this.lastHit);
-      const post = m.estimateTtft(
-        Math.floor(f.sumQueuedPrefillTokens * grow),
-        caps.maxNumBatchedTokens,
-        postKv,
-        this.lastHit,
-      );
-      if (own === null || post === null) {
-        pDown = false;
-        continue;
+    const kvHit = this.lastHit;
+    // Prefill side: the survivor inherits queued prompts and decode KV (scheduled and queued).
+    let p: number | null = null;
+    if (caps.maxNumBatchedTokens > 0) {
+      let pDown = n > 1;
+      let pRefused = false;
+      const ttft: number[] = [];
+      for (const f of o.fpm) {
+        const e = m.queuedPrefillTime(f, { kvHit });
+        if (e !== null) ttft.push(e * 1000);
+        if (!pDown) continue;
+        const post = { kvHit, decodeScale: grow, includeQueuedDecode: true };
+        const own = m.queuedPrefillTime(f, { ...post, queueScale: 0 });
+        const after = m.queuedPrefillTime(f, { ...post, queueScale: grow });
+        if (own === null || after === null) {
+          pDown = false;
+          continue;
+        }
+        const budgetMs = (c.ttft_ms - own * 1000) * sens;
+        if (budgetMs <= 0 || after * 1000 - own * 1000 >= budgetMs) {
+          pDown = false;
+          pRefused = true;
+        }
       }
-      const budgetMs = (c.ttft_ms - own * 1000) * sens;
-      if (budgetMs <= 0 || post * 1000 - own * 1000 >= budgetMs) {
-        pDown = false;
-        pRefused = true;
-      }
+      p = this.scaleDecision(ttft, c.ttft_ms, n, pDown, i);
+      if (p === null && pRefused) p = n;
     }
-    let p = this.scaleDecision(ttft, c.ttft_ms, n, pDown, i);
-    if (p === null && pRefused) p = n;
-    // Decode side: queued prefill becomes decode KV, so it counts toward the consolidated cache.
+    // Decode side: queued prompts become decode KV, so they count toward the consolidated cache.
     let dDown = n > 1;
     let dRefused = false;
     const itl: number[] = [];
     for (const f of o.fpm) {
-      const e = m.estimateItl(f.sumDecodeKvTokens, f.sumQueuedDecodeKvTokens);
+      const e = m.scheduledDecodeItl(f, { includeQueuedDecode: true });
       if (e !== null) itl.push(e * 1000);
       if (!dDown) continue;
-      const post = Math.floor(
+      const post = Math.trunc(
         (f.sumDecodeKvTokens + f.sumQueuedDecodeKvTokens + f.sumQueuedPrefillTokens) * grow,
       );
       if (caps.maxKvTokens > 0 && post >= caps.maxKvTokens) {
@@ -420,7 +435,11 @@ export class Planner {
         dRefused = true;
         continue;
       }
-      const e2 = m.estimateItl(post, 0);
+      const e2 = m.scheduledDecodeItl(f, {
+        decodeScale: grow,
+        includeQueuedDecode: true,
+        includeQueuedPrefillAsKv: true,
+      });
       if (e2 === null) dDown = false;
       else if (e2 * 1000 >= c.itl_ms * sens) {
         dDown = false;
@@ -459,24 +478,17 @@ export class Planner {
       const m = this.models[i];
       engineRps.push(null);
       if (!r.scaled || m === null) return null;
-      let rps: number;
-      let slaFloor = 1;
-      if (r.role === 'prefill') {
-        const best = (m as PrefillModel).bestRps(isl * (1 - (this.lastHit ?? 0)), r.caps.maxNumBatchedTokens);
-        if (best === null) return null;
-        rps = best.rps;
-        if (best.ttftMs > c.ttft_ms) slaFloor = Math.ceil(best.ttftMs / c.ttft_ms);
-      } else if (r.role === 'decode') {
-        const best = (m as DecodeModel).bestRps(c.itl_ms, isl + osl / 2, osl, r.caps);
-        if (best === null) return null;
-        rps = best.rps;
-      } else {
-        const best = (m as AggModel).bestRps(isl, osl, c.ttft_ms, c.itl_ms, r.caps, this.lastHit);
-        if (best === null) return null;
-        rps = best.rps;
-      }
+      // What one worker sustains within the SLOs that apply to its role.
+      const cap = m.capacity({
+        isl,
+        osl,
+        ...(r.role !== 'decode' ? { ttftSlaMs: c.ttft_ms, kvHit: this.lastHit } : {}),
+        ...(r.role !== 'prefill' ? { itlSlaMs: c.itl_ms } : {}),
+      });
+      if (cap === null || !(cap.rps > 0)) return null;
+      const rps = cap.rps;
       engineRps[i] = rps;
-      return Math.max(Math.ceil(demand / rps), slaFloor, r.bounds.min);
+      return Math.max(Math.ceil(demand / rps), r.bounds.min);
     });
     this.throughputLog.push({
       t_s: nowS,

@@ -10,11 +10,15 @@ import type { PerfSamples } from './planner.ts';
  * single engine with the configured settings and timing, like the reference's pre-deployment sweep (which
  * asks AI Configurator). Prefill: one request at a time, prompts from 100 tokens up to the pass budget.
  * Decode: closed loops of B requests at context C (C in 500 / 2000 / 4000 / 8000 tokens, B up to
- * `max_num_seqs`, within the KV cache), keeping the first pass where all B decode. The passes' forward-pass
- * metrics seed the regressions; live metrics refine them during the run. Results are cached per engine
- * settings and timing model, so a sweep profiles each shape once per thread.
+ * `max_num_seqs`, within the KV cache), keeping the first pass where all B decode, and for aggregated workers
+ * a few of the mixed passes before it (prompt chunks next to decodes). The passes' forward-pass metrics seed
+ * the performance model; live metrics refine it during the run. Results are cached per engine settings and
+ * timing model, so a sweep profiles each shape once per thread.
  */
 const cache = new Map<string, ForwardPassSnapshot[]>();
+const loops = new Map<string, { decode: ForwardPassSnapshot[]; mixed: ForwardPassSnapshot[] }>();
+/** Mixed passes kept per decode loop, evenly spaced. */
+const MIXED_PER_LOOP = 4;
 
 const GRANULARITY = 8;
 const CONTEXTS = [500, 2000, 4000, 8000];
@@ -99,9 +103,13 @@ export function profilePrefill(engine: EngineSpec, timing: TimingModel): Forward
   return out;
 }
 
-export function profileDecode(engine: EngineSpec, timing: TimingModel): ForwardPassSnapshot[] {
+/** Decode samples (all B requests decoding) and mixed ones (prefill chunks next to decodes), per loop. */
+function decodeLoops(
+  engine: EngineSpec,
+  timing: TimingModel,
+): { decode: ForwardPassSnapshot[]; mixed: ForwardPassSnapshot[] } {
   const key = cacheKey('decode', engine, timing);
-  const hit = cache.get(key);
+  const hit = loops.get(key);
   if (hit) return hit;
   const kv = engine.numGpuBlocks * engine.blockSize;
   const maxSeqs = engine.maxNumSeqs;
@@ -113,7 +121,8 @@ export function profileDecode(engine: EngineSpec, timing: TimingModel): ForwardP
       ),
     ]),
   ];
-  const out: ForwardPassSnapshot[] = [];
+  const decode: ForwardPassSnapshot[] = [];
+  const mixed: ForwardPassSnapshot[] = [];
   for (const ctx of CONTEXTS) {
     for (const bs of batches) {
       // Long enough answers that the first request still decodes when the last prompt is in; whole blocks
@@ -125,14 +134,22 @@ export function profileDecode(engine: EngineSpec, timing: TimingModel): ForwardP
         Array.from({ length: bs }, () => ({ isl: ctx, osl })),
         engine.blockSize,
       );
-      const first = passes(engine, timing, w, bs).find(
-        (p) => p.prefillRequests === 0 && p.decodeRequests === bs,
-      );
-      if (first) out.push(toSnapshot(first));
+      const log = passes(engine, timing, w, bs);
+      const first = log.find((p) => p.prefillRequests === 0 && p.decodeRequests === bs);
+      if (first) decode.push(toSnapshot(first));
+      // While the prompts go in, chunks share passes with the requests already decoding.
+      const mix = log.filter((p) => p.prefillRequests > 0 && p.decodeRequests > 0);
+      const step = Math.max(1, Math.ceil(mix.length / MIXED_PER_LOOP));
+      for (let k = 0; k < mix.length; k += step) mixed.push(toSnapshot(mix[k]));
     }
   }
-  cache.set(key, out);
+  const out = { decode, mixed };
+  loops.set(key, out);
   return out;
+}
+
+export function profileDecode(engine: EngineSpec, timing: TimingModel): ForwardPassSnapshot[] {
+  return decodeLoops(engine, timing).decode;
 }
 
 /** Samples for every model a planner may need on a cluster with these prefill and decode engines. */
@@ -141,6 +158,9 @@ export function profileWorker(
   decode: { engine: EngineSpec; timing: TimingModel },
 ): PerfSamples {
   const p = profilePrefill(prefill.engine, prefill.timing);
-  const d = profileDecode(decode.engine, decode.timing);
-  return { prefill: p, decode: d, agg: [...p, ...d] };
+  const d = decodeLoops(decode.engine, decode.timing);
+  // An aggregated worker also runs mixed passes, which its model keeps apart: AI Configurator's estimator
+  // covers them analytically, the regression needs samples (`mixed`; they seed its store only, not the
+  // averages the planner keeps of live passes).
+  return { prefill: p, decode: d.decode, agg: [...p, ...d.decode], mixed: d.mixed };
 }

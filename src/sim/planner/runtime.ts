@@ -37,11 +37,20 @@ export interface PlannerSpec {
 }
 
 /**
- * Runs the Planner on the simulation's clock: ticks and worker-ready times are events of the same loop. At a
- * tick (after every pass ending at that time is applied and every engine is brought up to date) the planner
- * gets each ready worker's forward-pass metrics and the traffic since the last tick; its targets become
- * workers that start, or drain. The simulation calls `step` after settling a time and before routing, and
- * `afterStep` once passes have started.
+ * An engine that published no forward-pass metrics for this long publishes an idle heartbeat (all zeros), as
+ * Dynamo's FPM publisher does for vLLM (`HEARTBEAT_INTERVAL`, 1 s) and the reference's replay reproduces.
+ */
+export const FPM_HEARTBEAT_MS = 1000;
+
+/**
+ * Runs the Planner on the simulation's clock: ticks and worker-ready times are events of the same loop. A
+ * tick fires last at its time, as in the reference's replay loop: after the passes ending then, the workers
+ * becoming ready, the arrivals (routed over the pool as it was) and the passes starting then. The planner gets
+ * each ready worker's latest forward-pass metrics (the last pass that ended, with the queue its scheduler left
+ * waiting; an idle heartbeat when the worker published nothing for `FPM_HEARTBEAT_MS`; nothing from a worker
+ * that has neither run a pass nor been ready that long) and the traffic since the last tick; its targets
+ * become workers that start, or drain. The simulation calls `activateReady` after settling a time, then
+ * routes and starts passes, then `afterStep`.
  */
 export class PlannerRuntime {
   readonly planner: Planner;
@@ -58,6 +67,10 @@ export class PlannerRuntime {
   private readonly req: RequestTable;
   private readonly collector: Collector;
   private nextReady = Number.POSITIVE_INFINITY;
+  /** When each worker (engine index) became ready: its FPM heartbeat clock starts then. */
+  private readonly readyMs: number[] = [];
+  /** Per pool: workers in the order the planner first heard from them (its metrics cache), while ready. */
+  private readonly heard: Map<number, true>[];
 
   constructor(cluster: Cluster, spec: PlannerSpec, req: RequestTable, collector: Collector) {
     this.cluster = cluster;
@@ -70,11 +83,13 @@ export class PlannerRuntime {
       this.poolOfRole.set(r.role, p);
       for (const e of cluster.poolEngines(p)) {
         this.fleet.add(e.index, r.role, e.gpus, WorkerState.Active, 0);
+        this.readyMs[e.index] = 0;
         cluster.setEligible(e, true);
       }
     });
     this.pending = spec.roles.map(() => []);
     this.starting = spec.roles.map(() => []);
+    this.heard = spec.roles.map(() => new Map());
   }
 
   /** Next time the runtime needs the loop (a tick or a worker becoming ready), ms. */
@@ -107,15 +122,26 @@ export class PlannerRuntime {
       w.itlCount++;
       w.sumItlMs += (c.lastTokenMs[r] - c.firstTokenMs[r]) / (k - 1);
     }
-    if (c.reusedFirst[r] >= 0 && this.req.promptLen[r] > 0) {
-      w.hitCount++;
-      w.sumHit += c.reusedFirst[r] / this.req.promptLen[r];
-    }
   }
 
-  /** Workers ready by t start serving; a due tick runs. Engines are up to date to t. */
-  step(t: number): void {
+  /** The router scored a request's prefix overlap with its chosen worker (KV-aware routing only). */
+  onRouted(overlapBlocks: number, promptBlocks: number): void {
+    if (promptBlocks <= 0) return;
+    this.traffic.hitCount++;
+    this.traffic.sumHit += overlapBlocks / promptBlocks;
+  }
+
+  /** Workers ready by t start serving (before the arrivals at t are routed). */
+  activateDue(t: number): void {
     if (this.nextReady <= t) this.activateReady(t);
+  }
+
+  /**
+   * After routing and pass starts at t: drained workers leave, and a due tick runs (engines must be up to
+   * date to t), then workers it drained that hold nothing leave at once.
+   */
+  endStep(t: number): void {
+    this.afterStep(t);
     if (this.tickDue(t)) this.tick(t);
   }
 
@@ -142,6 +168,7 @@ export class PlannerRuntime {
         const s = list[i];
         if (s.readyMs <= t) {
           this.fleet.set(s.engine.index, WorkerState.Active, t);
+          this.readyMs[s.engine.index] = t;
           this.cluster.setEligible(s.engine, true);
           list.splice(i, 1);
         } else {
@@ -156,12 +183,22 @@ export class PlannerRuntime {
   private tick(t: number): void {
     const roles = this.spec.roles;
     const obs: RoleObservation[] = roles.map((r, p) => {
-      const fpm: ForwardPassSnapshot[] = [];
+      const latest = new Map<number, ForwardPassSnapshot>();
       for (const e of this.cluster.poolEngines(p)) {
         if (this.fleet.stateOf(e.index) !== WorkerState.Active) continue;
         const f = emptySnapshot();
         e.snapshot(t, f);
-        fpm.push(f);
+        const published = Number.isNaN(f.passEndMs) ? this.readyMs[e.index] : f.passEndMs;
+        if (t - published >= FPM_HEARTBEAT_MS) latest.set(e.index, emptySnapshot(e.index));
+        else if (!Number.isNaN(f.passEndMs)) latest.set(e.index, f);
+      }
+      const heard = this.heard[p];
+      for (const k of heard.keys()) if (this.fleet.stateOf(k) !== WorkerState.Active) heard.delete(k);
+      for (const k of [...latest.keys()].sort((a, b) => a - b)) heard.set(k, true);
+      const fpm: ForwardPassSnapshot[] = [];
+      for (const k of heard.keys()) {
+        const f = latest.get(k);
+        if (f) fpm.push(f);
       }
       return {
         ready: this.fleet.count(r.role, WorkerState.Active),
@@ -240,6 +277,7 @@ export class PlannerRuntime {
         list.shift();
         if (this.spec.startupMs <= 0) {
           this.fleet.set(e.index, WorkerState.Active, t);
+          this.readyMs[e.index] = t;
           this.cluster.setEligible(e, true);
         } else {
           this.fleet.set(e.index, WorkerState.Starting, t);

@@ -26,15 +26,27 @@ const wall = (prefill: number, kv: number) => 0.01 + 1e-5 * prefill + 1e-8 * kv;
 function samples(): PerfSamples {
   const prefill: ForwardPassSnapshot[] = [];
   const decode: ForwardPassSnapshot[] = [];
+  const mixed: ForwardPassSnapshot[] = [];
   for (let t = 500; t <= 8000; t += 500) {
     prefill.push(fpm({ numPrefillRequests: 1, sumPrefillTokens: t, wallTimeS: wall(t, 0) }));
   }
   for (const ctx of [500, 2000, 4000]) {
     for (const b of [1, 8, 32, 64]) {
       decode.push(fpm({ numDecodeRequests: b, sumDecodeKvTokens: b * ctx, wallTimeS: wall(0, b * ctx) }));
+      for (const t of [1000, 4000]) {
+        mixed.push(
+          fpm({
+            numPrefillRequests: 1,
+            sumPrefillTokens: t,
+            numDecodeRequests: b,
+            sumDecodeKvTokens: b * ctx,
+            wallTimeS: wall(t, b * ctx),
+          }),
+        );
+      }
     }
   }
-  return { prefill, decode, agg: [...prefill, ...decode] };
+  return { prefill, decode, agg: [...prefill, ...decode], mixed };
 }
 
 describe('planner: load scaling', () => {
@@ -123,6 +135,45 @@ describe('planner: load scaling', () => {
   });
 });
 
+describe('planner: the SLA target as Dynamo 1.6.1 runs it', () => {
+  const c = PlannerConfigSchema.parse({
+    optimization_target: 'sla',
+    enable_load_scaling: true,
+    enable_throughput_scaling: false,
+    ttft_ms: 500,
+    itl_ms: 50,
+  });
+
+  it('without a profile, decides nothing until a store has load_min_observations live passes', () => {
+    const p = new Planner(c, [role('aggregated')]);
+    // Busy mixed passes: every one a sample for the mixed store; 2 workers per tick.
+    const busy = (k: number) =>
+      fpm({
+        engine: k,
+        numPrefillRequests: 1,
+        sumPrefillTokens: 4000 + 100 * k,
+        numDecodeRequests: 20 + k,
+        sumDecodeKvTokens: 100_000 + 5000 * k,
+        wallTimeS: 0.2 + 0.01 * k,
+        numQueuedPrefill: 10,
+        sumQueuedPrefillTokens: 80_000,
+      });
+    const obs = (t: number) => [{ ready: 2, expected: 2, fpm: [busy(t), busy(t + 1)] }];
+    expect(p.tick(5, obs(0), emptyTraffic()).reasons).toEqual(['insufficient_data']);
+    expect(p.tick(10, obs(2), emptyTraffic()).reasons).toEqual(['insufficient_data']);
+    // Five samples now: every engine's estimated TTFT (80k queued tokens) is far over 500 ms.
+    expect(p.tick(15, obs(4), emptyTraffic()).targets).toEqual([3]);
+  });
+
+  it('holds while a ready worker has not reported (the reference checks the count)', () => {
+    const p = new Planner(PlannerConfigSchema.parse({}), [role('aggregated')]);
+    const busy = fpm({ sumDecodeKvTokens: 200_000 });
+    const r = p.tick(5, [{ ready: 2, expected: 2, fpm: [busy] }], emptyTraffic());
+    expect(r.targets).toEqual([null]);
+    expect(r.reasons).toEqual(['worker_count_mismatch']);
+  });
+});
+
 describe('planner: throughput scaling', () => {
   it('sizes each role from the predicted rate and the model of one worker', () => {
     const c = PlannerConfigSchema.parse({
@@ -142,19 +193,20 @@ describe('planner: throughput scaling', () => {
     // 20 req/s of 2000-token prompts and 100-token answers.
     const w = traffic({ durationS: 60, numReq: 1200, completed: 1000, sumIsl: 2_000_000, sumOsl: 100_000 });
     const r = p.tick(60, obs, w);
-    // Prefill: one 2000-token pass = 30 ms -> 33.3 req/s per engine -> 1 engine.
+    // Prefill: up to 4 prompts of 2000 tokens per 8192-token pass; 4 in one 90 ms pass -> 44.4 req/s per
+    // engine -> 1 engine.
     // Decode: context 2050; largest batch with wall(b x 2050) <= 50 ms is 1951 > caps, so B = 48 (KV cap
     // 100000 / 2050), step 10.98 ms -> 48 / (100 x 0.010984) = 43.7 req/s -> 1 engine.
     expect(r.targets).toEqual([null, null]);
     const rec = p.throughputLog.at(-1);
     expect(rec?.demand_rps).toBeCloseTo(20, 9);
-    expect(rec?.engine_rps[0]).toBeCloseTo(1 / wall(2000, 0), 6);
+    expect(rec?.engine_rps[0]).toBeCloseTo(4 / wall(8000, 0), 6);
     expect(rec?.engine_rps[1]).toBeCloseTo(48 / (100 * wall(0, 48 * 2050)), 6);
     // Four times the traffic needs more of both (ticks come in order: load ticks in between).
     for (let t = 65; t < 120; t += 5) p.tick(t, obs, emptyTraffic());
     const r2 = p.tick(120, obs, traffic({ ...w, numReq: 4800 }));
     expect(r2.targets).toEqual([
-      Math.ceil(80 / (1 / wall(2000, 0))),
+      Math.ceil(80 / (4 / wall(8000, 0))),
       Math.ceil(80 / (48 / (100 * wall(0, 48 * 2050)))),
     ]);
   });
@@ -174,15 +226,16 @@ describe('planner: throughput scaling', () => {
     // The throughput tick itself only sets the floor...
     const w = traffic({
       durationS: 60,
-      numReq: 6000,
-      completed: 6000,
-      sumIsl: 6000 * 3000,
-      sumOsl: 6000 * 200,
+      numReq: 3000,
+      completed: 3000,
+      sumIsl: 3000 * 3000,
+      sumOsl: 3000 * 200,
     });
     const r = p.tick(60, [idle], w);
     expect(r.targets).toEqual([null]);
     const floor = p.throughputLog.at(-1)?.replicas[0] as number;
     expect(floor).toBeGreaterThan(1);
+    expect(floor).toBeLessThan(10);
     // ...which the next load tick applies although load alone would not scale.
     expect(p.tick(70, [idle], emptyTraffic()).targets).toEqual([floor]);
   });

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
 import type { SimulationReport } from '../../../src/sim/metrics/report.ts';
 import { parseMooncake } from '../../../src/telemetry/mooncake-trace.ts';
 import { FIXTURES, run, synthetic } from '../../support/sim.ts';
@@ -80,6 +81,147 @@ const EXPECTED_KV_RANGE: Record<keyof Metrics, [number, number]> = {
   prefix_reuse: [0.12782147393240684, 0.1433983094533174],
 };
 
+/** Planner cases: the metrics above, GPU-hours, and every scaling decision as [tick time (s), target workers]. */
+const EXPECTED_PLANNER: Record<string, Metrics & { gpu_hours: number; scale_to: [number, number][] }> = {
+  planner_thr_conv2000_x4_w2: {
+    ttft_mean: 3077.076084190071,
+    ttft_p90: 7282.389628000456,
+    tpot_mean: 35.154391836817624,
+    e2e_mean: 14185.8581117371,
+    output_tok_s: 3607.5821073067564,
+    prefix_reuse: 0.06784167816555883,
+    gpu_hours: 0.4915021583008327,
+    scale_to: [
+      [5, 1],
+      [10, 2],
+      [15, 3],
+      [20, 4],
+      [25, 5],
+      [30, 6],
+      [35, 7],
+      [40, 8],
+      [45, 9],
+      [50, 10],
+      [55, 11],
+      [60, 12],
+      [65, 13],
+      [70, 14],
+      [75, 15],
+      [80, 16],
+      [105, 15],
+      [110, 14],
+      [115, 13],
+      [120, 12],
+      [125, 11],
+      [130, 10],
+      [135, 9],
+      [140, 8],
+      [145, 7],
+      [150, 6],
+      [155, 5],
+      [160, 4],
+      [180, 3],
+      [185, 2],
+      [190, 1],
+    ],
+  },
+  planner_sla_conv2000_x4_w2: {
+    ttft_mean: 4385.484869852417,
+    ttft_p90: 18244.236490999894,
+    tpot_mean: 33.519706531302155,
+    e2e_mean: 15168.979633391884,
+    output_tok_s: 3961.0118061139888,
+    prefix_reuse: 0.05675201610508125,
+    gpu_hours: 0.5864304326933417,
+    scale_to: [
+      [20, 3],
+      [25, 4],
+      [30, 5],
+      [35, 6],
+      [40, 7],
+      [45, 8],
+      [50, 9],
+      [55, 10],
+      [60, 11],
+      [65, 12],
+      [70, 13],
+      [75, 14],
+      [80, 15],
+      [85, 16],
+    ],
+  },
+  planner_sla_conv2000_x1_w2: {
+    ttft_mean: 1095.4129973380411,
+    ttft_p90: 2710.288910000294,
+    tpot_mean: 33.924334268085545,
+    e2e_mean: 11139.944012326116,
+    output_tok_s: 1023.9762547632736,
+    prefix_reuse: 0.055450642513126154,
+    gpu_hours: 0.6313997204180621,
+    scale_to: [
+      [85, 3],
+      [90, 4],
+      [95, 5],
+      [100, 6],
+      [120, 5],
+      [125, 4],
+      [130, 3],
+      [135, 2],
+      [140, 1],
+      [145, 2],
+      [180, 1],
+      [210, 2],
+      [215, 3],
+      [220, 4],
+      [225, 5],
+      [235, 6],
+      [240, 7],
+      [245, 8],
+      [250, 9],
+      [260, 8],
+      [265, 7],
+      [270, 6],
+      [275, 5],
+      [280, 4],
+      [285, 3],
+      [290, 2],
+      [300, 1],
+      [325, 2],
+      [370, 3],
+      [385, 4],
+      [395, 5],
+      [400, 6],
+      [405, 7],
+      [410, 8],
+      [420, 7],
+      [425, 6],
+      [430, 5],
+      [435, 4],
+      [440, 3],
+      [445, 2],
+      [450, 1],
+      [455, 2],
+      [465, 1],
+      [520, 2],
+      [535, 3],
+      [540, 4],
+      [565, 5],
+      [570, 6],
+      [575, 7],
+      [580, 8],
+      [585, 7],
+      [590, 6],
+      [595, 5],
+      [600, 4],
+      [605, 3],
+      [610, 2],
+      [620, 1],
+      [650, 2],
+      [675, 1],
+    ],
+  },
+};
+
 const trace = (file: string) =>
   parseMooncake(readFileSync(`${FIXTURES}traces/${file}`, 'utf8'), { source: file, traceBlockSize: 512 })
     .workload;
@@ -126,6 +268,32 @@ const CASES: Record<string, () => SimulationReport> = {
       .report,
 };
 
+const plannerFile = (file: string) =>
+  parseYaml(readFileSync(new URL(`../../../${file}`, import.meta.url), 'utf8'));
+
+const PLANNER_CASES: Record<string, () => SimulationReport> = {
+  planner_thr_conv2000_x4_w2: () =>
+    run(trace('conversation-sample.jsonl'), {
+      workers: 2,
+      engine: { blockSize: 64 },
+      workload: { trace: 'inline', arrivalSpeedupRatio: 4 },
+      planner: plannerFile('bench/fidelity/planner-throughput.yaml'),
+    }).report,
+  planner_sla_conv2000_x4_w2: () =>
+    run(trace('conversation-sample.jsonl'), {
+      workers: 2,
+      engine: { blockSize: 64 },
+      workload: { trace: 'inline', arrivalSpeedupRatio: 4 },
+      planner: plannerFile('bench/fidelity/planner-sla.yaml'),
+    }).report,
+  planner_sla_conv2000_x1_w2: () =>
+    run(trace('conversation-sample.jsonl'), {
+      workers: 2,
+      engine: { blockSize: 64 },
+      planner: plannerFile('bench/fidelity/planner-sla.yaml'),
+    }).report,
+};
+
 describe('the comparison cases, small: agreement with the reference simulator', () => {
   for (const [name, expected] of Object.entries(EXPECTED)) {
     it(name, () => {
@@ -137,6 +305,21 @@ describe('the comparison cases, small: agreement with the reference simulator', 
           `${name} ${k}: ${got[k]} vs ${e}`,
         ).toBeLessThan(1e-9);
       }
+    });
+  }
+
+  for (const [name, expected] of Object.entries(EXPECTED_PLANNER)) {
+    it(name, () => {
+      const report = PLANNER_CASES[name]();
+      const got = { ...metrics(report), gpu_hours: report.gpu_hours };
+      for (const k of [...Object.keys(metrics(report)), 'gpu_hours'] as (keyof typeof got)[]) {
+        const e = expected[k];
+        expect(
+          Math.abs(got[k] - e) / Math.max(Math.abs(e), 1e-12),
+          `${name} ${k}: ${got[k]} vs ${e}`,
+        ).toBeLessThan(1e-9);
+      }
+      expect((report.planner?.events ?? []).map((e) => [e.t_s, e.to])).toEqual(expected.scale_to);
     });
   }
 
