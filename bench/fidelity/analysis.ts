@@ -8,12 +8,8 @@ const KV =
   'KV-router ties are broken at random in the reference (unseeded), so its figures move from run to run; servetune draws ties from its seeded generator (one seed per run). See "KV router" below.';
 const SHARED =
   'servetune\'s default shares a prefill worker\'s link between its concurrent transfers; the reference gives every transfer the full bandwidth. Same case with `--kv-link per-transfer`: `disagg-conv-p2d6-rr-bs512`. See "Disaggregated serving" below.';
-const PLANNER =
-  'Not resolved: servetune\'s Planner departs from the reference\'s here (see "Planner" below); follow-up.';
-
 /** Why a metric of a case differs from the reference by more than the tolerance, if known. */
 export function explain(caseId: string, _metric: MetricKey): string | null {
-  if (caseId.startsWith('planner-')) return PLANNER;
   if (caseId.endsWith('-shared')) return SHARED;
   if (caseId.includes('-kv-')) return KV;
   return null;
@@ -117,29 +113,29 @@ Both sides run the same Planner configuration file (reference field names), load
 starting from 2 aggregated workers on the conversation trace replayed 4x faster.
 
 - **Throughput target** (\`bench/fidelity/planner-throughput.yaml\`: fixed thresholds on queued prompt tokens
-  and KV utilisation, no performance model): the two planners take the same decisions tick by tick for the
-  first 80 s (down to 1 worker at 5 s, then one more per tick up to the budget of 16); servetune starts
-  scaling down at 95 s, the reference at 105 s, and the runs diverge from there${
-    thr
-      ? ` (mean TTFT ${pct(thr.metrics.ttft_mean.diff)}, p90 TTFT ${pct(thr.metrics.ttft_p90.diff)}, prefix reuse ${pct(thr.metrics.prefix_reuse.diff)})`
+  and KV utilisation, no performance model) and **SLA target** (\`bench/fidelity/planner-sla.yaml\`: TTFT
+  2 s, ITL 50 ms, the performance model learnt from live forward-pass metrics only, as the reference replay
+  has no AI Configurator data): the two planners take the same decision at every tick, and the runs agree
+  to rounding${
+    thr && sla
+      ? ` (mean TTFT ${pct(thr.metrics.ttft_mean.diff)} and ${pct(sla.metrics.ttft_mean.diff)}, GPU-hours as well)`
       : ''
-  }. Three rules were taken from the reference on the way (its lifecycle records and source): a
-  scale-down drains the newest worker (servetune drained the least loaded), round robin over a changing pool
-  keeps its position in the list of serving workers ordered by creation (servetune's cursor was a slot), and
-  an easy-mode scale-down is held when the busiest worker's load spread over the survivors would reach the
-  scale-up threshold. With them, the per-worker load still differs once workers have joined and left: the
-  first worker, alone from 5 s to 10 s, keeps a backlog in both, but servetune works it off faster (its
-  decode requests at 85, 90, 95, 100 s: 80, 56, 28, 2; the reference's: 67, 64, 58, 42), so every worker's
-  KV utilisation falls under the 60 % threshold one tick earlier. Not resolved yet.
-- **SLA target** (\`docs/planner/sla-load.yaml\`): servetune bootstraps the planner's pass-time regressions
-  from a profile of one worker that the simulator runs itself (as Dynamo bootstraps from AI Configurator or
-  pre-deployment profiling); the reference replay here has no AI Configurator data, starts with an empty
-  model and takes no decision until \`load_min_observations\` live observations have arrived: its first
-  scale-up comes at 20 s, servetune's at 10 s${
-    sla ? ` (mean TTFT ${pct(sla.metrics.ttft_mean.diff)}, p90 TTFT ${pct(sla.metrics.ttft_p90.diff)})` : ''
-  }. A deployment that runs the SLA planner has such a profile, so servetune's start is the realistic one.
-  After the start the estimates differ as well: the reference climbs one worker per tick to the budget of 16
-  and holds it until 405 s, while servetune stops at 14 and scales down from 105 s. Not resolved yet.
+  }. What it took, from the reference's tick records and source: a scale-down drains the newest worker; round
+  robin over a changing pool keeps its position in the list of serving workers ordered by creation; an
+  easy-mode scale-down is held when the busiest worker's load spread over the survivors would reach the
+  scale-up threshold; ticks fire after the arrivals of their instant; a forward-pass record carries the queue
+  the scheduler left when it formed the pass, and an idle worker sends a heartbeat record after 1 s; and the
+  SLA model is AISimulate's online regression of a pass's wall time (two features, one store per kind of
+  pass, bucketed retention, non-negative fit on standardized features), with TTFT, ITL and capacity priced
+  on synthetic passes as the reference does. \`test/unit/planner/perf-model-vectors.test.ts\` pins the
+  regression and the planner's estimates to recorded reference vectors; the small Planner cases of
+  \`test/unit/sim/fidelity-cases.test.ts\` pin every scaling event (60 of them at the trace's own pace).
+- By default (\`sla_bootstrap: profile\`) servetune seeds the SLA model from a profile of one worker the
+  simulator runs itself, as a deployment bootstraps from AI Configurator or pre-deployment profiling, so it
+  decides from the first tick; the comparison sets \`none\` to match the reference replay. Where the runs
+  could still part: among equally full regression cells the reference evicts in its hash map's order
+  (servetune takes the first cell created), and throughput scaling leaves out the reference's
+  \`max_throughput_scaling_replicas\` cap (docs/planner.md).
 
 ### Speed
 
@@ -199,9 +195,8 @@ export const METHOD = `## Method
 
 export const PENDING = `## Pending
 
-- **Planner**: the two Planner cases differ by more than 3 % (see Planner above); servetune's Planner is
-  to be brought in line tick by tick against the reference's tick records (\`PlannerReplayDetails.ticks\`,
-  which the driver can return), starting with the throughput target, which needs no performance model.
+- **Planner with throughput scaling** (\`enable_throughput_scaling\`, predictors) and disaggregated Planner
+  pools are not among the cases yet; the predictors \`arima\` and \`prophet\` are small stand-ins.
 - **Disaggregated KV router with conditional disaggregation, KV offload tiers (G2/G3) and
   \`--transfer-mode destination-missing\`** have no reference counterpart in these cases.
 

@@ -41,6 +41,9 @@ const pct = (d: number, digits = 2): string => {
 const worstAbs = (xs: { s: CaseSummary }[]): number =>
   Math.max(0, ...xs.map(({ s }) => Math.abs(s.worst.diff)));
 
+const relDiff = (a: number | undefined, b: number | undefined): string =>
+  a === undefined || b === undefined ? 'n/a' : pct((a - b) / b);
+
 const list = (xs: { c: CaseResult }[]): string => xs.map(({ c }) => `\`${c.id}\``).join(', ');
 
 /** The "Result" bullets: agreement per group against the 3 % target, and speed against the 2x target. */
@@ -79,8 +82,13 @@ function resultBullets(cases: { c: CaseResult; s: CaseSummary }[]): string[] {
         outOf(planner).length
           ? `**beyond ${tol}**: ${outOf(planner)
               .map(({ c, s }) => `\`${c.id}\` (${SERIES[s.worst.key].label} ${pct(s.worst.diff)})`)
-              .join(', ')} — the two Planners take different scaling decisions (see Planner below); open`
-          : `all within ${tol}`
+              .join(', ')} (see Planner below)`
+          : `all within ${tol}, worst metric ${pct(worstAbs(planner))}; ${planner
+              .map(
+                ({ c }) =>
+                  `\`${c.id}\` ${c.servetune[0]?.scaling_events ?? '?'} scaling events vs ${c.reference[0]?.scaling_events ?? '?'}, GPU-hours ${relDiff(c.servetune[0]?.gpu_hours, c.reference[0]?.gpu_hours)}`,
+              )
+              .join('; ')}`
       }.`,
     );
   const range = (xs: number[]) => `${Math.min(...xs).toFixed(1)}x to ${Math.max(...xs).toFixed(1)}x`;

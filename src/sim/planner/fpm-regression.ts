@@ -93,9 +93,16 @@ export class RegressionStore {
   private readonly lo = [Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY];
   private readonly hi = [Number.NEGATIVE_INFINITY, Number.NEGATIVE_INFINITY];
   private fit: Fit | null = null;
+  /** Scratch columns for refits (features, then standardized features; observed ms). */
+  private readonly bufX0: Float64Array;
+  private readonly bufX1: Float64Array;
+  private readonly bufY: Float64Array;
 
   constructor(settings: FpmRegressionSettings) {
     this.settings = settings;
+    this.bufX0 = new Float64Array(settings.maxObservations + 1);
+    this.bufX1 = new Float64Array(settings.maxObservations + 1);
+    this.bufY = new Float64Array(settings.maxObservations + 1);
     this.perAxis = Math.max(1, Math.floor(Math.sqrt(settings.bucketCount)));
   }
 
@@ -168,74 +175,139 @@ export class RegressionStore {
     this.refit();
   }
 
+  /**
+   * Refits after every sample, as the reference does (a fit with no load signal keeps the previous one, so
+   * the sequence matters). Called on every observed pass, so it reuses its buffers: the sums every face of
+   * the constraint needs are accumulated once, in sample order, and each face reads its sub-matrix from them
+   * (the same floating-point sums as accumulating per face).
+   */
   private refit(): void {
-    const samples = [...this.cells.values()].flat();
-    const n = samples.length;
+    const n = this.total;
     if (n < this.settings.minObservations) {
       this.fit = null;
       return;
     }
-    const means = [0, 0];
-    let my = 0;
-    for (const s of samples) {
-      means[0] += s.x[0];
-      means[1] += s.x[1];
-      my += s.y;
+    const x0 = this.bufX0;
+    const x1 = this.bufX1;
+    const y = this.bufY;
+    let i = 0;
+    for (const cell of this.cells.values()) {
+      for (const s of cell) {
+        x0[i] = s.x[0];
+        x1[i] = s.x[1];
+        y[i] = s.y;
+        i++;
+      }
     }
-    means[0] /= n;
-    means[1] /= n;
-    my /= n;
-    const scales = [0, 0];
-    for (const s of samples) {
-      scales[0] += (s.x[0] - means[0]) ** 2;
-      scales[1] += (s.x[1] - means[1]) ** 2;
+    let m0 = 0;
+    let m1 = 0;
+    for (let k = 0; k < n; k++) {
+      m0 += x0[k];
+      m1 += x1[k];
     }
-    scales[0] = Math.sqrt(scales[0] / n);
-    scales[1] = Math.sqrt(scales[1] / n);
-    const active = scales.map(
-      (s, j) => Number.isFinite(s) && s > ACTIVE_REL * Math.max(1, Math.abs(means[j])),
-    );
-    const axes = [0, 1].filter((j) => active[j]);
-    if (axes.length === 0) {
+    m0 /= n;
+    m1 /= n;
+    let v0 = 0;
+    let v1 = 0;
+    for (let k = 0; k < n; k++) {
+      v0 += (x0[k] - m0) ** 2;
+      v1 += (x1[k] - m1) ** 2;
+    }
+    const sc0 = Math.sqrt(v0 / n);
+    const sc1 = Math.sqrt(v1 / n);
+    const on0 = Number.isFinite(sc0) && sc0 > ACTIVE_REL * Math.max(1, Math.abs(m0));
+    const on1 = Number.isFinite(sc1) && sc1 > ACTIVE_REL * Math.max(1, Math.abs(m1));
+    if (!on0 && !on1) {
       this.fit = null;
       return;
     }
-    const u = samples.map((s) => [0, 1].map((j) => (active[j] ? (s.x[j] - means[j]) / scales[j] : 0)));
-    let best: { sse: number; intercept: number; slopes: number[] } | null = null;
-    for (let mask = 0; mask < 1 << axes.length; mask++) {
-      const face = axes.filter((_, i) => mask & (1 << i));
-      const size = face.length + 1;
-      const lhs = Array.from({ length: size }, () => new Array<number>(size).fill(0));
-      const rhs = new Array<number>(size).fill(0);
-      for (let i = 0; i < n; i++) {
-        const row = [1, ...face.map((j) => u[i][j])];
-        for (let p = 0; p < size; p++) {
-          rhs[p] += row[p] * samples[i].y;
-          for (let q = 0; q < size; q++) lhs[p][q] += row[p] * row[q];
-        }
+    // Standardized features (0 on an inactive axis) and the sums of the normal equations.
+    let su0 = 0;
+    let su1 = 0;
+    let s00 = 0;
+    let s01 = 0;
+    let s11 = 0;
+    let sy = 0;
+    let s0y = 0;
+    let s1y = 0;
+    for (let k = 0; k < n; k++) {
+      const u0 = on0 ? (x0[k] - m0) / sc0 : 0;
+      const u1 = on1 ? (x1[k] - m1) / sc1 : 0;
+      x0[k] = u0;
+      x1[k] = u1;
+      su0 += u0;
+      su1 += u1;
+      s00 += u0 * u0;
+      s01 += u0 * u1;
+      s11 += u1 * u1;
+      sy += y[k];
+      s0y += u0 * y[k];
+      s1y += u1 * y[k];
+    }
+    let bestSse = Number.POSITIVE_INFINITY;
+    let bestIntercept = 0;
+    let bestSlope0 = 0;
+    let bestSlope1 = 0;
+    let found = false;
+    // Faces: the intercept alone, with slope 0, with slope 1, with both (active axes only).
+    for (let face = 0; face < 4; face++) {
+      const with0 = (face & 1) !== 0;
+      const with1 = (face & 2) !== 0;
+      if ((with0 && !on0) || (with1 && !on1)) continue;
+      let sol: number[] | null;
+      if (with0 && with1) {
+        const lhs = [
+          [n, su0, su1],
+          [su0, s00, s01],
+          [su1, s01, s11],
+        ];
+        const rhs = [sy, s0y, s1y];
+        sol = solve(lhs, rhs) ?? solveRidge(lhs, rhs);
+      } else if (with0 || with1) {
+        const su = with0 ? su0 : su1;
+        const lhs = [
+          [n, su],
+          [su, with0 ? s00 : s11],
+        ];
+        const rhs = [sy, with0 ? s0y : s1y];
+        sol = solve(lhs, rhs) ?? solveRidge(lhs, rhs);
+      } else {
+        const lhs = [[n]];
+        const rhs = [sy];
+        sol = solve(lhs, rhs) ?? solveRidge(lhs, rhs);
       }
-      const sol = solve(lhs, rhs) ?? solveRidge(lhs, rhs);
-      if (sol === null || !sol.every(Number.isFinite) || sol.slice(1).some((c) => c < 0)) continue;
-      const slopes = [0, 0];
-      face.forEach((j, i) => {
-        slopes[j] = sol[i + 1];
-      });
+      if (sol === null || !sol.every(Number.isFinite)) continue;
+      const c0 = with0 ? sol[1] : 0;
+      const c1 = with1 ? sol[with0 ? 2 : 1] : 0;
+      if (c0 < 0 || c1 < 0) continue;
       let sse = 0;
-      for (let i = 0; i < n; i++) {
-        const r = sol[0] + slopes[0] * u[i][0] + slopes[1] * u[i][1] - samples[i].y;
+      for (let k = 0; k < n; k++) {
+        const r = sol[0] + c0 * x0[k] + c1 * x1[k] - y[k];
         sse += r * r;
       }
       if (!Number.isFinite(sse)) continue;
-      if (best === null || sse < best.sse) best = { sse, intercept: sol[0], slopes };
+      if (!found || sse < bestSse) {
+        found = true;
+        bestSse = sse;
+        bestIntercept = sol[0];
+        bestSlope0 = c0;
+        bestSlope1 = c1;
+      }
     }
-    if (best === null) {
+    if (!found) {
       this.fit = null;
       return;
     }
     // An identifiable fit with no load signal does not serve: the previous fit stays.
-    if (n > axes.length && !best.slopes.some((c) => c > 0)) return;
-    void my;
-    this.fit = { intercept: best.intercept, slopes: best.slopes, means, scales, active };
+    const axes = (on0 ? 1 : 0) + (on1 ? 1 : 0);
+    if (n > axes && !(bestSlope0 > 0 || bestSlope1 > 0)) return;
+    this.fit = {
+      intercept: bestIntercept,
+      slopes: [bestSlope0, bestSlope1],
+      means: [m0, m1],
+      scales: [sc0, sc1],
+      active: [on0, on1],
+    };
   }
 
   /** Predicted ms for features x, or null when the store is not ready. */
