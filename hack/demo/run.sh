@@ -42,7 +42,7 @@ head -400 test/fixtures/traces/conversation-sample.jsonl >"${DIR}/trace.jsonl"
 kubectl create configmap llama-traffic --from-file=trace.jsonl="${DIR}/trace.jsonl" --dry-run=client -o yaml | kubectl apply -f -
 
 say "Starting the operator (log: ${DIR}/operator.log)"
-node src/cli/main.ts operator --kubeconfig "${KUBECONFIG}" --http-port "${SERVETUNE_DEMO_HTTP_PORT:-18080}" \
+node --no-memory-protection-keys src/cli/main.ts operator --kubeconfig "${KUBECONFIG}" --http-port "${SERVETUNE_DEMO_HTTP_PORT:-18080}" \
   >"${DIR}/operator.log" 2>&1 &
 OP_PID=$!
 
