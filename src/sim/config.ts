@@ -208,7 +208,12 @@ export const SimulationConfigSchema = z
     seed: z.number().int().default(0),
     maxSimTimeS: positive.optional(),
     slo: SloSchema.optional(),
-    coalesceDecode: z.boolean().default(true).describe('Fast path; results are identical either way.'),
+    coalesceDecode: z
+      .boolean()
+      .default(true)
+      .describe(
+        'Fast paths (coalesced decode runs, in-place decode steps); results are identical either way.',
+      ),
     planner: PlannerConfigSchema.optional().describe(
       "Dynamo's Planner (reference field names and defaults).",
     ),

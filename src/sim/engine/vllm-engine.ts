@@ -22,7 +22,10 @@ export interface VllmEngineConfig {
   enablePrefixCaching: boolean;
   /** Every modelled duration is divided by this (> 0). */
   speedupRatio: number;
-  /** Allow coalescing runs of identical decode passes into one event (same results, fewer events). */
+  /**
+   * Fast paths: runs of identical decode passes coalesced into one event, and decode steps within a held
+   * block scheduled in place. Same results either way (tests run both); off = every step on the plain path.
+   */
   coalesceDecode: boolean;
   /** Lower KV tiers (host memory, disk); absent = blocks evicted from the GPU are lost. */
   offload?: OffloadConfig;
@@ -249,7 +252,12 @@ export class VllmEngine implements Engine {
     // 1. Running requests first, in order.
     let i = 0;
     while (i < this.runLen && this.budget > 0) {
-      const outcome = this.schedule(this.running[i], false, 0, 0, now);
+      const r = this.running[i];
+      if (this.decodeInPlace(r)) {
+        i++;
+        continue;
+      }
+      const outcome = this.schedule(r, false, 0, 0, now);
       if (outcome === SCHEDULED) i++;
       else if (outcome === BLOCKED) break;
       // CURRENT_PREEMPTED: the request left `running`; index i now holds the next one.
@@ -682,6 +690,32 @@ export class VllmEngine implements Engine {
     }
     this.budget -= used;
     return SCHEDULED;
+  }
+
+  /**
+   * `schedule` for the commonest case, a running request's decode token whose block it already holds: the
+   * same bookkeeping without the general path (no allocation, no preemption, no prefill). False when r is
+   * not in that case; `schedule` then handles it. Off with the other fast paths
+   * (`coalesceDecode: false`), which every equivalence test compares against.
+   */
+  private decodeInPlace(r: number): boolean {
+    if (!this.config.coalesceDecode) return false;
+    const req = this.req;
+    const before = req.computed[r];
+    const promptLen = req.promptLen[r];
+    const seqLen = promptLen + req.generated[r];
+    if (before !== seqLen - 1 || before < promptLen) return false;
+    const bs = this.config.blockSize;
+    if (Math.ceil(seqLen / bs) > req.allocBlocks[r]) return false;
+    req.computed[r] = seqLen;
+    this.progressed = true;
+    if (seqLen % bs === 0) this.finalize(r, before, seqLen);
+    req.passStamp[r] = this.passId;
+    req.passTokens[r] = 1;
+    req.passPromptTokens[r] = 0;
+    req.passPromptBefore[r] = promptLen;
+    this.budget -= 1;
+    return true;
   }
 
   /**

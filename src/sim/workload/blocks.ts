@@ -44,7 +44,12 @@ export function layoutBlocks(w: Workload, blockSize: number): BlockLayout {
   offsets[n] = total;
   const keys = new Int32Array(total);
   // Interned prefix nodes: (parent node, content) -> node id. Content is a dense hash id.
-  const nodes = new PairInterner(w.hashIds.length);
+  let contentSpace = 0;
+  for (let k = 0; k < w.hashIds.length; k++)
+    if (w.hashIds[k] >= contentSpace) contentSpace = w.hashIds[k] + 1;
+  // The per-content fast path of the interner costs 4 bytes per hash id: skip it if the ids are sparse.
+  if (contentSpace > 4 * w.hashIds.length + 1024) contentSpace = 0;
+  const nodes = new PairInterner(w.hashIds.length, contentSpace);
 
   let keySpace = 0;
   if (tb % blockSize === 0) {
