@@ -14,7 +14,14 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { Calibration } from '../src/hardware/calibration.ts';
 import { Catalog } from '../src/hardware/catalog.ts';
-import { caseFromRow, type E2eCase, median, rowsFromTable, simulateCase } from '../src/hardware/validate.ts';
+import {
+  caseFromRow,
+  type E2eCase,
+  infeasibleReason,
+  median,
+  rowsFromTable,
+  simulateCase,
+} from '../src/hardware/validate.ts';
 
 const { values } = parseArgs({
   options: {
@@ -37,6 +44,8 @@ for (const r of rows) {
   const c = caseFromRow(r, catalog);
   if (!('case' in c)) continue;
   const k = c.case;
+  // Rows no faithful model of their setup reproduces (see infeasibleReason) would bias the fit.
+  if (infeasibleReason(k, catalog) !== undefined) continue;
   // Repeated measurements of one setup count once.
   const key = JSON.stringify([
     k.gpu,

@@ -1,10 +1,11 @@
 import { z } from 'zod';
 import { SimulationConfigSchema } from '../sim/config.ts';
 import { runSimulation, syntheticWorkload } from '../sim/run.ts';
+import { emptyPassShape } from '../sim/timing/timing-model.ts';
 import type { Calibration } from './calibration.ts';
 import type { Catalog } from './catalog.ts';
 import type { KvDtype, WeightDtype } from './dtypes.ts';
-import { HardwareRejection, prepareHardware } from './setup.ts';
+import { HardwareRejection, hardwareModel, prepareHardware } from './setup.ts';
 
 /**
  * Validation against measured end-to-end serving benchmarks (AIConfigurator's silicon_sample.csv, extracted
@@ -105,6 +106,53 @@ export function caseFromRow(
   };
 }
 
+/** Chunk size of the replayed engine (vLLM's max_num_batched_tokens), shared by simulateCase and the check below. */
+const MAX_BATCHED_TOKENS = 8192;
+
+/** No overhead, no prefill scale: the measured (or roofline) kernels alone. */
+const KERNELS_ONLY: Calibration = { stepMs: 0, perSeqMs: 0, perPrefillMs: 0, prefillScale: 1, moeScale: 1 };
+
+/**
+ * Fraction of the run the GPUs would spend on prefill kernels alone if every request's prompt were computed:
+ * the measured request rate of the closed loop (concurrency / (TTFT + (OSL - 1) x TPOT)) times the kernel time
+ * of one request's prefill (token-linear kernels, LM head and causal attention from the kernel tables, in
+ * 8,192-token chunks; no calibrated overhead, no decode work). Above 1 the benchmark cannot have prefilled
+ * its prompts in full on that hardware (a prefix-cache hit or a shorter prompt than the row says): no faithful
+ * model of the stated setup can reproduce it, so the bench leaves such rows out and says so.
+ */
+export function prefillBusyFraction(c: E2eCase, catalog: Catalog): number {
+  const { timing } = hardwareModel({
+    gpu: catalog.gpu(c.gpu),
+    model: catalog.model(c.model),
+    tp: c.tp,
+    weightDtype: c.dtype,
+    kvDtype: c.kvDtype,
+    expertParallel: c.expertParallel,
+    calibration: KERNELS_ONLY,
+  });
+  const shape = emptyPassShape();
+  shape.kvCapacityTokens = c.isl;
+  let kernelsMs = 0;
+  for (let done = 0; done < c.isl; done += MAX_BATCHED_TOKENS) {
+    const chunk = Math.min(MAX_BATCHED_TOKENS, c.isl - done);
+    shape.prefillRequests = 1;
+    shape.prefillNewTokens = chunk;
+    shape.prefillCachedTokens = done;
+    shape.prefillAttentionPairs = chunk * done + (chunk * (chunk + 1)) / 2;
+    kernelsMs += timing.prefillMs(shape);
+  }
+  const requestsPerMs = c.concurrency / (c.ttftMs + (c.osl - 1) * c.tpotMs);
+  return requestsPerMs * kernelsMs;
+}
+
+/** Why a covered row cannot be reproduced by a faithful simulation of its stated setup, if it cannot. */
+export function infeasibleReason(c: E2eCase, catalog: Catalog): string | undefined {
+  return prefillBusyFraction(c, catalog) > 1
+    ? "measured request rate x one prompt's prefill kernels > 100 % of the time (the run must have reused " +
+        'cached prefixes or had shorter prompts)'
+    : undefined;
+}
+
 export interface CaseResult {
   ttftMs: number;
   tpotMs: number;
@@ -139,7 +187,7 @@ export function simulateCase(c: E2eCase, catalog: Catalog, opts: SimulateCaseOpt
   const config = SimulationConfigSchema.parse({
     workers: 1,
     tensorParallelSize: c.tp,
-    engine: { blockSize: 16, maxNumSeqs: 1024, maxNumBatchedTokens: 8192 },
+    engine: { blockSize: 16, maxNumSeqs: 1024, maxNumBatchedTokens: MAX_BATCHED_TOKENS },
     timing: { model: 'hardware' },
     hardware: {
       gpu: c.gpu,
