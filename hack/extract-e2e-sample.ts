@@ -2,14 +2,15 @@
  * Writes test/fixtures/timing/e2e-sample.json: a small, spread-out sample of the measured end-to-end vLLM
  * benchmarks the hardware timing model is validated on (AIConfigurator silicon_e2e, Apache-2.0), for the
  * unit test that keeps the model's error from growing. Cheap rows only (concurrency <= 64, OSL <= 1024),
- * up to three per (GPU, model, dtype), spread over TP and ISL.
+ * up to three per (GPU, model, dtype), spread over TP and ISL; rows bench:timing leaves out as infeasible are
+ * skipped.
  *
  * Usage: node hack/extract-e2e-sample.ts [--data ../shared/data/timing]
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Catalog } from '../src/hardware/catalog.ts';
-import { caseFromRow, rowsFromTable } from '../src/hardware/validate.ts';
+import { caseFromRow, infeasibleReason, rowsFromTable } from '../src/hardware/validate.ts';
 
 const { values } = parseArgs({ options: { data: { type: 'string', default: '../shared/data/timing' } } });
 const doc = JSON.parse(readFileSync(`${values.data}/silicon_e2e.json`, 'utf8'));
@@ -19,6 +20,7 @@ const groups = new Map<string, number[]>();
 rows.forEach((r, i) => {
   const c = caseFromRow(r, catalog);
   if (!('case' in c) || c.case.concurrency > 64 || c.case.osl > 1024) return;
+  if (infeasibleReason(c.case, catalog) !== undefined) return; // as bench:timing leaves them out
   const k = `${c.case.gpu} ${c.case.model} ${c.case.dtype}`;
   if (!groups.has(k)) groups.set(k, []);
   groups.get(k)!.push(i);
