@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 
-export type CaseGroup = 'aggregated' | 'closed-loop' | 'disaggregated' | 'sglang' | 'planner';
+export type CaseGroup = 'aggregated' | 'closed-loop' | 'disaggregated' | 'sglang' | 'offload' | 'planner';
 
 export interface Case {
   id: string;
@@ -38,6 +38,37 @@ export const CLOSED_LOOP = {
   workers: 4,
   blockSize: 64,
 };
+
+/** The KV offload cases: GPU, host (G2) and disk (G3) blocks per worker, GB/s of the host and disk links. */
+export const OFFLOAD_CASES = [
+  {
+    id: 'offload-conv-w4-rr-bs64-g2',
+    workers: 4,
+    gpuBlocks: 8000,
+    g2Blocks: 20000,
+    g2Gbps: 14,
+    g3Blocks: 0,
+    g3Gbps: 7,
+  },
+  {
+    id: 'offload-conv-w8-rr-bs64-g2',
+    workers: 8,
+    gpuBlocks: 4000,
+    g2Blocks: 20000,
+    g2Gbps: 14,
+    g3Blocks: 0,
+    g3Gbps: 7,
+  },
+  {
+    id: 'offload-conv-w4-rr-bs64-g2g3',
+    workers: 4,
+    gpuBlocks: 8000,
+    g2Blocks: 5000,
+    g2Gbps: 14,
+    g3Blocks: 50000,
+    g3Gbps: 7,
+  },
+] as const;
 
 export function buildCases(traceDir: string): Case[] {
   const cases: Case[] = [];
@@ -202,6 +233,69 @@ export function buildCases(traceDir: string): Case[] {
         },
       });
     }
+  }
+  // KV offload tiers (vLLM): a GPU cache small enough that prefixes are evicted between turns, a host tier
+  // (G2) and, once, a disk tier (G3) behind a smaller host tier, block 64, 128 KiB per token, the same
+  // bandwidths on both sides (the reference's G3 is its worker-local disk tier, first-byte latency 0).
+  for (const o of OFFLOAD_CASES) {
+    const path = join(traceDir, TRACES.conv.file);
+    const hostOffload = {
+      num_host_blocks: o.g2Blocks,
+      d2h_bandwidth_gbps: o.g2Gbps,
+      h2d_bandwidth_gbps: o.g2Gbps,
+    };
+    cases.push({
+      id: o.id,
+      group: 'offload',
+      label: `conversation, ${o.workers}w round robin, block 64, ${o.gpuBlocks.toLocaleString('en-US')} GPU + ${o.g2Blocks.toLocaleString('en-US')} host${o.g3Blocks ? ` + ${o.g3Blocks.toLocaleString('en-US')} disk` : ''} blocks`,
+      requests: TRACES.conv.requests,
+      random: false,
+      servetune: [
+        '--trace',
+        path,
+        '--trace-block-size',
+        '512',
+        '--workers',
+        String(o.workers),
+        '--router',
+        'round-robin',
+        '--block-size',
+        '64',
+        '--num-gpu-blocks',
+        String(o.gpuBlocks),
+        '--kv-bytes-per-token',
+        String(KV_BYTES_PER_TOKEN),
+        '--g2-blocks',
+        String(o.g2Blocks),
+        '--g2-gbps',
+        String(o.g2Gbps),
+        ...(o.g3Blocks ? ['--g3-blocks', String(o.g3Blocks), '--g3-gbps', String(o.g3Gbps)] : []),
+      ],
+      reference: {
+        kind: 'trace',
+        trace: path,
+        trace_block_size: 512,
+        num_workers: o.workers,
+        router_mode: 'round_robin',
+        engine: {
+          block_size: 64,
+          num_gpu_blocks: o.gpuBlocks,
+          kv_cache_bytes_per_token: KV_BYTES_PER_TOKEN,
+          native_host_offload: hostOffload,
+          ...(o.g3Blocks
+            ? {
+                g3_offload: {
+                  scope: 'worker_local',
+                  num_g3_blocks: o.g3Blocks,
+                  read_bandwidth_gbps: o.g3Gbps,
+                  write_bandwidth_gbps: o.g3Gbps,
+                  latency_to_first_byte_ms: 0,
+                },
+              }
+            : {}),
+        },
+      },
+    });
   }
   // Planner: the conversation trace 4x faster from 2 aggregated workers (as in docs/planner.md), load
   // scaling every 5 s on the "throughput" target's fixed thresholds and on the "sla" target (its performance

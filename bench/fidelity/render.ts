@@ -20,6 +20,7 @@ const GROUPS = [
   ['closed-loop', 'Closed loop (synthetic requests)'],
   ['disaggregated', 'Disaggregated prefill/decode (vLLM)'],
   ['sglang', 'SGLang'],
+  ['offload', 'KV offload tiers (vLLM, host memory and disk)'],
   ['planner', 'Planner'],
 ] as const;
 
@@ -72,7 +73,7 @@ function resultBullets(cases: { c: CaseResult; s: CaseSummary }[]): string[] {
   );
   if (others.length)
     out.push(
-      `- **Closed loop, disaggregated, SGLang.** ${others.length} cases, worst metric ${pct(worstAbs(others))}${
+      `- **Closed loop, disaggregated, SGLang, KV offload.** ${others.length} cases, worst metric ${pct(worstAbs(others))}${
         othersOut.length ? `; beyond ${tol}: ${list(othersOut)}` : `: all within ${tol}`
       } (the shared-link case differs by design, see below).`,
     );

@@ -1,13 +1,15 @@
 """Prints the reference's figures for the small comparison cases pinned in test/unit/sim/fidelity-cases.test.ts.
 
 Run inside a Python environment with the reference installed (hack/reference/install-reference.sh):
-    python hack/reference/record-fidelity-cases.py
+    python hack/reference/record-fidelity-cases.py [NAME_REGEX]
+(NAME_REGEX: only the cases whose name it matches, e.g. '^offload_'.)
 For each case: mean and p90 TTFT, mean TPOT, mean E2E, output throughput and prefix-reuse ratio, as in
 docs/fidelity.md. KV-router cases break ties at random, so they run RUNS times and print each metric's range.
 Planner cases (PLANNER) add the GPU-hours and the scaling decisions, [tick time in s, target workers].
 """
 
 import json
+import re
 import sys
 
 import yaml
@@ -41,6 +43,24 @@ def disagg(**e):
 
 
 KV = dict(kv_transfer_bytes_per_token=131072, kv_transfer_bandwidth=64)
+
+
+def offload(g2, g3=0):
+    e = dict(
+        block_size=64,
+        num_gpu_blocks=6000,
+        kv_cache_bytes_per_token=131072,
+        native_host_offload={"num_host_blocks": g2, "d2h_bandwidth_gbps": 14, "h2d_bandwidth_gbps": 14},
+    )
+    if g3:
+        e["g3_offload"] = {
+            "scope": "worker_local",
+            "num_g3_blocks": g3,
+            "read_bandwidth_gbps": 7,
+            "write_bandwidth_gbps": 7,
+            "latency_to_first_byte_ms": 0,
+        }
+    return e
 CASES = {
     "conv2000_w4_rr_bs64": lambda: run_trace_replay(CONV, num_workers=4, extra_engine_args=eng(block_size=64)),
     "conv2000_w8_rr_bs512": lambda: run_trace_replay(CONV, num_workers=8, extra_engine_args=eng(block_size=512)),
@@ -54,6 +74,17 @@ CASES = {
     ),
     "conv2000_w4_kv_bs64": lambda: run_trace_replay(
         CONV, num_workers=4, router_mode="kv_router", extra_engine_args=eng(block_size=64)
+    ),
+    # KV offload: 6,000 GPU blocks per worker, a host tier (G2) larger or smaller than that, and a disk tier
+    # (G3) behind the smaller one; 128 KiB per token, host links 14 GB/s, disk 7 GB/s.
+    "offload_conv2000_w4_rr_bs64_g2": lambda: run_trace_replay(
+        CONV, num_workers=4, extra_engine_args=eng(**offload(20000))
+    ),
+    "offload_conv2000_w4_rr_bs64_g2small": lambda: run_trace_replay(
+        CONV, num_workers=4, extra_engine_args=eng(**offload(5000))
+    ),
+    "offload_conv2000_w4_rr_bs64_g2g3": lambda: run_trace_replay(
+        CONV, num_workers=4, extra_engine_args=eng(**offload(5000, 50000))
     ),
 }
 
@@ -92,8 +123,11 @@ PLANNER = {
 
 
 def main():
+    only = re.compile(sys.argv[1]) if len(sys.argv) > 1 else None
     out = {}
     for name, fn in PLANNER.items():
+        if only and not only.search(name):
+            continue
         report = fn()
         row = report.summary
         out[name] = {k: row[v] for k, v in KEYS.items()}
@@ -105,6 +139,8 @@ def main():
         ]
         print(name, json.dumps(out[name]), file=sys.stderr)
     for name, fn in CASES.items():
+        if only and not only.search(name):
+            continue
         runs = RUNS if "_kv_" in name else 1
         rows = [fn().summary for _ in range(runs)]
         out[name] = {

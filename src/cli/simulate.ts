@@ -388,6 +388,12 @@ export const SIMULATE_FLAGS: FlagSpec[] = [
   },
   { name: 'g3-gbps', path: 'engine.g3Gbps', kind: 'number', help: 'host <-> disk GB/s (7)' },
   {
+    name: 'offload-policy',
+    path: 'engine.offloadPolicy',
+    kind: 'string',
+    help: 'write-through (prompt blocks when computed) | on-evict (GPU evictions)',
+  },
+  {
     name: 'transfer-mode',
     path: 'disaggregation.transferMode',
     kind: 'string',

@@ -44,6 +44,12 @@ export const EngineConfigSchema = z
       .default(0)
       .describe('Disk KV tier size in blocks (needs the host tier).'),
     g3Gbps: positive.default(7).describe('Host <-> disk bandwidth, GB/s.'),
+    offloadPolicy: z
+      .enum(['write-through', 'on-evict'])
+      .default('write-through')
+      .describe(
+        'When blocks reach the host tier: prompt blocks once computed (vLLM offloading connector) or GPU evictions (KVBM mocker).',
+      ),
     // SGLang scheduler knobs (ignored by vLLM), defaults as in the reference mocker.
     schedulePolicy: z
       .enum(['fifo', 'lpm'])

@@ -79,6 +79,7 @@ export function toSimulationOptions(
               g3Blocks: e.g3Blocks,
               g3Gbps: e.g3Gbps,
               blockBytes: e.blockSize * (e.kvBytesPerToken ?? DEFAULT_KV_BYTES_PER_TOKEN),
+              policy: e.offloadPolicy,
             },
           }
         : {}),

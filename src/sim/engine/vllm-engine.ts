@@ -157,7 +157,8 @@ export class VllmEngine implements Engine {
     if (log !== null || tiers !== null) {
       this.pool.onKeyEvent = (key, stored) => {
         if (log !== null && key < space) log.push(key, stored);
-        if (tiers !== null && !stored) tiers.offload(key);
+        // Write-through stores prompt blocks when computed; on-evict writes back what the GPU drops.
+        if (tiers !== null && (tiers.writeThrough ? stored && key < space : !stored)) tiers.offload(key);
       };
     }
   }
@@ -505,6 +506,7 @@ export class VllmEngine implements Engine {
     const tiers = this.offload as OffloadTiers;
     const hits = this.hitBlocks;
     const limit = Math.floor((req.seqLen(r) - 1) / bs);
+    if (tiers.writeThrough) for (let k = 0; k < hits; k++) tiers.touch(req.blockKey(r, k));
     let g2 = 0;
     let g3 = 0;
     for (let k = hits; k < limit; k++) {

@@ -7,17 +7,27 @@ export interface OffloadConfig {
   g2Blocks: number;
   /** GB/s between GPU and host, each direction. */
   g2Gbps: number;
-  /** Blocks the disk tier holds (0 = none); it is filled by what the host tier evicts. */
+  /** Blocks the disk tier holds (0 = none); written through with the host tier, or filled by its evictions. */
   g3Blocks: number;
   /** GB/s between host and disk. */
   g3Gbps: number;
   /** Bytes of one KV block (block size x KV bytes per token). */
   blockBytes: number;
+  /**
+   * When a block reaches host memory. `write-through` (vLLM's native offloading connector, the reference's
+   * host tier): every full prompt block is stored once computed, and a request's prefix lookup refreshes
+   * the host copies of its GPU hits, so host memory holds the most recently used prompts whether or not
+   * the GPU still has them. `on-evict` (the earlier KVBM mocker): a block is written back when the GPU
+   * cache evicts it, so the host tier extends the GPU cache instead of shadowing it.
+   */
+  policy: OffloadPolicy;
 }
 
+export type OffloadPolicy = 'write-through' | 'on-evict';
+
 /**
- * Blocks evicted from the GPU cache are written back to host memory instead of being lost, and host
- * evictions go to disk. A prefix hit in a lower tier is brought back (onboarded) over the tier's link, which
+ * Blocks are kept in host memory (written through when computed, or written back when the GPU evicts them;
+ * see OffloadConfig.policy) and host evictions go to disk. A prefix hit in a lower tier is brought back (onboarded) over the tier's link, which
  * concurrent onboards of this engine share; disk hits are staged through host memory (disk link, then host
  * link). Write-back is asynchronous and does not delay the GPU.
  */
@@ -41,13 +51,26 @@ export class OffloadTiers {
     this.hostLink = new TransferLink(config.g2Gbps);
     this.diskLink = new TransferLink(config.g3Gbps);
     this.blockBytes = config.blockBytes;
+    this.writeThrough = config.policy === 'write-through';
   }
 
-  /** A cached block left the GPU: keep it in host memory (pushing the oldest host block to disk). */
+  /** A prefix lookup used this block: its host copy, if any, becomes the newest. */
+  touch(key: number): void {
+    if (this.g2.has(key)) this.g2.insert(key);
+  }
+
+  readonly writeThrough: boolean;
+
+  /**
+   * Keeps a block in host memory as the newest. Written through, it goes to disk as well (each tier an LRU
+   * of its own, as the reference's host and disk tiers); written back, the oldest host block spills to disk.
+   */
   offload(key: number): void {
     this.offloaded++;
     const spilled = this.g2.insert(key);
-    if (spilled >= 0 && this.g3 !== null) this.g3.insert(spilled);
+    if (this.g3 === null) return;
+    if (this.writeThrough) this.g3.insert(key);
+    else if (spilled >= 0) this.g3.insert(spilled);
   }
 
   /** 2 when the block is in host memory, 3 on disk, 0 when in neither. */

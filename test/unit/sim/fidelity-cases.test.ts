@@ -81,6 +81,45 @@ const EXPECTED_KV_RANGE: Record<keyof Metrics, [number, number]> = {
   prefix_reuse: [0.12782147393240684, 0.1433983094533174],
 };
 
+/**
+ * KV offload cases (4 workers of 6,000 GPU blocks, 128 KiB per token; a 20,000- or 5,000-block host tier at
+ * 14 GB/s, and a 50,000-block disk tier at 7 GB/s behind the smaller one), recorded with
+ *
+ *   python hack/reference/record-fidelity-cases.py '^offload_'
+ *
+ * The prefix reuse agrees exactly (the same blocks are found in the same tiers); the timings to within
+ * OFFLOAD_TOLERANCE, about twice the largest difference when recorded (1.0%, mean TTFT with the disk tier):
+ * servetune's stores are instantaneous rather than transfers of their own, and a disk hit is staged
+ * through the host link as one transfer after the other.
+ */
+const EXPECTED_OFFLOAD: Record<string, Metrics> = {
+  offload_conv2000_w4_rr_bs64_g2: {
+    ttft_mean: 581.0506184963882,
+    ttft_p90: 1241.8049579998478,
+    tpot_mean: 24.297723274174878,
+    e2e_mean: 8463.847856655893,
+    output_tok_s: 1035.6852616131164,
+    prefix_reuse: 0.09134569798585179,
+  },
+  offload_conv2000_w4_rr_bs64_g2small: {
+    ttft_mean: 600.3563695633374,
+    ttft_p90: 1281.2851339983754,
+    tpot_mean: 24.930577920490204,
+    e2e_mean: 8666.682377045783,
+    output_tok_s: 1035.4995374150349,
+    prefix_reuse: 0.04821146038153364,
+  },
+  offload_conv2000_w4_rr_bs64_g2g3: {
+    ttft_mean: 586.5612150844129,
+    ttft_p90: 1258.8010180005804,
+    tpot_mean: 23.929630611627246,
+    e2e_mean: 8346.401022842401,
+    output_tok_s: 1035.90356730146,
+    prefix_reuse: 0.11978001130684919,
+  },
+};
+const OFFLOAD_TOLERANCE = 0.02;
+
 /** Planner cases: the metrics above, GPU-hours, and every scaling decision as [tick time (s), target workers]. */
 const EXPECTED_PLANNER: Record<string, Metrics & { gpu_hours: number; scale_to: [number, number][] }> = {
   planner_thr_conv2000_x4_w2: {
@@ -268,6 +307,28 @@ const CASES: Record<string, () => SimulationReport> = {
       .report,
 };
 
+const offload =
+  (g2Blocks: number, g3Blocks = 0) =>
+  () =>
+    run(trace('conversation-sample.jsonl'), {
+      workers: 4,
+      engine: {
+        blockSize: 64,
+        numGpuBlocks: 6000,
+        kvBytesPerToken: 131072,
+        g2Blocks,
+        g2Gbps: 14,
+        g3Blocks,
+        g3Gbps: 7,
+      },
+    }).report;
+
+const OFFLOAD_CASES: Record<string, () => SimulationReport> = {
+  offload_conv2000_w4_rr_bs64_g2: offload(20000),
+  offload_conv2000_w4_rr_bs64_g2small: offload(5000),
+  offload_conv2000_w4_rr_bs64_g2g3: offload(5000, 50000),
+};
+
 const plannerFile = (file: string) =>
   parseYaml(readFileSync(new URL(`../../../${file}`, import.meta.url), 'utf8'));
 
@@ -304,6 +365,17 @@ describe('the comparison cases, small: agreement with the reference simulator', 
           Math.abs(got[k] - e) / Math.max(Math.abs(e), 1e-12),
           `${name} ${k}: ${got[k]} vs ${e}`,
         ).toBeLessThan(1e-9);
+      }
+    });
+  }
+
+  for (const [name, expected] of Object.entries(EXPECTED_OFFLOAD)) {
+    it(`${name} (reuse exact, timings within ${OFFLOAD_TOLERANCE * 100}%)`, () => {
+      const got = metrics(OFFLOAD_CASES[name]());
+      for (const k of Object.keys(expected) as (keyof Metrics)[]) {
+        const e = expected[k];
+        const bound = k === 'prefix_reuse' ? 1e-9 : OFFLOAD_TOLERANCE;
+        expect(Math.abs(got[k] - e) / e, `${name} ${k}: ${got[k]} vs ${e}`).toBeLessThan(bound);
       }
     });
   }
