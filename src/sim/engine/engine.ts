@@ -2,6 +2,11 @@ import type { IntDeque } from './int-deque.ts';
 import type { KvEventLog } from './kv-event-log.ts';
 import type { ForwardPassSnapshot } from './pass-metrics.ts';
 
+/** Durations are kept at nanosecond resolution, as the reference does. */
+export function ns(ms: number): number {
+  return Math.round(ms * 1e6) / 1e6;
+}
+
 /** What an engine does in the cluster: serve whole requests, or one side of disaggregated serving. */
 export type EngineRole = 'aggregated' | 'prefill' | 'decode';
 

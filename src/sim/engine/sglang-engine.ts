@@ -1,7 +1,7 @@
 import { RadixCache } from '../kv/radix-cache.ts';
 import type { Collector } from '../metrics/collector.ts';
 import { emptyPassShape, type PassShape, resetPassShape, type TimingModel } from '../timing/timing-model.ts';
-import type { Engine, EngineRole } from './engine.ts';
+import { type Engine, type EngineRole, ns } from './engine.ts';
 import { IntDeque } from './int-deque.ts';
 import { KvEventLog } from './kv-event-log.ts';
 import { type ForwardPassSnapshot, PassRecord } from './pass-metrics.ts';
@@ -39,11 +39,6 @@ const LPM_FALLBACK_THRESHOLD = 128;
 const IN_BATCH_PREFIX_THRESHOLD = 32;
 /** Passes one coalesced run plans at most (a longer stretch continues as the next run). */
 const RUN_PLAN_LIMIT = 128;
-
-/** Durations are kept at nanosecond resolution, as the reference does. */
-function ns(ms: number): number {
-  return Math.round(ms * 1e6) / 1e6;
-}
 
 /**
  * One SGLang-style engine (one data-parallel rank), after the reference mocker's SGLang scheduler (which

@@ -2,7 +2,7 @@ import { BlockPool } from '../kv/block-pool.ts';
 import { type OffloadConfig, OffloadTiers } from '../kv/offload.ts';
 import type { Collector } from '../metrics/collector.ts';
 import { emptyPassShape, type PassShape, resetPassShape, type TimingModel } from '../timing/timing-model.ts';
-import type { Engine, EngineRole } from './engine.ts';
+import { type Engine, type EngineRole, ns } from './engine.ts';
 import { IntDeque } from './int-deque.ts';
 import { KvEventLog } from './kv-event-log.ts';
 import { type ForwardPassSnapshot, PassRecord } from './pass-metrics.ts';
@@ -34,11 +34,6 @@ export interface VllmEngineConfig {
 const SCHEDULED = 0;
 const BLOCKED = 1;
 const CURRENT_PREEMPTED = 2;
-
-/** Durations are kept at nanosecond resolution, as the reference does. */
-function ns(ms: number): number {
-  return Math.round(ms * 1e6) / 1e6;
-}
 
 /**
  * One vLLM-style engine (one data-parallel rank).
