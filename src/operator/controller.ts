@@ -91,6 +91,18 @@ const MAX_REQUEUE_MS = 6 * 3_600_000;
 /** Degraded reasons about the object or its target (cleared once a reconcile finds them fixed). */
 const CONFIG_REASONS = new Set(['InvalidSpec', 'InvalidSchedule', 'TargetNotFound', 'TargetUnreadable']);
 
+/** Conditions a DeploymentTuning shows from its first reconcile, until something sets them. */
+const INITIAL_CONDITIONS = [
+  { type: 'Sweeping', status: 'False', reason: 'Idle', message: 'No sweep has run yet.' },
+  {
+    type: 'RecommendationAvailable',
+    status: 'Unknown',
+    reason: 'NoSweepYet',
+    message: 'No sweep has completed yet.',
+  },
+  { type: 'Degraded', status: 'False', reason: 'AsExpected', message: 'Nothing is wrong.' },
+] as const;
+
 export class TuningController {
   private readonly o: ControllerOptions;
   private readonly running = new Map<string, RunningSweep>();
@@ -582,32 +594,9 @@ export class TuningController {
         observedGeneration: generation,
       });
     }
-    if (!getCondition(st.conditions, 'Sweeping')) {
-      st.conditions = setCondition(st.conditions, {
-        type: 'Sweeping',
-        status: 'False',
-        reason: 'Idle',
-        message: 'No sweep has run yet.',
-        observedGeneration: generation,
-      });
-    }
-    if (!getCondition(st.conditions, 'RecommendationAvailable')) {
-      st.conditions = setCondition(st.conditions, {
-        type: 'RecommendationAvailable',
-        status: 'Unknown',
-        reason: 'NoSweepYet',
-        message: 'No sweep has completed yet.',
-        observedGeneration: generation,
-      });
-    }
-    if (!getCondition(st.conditions, 'Degraded')) {
-      st.conditions = setCondition(st.conditions, {
-        type: 'Degraded',
-        status: 'False',
-        reason: 'AsExpected',
-        message: 'Nothing is wrong.',
-        observedGeneration: generation,
-      });
+    for (const initial of INITIAL_CONDITIONS) {
+      if (!getCondition(st.conditions, initial.type))
+        st.conditions = setCondition(st.conditions, { ...initial, observedGeneration: generation });
     }
     const isDegraded = getCondition(st.conditions, 'Degraded')?.status === 'True';
     const d = getCondition(st.conditions, 'Degraded');
