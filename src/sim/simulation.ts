@@ -310,7 +310,7 @@ class Simulation implements Cluster {
       spec.kind === 'sglang'
         ? new SglangEngine(this.engines.length, spec, pool.spec.timing, ...args)
         : new VllmEngine(this.engines.length, spec, pool.spec.timing, ...args);
-    if (this.options.planner) e.trackQueue = true;
+    if (this.options.planner && e.history) e.history.trackQueue = true;
     this.engines.push(e);
     this.poolOf.push(pool);
     this.options.onEngineCreated?.(e);

@@ -1,6 +1,6 @@
 import type { IntDeque } from './int-deque.ts';
 import type { KvEventLog } from './kv-event-log.ts';
-import type { ForwardPassSnapshot } from './pass-metrics.ts';
+import type { ForwardPassSnapshot, PassHistory } from './pass-metrics.ts';
 
 /** Durations are kept at nanosecond resolution, as the reference does. */
 export function ns(ms: number): number {
@@ -48,8 +48,8 @@ export interface Engine {
   /** Prefill role: releases the KV held for r since its prefill finished. */
   releaseHeld?(r: number): void;
 
-  /** Record each pass's waiting queue for `snapshot` (set for a planner). */
-  trackQueue?: boolean;
+  /** Its latest passes, read by `snapshot` (a planner sets `history.trackQueue`); none once retired. */
+  readonly history?: PassHistory;
   /** Forward-pass metrics at t (bring the engine up to date to t first). */
   snapshot(t: number, out: ForwardPassSnapshot): void;
   /** KV blocks in use (by requests, handoff holds or reservations). */

@@ -135,3 +135,60 @@ export class PassRecord {
     this.setQueue(nP, sumP, nD, sumD);
   }
 }
+
+/**
+ * An engine's latest pass and the one before it (forward-pass metrics for a planner: a snapshot at t reads
+ * the last pass that ended by t), with the waiting queue each left when `trackQueue` is set. Two records
+ * swapped in turn, so recording allocates nothing unless `log` is set.
+ */
+export class PassHistory {
+  private last = new PassRecord();
+  private prev = new PassRecord();
+  /** Record each pass's waiting queue (the planner reads it; off otherwise, to save the scan). */
+  trackQueue = false;
+  /** When set (profiling), a copy of every recorded pass is appended here. */
+  log: PassRecord[] | null = null;
+  private readonly waiting: IntDeque;
+  private readonly req: RequestTable;
+
+  constructor(waiting: IntDeque, req: RequestTable) {
+    this.waiting = waiting;
+    this.req = req;
+  }
+
+  /** Makes [start, end) the latest pass; the previous latest becomes the one before it. */
+  record(
+    start: number,
+    end: number,
+    prefillRequests: number,
+    prefillTokens: number,
+    decodeRequests: number,
+    decodeKv: number,
+    prefillKv = 0,
+  ): void {
+    const older = this.prev;
+    this.prev = this.last;
+    this.last = older;
+    older.set(start, end, prefillRequests, prefillTokens, decodeRequests, decodeKv, prefillKv);
+    if (this.trackQueue) older.captureQueue(this.waiting, this.req);
+    if (this.log !== null) {
+      const copy = new PassRecord();
+      copy.copyFrom(older);
+      this.log.push(copy);
+    }
+  }
+
+  /**
+   * Rewrites the latest pass in place, without logging it: a coalesced run's next-to-last step, recorded
+   * just before its last one, as stepping would have left them.
+   */
+  overwriteLatest(start: number, end: number, decodeRequests: number, decodeKv: number): void {
+    this.last.set(start, end, 0, 0, decodeRequests, decodeKv);
+    if (this.trackQueue) this.last.captureQueue(this.waiting, this.req);
+  }
+
+  /** Writes the last pass that ended by t (with its queue) into `out`. */
+  writeAt(t: number, out: ForwardPassSnapshot): void {
+    (this.last.endMs <= t ? this.last : this.prev).writeTo(out);
+  }
+}

@@ -4,7 +4,7 @@ import { emptyPassShape, type PassShape, resetPassShape, type TimingModel } from
 import { type Engine, type EngineRole, ns } from './engine.ts';
 import { IntDeque } from './int-deque.ts';
 import { KvEventLog } from './kv-event-log.ts';
-import { type ForwardPassSnapshot, PassRecord } from './pass-metrics.ts';
+import { type ForwardPassSnapshot, PassHistory } from './pass-metrics.ts';
 import { RequestStatus, type RequestTable } from './request-table.ts';
 
 export interface SglangEngineConfig {
@@ -130,6 +130,7 @@ export class SglangEngine implements Engine {
     this.config = config;
     this.timing = timing;
     this.req = req;
+    this.history = new PassHistory(this.waiting, req);
     this.collector = collector;
     this.page = config.blockSize;
     this.cache = new RadixCache(config.numGpuBlocks, req);
@@ -192,35 +193,9 @@ export class SglangEngine implements Engine {
     this.waiting.pushBack(r);
   }
 
-  /** The latest pass started and the one before it (forward-pass metrics for the planner). */
-  private lastPass = new PassRecord();
-  private prevPass = new PassRecord();
-  /** When set (profiling), every pass is appended here. */
-  passLog: PassRecord[] | null = null;
-  /** Record each pass's waiting queue (the planner reads it; off otherwise, to save the scan). */
-  trackQueue = false;
+  /** Its latest passes (forward-pass metrics for the planner). */
+  readonly history: PassHistory;
   private runContext = 0;
-
-  private recordPass(
-    start: number,
-    end: number,
-    pReq: number,
-    pTok: number,
-    dReq: number,
-    dKv: number,
-    pKv = 0,
-  ): void {
-    const older = this.prevPass;
-    this.prevPass = this.lastPass;
-    this.lastPass = older;
-    older.set(start, end, pReq, pTok, dReq, dKv, pKv);
-    if (this.trackQueue) older.captureQueue(this.waiting, this.req);
-    if (this.passLog !== null) {
-      const copy = new PassRecord();
-      copy.copyFrom(older);
-      this.passLog.push(copy);
-    }
-  }
 
   /**
    * Forward-pass metrics at time t (the engine must be brought up to date to t): the last pass that ended by
@@ -228,7 +203,7 @@ export class SglangEngine implements Engine {
    */
   snapshot(t: number, out: ForwardPassSnapshot): void {
     out.engine = this.index;
-    (this.lastPass.endMs <= t ? this.lastPass : this.prevPass).writeTo(out);
+    this.history.writeAt(t, out);
   }
 
   /** Pages in use (not free, not evictable). */
@@ -316,7 +291,7 @@ export class SglangEngine implements Engine {
       this.passes++;
       this.busyMs += end - now;
       if (prefillPass)
-        this.recordPass(
+        this.history.record(
           now,
           end,
           shape.prefillRequests,
@@ -325,7 +300,7 @@ export class SglangEngine implements Engine {
           0,
           shape.prefillCachedTokens,
         );
-      else this.recordPass(now, end, 0, 0, shape.decodeRequests, shape.decodeContextTokens);
+      else this.history.record(now, end, 0, 0, shape.decodeRequests, shape.decodeContextTokens);
     }
     return end;
   }
@@ -1022,10 +997,9 @@ export class SglangEngine implements Engine {
     this.runApplied = upTo;
     // Pass records as stepping would leave them: step j decodes n requests over context + n (j - 1) tokens.
     if (m >= 2) {
-      this.lastPass.set(ends[upTo - 2], ends[upTo - 1], 0, 0, n, this.runContext + n * (upTo - 2));
-      if (this.trackQueue) this.lastPass.captureQueue(this.waiting, this.req);
+      this.history.overwriteLatest(ends[upTo - 2], ends[upTo - 1], n, this.runContext + n * (upTo - 2));
     }
-    this.recordPass(ends[upTo - 1], lastEnd, 0, 0, n, this.runContext + n * (upTo - 1));
+    this.history.record(ends[upTo - 1], lastEnd, 0, 0, n, this.runContext + n * (upTo - 1));
     if (last) {
       let w = 0;
       this.doneLen = 0;

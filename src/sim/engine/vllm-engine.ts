@@ -5,7 +5,7 @@ import { emptyPassShape, type PassShape, resetPassShape, type TimingModel } from
 import { type Engine, type EngineRole, ns } from './engine.ts';
 import { IntDeque } from './int-deque.ts';
 import { KvEventLog } from './kv-event-log.ts';
-import { type ForwardPassSnapshot, PassRecord } from './pass-metrics.ts';
+import { type ForwardPassSnapshot, PassHistory } from './pass-metrics.ts';
 import { RequestStatus, type RequestTable } from './request-table.ts';
 
 export interface VllmEngineConfig {
@@ -84,13 +84,8 @@ export class VllmEngine implements Engine {
   private stepBlockCounts = new Int32Array(256);
   private runContext = 0; // its summed context at the first step
 
-  /** The latest pass started (`lastPass`) and the one before it: forward-pass metrics for the planner. */
-  private lastPass = new PassRecord();
-  private prevPass = new PassRecord();
-  /** When set, every plain pass is appended here (performance profiling; keep coalescing off then). */
-  passLog: PassRecord[] | null = null;
-  /** Record each pass's waiting queue (the planner reads it; off otherwise, to save the scan). */
-  trackQueue = false;
+  /** Its latest passes (forward-pass metrics for the planner). */
+  readonly history: PassHistory;
 
   /** Lower KV tiers and the requests parked while their lower-tier prefix is onboarded. */
   readonly offload: OffloadTiers | null;
@@ -133,6 +128,7 @@ export class VllmEngine implements Engine {
     this.config = config;
     this.timing = timing;
     this.req = req;
+    this.history = new PassHistory(this.waiting, req);
     this.collector = collector;
     this.pool = new BlockPool(config.numGpuBlocks, req.layout.keySpace);
     this.running = new Int32Array(Math.max(1, Math.min(config.maxNumSeqs, req.size)) + 1);
@@ -344,7 +340,7 @@ export class VllmEngine implements Engine {
     this.passes++;
     this.busyMs += end - now;
     if (this.progressed)
-      this.recordPass(
+      this.history.record(
         now,
         end,
         shape.prefillRequests,
@@ -356,35 +352,13 @@ export class VllmEngine implements Engine {
     return end;
   }
 
-  /** Makes [start, end) the latest pass; the previous latest becomes the one before it. */
-  private recordPass(
-    start: number,
-    end: number,
-    prefillRequests: number,
-    prefillTokens: number,
-    decodeRequests: number,
-    decodeKv: number,
-    prefillKv = 0,
-  ): void {
-    const older = this.prevPass;
-    this.prevPass = this.lastPass;
-    this.lastPass = older;
-    older.set(start, end, prefillRequests, prefillTokens, decodeRequests, decodeKv, prefillKv);
-    if (this.trackQueue) older.captureQueue(this.waiting, this.req);
-    if (this.passLog !== null) {
-      const copy = new PassRecord();
-      copy.copyFrom(older);
-      this.passLog.push(copy);
-    }
-  }
-
   /**
    * Forward-pass metrics at time t (the engine must be brought up to date to t): the last pass that ended by
    * t, with the queue it left waiting (recorded only while `trackQueue` is set).
    */
   snapshot(t: number, out: ForwardPassSnapshot): void {
     out.engine = this.index;
-    (this.lastPass.endMs <= t ? this.lastPass : this.prevPass).writeTo(out);
+    this.history.writeAt(t, out);
   }
 
   /**
@@ -410,7 +384,7 @@ export class VllmEngine implements Engine {
     this.passes++;
     this.busyMs += end - now;
     if (this.progressed)
-      this.recordPass(
+      this.history.record(
         now,
         end,
         this.shape.prefillRequests,
@@ -974,10 +948,9 @@ export class VllmEngine implements Engine {
     this.runApplied = upTo;
     // Pass records as stepping would leave them: step j decodes n requests over context + n (j - 1) tokens.
     if (m >= 2) {
-      this.lastPass.set(ends[upTo - 2], ends[upTo - 1], 0, 0, n, this.runContext + n * (upTo - 2));
-      if (this.trackQueue) this.lastPass.captureQueue(this.waiting, this.req);
+      this.history.overwriteLatest(ends[upTo - 2], ends[upTo - 1], n, this.runContext + n * (upTo - 2));
     }
-    this.recordPass(ends[upTo - 1], lastEnd, 0, 0, n, this.runContext + n * (upTo - 1));
+    this.history.record(ends[upTo - 1], lastEnd, 0, 0, n, this.runContext + n * (upTo - 1));
     // Completions happen only in the run's final pass.
     if (upTo === this.runSteps) {
       let w = 0;

@@ -57,7 +57,7 @@ function passes(
     arrivals: { kind: 'closed-loop', concurrency },
     seed: 0,
     onEngineCreated: (e) => {
-      (e as unknown as { passLog: PassRecord[] | null }).passLog = log;
+      if (e.history) e.history.log = log;
     },
   });
   void result;
