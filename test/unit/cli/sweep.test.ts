@@ -1,25 +1,9 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { main } from '../../../src/cli/main.ts';
+import { cli } from '../../support/cli.ts';
 import { FIXTURES } from '../../support/sim.ts';
-
-async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out = new PassThrough();
-  const err = new PassThrough();
-  let o = '';
-  let e = '';
-  out.on('data', (d) => {
-    o += d;
-  });
-  err.on('data', (d) => {
-    e += d;
-  });
-  const code = await main(argv, out, err);
-  return { code, out: o, err: e };
-}
 
 const sample = `${FIXTURES}traces/conversation-sample.jsonl`;
 const dir = mkdtempSync(join(tmpdir(), 'servetune-sweep-'));
