@@ -7,8 +7,8 @@
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { SimulationConfigSchema } from '../src/sim/config.ts';
-import { runSimulation } from '../src/sim/run.ts';
+import { runSimulation } from '../src/config/run.ts';
+import { SimulationConfigSchema } from '../src/config/schema.ts';
 import { readMooncakeFile } from '../src/telemetry/mooncake-trace.ts';
 
 const { values } = parseArgs({

@@ -10,9 +10,9 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
-import { SimulationConfigSchema } from '../src/sim/config.ts';
+import { runSimulation } from '../src/config/run.ts';
+import { SimulationConfigSchema } from '../src/config/schema.ts';
 import type { SimulationReport } from '../src/sim/metrics/report.ts';
-import { runSimulation } from '../src/sim/run.ts';
 import { readMooncakeFile } from '../src/telemetry/mooncake-trace.ts';
 import { type Chart, renderChart, type Series } from './svg-chart.ts';
 

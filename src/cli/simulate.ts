@@ -1,16 +1,12 @@
+import { type PreparedCluster, type PreparedHardware, prepareCluster } from '../config/hardware.ts';
+import { runSimulation, syntheticWorkload } from '../config/run.ts';
+import { DEFAULT_NUM_GPU_BLOCKS, type SimulationConfig, SimulationConfigSchema } from '../config/schema.ts';
 import { CatalogError } from '../hardware/catalog.ts';
 import { DTYPE_ALIASES, KV_DTYPE_ALIASES } from '../hardware/dtypes.ts';
-import {
-  HardwareRejection,
-  type PreparedCluster,
-  type PreparedHardware,
-  prepareCluster,
-} from '../hardware/setup.ts';
-import { DEFAULT_NUM_GPU_BLOCKS, type SimulationConfig, SimulationConfigSchema } from '../sim/config.ts';
+import { HardwareRejection } from '../hardware/setup.ts';
 import type { Distribution } from '../sim/metrics/distribution.ts';
 import type { SimulationReport } from '../sim/metrics/report.ts';
 import { checkPlannerAgainstCluster, PlannerConfigSchema } from '../sim/planner/config.ts';
-import { runSimulation, syntheticWorkload } from '../sim/run.ts';
 import { summarizeWorkload, type Workload } from '../sim/workload/workload.ts';
 import { readMooncakeFile, TraceError } from '../telemetry/mooncake-trace.ts';
 import { UsageError, zodMessage } from './errors.ts';

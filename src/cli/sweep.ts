@@ -1,7 +1,7 @@
 import { writeFile } from 'node:fs/promises';
+import { EngineConfigSchema, TimingConfigSchema, WorkloadConfigSchema } from '../config/schema.ts';
 import { CatalogError } from '../hardware/catalog.ts';
 import { HardwareConfigSchema } from '../hardware/config.ts';
-import { EngineConfigSchema, TimingConfigSchema, WorkloadConfigSchema } from '../sim/config.ts';
 import { PlannerConfigSchema } from '../sim/planner/config.ts';
 import { summarizeWorkload } from '../sim/workload/workload.ts';
 import { type HardwareBase, sweepCatalog } from '../sweep/evaluate.ts';

@@ -1,14 +1,14 @@
-import type { SimulationConfig } from '../sim/config.ts';
 import { HardwareTiming } from '../sim/timing/hardware.ts';
 import type { Workload } from '../sim/workload/workload.ts';
 import { type Calibration, calibrationFor, overheadOf } from './calibration.ts';
 import { type Catalog, CatalogError } from './catalog.ts';
 import { type ComposedProfile, composeProfile } from './compose.ts';
+import type { HardwareConfig } from './config.ts';
 import type { KvDtype, WeightDtype } from './dtypes.ts';
 import type { Gpu } from './gpus.ts';
 import { loadKernelTables } from './kernels/load.ts';
 import { type MemoryPlan, planMemory } from './memory.ts';
-import { kvBytesPerToken, type ModelSpec } from './models.ts';
+import type { ModelSpec } from './models.ts';
 
 /** A resolved choice of what to price. */
 export interface HardwareChoice {
@@ -90,15 +90,6 @@ export class HardwareRejection extends Error {
   }
 }
 
-export interface PreparedHardware extends HardwareModel {
-  /** The configuration to run: numGpuBlocks filled in from the memory plan unless the user set it. */
-  config: SimulationConfig;
-  choice: HardwareChoice;
-  memory: MemoryPlan;
-  /** True when numGpuBlocks came from the memory plan. */
-  derivedBlocks: boolean;
-}
-
 /** Tokens the longest request of a workload needs (prompt plus output). */
 export function longestRequest(w: Workload): number {
   let max = 1;
@@ -106,25 +97,40 @@ export function longestRequest(w: Workload): number {
   return max;
 }
 
+/** The engine settings the memory plan depends on. */
+export interface EngineShape {
+  blockSize: number;
+  maxNumBatchedTokens: number;
+  maxNumSeqs: number;
+}
+
+/** A worker's hardware resolved against a catalog: what prices its passes and how its memory is split. */
+export interface ResolvedHardware extends HardwareModel {
+  choice: HardwareChoice;
+  memory: MemoryPlan;
+}
+
 /**
- * Resolves a `timing.model: hardware` configuration against a catalog: looks up the GPU and model, composes
- * the timing model, and sizes the KV cache from HBM unless `engine.numGpuBlocks` was given. Throws
- * CatalogError for unknown names and HardwareRejection when the setup does not fit.
+ * Resolves one worker's hardware (a `hardware` section, its tensor-parallel size and engine shape) against
+ * a catalog: looks up the GPU and model, composes the timing model and plans its memory for requests of up to
+ * `requiredTokens` (unless `hardware.maxModelLen` says otherwise). Throws CatalogError for unknown names;
+ * whether a plan that does not fit is fatal is the caller's call (`memory.fits`).
  */
-export function prepareHardware(
-  config: SimulationConfig,
+export function resolveHardware(
+  hw: HardwareConfig | undefined,
+  tp: number,
+  engine: EngineShape,
   catalog: Catalog,
-  workload: Workload,
+  requiredTokens: number,
   calibration?: Partial<Calibration>,
-): PreparedHardware {
-  const hw = config.hardware;
+): ResolvedHardware {
   if (!hw?.gpu || !hw.model) throw new CatalogError('hardware timing needs hardware.gpu and hardware.model');
   const gpu = catalog.gpu(hw.gpu);
   const model = catalog.model(hw.model);
   const choice: HardwareChoice = {
     gpu,
     model,
-    tp: config.tensorParallelSize,
+    tp,
     weightDtype: hw.dtype ?? model.weightDtype,
     kvDtype: hw.kvDtype ?? model.kvDtype,
     expertParallel: hw.expertParallel,
@@ -134,99 +140,17 @@ export function prepareHardware(
   if (choice.expertParallel && !model.moe) {
     throw new CatalogError(`hardware.expertParallel: ${model.name} has no experts`);
   }
-  const e = config.engine;
   const memory = planMemory({
     gpu,
     model,
-    tp: choice.tp,
+    tp,
     weightDtype: choice.weightDtype,
     kvDtype: choice.kvDtype,
     gpuMemoryUtilization: hw.gpuMemoryUtilization,
-    blockSize: e.blockSize,
-    maxNumBatchedTokens: e.maxNumBatchedTokens,
-    maxNumSeqs: e.maxNumSeqs,
-    requiredTokens: hw.maxModelLen ?? longestRequest(workload),
+    blockSize: engine.blockSize,
+    maxNumBatchedTokens: engine.maxNumBatchedTokens,
+    maxNumSeqs: engine.maxNumSeqs,
+    requiredTokens: hw.maxModelLen ?? requiredTokens,
   });
-  const derivedBlocks = e.numGpuBlocks === undefined;
-  if (derivedBlocks && !memory.fits) throw new HardwareRejection(memory.reason ?? 'does not fit');
-  const resolved: SimulationConfig = derivedBlocks
-    ? { ...config, engine: { ...e, numGpuBlocks: memory.numGpuBlocks } }
-    : config;
-  return { ...hardwareModel(choice), config: resolved, choice, memory, derivedBlocks };
-}
-
-/** Hardware models of every pool of a cluster, and the configuration to run with KV sized per pool. */
-export interface PreparedCluster {
-  config: SimulationConfig;
-  /** Per pool; `aggregated` also set for a disaggregated cluster (its decode pool) for single-model callers. */
-  timings: { aggregated: HardwareTiming; prefill?: HardwareTiming; decode?: HardwareTiming };
-  /** The aggregated pool's (or the decode pool's) preparation, for summaries. */
-  primary: PreparedHardware;
-  pools: { role: 'aggregated' | 'prefill' | 'decode'; prepared: PreparedHardware }[];
-}
-
-/**
- * Resolves `timing.model: hardware` for a whole cluster: each pool is priced and sized at its own
- * tensor-parallel size and engine settings (a disaggregated cluster's prefill and decode pools may differ),
- * and KV bytes per token come from the model unless configured. Throws like `prepareHardware`.
- */
-export function prepareCluster(
-  config: SimulationConfig,
-  catalog: Catalog,
-  workload: Workload,
-  calibration?: Partial<Calibration>,
-): PreparedCluster {
-  const d = config.disaggregation;
-  if (!d) {
-    const prepared = prepareHardware(config, catalog, workload, calibration);
-    const resolved = withKvBytes(prepared.config, prepared);
-    return {
-      config: resolved,
-      timings: { aggregated: prepared.timing },
-      primary: { ...prepared, config: resolved },
-      pools: [{ role: 'aggregated', prepared }],
-    };
-  }
-  const pools: PreparedCluster['pools'] = [];
-  const disaggregation = { ...d };
-  for (const role of ['prefill', 'decode'] as const) {
-    const pool = d[role];
-    const poolConfig: SimulationConfig = {
-      ...config,
-      disaggregation: undefined,
-      tensorParallelSize: pool.tensorParallelSize,
-      engine: { ...config.engine, ...pool.engine } as SimulationConfig['engine'],
-    };
-    let prepared: PreparedHardware;
-    try {
-      prepared = prepareHardware(poolConfig, catalog, workload, calibration);
-    } catch (e) {
-      if (e instanceof HardwareRejection) throw new HardwareRejection(`${role} workers: ${e.message}`);
-      throw e;
-    }
-    pools.push({ role, prepared });
-    if (prepared.derivedBlocks) {
-      disaggregation[role] = {
-        ...pool,
-        engine: { ...pool.engine, numGpuBlocks: prepared.memory.numGpuBlocks },
-      };
-    }
-  }
-  const decode = pools[1].prepared;
-  const resolved = withKvBytes({ ...config, disaggregation }, decode);
-  return {
-    config: resolved,
-    timings: { aggregated: decode.timing, prefill: pools[0].prepared.timing, decode: decode.timing },
-    primary: { ...decode, config: resolved },
-    pools,
-  };
-}
-
-/** Fills the model's KV bytes per token (at the KV dtype) unless the configuration sets it. */
-function withKvBytes(config: SimulationConfig, p: PreparedHardware): SimulationConfig {
-  if (config.engine.kvBytesPerToken !== undefined) return config;
-  return {
-    ...config,
-    engine: { ...config.engine, kvBytesPerToken: kvBytesPerToken(p.choice.model, p.choice.kvDtype) },
-  };
+  return { ...hardwareModel(choice), choice, memory };
 }

@@ -1,11 +1,11 @@
 import { z } from 'zod';
-import { SimulationConfigSchema } from '../sim/config.ts';
-import { runSimulation, syntheticWorkload } from '../sim/run.ts';
+import { simulate } from '../sim/simulation.ts';
 import { emptyPassShape } from '../sim/timing/timing-model.ts';
+import { generateSynthetic } from '../sim/workload/synthetic.ts';
 import type { Calibration } from './calibration.ts';
 import type { Catalog } from './catalog.ts';
 import type { KvDtype, WeightDtype } from './dtypes.ts';
-import { HardwareRejection, hardwareModel, prepareHardware } from './setup.ts';
+import { hardwareModel, longestRequest, resolveHardware } from './setup.ts';
 
 /**
  * Validation against measured end-to-end serving benchmarks (AIConfigurator's silicon_sample.csv, extracted
@@ -184,38 +184,51 @@ export interface SimulateCaseOptions {
  */
 export function simulateCase(c: E2eCase, catalog: Catalog, opts: SimulateCaseOptions = {}): CaseResult {
   const waves = opts.wavesPerSlot ?? 6;
-  const config = SimulationConfigSchema.parse({
-    workers: 1,
-    tensorParallelSize: c.tp,
-    engine: { blockSize: 16, maxNumSeqs: 1024, maxNumBatchedTokens: MAX_BATCHED_TOKENS },
-    timing: { model: 'hardware' },
-    hardware: {
+  const blockSize = 16;
+  const engineShape = { blockSize, maxNumSeqs: 1024, maxNumBatchedTokens: MAX_BATCHED_TOKENS };
+  const workload = generateSynthetic({
+    sessions: Math.max(16, c.concurrency * waves),
+    inputTokens: { mean: c.isl },
+    outputTokens: { mean: c.osl, stddev: opts.outputJitterTokens ?? DEFAULT_OUTPUT_JITTER },
+    arrival: { kind: 'burst' },
+    blockSize,
+    seed: 42,
+  });
+  const hardware = resolveHardware(
+    {
       gpu: c.gpu,
       model: c.model,
       dtype: c.dtype,
       kvDtype: c.kvDtype,
       expertParallel: c.expertParallel,
       tier: opts.tier ?? 'auto',
+      gpuMemoryUtilization: 0.9,
     },
-    workload: {
-      synthetic: {
-        requests: Math.max(16, c.concurrency * waves),
-        inputTokens: c.isl,
-        outputTokens: { mean: c.osl, stddev: opts.outputJitterTokens ?? DEFAULT_OUTPUT_JITTER },
-      },
-      concurrency: c.concurrency,
-    },
-  });
-  const workload = syntheticWorkload(config);
-  let prepared: ReturnType<typeof prepareHardware>;
-  try {
-    prepared = prepareHardware(config, catalog, workload, opts.calibration);
-  } catch (e) {
-    if (e instanceof HardwareRejection)
-      return { ttftMs: Number.NaN, tpotMs: Number.NaN, rejected: e.message };
-    throw e;
+    c.tp,
+    engineShape,
+    catalog,
+    longestRequest(workload),
+    opts.calibration,
+  );
+  if (!hardware.memory.fits) {
+    return { ttftMs: Number.NaN, tpotMs: Number.NaN, rejected: hardware.memory.reason ?? 'does not fit' };
   }
-  const { result } = runSimulation(prepared.config, workload, prepared.timing);
+  const result = simulate(workload, {
+    workers: 1,
+    gpusPerWorker: c.tp,
+    engine: {
+      ...engineShape,
+      numGpuBlocks: hardware.memory.numGpuBlocks,
+      enableChunkedPrefill: true,
+      enablePrefixCaching: true,
+      speedupRatio: 1,
+      coalesceDecode: true,
+    },
+    timing: hardware.timing,
+    router: { kind: 'round-robin' },
+    arrivals: { kind: 'closed-loop', concurrency: c.concurrency },
+    seed: 0,
+  });
   // Steady state: the first wave (all slots dispatched at once) is left out.
   const col = result.collector;
   const ttft: number[] = [];
@@ -231,7 +244,7 @@ export function simulateCase(c: E2eCase, catalog: Catalog, opts: SimulateCaseOpt
       tpotN++;
     }
   }
-  return { ttftMs: median(ttft), tpotMs: tpotSum / tpotN, tier: prepared.profile.tier };
+  return { ttftMs: median(ttft), tpotMs: tpotSum / tpotN, tier: hardware.profile.tier };
 }
 
 /** Absolute percentage error. */

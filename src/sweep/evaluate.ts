@@ -1,8 +1,9 @@
+import { prepareCluster } from '../config/hardware.ts';
+import { runSimulation } from '../config/run.ts';
+import { type SimulationConfig, SimulationConfigSchema } from '../config/schema.ts';
 import { Catalog, CatalogError } from '../hardware/catalog.ts';
 import type { HardwareConfig } from '../hardware/config.ts';
-import { HardwareRejection, prepareCluster } from '../hardware/setup.ts';
-import { type SimulationConfig, SimulationConfigSchema } from '../sim/config.ts';
-import { runSimulation } from '../sim/run.ts';
+import { HardwareRejection } from '../hardware/setup.ts';
 import { sliceWorkload } from '../sim/workload/slice.ts';
 import type { Workload } from '../sim/workload/workload.ts';
 import { type CandidateMetrics, candidateMetrics, type Slo } from './objective.ts';

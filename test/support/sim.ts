@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { type SimulationConfig, SimulationConfigSchema } from '../../src/sim/config.ts';
-import { runSimulation } from '../../src/sim/run.ts';
+import { runSimulation } from '../../src/config/run.ts';
+import { type SimulationConfig, SimulationConfigSchema } from '../../src/config/schema.ts';
 import { generateSynthetic, type SyntheticSpec } from '../../src/sim/workload/synthetic.ts';
 import type { Workload } from '../../src/sim/workload/workload.ts';
 import { parseMooncake } from '../../src/telemetry/mooncake-trace.ts';

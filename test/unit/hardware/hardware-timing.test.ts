@@ -1,10 +1,10 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { runSimulation } from '../../../src/config/run.ts';
+import { SimulationConfigSchema } from '../../../src/config/schema.ts';
 import { Catalog } from '../../../src/hardware/catalog.ts';
 import type { WeightDtype } from '../../../src/hardware/dtypes.ts';
 import { type HardwareChoice, hardwareModel } from '../../../src/hardware/setup.ts';
-import { SimulationConfigSchema } from '../../../src/sim/config.ts';
-import { runSimulation } from '../../../src/sim/run.ts';
 import { tokenCurveAt } from '../../../src/sim/timing/hardware.ts';
 import { emptyPassShape, type PassShape } from '../../../src/sim/timing/timing-model.ts';
 import { synthetic } from '../../support/sim.ts';

@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
+import { prepareHardware } from '../../../src/config/hardware.ts';
+import { SimulationConfigSchema } from '../../../src/config/schema.ts';
 import { Catalog } from '../../../src/hardware/catalog.ts';
 import { planMemory } from '../../../src/hardware/memory.ts';
 import { kvBytesPerTokenPerGpu, weightBytesPerGpu } from '../../../src/hardware/models.ts';
-import { HardwareRejection, prepareHardware } from '../../../src/hardware/setup.ts';
-import { SimulationConfigSchema } from '../../../src/sim/config.ts';
+import { HardwareRejection } from '../../../src/hardware/setup.ts';
 import { synthetic } from '../../support/sim.ts';
 
 const catalog = Catalog.builtin();

@@ -1,5 +1,5 @@
 import { beforeEach, describe, expect, it } from 'vitest';
-import { toSimulationOptions } from '../../../src/sim/run.ts';
+import { toSimulationOptions } from '../../../src/config/run.ts';
 import { config, conversationSample, mooncake, run, synthetic } from '../../support/sim.ts';
 
 const prefill = (t: number) => 4.209989e-7 * t * t + 0.01518344 * t + 16.50142;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { runSimulation } from '../../../src/config/run.ts';
 import type { VllmEngine } from '../../../src/sim/engine/vllm-engine.ts';
-import { runSimulation } from '../../../src/sim/run.ts';
 import { PolynomialTiming } from '../../../src/sim/timing/polynomial.ts';
 import type { PassShape, TimingModel } from '../../../src/sim/timing/timing-model.ts';
 import { config, conversationSample, mooncake, run, synthetic } from '../../support/sim.ts';

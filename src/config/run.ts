@@ -1,9 +1,5 @@
-import { DEFAULT_KV_BYTES_PER_TOKEN, DEFAULT_NUM_GPU_BLOCKS, type SimulationConfig } from './config.ts';
-import { buildReport, type SimulationReport } from './metrics/report.ts';
-import { type PlannerConfig, replicaBounds, scaledRoles } from './planner/config.ts';
-import type { RoleSpec } from './planner/planner.ts';
-import { profileWorker } from './planner/profile.ts';
-import type { PlannerSpec } from './planner/runtime.ts';
+import { buildReport, type SimulationReport } from '../sim/metrics/report.ts';
+import { plannerSpec } from '../sim/planner/spec.ts';
 import {
   type DisaggregationSpec,
   type EngineSpec,
@@ -11,17 +7,14 @@ import {
   type SimulationOptions,
   type SimulationResult,
   simulate,
-} from './simulation.ts';
-import { FixedTiming } from './timing/fixed.ts';
-import { PolynomialTiming } from './timing/polynomial.ts';
-import type { TimingModel } from './timing/timing-model.ts';
-import { generateSynthetic } from './workload/synthetic.ts';
-import type { Workload } from './workload/workload.ts';
+} from '../sim/simulation.ts';
+import { FixedTiming } from '../sim/timing/fixed.ts';
+import { PolynomialTiming } from '../sim/timing/polynomial.ts';
+import type { TimingModel } from '../sim/timing/timing-model.ts';
+import { generateSynthetic } from '../sim/workload/synthetic.ts';
+import type { Workload } from '../sim/workload/workload.ts';
+import { DEFAULT_KV_BYTES_PER_TOKEN, DEFAULT_NUM_GPU_BLOCKS, type SimulationConfig } from './schema.ts';
 
-/**
- * Turns a validated configuration into simulation options. `hardware` timing needs catalogs and kernel
- * tables, which the core does not load: build it with src/hardware/setup.ts and pass it in.
- */
 /** Timing models per pool (disaggregated pools may run on different tensor-parallel shapes). */
 export interface PoolTimings {
   aggregated?: TimingModel;
@@ -29,6 +22,11 @@ export interface PoolTimings {
   decode?: TimingModel;
 }
 
+/**
+ * Turns a validated configuration into the simulator's own input. `hardware` timing needs catalogs and
+ * kernel tables, which the simulation core does not load: build it with prepareCluster (./hardware.ts) and
+ * pass it in.
+ */
 export function toSimulationOptions(
   config: SimulationConfig,
   timings?: TimingModel | PoolTimings,
@@ -41,7 +39,7 @@ export function toSimulationOptions(
         : timings;
   const timing = perPool.aggregated ?? perPool.decode;
   if (!timing && config.timing.model === 'hardware') {
-    throw new Error('hardware timing must be built by the caller (src/hardware/setup.ts prepareHardware)');
+    throw new Error('hardware timing must be built by the caller (src/config/hardware.ts prepareCluster)');
   }
   const r = config.router;
   const engineOf = (over: Partial<SimulationConfig['engine']> = {}): EngineSpec => {
@@ -148,56 +146,6 @@ export function toSimulationOptions(
         : { kind: 'trace', speedup: config.workload.arrivalSpeedupRatio },
     seed: config.seed,
     maxSimTimeMs: config.maxSimTimeS !== undefined ? config.maxSimTimeS * 1000 : undefined,
-  };
-}
-
-/**
- * The planner of a cluster: one role per pool, with what the planner knows of its engines, and (SLA target)
- * a performance profile of one worker per pool, measured by the simulator.
- */
-export function plannerSpec(
-  config: PlannerConfig,
-  startupTimeS: number,
-  disagg: DisaggregationSpec | null,
-  aggregated: PoolSpec,
-): PlannerSpec {
-  const pools: [RoleSpec['role'], PoolSpec][] = disagg
-    ? [
-        ['prefill', disagg.prefill],
-        ['decode', disagg.decode],
-      ]
-    : [['aggregated', aggregated]];
-  const scaled = scaledRoles(config, disagg !== null);
-  const roles: RoleSpec[] = pools.map(([role, pool]) => {
-    const kv = pool.engine.numGpuBlocks * pool.engine.blockSize;
-    return {
-      role,
-      gpus: pool.gpusPerWorker,
-      caps: {
-        maxNumBatchedTokens:
-          pool.engine.kind === 'sglang' ? pool.engine.chunkedPrefillSize : pool.engine.maxNumBatchedTokens,
-        maxKvTokens: kv,
-        maxNumSeqs: pool.engine.maxNumSeqs,
-        contextLength: config.context_length ?? kv,
-      },
-      scaled: scaled.includes(role),
-      bounds: replicaBounds(config, role),
-    };
-  });
-  const prefillPool = disagg ? disagg.prefill : aggregated;
-  const decodePool = disagg ? disagg.decode : aggregated;
-  return {
-    config,
-    startupMs: startupTimeS * 1000,
-    roles,
-    ...(config.optimization_target === 'sla' && config.sla_bootstrap === 'profile'
-      ? {
-          samples: profileWorker(
-            { engine: prefillPool.engine, timing: prefillPool.timing },
-            { engine: decodePool.engine, timing: decodePool.timing },
-          ),
-        }
-      : {}),
   };
 }
 

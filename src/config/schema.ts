@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { HardwareConfigSchema } from '../hardware/config.ts';
-import { PlannerConfigSchema } from './planner/config.ts';
+import { PlannerConfigSchema } from '../sim/planner/config.ts';
 
 /**
  * Validated configuration of one simulation: engine, cluster, router, timing, workload and replay mode.
