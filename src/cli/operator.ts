@@ -1,5 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { pino } from 'pino';
+import { parseDuration } from '../api/index.ts';
+import { LEADER_ELECTION_DEFAULTS, validateLeaderElection } from '../operator/kube/leader.ts';
 import { Operator } from '../operator/manager.ts';
 import { UsageError } from './errors.ts';
 import { type FlagSpec, parseFlags, renderHelp } from './flags.ts';
@@ -53,6 +55,27 @@ export const OPERATOR_FLAGS: FlagSpec[] = [
     metavar: 'NAME',
     help: 'name of the Lease; replicas with the same one elect one leader (servetune-operator)',
   },
+  {
+    name: 'leader-election-lease-duration',
+    path: null,
+    kind: 'string',
+    metavar: 'DURATION',
+    help: 'how long a standby waits, after it last saw the lease renewed, before taking over (15s)',
+  },
+  {
+    name: 'leader-election-renew-deadline',
+    path: null,
+    kind: 'string',
+    metavar: 'DURATION',
+    help: 'how long the leader keeps trying to renew before it stops acting (10s; below the lease duration)',
+  },
+  {
+    name: 'leader-election-retry-period',
+    path: null,
+    kind: 'string',
+    metavar: 'DURATION',
+    help: 'pause between lease attempts (2s)',
+  },
   { name: 'workers', path: null, kind: 'int', help: 'concurrent reconciles (2)' },
   {
     name: 'max-concurrent-sweeps',
@@ -104,6 +127,32 @@ export async function operatorCommand(argv: string[], out: NodeJS.WritableStream
     if (v !== undefined && v < 1) throw new UsageError(`--${name}: must be at least 1`);
     return v;
   };
+  const duration = (name: string, fallback: number) => {
+    const v = f.get(name) as string | undefined;
+    if (v === undefined) return fallback;
+    try {
+      return parseDuration(v);
+    } catch {
+      throw new UsageError(`--${name}: '${v}' is not a duration such as 500ms, 15s or 1m`);
+    }
+  };
+  const lease = {
+    leaseDurationMs: duration('leader-election-lease-duration', LEADER_ELECTION_DEFAULTS.leaseDurationMs),
+    renewDeadlineMs: duration('leader-election-renew-deadline', LEADER_ELECTION_DEFAULTS.renewDeadlineMs),
+    retryPeriodMs: duration('leader-election-retry-period', LEADER_ELECTION_DEFAULTS.retryPeriodMs),
+  };
+  try {
+    validateLeaderElection(lease);
+  } catch (e) {
+    const flag: Record<string, string> = {
+      leaseDurationMs: '--leader-election-lease-duration',
+      renewDeadlineMs: '--leader-election-renew-deadline',
+      retryPeriodMs: '--leader-election-retry-period',
+    };
+    throw new UsageError(
+      (e as Error).message.replace(/leaseDurationMs|renewDeadlineMs|retryPeriodMs/, (k) => flag[k]),
+    );
+  }
   const namespace = f.get('namespace') as string | undefined;
   const podNamespace = existsSync(SA_NAMESPACE) ? readFileSync(SA_NAMESPACE, 'utf8').trim() : undefined;
   const logger = pino({ name: 'servetune-operator', level: (f.get('log-level') as string) ?? 'info' });
@@ -122,6 +171,7 @@ export async function operatorCommand(argv: string[], out: NodeJS.WritableStream
       enabled: !f.get('no-leader-elect'),
       namespace: (f.get('leader-election-namespace') as string) ?? podNamespace ?? namespace ?? 'default',
       name: f.get('leader-election-id') as string | undefined,
+      ...lease,
     },
     logger,
   });

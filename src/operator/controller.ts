@@ -378,6 +378,7 @@ export class TuningController {
         const traceText = await fetchTrace(this.o.client, namespace, s.workload, {
           fileRoots: this.o.traceRoots,
         });
+        log.info({ source, bytes: Buffer.byteLength(traceText) }, 'Trace fetched; simulating');
         finished.result = await this.runJob(
           {
             traceText,

@@ -3,10 +3,11 @@ import { hostname } from 'node:os';
 import { type Logger, pino } from 'pino';
 import type { DeploymentTuning, TuningRecommendation } from '../api/index.ts';
 import { CONTROLLER_NAME, type JobRunner, TuningController } from './controller.ts';
-import { KubeClient } from './kube/client.ts';
+import { FencedError, KubeClient } from './kube/client.ts';
+import { withDefaults } from './kube/defaults.ts';
 import { EventRecorder } from './kube/events.ts';
 import { Informer, type InformerOptions } from './kube/informer.ts';
-import { LeaderElector } from './kube/leader.ts';
+import { LEADER_ELECTION_DEFAULTS, LeaderElector, validateLeaderElection } from './kube/leader.ts';
 import { DEPLOYMENT_TUNINGS, type KubeObject, keyOf, TUNING_RECOMMENDATIONS } from './kube/resources.ts';
 import { WorkQueue } from './kube/workqueue.ts';
 import { OperatorMetrics } from './metrics.ts';
@@ -17,6 +18,11 @@ import { dynamoAdapter } from './target/dynamo.ts';
  * Wires the operator: HTTP endpoints (/healthz, /readyz, /metrics) from the start, leader election, and —
  * only while leading — informers, the work queue and its workers. Losing the lease ends the process
  * (controller-runtime does the same): a fresh start is the simplest way to drop in-flight state.
+ *
+ * Two things keep a deposed leader from acting before it exits: every write of the client passes a fence
+ * that asks the elector whether this replica still holds the lease (by its monotonic clock, so a frozen
+ * process that wakes up refuses at once), and everything the controller sends is tied to an abort signal of
+ * the leadership term, which is cancelled the moment the lease is lost.
  */
 
 export interface OperatorOptions {
@@ -66,6 +72,8 @@ export class Operator {
   private informers: Informer<KubeObject>[] = [];
   private workers: Promise<void>[] = [];
   private leading = false;
+  /** Aborted when this leadership term ends. */
+  private term: AbortController | undefined;
   private synced = false;
   private stopping = false;
   port = 0;
@@ -73,12 +81,17 @@ export class Operator {
   constructor(opts: OperatorOptions = {}) {
     this.o = opts;
     this.logger = opts.logger ?? pino({ name: 'servetune-operator' });
-    this.client = opts.client ?? KubeClient.load(opts.kubeconfig);
     this.identity = opts.identity ?? `${hostname()}_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
+    // The identity in the user agent lets audit logs tell replicas apart.
+    this.client =
+      opts.client ?? KubeClient.load(opts.kubeconfig, { userAgent: `servetune-operator (${this.identity})` });
+    if (opts.leaderElection?.enabled) {
+      validateLeaderElection(withDefaults(LEADER_ELECTION_DEFAULTS, opts.leaderElection));
+    }
   }
 
   isLeader(): boolean {
-    return this.leading;
+    return this.leading && (this.elector === undefined || this.elector.holds());
   }
 
   /** Ready: a follower once campaigning, a leader once its caches have synced. */
@@ -87,12 +100,22 @@ export class Operator {
   }
 
   async start(): Promise<void> {
-    if (this.o.httpPort !== null) await this.startServer();
     const le = this.o.leaderElection;
+    this.logger.info(
+      {
+        identity: this.identity,
+        leaderElection: le?.enabled ? withDefaults(LEADER_ELECTION_DEFAULTS, le) : false,
+      },
+      'Starting',
+    );
+    if (this.o.httpPort !== null) await this.startServer();
     if (!le?.enabled) {
       await this.startLeading();
       return;
     }
+    this.client.setWriteFence((what) => {
+      if (!this.elector?.holds()) throw new FencedError(what);
+    });
     this.elector = new LeaderElector(this.client, {
       namespace: le.namespace,
       name: le.name ?? 'servetune-operator',
@@ -107,6 +130,7 @@ export class Operator {
       },
       onStoppedLeading: () => {
         this.metrics.leader.set({ name: le.name ?? 'servetune-operator' }, 0);
+        this.term?.abort(new FencedError('work of a lost leadership term'));
         void this.stopLeading().then(() => {
           if (this.stopping) return;
           if (this.o.onLostLease) this.o.onLostLease();
@@ -119,7 +143,8 @@ export class Operator {
 
   private async startServer(): Promise<void> {
     this.server = createServer((req, res) => {
-      const url = req.url ?? '/';
+      // Probes may carry a query string (e.g. ?verbose); only the path selects the handler.
+      const url = (req.url ?? '/').split('?')[0];
       if (url === '/healthz' || url === '/livez') {
         res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
       } else if (url === '/readyz') {
@@ -145,6 +170,8 @@ export class Operator {
 
   private async startLeading(): Promise<void> {
     this.leading = true;
+    this.term = new AbortController();
+    const client = this.client.withSignal(this.term.signal);
     const log = this.logger;
     const inf = { ...this.o.informer, logger: log, namespace: this.o.namespace };
     const tunings = new Informer<DeploymentTuning>(this.client, DEPLOYMENT_TUNINGS, inf);
@@ -160,13 +187,13 @@ export class Operator {
       ...this.o.queue,
       onDepth: (d) => this.metrics.queueDepth.set({ name: 'deploymenttuning' }, d),
     });
-    const recorder = new EventRecorder(this.client, {
+    const recorder = new EventRecorder(client, {
       controller: CONTROLLER_NAME,
       instance: this.identity,
       logger: log,
     });
     const controller = new TuningController({
-      client: this.client,
+      client,
       logger: log,
       recorder,
       metrics: this.metrics,
@@ -250,6 +277,7 @@ export class Operator {
   private async stopLeading(): Promise<void> {
     this.leading = false;
     this.synced = false;
+    this.term?.abort(new FencedError('work of a finished leadership term'));
     this.controller?.cancelAll();
     this.queue?.shutdown();
     await Promise.all(this.informers.map((i) => i.stop()));

@@ -1,5 +1,6 @@
-import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { type AddressInfo, connect, createServer as createNetServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
@@ -371,4 +372,160 @@ export async function killAndRestartApiserver(): Promise<void> {
     stdio: ['ignore', 'ignore', 'inherit'],
     timeout: 120_000,
   });
+}
+
+export interface AuditEvent {
+  verb: string;
+  userAgent?: string;
+  objectRef?: { resource?: string; subresource?: string; namespace?: string; name?: string };
+  responseStatus?: { code?: number };
+  requestReceivedTimestamp: string;
+}
+
+/** Writes the API server audited (see global-setup.ts), optionally those of one namespace only. */
+export function auditedWrites(namespace?: string): AuditEvent[] {
+  const text = readFileSync(inject('auditLog'), 'utf8');
+  const out: AuditEvent[] = [];
+  for (const line of text.split('\n')) {
+    if (!line) continue;
+    const e = JSON.parse(line) as AuditEvent & { stage?: string };
+    if (e.stage !== 'ResponseComplete') continue;
+    if (namespace !== undefined && e.objectRef?.namespace !== namespace) continue;
+    out.push(e);
+  }
+  return out;
+}
+
+/** An operator run as users run it: `bin/servetune.js operator` in a child process, JSON logs collected. */
+export interface OperatorProcess {
+  child: ChildProcess;
+  logs: Record<string, unknown>[];
+  /** The replica's identity, as it puts it in the Lease and in its user agent. */
+  identity: () => string | undefined;
+  exited: Promise<number | null>;
+  waitForLog: (msg: string | RegExp, timeoutMs?: number) => Promise<Record<string, unknown>>;
+}
+
+export function spawnOperator(args: string[], opts: { kubeconfig?: string } = {}): OperatorProcess {
+  const child = spawn(
+    process.execPath,
+    [
+      '--no-memory-protection-keys',
+      join(ROOT, 'bin/servetune.js'),
+      'operator',
+      '--kubeconfig',
+      opts.kubeconfig ?? inject('kubeconfig'),
+      ...args,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const logs: Record<string, unknown>[] = [];
+  let buf = '';
+  child.stdout!.on('data', (d: Buffer) => {
+    buf += d.toString('utf8');
+    let nl = buf.indexOf('\n');
+    while (nl >= 0) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      try {
+        logs.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        logs.push({ msg: line });
+      }
+      nl = buf.indexOf('\n');
+    }
+  });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => {
+    stderr += d.toString('utf8');
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const find = (msg: string | RegExp) =>
+    logs.find((l) => (typeof msg === 'string' ? l.msg === msg : msg.test(String(l.msg))));
+  return {
+    child,
+    logs,
+    exited,
+    identity: () => {
+      const l = logs.find((x) => typeof x.identity === 'string');
+      return l ? String(l.identity) : undefined;
+    },
+    waitForLog: (msg, timeoutMs = 60_000) =>
+      waitFor(
+        `operator ${child.pid} to log ${msg} (stderr: ${stderr.slice(-300)})`,
+        () => find(msg),
+        timeoutMs,
+        100,
+      ),
+  };
+}
+
+/**
+ * A TCP proxy in front of the API server that can freeze: while frozen it stops reading from both sides, so
+ * requests stall in flight and are delivered late when it thaws (a network partition that heals).
+ */
+export async function freezableProxy(targetPort: number) {
+  const pairs: { a: Socket; b: Socket }[] = [];
+  let frozen = false;
+  const server = createNetServer((a) => {
+    const b = connect(targetPort, '127.0.0.1');
+    a.pipe(b);
+    b.pipe(a);
+    const end = () => {
+      a.destroy();
+      b.destroy();
+    };
+    a.on('error', end);
+    b.on('error', end);
+    a.on('close', end);
+    b.on('close', end);
+    if (frozen) {
+      a.pause();
+      b.pause();
+    }
+    pairs.push({ a, b });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as AddressInfo).port,
+    freeze() {
+      frozen = true;
+      for (const { a, b } of pairs) {
+        a.pause();
+        b.pause();
+      }
+    },
+    thaw() {
+      frozen = false;
+      for (const { a, b } of pairs) {
+        a.resume();
+        b.resume();
+      }
+    },
+    async close() {
+      for (const { a, b } of pairs) {
+        a.destroy();
+        b.destroy();
+      }
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+/** A copy of the test kubeconfig pointing at another port on loopback (e.g. a proxy). */
+export function kubeconfigVia(port: number, dir: string): string {
+  const text = readFileSync(inject('kubeconfig'), 'utf8').replace(
+    /server: https:\/\/127\.0\.0\.1:\d+/,
+    `server: https://127.0.0.1:${port}`,
+  );
+  const path = join(dir, `kubeconfig-${port}`);
+  writeFileSync(path, text);
+  return path;
+}
+
+/** The API server's port, from the test kubeconfig. */
+export function apiserverPort(): number {
+  const m = /server: https:\/\/127\.0\.0\.1:(\d+)/.exec(readFileSync(inject('kubeconfig'), 'utf8'));
+  if (!m) throw new Error('no loopback server in the test kubeconfig');
+  return Number(m[1]);
 }

@@ -35,6 +35,18 @@ export interface RequestOptions {
   /** Accept header (e.g. the Table format kubectl uses); JSON by default. */
   accept?: string;
   signal?: AbortSignal;
+  /** Bypass the write fence (only the leader elector's own Lease writes do). */
+  unfenced?: boolean;
+  /** Per-request timeout, when shorter than the client's. */
+  timeoutMs?: number;
+}
+
+/** Thrown instead of sending a write while the fence is closed (this replica does not lead). */
+export class FencedError extends Error {
+  constructor(what: string) {
+    super(`not the leader: refused to send ${what}`);
+    this.name = 'FencedError';
+  }
 }
 
 export const MERGE_PATCH = 'application/merge-patch+json';
@@ -53,14 +65,22 @@ export interface KubeClientOptions {
   impersonate?: { user: string; groups?: string[] };
 }
 
+/** What every view of one client shares: the connection pools and the write fence. */
+interface Shared {
+  agent?: Agent;
+  watchAgent?: Agent;
+  fence?: (what: string) => void;
+}
+
 export class KubeClient {
   readonly config: KubeConfig;
   readonly server: string;
   private readonly timeoutMs: number;
   private readonly userAgent: string;
   private readonly impersonate: KubeClientOptions['impersonate'];
-  private agent: Agent | undefined;
-  private watchAgent: Agent | undefined;
+  private readonly shared: Shared;
+  /** Aborts every request of this view (see {@link withSignal}). */
+  private readonly signal: AbortSignal | undefined;
 
   constructor(config: KubeConfig, options: KubeClientOptions = {}) {
     this.config = config;
@@ -70,6 +90,27 @@ export class KubeClient {
     this.timeoutMs = options.requestTimeoutMs ?? 30_000;
     this.userAgent = options.userAgent ?? 'servetune-operator';
     this.impersonate = options.impersonate;
+    this.shared = {};
+    this.signal = undefined;
+  }
+
+  /**
+   * A view of this client whose requests (watches included) abort when `signal` does: the operator gives its
+   * controller one per leadership term, so losing the lease cancels whatever the controller has in flight.
+   */
+  withSignal(signal: AbortSignal): KubeClient {
+    const view = Object.create(KubeClient.prototype) as KubeClient;
+    Object.assign(view, this, { signal: this.signal ? AbortSignal.any([this.signal, signal]) : signal });
+    return view;
+  }
+
+  /**
+   * Installs a check run immediately before every write (POST, PUT, PATCH, DELETE) of every view of this
+   * client; it throws to refuse the write. The operator closes it whenever this replica does not hold the
+   * lease, so a deposed or frozen leader cannot write once another replica may lead.
+   */
+  setWriteFence(check: ((what: string) => void) | undefined): void {
+    this.shared.fence = check;
   }
 
   /** From a kubeconfig file, or the in-cluster service account when no file is given. */
@@ -106,7 +147,7 @@ export class KubeClient {
       // undici sends repeated headers for array values.
       if (this.impersonate.groups) headers['impersonate-group'] = this.impersonate.groups;
     }
-    if (!this.agent) {
+    if (!this.shared.agent) {
       const connect = {
         ca: opts.ca,
         cert: opts.cert,
@@ -116,11 +157,11 @@ export class KubeClient {
         keepAlive: true,
         keepAliveInitialDelay: 30_000,
       };
-      this.agent = new Agent({ connect, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs });
+      this.shared.agent = new Agent({ connect, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs });
       // Watches idle legitimately; the informer's watchdog handles stalls.
-      this.watchAgent = new Agent({ connect, headersTimeout: this.timeoutMs, bodyTimeout: 0 });
+      this.shared.watchAgent = new Agent({ connect, headersTimeout: this.timeoutMs, bodyTimeout: 0 });
     }
-    return { headers, dispatcher: watch ? this.watchAgent! : this.agent };
+    return { headers, dispatcher: watch ? this.shared.watchAgent! : this.shared.agent };
   }
 
   private url(path: string, query?: Query): string {
@@ -131,15 +172,20 @@ export class KubeClient {
 
   async request<T = unknown>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
     const { headers, dispatcher } = await this.prepare(false);
+    // Checked last thing before sending (after the credential read above), so a lease lost meanwhile counts.
+    if (method !== 'GET' && !opts.unfenced) this.shared.fence?.(`${method} ${path}`);
     if (opts.accept) headers.accept = opts.accept;
     let body: string | undefined;
     if (opts.body !== undefined) {
       body = JSON.stringify(opts.body);
       headers['content-type'] = opts.contentType ?? 'application/json';
     }
-    const signal = opts.signal
-      ? AbortSignal.any([opts.signal, AbortSignal.timeout(this.timeoutMs)])
-      : AbortSignal.timeout(this.timeoutMs);
+    const timeout = AbortSignal.timeout(
+      Math.ceil(Math.min(this.timeoutMs, opts.timeoutMs ?? this.timeoutMs)),
+    );
+    const signal = AbortSignal.any(
+      [timeout, opts.signal, this.signal].filter((s): s is AbortSignal => s !== undefined),
+    );
     const res = await request(this.url(path, opts.query), {
       method: method as Dispatcher.HttpMethod,
       headers,
@@ -153,14 +199,24 @@ export class KubeClient {
     return parsed as T;
   }
 
-  get<T>(path: string, query?: Query): Promise<T> {
-    return this.request<T>('GET', path, { query });
+  /** A GET whose body is returned as text (e.g. the API server's own /metrics). */
+  async getText(path: string): Promise<string> {
+    const { headers, dispatcher } = await this.prepare(false);
+    headers.accept = 'text/plain';
+    const res = await request(this.url(path), { method: 'GET', headers, dispatcher, signal: this.signal });
+    const text = await res.body.text();
+    if (res.statusCode >= 400) throw toApiError(res.statusCode, safeJson(text), text, `GET ${path}`);
+    return text;
   }
-  create<T>(path: string, body: unknown): Promise<T> {
-    return this.request<T>('POST', path, { body });
+
+  get<T>(path: string, query?: Query, opts?: Omit<RequestOptions, 'query' | 'body'>): Promise<T> {
+    return this.request<T>('GET', path, { ...opts, query });
   }
-  replace<T>(path: string, body: unknown): Promise<T> {
-    return this.request<T>('PUT', path, { body });
+  create<T>(path: string, body: unknown, opts?: Omit<RequestOptions, 'body'>): Promise<T> {
+    return this.request<T>('POST', path, { ...opts, body });
+  }
+  replace<T>(path: string, body: unknown, opts?: Omit<RequestOptions, 'body'>): Promise<T> {
+    return this.request<T>('PUT', path, { ...opts, body });
   }
   mergePatch<T>(path: string, patch: unknown): Promise<T> {
     return this.request<T>('PATCH', path, { body: patch, contentType: MERGE_PATCH });
@@ -182,6 +238,7 @@ export class KubeClient {
     onEvent: (e: WatchEvent<T>) => void,
     signal: AbortSignal,
   ): Promise<void> {
+    if (this.signal) signal = AbortSignal.any([signal, this.signal]);
     const { headers, dispatcher } = await this.prepare(true);
     let res: Dispatcher.ResponseData;
     try {
@@ -200,9 +257,11 @@ export class KubeClient {
       throw toApiError(res.statusCode, safeJson(text), text, `WATCH ${path}`);
     }
     let pending = '';
+    // One decoder for the whole stream: a multi-byte character split across chunks must not be mangled.
+    const decoder = new TextDecoder('utf-8');
     try {
       for await (const chunk of res.body) {
-        pending += typeof chunk === 'string' ? chunk : (chunk as Buffer).toString('utf8');
+        pending += typeof chunk === 'string' ? chunk : decoder.decode(chunk as Buffer, { stream: true });
         let nl = pending.indexOf('\n');
         while (nl >= 0) {
           const line = pending.slice(0, nl).trim();
@@ -218,9 +277,9 @@ export class KubeClient {
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.agent?.close(), this.watchAgent?.close()]);
-    this.agent = undefined;
-    this.watchAgent = undefined;
+    await Promise.all([this.shared.agent?.close(), this.shared.watchAgent?.close()]);
+    this.shared.agent = undefined;
+    this.shared.watchAgent = undefined;
   }
 }
 
