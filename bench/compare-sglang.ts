@@ -9,7 +9,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { runSimulation } from '../src/config/run.ts';
 import { SimulationConfigSchema } from '../src/config/schema.ts';
-import { readMooncakeFile } from '../src/telemetry/mooncake-trace.ts';
+import { readTrace } from '../src/telemetry/trace/index.ts';
 
 const { values } = parseArgs({
   options: { trace: { type: 'string', default: '../shared/data/traces/mooncake_conversation.jsonl' } },
@@ -18,7 +18,7 @@ if (!existsSync(values.trace)) {
   console.error(`compare-sglang: trace not found: ${values.trace}`);
   process.exit(2);
 }
-const { workload } = await readMooncakeFile(values.trace, { traceBlockSize: 512 });
+const { workload } = await readTrace(values.trace, { traceBlockSize: 512 });
 const dir = new URL('./reference/', import.meta.url);
 let worstAll = 0;
 for (const file of readdirSync(dir).filter((f) => /^sglang_w\d+_bs\d+\.json$/.test(f))) {

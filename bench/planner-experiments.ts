@@ -13,7 +13,7 @@ import { parse as parseYaml } from 'yaml';
 import { runSimulation } from '../src/config/run.ts';
 import { SimulationConfigSchema } from '../src/config/schema.ts';
 import type { SimulationReport } from '../src/sim/metrics/report.ts';
-import { readMooncakeFile } from '../src/telemetry/mooncake-trace.ts';
+import { readTrace } from '../src/telemetry/trace/index.ts';
 import { type Chart, renderChart, type Series } from './svg-chart.ts';
 
 const { values } = parseArgs({
@@ -35,7 +35,7 @@ const loadOnly = planner('sla-load.yaml');
 const bothLoops = planner('sla-load-throughput.yaml');
 
 const t0 = performance.now();
-const { workload } = await readMooncakeFile(values.trace, { traceBlockSize: 512 });
+const { workload } = await readTrace(values.trace, { traceBlockSize: 512 });
 
 interface Point {
   x: number;

@@ -15,7 +15,7 @@ import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { runSimulation } from '../src/config/run.ts';
 import { SimulationConfigSchema } from '../src/config/schema.ts';
-import { readMooncakeFile } from '../src/telemetry/mooncake-trace.ts';
+import { readTrace } from '../src/telemetry/trace/index.ts';
 
 const { values } = parseArgs({
   options: {
@@ -74,7 +74,7 @@ for (const name of selected) {
 }
 
 const t0 = performance.now();
-const { workload } = await readMooncakeFile(values.trace, { traceBlockSize: 512 });
+const { workload } = await readTrace(values.trace, { traceBlockSize: 512 });
 const loadMs = performance.now() - t0;
 console.log(
   `trace   ${values.trace}: ${workload.size} requests, loaded in ${(loadMs / 1000).toFixed(3)} s; polynomial timing; median of ${values.repeat} runs after a warm-up`,

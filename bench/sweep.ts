@@ -10,7 +10,7 @@ import { parseGpuBudget } from '../src/cli/sweep.ts';
 import { parseSlos } from '../src/sweep/objective.ts';
 import { SearchSpaceSchema } from '../src/sweep/space.ts';
 import { runSweep } from '../src/sweep/sweep.ts';
-import { readMooncakeFile } from '../src/telemetry/mooncake-trace.ts';
+import { readTrace } from '../src/telemetry/trace/index.ts';
 
 const { values } = parseArgs({
   options: {
@@ -24,7 +24,7 @@ if (!existsSync(values.trace)) {
   console.error(`bench:sweep: trace not found: ${values.trace} (the benchmark reads ../shared/data)`);
   process.exit(2);
 }
-const { workload } = await readMooncakeFile(values.trace, { traceBlockSize: 512 });
+const { workload } = await readTrace(values.trace, { traceBlockSize: 512 });
 const space = SearchSpaceSchema.parse({
   tensorParallel: [1, 2, 4, 8],
   workers: 'all',

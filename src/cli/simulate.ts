@@ -8,7 +8,13 @@ import type { Distribution } from '../sim/metrics/distribution.ts';
 import type { SimulationReport } from '../sim/metrics/report.ts';
 import { checkPlannerAgainstCluster, PlannerConfigSchema } from '../sim/planner/config.ts';
 import { summarizeWorkload, type Workload } from '../sim/workload/workload.ts';
-import { readMooncakeFile, TraceError } from '../telemetry/mooncake-trace.ts';
+import {
+  describeTraceNotes,
+  readTrace,
+  TraceError,
+  type TraceSummary,
+  traceFormatNames,
+} from '../telemetry/trace/index.ts';
 import { UsageError, zodMessage } from './errors.ts';
 import { readStructuredFile, writeJson } from './files.ts';
 import { applyFlags, type FlagSpec, flagNames, parseFlags, renderHelp } from './flags.ts';
@@ -40,7 +46,14 @@ export const SIMULATE_FLAGS: FlagSpec[] = [
     path: 'workload.trace',
     kind: 'string',
     metavar: 'FILE',
-    help: 'Mooncake JSONL trace to replay',
+    help: 'trace to replay (Mooncake JSONL; gzip-compressed or not)',
+  },
+  {
+    name: 'trace-format',
+    path: 'workload.traceFormat',
+    kind: 'string',
+    metavar: 'NAME',
+    help: `trace format instead of detecting it (${traceFormatNames().join(', ')})`,
   },
   {
     name: 'trace-block-size',
@@ -585,18 +598,26 @@ function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Reco
 }
 
 export async function loadWorkload(config: Pick<SimulationConfig, 'workload' | 'engine'>): Promise<Workload> {
+  return (await loadWorkloadWithSummary(config)).workload;
+}
+
+/** The workload and, for a trace, what the reader noticed (reported under the summary). */
+async function loadWorkloadWithSummary(
+  config: Pick<SimulationConfig, 'workload' | 'engine'>,
+): Promise<{ workload: Workload; trace?: TraceSummary }> {
   if (config.workload.trace !== undefined) {
     try {
-      const { workload } = await readMooncakeFile(config.workload.trace, {
+      const { workload, summary } = await readTrace(config.workload.trace, {
         traceBlockSize: config.workload.traceBlockSize,
+        format: config.workload.traceFormat,
       });
-      return workload;
+      return { workload, trace: summary };
     } catch (e) {
       if (e instanceof TraceError) throw new UsageError(e.message);
       throw e;
     }
   }
-  return syntheticWorkload(config);
+  return { workload: syntheticWorkload(config) };
 }
 
 export async function simulateCommand(argv: string[], out: NodeJS.WritableStream): Promise<number> {
@@ -605,7 +626,7 @@ export async function simulateCommand(argv: string[], out: NodeJS.WritableStream
     out.write(renderHelp(USAGE, SIMULATE_FLAGS));
     return 0;
   }
-  const workload = await loadWorkload(config);
+  const { workload, trace } = await loadWorkloadWithSummary(config);
   const cluster = config.timing.model === 'hardware' ? await resolveHardware(config, workload) : undefined;
   const run = cluster?.config ?? config;
   const { report } = runSimulation(run, workload, cluster?.timings);
@@ -626,7 +647,7 @@ export async function simulateCommand(argv: string[], out: NodeJS.WritableStream
       : {};
     await writeJson(json, { config: run, ...hw, report });
   }
-  if (!quiet) out.write(`${renderSummary(run, workload, report, hardware, cluster)}\n`);
+  if (!quiet) out.write(`${renderSummary(run, workload, report, hardware, cluster, trace)}\n`);
   return 0;
 }
 
@@ -733,6 +754,7 @@ export function renderSummary(
   r: SimulationReport,
   hardware?: PreparedHardware,
   cluster?: PreparedCluster,
+  trace?: TraceSummary,
 ): string {
   const w = summarizeWorkload(workload);
   const source = config.workload.trace ?? 'synthetic';
@@ -826,6 +848,9 @@ export function renderSummary(
   if (r.planner && r.scaling_events) rows.push(...plannerRows(r));
   lines.push(renderTable(['summary', 'value'], rows));
   lines.push('');
+  const notes = trace ? describeTraceNotes(trace) : [];
+  for (const n of notes) lines.push(`trace: ${n}`);
+  if (notes.length > 0) lines.push('');
   const speed = r.wall_s > 0 ? r.simulated_duration_s / r.wall_s : Number.POSITIVE_INFINITY;
   lines.push(
     `simulated ${formatNumber(r.simulated_duration_s)} s in ${formatNumber(r.wall_s)} s wall (${formatNumber(speed)}x real time)`,

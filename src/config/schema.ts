@@ -110,7 +110,12 @@ export const SyntheticConfigSchema = z
 
 export const WorkloadConfigSchema = z
   .object({
-    trace: z.string().min(1).optional().describe('Mooncake JSONL trace file.'),
+    trace: z.string().min(1).optional().describe('Trace file (plain or gzip-compressed).'),
+    traceFormat: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('Trace format (default: detected from the first row), e.g. mooncake.'),
     traceBlockSize: positiveInt.default(512).describe('Tokens per trace hash id.'),
     synthetic: SyntheticConfigSchema.optional(),
     arrivalSpeedupRatio: positive.default(1).describe('Divides arrival gaps and think times of a trace.'),

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { SimulationReport } from '../../src/sim/metrics/report.ts';
 import type { SimulationResult } from '../../src/sim/simulation.ts';
 import type { Workload } from '../../src/sim/workload/workload.ts';
-import { parseMooncake } from '../../src/telemetry/mooncake-trace.ts';
+import { parseTrace } from '../../src/telemetry/trace/index.ts';
 import { run } from './sim.ts';
 
 /** A recorded case of the reference simulator (see test/fixtures/reference/README.md). */
@@ -134,7 +134,7 @@ export function describeGoldens<G extends Golden>(
     for (const g of cases) {
       it(g.name, () => {
         const text = g.trace.map((r) => JSON.stringify(r)).join('\n');
-        const { workload } = parseMooncake(text, { source: g.name, traceBlockSize: g.trace_block_size });
+        const { workload } = parseTrace(text, { source: g.name, traceBlockSize: g.trace_block_size });
         for (const coalesce of [true, false]) {
           const { result, report } = run(workload, { ...overrides(g), coalesceDecode: coalesce });
           expectAgreement(g, workload, result, report, `coalesce ${coalesce}`);

@@ -4,7 +4,7 @@ import { runSimulation } from '../../src/config/run.ts';
 import { type SimulationConfig, SimulationConfigSchema } from '../../src/config/schema.ts';
 import { generateSynthetic, type SyntheticSpec } from '../../src/sim/workload/synthetic.ts';
 import type { Workload } from '../../src/sim/workload/workload.ts';
-import { parseMooncake } from '../../src/telemetry/mooncake-trace.ts';
+import { parseTrace } from '../../src/telemetry/trace/index.ts';
 
 export const FIXTURES = fileURLToPath(new URL('../fixtures/', import.meta.url));
 
@@ -18,14 +18,14 @@ export function conversationSample(rows = 2000): Workload {
       .split('\n')
       .slice(0, rows)
       .join('\n');
-    w = parseMooncake(text, { source: 'conversation-sample.jsonl' }).workload;
+    w = parseTrace(text, { source: 'conversation-sample.jsonl' }).workload;
     cache.set(key, w);
   }
   return w;
 }
 
 export function mooncake(rows: object[]): Workload {
-  return parseMooncake(rows.map((r) => JSON.stringify(r)).join('\n'), { source: 'inline' }).workload;
+  return parseTrace(rows.map((r) => JSON.stringify(r)).join('\n'), { source: 'inline' }).workload;
 }
 
 export function synthetic(spec: Partial<SyntheticSpec> = {}): Workload {

@@ -8,7 +8,7 @@ import type {
 import { Catalog } from '../../hardware/catalog.ts';
 import type { SimulationBase } from '../../sweep/evaluate.ts';
 import { runSweep } from '../../sweep/sweep.ts';
-import type { TraceIssue } from '../../telemetry/mooncake-trace.ts';
+import type { TraceIssue } from '../../telemetry/trace/index.ts';
 import {
   baselineSpace,
   gainPercent,
@@ -29,7 +29,8 @@ import { loadTraceWindow } from './trace-window.ts';
  */
 
 export interface SweepJobInput {
-  traceText: string;
+  /** The trace's bytes or text (gzip or not). */
+  traceText: string | Uint8Array;
   source: string;
   traceBlockSize: number;
   lookbackMs?: number;

@@ -1,11 +1,14 @@
-import { readFile, realpath } from 'node:fs/promises';
+import { readFile, realpath, stat } from 'node:fs/promises';
 import { resolve, sep } from 'node:path';
 import { request } from 'undici';
 import type { WorkloadSpec } from '../../api/index.ts';
 import { isNotFound, type KubeClient } from '../kube/client.ts';
 import { CONFIG_MAPS, pathOf } from '../kube/resources.ts';
 
-/** Fetches the raw trace a DeploymentTuning names: a ConfigMap key, a file on a mounted volume, or a URL. */
+/**
+ * Fetches the raw trace a DeploymentTuning names: a ConfigMap key, a file on a mounted volume, or a URL. The
+ * bytes are returned as they are (gzip or not): the trace reader recognises compression by content.
+ */
 
 export class TraceUnavailableError extends Error {
   constructor(message: string) {
@@ -56,7 +59,7 @@ export async function fetchTrace(
   namespace: string,
   spec: WorkloadSpec,
   opts: FetchOptions = {},
-): Promise<string> {
+): Promise<Buffer> {
   const maxBytes = opts.maxBytes ?? 256 * 1024 * 1024;
   const s = spec.source;
   if (s.configMap) {
@@ -69,10 +72,11 @@ export async function fetchTrace(
       throw e;
     }
     const text =
-      cm.data?.[s.configMap.key] ??
-      (cm.binaryData?.[s.configMap.key] !== undefined
-        ? Buffer.from(cm.binaryData[s.configMap.key], 'base64').toString('utf8')
-        : undefined);
+      cm.data?.[s.configMap.key] !== undefined
+        ? Buffer.from(cm.data[s.configMap.key], 'utf8')
+        : cm.binaryData?.[s.configMap.key] !== undefined
+          ? Buffer.from(cm.binaryData[s.configMap.key], 'base64')
+          : undefined;
     if (text === undefined) {
       throw new TraceUnavailableError(
         `ConfigMap ${namespace}/${s.configMap.name} has no key '${s.configMap.key}'`,
@@ -83,10 +87,14 @@ export async function fetchTrace(
   if (s.file) {
     const path = await allowedFile(s.file.path, opts.fileRoots ?? []);
     try {
+      const info = await stat(path);
+      if (!info.isFile()) throw new TraceUnavailableError(`${s.file.path} is not a regular file`);
+      if (info.size > maxBytes)
+        throw new TraceUnavailableError(`${s.file.path} is larger than ${maxBytes} bytes`);
       const buf = await readFile(path);
       if (buf.length > maxBytes)
         throw new TraceUnavailableError(`${s.file.path} is larger than ${maxBytes} bytes`);
-      return buf.toString('utf8');
+      return buf;
     } catch (e) {
       if (e instanceof TraceUnavailableError) throw e;
       throw new TraceUnavailableError(
@@ -111,7 +119,7 @@ export async function fetchTrace(
       }
       chunks.push(c as Buffer);
     }
-    return Buffer.concat(chunks).toString('utf8');
+    return Buffer.concat(chunks);
   } catch (e) {
     if (e instanceof TraceUnavailableError) throw e;
     throw new TraceUnavailableError(`GET ${url}: ${(e as Error).message}`);

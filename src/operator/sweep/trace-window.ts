@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
 import type { WorkloadSummary } from '../../api/index.ts';
 import type { Workload } from '../../sim/workload/workload.ts';
-import { parseMooncake, type TraceIssue } from '../../telemetry/mooncake-trace.ts';
+import { decodeTrace, parseTrace, type TraceIssue } from '../../telemetry/trace/index.ts';
 
 /**
- * Cuts the replay window out of a Mooncake trace (the last `lookbackMs` before its newest request), parses it
- * leniently (bad lines are counted, not fatal) and summarises the traffic. Throws TraceError when nothing
- * usable remains.
+ * Cuts the replay window out of a trace (the last `lookbackMs` before its newest request), parses it leniently
+ * (bad lines are counted, not fatal) and summarises the traffic. Gzip-compressed bytes are inflated first.
+ * Throws TraceError when nothing usable remains.
  */
 
 export interface TraceWindow {
@@ -59,15 +59,16 @@ function prefixReuse(w: Workload): number {
 }
 
 export function loadTraceWindow(
-  text: string,
+  data: string | Uint8Array,
   opts: { source: string; traceBlockSize: number; lookbackMs?: number },
 ): TraceWindow {
+  const text = typeof data === 'string' ? data : decodeTrace(data, opts.source, 2 ** 30);
   const range = timestampRange(text);
   const window =
     opts.lookbackMs !== undefined && Number.isFinite(range.max)
       ? { from: range.max - opts.lookbackMs, to: range.max + 1 }
       : undefined;
-  const parsed = parseMooncake(text, {
+  const parsed = parseTrace(text, {
     source: opts.source,
     traceBlockSize: opts.traceBlockSize,
     lenient: true,

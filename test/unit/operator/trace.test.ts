@@ -3,6 +3,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { WorkloadSpecSchema } from '../../../src/api/index.ts';
 import { setCondition } from '../../../src/operator/conditions.ts';
@@ -45,6 +46,13 @@ describe('trace window', () => {
     expect(loadTraceWindow(text, { source: 's', traceBlockSize: 16 }).summary.hash).toBe(all.summary.hash);
   });
 
+  it('reads gzip-compressed bytes (a ConfigMap binaryData key, a file, a URL) like the text', () => {
+    const plain = loadTraceWindow(text, { source: 's', traceBlockSize: 16, lookbackMs: 1500 });
+    const zipped = loadTraceWindow(gzipSync(text), { source: 's', traceBlockSize: 16, lookbackMs: 1500 });
+    expect(zipped.summary).toEqual(plain.summary);
+    expect(Array.from(zipped.workload.inputLength)).toEqual(Array.from(plain.workload.inputLength));
+  });
+
   it('throws when nothing usable remains', () => {
     expect(() => loadTraceWindow('garbage\n{}\n', { source: 's', traceBlockSize: 16 })).toThrow(
       /no usable requests/,
@@ -59,7 +67,7 @@ describe('trace sources', () => {
     const dir = mkdtempSync(join(tmpdir(), 'trace-'));
     writeFileSync(join(dir, 't.jsonl'), row(0, [1]));
     const spec = WorkloadSpecSchema.parse({ source: { file: { path: join(dir, 't.jsonl') } } });
-    expect(await fetchTrace(noClient, 'ns', spec, { fileRoots: [dir] })).toBe(row(0, [1]));
+    expect(String(await fetchTrace(noClient, 'ns', spec, { fileRoots: [dir] }))).toBe(row(0, [1]));
     const missing = WorkloadSpecSchema.parse({ source: { file: { path: join(dir, 'nope.jsonl') } } });
     await expect(fetchTrace(noClient, 'ns', missing, { fileRoots: [dir] })).rejects.toThrow(
       TraceUnavailableError,
@@ -97,7 +105,7 @@ describe('trace sources', () => {
     const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     const spec = (path: string) => WorkloadSpecSchema.parse({ source: { url: { url: `${base}${path}` } } });
     try {
-      expect(await fetchTrace(noClient, 'ns', spec('/ok'))).toBe(row(0, [1]));
+      expect(String(await fetchTrace(noClient, 'ns', spec('/ok')))).toBe(row(0, [1]));
       await expect(fetchTrace(noClient, 'ns', spec('/missing'))).rejects.toThrow(/HTTP 404/);
       await expect(fetchTrace(noClient, 'ns', spec('/big'), { maxBytes: 1000 })).rejects.toThrow(
         /larger than/,

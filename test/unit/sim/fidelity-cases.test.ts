@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import type { SimulationReport } from '../../../src/sim/metrics/report.ts';
-import { parseMooncake } from '../../../src/telemetry/mooncake-trace.ts';
+import { parseTrace } from '../../../src/telemetry/trace/index.ts';
 import { FIXTURES, run, synthetic } from '../../support/sim.ts';
 
 /**
@@ -262,7 +262,7 @@ const EXPECTED_PLANNER: Record<string, Metrics & { gpu_hours: number; scale_to: 
 };
 
 const trace = (file: string) =>
-  parseMooncake(readFileSync(`${FIXTURES}traces/${file}`, 'utf8'), { source: file, traceBlockSize: 512 })
+  parseTrace(readFileSync(`${FIXTURES}traces/${file}`, 'utf8'), { source: file, traceBlockSize: 512 })
     .workload;
 
 const metrics = (r: SimulationReport): Metrics => ({

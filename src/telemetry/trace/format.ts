@@ -1,0 +1,39 @@
+/**
+ * A trace format: how to recognise it from its first row and how to turn one line into a {@link TraceRecord}.
+ * Formats only map fields: bounds, session linking, hash-id consistency and error locations are the reader's
+ * (see assembler.ts), so a new format is one small module registered in registry.ts.
+ */
+
+/** One request as a trace describes it, in the format-neutral shape every format maps onto. */
+export interface TraceRecord {
+  /** Arrival time (ms) of an independent request or a session's first turn. */
+  timestampMs?: number;
+  /** Prompt tokens; when absent, all the tokens the hash ids cover. */
+  inputLength?: number;
+  outputLength: number;
+  /** Prefix block ids (`traceBlockSize` tokens each; equal prefixes of ids = shared prompt prefix). */
+  hashIds?: readonly number[];
+  /** Multi-turn sessions: turns of a session follow one another in file order. */
+  sessionId?: string;
+  /** Follow-up turns: think time (ms) after the previous turn completes. */
+  delayMs?: number;
+  /** Names the fields the values came from (for messages), when they differ from the defaults. */
+  fields?: Partial<Record<'timestampMs' | 'inputLength' | 'outputLength' | 'hashIds' | 'delayMs', string>>;
+}
+
+/** Parses the lines of one trace; may keep state (a CSV header, say). */
+export interface RowParser {
+  /** The record of a non-empty line, or null for a line that carries no request (a header, a comment). */
+  parse(line: string): TraceRecord | null;
+}
+
+export interface TraceFormat {
+  /** Name used by `--trace-format` and in messages. */
+  readonly name: string;
+  readonly description: string;
+  /** Tokens per hash id when the caller does not say. */
+  readonly defaultBlockSize: number;
+  /** True when the first non-empty line looks like this format (cheap; the row parser validates). */
+  detect(firstLine: string): boolean;
+  createParser(): RowParser;
+}

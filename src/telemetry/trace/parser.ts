@@ -1,0 +1,400 @@
+import { DEFAULT_BOUNDS, DEFAULT_INPUT_LIMITS, type InputLimits, type TraceBounds } from './bounds.ts';
+import type { RowParser, TraceFormat, TraceRecord } from './format.ts';
+import { RowError, TraceError, type TraceIssue } from './issues.ts';
+import { detectTraceFormat, traceFormat, traceFormatNames } from './registry.ts';
+
+/**
+ * Turns the lines of a trace, in any registered format, into validated requests, one at a time: format
+ * detection, every bound of bounds.ts, hash-id consistency, session linking, bad-row accounting and the
+ * summary's notes. Synchronous and incremental: readers (read.ts) feed it lines as bytes arrive, and the
+ * requests go to a sink as they are parsed, so nothing here grows with the trace except the session table.
+ */
+
+/** One validated request, ready for a workload builder or a streaming simulation. */
+export interface TraceRequest {
+  /** 1-based line in the source. */
+  line: number;
+  /** Raw timestamp (ms) of an independent request or a session's first turn; NaN for a follow-up turn. */
+  arrivalMs: number;
+  inputLength: number;
+  outputLength: number;
+  /** Prefix block ids, exactly ceil(inputLength / traceBlockSize) of them; null: the prompt shares nothing. */
+  hashIds: readonly number[] | null;
+  /** Dense session index (0, 1, ... in order of first appearance), or -1. */
+  session: number;
+  /** Follow-up turn: ms between the previous turn's completion and this one's arrival; NaN otherwise. */
+  delayMs: number;
+}
+
+export interface TraceParseOptions {
+  /** Name used in messages (usually the file path). */
+  source: string;
+  /** Force a format by name instead of detecting it from the first row. */
+  format?: string;
+  /** Tokens per hash id (default: the format's, 512 for Mooncake). */
+  traceBlockSize?: number;
+  /** Skip bad rows, counting them, instead of failing on the first. */
+  lenient?: boolean;
+  /** Keep only independent requests arriving in [from, to) of the raw timestamps (a window of the trace). */
+  windowMs?: { from: number; to: number };
+  bounds?: Partial<TraceBounds>;
+  limits?: Partial<InputLimits>;
+}
+
+/** How many rows had a property, and the first line that had it. */
+export interface Tally {
+  count: number;
+  firstLine: number;
+}
+
+export interface TraceSummary {
+  source: string;
+  /** The format read (detected or forced). */
+  format: string;
+  traceBlockSize: number;
+  /** The input was gzip-compressed. */
+  compressed: boolean;
+  /** Bytes of text read (after decompression). */
+  bytes: number;
+  lines: number;
+  /** Requests kept (bad rows and rows outside the window excluded). */
+  requests: number;
+  sessions: number;
+  badLines: number;
+  /** The first bad rows (at most 20). */
+  issues: TraceIssue[];
+  /** Rows without hash_ids: their prompts share no prefix with any other. */
+  missingHashIds: Tally;
+  /** Rows with more hash_ids than their input_length covers: the extra ids are ignored. */
+  extraHashIds: Tally;
+  /** First turns timestamped before a first turn above them (out of order). */
+  unsortedTimestamps: Tally;
+  /** First turns with the same timestamp as the latest first turn above them. */
+  duplicateTimestamps: Tally;
+}
+
+const MAX_ISSUES = 20;
+const MAX_SESSION_ID_CHARS = 1024;
+
+const tally = (): Tally => ({ count: 0, firstLine: 0 });
+
+export class TraceParser {
+  private readonly opts: TraceParseOptions;
+  private readonly sink: (r: TraceRequest) => void;
+  private readonly bounds: TraceBounds;
+  private readonly maxRows: number;
+  private format: TraceFormat | null = null;
+  private rows: RowParser | null = null;
+  private blockSize = 0;
+  private maxHashIds = 0;
+  private lineNo = 0;
+  private nonEmpty = 0;
+  private lastFirstTurnMs = Number.NaN;
+  /** Per session: the dense index and the raw timestamp of its latest turn (NaN when it had none). */
+  private readonly sessionIndex = new Map<string, number>();
+  private readonly sessionLast: number[] = [];
+  readonly summary: TraceSummary;
+
+  constructor(opts: TraceParseOptions, sink: (r: TraceRequest) => void) {
+    this.opts = opts;
+    this.sink = sink;
+    this.bounds = { ...DEFAULT_BOUNDS, ...opts.bounds };
+    this.maxRows = opts.limits?.maxRows ?? DEFAULT_INPUT_LIMITS.maxRows;
+    const tb = opts.traceBlockSize;
+    if (tb !== undefined && (!Number.isInteger(tb) || tb < 1 || tb > 2 ** 24))
+      throw new RangeError('trace block size must be an integer in [1, 16777216]');
+    this.summary = {
+      source: opts.source,
+      format: '',
+      traceBlockSize: tb ?? 0,
+      compressed: false,
+      bytes: 0,
+      lines: 0,
+      requests: 0,
+      sessions: 0,
+      badLines: 0,
+      issues: [],
+      missingHashIds: tally(),
+      extraHashIds: tally(),
+      unsortedTimestamps: tally(),
+      duplicateTimestamps: tally(),
+    };
+    if (opts.format !== undefined) {
+      const f = traceFormat(opts.format);
+      if (!f)
+        throw new TraceError({
+          source: opts.source,
+          line: 0,
+          field: null,
+          message: `unknown trace format '${opts.format}' (known: ${traceFormatNames().join(', ')})`,
+        });
+      this.useFormat(f);
+    }
+  }
+
+  private useFormat(f: TraceFormat): void {
+    this.format = f;
+    this.rows = f.createParser();
+    this.blockSize = this.opts.traceBlockSize ?? f.defaultBlockSize;
+    this.maxHashIds = Math.ceil(this.bounds.maxPromptTokens / this.blockSize);
+    this.summary.format = f.name;
+    this.summary.traceBlockSize = this.blockSize;
+  }
+
+  /** Lines seen so far. */
+  get lines(): number {
+    return this.lineNo;
+  }
+
+  private fail(field: string | null, message: string): void {
+    const issue = { source: this.opts.source, line: this.lineNo, field, message };
+    if (!this.opts.lenient) throw new TraceError(issue);
+    this.summary.badLines++;
+    if (this.summary.issues.length < MAX_ISSUES) this.summary.issues.push(issue);
+  }
+
+  /** A line the reader could not hand over whole (longer than the line limit): one bad row. */
+  skipLine(message: string): void {
+    this.lineNo++;
+    this.countRow();
+    this.fail(null, message);
+  }
+
+  private countRow(): void {
+    if (++this.nonEmpty > this.maxRows)
+      throw new TraceError({
+        source: this.opts.source,
+        line: this.lineNo,
+        field: null,
+        message: `more than ${this.maxRows} rows (the row limit of this reader)`,
+      });
+  }
+
+  line(text: string): void {
+    this.lineNo++;
+    let trimmed = text.trim();
+    if (this.lineNo === 1 && trimmed.charCodeAt(0) === 0xfeff) trimmed = trimmed.slice(1).trim();
+    if (trimmed === '') return;
+    this.countRow();
+    if (this.rows === null) {
+      const f = detectTraceFormat(trimmed);
+      if (!f) {
+        // Lenient: a bad first row is skipped like any other, and the next one tried.
+        this.fail(
+          null,
+          `cannot tell the trace format from this row (known formats: ${traceFormatNames().join(', ')}; name one to force it)`,
+        );
+        return;
+      }
+      this.useFormat(f);
+    }
+    let rec: TraceRecord | null;
+    try {
+      rec = (this.rows as RowParser).parse(trimmed);
+    } catch (e) {
+      if (!(e instanceof RowError)) throw e;
+      this.fail(e.field, e.message);
+      return;
+    }
+    if (rec !== null) this.accept(rec);
+  }
+
+  private accept(rec: TraceRecord): void {
+    const b = this.bounds;
+    const name = (k: keyof NonNullable<TraceRecord['fields']>, dflt: string) => rec.fields?.[k] ?? dflt;
+    const tb = this.blockSize;
+    const out = rec.outputLength;
+    if (!Number.isInteger(out) || out < 0 || out > b.maxOutputTokens) {
+      this.fail(name('outputLength', 'output_length'), outOfRange(out, 0, b.maxOutputTokens, 'tokens'));
+      return;
+    }
+    const ts = rec.timestampMs;
+    if (ts !== undefined && !(ts >= 0 && ts <= b.maxTimestampMs)) {
+      this.fail(name('timestampMs', 'timestamp'), outOfRange(ts, 0, b.maxTimestampMs, 'ms'));
+      return;
+    }
+    const delay = rec.delayMs;
+    if (delay !== undefined && !(delay >= 0 && delay <= b.maxDelayMs)) {
+      this.fail(name('delayMs', 'delay'), outOfRange(delay, 0, b.maxDelayMs, 'ms'));
+      return;
+    }
+    const inputField = name('inputLength', 'input_length');
+    let input = rec.inputLength;
+    if (input !== undefined && (!Number.isInteger(input) || input < 0 || input > b.maxPromptTokens)) {
+      this.fail(inputField, `${outOfRange(input, 1, b.maxPromptTokens, 'tokens')}${LIMIT_NOTE}`);
+      return;
+    }
+    let hashes: readonly number[] | null = rec.hashIds ?? null;
+    if (hashes !== null && hashes.length === 0) hashes = null;
+    if (hashes === null) {
+      if (input === undefined || input < 1) {
+        this.fail(name('hashIds', 'hash_ids'), 'is required unless input_length is given');
+        return;
+      }
+      note(this.summary.missingHashIds, this.lineNo);
+    } else {
+      if (hashes.length > this.maxHashIds) {
+        this.fail(
+          name('hashIds', 'hash_ids'),
+          `${hashes.length} ids cover ${hashes.length * tb} tokens, more than the ${b.maxPromptTokens}-token prompt limit${LIMIT_NOTE}`,
+        );
+        return;
+      }
+      for (let i = 0; i < hashes.length; i++) {
+        const v = hashes[i];
+        if (!Number.isSafeInteger(v) || v < 0) {
+          this.fail(name('hashIds', 'hash_ids'), `must hold integers in [0, 2^53), got ${JSON.stringify(v)}`);
+          return;
+        }
+      }
+      const capacity = hashes.length * tb;
+      if (input === undefined) {
+        if (capacity > b.maxPromptTokens) {
+          this.fail(
+            name('hashIds', 'hash_ids'),
+            `${hashes.length} ids cover ${capacity} tokens, more than the ${b.maxPromptTokens}-token prompt limit${LIMIT_NOTE}`,
+          );
+          return;
+        }
+        input = capacity;
+      }
+      if (input < 1) {
+        this.fail(inputField, 'must be at least 1');
+        return;
+      }
+      if (input > capacity) {
+        this.fail(
+          inputField,
+          `${input} exceeds the ${capacity} tokens its ${hashes.length} hash_ids cover (${tb} tokens each)`,
+        );
+        return;
+      }
+      const needed = Math.ceil(input / tb);
+      if (hashes.length > needed) {
+        note(this.summary.extraHashIds, this.lineNo);
+        hashes = hashes.slice(0, needed);
+      }
+    }
+    this.link(rec, ts, input as number, out, hashes);
+  }
+
+  /** Session bookkeeping, the window, timestamp order; then hands the request to the sink. */
+  private link(
+    rec: TraceRecord,
+    ts: number | undefined,
+    input: number,
+    output: number,
+    hashes: readonly number[] | null,
+  ): void {
+    let session = -1;
+    let delayMs = Number.NaN;
+    const key = rec.sessionId;
+    if (key !== undefined) {
+      if (key.length > MAX_SESSION_ID_CHARS) {
+        this.fail('session_id', `longer than ${MAX_SESSION_ID_CHARS} characters`);
+        return;
+      }
+      const known = this.sessionIndex.get(key);
+      if (known === undefined) {
+        if (rec.delayMs !== undefined) {
+          this.fail(rec.fields?.delayMs ?? 'delay', 'is only valid on follow-up turns');
+          return;
+        }
+        if (ts === undefined) {
+          this.fail(rec.fields?.timestampMs ?? 'timestamp', 'is required on the first turn of a session');
+          return;
+        }
+        session = this.sessionLast.length;
+        this.sessionIndex.set(key, session);
+        this.sessionLast.push(ts);
+        this.summary.sessions++;
+      } else {
+        session = known;
+        const prev = this.sessionLast[known];
+        delayMs = rec.delayMs ?? (ts !== undefined && !Number.isNaN(prev) ? Math.max(0, ts - prev) : 0);
+        this.sessionLast[known] = ts ?? Number.NaN;
+      }
+    } else if (ts === undefined) {
+      this.fail(rec.fields?.timestampMs ?? 'timestamp', 'is required');
+      return;
+    }
+    const first = Number.isNaN(delayMs);
+    if (first) {
+      const w = this.opts.windowMs;
+      if (w && session < 0 && ((ts as number) < w.from || (ts as number) >= w.to)) return;
+      const prev = this.lastFirstTurnMs;
+      if ((ts as number) < prev) note(this.summary.unsortedTimestamps, this.lineNo);
+      else if (ts === prev) note(this.summary.duplicateTimestamps, this.lineNo);
+      if (!((ts as number) < prev)) this.lastFirstTurnMs = ts as number;
+    }
+    this.summary.requests++;
+    this.sink({
+      line: this.lineNo,
+      arrivalMs: first ? (ts as number) : Number.NaN,
+      inputLength: input,
+      outputLength: output,
+      hashIds: hashes,
+      session,
+      delayMs,
+    });
+  }
+
+  /** Ends the input; a trace without a single usable request is an error in any mode. */
+  finish(): TraceSummary {
+    this.summary.lines = this.lineNo;
+    if (this.summary.requests === 0) {
+      const bad = this.summary.badLines;
+      throw new TraceError({
+        source: this.opts.source,
+        line: bad > 0 ? this.summary.issues[0].line : this.lineNo,
+        field: null,
+        message:
+          bad > 0
+            ? `no usable requests in the trace (${bad} bad rows; first: ${this.summary.issues[0].message})`
+            : 'no usable requests in the trace',
+      });
+    }
+    return this.summary;
+  }
+}
+
+const LIMIT_NOTE = ' (the largest context of any catalogued model)';
+
+function note(t: Tally, line: number): void {
+  if (t.count++ === 0) t.firstLine = line;
+}
+
+function outOfRange(v: number, lo: number, hi: number, unit: string): string {
+  const shown = Number.isFinite(v) ? String(v) : JSON.stringify(String(v));
+  return `${shown} is outside [${lo}, ${hi}] ${unit}`;
+}
+
+/**
+ * What the summary's tallies mean, one sentence each (only those that occurred); `streaming` says how the
+ * streaming reader orders rows (see stream.ts) instead of the whole-trace sort.
+ */
+export function describeTraceNotes(s: TraceSummary, streaming?: { reorderRows: number }): string[] {
+  const out: string[] = [];
+  const n = (t: Tally, what: string, then: string) => {
+    if (t.count > 0) out.push(`${t.count} ${what} (first: line ${t.firstLine}): ${then}`);
+  };
+  n(s.missingHashIds, 'rows without hash_ids', 'their prompts share no prefix with any other request');
+  n(s.extraHashIds, 'rows with more hash_ids than input_length covers', 'the extra ids are ignored');
+  n(
+    s.unsortedTimestamps,
+    'requests timestamped before a row above them',
+    streaming
+      ? `replayed in timestamp order when within ${streaming.reorderRows} rows of their place, else at the latest time already replayed`
+      : 'replayed in timestamp order',
+  );
+  n(
+    s.duplicateTimestamps,
+    'requests with the same timestamp as the latest row above them',
+    'they arrive together, in file order',
+  );
+  if (s.badLines > 0)
+    out.push(
+      `${s.badLines} bad rows skipped (first: line ${s.issues[0]?.line}: ${s.issues[0]?.field ? `field '${s.issues[0].field}': ` : ''}${s.issues[0]?.message})`,
+    );
+  return out;
+}
