@@ -60,8 +60,9 @@ kind load docker-image "${IMAGE}" --name "${CLUSTER}"
 if k get crd dynamographdeployments.nvidia.com >/dev/null 2>&1; then
   say "The DynamoGraphDeployment CRD exists already: leaving it alone"
 else
-  say "Installing a minimal DynamoGraphDeployment CRD (config/dev/: a stand-in for NVIDIA Dynamo's)"
-  k apply -f config/dev/nvidia.com_dynamographdeployments.yaml
+  say "Installing stand-in DynamoGraphDeployment and scaling-adapter CRDs (config/dev/: stand-ins for NVIDIA Dynamo's)"
+  k apply -f config/dev/nvidia.com_dynamographdeployments.yaml \
+    -f config/dev/nvidia.com_dynamographdeploymentscalingadapters.yaml
 fi
 
 # Helm installs crds/ on the first install only; applying them first also updates them on a re-run.

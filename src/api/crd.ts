@@ -30,6 +30,31 @@ export interface CrdDefinition {
   printerColumns: PrinterColumn[];
   /** Rules on the whole object (e.g. spec immutability needs `oldSelf` at the spec level). */
   validations?: CelRule[];
+  /**
+   * Further served (not stored) versions, for stand-ins of other projects' kinds that serve several. Without
+   * a conversion webhook the API server only rewrites `apiVersion` between them, so their spec shapes must
+   * tolerate each other (the stand-ins keep unknown spec fields).
+   */
+  otherVersions?: CrdVersion[];
+  /** The scale subresource (`kubectl scale`, HPA), on every version. */
+  scale?: { specReplicasPath: string; statusReplicasPath: string; labelSelectorPath?: string };
+  /** Whether the stored version is deprecated (served with a warning). */
+  deprecated?: boolean;
+}
+
+export interface CrdVersion {
+  version: string;
+  spec: z.ZodType;
+  status: z.ZodType;
+  printerColumns: PrinterColumn[];
+  validations?: CelRule[];
+  deprecated?: boolean;
+  deprecationWarning?: string;
+}
+
+/** Marks a schema as Kubernetes' int-or-string (resource quantities, ports); zod validates the union. */
+export function intOrString<T extends z.ZodType>(schema: T): T {
+  return schema.meta({ 'x-kubernetes-int-or-string': true }) as T;
 }
 
 export interface CelRule {
@@ -54,6 +79,13 @@ const MAX_SAFE = Number.MAX_SAFE_INTEGER;
 
 /** Rewrites zod's JSON schema into a Kubernetes structural schema; throws on constructs a CRD cannot hold. */
 export function structural(node: Json, path = '$'): Json {
+  // int-or-string is the one union a structural schema may hold; it carries no type of its own.
+  if (node['x-kubernetes-int-or-string'] === true) {
+    return {
+      ...(node.description !== undefined && { description: node.description }),
+      'x-kubernetes-int-or-string': true,
+    };
+  }
   const out: Json = {};
   for (const [k, v] of Object.entries(node)) {
     if (k === '$schema' || k === 'id') continue;
@@ -104,10 +136,15 @@ export function openApiSchema(schema: z.ZodType): Json {
 }
 
 /** The CustomResourceDefinition object for one kind. */
-export function toCrd(def: CrdDefinition): Json {
+function rootSchema(
+  description: string,
+  spec: z.ZodType,
+  status: z.ZodType,
+  validations: CelRule[] | undefined,
+): Json {
   const root: Json = {
     type: 'object',
-    description: def.description,
+    description,
     properties: {
       apiVersion: {
         type: 'string',
@@ -120,12 +157,42 @@ export function toCrd(def: CrdDefinition): Json {
           'Kind is a string value representing the REST resource this object represents. In CamelCase.',
       },
       metadata: { type: 'object' },
-      spec: openApiSchema(def.spec),
-      status: openApiSchema(def.status),
+      spec: openApiSchema(spec),
+      status: openApiSchema(status),
     },
     required: ['spec'],
   };
-  if (def.validations?.length) root['x-kubernetes-validations'] = def.validations;
+  if (validations?.length) root['x-kubernetes-validations'] = validations;
+  return root;
+}
+
+/** The CustomResourceDefinition object for one kind. */
+export function toCrd(def: CrdDefinition): Json {
+  const subresources: Json = { status: {}, ...(def.scale && { scale: def.scale }) };
+  const versions: Json[] = [
+    {
+      name: def.version,
+      served: true,
+      storage: true,
+      ...(def.deprecated && { deprecated: true }),
+      subresources,
+      additionalPrinterColumns: def.printerColumns,
+      schema: { openAPIV3Schema: rootSchema(def.description, def.spec, def.status, def.validations) },
+    },
+  ];
+  for (const v of def.otherVersions ?? []) {
+    versions.push({
+      name: v.version,
+      served: true,
+      storage: false,
+      ...(v.deprecated && { deprecated: true }),
+      ...(v.deprecationWarning && { deprecationWarning: v.deprecationWarning }),
+      // Copies: a YAML writer would otherwise print shared objects as anchors and aliases.
+      subresources: structuredClone(subresources),
+      additionalPrinterColumns: structuredClone(v.printerColumns),
+      schema: { openAPIV3Schema: rootSchema(def.description, v.spec, v.status, v.validations) },
+    });
+  }
   return {
     apiVersion: 'apiextensions.k8s.io/v1',
     kind: 'CustomResourceDefinition',
@@ -141,16 +208,7 @@ export function toCrd(def: CrdDefinition): Json {
         categories: def.categories,
       },
       scope: 'Namespaced',
-      versions: [
-        {
-          name: def.version,
-          served: true,
-          storage: true,
-          subresources: { status: {} },
-          additionalPrinterColumns: def.printerColumns,
-          schema: { openAPIV3Schema: root },
-        },
-      ],
+      versions,
     },
   };
 }

@@ -1,6 +1,6 @@
 import { type CrdDefinition, toCrd } from './crd.ts';
 import { DEPLOYMENT_TUNING } from './deployment-tuning.ts';
-import { DYNAMO_GRAPH_DEPLOYMENT } from './dynamo.ts';
+import { DYNAMO_GRAPH_DEPLOYMENT, DYNAMO_GRAPH_DEPLOYMENT_SCALING_ADAPTER } from './dynamo.ts';
 import { TUNING_RECOMMENDATION } from './tuning-recommendation.ts';
 
 export * from './common.ts';
@@ -17,6 +17,10 @@ export const CRDS: { file: string; def: CrdDefinition }[] = [
 /** CRDs for development and tests only (stand-ins for other projects' kinds). */
 export const DEV_CRDS: { file: string; def: CrdDefinition }[] = [
   { file: 'config/dev/nvidia.com_dynamographdeployments.yaml', def: DYNAMO_GRAPH_DEPLOYMENT },
+  {
+    file: 'config/dev/nvidia.com_dynamographdeploymentscalingadapters.yaml',
+    def: DYNAMO_GRAPH_DEPLOYMENT_SCALING_ADAPTER,
+  },
 ];
 
 /** The Helm chart ships the same CRDs as `crds/`, byte for byte, in its own `crds/` folder. */

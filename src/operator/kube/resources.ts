@@ -25,6 +25,17 @@ export const DYNAMO_GRAPH_DEPLOYMENTS: ResourceType = {
   plural: 'dynamographdeployments',
   namespaced: true,
 };
+/** Dynamo's stored DGD version (`spec.components`); the v1alpha1 endpoint serves the same objects. */
+export const DYNAMO_GRAPH_DEPLOYMENTS_V1BETA1: ResourceType = {
+  ...DYNAMO_GRAPH_DEPLOYMENTS,
+  version: 'v1beta1',
+};
+export const DYNAMO_SCALING_ADAPTERS: ResourceType = {
+  group: 'nvidia.com',
+  version: 'v1beta1',
+  plural: 'dynamographdeploymentscalingadapters',
+  namespaced: true,
+};
 export const NODES: ResourceType = { group: '', version: 'v1', plural: 'nodes', namespaced: false };
 export const PODS: ResourceType = { group: '', version: 'v1', plural: 'pods', namespaced: true };
 export const CONFIG_MAPS: ResourceType = { group: '', version: 'v1', plural: 'configmaps', namespaced: true };

@@ -1,23 +1,17 @@
-import { DynamoGraphDeploymentSpecSchema, type DynamoService } from '../../api/dynamo.ts';
+import { type GraphComponent, graphComponents } from '../../api/dynamo.ts';
 import type { RoleSettings, RouterMode, ServingSettings } from '../../api/index.ts';
 import { gpuTypeForProduct } from '../gpu-inventory.ts';
 import { DYNAMO_GRAPH_DEPLOYMENTS, type KubeObject } from '../kube/resources.ts';
 import type { BaselineResult, TargetAdapter } from './adapter.ts';
 
 /**
- * Reads the serving settings of a DynamoGraphDeployment (v1alpha1 `spec.services`): worker services by
- * componentType/subComponentType, replicas, per-pod GPU limits, vLLM `--tensor-parallel-size` and engine
- * flags from the main container's command line, the frontend's `--router-mode` (or DYN_ROUTER_MODE), and
- * whether a Planner service exists.
+ * Reads the serving settings of a DynamoGraphDeployment in either shape (v1beta1 `spec.components`, v1alpha1
+ * `spec.services`; see `graphComponents`): worker components by type (or componentType/subComponentType),
+ * replicas, per-pod GPU limits, vLLM `--tensor-parallel-size` and engine flags from the main container's
+ * command line, the frontend's `--router-mode` (or DYN_ROUTER_MODE), and whether a Planner component exists.
  */
 
 type Role = 'aggregated' | 'prefill' | 'decode';
-
-/** The command line of a service's main container as tokens (shell strings are split on whitespace). */
-export function commandTokens(s: DynamoService): string[] {
-  const c = s.extraPodSpec?.mainContainer;
-  return [...(c?.command ?? []), ...(c?.args ?? [])].flatMap((a) => a.split(/\s+/)).filter((t) => t !== '');
-}
 
 /** Value of `--flag V` or `--flag=V` (first of the given spellings), or undefined. */
 export function flagValue(tokens: string[], ...names: string[]): string | undefined {
@@ -30,8 +24,8 @@ export function flagValue(tokens: string[], ...names: string[]): string | undefi
   return undefined;
 }
 
-function envValue(s: DynamoService, name: string): string | undefined {
-  return s.envs?.find((e) => e.name === name)?.value;
+function envValue(c: GraphComponent, name: string): string | undefined {
+  return c.env.find((e) => e.name === name)?.value;
 }
 
 function positiveInt(v: string | undefined): number | undefined {
@@ -39,9 +33,10 @@ function positiveInt(v: string | undefined): number | undefined {
   return Number.isInteger(n) && n > 0 ? n : undefined;
 }
 
-function kind(name: string, s: DynamoService): 'frontend' | 'planner' | 'worker' | 'other' {
-  const t = (s.componentType ?? '').toLowerCase();
+function kind(name: string, c: GraphComponent): 'frontend' | 'planner' | 'worker' | 'other' {
+  const t = c.type.toLowerCase();
   if (t === 'frontend' || t === 'planner' || t === 'worker') return t;
+  if (t === 'prefill' || t === 'decode') return 'worker';
   if (t) return 'other';
   if (/frontend/i.test(name)) return 'frontend';
   if (/planner/i.test(name)) return 'planner';
@@ -49,8 +44,8 @@ function kind(name: string, s: DynamoService): 'frontend' | 'planner' | 'worker'
   return 'other';
 }
 
-function workerRole(s: DynamoService, tokens: string[]): Role {
-  const sub = (s.subComponentType ?? '').toLowerCase();
+function workerRole(c: GraphComponent, tokens: string[]): Role {
+  const sub = c.type.toLowerCase();
   const mode = flagValue(tokens, '--disaggregation-mode');
   if (sub === 'prefill' || mode === 'prefill' || tokens.includes('--is-prefill-worker')) return 'prefill';
   if (sub === 'decode' || mode === 'decode') return 'decode';
@@ -69,10 +64,8 @@ const ROUTER_MODES: Record<string, RouterMode> = {
 };
 
 export function readDynamoBaseline(obj: KubeObject, knownGpuTypes: string[]): BaselineResult {
-  const parsed = DynamoGraphDeploymentSpecSchema.safeParse((obj as { spec?: unknown }).spec ?? {});
-  if (!parsed.success)
-    return { error: `spec does not look like a DynamoGraphDeployment: ${parsed.error.issues[0].message}` };
-  const services = parsed.data.services;
+  const graph = graphComponents((obj as { spec?: unknown }).spec ?? {});
+  if ('error' in graph) return { error: `spec does not look like a DynamoGraphDeployment: ${graph.error}` };
   const warnings: string[] = [];
   const roles: Partial<Record<Role, RoleSettings>> = {};
   let router: ServingSettings['router'] = { mode: 'RoundRobin' };
@@ -80,8 +73,9 @@ export function readDynamoBaseline(obj: KubeObject, knownGpuTypes: string[]): Ba
   let model: string | undefined;
   let gpuType: string | undefined;
   const engine: NonNullable<ServingSettings['engine']> = {};
-  for (const [name, s] of Object.entries(services)) {
-    const tokens = commandTokens(s);
+  for (const s of graph.components) {
+    const name = s.name;
+    const tokens = s.tokens;
     const k = kind(name, s);
     if (k === 'planner') planner = true;
     if (k === 'frontend') {
@@ -104,9 +98,8 @@ export function readDynamoBaseline(obj: KubeObject, knownGpuTypes: string[]): Ba
     }
     if (k !== 'worker') continue;
     const role = workerRole(s, tokens);
-    const limits = s.resources?.limits ?? {};
-    const perPod = positiveInt(limits.gpu ?? limits['nvidia.com/gpu'] ?? s.resources?.requests?.gpu);
-    const nodes = s.multinode?.nodeCount ?? 1;
+    const perPod = positiveInt(s.gpuLimit);
+    const nodes = s.nodeCount;
     const tp = positiveInt(flagValue(tokens, '--tensor-parallel-size', '-tp', '--tp', '--tp-size'));
     const gpusPerWorker = (perPod ?? tp ?? 1) * nodes;
     if (perPod === undefined) warnings.push(`service ${name}: no GPU limit, assuming ${gpusPerWorker}`);
@@ -117,9 +110,9 @@ export function readDynamoBaseline(obj: KubeObject, knownGpuTypes: string[]): Ba
       tensorParallel: tp ?? gpusPerWorker,
       gpusPerWorker,
     };
-    if (prev) warnings.push(`several ${role} services; their replicas are added up`);
+    if (prev) warnings.push(`several ${role} components; their replicas are added up`);
     model ??= flagValue(tokens, '--model', '--model-path');
-    const product = s.extraPodSpec?.nodeSelector?.['nvidia.com/gpu.product'];
+    const product = s.nodeSelector['nvidia.com/gpu.product'];
     if (product && !gpuType) gpuType = gpuTypeForProduct(product);
     const seqs = positiveInt(flagValue(tokens, '--max-num-seqs', '--max-running-requests'));
     const batched = positiveInt(flagValue(tokens, '--max-num-batched-tokens', '--chunked-prefill-size'));
@@ -137,7 +130,8 @@ export function readDynamoBaseline(obj: KubeObject, knownGpuTypes: string[]): Ba
     delete roles.aggregated;
   }
   const disaggregated = roles.prefill !== undefined || roles.decode !== undefined;
-  if (!roles.aggregated && !disaggregated) return { error: 'no worker services found in spec.services' };
+  if (!roles.aggregated && !disaggregated)
+    return { error: `no worker components found in spec.${graph.shape}` };
   if (disaggregated && (!roles.prefill || !roles.decode)) {
     return { error: 'disaggregated workers need both a prefill and a decode service' };
   }

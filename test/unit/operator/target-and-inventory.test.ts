@@ -9,6 +9,8 @@ import {
 import { readDynamoBaseline } from '../../../src/operator/target/dynamo.ts';
 
 const dgd = (services: object) => ({ metadata: { name: 'llama' }, spec: { services } });
+/** Passes an object literal through a variable: KubeObject does not declare spec. */
+const lit = <T>(o: T): T => o;
 
 describe('readDynamoBaseline', () => {
   it('reads an aggregated graph: replicas, GPU limits, TP, router, engine flags and model', () => {
@@ -108,6 +110,121 @@ describe('readDynamoBaseline', () => {
     expect(
       readDynamoBaseline(dgd({ P: { componentType: 'worker', subComponentType: 'prefill' } }), []),
     ).toHaveProperty('error');
+  });
+
+  // v1beta1 (Dynamo's stored version): spec.components, a list keyed by name, pod templates.
+  const main = (args: string[], extra: object = {}) => ({
+    spec: { containers: [{ name: 'main', image: 'vllm-runtime', args, ...extra }] },
+  });
+
+  it('reads a v1beta1 graph: components by type, the main container, nvidia.com/gpu limits', () => {
+    const r = readDynamoBaseline(
+      lit({
+        metadata: { name: 'llama' },
+        spec: {
+          backendFramework: 'vllm',
+          env: [{ name: 'DYN_ROUTER_MODE', value: 'round-robin' }],
+          components: [
+            {
+              name: 'Frontend',
+              type: 'frontend',
+              podTemplate: main(['python3 -m dynamo.frontend'], {
+                env: [{ name: 'DYN_ROUTER_MODE', value: 'kv' }],
+              }),
+            },
+            { name: 'Planner', type: 'planner' },
+            {
+              name: 'prefill',
+              type: 'prefill',
+              replicas: 2,
+              podTemplate: {
+                spec: {
+                  nodeSelector: { 'nvidia.com/gpu.product': 'NVIDIA-H100-80GB-HBM3' },
+                  containers: [
+                    {
+                      name: 'main',
+                      command: ['python3', '-m', 'dynamo.vllm'],
+                      args: ['--model', 'Qwen/Qwen3-8B', '--tensor-parallel-size', '2'],
+                      resources: { limits: { 'nvidia.com/gpu': 2 } },
+                    },
+                    { name: 'sidecar', image: 'busybox', args: ['--tensor-parallel-size', '8'] },
+                  ],
+                },
+              },
+            },
+            {
+              name: 'decode',
+              type: 'decode',
+              replicas: 3,
+              scalingAdapter: {},
+              podTemplate: main(['--model Qwen/Qwen3-8B --tensor-parallel-size 1'], {
+                resources: { limits: { 'nvidia.com/gpu': '1' } },
+              }),
+            },
+          ],
+        },
+      }),
+      [],
+    );
+    if (!('settings' in r)) throw new Error(r.error);
+    expect(r.settings).toMatchObject({
+      model: 'Qwen/Qwen3-8B',
+      gpuType: 'h100_sxm',
+      gpus: 7,
+      topology: 'Disaggregated',
+      prefill: { workers: 2, tensorParallel: 2, gpusPerWorker: 2 },
+      decode: { workers: 3, tensorParallel: 1, gpusPerWorker: 1 },
+      // The component's own env overrides the graph-level one.
+      router: { mode: 'KV' },
+      planner: { enabled: true },
+    });
+  });
+
+  it('reads v1alpha1 and v1beta1 forms of the same graph alike', () => {
+    const alpha = readDynamoBaseline(
+      dgd({
+        Frontend: {
+          componentType: 'frontend',
+          extraPodSpec: { mainContainer: { args: ['--router-mode kv'] } },
+        },
+        W: {
+          componentType: 'worker',
+          replicas: 4,
+          resources: { limits: { gpu: '2' } },
+          extraPodSpec: { mainContainer: { args: ['--tensor-parallel-size', '2'] } },
+        },
+      }),
+      ['b200_sxm'],
+    );
+    const beta = readDynamoBaseline(
+      lit({
+        metadata: { name: 'llama' },
+        spec: {
+          components: [
+            { name: 'Frontend', type: 'frontend', podTemplate: main(['--router-mode kv']) },
+            {
+              name: 'W',
+              type: 'worker',
+              replicas: 4,
+              podTemplate: main(['--tensor-parallel-size', '2'], {
+                resources: { limits: { 'nvidia.com/gpu': '2' } },
+              }),
+            },
+          ],
+        },
+      }),
+      ['b200_sxm'],
+    );
+    expect(beta).toEqual(alpha);
+  });
+
+  it('refuses a v1beta1 spec that breaks the schema, naming the field', () => {
+    const r = readDynamoBaseline(
+      lit({ metadata: { name: 'x' }, spec: { components: [{ name: 'bad name!' }] } }),
+      [],
+    );
+    expect(r).toHaveProperty('error');
+    expect((r as { error: string }).error).toContain('spec.components.0.name');
   });
 });
 
