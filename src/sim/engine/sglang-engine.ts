@@ -1,22 +1,14 @@
 import { RadixCache } from '../kv/radix-cache.ts';
 import type { Collector } from '../metrics/collector.ts';
-import { emptyPassShape, type PassShape, resetPassShape, type TimingModel } from '../timing/timing-model.ts';
-import { type Engine, type EngineRole, ns } from './engine.ts';
+import { resetPassShape, type TimingModel } from '../timing/timing-model.ts';
+import { type EngineRole, ns } from './engine.ts';
+import { EngineCore, type EngineCoreConfig } from './engine-core.ts';
 import { IntDeque } from './int-deque.ts';
-import { KvEventLog } from './kv-event-log.ts';
-import { type ForwardPassSnapshot, PassHistory } from './pass-metrics.ts';
 import { RequestStatus, type RequestTable } from './request-table.ts';
 
-export interface SglangEngineConfig {
+/** numGpuBlocks counts pages of blockSize tokens (SGLang's page_size); maxNumSeqs is max_running_requests. */
+export interface SglangEngineConfig extends EngineCoreConfig {
   kind: 'sglang';
-  /** KV capacity in pages (the pool holds numGpuBlocks x blockSize tokens). */
-  numGpuBlocks: number;
-  /** Tokens per KV page (SGLang's page_size; it equals the engine block size). */
-  blockSize: number;
-  /** Cap on running requests (SGLang's max_running_requests). */
-  maxNumSeqs: number;
-  enablePrefixCaching: boolean;
-  speedupRatio: number;
   /** 'fifo' or 'lpm' (longest prefix match first, with in-batch prefix deduplication). */
   schedulePolicy: 'fifo' | 'lpm';
   /** Tokens one prefill batch may compute. */
@@ -27,7 +19,6 @@ export interface SglangEngineConfig {
   clipMaxNewTokens: number;
   /** Scales the initial new-token ratio (0.7) of the admission reserve. */
   scheduleConservativeness: number;
-  coalesceDecode: boolean;
 }
 
 /** SGLang constants the reference mirrors (sglang 0.5.6 defaults). */
@@ -68,12 +59,8 @@ const RUN_PLAN_LIMIT = 128;
  * Coalesced decode: a run of decode passes in which nothing can be admitted, retracted or finished is
  * planned at once and applied lazily (`materialize`), with results identical to stepping every pass.
  */
-export class SglangEngine implements Engine {
+export class SglangEngine extends EngineCore<SglangEngineConfig> {
   readonly cache: RadixCache;
-  readonly waiting = new IntDeque();
-  private readonly running: Int32Array;
-  private runLen = 0;
-  private readonly shape: PassShape = emptyPassShape();
   /** Per request: the radix node its KV path ends at (-1: no KV), and its pages in the tree. */
   private readonly lastNode: Int32Array;
   private readonly cachedPages: Int32Array;
@@ -83,26 +70,6 @@ export class SglangEngine implements Engine {
   private readonly ratioDecay: number;
   /** SGLang's `new_token_ratio`: the share of each running request's remaining output reserved at admission. */
   newTokenRatio: number;
-  progressed = false;
-
-  readonly firstTokens = new IntDeque();
-  readonly finished = new IntDeque();
-  readonly kvEvents: KvEventLog | null;
-  busyUntil = Number.NaN;
-  passes = 0;
-  busyMs = 0;
-  /** Retractions (SGLang's decode-time preemption). */
-  preemptions = 0;
-  coalescedRuns = 0;
-  committedPrefillTokens = 0;
-
-  readonly index: number;
-  readonly role: EngineRole;
-  readonly gpus: number;
-  readonly config: SglangEngineConfig;
-  private readonly timing: TimingModel;
-  private readonly req: RequestTable;
-  private readonly collector: Collector;
 
   // Scratch for one pass.
   private admitted: Int32Array;
@@ -111,6 +78,23 @@ export class SglangEngine implements Engine {
   private doneLen = 0;
   private retracted: number[] = [];
   private retractedRatio = 0;
+
+  /** Prefill role, per held request: pages outside the cache (its partial last page). */
+  private readonly heldPages: Int32Array;
+  /** Decode role, per request: pages reserved for its transferred prompt, until it arrives. */
+  private readonly reservedPages: Int32Array;
+  /** Requests whose transferred KV arrived, waiting for a running slot (they need no admission budget). */
+  private readonly ready = new IntDeque();
+
+  // Coalesced runs: cached pages the plain pass would evict at the start of each planned step; per running
+  // slot, tokens at the run's start; pages filled during applied steps, as step * n + slot.
+  private runEvict = new Int32Array(256);
+  private runBase = new Int32Array(16);
+  private fills = new Int32Array(64);
+  /** Tokens the head of waiting would charge (chunk + output reserve) and the pages it would take; -1: none. */
+  private headNeed = -1;
+  private headPages = 0;
+  private joinAt = new Int32Array(256);
 
   constructor(
     index: number,
@@ -124,30 +108,20 @@ export class SglangEngine implements Engine {
   ) {
     if (req.layout.blockSize !== config.blockSize)
       throw new RangeError('SGLang page size must equal the block layout size');
-    this.index = index;
-    this.role = role;
-    this.gpus = gpus;
-    this.config = config;
-    this.timing = timing;
-    this.req = req;
-    this.history = new PassHistory(this.waiting, req);
-    this.collector = collector;
+    super(index, config, timing, req, collector, logKvEvents, role, gpus);
     this.page = config.blockSize;
     this.cache = new RadixCache(config.numGpuBlocks, req);
     const slots = Math.max(1, Math.min(config.maxNumSeqs, req.size)) + 1;
-    this.running = new Int32Array(slots);
     this.admitted = new Int32Array(slots);
     this.done = new Int32Array(slots);
     this.lastNode = new Int32Array(req.size).fill(-1);
     this.cachedPages = new Int32Array(req.size);
     this.heldPages = new Int32Array(role === 'prefill' ? req.size : 0);
     this.reservedPages = new Int32Array(role === 'decode' ? req.size : 0);
-    this.shape.kvCapacityTokens = config.numGpuBlocks * config.blockSize;
     this.initRatio = INIT_NEW_TOKEN_RATIO * config.scheduleConservativeness;
     this.minRatio = this.initRatio * MIN_NEW_TOKEN_RATIO_FACTOR;
     this.ratioDecay = (this.initRatio - this.minRatio) / NEW_TOKEN_RATIO_DECAY_STEPS;
     this.newTokenRatio = this.initRatio;
-    this.kvEvents = logKvEvents ? new KvEventLog() : null;
     if (this.kvEvents !== null) {
       const log = this.kvEvents;
       const space = req.layout.promptKeySpace;
@@ -160,50 +134,16 @@ export class SglangEngine implements Engine {
   get evictions(): number {
     return this.cache.evictedPages;
   }
-  get runningCount(): number {
-    return this.runLen;
-  }
-  get waitingCount(): number {
+  override get waitingCount(): number {
     return this.waiting.length + this.ready.length;
-  }
-  get isIdle(): boolean {
-    return Number.isNaN(this.busyUntil);
-  }
-  get hasPendingRun(): boolean {
-    return this.runSteps > this.runApplied;
-  }
-  /** True while a planned run will evict cached pages (which changes what a KV-aware router sees). */
-  get pendingRunEvicts(): boolean {
-    return this.runEvicts && this.runSteps > this.runApplied;
   }
   hasWork(): boolean {
     return this.runLen > 0 || this.waiting.length > 0 || this.ready.length > 0;
   }
-  runningIds(): number[] {
-    return Array.from(this.running.subarray(0, this.runLen));
-  }
+
   /** True when r holds no KV pages and no tree lock (tests). */
   holdsNothing(r: number): boolean {
     return this.lastNode[r] < 0 && this.req.allocBlocks[r] === 0;
-  }
-
-  enqueue(r: number): void {
-    this.req.status[r] = RequestStatus.Waiting;
-    this.req.engine[r] = this.index;
-    this.waiting.pushBack(r);
-  }
-
-  /** Its latest passes (forward-pass metrics for the planner). */
-  readonly history: PassHistory;
-  private runContext = 0;
-
-  /**
-   * Forward-pass metrics at time t (the engine must be brought up to date to t): the last pass that ended by
-   * t, with the queue it left waiting (recorded only while `trackQueue` is set).
-   */
-  snapshot(t: number, out: ForwardPassSnapshot): void {
-    out.engine = this.index;
-    this.history.writeAt(t, out);
   }
 
   /** Pages in use (not free, not evictable). */
@@ -211,29 +151,10 @@ export class SglangEngine implements Engine {
     return this.cache.totalPages - this.cache.freePages - this.cache.evictablePages;
   }
 
-  startPass(now: number, horizon: number, horizonAlways = false): number {
-    this.firstTokens.clear();
-    this.finished.clear();
-    if (this.config.coalesceDecode && this.planRun(now, horizon, horizonAlways)) {
-      this.progressed = true;
-      return this.busyUntil;
-    }
-    const end = this.runPlainPass(now);
-    this.busyUntil = end;
-    return end;
-  }
-
-  endPass(): void {
-    this.busyUntil = Number.NaN;
-    this.runSteps = 0;
-    this.runApplied = 0;
-    this.runEvicts = false;
-  }
-
   // ---------------------------------------------------------------------------------------------------------
   // Plain pass
 
-  private runPlainPass(now: number): number {
+  protected runPlainPass(now: number): number {
     const req = this.req;
     const cfg = this.config;
     const shape = this.shape;
@@ -276,7 +197,7 @@ export class SglangEngine implements Engine {
     } else {
       end = now + this.decodeStep(now);
     }
-    for (let i = 0; i < this.doneLen; i++) this.finish(this.done[i], end);
+    for (let i = 0; i < this.doneLen; i++) this.complete(this.done[i], end);
     for (const r of this.retracted) {
       req.status[r] = RequestStatus.Waiting;
       this.waiting.pushBack(r);
@@ -287,11 +208,10 @@ export class SglangEngine implements Engine {
     else if (!prefillPass && this.progressed)
       this.newTokenRatio = Math.max(this.newTokenRatio - this.ratioDecay, this.minRatio);
     if (this.kvEvents !== null) this.kvEvents.stamp(logStart, end);
+    // Only passes that did something count (the reference's engine idles instead).
     if (this.progressed) {
-      this.passes++;
-      this.busyMs += end - now;
       if (prefillPass)
-        this.history.record(
+        this.recordPass(
           now,
           end,
           shape.prefillRequests,
@@ -300,7 +220,7 @@ export class SglangEngine implements Engine {
           0,
           shape.prefillCachedTokens,
         );
-      else this.history.record(now, end, 0, 0, shape.decodeRequests, shape.decodeContextTokens);
+      else this.recordPass(now, end, 0, 0, shape.decodeRequests, shape.decodeContextTokens);
     }
     return end;
   }
@@ -337,11 +257,6 @@ export class SglangEngine implements Engine {
     return Math.max(0, this.outputLimit(r) - this.req.generated[r]);
   }
 
-  /** Tokens r generates here: a prefill worker stops after the one its prefill samples. */
-  private outputLimit(r: number): number {
-    return this.role === 'prefill' ? 1 : this.req.outputLen[r];
-  }
-
   /** SGLang's `get_new_batch_prefill`: admits and chunks waiting requests into this pass's prefill batch. */
   private admit(now: number): void {
     const req = this.req;
@@ -364,11 +279,7 @@ export class SglangEngine implements Engine {
       if (mat === 0 && req.preemptions[r] === 0) {
         const reason = this.rejection(r);
         if (reason !== null) {
-          this.waiting.popFront();
-          req.status[r] = RequestStatus.Rejected;
-          this.collector.onReject(r, reason);
-          this.finished.pushBack(r);
-          this.progressed = true;
+          this.reject(r, reason);
           continue;
         }
       }
@@ -496,7 +407,7 @@ export class SglangEngine implements Engine {
     for (let k = from; k < this.runLen; k++) {
       const r = this.running[k];
       if (this.role === 'prefill') {
-        this.hold(r);
+        this.holdForHandoff(r);
       } else if (this.remaining(r) === 1) {
         req.generated[r]++;
         this.emit(r, end);
@@ -610,16 +521,8 @@ export class SglangEngine implements Engine {
     this.preemptions++;
   }
 
-  /** r finished at `end`: its whole pages enter the cache, the rest of its KV is freed. */
-  private finish(r: number, end: number): void {
-    this.releaseKv(r);
-    this.req.status[r] = RequestStatus.Done;
-    this.collector.onComplete(r, end);
-    this.finished.pushBack(r);
-  }
-
   /** Caches r's whole pages (SGLang's `cache_finished_req`) and frees the rest of its KV. */
-  private releaseKv(r: number): void {
+  protected releaseKv(r: number): void {
     const req = this.req;
     const cache = this.cache;
     const complete = Math.floor(Math.min(req.seqLen(r), req.computed[r]) / this.page);
@@ -640,26 +543,16 @@ export class SglangEngine implements Engine {
   }
 
   // ---------------------------------------------------------------------------------------------------------
-  // Disaggregated serving
+  // Disaggregated serving: the KV side of the hand-off
 
   /**
-   * Prefill role: r's prompt is computed and its (hidden) first token sampled. Its KV stays held (its whole
-   * pages already cached, so a KV-aware router sees them at this pass end) until `releaseHeld`.
+   * Prefill role: r's whole pages are already cached (a KV-aware router sees them at this pass end); the
+   * rest of its KV stays held here until `releaseHeld`.
    */
-  private hold(r: number): void {
-    const req = this.req;
+  protected holdKv(r: number): void {
     this.cacheMaterialized(r);
-    // The request table follows r to its decode worker: keep what this worker holds here.
-    this.heldPages[r] = req.allocBlocks[r] - this.cachedPages[r];
-    req.allocBlocks[r] = 0;
-    req.computed[r] = 0;
-    req.status[r] = RequestStatus.Transferring;
-    this.firstTokens.pushBack(r);
-    this.finished.pushBack(r);
+    this.heldPages[r] = this.req.allocBlocks[r] - this.cachedPages[r];
   }
-
-  /** Per held request: pages outside the cache (its partial last page). */
-  private readonly heldPages: Int32Array;
 
   /** The handoff is done: the held pages are freed and the cached prompt unlocked (no cache events). */
   releaseHeld(r: number): void {
@@ -671,19 +564,15 @@ export class SglangEngine implements Engine {
     this.cachedPages[r] = 0;
   }
 
-  /** Tokens of the prompt found cached at the last successful reservation. */
-  lastReservedHitTokens = 0;
-
   /**
    * Decode role: reserves pages for r's transferred prompt (SGLang's destination lease): its cached prefix is
    * locked, the rest allocated, evicting cached pages when free ones fall short. All or nothing.
    */
-  reserveDestination(r: number, now: number): boolean {
+  protected reserveKv(r: number): number {
     const req = this.req;
     const cache = this.cache;
     const p = this.page;
     const prompt = req.promptLen[r];
-    const logStart = this.kvEvents?.length ?? 0;
     const node = this.config.enablePrefixCaching
       ? cache.matchAndLock(r, Math.floor(prompt / p))
       : RadixCache.ROOT;
@@ -692,38 +581,27 @@ export class SglangEngine implements Engine {
     const fresh = pages - prefix;
     if (fresh > cache.freePages + cache.evictablePages) {
       cache.unlock(node);
-      return false;
+      return -1;
     }
     this.allocatePages(fresh);
-    if (this.kvEvents !== null) this.kvEvents.stamp(logStart, now); // evictions are visible at once
     this.lastNode[r] = node;
     this.cachedPages[r] = prefix;
     // Kept here until the KV arrives: with SGLang's handoff order the reservation comes before the prefill,
     // which uses the request table meanwhile.
     this.reservedPages[r] = pages;
-    this.lastReservedHitTokens = prefix * p;
-    return true;
+    return prefix * p;
   }
 
-  /** Decode role, per request: pages reserved for its transferred prompt, until it arrives. */
-  private readonly reservedPages: Int32Array;
-
-  /** Requests whose transferred KV arrived, waiting for a running slot (they need no admission budget). */
-  private readonly ready = new IntDeque();
-
-  /** r's transferred KV arrived: its prompt is materialized and cached here; it joins the next pass. */
-  activate(r: number, now: number): void {
+  /** The transferred prompt is materialized and cached here. */
+  protected installTransferredKv(r: number): void {
     const req = this.req;
-    const logStart = this.kvEvents?.length ?? 0;
     req.allocBlocks[r] = this.reservedPages[r];
     this.reservedPages[r] = 0;
     req.computed[r] = req.promptLen[r];
-    req.generated[r] = 0;
-    req.remote[r] = 1;
     this.cacheMaterialized(r);
-    if (this.kvEvents !== null) this.kvEvents.stamp(logStart, now);
-    req.status[r] = RequestStatus.Waiting;
-    req.engine[r] = this.index;
+  }
+
+  protected queueTransferred(r: number): void {
     this.ready.pushBack(r);
   }
 
@@ -743,28 +621,13 @@ export class SglangEngine implements Engine {
   // ---------------------------------------------------------------------------------------------------------
   // Coalesced decode runs
 
-  private runSteps = 0;
-  private runApplied = 0;
-  private runEnds = new Float64Array(256);
-  private stepPages = new Int32Array(256);
-  /** Cached pages the plain pass would evict at the start of each planned step. */
-  private runEvict = new Int32Array(256);
-  private runEvicts = false;
-  /** Per running slot: tokens at the run's start. Pages filled during applied steps, as step * n + slot. */
-  private runBase = new Int32Array(16);
-  private fills = new Int32Array(64);
-  /** Tokens the head of waiting would charge (chunk + output reserve) and the pages it would take; -1: none. */
-  private headNeed = -1;
-  private headPages = 0;
-  private joinAt = new Int32Array(256);
-
   /**
    * Plans a run of >= 2 decode passes starting at `now`; false when the next pass may do anything else. Every
    * running request is past its first token; no pass of the run may admit (the head of waiting is watched: the
    * admission reserve shrinks as outputs progress and `new_token_ratio` decays), need a page that is not free
    * (which would evict or retract), or finish a request before its last pass.
    */
-  private planRun(now: number, horizon: number, horizonAlways: boolean): boolean {
+  protected planRun(now: number, horizon: number, horizonAlways: boolean): boolean {
     const req = this.req;
     const cfg = this.config;
     const p = this.page;
@@ -788,21 +651,9 @@ export class SglangEngine implements Engine {
       if (req.computed[r] === 0 && req.preemptions[r] === 0 && this.rejection(r) !== null) return false;
       this.watchHead(r);
     }
-    if (this.runEnds.length < kOut + 1) {
-      let cap = this.runEnds.length;
-      while (cap < kOut + 1) cap *= 2;
-      this.runEnds = new Float64Array(cap);
-      this.stepPages = new Int32Array(cap);
-      this.runEvict = new Int32Array(cap);
-    } else this.stepPages.fill(0, 0, kOut + 1);
-    // Step j appends token c+j (c = tokens at the start) and takes a page when c+j-1 is a multiple of p.
-    const stepPages = this.stepPages;
-    for (let k = 0; k < n; k++) {
-      const c = req.computed[this.running[k]];
-      let j = (((1 - c) % p) + p) % p;
-      if (j === 0) j = p;
-      for (; j <= kOut; j += p) stepPages[j]++;
-    }
+    const runEnds = this.runEndsFor(kOut);
+    if (this.runEvict.length < runEnds.length) this.runEvict = new Int32Array(runEnds.length);
+    const stepPages = this.countStepBlocks(kOut);
     // The admission reserve: sum of min(remaining, clip) falls by the requests already under the clip.
     // A request's term min(remaining - (j-1), clip) starts falling at step remaining - clip + 1.
     const clip = cfg.clipMaxNewTokens;
@@ -833,7 +684,6 @@ export class SglangEngine implements Engine {
     let t = now;
     let steps = 0;
     let evicts = false;
-    this.runContext = context;
     for (let j = 1; j <= kOut; j++) {
       if (j > 1 && (evicts || horizonAlways) && t >= horizon) break;
       if (this.headNeed >= 0 && this.headPages <= free + evictable) {
@@ -855,7 +705,7 @@ export class SglangEngine implements Engine {
       shape.activeKvTokens = (cache.totalPages - free - evictable) * p;
       free -= b;
       t = t + ns(this.timing.decodeMs(shape) / speedup);
-      this.runEnds[j] = t;
+      runEnds[j] = t;
       steps = j;
       ratio = Math.max(ratio - this.ratioDecay, this.minRatio);
       if (this.headNeed >= 0) {
@@ -864,14 +714,9 @@ export class SglangEngine implements Engine {
       }
     }
     if (steps < 2) return false;
-    this.runEnds[0] = now;
-    this.runSteps = steps;
-    this.runApplied = 0;
-    this.runEvicts = evicts;
-    this.busyUntil = this.runEnds[steps];
+    this.beginRun(now, steps, evicts, context);
     if (this.runBase.length < n) this.runBase = new Int32Array(Math.max(n, this.runBase.length * 2));
     for (let k = 0; k < n; k++) this.runBase[k] = req.computed[this.running[k]];
-    this.coalescedRuns++;
     return true;
   }
 
@@ -912,34 +757,16 @@ export class SglangEngine implements Engine {
     return pages * this.page - reserve;
   }
 
-  /**
-   * Applies the planned passes of the current run that started before `t`. When that is not all of them, the
-   * run is cut after the last applied pass, whose end becomes `busyUntil`. Returns `busyUntil`.
-   */
-  materialize(t: number): number {
-    if (this.runSteps <= this.runApplied) return this.busyUntil;
-    let upTo = this.runApplied;
-    while (upTo < this.runSteps && this.runEnds[upTo] < t) upTo++;
-    if (upTo > this.runApplied) this.applyRunSteps(upTo);
-    if (upTo < this.runSteps) {
-      this.runSteps = upTo;
-      this.busyUntil = this.runEnds[upTo];
-    }
-    return this.busyUntil;
-  }
-
-  /** Applies steps runApplied+1 .. upTo of the planned run, exactly as plain passes would. */
-  private applyRunSteps(upTo: number): void {
+  /** Pages for the run's tokens; pages it fills enter the cache in (pass, slot) order, as stepping would. */
+  protected applyRunKv(from: number, upTo: number): void {
     const req = this.req;
     const p = this.page;
     const cache = this.cache;
-    const from = this.runApplied;
     const n = this.runLen;
     const ends = this.runEnds;
-    const col = this.collector;
     const m = upTo - from;
     const last = upTo === this.runSteps;
-    // Pages: allocated in bulk; completed pages enter the cache in (pass, slot) order, as stepping would.
+    // Pages: allocated in bulk.
     for (let k = 0; k < n; k++) {
       const r = this.running[k];
       const want = Math.ceil((this.runBase[k] + upTo) / p);
@@ -977,39 +804,8 @@ export class SglangEngine implements Engine {
       }
       if (log !== null && log.length > logStart) log.stamp(logStart, ends[j]);
     }
-    // Tokens: the first applied step's gap differs per request; later gaps are shared by all n requests.
-    const firstEnd = ends[from + 1];
-    const lastEnd = ends[upTo];
-    for (let k = 0; k < n; k++) {
-      const r = this.running[k];
-      req.computed[r] = this.runBase[k] + upTo;
-      col.addGap(firstEnd - col.lastTokenMs[r], 1);
-      if (col.tokens[r] === 1) col.secondTokenMs[r] = firstEnd;
-      col.tokens[r] += m;
-      col.lastTokenMs[r] = lastEnd;
-      req.generated[r] += m;
-    }
-    for (let j = from + 2; j <= upTo; j++) col.addGap(ends[j] - ends[j - 1], n);
+    for (let k = 0; k < n; k++) req.computed[this.running[k]] = this.runBase[k] + upTo;
     for (let j = 0; j < m; j++)
       this.newTokenRatio = Math.max(this.newTokenRatio - this.ratioDecay, this.minRatio);
-    this.passes += m;
-    this.busyMs += lastEnd - ends[from];
-    this.runApplied = upTo;
-    // Pass records as stepping would leave them: step j decodes n requests over context + n (j - 1) tokens.
-    if (m >= 2) {
-      this.history.overwriteLatest(ends[upTo - 2], ends[upTo - 1], n, this.runContext + n * (upTo - 2));
-    }
-    this.history.record(ends[upTo - 1], lastEnd, 0, 0, n, this.runContext + n * (upTo - 1));
-    if (last) {
-      let w = 0;
-      this.doneLen = 0;
-      for (let k = 0; k < n; k++) {
-        const r = this.running[k];
-        if (req.generated[r] >= this.outputLimit(r)) this.done[this.doneLen++] = r;
-        else this.running[w++] = r;
-      }
-      this.runLen = w;
-      for (let i = 0; i < this.doneLen; i++) this.finish(this.done[i], lastEnd);
-    }
   }
 }

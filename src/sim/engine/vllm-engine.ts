@@ -1,32 +1,17 @@
 import { BlockPool } from '../kv/block-pool.ts';
 import { type OffloadConfig, OffloadTiers } from '../kv/offload.ts';
 import type { Collector } from '../metrics/collector.ts';
-import { emptyPassShape, type PassShape, resetPassShape, type TimingModel } from '../timing/timing-model.ts';
-import { type Engine, type EngineRole, ns } from './engine.ts';
-import { IntDeque } from './int-deque.ts';
-import { KvEventLog } from './kv-event-log.ts';
-import { type ForwardPassSnapshot, PassHistory } from './pass-metrics.ts';
+import { resetPassShape, type TimingModel } from '../timing/timing-model.ts';
+import type { EngineRole } from './engine.ts';
+import { ns } from './engine.ts';
+import { EngineCore, type EngineCoreConfig } from './engine-core.ts';
 import { RequestStatus, type RequestTable } from './request-table.ts';
 
-export interface VllmEngineConfig {
+export interface VllmEngineConfig extends EngineCoreConfig {
   kind?: 'vllm';
-  /** KV capacity in blocks. */
-  numGpuBlocks: number;
-  /** Tokens per KV block. */
-  blockSize: number;
-  /** Cap on concurrently running requests. */
-  maxNumSeqs: number;
   /** Token budget of one forward pass. */
   maxNumBatchedTokens: number;
   enableChunkedPrefill: boolean;
-  enablePrefixCaching: boolean;
-  /** Every modelled duration is divided by this (> 0). */
-  speedupRatio: number;
-  /**
-   * Fast paths: runs of identical decode passes coalesced into one event, and decode steps within a held
-   * block scheduled in place. Same results either way (tests run both); off = every step on the plain path.
-   */
-  coalesceDecode: boolean;
   /** Lower KV tiers (host memory, disk); absent = blocks evicted from the GPU are lost. */
   offload?: OffloadConfig;
 }
@@ -56,36 +41,13 @@ const CURRENT_PREEMPTED = 2;
  * without touching request state, and `materialize(t)` applies the planned passes that started before t,
  * cutting the run short when the owner needs this engine at t. Results are identical to stepping every pass.
  */
-export class VllmEngine implements Engine {
+export class VllmEngine extends EngineCore<VllmEngineConfig> {
   readonly pool: BlockPool;
-  private readonly running: Int32Array;
-  private runLen = 0;
-  readonly waiting = new IntDeque();
-  private readonly shape: PassShape = emptyPassShape();
   private readonly scratchSlots: Int32Array;
   private readonly promptKeySpace: number;
   private passId = 0;
   private preemptedInPass = false;
   private budget = 0;
-  /** Whether the last pass changed anything (scheduled, admitted, rejected or preempted). */
-  progressed = false;
-
-  /** Requests that got their first token in the last pass, and requests that completed or were rejected. */
-  readonly firstTokens = new IntDeque();
-  readonly finished = new IntDeque();
-  /** Prefix-cache changes of prompt blocks, stamped with the end of the pass that made them (null if unused). */
-  readonly kvEvents: KvEventLog | null;
-
-  // Planned coalesced run (inactive when runSteps === runApplied).
-  private runSteps = 0;
-  private runApplied = 0;
-  private runEnds = new Float64Array(256);
-  private runEvicts = false;
-  private stepBlockCounts = new Int32Array(256);
-  private runContext = 0; // its summed context at the first step
-
-  /** Its latest passes (forward-pass metrics for the planner). */
-  readonly history: PassHistory;
 
   /** Lower KV tiers and the requests parked while their lower-tier prefix is onboarded. */
   readonly offload: OffloadTiers | null;
@@ -95,22 +57,10 @@ export class VllmEngine implements Engine {
   readonly onboardMs: number[] = [];
   tierHitBlocks = [0, 0, 0, 0]; // index 2 = host, 3 = disk
 
-  /** Time the current pass or run ends (NaN when idle). */
-  busyUntil = Number.NaN;
-  passes = 0;
-  busyMs = 0;
-  preemptions = 0;
-  coalescedRuns = 0;
-  /** Tokens scheduled for requests whose work in a pass included prompt tokens (reference parity). */
-  committedPrefillTokens = 0;
-
-  readonly index: number;
-  readonly role: EngineRole;
-  readonly gpus: number;
-  readonly config: VllmEngineConfig;
-  private readonly timing: TimingModel;
-  private readonly req: RequestTable;
-  private readonly collector: Collector;
+  /** Prefill role: the blocks each request holds for its hand-off. */
+  private readonly held = new Map<number, Int32Array>();
+  /** Transferred requests in `waiting` (their KV is reserved here). */
+  private reservedWaiting = 0;
 
   constructor(
     index: number,
@@ -122,17 +72,8 @@ export class VllmEngine implements Engine {
     role: EngineRole = 'aggregated',
     gpus = 1,
   ) {
-    this.index = index;
-    this.role = role;
-    this.gpus = gpus;
-    this.config = config;
-    this.timing = timing;
-    this.req = req;
-    this.history = new PassHistory(this.waiting, req);
-    this.collector = collector;
+    super(index, config, timing, req, collector, logKvEvents, role, gpus);
     this.pool = new BlockPool(config.numGpuBlocks, req.layout.keySpace);
-    this.running = new Int32Array(Math.max(1, Math.min(config.maxNumSeqs, req.size)) + 1);
-    this.shape.kvCapacityTokens = config.numGpuBlocks * config.blockSize;
     this.promptKeySpace = req.layout.promptKeySpace;
     let maxBlocks = 1;
     for (let r = 0; r < req.size; r++) {
@@ -140,7 +81,6 @@ export class VllmEngine implements Engine {
       if (b > maxBlocks) maxBlocks = b;
     }
     this.scratchSlots = new Int32Array(maxBlocks + 1);
-    this.kvEvents = logKvEvents ? new KvEventLog() : null;
     this.offload = config.offload && config.offload.g2Blocks > 0 ? new OffloadTiers(config.offload) : null;
     const log = this.kvEvents;
     const tiers = this.offload;
@@ -157,79 +97,33 @@ export class VllmEngine implements Engine {
   get evictions(): number {
     return this.pool.evictions;
   }
-
-  /** Tokens r generates here: a prefill worker stops after the one its prefill samples. */
-  private outputLimit(r: number): number {
-    return this.role === 'prefill' ? 1 : this.req.outputLen[r];
-  }
-
-  get runningCount(): number {
-    return this.runLen;
-  }
-  get waitingCount(): number {
-    return this.waiting.length;
-  }
-  get isIdle(): boolean {
-    return Number.isNaN(this.busyUntil);
+  /** KV blocks referenced (by requests, holds for handoffs or reservations): 0 once a drained engine is empty. */
+  get activeBlocks(): number {
+    return this.pool.activeBlocks;
   }
   hasWork(): boolean {
     return this.runLen > 0 || this.waiting.length > 0 || this.parked > 0;
   }
-  /** True while a planned run has passes that are not applied yet. */
-  get hasPendingRun(): boolean {
-    return this.runSteps > this.runApplied;
-  }
-  /** True while a planned run will evict cached blocks (which changes what a KV-aware router sees). */
-  get pendingRunEvicts(): boolean {
-    return this.runEvicts && this.runSteps > this.runApplied;
-  }
-  runningIds(): number[] {
-    return Array.from(this.running.subarray(0, this.runLen));
-  }
 
-  /** Queues a newly routed request. */
-  enqueue(r: number): void {
-    this.req.status[r] = RequestStatus.Waiting;
-    this.req.engine[r] = this.index;
-    this.waiting.pushBack(r);
-  }
-
-  /**
-   * Starts the next pass at `now` (the engine must be idle and have work) and returns its end time. `horizon`
-   * is the next time something outside may look at this engine; a run is planned no further than the pass
-   * straddling it when it evicts blocks or when the horizon is finite for every run (`horizonAlways`).
-   */
-  startPass(now: number, horizon: number, horizonAlways = false): number {
-    this.firstTokens.clear();
-    this.finished.clear();
+  protected override beforePass(now: number): void {
     if (this.parked > 0) this.promoteOnboarded(now);
-    if (this.config.coalesceDecode && this.planRun(now, horizon, horizonAlways)) {
-      this.progressed = true;
-      return this.busyUntil;
-    }
-    let end = this.runPlainPass(now);
-    if (!this.progressed && this.parked > 0) {
-      // Nothing to run until an onboard lands: wake up then (not a forward pass).
-      this.passes--;
-      end = Math.max(now, (this.offload as OffloadTiers).nextCompletion());
-      this.progressed = true;
-    }
-    this.busyUntil = end;
-    return end;
-  }
-
-  /** Marks the engine idle after its pass or run ended (the owner calls this at `busyUntil`). */
-  endPass(): void {
-    this.busyUntil = Number.NaN;
-    this.runSteps = 0;
-    this.runApplied = 0;
-    this.runEvicts = false;
   }
 
   // ---------------------------------------------------------------------------------------------------------
   // Plain pass
 
-  private runPlainPass(now: number): number {
+  protected runPlainPass(now: number): number {
+    const end = this.formPass(now);
+    if (!this.progressed && this.parked > 0) {
+      // Nothing to run until an onboard lands: wake up then (not a forward pass).
+      this.passes--;
+      this.progressed = true;
+      return Math.max(now, (this.offload as OffloadTiers).nextCompletion());
+    }
+    return end;
+  }
+
+  private formPass(now: number): number {
     const req = this.req;
     const cfg = this.config;
     const bs = cfg.blockSize;
@@ -263,11 +157,7 @@ export class VllmEngine implements Engine {
       const r = this.waiting.front();
       const reason = this.rejection(r);
       if (reason !== null) {
-        this.waiting.popFront();
-        req.status[r] = RequestStatus.Rejected;
-        this.collector.onReject(r, reason);
-        this.finished.pushBack(r);
-        this.progressed = true;
+        this.reject(r, reason);
         continue;
       }
       this.prefixCost(r);
@@ -337,28 +227,16 @@ export class VllmEngine implements Engine {
       if (Number.isNaN(this.collector.terminalMs[r])) this.collector.terminalMs[r] = end;
     }
     if (this.kvEvents !== null) this.kvEvents.stamp(logStart, end);
-    this.passes++;
-    this.busyMs += end - now;
-    if (this.progressed)
-      this.history.record(
-        now,
-        end,
-        shape.prefillRequests,
-        shape.prefillNewTokens,
-        decodeCount,
-        decodeContext,
-        shape.prefillCachedTokens,
-      );
+    this.recordPass(
+      now,
+      end,
+      shape.prefillRequests,
+      shape.prefillNewTokens,
+      decodeCount,
+      decodeContext,
+      shape.prefillCachedTokens,
+    );
     return end;
-  }
-
-  /**
-   * Forward-pass metrics at time t (the engine must be brought up to date to t): the last pass that ended by
-   * t, with the queue it left waiting (recorded only while `trackQueue` is set).
-   */
-  snapshot(t: number, out: ForwardPassSnapshot): void {
-    out.engine = this.index;
-    this.history.writeAt(t, out);
   }
 
   /**
@@ -372,45 +250,26 @@ export class VllmEngine implements Engine {
     for (let k = 0; k < this.runLen; k++) {
       const r = this.running[k];
       if (req.computed[r] === req.seqLen(r)) {
-        this.hold(r);
-        this.firstTokens.pushBack(r);
-        this.finished.pushBack(r);
+        this.holdForHandoff(r);
         continue;
       }
       this.running[w++] = r;
     }
     this.runLen = w;
     if (this.kvEvents !== null) this.kvEvents.stamp(logStart, end);
-    this.passes++;
-    this.busyMs += end - now;
-    if (this.progressed)
-      this.history.record(
-        now,
-        end,
-        this.shape.prefillRequests,
-        this.shape.prefillNewTokens,
-        0,
-        0,
-        this.shape.prefillCachedTokens,
-      );
+    const s = this.shape;
+    this.recordPass(now, end, s.prefillRequests, s.prefillNewTokens, 0, 0, s.prefillCachedTokens);
     return end;
   }
 
-  /** KV blocks referenced (by requests, holds for handoffs or reservations): 0 once a drained engine is empty. */
-  get activeBlocks(): number {
-    return this.pool.activeBlocks;
-  }
-
-  private readonly held = new Map<number, Int32Array>();
+  // ---------------------------------------------------------------------------------------------------------
+  // Disaggregated serving: the KV side of the hand-off
 
   /** Keeps r's blocks (in use) after its prefill, until `releaseHeld`; frees its slot list for the decode side. */
-  private hold(r: number): void {
+  protected holdKv(r: number): void {
     const req = this.req;
     const off = req.slotOffset[r];
     this.held.set(r, req.slots.slice(off, off + req.allocBlocks[r]));
-    req.allocBlocks[r] = 0;
-    req.computed[r] = 0;
-    req.status[r] = RequestStatus.Transferring;
   }
 
   releaseHeld(r: number): void {
@@ -420,16 +279,12 @@ export class VllmEngine implements Engine {
     for (let j = slots.length - 1; j >= 0; j--) this.pool.release(slots[j]);
   }
 
-  /** Tokens of the prompt found cached at the last successful reservation. */
-  lastReservedHitTokens = 0;
-
   /**
    * Reserves blocks for r's transferred prompt: cached prefix blocks are reused, the rest allocated (all or
    * nothing). The blocks hold KV once the transfer completes (`activate`).
    */
-  reserveDestination(r: number, now: number): boolean {
+  protected reserveKv(r: number): number {
     const req = this.req;
-    const logStart = this.kvEvents?.length ?? 0;
     const bs = this.config.blockSize;
     const promptLen = req.promptLen[r];
     // Reuse cached prompt blocks; the last prompt token is recomputed here, so never reuse past it.
@@ -443,27 +298,23 @@ export class VllmEngine implements Engine {
       }
     }
     req.allocBlocks[r] = 0;
-    const ok = this.allocateUpTo(r, promptLen, hits);
-    if (this.kvEvents !== null) this.kvEvents.stamp(logStart, now); // evictions are visible at once
-    if (!ok) return false;
-    this.lastReservedHitTokens = hits * bs;
-    return true;
+    return this.allocateUpTo(r, promptLen, hits) ? hits * bs : -1;
   }
 
-  /** r's transferred KV arrived: its prompt but the last token counts as computed; it queues to decode. */
-  activate(r: number, now: number): void {
+  /** The transferred prompt but its last token counts as computed (that token is a decode step here). */
+  protected installTransferredKv(r: number): void {
     const req = this.req;
     req.computed[r] = req.promptLen[r] - 1;
-    req.generated[r] = 0;
-    req.remote[r] = 1;
-    const logStart = this.kvEvents?.length ?? 0;
     this.finalize(r, 0, req.computed[r]);
-    if (this.kvEvents !== null) this.kvEvents.stamp(logStart, now);
-    req.status[r] = RequestStatus.Waiting;
-    req.engine[r] = this.index;
+  }
+
+  protected queueTransferred(r: number): void {
     this.waiting.pushBack(r);
     this.reservedWaiting++;
   }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Lower KV tiers
 
   /**
    * If r's prefix continues in a lower tier past its GPU hits, reserves GPU blocks for those blocks, pins the GPU
@@ -521,8 +372,8 @@ export class VllmEngine implements Engine {
     for (let i = done.length - 1; i >= 0; i--) this.waiting.pushFront(done[i]);
   }
 
-  /** Transferred requests in `waiting` (their KV is reserved here). */
-  private reservedWaiting = 0;
+  // ---------------------------------------------------------------------------------------------------------
+  // Admission, scheduling, preemption
 
   /** Admits waiting requests whose KV is already reserved here, in queue order. */
   private admitReserved(now: number): void {
@@ -768,19 +619,15 @@ export class VllmEngine implements Engine {
     req.allocBlocks[r] = 0;
   }
 
-  /** Completes r (its last token, if any, was stamped at t; NaN = the current pass's end). */
-  private complete(r: number, t: number): void {
+  protected releaseKv(r: number): void {
     this.releaseBlocks(r);
-    this.req.status[r] = RequestStatus.Done;
-    this.collector.onComplete(r, t);
-    this.finished.pushBack(r);
   }
 
   // ---------------------------------------------------------------------------------------------------------
   // Coalesced decode runs
 
   /** Plans a run of >= 2 pure-decode passes starting at `now`; false when the state does not allow one. */
-  private planRun(now: number, horizon: number, horizonAlways: boolean): boolean {
+  protected planRun(now: number, horizon: number, horizonAlways: boolean): boolean {
     const req = this.req;
     const cfg = this.config;
     const bs = cfg.blockSize;
@@ -807,20 +654,8 @@ export class VllmEngine implements Engine {
       const needed = Math.ceil(req.seqLen(r) / bs) - this.activeHitBlocks;
       if (needed <= cfg.numGpuBlocks - this.pool.activeBlocks) return false;
     }
-    if (this.runEnds.length < kOut + 1) {
-      let cap = this.runEnds.length;
-      while (cap < kOut + 1) cap *= 2;
-      this.runEnds = new Float64Array(cap);
-    }
-    // Step j (1-based) computes token c+j-1 of each request and needs a new block when (c+j-1) % bs == 0,
-    // i.e. at steps j0, j0+bs, ... with j0 = ((1-c) mod bs) or bs. Count allocations per step up front.
-    const stepBlocks = this.stepBlocksFor(kOut);
-    for (let k = 0; k < n; k++) {
-      const c = req.computed[this.running[k]];
-      let j = (((1 - c) % bs) + bs) % bs;
-      if (j === 0) j = bs;
-      for (; j <= kOut; j += bs) stepBlocks[j]++;
-    }
+    const runEnds = this.runEndsFor(kOut);
+    const stepBlocks = this.countStepBlocks(kOut);
     const avail = this.pool.freeBlocks + this.pool.inactiveBlocks;
     const free = this.pool.freeBlocks;
     const shape = this.shape;
@@ -847,17 +682,11 @@ export class VllmEngine implements Engine {
       shape.decodeContextTokens = context + n * (j - 1);
       shape.activeKvTokens = active * bs;
       t = t + 0 + ns(this.timing.decodeMs(shape) / ratio);
-      this.runEnds[j] = t;
+      runEnds[j] = t;
       steps = j;
     }
     if (steps < 2) return false;
-    this.runEnds[0] = now;
-    this.runSteps = steps;
-    this.runApplied = 0;
-    this.runEvicts = evicts;
-    this.runContext = context;
-    this.busyUntil = this.runEnds[steps];
-    this.coalescedRuns++;
+    this.beginRun(now, steps, evicts, context);
     return true;
   }
 
@@ -879,41 +708,13 @@ export class VllmEngine implements Engine {
     }
   }
 
-  /** A zeroed per-step counter array of at least `steps + 1` entries. */
-  private stepBlocksFor(steps: number): Int32Array {
-    if (this.stepBlockCounts.length < steps + 1) {
-      let cap = this.stepBlockCounts.length;
-      while (cap < steps + 1) cap *= 2;
-      this.stepBlockCounts = new Int32Array(cap);
-    } else this.stepBlockCounts.fill(0, 0, steps + 1);
-    return this.stepBlockCounts;
-  }
-
-  /**
-   * Applies the planned passes of the current run that started before `t`. When that is not all of them, the
-   * run is cut after the last applied pass, whose end becomes `busyUntil`. Returns `busyUntil`.
-   */
-  materialize(t: number): number {
-    if (this.runSteps <= this.runApplied) return this.busyUntil;
-    let upTo = this.runApplied;
-    while (upTo < this.runSteps && this.runEnds[upTo] < t) upTo++;
-    if (upTo > this.runApplied) this.applyRunSteps(upTo);
-    if (upTo < this.runSteps) {
-      this.runSteps = upTo;
-      this.busyUntil = this.runEnds[upTo];
-    }
-    return this.busyUntil;
-  }
-
-  /** Applies steps runApplied+1 .. upTo of the planned run, exactly as plain passes would. */
-  private applyRunSteps(upTo: number): void {
+  /** Blocks for the run's tokens, pass by pass when a KV router must see each pass's evictions. */
+  protected applyRunKv(from: number, upTo: number): void {
     const req = this.req;
     const bs = this.config.blockSize;
     const pool = this.pool;
-    const from = this.runApplied;
     const n = this.runLen;
     const ends = this.runEnds;
-    const col = this.collector;
     const log = this.kvEvents;
     const m = upTo - from;
     let growth = 0;
@@ -930,36 +731,6 @@ export class VllmEngine implements Engine {
       }
     } else {
       for (let k = 0; k < n; k++) this.decodeOneToken(this.running[k], m);
-    }
-    // Tokens: the first applied step's gap differs per request; later gaps are shared by all n requests.
-    const firstEnd = ends[from + 1];
-    const lastEnd = ends[upTo];
-    for (let k = 0; k < n; k++) {
-      const r = this.running[k];
-      col.addGap(firstEnd - col.lastTokenMs[r], 1);
-      if (col.tokens[r] === 1) col.secondTokenMs[r] = firstEnd;
-      col.tokens[r] += m;
-      col.lastTokenMs[r] = lastEnd;
-      req.generated[r] += m;
-    }
-    for (let j = from + 2; j <= upTo; j++) col.addGap(ends[j] - ends[j - 1], n);
-    this.passes += m;
-    this.busyMs += lastEnd - ends[from];
-    this.runApplied = upTo;
-    // Pass records as stepping would leave them: step j decodes n requests over context + n (j - 1) tokens.
-    if (m >= 2) {
-      this.history.overwriteLatest(ends[upTo - 2], ends[upTo - 1], n, this.runContext + n * (upTo - 2));
-    }
-    this.history.record(ends[upTo - 1], lastEnd, 0, 0, n, this.runContext + n * (upTo - 1));
-    // Completions happen only in the run's final pass.
-    if (upTo === this.runSteps) {
-      let w = 0;
-      for (let k = 0; k < n; k++) {
-        const r = this.running[k];
-        if (req.generated[r] >= req.outputLen[r]) this.complete(r, lastEnd);
-        else this.running[w++] = r;
-      }
-      this.runLen = w;
     }
   }
 }
