@@ -418,7 +418,7 @@ export const SIMULATE_FLAGS: FlagSpec[] = [
     name: 'conditional-disagg',
     path: 'disaggregation.conditional',
     kind: 'boolean',
-    help: 'disagg: prefill short uncached prompts on the decode worker',
+    help: 'disagg, KV router: prefill short uncached prompts on the decode worker',
   },
   { name: 'seed', path: 'seed', kind: 'int', help: 'seed for every random choice (0)' },
   {

@@ -234,6 +234,13 @@ export const SimulationConfigSchema = z
   })
   .strict()
   .superRefine((c, ctx) => {
+    if (c.disaggregation && c.disaggregation.conditional !== false && c.router.mode !== 'kv') {
+      ctx.addIssue({
+        code: 'custom',
+        message: "conditional disaggregation needs router mode 'kv' (Dynamo decides it in its KV router)",
+        path: ['disaggregation', 'conditional'],
+      });
+    }
     if (c.engine.g3Blocks > 0 && c.engine.g2Blocks === 0) {
       ctx.addIssue({
         code: 'custom',

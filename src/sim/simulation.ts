@@ -1,74 +1,36 @@
 import { ArrivalQueue, EngineHeap } from './arrival-queue.ts';
-import { TransferLink } from './disagg/transfer-link.ts';
+import {
+  DisaggCoordinator,
+  type DisaggHost,
+  type DisaggregationSpec,
+  type TransferRecords,
+} from './disagg/coordinator.ts';
 import type { Engine, EngineRole } from './engine/engine.ts';
 import { RequestStatus, RequestTable } from './engine/request-table.ts';
 import { RetiredEngine } from './engine/retired-engine.ts';
-import { SglangEngine, type SglangEngineConfig } from './engine/sglang-engine.ts';
-import { VllmEngine, type VllmEngineConfig } from './engine/vllm-engine.ts';
+import { SglangEngine } from './engine/sglang-engine.ts';
+import { VllmEngine } from './engine/vllm-engine.ts';
 import { Collector } from './metrics/collector.ts';
 import type { Fleet } from './planner/fleet.ts';
 import type { Planner } from './planner/planner.ts';
 import { type Cluster, PlannerRuntime, type PlannerSpec } from './planner/runtime.ts';
+import type { EngineSpec, Pool, PoolSpec } from './pool.ts';
 import { Rng } from './random.ts';
 import { KvRouter } from './router/kv-router.ts';
-import type { Router } from './router/router.ts';
-import { LeastLoadedRouter, RandomRouter, RoundRobinRouter } from './router/simple-routers.ts';
+import { makeRouter, poolRouterSpec, type RouterSpec } from './router/pool-router.ts';
 import type { TimingModel } from './timing/timing-model.ts';
 import { layoutBlocks } from './workload/blocks.ts';
 import type { Workload } from './workload/workload.ts';
 
-export type RouterSpec =
-  | { kind: 'round-robin' }
-  | { kind: 'random' }
-  | { kind: 'least-loaded' }
-  | {
-      kind: 'kv';
-      overlapWeight: number;
-      overlapCredit: number;
-      temperature: number;
-      trackActiveBlocks?: boolean;
-      assumeKvReuse?: boolean;
-    };
+export type { DisaggregationSpec, TransferRecords } from './disagg/coordinator.ts';
+export type { EngineSpec, PoolSpec } from './pool.ts';
+export type { RouterSpec } from './router/pool-router.ts';
 
 export type ArrivalSpec =
   /** Replay first-turn timestamps, compressed by `speedup` (arrival gaps and inter-turn delays divided). */
   | { kind: 'trace'; speedup: number }
   /** Keep at most `concurrency` requests (or sessions) in flight; arrivals are stamped at dispatch. */
   | { kind: 'closed-loop'; concurrency: number };
-
-/** Engine settings: a vLLM engine (no `kind`, or 'vllm') or an SGLang one. */
-export type EngineSpec = VllmEngineConfig | SglangEngineConfig;
-
-/** One pool of identical engines. */
-export interface PoolSpec {
-  workers: number;
-  engine: EngineSpec;
-  timing: TimingModel;
-  /** GPUs one worker occupies (tensor-parallel size x data-parallel size). */
-  gpusPerWorker: number;
-}
-
-/** Disaggregated serving: prompts run on prefill workers, their KV moves to decode workers, which generate. */
-export interface DisaggregationSpec {
-  prefill: PoolSpec;
-  decode: PoolSpec;
-  /** KV cache bytes per token of the model (all layers). */
-  kvBytesPerToken: number;
-  /** Bandwidth of each prefill worker's link, GB/s. */
-  kvTransferGbps: number;
-  /**
-   * Concurrent transfers from one prefill worker share its link (processor sharing; the default), or each
-   * moves at the full bandwidth as if alone (false: the reference simulator's fixed per-transfer delay).
-   */
-  kvLinkShared?: boolean;
-  /** Tokens charged per transfer: the whole prompt, or only the prompt blocks the destination lacks. */
-  transferMode: 'full-prompt' | 'destination-missing';
-  /**
-   * Conditional disaggregation: prefill on the chosen decode worker when the prompt's uncached part there is
-   * under `maxUncachedTokens` tokens and under `maxUncachedRatio` of the prompt.
-   */
-  conditional?: { maxUncachedTokens: number; maxUncachedRatio: number };
-}
 
 export interface SimulationOptions {
   /** Aggregated serving: `workers` engines with `engine`, `timing`, `gpusPerWorker`. Ignored if disaggregated. */
@@ -86,27 +48,6 @@ export interface SimulationOptions {
   planner?: PlannerSpec;
   /** Called for every engine created (initial workers and the planner's), e.g. to attach a pass log. */
   onEngineCreated?: (engine: Engine) => void;
-}
-
-/** Per-request records of KV handoffs between prefill and decode workers. */
-export interface TransferRecords {
-  /** Request ids handed off, in completion order. */
-  count: number;
-  /**
-   * Wall of each transfer (link time, ms) and the wait for the destination's KV (ms): before the transfer,
-   * or for SGLang's handoff order (destination first) between arrival and the reservation.
-   */
-  transferMs: Float64Array;
-  waitMs: Float64Array;
-  bytes: number;
-  /** Requests prefilled on their decode worker (conditional disaggregation). */
-  localPrefills: number;
-  /** Per request (NaN if none): when its prefill finished, its transfer started and its KV arrived. */
-  prefillDoneMs: Float64Array;
-  transferStartMs: Float64Array;
-  transferEndMs: Float64Array;
-  /** Per request: decode engine index, or -1. */
-  decodeEngine: Int32Array;
 }
 
 export interface SimulationResult {
@@ -137,21 +78,7 @@ export function simulate(workload: Workload, options: SimulationOptions): Simula
   return new Simulation(workload, options).run();
 }
 
-/**
- * A set of engines behind one router, by slot. With a planner the set changes: `eligible` marks the slots
- * that take new requests (ready, not draining), and the slot of a departed worker is reused by the next new
- * one, so per-slot router state stays as large as the pool at its largest.
- */
-interface Pool {
-  role: EngineRole;
-  spec: PoolSpec;
-  engines: Engine[];
-  router: Router;
-  eligible: Uint8Array | null;
-  freeSlots: number[];
-}
-
-class Simulation implements Cluster {
+class Simulation implements Cluster, DisaggHost {
   private readonly req: RequestTable;
   private readonly collector: Collector;
   private readonly engines: Engine[] = [];
@@ -180,35 +107,22 @@ class Simulation implements Cluster {
   private readonly workload: Workload;
   private readonly options: SimulationOptions;
 
-  // Disaggregation state.
-  private readonly disagg: DisaggregationSpec | null;
-  private readonly links: TransferLink[] = [];
-  private readonly pending: number[][] = []; // per decode engine (local index): requests waiting for KV
-  private readonly source: Int32Array; // prefill engine holding r's KV during its handoff
-  private readonly destination: Int32Array;
-  private readonly handoffStart: Float64Array;
-  /**
-   * SGLang's handoff order: the decode worker reserves KV for a request when it arrives, before its prefill
-   * is submitted (vLLM's: after the prefill). Per request: 1 once its destination is reserved.
-   */
-  private readonly destinationFirst: boolean;
-  private readonly reserved: Uint8Array;
-  private readonly reservedHitTokens: Int32Array;
-  private readonly reservedAt: Float64Array;
-  /** Per decode engine (local index): transfers that arrived during its pass in flight. */
-  private readonly wakes: number[] = [];
-  private readonly transferStart: Float64Array;
-  private transfers: TransferRecords | null = null;
+  /** The disaggregated hand-off (null for aggregated serving). */
+  private readonly disagg: DisaggCoordinator | null = null;
   private readonly done: number[] = [];
 
   constructor(workload: Workload, options: SimulationOptions) {
     this.workload = workload;
     this.options = options;
-    this.disagg = options.disaggregation ?? null;
-    const poolSpecs: [EngineRole, PoolSpec][] = this.disagg
+    const disagg = options.disaggregation;
+    if (disagg?.conditional && options.router.kind !== 'kv')
+      throw new RangeError(
+        'conditional disaggregation needs the KV router (Dynamo decides it in its KV router)',
+      );
+    const poolSpecs: [EngineRole, PoolSpec][] = disagg
       ? [
-          ['prefill', this.disagg.prefill],
-          ['decode', this.disagg.decode],
+          ['prefill', disagg.prefill],
+          ['decode', disagg.decode],
         ]
       : [
           [
@@ -230,21 +144,7 @@ class Simulation implements Cluster {
     this.collector = new Collector(workload.size);
     const rng = new Rng(options.seed);
     for (const [role, spec] of poolSpecs) {
-      // Disaggregated pools score as Dynamo's router configures them: the prefill pool's KV router has no
-      // decode term (prefill workers hold no decode KV); the decode pool is balanced by the blocks in flight
-      // (no prefill term, no credit for cached or shared blocks), also for conditional disaggregation, which
-      // needs its cache view.
-      const routerSpec: RouterSpec =
-        role === 'prefill'
-          ? options.router.kind === 'kv'
-            ? { ...options.router, trackActiveBlocks: false }
-            : options.router
-          : role !== 'decode'
-            ? options.router
-            : options.router.kind === 'kv' || this.disagg?.conditional
-              ? { kind: 'kv', overlapWeight: 0, overlapCredit: 0, temperature: 0, assumeKvReuse: false }
-              : options.router;
-      const router = makeRouter(routerSpec, this.req, spec.workers, rng);
+      const router = makeRouter(poolRouterSpec(role, options.router), this.req, spec.workers, rng);
       const pool: Pool = {
         role,
         spec,
@@ -266,34 +166,8 @@ class Simulation implements Cluster {
     this.dirty = new Uint8Array(Math.max(1, n));
     this.live = options.planner ? this.engines.slice() : this.engines;
     this.speedup = options.arrivals.kind === 'trace' ? options.arrivals.speedup : 1;
-    const size = workload.size;
-    this.source = new Int32Array(this.disagg ? size : 0);
-    this.destination = new Int32Array(this.disagg ? size : 0);
-    this.handoffStart = new Float64Array(this.disagg ? size : 0);
-    this.transferStart = new Float64Array(this.disagg ? size : 0);
-    this.destinationFirst = this.disagg?.decode.engine.kind === 'sglang';
-    this.reserved = new Uint8Array(this.destinationFirst ? size : 0);
-    this.reservedHitTokens = new Int32Array(this.destinationFirst ? size : 0);
-    this.reservedAt = new Float64Array(this.destinationFirst ? size : 0);
-    if (this.disagg) {
-      for (let i = 0; i < this.disagg.prefill.workers; i++)
-        this.links.push(new TransferLink(this.disagg.kvTransferGbps, this.disagg.kvLinkShared ?? true));
-      for (let i = 0; i < this.disagg.decode.workers; i++) {
-        this.pending.push([]);
-        this.wakes.push(0);
-      }
-      this.transfers = {
-        count: 0,
-        transferMs: new Float64Array(size),
-        waitMs: new Float64Array(size),
-        bytes: 0,
-        localPrefills: 0,
-        prefillDoneMs: new Float64Array(size).fill(Number.NaN),
-        transferStartMs: new Float64Array(size).fill(Number.NaN),
-        transferEndMs: new Float64Array(size).fill(Number.NaN),
-        decodeEngine: new Int32Array(size).fill(-1),
-      };
-    }
+    if (disagg)
+      this.disagg = new DisaggCoordinator(disagg, this.pools[1], this, this.req, workload, this.collector);
     if (options.planner) this.runtime = new PlannerRuntime(this, options.planner, this.req, this.collector);
   }
 
@@ -332,19 +206,10 @@ class Simulation implements Cluster {
       slot = pool.engines.length;
       pool.engines.push(e);
       pool.router.addSlot?.();
-      if (pool.role === 'prefill')
-        this.links.push(
-          new TransferLink(
-            (this.disagg as DisaggregationSpec).kvTransferGbps,
-            (this.disagg as DisaggregationSpec).kvLinkShared ?? true,
-          ),
-        );
-      if (pool.role === 'decode') {
-        this.pending.push([]);
-        this.wakes.push(0);
-      }
-      const el = pool.eligible as Uint8Array;
-      if (slot >= el.length) {
+      if (pool.role === 'prefill') this.disagg?.addPrefillSlot();
+      if (pool.role === 'decode') this.disagg?.addDecodeSlot();
+      const el = pool.eligible;
+      if (el !== null && slot >= el.length) {
         const grown = new Uint8Array(el.length * 2);
         grown.set(el);
         pool.eligible = grown;
@@ -369,12 +234,13 @@ class Simulation implements Cluster {
   }
 
   setEligible(e: Engine, eligible: boolean): void {
-    (this.poolOf[e.index].eligible as Uint8Array)[this.localIndex[e.index]] = eligible ? 1 : 0;
+    const el = this.poolOf[e.index].eligible;
+    if (el !== null) el[this.localIndex[e.index]] = eligible ? 1 : 0;
   }
 
   isEmpty(e: Engine): boolean {
     if (!e.isIdle || e.hasPendingRun || e.hasWork() || e.activeBlocks > 0) return false;
-    return this.poolOf[e.index].role !== 'decode' || this.pending[this.localIndex[e.index]].length === 0;
+    return !this.pendingReservations(e.index);
   }
 
   retire(e: Engine): void {
@@ -383,7 +249,7 @@ class Simulation implements Cluster {
     const stub = new RetiredEngine(e);
     this.engines[e.index] = stub;
     pool.engines[slot] = stub;
-    (pool.eligible as Uint8Array)[slot] = 0;
+    if (pool.eligible !== null) pool.eligible[slot] = 0;
     pool.freeSlots.push(slot);
     const i = this.live.indexOf(e);
     if (i >= 0) this.live.splice(i, 1);
@@ -395,7 +261,11 @@ class Simulation implements Cluster {
     let now = 0;
     const rt = this.runtime;
     for (;;) {
-      let t = Math.min(this.arrivals.peekTime(), this.heap.minTime(), this.nextTransfer());
+      let t = Math.min(
+        this.arrivals.peekTime(),
+        this.heap.minTime(),
+        this.disagg?.nextTransfer() ?? Number.POSITIVE_INFINITY,
+      );
       // Planner ticks and worker starts are events too, but never keep a finished run alive.
       if (t === Number.POSITIVE_INFINITY) break;
       if (rt !== null) t = Math.min(t, rt.nextEventMs());
@@ -421,7 +291,7 @@ class Simulation implements Cluster {
       loopSteps: this.loopSteps,
       arrivals: this.routed,
       queueSamples: { t: this.qT, waiting: this.qW, running: this.qR, length: this.qLen },
-      transfers: this.transfers,
+      transfers: this.disagg?.records ?? null,
       planner: rt !== null ? { planner: rt.planner, fleet: rt.fleet } : null,
     };
   }
@@ -459,8 +329,8 @@ class Simulation implements Cluster {
     batch.length = 0;
     for (;;) {
       while (this.heap.minTime() <= t) this.finishPass(this.heap.pop(), t);
-      if (this.disagg && this.nextTransfer() <= t) {
-        this.finishTransfers(t);
+      if (this.disagg !== null && this.disagg.nextTransfer() <= t) {
+        this.disagg.finishTransfers(t);
         continue;
       }
       while (this.arrivals.peekTime() <= t) batch.push(this.arrivals.pop());
@@ -479,7 +349,7 @@ class Simulation implements Cluster {
   }
 
   /** Applies engine e's planned passes that started before t; true if its busy period now ends at t. */
-  private bringUpToDate(e: number, t: number): boolean {
+  bringUpToDate(e: number, t: number): boolean {
     const engine = this.engines[e];
     if (!engine.hasPendingRun) return false;
     const end = engine.materialize(t);
@@ -506,18 +376,20 @@ class Simulation implements Cluster {
     done.length = 0;
     const fin = engine.finished;
     for (let i = 0; i < fin.length; i++) done.push(fin.get(i));
+    const disagg = this.disagg;
     for (const r of done) {
       if (router.onFinished) router.onFinished(r, local);
-      if (pool.role === 'prefill' && this.req.status[r] === RequestStatus.Transferring) this.handOff(r, e, t);
-      else this.onRequestDone(r, t);
+      if (disagg !== null && pool.role === 'prefill' && this.req.status[r] === RequestStatus.Transferring)
+        disagg.onPrefillDone(r, e, t);
+      else this.requestDone(r, t);
     }
     engine.endPass();
     this.markDirty(e);
-    if (pool.role === 'decode') this.retryPending(e, t);
+    if (disagg !== null && pool.role === 'decode') disagg.afterDecodePass(e, t);
   }
 
   /** Follow-up turn of a session, or the next closed-loop dispatch. */
-  private onRequestDone(r: number, t: number): void {
+  requestDone(r: number, t: number): void {
     this.runtime?.onDone(r);
     const next = this.workload.nextTurn[r];
     if (next >= 0) {
@@ -528,132 +400,31 @@ class Simulation implements Cluster {
   }
 
   // ---------------------------------------------------------------------------------------------------------
-  // Disaggregation: prefill done -> decode worker reserves KV -> transfer -> decode.
+  // DisaggHost: what the hand-off reads and drives.
 
-  private handOff(r: number, prefillEngine: number, t: number): void {
-    const engine = this.engines[prefillEngine];
-    const decodeSpec = (this.disagg as DisaggregationSpec).decode.engine;
-    if (
-      Math.ceil((this.req.promptLen[r] + this.workload.outputLength[r]) / decodeSpec.blockSize) >
-      decodeSpec.numGpuBlocks
-    ) {
-      // Can never fit on a decode worker.
-      engine.releaseHeld?.(r);
-      this.req.status[r] = RequestStatus.Rejected;
-      this.collector.onReject(r, 'prompt plus output larger than a decode worker KV cache');
-      this.collector.terminalMs[r] = t;
-      this.onRequestDone(r, t);
-      return;
-    }
-    if (this.workload.outputLength[r] === 0) {
-      // Nothing to generate: the request ends with its prefill.
-      engine.releaseHeld?.(r);
-      this.req.status[r] = RequestStatus.Done;
-      this.collector.onComplete(r, t);
-      this.onRequestDone(r, t);
-      return;
-    }
-    this.source[r] = prefillEngine;
-    this.handoffStart[r] = t;
-    if (this.destinationFirst) {
-      // The destination was reserved before the prefill: the transfer starts now.
-      this.startTransfer(r, this.reservedHitTokens[r], t);
-      return;
-    }
-    this.routeToDecode(r, t);
+  engine(e: number): Engine {
+    return this.engines[e];
   }
 
-  /**
-   * Picks r's decode worker and reserves KV there. The decode worker's scheduler takes the request at its
-   * next scheduling point, as vLLM allocates the KV for a remote prefill in its scheduler step: now if it is
-   * idle, else when its pass in flight ends (finishPass then retries the queue).
-   */
-  private routeToDecode(r: number, t: number): void {
-    const decode = this.pools[1];
-    const local = decode.router.route(r, decode.engines, t, decode.eligible);
-    decode.router.onRouted?.(r, local);
-    const d = decode.engines[local].index;
-    this.destination[r] = d;
-    const queue = this.pending[local];
-    this.bringUpToDate(d, t);
-    const busy = this.ends[d] > t && this.ends[d] !== Number.POSITIVE_INFINITY;
-    if (queue.length > 0 || busy || !this.tryReserve(r, d, t)) queue.push(r);
+  slotOf(e: number): number {
+    return this.localIndex[e];
   }
 
-  private tryReserve(r: number, d: number, t: number): boolean {
-    this.bringUpToDate(d, t);
-    const engine = this.engines[d];
-    if (!engine.reserveDestination?.(r, t)) return false;
-    if (this.destinationFirst) {
-      // Reserved ahead of the prefill, which is submitted now.
-      this.reserved[r] = 1;
-      this.reservedHitTokens[r] = engine.lastReservedHitTokens ?? 0;
-      this.reservedAt[r] = t;
-      this.submitPrefill(r, t);
-      return true;
-    }
-    this.startTransfer(r, engine.lastReservedHitTokens ?? 0, t);
-    return true;
+  busyAt(e: number, t: number): boolean {
+    return this.ends[e] > t && this.ends[e] !== Number.POSITIVE_INFINITY;
   }
 
-  /** r's KV starts moving from its prefill worker to its reserved destination. */
-  private startTransfer(r: number, destinationHitTokens: number, t: number): void {
-    const spec = this.disagg as DisaggregationSpec;
-    const tokens =
-      spec.transferMode === 'full-prompt'
-        ? this.req.promptLen[r]
-        : this.req.promptLen[r] - destinationHitTokens;
-    const bytes = tokens * spec.kvBytesPerToken;
-    const records = this.transfers as TransferRecords;
-    records.bytes += bytes;
-    this.transferStart[r] = t;
-    const p = this.localIndex[this.source[r]];
-    this.links[p].add(r, bytes, t);
-  }
-
-  /**
-   * Decode engine e finished a pass: reserve KV for the requests waiting on it, in order. A busy engine takes
-   * one per scheduler step, and each transfer that arrived during the pass (and joins at its end) adds a
-   * step; an engine left idle steps until nothing changes. (Found against the reference: several handoffs
-   * landing in one pass of a busy decode worker are reserved 1, 2, 3... per pass end.)
-   */
-  private retryPending(e: number, t: number): void {
-    const local = this.localIndex[e];
-    const queue = this.pending[local];
-    const steps = this.engines[e].hasWork() ? 1 + this.wakes[local] : Number.POSITIVE_INFINITY;
-    this.wakes[local] = 0;
-    let k = 0;
-    while (k < queue.length && k < steps && this.tryReserve(queue[k], e, t)) k++;
-    if (k > 0) queue.splice(0, k);
-  }
-
-  /**
-   * Destination first (SGLang): an arrival is routed to a decode worker, which reserves its KV at its next
-   * scheduling point (now if idle, else when its pass in flight ends); the prefill is submitted then.
-   * Requests that can never fit a decode worker are rejected, and those with nothing to generate go
-   * straight to prefill.
-   */
-  private reserveFirst(r: number, t: number): void {
-    const decodeSpec = (this.disagg as DisaggregationSpec).decode.engine;
-    if (this.workload.outputLength[r] === 0) {
-      this.submitPrefill(r, t);
-      return;
-    }
-    if (
-      Math.ceil((this.req.promptLen[r] + this.workload.outputLength[r]) / decodeSpec.blockSize) >
-      decodeSpec.numGpuBlocks
-    ) {
-      this.req.status[r] = RequestStatus.Rejected;
-      this.collector.onReject(r, 'prompt plus output larger than a decode worker KV cache');
-      this.collector.terminalMs[r] = t;
-      this.onRequestDone(r, t);
-      return;
-    }
-    this.routeToDecode(r, t);
+  /** True when engine e is a decode worker with requests waiting for a KV reservation. */
+  private pendingReservations(e: number): boolean {
+    return (
+      this.disagg !== null &&
+      this.poolOf[e].role === 'decode' &&
+      this.disagg.hasPendingReservations(this.localIndex[e])
+    );
   }
 
   /** Routes r to a prefill worker (or the aggregated pool) and queues it there. */
-  private submitPrefill(r: number, t: number): void {
+  submitPrefill(r: number, t: number): void {
     const first = this.pools[0];
     const local = first.router.route(r, first.engines, t, first.eligible);
     // The planner's hit-rate signal is the KV router's overlap estimate for the worker it chose.
@@ -667,46 +438,6 @@ class Simulation implements Cluster {
     this.markDirty(e);
   }
 
-  private nextTransfer(): number {
-    let min = Number.POSITIVE_INFINITY;
-    for (const link of this.links) {
-      if (link.active === 0) continue;
-      const c = link.nextCompletion();
-      if (c < min) min = c;
-    }
-    return min;
-  }
-
-  private readonly completedTransfers: number[] = [];
-
-  private finishTransfers(t: number): void {
-    const records = this.transfers as TransferRecords;
-    for (const link of this.links) {
-      if (link.active === 0 || link.nextCompletion() > t) continue;
-      link.completeUpTo(t, this.completedTransfers);
-      for (const r of this.completedTransfers) {
-        const p = this.source[r];
-        const d = this.destination[r];
-        this.bringUpToDate(p, t);
-        this.engines[p].releaseHeld?.(r);
-        this.markDirty(p);
-        this.bringUpToDate(d, t);
-        if (this.ends[d] > t && this.ends[d] !== Number.POSITIVE_INFINITY) this.wakes[this.localIndex[d]]++;
-        this.engines[d].activate?.(r, t);
-        this.markDirty(d);
-        records.transferMs[records.count] = t - this.transferStart[r];
-        records.waitMs[records.count] = this.destinationFirst
-          ? this.reservedAt[r] - this.collector.arrivalMs[r]
-          : this.transferStart[r] - this.handoffStart[r];
-        records.count++;
-        records.prefillDoneMs[r] = this.handoffStart[r];
-        records.transferStartMs[r] = this.transferStart[r];
-        records.transferEndMs[r] = t;
-        records.decodeEngine[r] = d;
-      }
-    }
-  }
-
   // ---------------------------------------------------------------------------------------------------------
   // Routing and pass starts.
 
@@ -717,33 +448,10 @@ class Simulation implements Cluster {
       this.collector.onArrival(r, t);
       this.routed++;
       this.runtime?.onArrival();
-      if (this.disagg?.conditional && this.prefillLocally(r, t)) continue;
-      if (this.destinationFirst) this.reserveFirst(r, t);
+      if (this.disagg !== null) this.disagg.route(r, t);
       else this.submitPrefill(r, t);
     }
     batch.length = 0;
-  }
-
-  /** Conditional disaggregation: prefill on the chosen decode worker when little of the prompt is uncached. */
-  private prefillLocally(r: number, t: number): boolean {
-    const cond = (this.disagg as DisaggregationSpec).conditional as {
-      maxUncachedTokens: number;
-      maxUncachedRatio: number;
-    };
-    const decode = this.pools[1];
-    const router = decode.router as KvRouter;
-    const local = router.route(r, decode.engines, t, decode.eligible);
-    const isl = this.req.promptLen[r];
-    const uncached = isl - router.overlap(r, local) * this.req.layout.blockSize;
-    if (!(uncached < cond.maxUncachedTokens && uncached / isl < cond.maxUncachedRatio)) return false;
-    const e = decode.engines[local].index;
-    (this.transfers as TransferRecords).decodeEngine[r] = e;
-    this.bringUpToDate(e, t);
-    this.engines[e].enqueue(r);
-    router.onRouted(r, local);
-    (this.transfers as TransferRecords).localPrefills++;
-    this.markDirty(e);
-    return true;
   }
 
   private startIdle(t: number): void {
@@ -757,7 +465,7 @@ class Simulation implements Cluster {
       const pool = this.poolOf[e];
       const reads = pool.router.reads;
       // A decode engine with reservations waiting takes one at each pass end: no multi-pass runs then.
-      const reserving = pool.role === 'decode' && this.pending[this.localIndex[e]].length > 0;
+      const reserving = this.pendingReservations(e);
       const end = engine.startPass(
         t,
         reserving ? t : reads === 'none' ? Number.POSITIVE_INFINITY : next,
@@ -774,7 +482,7 @@ class Simulation implements Cluster {
     list.length = 0;
   }
 
-  private markDirty(e: number): void {
+  markDirty(e: number): void {
     if (this.dirty[e] === 0) {
       this.dirty[e] = 1;
       this.dirtyList.push(e);
@@ -805,29 +513,5 @@ class Simulation implements Cluster {
     this.qW[n] = waiting;
     this.qR[n] = running;
     this.qLen++;
-  }
-}
-
-function makeRouter(spec: RouterSpec, req: RequestTable, workers: number, rng: Rng): Router {
-  switch (spec.kind) {
-    case 'round-robin':
-      return new RoundRobinRouter();
-    case 'random':
-      return new RandomRouter(rng);
-    case 'least-loaded':
-      return new LeastLoadedRouter();
-    case 'kv':
-      return new KvRouter(
-        {
-          overlapWeight: spec.overlapWeight,
-          overlapCredit: spec.overlapCredit,
-          temperature: spec.temperature,
-          trackActiveBlocks: spec.trackActiveBlocks,
-          assumeKvReuse: spec.assumeKvReuse,
-        },
-        req,
-        workers,
-        rng,
-      );
   }
 }

@@ -277,6 +277,16 @@ function enumerateDisaggregated(
 ): void {
   const d = space.disaggregated;
   const uniq = (xs: number[]) => [...new Set(xs)].sort((a, b) => a - b);
+  // Conditional disaggregation is decided by Dynamo's KV router: it pairs with KV routing only.
+  if (d.conditional.includes(true)) {
+    for (const mode of new Set(routers.map((r) => r.mode))) {
+      if (mode !== 'kv')
+        pruned.push({
+          label: `${gpu.type} conditional disaggregation with ${mode} routing`,
+          reason: 'conditional disaggregation needs the KV router',
+        });
+    }
+  }
   for (const ptp of uniq(d.prefillTensorParallel)) {
     for (const dtp of uniq(d.decodeTensorParallel)) {
       if (ptp + dtp > gpu.count) {
@@ -301,6 +311,7 @@ function enumerateDisaggregated(
             for (const kvTransferGbps of uniq(d.kvTransferGbps)) {
               for (const conditional of [...new Set(d.conditional)]) {
                 for (const router of routers) {
+                  if (conditional && router.mode !== 'kv') continue;
                   push({
                     gpuType: gpu.type,
                     topology: 'disaggregated',

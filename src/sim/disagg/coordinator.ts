@@ -1,0 +1,351 @@
+import type { Engine } from '../engine/engine.ts';
+import { RequestStatus, type RequestTable } from '../engine/request-table.ts';
+import type { Collector } from '../metrics/collector.ts';
+import type { Pool, PoolSpec } from '../pool.ts';
+import { KvRouter } from '../router/kv-router.ts';
+import type { Workload } from '../workload/workload.ts';
+import { TransferLink } from './transfer-link.ts';
+
+/** Disaggregated serving: prompts run on prefill workers, their KV moves to decode workers, which generate. */
+export interface DisaggregationSpec {
+  prefill: PoolSpec;
+  decode: PoolSpec;
+  /** KV cache bytes per token of the model (all layers). */
+  kvBytesPerToken: number;
+  /** Bandwidth of each prefill worker's link, GB/s. */
+  kvTransferGbps: number;
+  /**
+   * Concurrent transfers from one prefill worker share its link (processor sharing; the default), or each
+   * moves at the full bandwidth as if alone (false: the reference simulator's fixed per-transfer delay).
+   */
+  kvLinkShared?: boolean;
+  /** Tokens charged per transfer: the whole prompt, or only the prompt blocks the destination lacks. */
+  transferMode: 'full-prompt' | 'destination-missing';
+  /**
+   * Conditional disaggregation (needs the KV router): prefill on the chosen decode worker when the prompt's
+   * uncached part there is under `maxUncachedTokens` tokens and under `maxUncachedRatio` of the prompt.
+   */
+  conditional?: { maxUncachedTokens: number; maxUncachedRatio: number };
+}
+
+/** Per-request records of KV handoffs between prefill and decode workers. */
+export interface TransferRecords {
+  /** Request ids handed off, in completion order. */
+  count: number;
+  /**
+   * Wall of each transfer (link time, ms) and the wait for the destination's KV (ms): before the transfer,
+   * or for SGLang's handoff order (destination first) between arrival and the reservation.
+   */
+  transferMs: Float64Array;
+  waitMs: Float64Array;
+  bytes: number;
+  /** Requests prefilled on their decode worker (conditional disaggregation). */
+  localPrefills: number;
+  /** Per request (NaN if none): when its prefill finished, its transfer started and its KV arrived. */
+  prefillDoneMs: Float64Array;
+  transferStartMs: Float64Array;
+  transferEndMs: Float64Array;
+  /** Per request: decode engine index, or -1. */
+  decodeEngine: Int32Array;
+}
+
+/**
+ * Who reserves first in a hand-off: vLLM's engines (and TRT-LLM's) prefill, then find a destination
+ * (source first); SGLang's decode worker reserves the KV before the prefill is submitted (destination first).
+ */
+export function handoffOrder(decode: PoolSpec): 'source-first' | 'destination-first' {
+  return decode.engine.kind === 'sglang' ? 'destination-first' : 'source-first';
+}
+
+/** What the coordinator needs from the simulation that owns the engines and the clock. */
+export interface DisaggHost {
+  /** Engine by global index. */
+  engine(e: number): Engine;
+  /** Slot of engine e in its pool. */
+  slotOf(e: number): number;
+  /** Applies engine e's planned passes that started before t. */
+  bringUpToDate(e: number, t: number): void;
+  /** True while engine e has a pass in flight at t that ends after t. */
+  busyAt(e: number, t: number): boolean;
+  /** Engine e may start a pass at the end of this time step. */
+  markDirty(e: number): void;
+  /** Request r left the cluster at t (done or rejected): its follow-ups may arrive. */
+  requestDone(r: number, t: number): void;
+  /** Routes r to a prefill worker and queues it there. */
+  submitPrefill(r: number, t: number): void;
+}
+
+/**
+ * The disaggregated hand-off, created only for disaggregated runs: prefill done -> decode worker reserves
+ * KV -> transfer over the prefill worker's link -> decode (or, destination first, reserve -> prefill ->
+ * transfer -> decode), and conditional disaggregation's local prefills.
+ */
+export class DisaggCoordinator {
+  readonly records: TransferRecords;
+  private readonly spec: DisaggregationSpec;
+  private readonly host: DisaggHost;
+  private readonly decode: Pool;
+  /** The decode pool's KV router when conditional disaggregation reads its cache view. */
+  private readonly conditionalRouter: KvRouter | null;
+  private readonly req: RequestTable;
+  private readonly workload: Workload;
+  private readonly collector: Collector;
+  private readonly destinationFirst: boolean;
+  /** Per prefill slot: its link. Per decode slot: requests waiting for KV there, transfers that woke it. */
+  private readonly links: TransferLink[] = [];
+  private readonly pending: number[][] = [];
+  private readonly wakes: number[] = [];
+  /** Per request: prefill engine holding its KV during the hand-off, decode engine, times. */
+  private readonly source: Int32Array;
+  private readonly destination: Int32Array;
+  private readonly handoffStart: Float64Array;
+  private readonly transferStart: Float64Array;
+  /** Destination first, per request: tokens its reservation found cached, and when it was made. */
+  private readonly reservedHitTokens: Int32Array;
+  private readonly reservedAt: Float64Array;
+  private readonly completed: number[] = [];
+
+  constructor(
+    spec: DisaggregationSpec,
+    decode: Pool,
+    host: DisaggHost,
+    req: RequestTable,
+    workload: Workload,
+    collector: Collector,
+  ) {
+    this.spec = spec;
+    this.decode = decode;
+    this.host = host;
+    this.req = req;
+    this.workload = workload;
+    this.collector = collector;
+    if (spec.conditional) {
+      if (!(decode.router instanceof KvRouter))
+        throw new RangeError('conditional disaggregation needs the KV router');
+      this.conditionalRouter = decode.router;
+    } else this.conditionalRouter = null;
+    this.destinationFirst = handoffOrder(spec.decode) === 'destination-first';
+    const size = workload.size;
+    this.source = new Int32Array(size);
+    this.destination = new Int32Array(size);
+    this.handoffStart = new Float64Array(size);
+    this.transferStart = new Float64Array(size);
+    const reservations = this.destinationFirst ? size : 0;
+    this.reservedHitTokens = new Int32Array(reservations);
+    this.reservedAt = new Float64Array(reservations);
+    for (let i = 0; i < spec.prefill.workers; i++) this.addPrefillSlot();
+    for (let i = 0; i < spec.decode.workers; i++) this.addDecodeSlot();
+    this.records = {
+      count: 0,
+      transferMs: new Float64Array(size),
+      waitMs: new Float64Array(size),
+      bytes: 0,
+      localPrefills: 0,
+      prefillDoneMs: new Float64Array(size).fill(Number.NaN),
+      transferStartMs: new Float64Array(size).fill(Number.NaN),
+      transferEndMs: new Float64Array(size).fill(Number.NaN),
+      decodeEngine: new Int32Array(size).fill(-1),
+    };
+  }
+
+  /** A prefill pool slot was added (the planner grew the pool). */
+  addPrefillSlot(): void {
+    this.links.push(new TransferLink(this.spec.kvTransferGbps, this.spec.kvLinkShared ?? true));
+  }
+
+  addDecodeSlot(): void {
+    this.pending.push([]);
+    this.wakes.push(0);
+  }
+
+  /** True while requests wait for a KV reservation on the decode worker in `slot`. */
+  hasPendingReservations(slot: number): boolean {
+    return this.pending[slot].length > 0;
+  }
+
+  /** An arrival: prefilled locally (conditional), reserved first (SGLang) or sent to a prefill worker. */
+  route(r: number, t: number): void {
+    if (this.conditionalRouter !== null && this.prefillLocally(this.conditionalRouter, r, t)) return;
+    if (this.destinationFirst) this.reserveFirst(r, t);
+    else this.host.submitPrefill(r, t);
+  }
+
+  /** Request r's prefill finished on prefill engine e at t; its KV is held there. */
+  onPrefillDone(r: number, e: number, t: number): void {
+    const engine = this.host.engine(e);
+    if (this.neverFits(r)) {
+      engine.releaseHeld?.(r);
+      this.rejectTooLarge(r, t);
+      return;
+    }
+    if (this.workload.outputLength[r] === 0) {
+      // Nothing to generate: the request ends with its prefill.
+      engine.releaseHeld?.(r);
+      this.req.status[r] = RequestStatus.Done;
+      this.collector.onComplete(r, t);
+      this.host.requestDone(r, t);
+      return;
+    }
+    this.source[r] = e;
+    this.handoffStart[r] = t;
+    if (this.destinationFirst) {
+      // The destination was reserved before the prefill: the transfer starts now.
+      this.startTransfer(r, this.reservedHitTokens[r], t);
+      return;
+    }
+    this.routeToDecode(r, t);
+  }
+
+  /**
+   * Decode engine e finished a pass: reserve KV for the requests waiting on it, in order. A busy engine takes
+   * one per scheduler step, and each transfer that arrived during the pass (and joins at its end) adds a
+   * step; an engine left idle steps until nothing changes. (Found against the reference: several handoffs
+   * landing in one pass of a busy decode worker are reserved 1, 2, 3... per pass end.)
+   */
+  afterDecodePass(e: number, t: number): void {
+    const slot = this.host.slotOf(e);
+    const queue = this.pending[slot];
+    const steps = this.host.engine(e).hasWork() ? 1 + this.wakes[slot] : Number.POSITIVE_INFINITY;
+    this.wakes[slot] = 0;
+    let k = 0;
+    while (k < queue.length && k < steps && this.tryReserve(queue[k], e, t)) k++;
+    if (k > 0) queue.splice(0, k);
+  }
+
+  /** Time the next transfer completes (Infinity when none is in flight). */
+  nextTransfer(): number {
+    let min = Number.POSITIVE_INFINITY;
+    for (const link of this.links) {
+      if (link.active === 0) continue;
+      const c = link.nextCompletion();
+      if (c < min) min = c;
+    }
+    return min;
+  }
+
+  /** Transfers done by t: the source releases its hold, the destination activates the request. */
+  finishTransfers(t: number): void {
+    const host = this.host;
+    const records = this.records;
+    for (const link of this.links) {
+      if (link.active === 0 || link.nextCompletion() > t) continue;
+      link.completeUpTo(t, this.completed);
+      for (const r of this.completed) {
+        const p = this.source[r];
+        const d = this.destination[r];
+        host.bringUpToDate(p, t);
+        host.engine(p).releaseHeld?.(r);
+        host.markDirty(p);
+        host.bringUpToDate(d, t);
+        if (host.busyAt(d, t)) this.wakes[host.slotOf(d)]++;
+        host.engine(d).activate?.(r, t);
+        host.markDirty(d);
+        records.transferMs[records.count] = t - this.transferStart[r];
+        records.waitMs[records.count] = this.destinationFirst
+          ? this.reservedAt[r] - this.collector.arrivalMs[r]
+          : this.transferStart[r] - this.handoffStart[r];
+        records.count++;
+        records.prefillDoneMs[r] = this.handoffStart[r];
+        records.transferStartMs[r] = this.transferStart[r];
+        records.transferEndMs[r] = t;
+        records.decodeEngine[r] = d;
+      }
+    }
+  }
+
+  private neverFits(r: number): boolean {
+    const decode = this.spec.decode.engine;
+    return (
+      Math.ceil((this.req.promptLen[r] + this.workload.outputLength[r]) / decode.blockSize) >
+      decode.numGpuBlocks
+    );
+  }
+
+  private rejectTooLarge(r: number, t: number): void {
+    this.req.status[r] = RequestStatus.Rejected;
+    this.collector.onReject(r, 'prompt plus output larger than a decode worker KV cache');
+    this.collector.terminalMs[r] = t;
+    this.host.requestDone(r, t);
+  }
+
+  /**
+   * Picks r's decode worker and reserves KV there. The decode worker's scheduler takes the request at its
+   * next scheduling point, as vLLM allocates the KV for a remote prefill in its scheduler step: now if it is
+   * idle, else when its pass in flight ends (`afterDecodePass` then retries the queue).
+   */
+  private routeToDecode(r: number, t: number): void {
+    const decode = this.decode;
+    const slot = decode.router.route(r, decode.engines, t, decode.eligible);
+    decode.router.onRouted?.(r, slot);
+    const d = decode.engines[slot].index;
+    this.destination[r] = d;
+    const queue = this.pending[slot];
+    this.host.bringUpToDate(d, t);
+    if (queue.length > 0 || this.host.busyAt(d, t) || !this.tryReserve(r, d, t)) queue.push(r);
+  }
+
+  private tryReserve(r: number, d: number, t: number): boolean {
+    this.host.bringUpToDate(d, t);
+    const engine = this.host.engine(d);
+    if (!engine.reserveDestination?.(r, t)) return false;
+    if (this.destinationFirst) {
+      // Reserved ahead of the prefill, which is submitted now.
+      this.reservedHitTokens[r] = engine.lastReservedHitTokens ?? 0;
+      this.reservedAt[r] = t;
+      this.host.submitPrefill(r, t);
+      return true;
+    }
+    this.startTransfer(r, engine.lastReservedHitTokens ?? 0, t);
+    return true;
+  }
+
+  /** r's KV starts moving from its prefill worker to its reserved destination. */
+  private startTransfer(r: number, destinationHitTokens: number, t: number): void {
+    const spec = this.spec;
+    const tokens =
+      spec.transferMode === 'full-prompt'
+        ? this.req.promptLen[r]
+        : this.req.promptLen[r] - destinationHitTokens;
+    const bytes = tokens * spec.kvBytesPerToken;
+    this.records.bytes += bytes;
+    this.transferStart[r] = t;
+    this.links[this.host.slotOf(this.source[r])].add(r, bytes, t);
+  }
+
+  /**
+   * Destination first (SGLang): an arrival is routed to a decode worker, which reserves its KV at its next
+   * scheduling point (now if idle, else when its pass in flight ends); the prefill is submitted then.
+   * Requests that can never fit a decode worker are rejected, and those with nothing to generate go
+   * straight to prefill.
+   */
+  private reserveFirst(r: number, t: number): void {
+    if (this.workload.outputLength[r] === 0) {
+      this.host.submitPrefill(r, t);
+      return;
+    }
+    if (this.neverFits(r)) {
+      this.rejectTooLarge(r, t);
+      return;
+    }
+    this.routeToDecode(r, t);
+  }
+
+  /** Conditional disaggregation: prefill on the chosen decode worker when little of the prompt is uncached. */
+  private prefillLocally(router: KvRouter, r: number, t: number): boolean {
+    const cond = this.spec.conditional;
+    if (cond === undefined) return false;
+    const decode = this.decode;
+    const slot = router.route(r, decode.engines, t, decode.eligible);
+    const isl = this.req.promptLen[r];
+    const uncached = isl - router.overlap(r, slot) * this.req.layout.blockSize;
+    if (!(uncached < cond.maxUncachedTokens && uncached / isl < cond.maxUncachedRatio)) return false;
+    const e = decode.engines[slot].index;
+    this.records.decodeEngine[r] = e;
+    this.host.bringUpToDate(e, t);
+    this.host.engine(e).enqueue(r);
+    router.onRouted(r, slot);
+    this.records.localPrefills++;
+    this.host.markDirty(e);
+    return true;
+  }
+}

@@ -1,0 +1,31 @@
+import type { Engine, EngineRole } from './engine/engine.ts';
+import type { SglangEngineConfig } from './engine/sglang-engine.ts';
+import type { VllmEngineConfig } from './engine/vllm-engine.ts';
+import type { Router } from './router/router.ts';
+import type { TimingModel } from './timing/timing-model.ts';
+
+/** Engine settings: a vLLM engine (no `kind`, or 'vllm') or an SGLang one. */
+export type EngineSpec = VllmEngineConfig | SglangEngineConfig;
+
+/** One pool of identical engines. */
+export interface PoolSpec {
+  workers: number;
+  engine: EngineSpec;
+  timing: TimingModel;
+  /** GPUs one worker occupies (tensor-parallel size x data-parallel size). */
+  gpusPerWorker: number;
+}
+
+/**
+ * A set of engines behind one router, by slot. With a planner the set changes: `eligible` marks the slots
+ * that take new requests (ready, not draining), and the slot of a departed worker is reused by the next new
+ * one, so per-slot router state stays as large as the pool at its largest.
+ */
+export interface Pool {
+  readonly role: EngineRole;
+  readonly spec: PoolSpec;
+  readonly engines: Engine[];
+  readonly router: Router;
+  eligible: Uint8Array | null;
+  readonly freeSlots: number[];
+}
