@@ -113,8 +113,8 @@ export interface WorkerKvStats {
   usage: number;
   /** 0-1. */
   prefixHitRate: number;
-  /** Prompt tokens routed to the worker and not yet prefilled (the router's view). */
-  activePrefillTokens: number;
+  /** Prompt tokens routed to the worker and not yet prefilled (the router's view), when known. */
+  activePrefillTokens?: number;
 }
 
 export interface DynamoMetricsOptions {
@@ -462,7 +462,7 @@ export class DynamoMetrics {
       this.kvHitRate.set(labels, w.prefixHitRate);
       const wl = { worker_id: labels.worker_id, dp_rank: '0', worker_type: w.workerType };
       this.workerDecodeBlocks.set(wl, w.activeBlocks);
-      this.workerPrefillTokens.set(wl, w.activePrefillTokens);
+      if (w.activePrefillTokens !== undefined) this.workerPrefillTokens.set(wl, w.activePrefillTokens);
     }
     for (const [id, labels] of this.workerSeries) if (!seen.has(id)) this.removeWorker(id, labels);
   }
