@@ -1,7 +1,8 @@
 import { writeFile } from 'node:fs/promises';
 import { EngineConfigSchema, TimingConfigSchema, WorkloadConfigSchema } from '../config/schema.ts';
-import { CatalogError } from '../hardware/catalog.ts';
+import { type Catalog, CatalogError } from '../hardware/catalog.ts';
 import { HardwareConfigSchema } from '../hardware/config.ts';
+import { type ModelSpec, tensorParallelProblem } from '../hardware/models.ts';
 import { PlannerConfigSchema } from '../sim/planner/config.ts';
 import { summarizeWorkload } from '../sim/workload/workload.ts';
 import { type HardwareBase, sweepCatalog } from '../sweep/evaluate.ts';
@@ -16,7 +17,7 @@ import {
 import type { OptimizerName } from '../sweep/optimizers.ts';
 import { renderSweepHtml } from '../sweep/report-html.ts';
 import { type GpuBudget, type SearchSpace, SearchSpaceSchema } from '../sweep/space.ts';
-import { runSweep, type SweepResult } from '../sweep/sweep.ts';
+import { describeTiming, runSweep, type SweepResult } from '../sweep/sweep.ts';
 import { UsageError, zodMessage } from './errors.ts';
 import { readStructuredFile, writeJson } from './files.ts';
 import { applyFlags, type FlagSpec, parseFlags, renderHelp } from './flags.ts';
@@ -220,6 +221,43 @@ export async function sweepCommand(
     }
   }
 
+  // The catalog: GPU types are checked even when the timing model ignores them (a typo must not pass).
+  const gpusFile = v.get('gpus-file') as string | undefined;
+  const modelsFile = v.get('models-file') as string | undefined;
+  const files: Pick<HardwareBase, 'extraGpus' | 'extraModels'> = {};
+  if (gpusFile) files.extraGpus = { where: gpusFile, doc: await readStructuredFile(gpusFile) };
+  if (modelsFile) files.extraModels = { where: modelsFile, doc: await readStructuredFile(modelsFile) };
+  let catalog: Catalog;
+  try {
+    catalog = sweepCatalog({ model: '', ...files });
+  } catch (e) {
+    if (e instanceof CatalogError) throw new UsageError(e.message);
+    throw e;
+  }
+  checkBudgetGpus(budget, catalog, gpusFile);
+
+  // Timing: hardware (needs --model) prices each candidate on its GPU type and TP; a hardware-agnostic
+  // model is an explicit choice (--timing polynomial) and then cannot compare GPU types or TP sizes.
+  const model = v.get('model') as string | undefined;
+  const timingFlag = v.get('timing') as 'polynomial' | 'hardware' | undefined;
+  if (timingFlag === 'polynomial' && model !== undefined) {
+    throw new UsageError(
+      `--timing polynomial conflicts with --model ${model}: the polynomial model ignores the model; drop one`,
+    );
+  }
+  if (model === undefined && timingFlag !== 'polynomial') {
+    throw new UsageError(
+      timingFlag === 'hardware'
+        ? '--timing hardware needs --model (see servetune catalog)'
+        : '--model is required: a sweep prices each candidate on its GPU type and tensor-parallel size for ' +
+            'the model served (see servetune catalog for the known models). To sweep worker counts, routers ' +
+            'and engine knobs with the hardware-agnostic polynomial timing model instead, give --timing polynomial.',
+    );
+  }
+  for (const f of ['dtype', 'kv-dtype', 'models-file'] as const) {
+    if (model === undefined && v.has(f)) throw new UsageError(`--${f} needs --model (hardware timing)`);
+  }
+
   // Search space: file, then flag overrides.
   const spacePath = v.get('space') as string | undefined;
   let rawSpace: Record<string, unknown> = {};
@@ -250,19 +288,14 @@ export async function sweepCommand(
   }
   const parsedSpace = SearchSpaceSchema.safeParse(rawSpace);
   if (!parsedSpace.success) throw new UsageError(zodMessage(spacePath ?? 'search space', parsedSpace.error));
-  const space: SearchSpace = parsedSpace.data;
+  let space: SearchSpace = parsedSpace.data;
+  const tpSource = (field: string) =>
+    field === 'tensorParallel' && v.has('tp') ? `--tp ${v.get('tp')}` : `${spacePath}: field '${field}'`;
 
-  // Hardware timing: every candidate priced on its GPU type and TP; unknown GPUs or models are usage errors.
-  const model = v.get('model') as string | undefined;
-  const timingName = (v.get('timing') as string | undefined) ?? (model ? 'hardware' : 'polynomial');
   let hardware: HardwareBase | undefined;
-  if (timingName === 'hardware') {
-    if (!model) throw new UsageError('--timing hardware needs --model');
-    const files: Pick<HardwareBase, 'extraGpus' | 'extraModels'> = {};
-    const gf = v.get('gpus-file') as string | undefined;
-    const mf = v.get('models-file') as string | undefined;
-    if (gf) files.extraGpus = { where: gf, doc: await readStructuredFile(gf) };
-    if (mf) files.extraModels = { where: mf, doc: await readStructuredFile(mf) };
+  if (model === undefined) {
+    space = hardwareAgnosticSpace(space, rawSpace, budget, tpSource);
+  } else {
     const dtype = v.get('dtype') as string | undefined;
     const kvDtype = v.get('kv-dtype') as string | undefined;
     const hw = HardwareConfigSchema.safeParse({
@@ -287,14 +320,14 @@ export async function sweepCommand(
       ...(hw.data.kvDtype ? { kvDtype: hw.data.kvDtype } : {}),
       ...files,
     };
+    let spec: ModelSpec;
     try {
-      const catalog = sweepCatalog(hardware);
-      catalog.model(model);
-      for (const b of budget) catalog.gpu(b.type);
+      spec = catalog.model(model);
     } catch (e) {
-      if (e instanceof CatalogError) throw new UsageError(e.message);
+      if (e instanceof CatalogError) throw new UsageError(`--model: ${e.message}`);
       throw e;
     }
+    checkTensorParallel(rawSpace, spec, model, tpSource);
   }
 
   const workload = await loadWorkload({
@@ -323,7 +356,7 @@ export async function sweepCommand(
         optimizer: (v.get('optimizer') as OptimizerName | undefined) ?? 'grid',
         latency,
         simulation: {
-          timing: TimingConfigSchema.parse({ model: hardware ? 'polynomial' : timingName }),
+          timing: TimingConfigSchema.parse({ model: 'polynomial' }),
           ...(hardware ? { hardware } : {}),
           traceBlockSize: workloadCfg.data.traceBlockSize,
           arrivalSpeedupRatio: workloadCfg.data.arrivalSpeedupRatio,
@@ -349,7 +382,7 @@ export async function sweepCommand(
   if (json) {
     await writeJson(json, {
       workload: { source, ...summarizeWorkload(workload) },
-      model: v.get('model') ?? null,
+      model: model ?? null,
       space,
       ...result,
     });
@@ -370,6 +403,84 @@ export async function sweepCommand(
   }
   if (!quiet) out.write(`${renderSweepSummary(result, Number(v.get('top') ?? 10))}\n`);
   return result.stats.partial ? 130 : 0;
+}
+
+/** Every GPU type of the budget must be known, and listed once (aliases of one GPU count as the same). */
+function checkBudgetGpus(budget: GpuBudget[], catalog: Catalog, gpusFile: string | undefined): void {
+  const seen = new Map<string, string>();
+  for (const b of budget) {
+    const gpu = catalog.findGpu(b.type);
+    if (!gpu) {
+      throw new UsageError(
+        `--gpus: unknown GPU type '${b.type}' (known: ${catalog.gpus.map((g) => g.id).join(', ')}` +
+          `${gpusFile ? '' : '; describe others with --gpus-file'})`,
+      );
+    }
+    const other = seen.get(gpu.id);
+    if (other !== undefined) {
+      throw new UsageError(
+        `--gpus: '${other}' and '${b.type}' are the same GPU (${gpu.spec.name}); list it once`,
+      );
+    }
+    seen.set(gpu.id, b.type);
+  }
+}
+
+/**
+ * A hardware-agnostic timing model prices a pass the same on every GPU type and TP size: comparing them would
+ * only compare GPU counts. The space keeps one GPU type and TP 1; asking for more is a conflict.
+ */
+function hardwareAgnosticSpace(
+  space: SearchSpace,
+  raw: Record<string, unknown>,
+  budget: GpuBudget[],
+  tpSource: (field: string) => string,
+): SearchSpace {
+  if (budget.length > 1) {
+    throw new UsageError(
+      `--gpus lists ${budget.length} GPU types, but --timing polynomial cannot tell GPU types apart: give one type, or --model MODEL to price each`,
+    );
+  }
+  const rawDisagg = (raw.disaggregated ?? {}) as Record<string, unknown>;
+  const lists: [string, unknown][] = [
+    ['tensorParallel', raw.tensorParallel],
+    ['disaggregated.prefillTensorParallel', rawDisagg.prefillTensorParallel],
+    ['disaggregated.decodeTensorParallel', rawDisagg.decodeTensorParallel],
+  ];
+  for (const [field, given] of lists) {
+    if (Array.isArray(given) && given.some((tp) => tp !== 1)) {
+      throw new UsageError(
+        `${tpSource(field)} conflicts with --timing polynomial, which cannot tell tensor-parallel sizes apart: give --model MODEL to price them`,
+      );
+    }
+  }
+  return {
+    ...space,
+    tensorParallel: [1],
+    disaggregated: { ...space.disaggregated, prefillTensorParallel: [1], decodeTensorParallel: [1] },
+  };
+}
+
+/** TP sizes the user listed must shard the model (vLLM refuses the others); defaults are pruned instead. */
+function checkTensorParallel(
+  raw: Record<string, unknown>,
+  spec: ModelSpec,
+  model: string,
+  tpSource: (field: string) => string,
+): void {
+  const rawDisagg = (raw.disaggregated ?? {}) as Record<string, unknown>;
+  const lists: [string, unknown][] = [
+    ['tensorParallel', raw.tensorParallel],
+    ['disaggregated.prefillTensorParallel', rawDisagg.prefillTensorParallel],
+    ['disaggregated.decodeTensorParallel', rawDisagg.decodeTensorParallel],
+  ];
+  for (const [field, given] of lists) {
+    if (!Array.isArray(given)) continue;
+    for (const tp of given as number[]) {
+      const problem = tensorParallelProblem(spec, tp);
+      if (problem) throw new UsageError(`${tpSource(field)} conflicts with --model ${model}: ${problem}`);
+    }
+  }
 }
 
 export function renderSweepSummary(r: SweepResult, top: number): string {
@@ -402,6 +513,7 @@ export function renderSweepSummary(r: SweepResult, top: number): string {
   lines.push(
     `objective: ${OBJECTIVES[r.objective].label}; SLOs: ${r.slos.map((s) => `${sloKey(s)} <= ${formatNumber(s.maxMs)} ms`).join(', ') || 'none'}`,
   );
+  lines.push(describeTiming(r.timing));
   lines.push('');
   lines.push(
     renderTable(

@@ -100,6 +100,22 @@ export function kvHeadsPerGpu(m: ModelSpec, tp: number): number {
 }
 
 /**
+ * Why vLLM refuses to shard a model over `tp` GPUs, if it does: the attention heads must divide evenly
+ * (ModelConfig.verify_with_parallel_config), and so must the KV heads, or TP must be a multiple of them
+ * (QKVParallelLinear replicates KV heads). MLA keeps one latent per token on every rank.
+ */
+export function tensorParallelProblem(m: ModelSpec, tp: number): string | undefined {
+  if (m.heads % tp !== 0) {
+    return `${m.name} has ${m.heads} attention heads, not divisible by tensor-parallel size ${tp} (vLLM refuses it)`;
+  }
+  if (m.mla) return undefined;
+  if (tp <= m.kvHeads ? m.kvHeads % tp !== 0 : tp % m.kvHeads !== 0) {
+    return `${m.name} has ${m.kvHeads} KV heads, which tensor-parallel size ${tp} neither divides nor is a multiple of (vLLM refuses it)`;
+  }
+  return undefined;
+}
+
+/**
  * KV-cache bytes one token occupies across the whole model (all layers, all KV heads): what a disaggregated
  * transfer or an offload moves per token. MLA stores one latent (kvLoraRank + rope dims) per layer.
  */

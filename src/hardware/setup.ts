@@ -8,7 +8,7 @@ import type { KvDtype, WeightDtype } from './dtypes.ts';
 import type { Gpu } from './gpus.ts';
 import { loadKernelTables } from './kernels/load.ts';
 import { type MemoryPlan, planMemory } from './memory.ts';
-import type { ModelSpec } from './models.ts';
+import { type ModelSpec, tensorParallelProblem } from './models.ts';
 
 /** A resolved choice of what to price. */
 export interface HardwareChoice {
@@ -140,6 +140,8 @@ export function resolveHardware(
   if (choice.expertParallel && !model.moe) {
     throw new CatalogError(`hardware.expertParallel: ${model.name} has no experts`);
   }
+  const shardProblem = tensorParallelProblem(model, tp);
+  if (shardProblem) throw new HardwareRejection(shardProblem);
   const memory = planMemory({
     gpu,
     model,

@@ -1,6 +1,6 @@
 import type { CandidateMetrics } from './objective.ts';
 import { OBJECTIVES, sloKey } from './objective.ts';
-import type { CandidateResult, SweepResult } from './sweep.ts';
+import { type CandidateResult, describeTiming, type SweepResult } from './sweep.ts';
 
 /**
  * Renders a sweep as one self-contained HTML page (inline CSS and SVG, no scripts or network): the
@@ -70,6 +70,7 @@ tr.partial td{color:#9aa4ae} .ok{color:#1b998b} .bad{color:#c0392b} .pruned{colo
 </style></head><body>
 <h1>${esc(title)}</h1>
 <div class="meta">${context.workload ? `Workload <b>${esc(context.workload)}</b> &middot; ` : ''}Objective <b>${esc(obj.label)}</b> (${obj.better} is better) &middot; SLOs <b>${slos}</b> &middot; GPU budget <b>${budget}</b> &middot; optimiser <b>${esc(result.optimizer)}</b> &middot; ${result.stats.enumerated} candidates, ${result.stats.evaluations} simulations (${result.stats.fullEvaluations} on the whole workload) in ${num(result.stats.wall_s)} s on ${result.stats.threads} thread(s)${result.stats.partial ? ' &middot; <b class="bad">stopped early: partial results</b>' : ''}</div>
+<div class="meta" id="timing">${esc(describeTiming(result.timing))}</div>
 <div class="rec${result.recommended ? '' : ' none'}" id="recommendation">${result.explanation.map((l) => `<p>${esc(l)}</p>`).join('')}</div>
 <h2>Pareto frontiers</h2>
 <div class="plots">${latencyPlot}${userPlot}</div>

@@ -163,8 +163,38 @@ export function workersKey(c: Candidate): string {
   return c.prefill ? `${c.prefill.workers}+${c.workers}` : `${c.workers}`;
 }
 
+/**
+ * Which dimensions a label names. A hardware-agnostic timing model cannot tell GPU types or TP sizes apart,
+ * so a sweep priced by one leaves them out of its labels rather than imply they were compared.
+ */
+export interface LabelOptions {
+  gpuType?: boolean;
+  tensorParallel?: boolean;
+}
+
+/** The parallel shape part of a label: `h100 4x TP2`, `h100 P(TP1)+D(TP2)`, or less per `opts`. */
+export function shapeLabel(
+  gpuType: string,
+  shape:
+    | { workers?: number; tp: number }
+    | { prefill: { workers?: number; tp: number }; decode: { workers?: number; tp: number } },
+  opts: LabelOptions = {},
+): string {
+  const tp = (n: number) => (opts.tensorParallel === false ? '' : `TP${n}`);
+  const parts: string[] = opts.gpuType === false ? [] : [gpuType];
+  if ('prefill' in shape) {
+    const role = (r: string, x: { workers?: number; tp: number }) =>
+      `${x.workers ?? ''}${r}${tp(x.tp) ? `(${tp(x.tp)})` : ''}`;
+    parts.push(`${role('P', shape.prefill)}+${role('D', shape.decode)}`);
+  } else {
+    if (shape.workers !== undefined) parts.push(`${shape.workers}x`);
+    if (tp(shape.tp)) parts.push(tp(shape.tp));
+  }
+  return parts.join(' ');
+}
+
 /** Short human label, e.g. `h100 4x TP2 kv(w=1)`. */
-export function candidateLabel(c: Candidate): string {
+export function candidateLabel(c: Candidate, opts: LabelOptions = {}): string {
   const r = c.router;
   const router =
     r.mode === 'kv'
@@ -180,9 +210,18 @@ export function candidateLabel(c: Candidate): string {
   if (c.prefill && c.disagg) {
     if (c.disagg.conditional) knobs.push('cond');
     if (c.disagg.kvTransferGbps !== 64) knobs.push(`link=${c.disagg.kvTransferGbps}GB/s`);
-    return `${c.gpuType} ${c.prefill.workers}P(TP${c.prefill.tensorParallel})+${c.workers}D(TP${c.tensorParallel}) ${router}${knobs.length ? ` ${knobs.join(' ')}` : ''}`;
   }
-  return `${c.gpuType} ${c.workers}x TP${c.tensorParallel} ${router}${knobs.length ? ` ${knobs.join(' ')}` : ''}`;
+  const shape = shapeLabel(
+    c.gpuType,
+    c.prefill
+      ? {
+          prefill: { workers: c.prefill.workers, tp: c.prefill.tensorParallel },
+          decode: { workers: c.workers, tp: c.tensorParallel },
+        }
+      : { workers: c.workers, tp: c.tensorParallel },
+    opts,
+  );
+  return [shape, router, ...knobs].join(' ');
 }
 
 /** Why a candidate was left out before running, with the candidate's description. */
@@ -204,6 +243,7 @@ export function enumerateCandidates(
   space: SearchSpace,
   budget: GpuBudget[],
   fits: (gpuType: string, tp: number, engine: Candidate['engine']) => string | null = () => null,
+  labels: LabelOptions = {},
 ): Enumeration {
   const candidates: Candidate[] = [];
   const pruned: Pruned[] = [];
@@ -217,7 +257,7 @@ export function enumerateCandidates(
     }
     const count = budget.find((b) => b.type === c.gpuType)?.count ?? Number.POSITIVE_INFINITY;
     for (const v of variants) {
-      const planned = withPlanner(c, v, count);
+      const planned = withPlanner(c, v, count, labels);
       if ('reason' in planned) pruned.push(planned);
       else candidates.push({ id: candidates.length, ...planned });
     }
@@ -227,19 +267,22 @@ export function enumerateCandidates(
       for (const tp of [...new Set(space.tensorParallel)].sort((a, b) => a - b)) {
         const maxWorkers = Math.floor(gpu.count / tp);
         if (maxWorkers < 1) {
-          pruned.push({ label: `${gpu.type} TP${tp}`, reason: `needs ${tp} GPUs, budget has ${gpu.count}` });
+          pruned.push({
+            label: shapeLabel(gpu.type, { tp }, labels),
+            reason: `needs ${tp} GPUs, budget has ${gpu.count}`,
+          });
           continue;
         }
         for (const engine of engines) {
           const veto = fits(gpu.type, tp, engine);
           if (veto !== null) {
-            pruned.push({ label: `${gpu.type} TP${tp}`, reason: veto });
+            pruned.push({ label: shapeLabel(gpu.type, { tp }, labels), reason: veto });
             continue;
           }
           for (const workers of workerCounts(space.workers, maxWorkers)) {
             if (workers * tp > gpu.count) {
               pruned.push({
-                label: `${gpu.type} ${workers}x TP${tp}`,
+                label: shapeLabel(gpu.type, { workers, tp }, labels),
                 reason: `${workers * tp} GPUs exceed the budget of ${gpu.count}`,
               });
               continue;
@@ -261,7 +304,7 @@ export function enumerateCandidates(
       }
     }
     if (space.topologies.includes('disaggregated'))
-      enumerateDisaggregated(space, gpu, routers, engines, fits, push, pruned);
+      enumerateDisaggregated(space, gpu, routers, engines, fits, push, pruned, labels);
   }
   return { candidates, pruned };
 }
@@ -274,7 +317,10 @@ function enumerateDisaggregated(
   fits: (gpuType: string, tp: number, engine: Candidate['engine']) => string | null,
   push: (c: Omit<Candidate, 'id'>) => void,
   pruned: Pruned[],
+  labels: LabelOptions,
 ): void {
+  const split = (ptp: number, dtp: number) =>
+    shapeLabel(gpu.type, { prefill: { tp: ptp }, decode: { tp: dtp } }, labels);
   const d = space.disaggregated;
   const uniq = (xs: number[]) => [...new Set(xs)].sort((a, b) => a - b);
   // Conditional disaggregation is decided by Dynamo's KV router: it pairs with KV routing only.
@@ -291,7 +337,7 @@ function enumerateDisaggregated(
     for (const dtp of uniq(d.decodeTensorParallel)) {
       if (ptp + dtp > gpu.count) {
         pruned.push({
-          label: `${gpu.type} P(TP${ptp})+D(TP${dtp})`,
+          label: split(ptp, dtp),
           reason: `needs ${ptp + dtp} GPUs, budget has ${gpu.count}`,
         });
         continue;
@@ -299,7 +345,7 @@ function enumerateDisaggregated(
       for (const engine of engines) {
         const veto = fits(gpu.type, ptp, engine) ?? fits(gpu.type, dtp, engine);
         if (veto !== null) {
-          pruned.push({ label: `${gpu.type} P(TP${ptp})+D(TP${dtp})`, reason: veto });
+          pruned.push({ label: split(ptp, dtp), reason: veto });
           continue;
         }
         for (const pw of workerCounts(d.prefillWorkers, Math.floor((gpu.count - dtp) / ptp))) {
@@ -374,12 +420,13 @@ function withPlanner(
   c: Omit<Candidate, 'id'>,
   v: PlannerVariant,
   gpus: number,
+  labels: LabelOptions,
 ): Omit<Candidate, 'id'> | Pruned {
   // The sweep's budget for this GPU type, unless the base settings ask for less.
   const declared = v.settings.max_gpu_budget;
   const ceiling = typeof declared === 'number' && declared >= 0 ? Math.min(declared, gpus) : gpus;
   const settings = { ...v.settings, max_gpu_budget: ceiling };
-  const label = candidateLabel({ id: -1, ...c, planner: { ...v, settings } });
+  const label = candidateLabel({ id: -1, ...c, planner: { ...v, settings } }, labels);
   const parsed = PlannerConfigSchema.safeParse(settings);
   if (!parsed.success) {
     const i = parsed.error.issues[0];

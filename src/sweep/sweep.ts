@@ -28,6 +28,7 @@ import {
   candidateLabel,
   enumerateCandidates,
   type GpuBudget,
+  type LabelOptions,
   type Pruned,
   type SearchSpace,
 } from './space.ts';
@@ -69,8 +70,18 @@ export interface CandidateResult {
   error?: string;
 }
 
+/** How a sweep priced its candidates, and which of their dimensions that pricing cannot tell apart. */
+export interface SweepTiming {
+  model: 'hardware' | 'polynomial' | 'fixed';
+  /** The served model hardware timing priced (hardware only). */
+  servedModel?: string;
+  /** Candidate dimensions the timing model ignores: latencies do not depend on them. */
+  ignores: ('gpuType' | 'tensorParallel')[];
+}
+
 export interface SweepResult {
   objective: Objective;
+  timing: SweepTiming;
   slos: Slo[];
   optimizer: OptimizerName;
   budget: GpuBudget[];
@@ -113,7 +124,11 @@ export async function runSweep(request: SweepRequest, options: SweepOptions = {}
   const fits =
     request.fits ??
     (base.hardware ? hardwareFits({ ...base, hardware: base.hardware }, request.workload) : undefined);
-  const { candidates, pruned } = enumerateCandidates(request.space, request.budget, fits);
+  const timing: SweepTiming = base.hardware
+    ? { model: 'hardware', servedModel: base.hardware.model, ignores: [] }
+    : { model: base.timing.model, ignores: ['gpuType', 'tensorParallel'] };
+  const labels = labelOptions(request, timing);
+  const { candidates, pruned } = enumerateCandidates(request.space, request.budget, fits, labels);
   const threads = Math.min(options.threads ?? defaultThreads(), Math.max(1, candidates.length));
   const pool = new EvaluationPool(request.workload, base, options.threads === 0 ? 0 : threads);
   const log = new EvaluationLog({
@@ -140,7 +155,7 @@ export async function runSweep(request: SweepRequest, options: SweepOptions = {}
     const e: Evaluation | undefined = log.byId.get(c.id);
     return {
       id: c.id,
-      label: candidateLabel(c),
+      label: candidateLabel(c, labels),
       candidate: c,
       gpus: candidateGpus(c),
       fraction: e?.fraction ?? 0,
@@ -180,6 +195,7 @@ export async function runSweep(request: SweepRequest, options: SweepOptions = {}
   const aborted = options.signal?.aborted ?? false;
   return {
     objective: request.objective,
+    timing,
     slos: request.slos,
     optimizer,
     budget: request.budget,
@@ -197,6 +213,32 @@ export async function runSweep(request: SweepRequest, options: SweepOptions = {}
       wall_s: (performance.now() - t0) / 1000,
       partial: aborted,
     },
+  };
+}
+
+/** What priced the candidates, in one line (for the terminal table and the HTML report). */
+export function describeTiming(t: SweepTiming): string {
+  return t.model === 'hardware'
+    ? `timing: hardware, ${t.servedModel} priced on each candidate's GPU type and tensor-parallel size`
+    : `timing: ${t.model} (hardware-agnostic: latencies do not depend on GPU type or TP, so candidates differ ` +
+        'only in workers, router and engine knobs)';
+}
+
+/**
+ * Labels leave out a dimension the timing model ignores when the space holds one value of it (one GPU type,
+ * TP 1 everywhere): naming it would suggest it was compared. Several values keep it, so labels stay distinct.
+ */
+function labelOptions(request: SweepRequest, timing: SweepTiming): LabelOptions {
+  const s = request.space;
+  const onlyTp1 = [
+    ...(s.topologies.includes('aggregated') ? s.tensorParallel : []),
+    ...(s.topologies.includes('disaggregated')
+      ? [...s.disaggregated.prefillTensorParallel, ...s.disaggregated.decodeTensorParallel]
+      : []),
+  ].every((tp) => tp === 1);
+  return {
+    gpuType: !(timing.ignores.includes('gpuType') && request.budget.length === 1),
+    tensorParallel: !(timing.ignores.includes('tensorParallel') && onlyTp1),
   };
 }
 

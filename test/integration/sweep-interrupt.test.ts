@@ -23,6 +23,8 @@ describe('servetune sweep interrupted with Ctrl-C', () => {
         `${FIXTURES}traces/conversation-sample.jsonl`,
         '--gpus',
         'h100:16',
+        '--model',
+        'llama-3.1-8b',
         '--threads',
         '1',
         '--json',

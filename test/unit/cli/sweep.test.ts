@@ -17,12 +17,14 @@ describe('servetune sweep', () => {
       sample,
       '--gpus',
       'h100:4',
+      '--model',
+      'llama-3.1-8b',
       '--tp',
       '1,2',
       '--routers',
       'round-robin',
       '--slo',
-      'ttft_p90=2000ms,itl_p90=50ms',
+      'ttft_p90=6000ms,itl_p90=50ms',
       '--threads',
       '0',
       '--json',
@@ -40,6 +42,8 @@ describe('servetune sweep', () => {
     expect(doc.candidates.every((c: { metrics: unknown }) => c.metrics !== null)).toBe(true);
     expect(doc.recommended.feasible).toBe(true);
     expect(doc.workload.requests).toBe(2000);
+    expect(doc.timing).toEqual({ model: 'hardware', servedModel: 'llama-3.1-8b', ignores: [] });
+    expect(r.out).toMatch(/^timing: hardware, llama-3\.1-8b priced on each candidate's GPU type/m);
   });
 
   const bad: [string, string[], RegExp][] = [
@@ -63,11 +67,64 @@ describe('servetune sweep', () => {
     ],
     [
       'bad TP list',
-      ['--trace', sample, '--gpus', 'h100:2', '--tp', '1,x'],
+      ['--trace', sample, '--gpus', 'h100:2', '--timing', 'polynomial', '--tp', '1,x'],
       /--tp: 'x' is not a positive integer/,
     ],
-    ['bad router', ['--trace', sample, '--gpus', 'h100:2', '--routers', 'rr,magic'], /router\.modes\.\d/],
-    ['missing trace', ['--trace', '/nope.jsonl', '--gpus', 'h100:2'], /\/nope\.jsonl: file not found/],
+    [
+      'bad router',
+      ['--trace', sample, '--gpus', 'h100:2', '--timing', 'polynomial', '--routers', 'rr,magic'],
+      /router\.modes\.\d/,
+    ],
+    [
+      'missing trace',
+      ['--trace', '/nope.jsonl', '--gpus', 'h100:2', '--timing', 'polynomial'],
+      /\/nope\.jsonl: file not found/,
+    ],
+    [
+      'an unknown GPU type (the known ones listed)',
+      ['--trace', sample, '--gpus', 'h900:8'],
+      /--gpus: unknown GPU type 'h900' \(known: h100_sxm, h200_sxm, .*l4,/,
+    ],
+    [
+      'an unknown GPU type with hardware-agnostic timing too',
+      ['--trace', sample, '--gpus', 'h900:8', '--timing', 'polynomial'],
+      /--gpus: unknown GPU type 'h900'/,
+    ],
+    [
+      'one GPU listed under two names',
+      ['--trace', sample, '--gpus', 'h100:4,h100_sxm:4', '--model', 'llama-3.1-8b'],
+      /--gpus: 'h100' and 'h100_sxm' are the same GPU \(NVIDIA H100 SXM 80GB\)/,
+    ],
+    [
+      'no model (a sweep over GPU types and TP must price them on hardware)',
+      ['--trace', sample, '--gpus', 'h100:8'],
+      /--model is required: .*give --timing polynomial/,
+    ],
+    [
+      'a TP size that does not divide the attention heads',
+      ['--trace', sample, '--gpus', 'h100:8', '--model', 'llama-3.1-8b', '--tp', '2,3'],
+      /--tp 2,3 conflicts with --model llama-3\.1-8b: Llama-3\.1-8B has 32 attention heads, not divisible by tensor-parallel size 3 \(vLLM refuses it\)/,
+    ],
+    [
+      'hardware-agnostic timing over two GPU types',
+      ['--trace', sample, '--gpus', 'h100:8,a100:8', '--timing', 'polynomial'],
+      /--gpus lists 2 GPU types, but --timing polynomial cannot tell GPU types apart/,
+    ],
+    [
+      'hardware-agnostic timing over TP sizes',
+      ['--trace', sample, '--gpus', 'h100:8', '--timing', 'polynomial', '--tp', '1,2'],
+      /--tp 1,2 conflicts with --timing polynomial, which cannot tell tensor-parallel sizes apart/,
+    ],
+    [
+      'hardware-agnostic timing with a model',
+      ['--trace', sample, '--gpus', 'h100:8', '--timing', 'polynomial', '--model', 'llama-3.1-8b'],
+      /--timing polynomial conflicts with --model llama-3\.1-8b/,
+    ],
+    [
+      'a precision without a model',
+      ['--trace', sample, '--gpus', 'h100:8', '--timing', 'polynomial', '--dtype', 'fp8'],
+      /--dtype needs --model/,
+    ],
     [
       'hardware timing without a model',
       ['--trace', sample, '--gpus', 'h100:2', '--timing', 'hardware'],
@@ -91,11 +148,12 @@ describe('servetune sweep', () => {
   it('names the space file and field of a bad search space', async () => {
     const space = join(dir, 'space.yaml');
     writeFileSync(space, 'tensorParallel: [1, 2]\nrouter:\n  modes: [kv]\n  overlapWeights: [-1]\n');
-    const r = await cli('sweep', '--trace', sample, '--gpus', 'h100:2', '--space', space);
+    const hw = ['--model', 'llama-3.1-8b'];
+    const r = await cli('sweep', '--trace', sample, '--gpus', 'h100:2', ...hw, '--space', space);
     expect(r.code).toBe(2);
     expect(r.err).toContain(`${space}: field 'router.overlapWeights.0': must not be negative`);
     writeFileSync(space, 'tensorParallel: [1, 2]\nfoo: 1\n');
-    const r2 = await cli('sweep', '--trace', sample, '--gpus', 'h100:2', '--space', space);
+    const r2 = await cli('sweep', '--trace', sample, '--gpus', 'h100:2', ...hw, '--space', space);
     expect(r2.code).toBe(2);
     expect(r2.err).toMatch(/space\.yaml: .*foo/);
   });
@@ -111,20 +169,67 @@ describe('servetune sweep', () => {
     const json = join(dir, 'planner-out.json');
     const r = await cli(
       'sweep',
-      ...['--trace', sample, '--gpus', 'h100:4', '--space', space, '--planner', plan],
+      ...[
+        '--trace',
+        sample,
+        '--gpus',
+        'h100:4',
+        '--timing',
+        'polynomial',
+        '--space',
+        space,
+        '--planner',
+        plan,
+      ],
       ...['--threads', '1', '--json', json, '--quiet'],
     );
     expect(r.err).toBe('');
     expect(r.code).toBe(0);
     const out = JSON.parse(readFileSync(json, 'utf8'));
     expect(out.candidates.map((c: { label: string }) => c.label)).toEqual([
-      'h100 2x TP1 round-robin planner(li=5s)',
-      'h100 2x TP1 round-robin planner(li=60s)',
+      '2x round-robin planner(li=5s)',
+      '2x round-robin planner(li=60s)',
     ]);
     expect(out.candidates[0].candidate.planner.settings).toMatchObject({ ttft_ms: 1500, max_gpu_budget: 4 });
     writeFileSync(plan, 'ttft_ms: 0\n');
-    const bad = await cli('sweep', '--trace', sample, '--gpus', 'h100:4', '--planner', plan);
+    const bad = await cli(
+      'sweep',
+      '--trace',
+      sample,
+      '--gpus',
+      'h100:4',
+      '--timing',
+      'polynomial',
+      '--planner',
+      plan,
+    );
     expect(bad.code).toBe(2);
     expect(bad.err).toContain(`${plan}: field 'ttft_ms': must be positive`);
+  });
+
+  it('with hardware-agnostic timing (--timing polynomial) names it in the table, JSON and HTML, and drops GPU type and TP', async () => {
+    const json = join(dir, 'agnostic.json');
+    const html = join(dir, 'agnostic.html');
+    const r = await cli(
+      'sweep',
+      ...['--trace', sample, '--gpus', 'h100:4', '--timing', 'polynomial', '--routers', 'round-robin'],
+      ...['--topologies', 'aggregated,disaggregated', '--threads', '0', '--json', json, '--html', html],
+    );
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(
+      /^timing: polynomial \(hardware-agnostic: latencies do not depend on GPU type or TP/m,
+    );
+    expect(r.out).not.toMatch(/h100|TP\d/);
+    const doc = JSON.parse(readFileSync(json, 'utf8'));
+    expect(doc.timing).toEqual({ model: 'polynomial', ignores: ['gpuType', 'tensorParallel'] });
+    const labels = doc.candidates.map((c: { label: string }) => c.label);
+    expect(labels).toContain('4x round-robin');
+    expect(labels).toContain('2P+2D round-robin');
+    for (const l of labels) expect(l).not.toMatch(/h100|TP/);
+    // Every candidate runs at TP 1: the dimension is dropped, not just hidden.
+    for (const c of doc.candidates) expect(c.candidate.tensorParallel).toBe(1);
+    const page = readFileSync(html, 'utf8');
+    expect(page).toContain('timing: polynomial (hardware-agnostic');
+    expect(page).not.toMatch(/h100 \d|TP\d/);
   });
 });

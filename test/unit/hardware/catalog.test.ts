@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { Catalog, CatalogError } from '../../../src/hardware/catalog.ts';
-import { kvBytesPerToken, kvBytesPerTokenPerGpu, paramCounts } from '../../../src/hardware/models.ts';
+import {
+  kvBytesPerToken,
+  kvBytesPerTokenPerGpu,
+  ModelSpecSchema,
+  paramCounts,
+  tensorParallelProblem,
+} from '../../../src/hardware/models.ts';
 
 const catalog = Catalog.builtin();
 
@@ -61,6 +67,23 @@ describe('model facts', () => {
     expect(b('deepseek-v3')).toBeCloseTo(671, 0);
     expect(b('gpt-oss-120b')).toBeCloseTo(117, 0);
     expect(paramCounts(catalog.model('qwen3-30b-a3b')).active / 1e9).toBeCloseTo(3.4, 1);
+  });
+
+  it('says which tensor-parallel sizes vLLM refuses: heads, or KV heads, not divisible', () => {
+    const llama = catalog.model('llama-3.1-8b'); // 32 heads, 8 KV heads
+    for (const tp of [1, 2, 4, 8, 16, 32]) expect(tensorParallelProblem(llama, tp)).toBeUndefined();
+    expect(tensorParallelProblem(llama, 3)).toBe(
+      'Llama-3.1-8B has 32 attention heads, not divisible by tensor-parallel size 3 (vLLM refuses it)',
+    );
+    // 48 heads divide by 6, but 8 KV heads neither divide by 6 nor are 6 a multiple of them.
+    const odd = ModelSpecSchema.parse({ ...llama, id: 'odd', name: 'Odd', heads: 48, hidden: 6144 });
+    expect(tensorParallelProblem(odd, 6)).toMatch(
+      /^Odd has 8 KV heads, which tensor-parallel size 6 neither divides/,
+    );
+    expect(tensorParallelProblem(odd, 16)).toBeUndefined(); // divides 48 heads, a multiple of 8 KV heads
+    expect(tensorParallelProblem(odd, 4)).toBeUndefined();
+    // MLA keeps one latent per token on every rank: only the attention heads count.
+    expect(tensorParallelProblem(catalog.model('deepseek-v3'), 8)).toBeUndefined();
   });
 
   it('exports KV bytes per token for GQA and MLA models', () => {

@@ -39,7 +39,9 @@ describe('runSweep', () => {
     for (const c of r.candidates) {
       if (c.feasible) expect(c.score).toBeLessThanOrEqual(rec?.score ?? 0);
     }
-    expect(r.explanation[0]).toMatch(/^Recommended: h100 /);
+    // Polynomial timing ignores GPU type and TP: one GPU type goes unnamed, the two TP sizes stay apart.
+    expect(r.timing).toEqual({ model: 'polynomial', ignores: ['gpuType', 'tensorParallel'] });
+    expect(r.explanation[0]).toMatch(/^Recommended: \dx TP\d /);
     expect(r.explanation.join(' ')).toMatch(/ttft_p90 [\d.]+ ms <= 1500 ms/);
     expect(r.frontier.latency).toContain(rec?.id);
   });
@@ -107,7 +109,8 @@ describe('runSweep', () => {
     expect(dis.length).toBe(3); // 1+3, 2+2, 3+1
     for (const c of dis) {
       expect(c.metrics?.gpus).toBe(4);
-      expect(c.label).toMatch(/^h100 \dP\(TP1\)\+\dD\(TP1\) kv/);
+      // TP 1 everywhere and one GPU type under a hardware-agnostic timing model: neither is named.
+      expect(c.label).toMatch(/^\dP\+\dD kv/);
     }
     expect(r.recommended).not.toBeNull();
   });
@@ -204,5 +207,32 @@ describe('runSweep with hardware timing', () => {
     expect(l40s).toBeTruthy();
     // The same deployment shape is faster on the faster GPU.
     expect(h100?.tpot.mean).toBeLessThan(l40s?.tpot.mean ?? 0);
+    expect(r.timing).toEqual({ model: 'hardware', servedModel: 'llama-3.1-70b', ignores: [] });
+  });
+
+  it('leaves out TP sizes vLLM refuses for the model (heads not divisible), with the reason', async () => {
+    const r = await runSweep(
+      {
+        workload: conversationSample(100),
+        space: SearchSpaceSchema.parse({
+          tensorParallel: [2, 3],
+          workers: [1],
+          router: { modes: ['round-robin'] },
+        }),
+        budget: [{ type: 'h100', count: 6 }],
+        objective: 'throughput_per_gpu',
+        slos: [],
+        simulation: { hardware: { model: 'llama-3.1-8b' } },
+      },
+      { threads: 0 },
+    );
+    expect(r.candidates.map((c) => c.label)).toEqual(['h100 1x TP2 round-robin']);
+    expect(r.pruned).toEqual([
+      {
+        label: 'h100 TP3',
+        reason:
+          'Llama-3.1-8B has 32 attention heads, not divisible by tensor-parallel size 3 (vLLM refuses it)',
+      },
+    ]);
   });
 });
