@@ -8,11 +8,18 @@ export class UsageError extends Error {
   }
 }
 
-/** Formats the first zod issue as `<where>: field 'a.b': message`. `names` maps config paths to flag names. */
+/**
+ * Formats the first zod issue as `<where>: field 'a.b': message`. `names` maps config paths to flag names: a
+ * field a flag sets is named by the flag (`--workers: must be positive`; an element of it keeps its path).
+ */
 export function zodMessage(where: string, error: z.ZodError, names?: Map<string, string>): string {
   const issue = error.issues[0];
-  const path = issue.path.map(String).join('.');
-  const flag = names?.get(path);
-  if (flag) return `${flag}: ${issue.message}`;
+  const parts = issue.path.map(String);
+  const path = parts.join('.');
+  for (let n = parts.length; n > 0; n--) {
+    const flag = names?.get(parts.slice(0, n).join('.'));
+    if (flag)
+      return n === parts.length ? `${flag}: ${issue.message}` : `${flag}: field '${path}': ${issue.message}`;
+  }
   return `${where}: ${path ? `field '${path}': ` : ''}${issue.message}`;
 }

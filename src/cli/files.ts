@@ -1,4 +1,6 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { constants, realpathSync } from 'node:fs';
+import { access, readFile, stat, writeFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { UsageError } from './errors.ts';
 
 /** Reads a YAML or JSON file (JSON is YAML); errors name the file and, for syntax errors, the line. */
@@ -35,4 +37,41 @@ export async function writeJson(path: string, value: unknown): Promise<void> {
 /** NaN and infinities are not JSON; write them as null. */
 function jsonReplacer(_key: string, v: unknown): unknown {
   return typeof v === 'number' && !Number.isFinite(v) ? null : v;
+}
+
+/**
+ * Checks, before a run, that `path` can be written: not a directory, in an existing writable directory, and
+ * not one of the run's inputs (which writing it would destroy). A long run must not end with its report lost.
+ */
+export async function checkOutputPath(
+  flag: string,
+  path: string,
+  inputs: readonly string[] = [],
+): Promise<void> {
+  const fail = (why: string) => {
+    throw new UsageError(`${flag} ${path}: ${why}`);
+  };
+  const canonical = (p: string) => {
+    try {
+      return realpathSync(p);
+    } catch {
+      return resolve(p);
+    }
+  };
+  const target = canonical(path);
+  const input = inputs.find((i) => canonical(i) === target);
+  if (input !== undefined) fail(`is also an input of this run (${input}); writing it would destroy it`);
+  const existing = await stat(path).catch(() => null);
+  if (existing?.isDirectory()) fail('is a directory; give a file name');
+  if (existing) {
+    await access(path, constants.W_OK).catch(() => fail('cannot be written (permission denied)'));
+    return;
+  }
+  const dir = dirname(resolve(path));
+  const parent = await stat(dir).catch(() => null);
+  if (!parent) fail(`directory ${dir} does not exist`);
+  if (!parent?.isDirectory()) fail(`${dir} is not a directory`);
+  await access(dir, constants.W_OK).catch(() =>
+    fail(`directory ${dir} cannot be written (permission denied)`),
+  );
 }

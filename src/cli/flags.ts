@@ -1,5 +1,9 @@
 import { parseArgs } from 'node:util';
+import type { z } from 'zod';
 import { UsageError } from './errors.ts';
+import { fieldAt } from './schema-fields.ts';
+
+type Kind = 'string' | 'number' | 'int' | 'boolean' | 'negate';
 
 /** How one command-line flag maps onto a configuration path. */
 export interface FlagSpec {
@@ -7,11 +11,64 @@ export interface FlagSpec {
   aliases?: string[];
   /** Dotted path in the configuration object; null for flags the command handles itself. */
   path: string | null;
-  kind: 'string' | 'number' | 'int' | 'boolean' | 'negate';
+  kind: Kind;
   help: string;
   /** For kind 'string': map accepted spellings onto the canonical value. */
   values?: Record<string, string>;
   metavar?: string;
+  /** For a flag without a path: the configuration path it fills (named in conflict messages). */
+  sets?: string;
+}
+
+/** A flag as written in a command's table: type, values, help and default come from the schema unless given. */
+export type FlagDecl = Omit<FlagSpec, 'kind' | 'help'> & { kind?: Kind; help?: string };
+
+/**
+ * Completes a command's flag table from the configuration schema: a flag with a path takes its type, its
+ * enum values and (when it has none of its own) its help from the schema field, and its help ends with the
+ * schema's default. Throws at load time when a path names no field or a flag contradicts its field, so the
+ * table cannot drift from the schema.
+ */
+export function flagsFromSchema(decls: FlagDecl[], schema: z.ZodType): FlagSpec[] {
+  return decls.map((d) => {
+    if (d.path === null) {
+      if (!d.kind || !d.help) throw new Error(`flag --${d.name}: a flag without a path needs kind and help`);
+      return d as FlagSpec;
+    }
+    const f = fieldAt(schema, d.path);
+    if (!f) throw new Error(`flag --${d.name}: no field '${d.path}' in the configuration schema`);
+    const derived: Kind | undefined =
+      f.type === 'integer'
+        ? 'int'
+        : f.type === 'number'
+          ? 'number'
+          : f.type === 'boolean'
+            ? 'boolean'
+            : f.type === 'string' || f.type === 'enum'
+              ? 'string'
+              : undefined;
+    const kind = d.kind ?? derived;
+    const compatible =
+      derived === undefined ||
+      kind === derived ||
+      (kind === 'negate' && derived === 'boolean') ||
+      (kind === 'number' && derived === 'int');
+    if (!kind || !compatible) throw new Error(`flag --${d.name}: kind ${kind} does not fit field ${d.path}`);
+    let values = d.values;
+    if (f.type === 'enum') {
+      const allowed = f.values ?? [];
+      values ??= Object.fromEntries(allowed.map((v) => [v, v]));
+      const stray = Object.values(values).find((v) => !allowed.includes(v));
+      if (stray) throw new Error(`flag --${d.name}: '${stray}' is not a value of ${d.path}`);
+    }
+    const help = d.help ?? f.description?.replace(/\.$/, '');
+    if (!help) throw new Error(`flag --${d.name}: no help and no description of ${d.path}`);
+    const dflt =
+      kind !== 'negate' && kind !== 'boolean' && f.default !== undefined && typeof f.default !== 'object'
+        ? ` (default ${String(f.default)})`
+        : '';
+    return { ...d, kind, help: `${help}${dflt}`, ...(values ? { values } : {}) };
+  });
 }
 
 export interface ParsedFlags {
@@ -30,12 +87,24 @@ export function parseFlags(argv: string[], specs: FlagSpec[]): ParsedFlags {
       canonical.set(n, s);
     }
   }
-  let parsed: ReturnType<typeof parseArgs>;
+  const config = { args: argv, options, strict: true, allowPositionals: true, tokens: true } as const;
+  let parsed: ReturnType<typeof parseArgs<typeof config>>;
   try {
-    parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: true });
+    parsed = parseArgs(config);
   } catch (e) {
     const msg = (e as Error).message.replace(/\. To specify a positional argument.*$/s, '');
     throw new UsageError(msg.replace(/^Unknown option/, 'unknown option'));
+  }
+  // A flag given twice (or under two of its names) is a conflict, not a silent "last one wins".
+  const seen = new Map<string, string>();
+  for (const t of parsed.tokens) {
+    if (t.kind !== 'option') continue;
+    const spec = canonical.get(t.name) as FlagSpec;
+    const given = `${t.rawName}${t.value !== undefined ? ` ${t.value}` : ''}`;
+    const first = seen.get(spec.name);
+    if (first !== undefined)
+      throw new UsageError(`${first} conflicts with ${given}: give --${spec.name} once`);
+    seen.set(spec.name, given);
   }
   const values = new Map<string, string | number | boolean>();
   for (const [key, raw] of Object.entries(parsed.values)) {
@@ -106,10 +175,11 @@ export function flagNames(specs: FlagSpec[]): Map<string, string> {
 export function renderHelp(usage: string, specs: FlagSpec[]): string {
   const rows = specs.map((s) => {
     const names = [s.name, ...(s.aliases ?? [])].map((n) => `--${n}`).join(', ');
+    const choices = s.values ? [...new Set(Object.values(s.values))].join('|') : '';
     const arg =
       s.kind === 'boolean' || s.kind === 'negate'
         ? ''
-        : ` ${s.metavar ?? (s.kind === 'string' ? 'VALUE' : 'N')}`;
+        : ` ${s.metavar ?? (choices && choices.length <= 40 ? choices : s.kind === 'string' ? 'VALUE' : 'N')}`;
     return [`  ${names}${arg}`, s.help];
   });
   const w = Math.min(44, Math.max(...rows.map((r) => r[0].length)) + 2);

@@ -1,11 +1,12 @@
 import { writeFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { EngineConfigSchema, TimingConfigSchema, WorkloadConfigSchema } from '../config/schema.ts';
-import { type Catalog, CatalogError } from '../hardware/catalog.ts';
+import { Catalog, CatalogError } from '../hardware/catalog.ts';
 import { HardwareConfigSchema } from '../hardware/config.ts';
 import { type ModelSpec, tensorParallelProblem } from '../hardware/models.ts';
 import { PlannerConfigSchema } from '../sim/planner/config.ts';
 import { summarizeWorkload } from '../sim/workload/workload.ts';
-import { type HardwareBase, sweepCatalog } from '../sweep/evaluate.ts';
+import type { HardwareBase } from '../sweep/evaluate.ts';
 import {
   type CandidateMetrics,
   OBJECTIVES,
@@ -18,11 +19,17 @@ import type { OptimizerName } from '../sweep/optimizers.ts';
 import { renderSweepHtml } from '../sweep/report-html.ts';
 import { type GpuBudget, type SearchSpace, SearchSpaceSchema } from '../sweep/space.ts';
 import { describeTiming, runSweep, type SweepResult } from '../sweep/sweep.ts';
+import { asMapping, fileProblem } from './config-files.ts';
 import { UsageError, zodMessage } from './errors.ts';
-import { readStructuredFile, writeJson } from './files.ts';
+import { checkOutputPath, readStructuredFile, writeJson } from './files.ts';
 import { applyFlags, type FlagSpec, parseFlags, renderHelp } from './flags.ts';
+import { addCatalogFiles } from './hardware.ts';
 import { Progress } from './progress.ts';
-import { loadWorkload, SIMULATE_FLAGS } from './simulate.ts';
+import { loadWorkload } from './simulate.ts';
+import { checkSimulateConflicts } from './simulate-checks.ts';
+import { PLANNER_EXAMPLE } from './simulate-config.ts';
+import { ROUTERS, SIMULATE_FLAGS } from './simulate-flags.ts';
+import { ConfigSources } from './sources.ts';
 import { formatNumber, renderTable } from './table.ts';
 
 const WORKLOAD_FLAGS = SIMULATE_FLAGS.filter((f) => f.path?.startsWith('workload.'));
@@ -138,6 +145,16 @@ export const SWEEP_FLAGS: FlagSpec[] = [
   { name: 'help', aliases: ['h'], path: null, kind: 'boolean', help: 'show this help' },
 ];
 
+const SPACE_EXAMPLE = 'config/examples/space.yaml';
+
+/** Search-space fields the flags set, for messages about a value given by flag. */
+const SPACE_FLAG_NAMES = new Map([
+  ['topologies', '--topologies'],
+  ['tensorParallel', '--tp'],
+  ['workers', '--workers'],
+  ['router.modes', '--routers'],
+]);
+
 const USAGE = `Usage: servetune sweep (--trace FILE | synthetic flags) --gpus h100:16 --slo ttft_p90=2000ms [options]
 
 Searches deployments (GPU type, tensor parallelism, worker count, router, engine knobs, Planner settings) for
@@ -184,6 +201,7 @@ export async function sweepCommand(
   // Workload.
   const wl: Record<string, unknown> = {};
   applyFlags(wl, flags, WORKLOAD_FLAGS);
+  if (wl.workload !== undefined) checkSimulateConflicts(wl, new ConfigSources(flags, SWEEP_FLAGS));
   const workloadCfg = WorkloadConfigSchema.safeParse(wl.workload ?? {});
   if (!workloadCfg.success) {
     if (wl.workload === undefined) throw new UsageError('no workload: give --trace FILE, or synthetic flags');
@@ -227,13 +245,8 @@ export async function sweepCommand(
   const files: Pick<HardwareBase, 'extraGpus' | 'extraModels'> = {};
   if (gpusFile) files.extraGpus = { where: gpusFile, doc: await readStructuredFile(gpusFile) };
   if (modelsFile) files.extraModels = { where: modelsFile, doc: await readStructuredFile(modelsFile) };
-  let catalog: Catalog;
-  try {
-    catalog = sweepCatalog({ model: '', ...files });
-  } catch (e) {
-    if (e instanceof CatalogError) throw new UsageError(e.message);
-    throw e;
-  }
+  const catalog = Catalog.builtin();
+  addCatalogFiles(catalog, { gpus: files.extraGpus, models: files.extraModels });
   checkBudgetGpus(budget, catalog, gpusFile);
 
   // Timing: hardware (needs --model) prices each candidate on its GPU type and TP; a hardware-agnostic
@@ -262,10 +275,11 @@ export async function sweepCommand(
   const spacePath = v.get('space') as string | undefined;
   let rawSpace: Record<string, unknown> = {};
   if (spacePath) {
-    const loaded = await readStructuredFile(spacePath);
-    if (typeof loaded !== 'object' || loaded === null || Array.isArray(loaded))
-      throw new UsageError(`${spacePath}: expected a mapping`);
-    rawSpace = loaded as Record<string, unknown>;
+    rawSpace = asMapping(spacePath, await readStructuredFile(spacePath), SPACE_EXAMPLE);
+    // The file alone first: its own mistakes are reported against it, with the shape it should have.
+    const own = SearchSpaceSchema.safeParse(rawSpace);
+    if (!own.success)
+      throw new UsageError(fileProblem(spacePath, SearchSpaceSchema, own.error, SPACE_EXAMPLE));
   }
   if (v.has('topologies'))
     rawSpace.topologies = (v.get('topologies') as string).split(',').map((t) => t.trim());
@@ -273,21 +287,27 @@ export async function sweepCommand(
   if (v.has('workers'))
     rawSpace.workers = v.get('workers') === 'all' ? 'all' : intList('workers', v.get('workers') as string);
   if (v.has('routers')) {
-    const modes = (v.get('routers') as string).split(',').map((m) => m.trim().replace('_', '-'));
-    rawSpace.router = {
-      ...((rawSpace.router as object) ?? {}),
-      modes: modes.map((m) => (m === 'kv-router' ? 'kv' : m)),
-    };
+    const modes = (v.get('routers') as string).split(',').map((m) => {
+      const mode = ROUTERS[m.trim()];
+      if (mode === undefined) {
+        const known = [...new Set(Object.values(ROUTERS))].join(', ');
+        throw new UsageError(`--routers: unknown router '${m.trim()}' (expected one of ${known})`);
+      }
+      return mode;
+    });
+    rawSpace.router = { ...((rawSpace.router as object) ?? {}), modes };
   }
   const plannerPath = v.get('planner') as string | undefined;
   if (plannerPath) {
     const loaded = (await readStructuredFile(plannerPath)) ?? {};
     const check = PlannerConfigSchema.safeParse(loaded);
-    if (!check.success) throw new UsageError(zodMessage(plannerPath, check.error));
+    if (!check.success)
+      throw new UsageError(fileProblem(plannerPath, PlannerConfigSchema, check.error, PLANNER_EXAMPLE));
     rawSpace.planner = { ...((rawSpace.planner as object) ?? {}), base: loaded };
   }
   const parsedSpace = SearchSpaceSchema.safeParse(rawSpace);
-  if (!parsedSpace.success) throw new UsageError(zodMessage(spacePath ?? 'search space', parsedSpace.error));
+  if (!parsedSpace.success)
+    throw new UsageError(zodMessage('search space', parsedSpace.error, SPACE_FLAG_NAMES));
   let space: SearchSpace = parsedSpace.data;
   const tpSource = (field: string) =>
     field === 'tensorParallel' && v.has('tp') ? `--tp ${v.get('tp')}` : `${spacePath}: field '${field}'`;
@@ -329,6 +349,18 @@ export async function sweepCommand(
     }
     checkTensorParallel(rawSpace, spec, model, tpSource);
   }
+
+  // Before the run: a bad output path must not lose a long sweep's report.
+  const json = v.get('json') as string | undefined;
+  const html = v.get('html') as string | undefined;
+  if (json !== undefined && html !== undefined && resolve(json) === resolve(html)) {
+    throw new UsageError(`--json ${json} conflicts with --html ${html}: give each report its own file`);
+  }
+  const inputs = [workloadCfg.data.trace, spacePath, plannerPath, gpusFile, modelsFile].filter(
+    (p): p is string => p !== undefined,
+  );
+  if (json !== undefined) await checkOutputPath('--json', json, inputs);
+  if (html !== undefined) await checkOutputPath('--html', html, inputs);
 
   const workload = await loadWorkload({
     workload: workloadCfg.data,
@@ -378,7 +410,6 @@ export async function sweepCommand(
   }
 
   const source = workloadCfg.data.trace ?? 'synthetic workload';
-  const json = v.get('json') as string | undefined;
   if (json) {
     await writeJson(json, {
       workload: { source, ...summarizeWorkload(workload) },
@@ -387,7 +418,6 @@ export async function sweepCommand(
       ...result,
     });
   }
-  const html = v.get('html') as string | undefined;
   if (html) {
     try {
       await writeFile(

@@ -6,7 +6,7 @@ import type { HardwareConfig } from '../hardware/config.ts';
 import { HardwareRejection } from '../hardware/setup.ts';
 import { sliceWorkload } from '../sim/workload/slice.ts';
 import type { Workload } from '../sim/workload/workload.ts';
-import { type CandidateMetrics, candidateMetrics, type Slo } from './objective.ts';
+import { type CandidateMetrics, candidateMetrics, goodputThresholds, type Slo } from './objective.ts';
 import type { Candidate } from './space.ts';
 
 /**
@@ -48,12 +48,7 @@ export interface SimulationBase {
 
 /** The simulation configuration of one candidate. */
 export function candidateConfig(c: Candidate, base: SimulationBase): SimulationConfig {
-  // A request is "good" when it meets each SLO's bound individually (goodput).
-  const slo: Record<string, number> = {};
-  for (const s of base.slos) {
-    const key = s.metric === 'ttft' ? 'ttftMs' : s.metric === 'e2e' ? 'e2eMs' : 'itlMs';
-    slo[key] = Math.min(slo[key] ?? Number.POSITIVE_INFINITY, s.maxMs);
-  }
+  const slo = goodputThresholds(base.slos);
   return SimulationConfigSchema.parse({
     workers: c.workers,
     tensorParallelSize: c.tensorParallel,

@@ -50,6 +50,19 @@ export function parseSlos(text: string): Slo[] {
   return out;
 }
 
+/**
+ * Per-request bounds for goodput: a request is good when it meets each SLO's bound on its own metric (TPOT
+ * and ITL both bound the request's token gaps); several SLOs on one metric keep the tightest bound.
+ */
+export function goodputThresholds(slos: readonly Slo[]): { ttftMs?: number; itlMs?: number; e2eMs?: number } {
+  const out: { ttftMs?: number; itlMs?: number; e2eMs?: number } = {};
+  for (const s of slos) {
+    const key = s.metric === 'ttft' ? 'ttftMs' : s.metric === 'e2e' ? 'e2eMs' : 'itlMs';
+    out[key] = Math.min(out[key] ?? Number.POSITIVE_INFINITY, s.maxMs);
+  }
+  return out;
+}
+
 /** The numbers a sweep keeps per evaluated candidate (a compact projection of the simulation report). */
 export interface CandidateMetrics {
   gpus: number;

@@ -50,7 +50,12 @@ describe('servetune catalog', () => {
     writeFileSync(f, 'models:\n  - id: m\n    name: M\n    layers: 0\n');
     const r = await cli('catalog', '--models-file', f);
     expect(r.code).toBe(2);
-    expect(r.err).toBe(`servetune catalog: ${f}: field 'models.0.layers': must be positive\n`);
+    const [first, expected, ...shape] = r.err.trim().split('\n');
+    expect(first).toBe(`servetune catalog: ${f}: field 'models.0.layers': must be positive`);
+    // Then what one entry takes, from the schema, and where to copy from.
+    expect(expected).toBe('expected for each of models (commented example: config/examples/models.yaml):');
+    expect(shape).toContain('  layers: integer');
+    expect(shape).toContain('  kvHeads: integer');
     const missing = await cli('catalog', '--gpus-file', join(dir, 'none.yaml'));
     expect(missing.code).toBe(2);
     expect(missing.err).toMatch(/none\.yaml: file not found/);
@@ -178,13 +183,13 @@ describe('servetune simulate --timing hardware', () => {
     [
       'an unknown GPU',
       ['--gpu', 'tpu', '--model', 'qwen3-8b'],
-      /^servetune simulate: unknown GPU 'tpu' \(known: /,
+      /^servetune simulate: --gpu tpu: unknown GPU 'tpu' \(known: /,
     ],
     ['an unknown model', ['--gpu', 'h100', '--model', 'gpt-9'], /unknown model 'gpt-9'/],
     [
       'a missing model',
       ['--timing', 'hardware', '--gpu', 'h100'],
-      /--model: timing model 'hardware' needs model/,
+      /--gpu h100 needs --model too: hardware timing prices a model on a GPU/,
     ],
     [
       'a bad dtype',
@@ -248,8 +253,12 @@ describe('hardware section of a config file', () => {
     );
     const bad = await cli('simulate', '--config', cfg);
     expect(bad.code).toBe(2);
-    expect(bad.err).toBe(
-      `servetune simulate: ${cfg}: field 'hardware.calibration.moeScale': must be positive\n`,
+    // One message naming the file and field, then what that level of the file takes.
+    const [first, ...shape] = bad.err.trim().split('\n');
+    expect(first).toBe(`servetune simulate: ${cfg}: field 'hardware.calibration.moeScale': must be positive`);
+    expect(shape[0]).toBe(
+      "expected under 'hardware.calibration' (commented example: config/examples/simulate.yaml):",
     );
+    expect(shape).toContain('  moeScale: number');
   });
 });

@@ -176,11 +176,7 @@ describe('servetune simulate', () => {
   const bad: [string, string[], RegExp][] = [
     ['unknown engine', ['--trace', sample, '--engine', 'tgi'], /--engine: unknown value 'tgi'/],
 
-    [
-      'negative startup time',
-      ['--trace', sample, '--startup-time=-3'],
-      /--startup-time: must not be negative/,
-    ],
+    ['negative simulated time', ['--trace', sample, '--max-sim-time=-3'], /--max-sim-time: must be positive/],
     [
       'missing trace file',
       ['--trace', '/nope/x.jsonl'],

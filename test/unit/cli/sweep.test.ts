@@ -73,7 +73,7 @@ describe('servetune sweep', () => {
     [
       'bad router',
       ['--trace', sample, '--gpus', 'h100:2', '--timing', 'polynomial', '--routers', 'rr,magic'],
-      /router\.modes\.\d/,
+      /--routers: unknown router 'magic' \(expected one of round-robin, random, least-loaded, kv\)/,
     ],
     [
       'missing trace',

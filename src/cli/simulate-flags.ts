@@ -1,0 +1,338 @@
+import { SimulationConfigSchema } from '../config/schema.ts';
+import { DTYPE_ALIASES, KV_DTYPE_ALIASES } from '../hardware/dtypes.ts';
+import { traceFormatNames } from '../telemetry/trace/index.ts';
+import { type FlagDecl, flagsFromSchema } from './flags.ts';
+
+/**
+ * The flags of `servetune simulate`. A flag with a path fills that field of the configuration schema
+ * (src/config/schema.ts), which gives it its type, allowed values and default (shown in the help): only names,
+ * spellings and short help live here.
+ */
+/** Router spellings: Dynamo's and vLLM's names and the short forms. */
+export const ROUTERS: Record<string, string> = {
+  'round-robin': 'round-robin',
+  round_robin: 'round-robin',
+  rr: 'round-robin',
+  random: 'random',
+  'least-loaded': 'least-loaded',
+  least_loaded: 'least-loaded',
+  kv: 'kv',
+  kv_router: 'kv',
+  'kv-router': 'kv',
+};
+
+const DECLS: FlagDecl[] = [
+  {
+    name: 'config',
+    path: null,
+    kind: 'string',
+    metavar: 'FILE',
+    help: 'YAML/JSON configuration (flags override it)',
+  },
+  {
+    name: 'trace',
+    path: 'workload.trace',
+    metavar: 'FILE',
+    help: 'trace to replay (Mooncake JSONL; gzip-compressed or not)',
+  },
+  {
+    name: 'trace-format',
+    path: 'workload.traceFormat',
+    metavar: 'NAME',
+    help: `trace format instead of detecting it (${traceFormatNames().join(', ')})`,
+  },
+  { name: 'trace-block-size', path: 'workload.traceBlockSize', help: 'tokens per trace hash id' },
+  {
+    name: 'arrival-speedup-ratio',
+    path: 'workload.arrivalSpeedupRatio',
+    metavar: 'X',
+    help: 'divide arrival gaps and think times by X',
+  },
+  {
+    name: 'concurrency',
+    aliases: ['replay-concurrency'],
+    path: 'workload.concurrency',
+    help: 'closed loop: keep N requests (sessions) in flight',
+  },
+  {
+    name: 'request-count',
+    aliases: ['requests'],
+    path: 'workload.synthetic.requests',
+    help: 'synthetic: requests (sessions)',
+  },
+  {
+    name: 'input-tokens',
+    path: 'workload.synthetic.inputTokens.mean',
+    help: 'synthetic: mean prompt length',
+  },
+  {
+    name: 'input-tokens-stddev',
+    path: 'workload.synthetic.inputTokens.stddev',
+    help: 'synthetic: prompt length spread',
+  },
+  {
+    name: 'output-tokens',
+    path: 'workload.synthetic.outputTokens.mean',
+    help: 'synthetic: mean output length',
+  },
+  {
+    name: 'output-tokens-stddev',
+    path: 'workload.synthetic.outputTokens.stddev',
+    help: 'synthetic: output length spread',
+  },
+  {
+    name: 'request-rate',
+    path: 'workload.synthetic.requestRate',
+    metavar: 'RPS',
+    help: 'synthetic: arrival rate',
+  },
+  {
+    name: 'arrival',
+    path: 'workload.synthetic.arrival',
+    values: { poisson: 'poisson', constant: 'constant', gamma: 'gamma', bursty: 'gamma', burst: 'burst' },
+    help: 'synthetic arrival process (bursty = gamma)',
+  },
+  { name: 'burstiness', path: 'workload.synthetic.burstiness', help: 'gamma shape (< 1 is burstier)' },
+  {
+    name: 'shared-prefix-ratio',
+    path: 'workload.synthetic.sharedPrefixRatio',
+    help: "synthetic: share of a prompt's leading blocks drawn from a shared prefix",
+  },
+  {
+    name: 'num-prefix-groups',
+    path: 'workload.synthetic.numPrefixGroups',
+    help: 'synthetic: distinct shared prefixes',
+  },
+  {
+    name: 'turns-per-session',
+    path: 'workload.synthetic.turnsPerSession',
+    help: 'synthetic: turns per session',
+  },
+  {
+    name: 'inter-turn-delay-ms',
+    path: 'workload.synthetic.interTurnDelayMs',
+    help: 'synthetic: think time between turns',
+  },
+  { name: 'arrival-seed', path: 'workload.synthetic.seed', help: 'synthetic generator seed' },
+  { name: 'engine', path: 'engine.engine', help: 'engine scheduler' },
+  {
+    name: 'schedule-policy',
+    path: 'engine.schedulePolicy',
+    values: { fifo: 'fifo', fcfs: 'fifo', lpm: 'lpm' },
+  },
+  { name: 'max-prefill-tokens', path: 'engine.maxPrefillTokens' },
+  { name: 'chunked-prefill-size', path: 'engine.chunkedPrefillSize' },
+  { name: 'clip-max-new-tokens', path: 'engine.clipMaxNewTokens' },
+  { name: 'schedule-conservativeness', path: 'engine.scheduleConservativeness' },
+  {
+    name: 'block-size',
+    aliases: ['page-size'],
+    path: 'engine.blockSize',
+    help: 'KV block (sglang: page) size in tokens',
+  },
+  { name: 'num-gpu-blocks', path: 'engine.numGpuBlocks' },
+  { name: 'max-num-seqs', path: 'engine.maxNumSeqs', help: 'running requests per worker' },
+  { name: 'max-num-batched-tokens', path: 'engine.maxNumBatchedTokens', help: 'tokens per pass' },
+  {
+    name: 'no-chunked-prefill',
+    path: 'engine.enableChunkedPrefill',
+    kind: 'negate',
+    help: 'disable chunked prefill',
+  },
+  {
+    name: 'no-prefix-caching',
+    path: 'engine.enablePrefixCaching',
+    kind: 'negate',
+    help: 'disable prefix caching',
+  },
+  {
+    name: 'speedup-ratio',
+    path: 'engine.speedupRatio',
+    metavar: 'X',
+    help: 'divide modelled durations by X',
+  },
+  {
+    name: 'timing',
+    path: 'timing.model',
+    values: { polynomial: 'polynomial', hardware: 'hardware' },
+    help: 'timing model (hardware when --gpu or --model is given)',
+  },
+  {
+    name: 'gpu',
+    path: 'hardware.gpu',
+    metavar: 'GPU',
+    help: 'hardware timing: GPU id, alias or gpu.product label (see servetune catalog)',
+  },
+  {
+    name: 'model',
+    path: 'hardware.model',
+    metavar: 'MODEL',
+    help: 'hardware timing: model id or Hugging Face id',
+  },
+  {
+    name: 'dtype',
+    path: 'hardware.dtype',
+    values: DTYPE_ALIASES,
+    help: "hardware timing: weight precision (the model's checkpoint)",
+  },
+  {
+    name: 'kv-dtype',
+    aliases: ['kv-cache-dtype'],
+    path: 'hardware.kvDtype',
+    values: KV_DTYPE_ALIASES,
+    help: 'hardware timing: KV-cache precision',
+  },
+  {
+    name: 'gpu-memory-utilization',
+    path: 'hardware.gpuMemoryUtilization',
+    metavar: 'X',
+    help: 'hardware timing: HBM share for weights + KV',
+  },
+  {
+    name: 'max-model-len',
+    path: 'hardware.maxModelLen',
+    help: 'hardware timing: tokens one request may need (default: the longest request)',
+  },
+  {
+    name: 'expert-parallel',
+    aliases: ['enable-expert-parallel'],
+    path: 'hardware.expertParallel',
+    help: 'hardware timing: split MoE experts across the TP group',
+  },
+  {
+    name: 'tier',
+    path: 'hardware.tier',
+    help: 'hardware timing: auto (measured tables where present) or roofline',
+  },
+  { name: 'gpus-file', path: 'hardware.gpusFile', metavar: 'FILE', help: 'YAML/JSON file of extra GPUs' },
+  {
+    name: 'models-file',
+    path: 'hardware.modelsFile',
+    metavar: 'FILE',
+    help: 'YAML/JSON file of extra models',
+  },
+  { name: 'workers', aliases: ['num-workers'], path: 'workers', help: 'aggregated workers' },
+  { name: 'tp', aliases: ['tensor-parallel-size'], path: 'tensorParallelSize', help: 'GPUs per worker' },
+  {
+    name: 'router',
+    aliases: ['router-mode'],
+    path: 'router.mode',
+    values: ROUTERS,
+    help: 'request router',
+  },
+  {
+    name: 'overlap-weight',
+    aliases: ['kv-overlap-score-weight'],
+    path: 'router.overlapWeight',
+    help: 'KV router: weight of the prefill term',
+  },
+  { name: 'overlap-credit', path: 'router.overlapCredit' },
+  {
+    name: 'router-temperature',
+    path: 'router.temperature',
+    help: 'KV router: softmax temperature (0 = cheapest)',
+  },
+  {
+    name: 'disagg',
+    path: null,
+    sets: 'disaggregation',
+    kind: 'boolean',
+    help: 'disaggregated serving (prefill and decode workers)',
+  },
+  {
+    name: 'prefill-workers',
+    path: 'disaggregation.prefill.workers',
+    help: 'disagg: prefill workers (default 1)',
+  },
+  {
+    name: 'decode-workers',
+    path: 'disaggregation.decode.workers',
+    help: 'disagg: decode workers (default 1)',
+  },
+  {
+    name: 'prefill-tp',
+    path: 'disaggregation.prefill.tensorParallelSize',
+    help: 'disagg: GPUs per prefill worker',
+  },
+  {
+    name: 'decode-tp',
+    path: 'disaggregation.decode.tensorParallelSize',
+    help: 'disagg: GPUs per decode worker',
+  },
+  {
+    name: 'kv-transfer-gbps',
+    path: 'disaggregation.kvTransferGbps',
+    help: 'disagg: link GB/s per prefill worker',
+  },
+  {
+    name: 'kv-link',
+    path: 'disaggregation.kvLink',
+    values: { shared: 'shared', 'per-transfer': 'per-transfer', per_transfer: 'per-transfer' },
+    help: 'disagg: transfers share a prefill link (shared) or each get its bandwidth (per-transfer)',
+  },
+  {
+    name: 'transfer-mode',
+    path: 'disaggregation.transferMode',
+    values: {
+      'full-prompt': 'full-prompt',
+      full_prompt: 'full-prompt',
+      'destination-missing': 'destination-missing',
+      destination_missing: 'destination-missing',
+    },
+    help: 'disagg: full-prompt or destination-missing',
+  },
+  {
+    name: 'conditional-disagg',
+    path: 'disaggregation.conditional',
+    kind: 'boolean',
+    help: 'disagg, KV router: prefill short uncached prompts on the decode worker',
+  },
+  { name: 'kv-bytes-per-token', path: 'engine.kvBytesPerToken' },
+  { name: 'g2-blocks', path: 'engine.g2Blocks', help: 'host-memory KV tier, blocks per worker (0 = off)' },
+  { name: 'g2-gbps', path: 'engine.g2Gbps', help: 'GPU <-> host GB/s per direction' },
+  { name: 'g3-blocks', path: 'engine.g3Blocks', help: 'disk KV tier, blocks per worker (0 = off)' },
+  { name: 'g3-gbps', path: 'engine.g3Gbps', help: 'host <-> disk GB/s' },
+  {
+    name: 'offload-policy',
+    path: 'engine.offloadPolicy',
+    help: 'write-through (prompt blocks when computed) or on-evict (GPU evictions)',
+  },
+  { name: 'seed', path: 'seed', help: 'seed for every random choice' },
+  { name: 'max-sim-time', path: 'maxSimTimeS', metavar: 'SECONDS', help: 'stop at this simulated time' },
+  {
+    name: 'slo',
+    path: null,
+    sets: 'slo',
+    kind: 'string',
+    metavar: 'LIST',
+    help: 'SLOs, e.g. ttft_p90=2000ms,itl_p90=50ms,e2e_p99=30s (as sweep: a request within every bound counts toward goodput)',
+  },
+  { name: 'sla-ttft-ms', path: 'slo.ttftMs', help: 'goodput: TTFT bound per request (ms)' },
+  { name: 'sla-itl-ms', path: 'slo.itlMs', help: 'goodput: ITL bound per request (ms)' },
+  { name: 'sla-e2e-ms', path: 'slo.e2eMs', help: 'goodput: end-to-end bound per request (ms)' },
+  {
+    name: 'planner',
+    path: null,
+    sets: 'planner',
+    kind: 'string',
+    metavar: 'FILE',
+    help: "Dynamo Planner config (YAML/JSON, the reference's field names) scaling the workers",
+  },
+  {
+    name: 'startup-time',
+    path: 'startupTimeS',
+    metavar: 'SECONDS',
+    help: 'planner: cold start of a new worker',
+  },
+  {
+    name: 'no-coalesce',
+    path: 'coalesceDecode',
+    kind: 'negate',
+    help: 'step every pass (slower; same results)',
+  },
+  { name: 'json', path: null, kind: 'string', metavar: 'FILE', help: 'write the full report as JSON' },
+  { name: 'quiet', path: null, kind: 'boolean', help: 'print nothing but errors' },
+  { name: 'help', aliases: ['h'], path: null, kind: 'boolean', help: 'show this help' },
+];
+
+export const SIMULATE_FLAGS = flagsFromSchema(DECLS, SimulationConfigSchema);
