@@ -376,6 +376,8 @@ export interface GraphComponent {
   replicas: number | undefined;
   /** The main container's command and args, split on whitespace (shell strings are common in args). */
   tokens: string[];
+  /** The same, unsplit (JSON arguments such as the Planner's `--config` keep their spaces). */
+  rawArgs: string[];
   env: { name: string; value?: string }[];
   /** GPUs per pod from the limits (`nvidia.com/gpu` or v1alpha1's `gpu`), if any. */
   gpuLimit: string | undefined;
@@ -412,6 +414,7 @@ export function graphComponents(spec: unknown): GraphReading {
         type: c.type ?? '',
         replicas: c.replicas,
         tokens: [...split(main?.command), ...split(main?.args)],
+        rawArgs: [...(main?.command ?? []), ...(main?.args ?? [])],
         env: [...graphEnv.filter((e) => !own.some((o) => o.name === e.name)), ...own],
         gpuLimit: gpu === undefined ? undefined : String(gpu),
         nodeSelector: c.podTemplate?.spec?.nodeSelector ?? {},
@@ -434,6 +437,10 @@ export function graphComponents(spec: unknown): GraphReading {
       tokens: [
         ...split(v.extraPodSpec?.mainContainer?.command),
         ...split(v.extraPodSpec?.mainContainer?.args),
+      ],
+      rawArgs: [
+        ...(v.extraPodSpec?.mainContainer?.command ?? []),
+        ...(v.extraPodSpec?.mainContainer?.args ?? []),
       ],
       env: v.envs ?? [],
       gpuLimit: limits.gpu ?? limits['nvidia.com/gpu'] ?? v.resources?.requests?.gpu,

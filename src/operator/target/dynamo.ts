@@ -53,6 +53,25 @@ function workerRole(c: GraphComponent, tokens: string[]): Role {
   return 'aggregated';
 }
 
+export type ComponentRole = 'frontend' | 'planner' | 'other' | Role;
+
+/**
+ * What each component of a graph is: frontend, planner, a worker of a role, or something else. Older graphs
+ * mark only their prefill worker (--is-prefill-worker); the unmarked worker then decodes.
+ */
+export function componentRoles(components: readonly GraphComponent[]): Map<string, ComponentRole> {
+  const out = new Map<string, ComponentRole>();
+  for (const c of components) {
+    const k = kind(c.name, c);
+    out.set(c.name, k === 'worker' ? workerRole(c, c.tokens) : k);
+  }
+  const roles = new Set(out.values());
+  if (roles.has('prefill') && !roles.has('decode') && roles.has('aggregated')) {
+    for (const [name, r] of out) if (r === 'aggregated') out.set(name, 'decode');
+  }
+  return out;
+}
+
 const ROUTER_MODES: Record<string, RouterMode> = {
   kv: 'KV',
   'round-robin': 'RoundRobin',
@@ -73,6 +92,7 @@ export function readDynamoBaseline(obj: KubeObject, knownGpuTypes: string[]): Ba
   let model: string | undefined;
   let gpuType: string | undefined;
   const engine: NonNullable<ServingSettings['engine']> = {};
+  const kinds = componentRoles(graph.components);
   for (const s of graph.components) {
     const name = s.name;
     const tokens = s.tokens;
@@ -96,8 +116,8 @@ export function readDynamoBaseline(obj: KubeObject, knownGpuTypes: string[]): Ba
         ...(Number.isFinite(temp) && temp >= 0 && { temperature: temp }),
       };
     }
-    if (k !== 'worker') continue;
-    const role = workerRole(s, tokens);
+    const role = kinds.get(name);
+    if (role !== 'aggregated' && role !== 'prefill' && role !== 'decode') continue;
     const perPod = positiveInt(s.gpuLimit);
     const nodes = s.nodeCount;
     const tp = positiveInt(flagValue(tokens, '--tensor-parallel-size', '-tp', '--tp', '--tp-size'));
@@ -123,11 +143,6 @@ export function readDynamoBaseline(obj: KubeObject, knownGpuTypes: string[]): Ba
     if (seqs) engine.maxNumSeqs = seqs;
     if (batched) engine.maxNumBatchedTokens = batched;
     if (block) engine.blockSize = block;
-  }
-  // Older graphs mark only the prefill worker (--is-prefill-worker); the unmarked one then decodes.
-  if (roles.prefill && !roles.decode && roles.aggregated) {
-    roles.decode = roles.aggregated;
-    delete roles.aggregated;
   }
   const disaggregated = roles.prefill !== undefined || roles.decode !== undefined;
   if (!roles.aggregated && !disaggregated)

@@ -1,0 +1,119 @@
+import { createHash } from 'node:crypto';
+import { type GraphComponent, type GraphShape, graphComponents } from '../api/dynamo.ts';
+import type { ServingSettings } from '../api/index.ts';
+import { type ComponentRole, componentRoles, readDynamoBaseline } from '../operator/target/dynamo.ts';
+import type { KubeObject } from '../operator/kube/resources.ts';
+import type { LiveRole } from '../sim/live.ts';
+import { type PlannerConfig, PlannerConfigSchema } from '../sim/planner/config.ts';
+
+/**
+ * What the twin needs from a DynamoGraphDeployment: the serving settings the operator reads (the same
+ * reading, so the twin simulates what the operator believes it deployed), and per worker role the components
+ * that make it up, their replicas, whether a scaling adapter owns them, and a revision of their pod template
+ * (anything but replicas), whose change restarts the role's workers, as Dynamo rolls pods on a template change.
+ */
+
+export interface TwinPool {
+  role: LiveRole;
+  /** Components serving this role (usually one). */
+  components: string[];
+  replicas: number;
+  /** Digest of the role's pod templates (command line, env, GPUs, node selector, nodes). */
+  revision: string;
+  /** Components of the role whose replicas a DynamoGraphDeploymentScalingAdapter owns. */
+  scaled: string[];
+}
+
+export interface TwinGraph {
+  shape: GraphShape;
+  generation: number;
+  settings: ServingSettings;
+  warnings: string[];
+  pools: Partial<Record<LiveRole, TwinPool>>;
+  components: GraphComponent[];
+  /** Component name -> what it is. */
+  roles: Map<string, ComponentRole>;
+  planner?: { component: string; config: PlannerConfig | null; error?: string };
+}
+
+export type GraphResult = TwinGraph | { error: string };
+
+/** The `--config` argument of a Planner component (JSON inline), if any. */
+export function plannerConfigArg(rawArgs: readonly string[]): string | undefined {
+  for (let i = 0; i < rawArgs.length; i++) {
+    const a = rawArgs[i];
+    if (a === '--config' && i + 1 < rawArgs.length) return rawArgs[i + 1];
+    if (a.startsWith('--config=')) return a.slice('--config='.length);
+    // A whole command line in one string: `... --config '{"a": 1}'`.
+    const m = /--config[= ]+(['"]?)(\{.*\})\1\s*$/.exec(a);
+    if (m) return m[2];
+  }
+  return undefined;
+}
+
+function revisionOf(cs: GraphComponent[]): string {
+  const h = createHash('sha256');
+  for (const c of cs) {
+    h.update(JSON.stringify([c.name, c.rawArgs, c.env, c.gpuLimit ?? null, c.nodeSelector, c.nodeCount]));
+  }
+  return h.digest('hex').slice(0, 12);
+}
+
+export function readGraph(obj: KubeObject & { spec?: unknown }, knownGpuTypes: string[] = []): GraphResult {
+  const base = readDynamoBaseline(obj, knownGpuTypes);
+  if ('error' in base) return base;
+  const graph = graphComponents(obj.spec ?? {});
+  if ('error' in graph) return graph;
+  const roles = componentRoles(graph.components);
+  const pools: TwinGraph['pools'] = {};
+  for (const role of ['aggregated', 'prefill', 'decode'] as const) {
+    const cs = graph.components.filter((c) => roles.get(c.name) === role);
+    if (cs.length === 0) continue;
+    pools[role] = {
+      role,
+      components: cs.map((c) => c.name),
+      replicas: cs.reduce((n, c) => n + (c.replicas ?? 1), 0),
+      revision: revisionOf(cs),
+      scaled: cs.filter((c) => c.scalingAdapter).map((c) => c.name),
+    };
+  }
+  let planner: TwinGraph['planner'];
+  const pc = graph.components.find((c) => roles.get(c.name) === 'planner');
+  if (pc && (pc.replicas ?? 1) > 0) {
+    const raw = plannerConfigArg(pc.rawArgs);
+    if (raw === undefined) planner = { component: pc.name, config: PlannerConfigSchema.parse({}) };
+    else {
+      let json: unknown;
+      try {
+        json = JSON.parse(raw);
+      } catch (e) {
+        json = undefined;
+        planner = {
+          component: pc.name,
+          config: null,
+          error: `--config is not JSON: ${(e as Error).message}`,
+        };
+      }
+      if (json !== undefined) {
+        const p = PlannerConfigSchema.safeParse(json);
+        planner = p.success
+          ? { component: pc.name, config: p.data }
+          : {
+              component: pc.name,
+              config: null,
+              error: `--config: ${p.error.issues[0].path.join('.')}: ${p.error.issues[0].message}`,
+            };
+      }
+    }
+  }
+  return {
+    shape: graph.shape,
+    generation: obj.metadata.generation ?? 0,
+    settings: base.settings,
+    warnings: base.warnings,
+    pools,
+    components: graph.components,
+    roles,
+    ...(planner && { planner }),
+  };
+}
