@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { type GraphComponent, type GraphShape, graphComponents } from '../api/dynamo.ts';
 import type { ServingSettings } from '../api/index.ts';
-import { type ComponentRole, componentRoles, readDynamoBaseline } from '../operator/target/dynamo.ts';
 import type { KubeObject } from '../operator/kube/resources.ts';
+import { type ComponentRole, componentRoles, readDynamoBaseline } from '../operator/target/dynamo.ts';
 import type { LiveRole } from '../sim/live.ts';
 import { type PlannerConfig, PlannerConfigSchema } from '../sim/planner/config.ts';
 
