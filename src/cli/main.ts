@@ -64,7 +64,21 @@ export async function main(
  */
 export async function runProcess(): Promise<void> {
   enableCompileCache();
+  const from = userDirectory(process.env);
+  if (from !== undefined) process.chdir(from);
   process.exitCode = await main(process.argv.slice(2));
+}
+
+/**
+ * The directory the user typed the command in. npm runs a script from the package root, so under
+ * `npm run servetune -- --trace t.jsonl` a relative path would resolve from there; npm passes the user's
+ * directory as INIT_CWD. Only a script that runs this command counts (a test run spawning the CLI keeps its
+ * own directory).
+ */
+export function userDirectory(env: NodeJS.ProcessEnv): string | undefined {
+  const script = env.npm_lifecycle_script ?? '';
+  const runsCli = script.includes('bin/servetune.js') || script.includes('src/cli/main.ts');
+  return runsCli && env.INIT_CWD ? env.INIT_CWD : undefined;
 }
 
 if (import.meta.main) await runProcess();
