@@ -1,6 +1,9 @@
+import { esc, labelledTicks, linearTicks, logTicks, tickLabel } from '../src/sweep/svg.ts';
+
 /**
  * Hand-written SVG line charts for the docs: stacked panels sharing one x axis, linear or log axes, labelled
- * with units, one polyline with markers per series. No dependencies; deterministic output.
+ * with units, one polyline with markers per series. Ticks and labels come from src/sweep/svg.ts, as the
+ * sweep report's do; deterministic output.
  */
 export interface Series {
   name: string;
@@ -25,41 +28,6 @@ export interface Chart {
   panels: Panel[];
   width?: number;
   panelHeight?: number;
-}
-
-const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-
-function fmt(v: number): string {
-  const a = Math.abs(v);
-  if (a === 0) return '0';
-  if (a >= 10_000) return `${Math.round(v / 1000)}k`;
-  if (a >= 100) return v.toFixed(0);
-  if (a >= 10) return v.toFixed(0);
-  if (a >= 1) return Number(v.toFixed(1)).toString();
-  return Number(v.toPrecision(2)).toString();
-}
-
-/** Round ticks for a linear range. */
-function linearTicks(lo: number, hi: number, n = 5): number[] {
-  const span = hi - lo || 1;
-  const raw = span / n;
-  const mag = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => span / s <= n) ?? 10 * mag;
-  const out: number[] = [];
-  for (let v = Math.ceil(lo / step) * step; v <= hi + 1e-9; v += step) out.push(Number(v.toPrecision(12)));
-  return out;
-}
-
-/** 1-2-5 ticks for a log range. */
-function logTicks(lo: number, hi: number): number[] {
-  const out: number[] = [];
-  for (let e = Math.floor(Math.log10(lo)); e <= Math.ceil(Math.log10(hi)); e++) {
-    for (const m of [1, 2, 5]) {
-      const v = m * 10 ** e;
-      if (v >= lo * 0.999 && v <= hi * 1.001) out.push(v);
-    }
-  }
-  return out.length >= 2 ? out : [lo, hi];
 }
 
 export function renderChart(c: Chart): string {
@@ -91,7 +59,8 @@ export function renderChart(c: Chart): string {
   out.push(
     `<text x="${width / 2}" y="24" text-anchor="middle" font-size="15" font-weight="bold">${esc(c.title)}</text>`,
   );
-  const xTicks = c.xTicks ?? (c.xLog ? logTicks(xLo, xHi) : linearTicks(xLo, xHi));
+  const xTicks = c.xTicks ?? (c.xLog ? logTicks(xLo, xHi) : linearTicks(xLo, xHi, 5));
+  const xLabelled = labelledTicks(xTicks, xT);
   c.panels.forEach((p, i) => {
     const y0 = top + i * (ph + gap);
     const ys = p.series.flatMap((s) => s.points.map(([, y]) => y)).filter((y) => Number.isFinite(y));
@@ -103,7 +72,7 @@ export function renderChart(c: Chart): string {
       yHi = 10 ** Math.ceil(Math.log10(Math.max(yHi, yLo * 10)));
     } else {
       yLo = Math.min(0, yLo);
-      const t = linearTicks(yLo, yHi * 1.05);
+      const t = linearTicks(yLo, yHi * 1.05, 5);
       yHi = t[t.length - 1] >= yHi ? t[t.length - 1] : yHi * 1.1;
     }
     const yT = (y: number) =>
@@ -113,21 +82,21 @@ export function renderChart(c: Chart): string {
           ((Math.log10(Math.max(y, yLo)) - Math.log10(yLo)) / (Math.log10(yHi) - Math.log10(yLo))) * ph
         : y0 + ph - ((y - yLo) / (yHi - yLo || 1)) * ph;
     out.push(`<rect x="${left}" y="${y0}" width="${plotW}" height="${ph}" fill="#fafafa" stroke="#999"/>`);
-    const yTicks = p.yLog ? logTicks(yLo, yHi) : linearTicks(yLo, yHi);
+    const yTicks = p.yLog ? logTicks(yLo, yHi, [1, 2, 5]) : linearTicks(yLo, yHi, 5);
     for (const t of yTicks) {
       const y = yT(t).toFixed(1);
       out.push(`<line x1="${left}" x2="${left + plotW}" y1="${y}" y2="${y}" stroke="#e3e3e3"/>`);
       out.push(
-        `<text x="${left - 6}" y="${y}" text-anchor="end" dominant-baseline="middle">${fmt(t)}</text>`,
+        `<text x="${left - 6}" y="${y}" text-anchor="end" dominant-baseline="middle">${tickLabel(t)}</text>`,
       );
     }
-    for (const t of xTicks) {
-      if (t < xLo || t > xHi) continue;
+    xTicks.forEach((t, k) => {
+      if (t < xLo || t > xHi) return;
       const x = xT(t).toFixed(1);
       out.push(`<line x1="${x}" x2="${x}" y1="${y0}" y2="${y0 + ph}" stroke="#eeeeee"/>`);
-      if (i === c.panels.length - 1)
-        out.push(`<text x="${x}" y="${y0 + ph + 16}" text-anchor="middle">${fmt(t)}</text>`);
-    }
+      if (i === c.panels.length - 1 && xLabelled[k])
+        out.push(`<text x="${x}" y="${y0 + ph + 16}" text-anchor="middle">${tickLabel(t)}</text>`);
+    });
     const cy = y0 + ph / 2;
     out.push(
       `<text x="18" y="${cy}" text-anchor="middle" transform="rotate(-90 18 ${cy})">${esc(p.yLabel)}</text>`,

@@ -1,13 +1,12 @@
+import { esc, linearTicks, logTicks } from '../../src/sweep/svg.ts';
+
 /**
  * Self-contained SVG charts for docs/fidelity.md (no dependencies, no scripts, no external fonts):
  * the per-metric relative difference of servetune from the reference per case, and the wall time of both
- * per case on a log scale.
+ * per case on a log scale. Escaping and ticks come from src/sweep/svg.ts, as the sweep report's do.
  */
 
 const FONT = 'font-family="system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif"';
-
-const esc = (s: string): string =>
-  s.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;').replaceAll('"', '&quot;');
 
 const fmt = (x: number): string => (Number.isInteger(x) ? String(x) : x.toFixed(2).replace(/\.?0+$/, ''));
 
@@ -89,8 +88,7 @@ export function diffChart(opts: {
   out.push(
     `<rect x="${fmt(x(-band))}" y="${top}" width="${fmt(x(band) - x(-band))}" height="${plotH}" fill="#e6f4ea"/>`,
   );
-  const step = limit <= 0.05 ? 0.01 : limit <= 0.1 ? 0.02 : limit <= 0.25 ? 0.05 : 0.1;
-  for (let v = -limit; v <= limit + 1e-9; v += step) {
+  for (const v of linearTicks(-limit, limit, 10)) {
     const gx = x(v);
     out.push(
       `<line x1="${fmt(gx)}" y1="${top}" x2="${fmt(gx)}" y2="${top + plotH}" stroke="${Math.abs(v) < 1e-9 ? '#555' : '#ddd'}"/>`,
@@ -213,18 +211,17 @@ export function wallChart(opts: { title: string; rows: WallRow[] }): string {
     out.push(`<rect x="${fmt(lx)}" y="34" width="12" height="10" fill="${c}"/>`, text(lx + 16, 44, l));
     lx += 16 + l.length * 6.4 + 16;
   }
-  for (let d = lo; d <= hi * 1.0001; d *= 10) {
+  // Decades labelled; 2 and 5 as light lines.
+  for (const d of logTicks(lo, hi, [1, 2, 5])) {
     const gx = x(d);
+    const decade = Math.abs(Math.log10(d) - Math.round(Math.log10(d))) < 1e-9;
     out.push(
-      `<line x1="${fmt(gx)}" y1="${top}" x2="${fmt(gx)}" y2="${top + plotH}" stroke="#ccc"/>`,
-      text(gx, top + plotH + 16, d >= 1 ? `${fmt(d)} s` : `${fmt(d * 1000)} ms`, 'text-anchor="middle"'),
+      `<line x1="${fmt(gx)}" y1="${top}" x2="${fmt(gx)}" y2="${top + plotH}" stroke="${decade ? '#ccc' : '#eee'}"/>`,
     );
-    for (const m of [2, 5]) {
-      if (d * m < hi)
-        out.push(
-          `<line x1="${fmt(x(d * m))}" y1="${top}" x2="${fmt(x(d * m))}" y2="${top + plotH}" stroke="#eee"/>`,
-        );
-    }
+    if (decade)
+      out.push(
+        text(gx, top + plotH + 16, d >= 1 ? `${fmt(d)} s` : `${fmt(d * 1000)} ms`, 'text-anchor="middle"'),
+      );
   }
   out.push(
     text(

@@ -1,5 +1,6 @@
 import type { CandidateMetrics } from './objective.ts';
 import { OBJECTIVES, sloKey } from './objective.ts';
+import { esc, labelledTicks, linearTicks, logTicks, px, tickLabel } from './svg.ts';
 import { type CandidateResult, describeTiming, type SweepResult } from './sweep.ts';
 
 /**
@@ -24,6 +25,8 @@ export function renderSweepHtml(
     points: full.map((c) => ({ c, x: m(c)[axis.metric][axis.percentile], y: m(c).throughput_per_gpu })),
     frontier: result.frontier.latency,
     recommended: result.recommended?.id ?? null,
+    xUnit: 'ms',
+    yUnit: 'tok/s/GPU',
     xLog: true,
     xBound: slo?.maxMs,
   });
@@ -35,6 +38,8 @@ export function renderSweepHtml(
     points: full.map((c) => ({ c, x: m(c).user_tok_s, y: m(c).throughput_per_gpu })),
     frontier: result.frontier.userSpeed,
     recommended: result.recommended?.id ?? null,
+    xUnit: 'tok/s per user',
+    yUnit: 'tok/s/GPU',
     xLog: false,
   });
   const obj = OBJECTIVES[result.objective];
@@ -119,6 +124,9 @@ function scatter(p: {
   title: string;
   xLabel: string;
   yLabel: string;
+  /** Units of the x and y values, for tooltips. */
+  xUnit: string;
+  yUnit: string;
   points: PlotPoint[];
   frontier: number[];
   recommended: number | null;
@@ -149,33 +157,41 @@ function scatter(p: {
   const sx = (v: number) =>
     PAD.left + (xLog ? (Math.log(v / xMin) / Math.log(xMax / xMin)) * iw : ((v - xMin) / (xMax - xMin)) * iw);
   const sy = (v: number) => PAD.top + ih - ((v - yMin) / (yMax - yMin)) * ih;
-  const xt = xLog ? logTicks(xMin, xMax) : linTicks(xMin, xMax);
-  const yt = linTicks(yMin, yMax);
+  const xt = xLog ? logTicks(xMin, xMax) : linearTicks(xMin, xMax);
+  const yt = linearTicks(yMin, yMax);
+  const xLabelled = labelledTicks(xt, sx, tickLabel, 6.2);
   const grid = [
-    ...xt.map((t) => `<line x1="${f(sx(t))}" x2="${f(sx(t))}" y1="${PAD.top}" y2="${PAD.top + ih}"/>`),
-    ...yt.map((t) => `<line x1="${PAD.left}" x2="${PAD.left + iw}" y1="${f(sy(t))}" y2="${f(sy(t))}"/>`),
+    ...xt.map((t) => `<line x1="${px(sx(t))}" x2="${px(sx(t))}" y1="${PAD.top}" y2="${PAD.top + ih}"/>`),
+    ...yt.map((t) => `<line x1="${PAD.left}" x2="${PAD.left + iw}" y1="${px(sy(t))}" y2="${px(sy(t))}"/>`),
   ].join('');
   const axes = `<path d="M${PAD.left},${PAD.top} V${PAD.top + ih} H${PAD.left + iw}" fill="none"/>${xt
     .map(
-      (t) =>
-        `<line x1="${f(sx(t))}" x2="${f(sx(t))}" y1="${PAD.top + ih}" y2="${PAD.top + ih + 5}"/><text x="${f(sx(t))}" y="${PAD.top + ih + 19}" text-anchor="middle" font-size="11" fill="#5b6776">${tick(t)}</text>`,
+      (t, i) =>
+        `<line x1="${px(sx(t))}" x2="${px(sx(t))}" y1="${PAD.top + ih}" y2="${PAD.top + ih + 5}"/>${
+          xLabelled[i]
+            ? `<text class="x-tick" x="${px(sx(t))}" y="${PAD.top + ih + 19}" text-anchor="middle" font-size="11" fill="#5b6776">${tickLabel(t)}</text>`
+            : ''
+        }`,
     )
     .join('')}${yt
     .map(
       (t) =>
-        `<line x1="${PAD.left - 5}" x2="${PAD.left}" y1="${f(sy(t))}" y2="${f(sy(t))}"/><text x="${PAD.left - 8}" y="${f(sy(t) + 4)}" text-anchor="end" font-size="11" fill="#5b6776">${tick(t)}</text>`,
+        `<line x1="${PAD.left - 5}" x2="${PAD.left}" y1="${px(sy(t))}" y2="${px(sy(t))}"/><text x="${PAD.left - 8}" y="${px(sy(t) + 4)}" text-anchor="end" font-size="11" fill="#5b6776">${tickLabel(t)}</text>`,
     )
     .join('')}`;
   const byId = new Map(pts.map((q) => [q.c.id, q]));
-  const front = p.frontier.map((id) => byId.get(id)).filter((q): q is PlotPoint => q !== undefined);
+  // The frontier joins candidates that meet the SLOs only: a line through a miss would offer it as a choice.
+  const front = p.frontier.map((id) => byId.get(id)).filter((q): q is PlotPoint => q?.c.feasible === true);
   const frontLine =
     front.length > 1
-      ? `<polyline class="frontier" points="${front.map((q) => `${f(sx(q.x))},${f(sy(q.y))}`).join(' ')}" fill="none" stroke="#1b998b" stroke-width="2" stroke-dasharray="0"/>`
+      ? `<polyline class="frontier" points="${front.map((q) => `${px(sx(q.x))},${px(sy(q.y))}`).join(' ')}" fill="none" stroke="#1b998b" stroke-width="2" stroke-dasharray="0"/>`
       : '';
   const bound =
     p.xBound !== undefined && p.xBound >= xMin && p.xBound <= xMax
-      ? `<line class="slo-bound" x1="${f(sx(p.xBound))}" x2="${f(sx(p.xBound))}" y1="${PAD.top}" y2="${PAD.top + ih}" stroke="#c0392b" stroke-dasharray="5 4"/><text x="${f(sx(p.xBound) + 4)}" y="${PAD.top + 12}" font-size="11" fill="#c0392b">SLO ${tick(p.xBound)} ms</text>`
+      ? `<line class="slo-bound" x1="${px(sx(p.xBound))}" x2="${px(sx(p.xBound))}" y1="${PAD.top}" y2="${PAD.top + ih}" stroke="#c0392b" stroke-dasharray="5 4"/><text x="${px(sx(p.xBound) + 4)}" y="${PAD.top + 12}" font-size="11" fill="#c0392b">SLO ${tickLabel(p.xBound)} ms</text>`
       : '';
+  const values = (q: PlotPoint) =>
+    `${esc(q.c.label)}: ${tickLabel(q.x)} ${esc(p.xUnit)}, ${tickLabel(q.y)} ${esc(p.yUnit)}`;
   const dots = pts
     .filter((q) => q.c.id !== p.recommended)
     .map((q) => {
@@ -183,50 +199,43 @@ function scatter(p: {
       const style = q.c.feasible
         ? 'fill="#1b998b" fill-opacity="0.75" stroke="#0f6b61"'
         : 'fill="none" stroke="#9aa4ae" stroke-width="1.5"';
-      return `<circle class="${cls}" data-id="${q.c.id}" cx="${f(sx(q.x))}" cy="${f(sy(q.y))}" r="5" ${style}><title>${esc(q.c.label)}: ${tick(q.x)}, ${tick(q.y)} tok/s/GPU${q.c.feasible ? '' : ' (misses SLOs)'}</title></circle>`;
+      return `<circle class="${cls}" data-id="${q.c.id}" cx="${px(sx(q.x))}" cy="${px(sy(q.y))}" r="5" ${style}><title>${values(q)}${q.c.feasible ? '' : ' (misses SLOs)'}</title></circle>`;
     })
     .join('');
   const rq = p.recommended !== null ? byId.get(p.recommended) : undefined;
   const rec = rq
-    ? `<g class="recommended"><circle class="recommended-halo" cx="${f(sx(rq.x))}" cy="${f(sy(rq.y))}" r="13" fill="#f39c12" fill-opacity="0.25" stroke="#e67e22" stroke-width="2"/><circle id="${p.id}-recommended" class="point recommended" data-id="${rq.c.id}" cx="${f(sx(rq.x))}" cy="${f(sy(rq.y))}" r="7" fill="#e67e22" stroke="#a04000" stroke-width="1.5"><title>recommended: ${esc(rq.c.label)}</title></circle><text x="${f(sx(rq.x) + 16)}" y="${f(sy(rq.y) - 10)}" font-size="12" font-weight="600" fill="#a04000">recommended</text></g>`
+    ? `<g class="recommended"><circle class="recommended-halo" cx="${px(sx(rq.x))}" cy="${px(sy(rq.y))}" r="13" fill="#f39c12" fill-opacity="0.25" stroke="#e67e22" stroke-width="2"/><circle id="${p.id}-recommended" class="point recommended" data-id="${rq.c.id}" cx="${px(sx(rq.x))}" cy="${px(sy(rq.y))}" r="7" fill="#e67e22" stroke="#a04000" stroke-width="1.5"><title>recommended: ${values(rq)}</title></circle><text x="${px(sx(rq.x) + 16)}" y="${px(sy(rq.y) - 10)}" font-size="12" font-weight="600" fill="#a04000">recommended</text></g>`
     : '';
-  const legendY = H - 8;
-  const legend = `<g class="legend" font-size="11" fill="#5b6776"><circle cx="${PAD.left + 4}" cy="${legendY - 4}" r="5" fill="#1b998b" fill-opacity="0.75"/><text x="${PAD.left + 14}" y="${legendY}">meets SLOs</text><circle cx="${PAD.left + 104}" cy="${legendY - 4}" r="5" fill="none" stroke="#9aa4ae" stroke-width="1.5"/><text x="${PAD.left + 114}" y="${legendY}">misses SLOs</text><line x1="${PAD.left + 204}" x2="${PAD.left + 226}" y1="${legendY - 4}" y2="${legendY - 4}" stroke="#1b998b" stroke-width="2"/><text x="${PAD.left + 232}" y="${legendY}">Pareto frontier</text><circle cx="${PAD.left + 336}" cy="${legendY - 4}" r="6" fill="#e67e22"/><text x="${PAD.left + 346}" y="${legendY}">recommended</text></g>`;
+  // Legend entries for what the plot shows, and nothing else.
+  const ly = H - 8;
+  const entries: [string, string][] = [];
+  if (pts.some((q) => q.c.feasible))
+    entries.push(['<circle cx="4" cy="-4" r="5" fill="#1b998b" fill-opacity="0.75"/>', 'meets SLOs']);
+  if (pts.some((q) => !q.c.feasible))
+    entries.push([
+      '<circle cx="4" cy="-4" r="5" fill="none" stroke="#9aa4ae" stroke-width="1.5"/>',
+      'misses SLOs',
+    ]);
+  if (frontLine)
+    entries.push([
+      '<line x1="-6" x2="16" y1="-4" y2="-4" stroke="#1b998b" stroke-width="2"/>',
+      'Pareto frontier',
+    ]);
+  if (rq) entries.push(['<circle cx="4" cy="-4" r="6" fill="#e67e22"/>', 'recommended']);
+  let lx = PAD.left;
+  const legend = `<g class="legend" font-size="11" fill="#5b6776">${entries
+    .map(([mark, label]) => {
+      const g = `<g class="legend-entry" transform="translate(${lx} ${ly})">${mark}<text x="${label === 'Pareto frontier' ? 22 : 14}" y="0">${label}</text></g>`;
+      lx += (label === 'Pareto frontier' ? 22 : 14) + label.length * 6.2 + 18;
+      return g;
+    })
+    .join('')}</g>`;
   return `<figure><svg id="${p.id}" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" role="img" aria-label="${esc(p.title)}" xmlns="http://www.w3.org/2000/svg">
 <text x="${W / 2}" y="20" text-anchor="middle" font-size="13" font-weight="600" fill="#1d2733">${esc(p.title)}</text>
 <g class="grid">${grid}</g><g class="axis">${axes}</g>${bound}${frontLine}${dots}${rec}
 <text class="x-label" x="${PAD.left + iw / 2}" y="${PAD.top + ih + 40}" text-anchor="middle" font-size="12" fill="#1d2733">${esc(p.xLabel)}${xLog ? ' &mdash; log scale' : ''}</text>
 <text class="y-label" transform="translate(16 ${PAD.top + ih / 2}) rotate(-90)" text-anchor="middle" font-size="12" fill="#1d2733">${esc(p.yLabel)}</text>
 ${legend}</svg></figure>`;
-}
-
-function linTicks(lo: number, hi: number, target = 6): number[] {
-  const span = hi - lo || 1;
-  const raw = span / target;
-  const mag = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 2.5, 5, 10].map((k) => k * mag).find((s) => span / s <= target) ?? mag * 10;
-  const out: number[] = [];
-  for (let v = Math.ceil(lo / step) * step; v <= hi + 1e-9; v += step) out.push(Number(v.toPrecision(12)));
-  return out;
-}
-
-function logTicks(lo: number, hi: number): number[] {
-  const out: number[] = [];
-  for (let e = Math.floor(Math.log10(lo)); e <= Math.ceil(Math.log10(hi)); e++) {
-    for (const k of [1, 2, 5]) {
-      const v = k * 10 ** e;
-      if (v >= lo && v <= hi) out.push(v);
-    }
-  }
-  return out;
-}
-
-function tick(v: number): string {
-  const a = Math.abs(v);
-  if (a >= 10000) return `${Number((v / 1000).toPrecision(3))}k`;
-  if (a >= 100) return v.toFixed(0);
-  if (a >= 1) return Number(v.toPrecision(3)).toString();
-  return Number(v.toPrecision(2)).toString();
 }
 
 function num(v: number): string {
@@ -239,12 +248,4 @@ function num(v: number): string {
       : a >= 10
         ? v.toFixed(1)
         : v.toFixed(2);
-}
-
-function f(v: number): string {
-  return v.toFixed(1);
-}
-
-function esc(s: string): string {
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 }

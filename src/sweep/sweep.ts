@@ -88,7 +88,10 @@ export interface SweepResult {
   latencyAxis: { metric: SloMetric; percentile: Percentile };
   candidates: CandidateResult[];
   pruned: Pruned[];
-  /** Candidate ids on the frontiers, best latency (resp. best per-user speed) first. */
+  /**
+   * Candidate ids on the Pareto frontiers of the candidates that meet the SLOs (a miss is no operating point
+   * to trade against), best latency (resp. best per-user speed) first.
+   */
   frontier: { latency: number[]; userSpeed: number[] };
   recommended: CandidateResult | null;
   explanation: string[];
@@ -174,8 +177,9 @@ export async function runSweep(request: SweepRequest, options: SweepOptions = {}
       r.rank = i + 1;
     });
   const recommended = full.length > 0 && full[0].feasible ? full[0] : null;
+  const meets = full.filter((r) => r.feasible);
   const latency = paretoFrontier(
-    full.map((r) => ({
+    meets.map((r) => ({
       id: r.id,
       x: (r.metrics as CandidateMetrics)[latencyAxis.metric][latencyAxis.percentile],
       y: (r.metrics as CandidateMetrics).throughput_per_gpu,
@@ -184,7 +188,7 @@ export async function runSweep(request: SweepRequest, options: SweepOptions = {}
     'higher',
   ).map((p) => p.id);
   const userSpeed = paretoFrontier(
-    full.map((r) => ({
+    meets.map((r) => ({
       id: r.id,
       x: (r.metrics as CandidateMetrics).user_tok_s,
       y: (r.metrics as CandidateMetrics).throughput_per_gpu,
