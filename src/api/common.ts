@@ -27,6 +27,24 @@ export function parseDuration(text: string): number {
   return total;
 }
 
+/**
+ * A duration no longer than `max` (e.g. '8760h'): checked at admission with CEL's duration() and at runtime by
+ * zod, so absurd values (1e30h) never reach timers and date arithmetic.
+ */
+export function boundedDuration(max: string) {
+  const maxMs = parseDuration(max);
+  return cel(
+    Duration.refine((d) => {
+      try {
+        return parseDuration(d) <= maxMs;
+      } catch {
+        return false;
+      }
+    }, `must be at most ${max}`),
+    { rule: `duration(self) <= duration('${max}')`, message: `must be at most ${max}` },
+  );
+}
+
 export const Timestamp = z.iso.datetime({ offset: false });
 
 export const Name = z

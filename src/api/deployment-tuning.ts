@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import {
   type API_VERSION,
+  boundedDuration,
   Conditions,
-  Duration,
   GROUP,
   Name,
   TargetRefSchema,
@@ -10,12 +10,40 @@ import {
   VERSION,
 } from './common.ts';
 import { type CrdDefinition, cel, listMap } from './crd.ts';
+import { CRON_PATTERN } from './cron.ts';
 import { RouterModeSchema } from './settings.ts';
 
-/** DeploymentTuning: a user's tuning goal for one serving deployment (see docs in the README). */
+/**
+ * DeploymentTuning: a user's tuning goal for one serving deployment (see docs in the README).
+ *
+ * Anyone who may create one in a namespace chooses what the operator computes and reads, so every size,
+ * count and number is bounded here, at admission (see LIMITS and the README's security model).
+ */
+
+/** Admission limits (documented in the README; a sweep also has a deadline). */
+export const LIMITS = {
+  /** Upper bound of candidates a search space may describe (explicit parts; defaults count as below). */
+  candidates: 10_000,
+  /** Worker counts a default ('up to the budget') range contributes to that bound. */
+  defaultWorkerCounts: 64,
+  workersPerRole: 4096,
+  tensorParallel: 64,
+  gpusPerType: 4096,
+  totalGpus: 16_384,
+  gpuTypes: 16,
+  blockSize: 4096,
+  maxNumSeqs: 65_536,
+  maxNumBatchedTokens: 2_097_152,
+  overlapWeight: 100,
+  traceBlockSize: 65_536,
+} as const;
+
+const CRON = new RegExp(CRON_PATTERN);
+const CRON_MESSAGE =
+  'must be a cron expression: 5 fields (minute 0-59, hour 0-23, day 1-31, month 1-12, weekday 0-7), or 6 with seconds first, or @hourly/@daily/@weekly/@monthly/@yearly';
 
 const posInt = z.number().int().min(1);
-const intList = (max: number) => z.array(posInt).min(1).max(max);
+const boundedList = (max: number, maxValue: number) => z.array(posInt.max(maxValue)).min(1).max(max);
 
 export const SloSchema = z
   .object({
@@ -31,8 +59,8 @@ export type Slo = z.infer<typeof SloSchema>;
 const WorkerRange = cel(
   z
     .object({
-      min: posInt.describe('Fewest workers to try.'),
-      max: posInt.describe('Most workers to try.'),
+      min: posInt.max(LIMITS.workersPerRole).describe('Fewest workers to try.'),
+      max: posInt.max(LIMITS.workersPerRole).describe('Most workers to try.'),
     })
     .describe('Inclusive range of worker counts.'),
   { rule: 'self.min <= self.max', message: 'min must not exceed max' },
@@ -42,7 +70,7 @@ export const SearchSpaceSchema = z
   .object({
     gpuTypes: z
       .array(z.string().max(64))
-      .max(16)
+      .max(LIMITS.gpuTypes)
       .optional()
       .describe('GPU types to consider (catalog ids such as h100_sxm); default: every type in the budget.'),
     topologies: z
@@ -53,9 +81,9 @@ export const SearchSpaceSchema = z
       .describe('Serving topologies to consider.'),
     tensorParallel: z
       .object({
-        aggregated: intList(8).optional(),
-        prefill: intList(8).optional(),
-        decode: intList(8).optional(),
+        aggregated: boundedList(8, LIMITS.tensorParallel).optional(),
+        prefill: boundedList(8, LIMITS.tensorParallel).optional(),
+        decode: boundedList(8, LIMITS.tensorParallel).optional(),
       })
       .optional()
       .describe('Tensor-parallel degrees to try per role (default: 1, 2, 4, 8).'),
@@ -74,20 +102,24 @@ export const SearchSpaceSchema = z
       .default(['RoundRobin', 'KV'])
       .describe('Router policies to try.'),
     kvOverlapWeights: z
-      .array(z.number().min(0))
+      .array(z.number().min(0).max(LIMITS.overlapWeight))
       .min(1)
       .max(8)
       .optional()
       .describe('KV router overlap (prefill cost) weights to try (default: 0.5, 1, 2).'),
-    blockSizes: intList(4).optional().describe('KV block sizes to try (default: the current one, else 64).'),
+    blockSizes: boundedList(4, LIMITS.blockSize)
+      .optional()
+      .describe('KV block sizes to try (default: the current one, else 64).'),
     backends: z
       .array(z.enum(['vLLM', 'SGLang']))
       .min(1)
       .max(2)
       .optional()
       .describe('Serving engines to try (default: the one the target runs).'),
-    maxNumSeqs: intList(8).optional().describe('vLLM max_num_seqs values to try.'),
-    maxNumBatchedTokens: intList(8).optional().describe('vLLM max_num_batched_tokens values to try.'),
+    maxNumSeqs: boundedList(8, LIMITS.maxNumSeqs).optional().describe('vLLM max_num_seqs values to try.'),
+    maxNumBatchedTokens: boundedList(8, LIMITS.maxNumBatchedTokens)
+      .optional()
+      .describe('vLLM max_num_batched_tokens values to try.'),
     optimizer: z
       .enum(['Grid', 'Coordinate', 'Halving'])
       .default('Grid')
@@ -95,6 +127,61 @@ export const SearchSpaceSchema = z
   })
   .describe('The candidate configurations a sweep explores.');
 export type SearchSpace = z.infer<typeof SearchSpaceSchema>;
+
+/**
+ * An upper bound of the candidates a search space describes, as CEL (admission) and TypeScript (runtime) over
+ * the same terms: shapes per topology (a default TP list counts 4 or 3 values, a default worker range
+ * LIMITS.defaultWorkerCounts; a disaggregated shape counts its prefill range only, since the budget edge
+ * fixes the decode count) times routers, KV weights, engines, engine knobs and GPU types.
+ */
+const has = (path: string) =>
+  path
+    .split('.')
+    .map((_, i, a) => `has(self.${a.slice(0, i + 1).join('.')})`)
+    .join(' && ');
+const sizeOr = (path: string, d: number) => `(${has(path)} ? size(self.${path}) : ${d})`;
+const rangeOr = (path: string, d: number) =>
+  `(${has(path)} ? self.${path}.max - self.${path}.min + 1 : ${d})`;
+const W = LIMITS.defaultWorkerCounts;
+export const CANDIDATE_BOUND_CEL = [
+  `((self.topologies.exists(t, t == 'Aggregated') ? ${sizeOr('tensorParallel.aggregated', 4)} * ${rangeOr('workers.aggregated', W)} : 0)`,
+  ` + (self.topologies.exists(t, t == 'Disaggregated') ? ${sizeOr('tensorParallel.prefill', 3)} * ${sizeOr('tensorParallel.decode', 3)} * ${rangeOr('workers.prefill', W)} : 0))`,
+  ` * size(self.routers) * ${sizeOr('kvOverlapWeights', 3)} * ${sizeOr('backends', 1)} * ${sizeOr('maxNumSeqs', 1)}`,
+  ` * ${sizeOr('maxNumBatchedTokens', 1)} * ${sizeOr('blockSizes', 1)} * ${sizeOr('gpuTypes', 1)}`,
+].join('');
+
+export function candidateBound(s: SearchSpace): number {
+  const range = (r?: { min: number; max: number }) => (r ? r.max - r.min + 1 : W);
+  const agg = s.topologies.includes('Aggregated')
+    ? (s.tensorParallel?.aggregated?.length ?? 4) * range(s.workers?.aggregated)
+    : 0;
+  const dis = s.topologies.includes('Disaggregated')
+    ? (s.tensorParallel?.prefill?.length ?? 3) *
+      (s.tensorParallel?.decode?.length ?? 3) *
+      range(s.workers?.prefill)
+    : 0;
+  return (
+    (agg + dis) *
+    s.routers.length *
+    (s.kvOverlapWeights?.length ?? 3) *
+    (s.backends?.length ?? 1) *
+    (s.maxNumSeqs?.length ?? 1) *
+    (s.maxNumBatchedTokens?.length ?? 1) *
+    (s.blockSizes?.length ?? 1) *
+    (s.gpuTypes?.length ?? 1)
+  );
+}
+
+export const BoundedSearchSpaceSchema = cel(
+  SearchSpaceSchema.refine(
+    (s) => candidateBound(s) <= LIMITS.candidates,
+    `describes too many candidates (more than ${LIMITS.candidates}); narrow the ranges or lists`,
+  ),
+  {
+    rule: `${CANDIDATE_BOUND_CEL} <= ${LIMITS.candidates}`,
+    message: `describes too many candidates (more than ${LIMITS.candidates}); narrow the ranges or lists`,
+  },
+);
 
 export const WorkloadSourceSchema = cel(
   z
@@ -126,8 +213,13 @@ export const WorkloadSourceSchema = cel(
           url: z
             .string()
             .max(2048)
-            .regex(/^https?:\/\//, 'must be an http:// or https:// URL')
-            .describe('URL serving the trace.'),
+            .regex(
+              /^https?:\/\/[^/?#@\s]+([/?#]\S*)?$/,
+              'must be an http:// or https:// URL with a host and no credentials',
+            )
+            .describe(
+              'URL serving the trace (https to a public address unless the operator allows more; no redirects are followed).',
+            ),
         })
         .optional()
         .describe('A trace served over HTTP(S).'),
@@ -143,10 +235,13 @@ export const WorkloadSpecSchema = z
   .object({
     source: WorkloadSourceSchema,
     format: z.enum(['MooncakeJSONL']).default('MooncakeJSONL').describe('Trace format.'),
-    lookback: Duration.optional().describe(
-      'Replay only the last part of the trace, measured back from its newest request (e.g. 1h).',
-    ),
-    traceBlockSize: posInt.default(512).describe('Tokens per hash id in the trace (Mooncake: 512).'),
+    lookback: boundedDuration('720h')
+      .optional()
+      .describe('Replay only the last part of the trace, measured back from its newest request (e.g. 1h).'),
+    traceBlockSize: posInt
+      .max(LIMITS.traceBlockSize)
+      .default(512)
+      .describe('Tokens per hash id in the trace (Mooncake: 512).'),
   })
   .describe('The traffic replayed by each sweep.');
 export type WorkloadSpec = z.infer<typeof WorkloadSpecSchema>;
@@ -158,11 +253,27 @@ export const GpuBudgetSchema = cel(
         .enum(['Auto', 'Explicit'])
         .default('Auto')
         .describe('Auto: what the cluster has free plus what the target holds. Explicit: the gpus map.'),
-      gpus: z
-        .record(z.string().max(64), z.number().int().min(0))
-        .optional()
-        .describe('GPUs per type (catalog id such as h100_sxm): the budget when Explicit, a cap when Auto.'),
-      maxTotalGPUs: posInt.optional().describe('Cap on GPUs of all types together.'),
+      gpus: cel(
+        z
+          .record(
+            z
+              .string()
+              .max(64)
+              .regex(/^[a-z0-9][a-z0-9_.-]*$/, 'must be a catalog GPU id such as h100_sxm'),
+            z.number().int().min(0).max(LIMITS.gpusPerType),
+          )
+          .meta({ maxProperties: LIMITS.gpuTypes })
+          .refine((r) => Object.keys(r).length <= LIMITS.gpuTypes, `at most ${LIMITS.gpuTypes} GPU types`)
+          .optional()
+          .describe(
+            'GPUs per type (catalog id such as h100_sxm): the budget when Explicit, a cap when Auto.',
+          ),
+        {
+          rule: "self.all(k, size(k) <= 64 && k.matches('^[a-z0-9][a-z0-9_.-]*$'))",
+          message: 'keys must be catalog GPU ids such as h100_sxm (lower case, at most 64 characters)',
+        },
+      ),
+      maxTotalGPUs: posInt.max(LIMITS.totalGpus).optional().describe('Cap on GPUs of all types together.'),
     })
     .describe('GPUs a proposal may use.'),
   {
@@ -194,21 +305,29 @@ export const DeploymentTuningSpecSchema = z
       'percentile',
     ),
     gpuBudget: GpuBudgetSchema.default({ mode: 'Auto' }),
-    searchSpace: SearchSpaceSchema.default({
+    searchSpace: BoundedSearchSpaceSchema.default({
       topologies: ['Aggregated'],
       routers: ['RoundRobin', 'KV'],
       optimizer: 'Grid',
     }),
     workload: WorkloadSpecSchema,
-    schedule: z
-      .string()
-      .max(128)
-      .regex(
-        /^(@(hourly|daily|weekly|monthly|yearly|annually)|(\S+\s+){4,5}\S+)$/,
-        'must be a cron expression',
-      )
-      .default('0 * * * *')
-      .describe('Cron expression (5 fields, or 6 with seconds) for sweeps, in UTC.'),
+    schedule: cel(
+      z
+        .string()
+        .max(256)
+        // A refinement, not a `pattern`: the API server would echo a 2 kB expression in its error.
+        .refine((v) => CRON.test(v), CRON_MESSAGE)
+        .default('0 * * * *')
+        .describe(
+          'Cron expression (5 fields, or 6 with seconds) for sweeps, in UTC. The operator enforces a minimum interval between sweeps (5m by default).',
+        ),
+      { rule: `self.matches('${CRON_PATTERN.replaceAll('\\', '\\\\')}')`, message: CRON_MESSAGE },
+    ),
+    sweepTimeout: boundedDuration('24h')
+      .default('15m')
+      .describe(
+        'Deadline of one sweep; a sweep still running then is stopped and recorded as Failed. The operator may cap it lower.',
+      ),
     suspend: z.boolean().default(false).describe('Stop scheduling sweeps (a running sweep finishes).'),
     updatePolicy: z
       .object({
@@ -227,7 +346,9 @@ export const DeploymentTuningSpecSchema = z
           .max(1000)
           .default(10)
           .describe('Propose only when the objective improves by at least this much.'),
-        minProposalInterval: Duration.default('1h').describe('Least time between two proposals.'),
+        minProposalInterval: boundedDuration('8760h')
+          .default('1h')
+          .describe('Least time between two proposals.'),
       })
       .default({ minImprovementPercent: 10, minProposalInterval: '1h' })
       .describe('Stabilisation rules for proposals.'),
@@ -321,6 +442,14 @@ export const DeploymentTuningStatusSchema = z
     lastSweepTime: Timestamp.optional().describe('When the last sweep finished.'),
     nextSweepTime: Timestamp.optional().describe('When the next sweep is due.'),
     sweepStartedTime: Timestamp.optional().describe('When the running sweep started.'),
+    sweepCrashes: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe(
+        'Sweeps in a row that ended in a crash (the sweep ran out of memory, its worker died, or the operator restarted during it); after a few the slot is given up as Failed.',
+      ),
     lastProposalTime: Timestamp.optional().describe('When the last TuningRecommendation was created.'),
     currentRecommendation: z.string().max(253).optional().describe('The newest TuningRecommendation.'),
     history: z

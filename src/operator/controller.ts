@@ -33,6 +33,7 @@ import {
   summarize,
 } from './sweep/job.ts';
 import { describeSource, fetchTrace, TraceUnavailableError } from './sweep/source.ts';
+import type { UrlPolicy } from './sweep/url-policy.ts';
 import type { TargetAdapter } from './target/adapter.ts';
 
 /**
@@ -60,6 +61,10 @@ export interface ControllerOptions {
   failureRetryMs: number;
   /** Directories file trace sources may read from (none: file sources are refused). */
   traceRoots?: string[];
+  /** Which URLs URL trace sources may fetch (default: https to public addresses). */
+  urlPolicy?: UrlPolicy;
+  /** Cap on one trace's bytes. */
+  maxTraceBytes?: number;
   /** Worker threads of one sweep's evaluation pool. */
   sweepThreads?: number;
   runJob?: JobRunner;
@@ -375,10 +380,14 @@ export class TuningController {
           );
         }
         const source = describeSource(s.workload, namespace);
-        const traceText = await fetchTrace(this.o.client, namespace, s.workload, {
+        const trace = await fetchTrace(this.o.client, namespace, s.workload, {
           fileRoots: this.o.traceRoots,
+          urlPolicy: this.o.urlPolicy,
+          maxBytes: this.o.maxTraceBytes,
+          signal: abort.signal,
         });
-        log.info({ source, bytes: Buffer.byteLength(traceText) }, 'Trace fetched; simulating');
+        log.info({ source, bytes: trace.length }, 'Trace fetched; simulating');
+        const traceText = trace.toString('utf8');
         finished.result = await this.runJob(
           {
             traceText,

@@ -51,19 +51,37 @@ export function decideProposal(i: ProposalInput): { outcome: ProposalOutcome; me
   };
 }
 
-/** Same deployment shape: engine, GPU type, topology, workers and TP per role, router mode and Planner. */
+/** Engine knobs a DGD leaves unset run at these (as the sweep's mapping assumes). */
+const ENGINE_DEFAULTS = { backend: 'vLLM', maxNumSeqs: 256, maxNumBatchedTokens: 8192, blockSize: 64 };
+
+/**
+ * Same settings: engine and its knobs, GPU type, topology, workers and TP per role, router mode and its
+ * knobs (KV weight and temperature), and the Planner. Unset knobs compare as their defaults.
+ */
 export function sameSettings(a: ServingSettings, b: ServingSettings): boolean {
   const shape = (r?: { workers: number; tensorParallel: number }) =>
     r ? `${r.workers}x${r.tensorParallel}` : '-';
-  const norm = (s: ServingSettings) =>
-    [
+  const norm = (s: ServingSettings) => {
+    const e = {
+      ...ENGINE_DEFAULTS,
+      ...Object.fromEntries(Object.entries(s.engine ?? {}).filter(([, v]) => v !== undefined)),
+    };
+    const kv = s.router.mode === 'KV';
+    return JSON.stringify([
       s.gpuType,
       s.topology,
       shape(s.aggregated),
       shape(s.prefill),
       shape(s.decode),
       s.router.mode,
+      kv ? (s.router.overlapWeight ?? 1) : null,
+      kv ? (s.router.temperature ?? 0) : null,
       s.planner.enabled,
-    ].join('|');
+      e.backend,
+      e.maxNumSeqs,
+      e.maxNumBatchedTokens,
+      e.blockSize,
+    ]);
+  };
   return norm(a) === norm(b);
 }

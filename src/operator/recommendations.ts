@@ -9,6 +9,7 @@ import {
 import { nowIso } from './conditions.ts';
 import { isAlreadyExists, isConflict, isNotFound, type KubeClient } from './kube/client.ts';
 import { type EventRecorder, refOf } from './kube/events.ts';
+import { boundedName, labelValue } from './kube/names.ts';
 import { type KubeList, pathOf, TUNING_RECOMMENDATIONS } from './kube/resources.ts';
 import { type SweepJobResult, summarize } from './sweep/job.ts';
 
@@ -21,8 +22,14 @@ import { type SweepJobResult, summarize } from './sweep/job.ts';
 export const LABEL_TUNING = 'servetune.dev/deployment-tuning';
 export const LABEL_SLOT = 'servetune.dev/sweep-slot';
 
+/** `<tuning>-<slot seconds>`, within the 253 characters of an object name (long names cut and hashed). */
 export function recommendationName(tuning: string, slot: string): string {
-  return `${tuning.slice(0, 240)}-${Math.floor(Date.parse(slot) / 1000)}`;
+  return boundedName(tuning, `-${Math.floor(Date.parse(slot) / 1000)}`);
+}
+
+/** The label selector of a tuning's recommendations (the label value is hashed when the name is long). */
+export function tuningSelector(tuning: string): string {
+  return `${LABEL_TUNING}=${labelValue(tuning)}`;
 }
 
 export interface SweepRecord {
@@ -47,7 +54,7 @@ export function buildRecommendation(
       name: recommendationName(dt.metadata.name, sweep.slot),
       namespace: dt.metadata.namespace,
       labels: {
-        [LABEL_TUNING]: dt.metadata.name,
+        [LABEL_TUNING]: labelValue(dt.metadata.name),
         [LABEL_SLOT]: String(Math.floor(Date.parse(sweep.slot) / 1000)),
       },
       ownerReferences: [
@@ -116,7 +123,7 @@ export async function createRecommendation(
   client: KubeClient,
   body: TuningRecommendation,
   log: Logger,
-): Promise<void> {
+): Promise<TuningRecommendation> {
   const namespace = body.metadata.namespace ?? 'default';
   const name = body.metadata.name;
   let obj: TuningRecommendation;
@@ -127,14 +134,27 @@ export async function createRecommendation(
     if (!isAlreadyExists(e)) throw e;
     obj = await client.get<TuningRecommendation>(pathOf(TUNING_RECOMMENDATIONS, namespace, name));
   }
-  if (!obj.status?.state) {
-    obj.status = {
-      state: 'Proposed',
-      stateTransitionTime: body.spec.sweep.completedTime,
-      message: 'Awaiting review.',
-    };
-    await client.replace(pathOf(TUNING_RECOMMENDATIONS, namespace, name, 'status'), obj);
-  }
+  return ensureProposed(client, obj);
+}
+
+/**
+ * Gives a recommendation that has no state yet its first one. An operator that crashed between creating a
+ * recommendation and writing its status finds it without a state; adopting it finishes this step.
+ */
+export async function ensureProposed(
+  client: KubeClient,
+  obj: TuningRecommendation,
+): Promise<TuningRecommendation> {
+  if (obj.status?.state) return obj;
+  obj.status = {
+    state: 'Proposed',
+    stateTransitionTime: obj.spec.sweep.completedTime,
+    message: 'Awaiting review.',
+  };
+  return client.replace<TuningRecommendation>(
+    pathOf(TUNING_RECOMMENDATIONS, obj.metadata.namespace ?? 'default', obj.metadata.name, 'status'),
+    obj,
+  );
 }
 
 /** Marks older Proposed recommendations Superseded and deletes the oldest beyond `historyLimit`. */
@@ -149,7 +169,7 @@ export async function supersedeAndPrune(
 ): Promise<void> {
   const namespace = dt.metadata.namespace ?? 'default';
   const list = await client.get<KubeList<TuningRecommendation>>(pathOf(TUNING_RECOMMENDATIONS, namespace), {
-    labelSelector: `${LABEL_TUNING}=${dt.metadata.name}`,
+    labelSelector: tuningSelector(dt.metadata.name),
   });
   // Only this object's: a deleted and re-created tuning of the same name must not touch the old one's.
   const mine = list.items.filter((t) => t.metadata.ownerReferences?.some((o) => o.uid === dt.metadata.uid));

@@ -1,5 +1,5 @@
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
+import { type ResourceLimits, Worker } from 'node:worker_threads';
 import type { Workload } from '../sim/workload/workload.ts';
 import { Evaluator, type SimulationBase } from './evaluate.ts';
 import type { CandidateMetrics } from './objective.ts';
@@ -47,15 +47,24 @@ export function defaultThreads(): number {
 /**
  * Evaluates candidates in parallel on worker threads (or in-process with `threads: 0`). Every evaluation is an
  * independent deterministic simulation, so results do not depend on the thread count or completion order;
- * callers receive them in task order.
+ * callers receive them in task order. A worker that dies (out of memory under `resourceLimits`, or killed)
+ * fails the task it was running, with the reason, and is replaced; the run goes on.
  */
 export class EvaluationPool {
-  private readonly workers: Worker[] = [];
+  private readonly workers: (Worker | null)[] = [];
   private readonly local: Evaluator | null;
+  private readonly spawn: (() => Worker) | null = null;
   readonly threads: number;
   evaluations = 0;
+  /** Workers replaced after dying (for tests and reports). */
+  replaced = 0;
 
-  constructor(workload: Workload, base: SimulationBase, threads = defaultThreads()) {
+  constructor(
+    workload: Workload,
+    base: SimulationBase,
+    threads = defaultThreads(),
+    resourceLimits?: ResourceLimits,
+  ) {
     this.threads = threads;
     if (threads <= 0) {
       this.local = new Evaluator(workload, base);
@@ -63,13 +72,20 @@ export class EvaluationPool {
     }
     this.local = null;
     const shared = shareWorkload(workload);
-    for (let i = 0; i < threads; i++) {
+    this.spawn = () => {
       const worker = new Worker(new URL('./worker.ts', import.meta.url), {
         workerData: { workload: shared, base },
+        ...(resourceLimits && { resourceLimits }),
       });
       worker.unref();
-      this.workers.push(worker);
-    }
+      return worker;
+    };
+    for (let i = 0; i < threads; i++) this.workers.push(this.spawn());
+  }
+
+  /** Test hook: the live worker threads. */
+  liveWorkers(): Worker[] {
+    return this.workers.filter((w): w is Worker => w !== null);
   }
 
   /**
@@ -99,46 +115,65 @@ export class EvaluationPool {
     let next = 0;
     await new Promise<void>((resolve) => {
       let busy = 0;
-      const dispatch = (worker: Worker): void => {
-        if (signal?.aborted || next >= tasks.length) {
-          if (busy === 0) resolve();
+      const finish = () => {
+        if (busy === 0 && (signal?.aborted || next >= tasks.length)) resolve();
+      };
+      const dispatch = (slot: number): void => {
+        const worker = this.workers[slot];
+        if (!worker || signal?.aborted || next >= tasks.length) {
+          finish();
           return;
         }
         const i = next++;
         busy++;
-        const onMessage = (msg: { metrics?: CandidateMetrics; error?: string }) => {
+        let settled = false;
+        const settle = (fill: () => void, replace: boolean) => {
+          if (settled) return;
+          settled = true;
           worker.off('message', onMessage);
           worker.off('error', onError);
+          worker.off('exit', onExit);
           busy--;
-          if (msg.metrics) out[i].metrics = msg.metrics;
-          else out[i].error = msg.error ?? 'evaluation failed';
+          fill();
           this.evaluations++;
           onResult?.(out[i]);
-          dispatch(worker);
+          if (replace) {
+            void worker.terminate();
+            this.workers[slot] = this.spawn!();
+            this.replaced++;
+          }
+          dispatch(slot);
         };
-        const onError = (e: Error) => {
-          worker.off('message', onMessage);
-          worker.off('error', onError);
-          busy--;
-          out[i].error = e.message;
-          onResult?.(out[i]);
-          if (busy === 0) resolve();
-        };
+        const onMessage = (msg: { metrics?: CandidateMetrics; error?: string }) =>
+          settle(() => {
+            if (msg.metrics) out[i].metrics = msg.metrics;
+            else out[i].error = msg.error ?? 'evaluation failed';
+          }, false);
+        const onError = (e: Error) =>
+          settle(() => {
+            out[i].error =
+              (e as NodeJS.ErrnoException).code === 'ERR_WORKER_OUT_OF_MEMORY'
+                ? 'the evaluation ran out of memory'
+                : `the evaluation worker failed: ${e.message}`;
+          }, true);
+        const onExit = (code: number) =>
+          settle(() => {
+            out[i].error = `the evaluation worker exited (code ${code})`;
+          }, true);
         worker.on('message', onMessage);
         worker.on('error', onError);
+        worker.on('exit', onExit);
         worker.postMessage(tasks[i]);
       };
       if (tasks.length === 0) resolve();
-      for (const w of this.workers) dispatch(w);
-      signal?.addEventListener('abort', () => {
-        if (busy === 0) resolve();
-      });
+      for (let slot = 0; slot < this.workers.length; slot++) dispatch(slot);
+      signal?.addEventListener('abort', finish, { once: true });
     });
     return out;
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.workers.map((w) => w.terminate()));
+    await Promise.all(this.liveWorkers().map((w) => w.terminate()));
     this.workers.length = 0;
   }
 }

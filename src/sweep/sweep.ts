@@ -50,6 +50,8 @@ export interface SweepRequest {
 
 export interface SweepOptions {
   threads?: number;
+  /** V8 limits of each evaluation thread (a thread over them fails its candidate and is replaced). */
+  resourceLimits?: import('node:worker_threads').ResourceLimits;
   signal?: AbortSignal;
   onProgress?: (p: { done: number; planned: number; phase: string }) => void;
 }
@@ -133,7 +135,12 @@ export async function runSweep(request: SweepRequest, options: SweepOptions = {}
   const labels = labelOptions(request, timing);
   const { candidates, pruned } = enumerateCandidates(request.space, request.budget, fits, labels);
   const threads = Math.min(options.threads ?? defaultThreads(), Math.max(1, candidates.length));
-  const pool = new EvaluationPool(request.workload, base, options.threads === 0 ? 0 : threads);
+  const pool = new EvaluationPool(
+    request.workload,
+    base,
+    options.threads === 0 ? 0 : threads,
+    options.resourceLimits,
+  );
   const log = new EvaluationLog({
     pool,
     objective: request.objective,

@@ -77,6 +77,74 @@ describe('DeploymentTuning CRD', () => {
     expect(range).toContain('min must not exceed max');
   });
 
+  it('refuses at admission what the operator could not run: cron ranges, budget keys and sizes, URLs, durations, huge spaces', async () => {
+    const base = tuningSpec('llama', 'traffic');
+    const refused = async (name: string, spec: object, match: RegExp) =>
+      expect(await rejection(pathOf(DEPLOYMENT_TUNINGS, ns), dt(name, { ...base, ...spec }))).toMatch(match);
+    for (const [i, schedule] of [
+      '61 * * * *',
+      '*/0 * * * *',
+      '0 24 * * *',
+      '* * * *',
+      '@reboot',
+      'x',
+    ].entries())
+      await refused(`cron-${i}`, { schedule }, /schedule.*must be a cron expression/);
+    await refused(
+      'key-long',
+      { gpuBudget: { mode: 'Explicit', gpus: { ['h'.repeat(300)]: 8 } } },
+      /gpuBudget.gpus/,
+    );
+    const many = Object.fromEntries(Array.from({ length: 5000 }, (_, i) => [`gpu${i}`, 1]));
+    await refused('keys-many', { gpuBudget: { mode: 'Explicit', gpus: many } }, /gpuBudget.gpus: Too many/);
+    await refused('key-upper', { gpuBudget: { mode: 'Explicit', gpus: { H100: 8 } } }, /catalog GPU ids/);
+    await refused(
+      'gpus-huge',
+      { gpuBudget: { mode: 'Explicit', gpus: { h100_sxm: 2 ** 53 + 2 } } },
+      /gpuBudget.gpus.h100_sxm/,
+    );
+    await refused('total-huge', { gpuBudget: { mode: 'Auto', maxTotalGPUs: 1e9 } }, /maxTotalGPUs/);
+    for (const [i, url] of [
+      'http://',
+      'http:///x',
+      'https://user:pw@example.com/t',
+      'ftp://example.com/t',
+    ].entries())
+      await refused(`url-${i}`, { workload: { source: { url: { url } } } }, /workload.source.url.url/);
+    await refused(
+      'lookback-huge',
+      { workload: { ...base.workload, lookback: '99999999h' } },
+      /must be at most 720h/,
+    );
+    await refused(
+      'interval-huge',
+      { guardrails: { minImprovementPercent: 10, minProposalInterval: '9999999h' } },
+      /must be at most 8760h/,
+    );
+    await refused('timeout-huge', { sweepTimeout: '48h' }, /must be at most 24h/);
+    await refused('block-huge', { workload: { ...base.workload, traceBlockSize: 1e9 } }, /traceBlockSize/);
+    await refused(
+      'space-huge',
+      {
+        searchSpace: {
+          topologies: ['Aggregated', 'Disaggregated'],
+          tensorParallel: { aggregated: [1, 2, 4, 8] },
+          workers: { aggregated: { min: 1, max: 4096 } },
+          routers: ['RoundRobin', 'KV'],
+        },
+      },
+      /too many candidates/,
+    );
+    // The same object with a sane range is fine.
+    await client.create(
+      pathOf(DEPLOYMENT_TUNINGS, ns),
+      dt('space-ok', {
+        ...base,
+        searchSpace: { workers: { aggregated: { min: 1, max: 64 } }, routers: ['KV'] },
+      }),
+    );
+  });
+
   it('rejects schema violations: enums, patterns, percentiles', async () => {
     const base = tuningSpec('llama', 'traffic');
     expect(

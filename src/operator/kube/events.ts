@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { KubeClient } from './client.ts';
 import { microTime } from './leader.ts';
+import { boundedName } from './names.ts';
 import { EVENTS, type KubeObject, pathOf } from './resources.ts';
 
 /**
@@ -70,7 +71,10 @@ export class EventRecorder {
         kind: 'Event',
         // Named like client-go's recorder: <object>.<hex nanoseconds>.
         metadata: {
-          name: `${regarding.name}.${(process.hrtime.bigint() + BigInt(now) * 1_000_000n).toString(16)}`,
+          name: boundedName(
+            regarding.name,
+            `.${(process.hrtime.bigint() + BigInt(now) * 1_000_000n).toString(16)}`,
+          ),
           namespace,
         },
         eventTime: microTime(),

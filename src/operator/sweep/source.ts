@@ -1,13 +1,24 @@
-import { readFile, realpath, stat } from 'node:fs/promises';
-import { resolve, sep } from 'node:path';
-import { request } from 'undici';
+import { constants } from 'node:fs';
+import { type FileHandle, open, readlink, realpath } from 'node:fs/promises';
+import { isAbsolute, resolve, sep } from 'node:path';
+import { Agent, request } from 'undici';
 import type { WorkloadSpec } from '../../api/index.ts';
 import { isNotFound, type KubeClient } from '../kube/client.ts';
 import { CONFIG_MAPS, pathOf } from '../kube/resources.ts';
+import {
+  checkUrl,
+  DEFAULT_URL_POLICY,
+  guardedLookup,
+  type UrlPolicy,
+  UrlRefusedError,
+} from './url-policy.ts';
 
 /**
- * Fetches the raw trace a DeploymentTuning names: a ConfigMap key, a file on a mounted volume, or a URL. The
- * bytes are returned as they are (gzip or not): the trace reader recognises compression by content.
+ * Fetches the raw trace a DeploymentTuning names: a ConfigMap key, a file on a mounted volume, or a URL, as
+ * bytes (compressed or not: the trace reader recognises formats by content). Whoever may create a DeploymentTuning chooses the source, so every path here is defensive: file sources are
+ * confined to the operator's trace roots (checked before the file system is touched, then again on the opened
+ * descriptor), URLs to what the URL policy allows, and every source to a byte cap read as a stream. Messages
+ * name the source but never echo low-level network errors, which would make the operator a port scanner.
  */
 
 export class TraceUnavailableError extends Error {
@@ -17,6 +28,9 @@ export class TraceUnavailableError extends Error {
   }
 }
 
+/** Default cap on one trace window's bytes: an hour of a busy deployment's Mooncake rows is ~25 MB. */
+export const DEFAULT_MAX_TRACE_BYTES = 64 * 1024 * 1024;
+
 export interface FetchOptions {
   maxBytes?: number;
   timeoutMs?: number;
@@ -25,26 +39,86 @@ export interface FetchOptions {
    * that whoever may create a DeploymentTuning cannot make the operator read its own secrets.
    */
   fileRoots?: string[];
+  /** Which URLs may be fetched (default: https to public addresses only). */
+  urlPolicy?: UrlPolicy;
+  signal?: AbortSignal;
 }
 
-/** Resolves `path` and checks it lies inside one of `roots`; returns the real path. */
-export async function allowedFile(path: string, roots: string[]): Promise<string> {
+const within = (path: string, root: string) =>
+  path === root || path.startsWith(root.endsWith(sep) ? root : root + sep);
+
+/**
+ * Opens a trace file only if it lies under one of `roots`. The lexical check comes first, so a path outside
+ * the roots is refused with the same message whether or not it exists; the file is opened without following
+ * a final symlink and without blocking (a FIFO would hang the read), must be a regular file, and the opened
+ * descriptor's real path must still lie under a root's real path (an intermediate symlink cannot escape).
+ */
+export async function openTraceFile(path: string, roots: string[]): Promise<FileHandle> {
   if (roots.length === 0) {
     throw new TraceUnavailableError(
       'file trace sources are disabled; start the operator with --trace-root DIR',
     );
   }
-  let real: string;
+  if (!isAbsolute(path)) throw new TraceUnavailableError(`${path} is not an absolute path`);
+  const lexical = resolve(path);
+  const root = roots.map((r) => resolve(r)).find((r) => within(lexical, r));
+  if (!root)
+    throw new TraceUnavailableError(`${path} is outside the operator's trace roots (${roots.join(', ')})`);
+  let fh: FileHandle;
   try {
-    real = await realpath(path);
+    fh = await open(
+      lexical,
+      constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | constants.O_NOCTTY,
+    );
   } catch (e) {
-    throw new TraceUnavailableError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+    const code = (e as NodeJS.ErrnoException).code;
+    const why =
+      code === 'ENOENT'
+        ? 'no such file'
+        : code === 'ELOOP'
+          ? 'it is a symbolic link'
+          : code === 'EACCES'
+            ? 'permission denied'
+            : code === 'EISDIR'
+              ? 'it is a directory'
+              : 'it cannot be opened';
+    throw new TraceUnavailableError(`cannot read ${path}: ${why}`);
   }
-  for (const root of roots) {
-    const r = await realpath(resolve(root)).catch(() => resolve(root));
-    if (real === r || real.startsWith(r.endsWith(sep) ? r : r + sep)) return real;
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) {
+      const kind = st.isDirectory() ? 'a directory' : st.isFIFO() ? 'a FIFO' : 'not a regular file';
+      throw new TraceUnavailableError(`cannot read ${path}: it is ${kind}`);
+    }
+    // Where the descriptor really points (Linux); the roots' real paths are the operator's own.
+    const real = await readlink(`/proc/self/fd/${fh.fd}`).catch(() => undefined);
+    if (real !== undefined) {
+      const realRoots = await Promise.all(roots.map((r) => realpath(resolve(r)).catch(() => resolve(r))));
+      if (!realRoots.some((r) => within(real, r)))
+        throw new TraceUnavailableError(
+          `${path} is outside the operator's trace roots (${roots.join(', ')})`,
+        );
+    }
+    return fh;
+  } catch (e) {
+    await fh.close();
+    throw e;
   }
-  throw new TraceUnavailableError(`${path} is outside the operator's trace roots (${roots.join(', ')})`);
+}
+
+async function readCapped(
+  chunks: AsyncIterable<Uint8Array>,
+  maxBytes: number,
+  what: string,
+): Promise<Buffer> {
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  for await (const c of chunks) {
+    size += c.length;
+    if (size > maxBytes) throw new TraceUnavailableError(`${what} is larger than ${maxBytes} bytes`);
+    parts.push(c);
+  }
+  return Buffer.concat(parts);
 }
 
 export function describeSource(spec: WorkloadSpec, namespace: string): string {
@@ -60,7 +134,7 @@ export async function fetchTrace(
   spec: WorkloadSpec,
   opts: FetchOptions = {},
 ): Promise<Buffer> {
-  const maxBytes = opts.maxBytes ?? 256 * 1024 * 1024;
+  const maxBytes = opts.maxBytes ?? DEFAULT_MAX_TRACE_BYTES;
   const s = spec.source;
   if (s.configMap) {
     let cm: { data?: Record<string, string>; binaryData?: Record<string, string> };
@@ -82,46 +156,89 @@ export async function fetchTrace(
         `ConfigMap ${namespace}/${s.configMap.name} has no key '${s.configMap.key}'`,
       );
     }
+    if (text.length > maxBytes)
+      throw new TraceUnavailableError(
+        `ConfigMap ${namespace}/${s.configMap.name} is larger than ${maxBytes} bytes`,
+      );
     return text;
   }
   if (s.file) {
-    const path = await allowedFile(s.file.path, opts.fileRoots ?? []);
+    const fh = await openTraceFile(s.file.path, opts.fileRoots ?? []);
     try {
-      const info = await stat(path);
-      if (!info.isFile()) throw new TraceUnavailableError(`${s.file.path} is not a regular file`);
-      if (info.size > maxBytes)
+      const st = await fh.stat();
+      if (st.size > maxBytes)
         throw new TraceUnavailableError(`${s.file.path} is larger than ${maxBytes} bytes`);
-      const buf = await readFile(path);
-      if (buf.length > maxBytes)
-        throw new TraceUnavailableError(`${s.file.path} is larger than ${maxBytes} bytes`);
-      return buf;
+      return await readCapped(fh.createReadStream({ autoClose: false }), maxBytes, s.file.path);
     } catch (e) {
       if (e instanceof TraceUnavailableError) throw e;
       throw new TraceUnavailableError(
-        `cannot read ${s.file.path}: ${(e as NodeJS.ErrnoException).code ?? e}`,
+        `cannot read ${s.file.path}: ${(e as NodeJS.ErrnoException).code ?? 'read failed'}`,
       );
+    } finally {
+      await fh.close();
     }
   }
-  const url = s.url!.url;
+  return fetchUrl(s.url!.url, maxBytes, opts);
+}
+
+/** True if `e` or anything in its cause chain is a URL policy refusal. */
+function refusal(e: unknown): UrlRefusedError | undefined {
+  for (let c = e as { cause?: unknown } | undefined, i = 0; c && i < 5; c = c.cause as typeof c, i++) {
+    if (c instanceof UrlRefusedError) return c;
+    if (Array.isArray((c as { errors?: unknown[] }).errors)) {
+      const inner = (c as { errors: unknown[] }).errors.map(refusal).find((x) => x);
+      if (inner) return inner;
+    }
+  }
+  return undefined;
+}
+
+async function fetchUrl(text: string, maxBytes: number, opts: FetchOptions): Promise<Buffer> {
+  const policy = opts.urlPolicy ?? DEFAULT_URL_POLICY;
+  const timeoutMs = opts.timeoutMs ?? 60_000;
+  let checked: ReturnType<typeof checkUrl>;
   try {
-    const res = await request(url, { signal: AbortSignal.timeout(opts.timeoutMs ?? 60_000) });
+    checked = checkUrl(text, policy);
+  } catch (e) {
+    throw new TraceUnavailableError(`GET ${text.slice(0, 200)}: ${(e as Error).message}`);
+  }
+  const shown = `${checked.url.origin}${checked.url.pathname}`;
+  // One connection per fetch, through the guarded lookup: the address checked is the address connected to.
+  const agent = new Agent({ connect: { lookup: guardedLookup(checked, policy), timeout: timeoutMs } });
+  const signal = AbortSignal.any(
+    [AbortSignal.timeout(timeoutMs), opts.signal].filter((x): x is AbortSignal => x !== undefined),
+  );
+  try {
+    const res = await request(checked.url, {
+      dispatcher: agent,
+      signal,
+      headers: { accept: 'application/x-ndjson, application/json, text/plain, */*' },
+    });
+    // Destroying a body mid-stream emits an abort error; the outcome is reported below, not as a crash.
+    res.body.on('error', () => {});
+    if (res.statusCode >= 300 && res.statusCode < 400) {
+      await res.body.dump();
+      throw new TraceUnavailableError(`GET ${shown}: HTTP ${res.statusCode}; redirects are not followed`);
+    }
     if (res.statusCode >= 400) {
       await res.body.dump();
-      throw new TraceUnavailableError(`GET ${url}: HTTP ${res.statusCode}`);
+      throw new TraceUnavailableError(`GET ${shown}: HTTP ${res.statusCode}`);
     }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const c of res.body) {
-      size += (c as Buffer).length;
-      if (size > maxBytes) {
-        res.body.destroy();
-        throw new TraceUnavailableError(`${url} is larger than ${maxBytes} bytes`);
-      }
-      chunks.push(c as Buffer);
+    const length = Number(res.headers['content-length']);
+    if (Number.isFinite(length) && length > maxBytes) {
+      res.body.destroy();
+      throw new TraceUnavailableError(`${shown} is larger than ${maxBytes} bytes`);
     }
-    return Buffer.concat(chunks);
+    return await readCapped(res.body, maxBytes, shown);
   } catch (e) {
     if (e instanceof TraceUnavailableError) throw e;
-    throw new TraceUnavailableError(`GET ${url}: ${(e as Error).message}`);
+    const refused = refusal(e);
+    if (refused) throw new TraceUnavailableError(`GET ${shown}: ${refused.message}`);
+    if (signal.aborted && !opts.signal?.aborted)
+      throw new TraceUnavailableError(`GET ${shown}: timed out after ${Math.round(timeoutMs / 1000)}s`);
+    // Deliberately vague: refused vs reset vs unreachable would tell a prober what lives where.
+    throw new TraceUnavailableError(`GET ${shown}: the server could not be reached`);
+  } finally {
+    void agent.close();
   }
 }

@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import type { ServingSettings } from '../../../src/api/index.ts';
+import { FairScheduler } from '../../../src/operator/fair-scheduler.ts';
+import { boundedName, labelValue } from '../../../src/operator/kube/names.ts';
 import { decideProposal, sameSettings } from '../../../src/operator/policy.ts';
 import { recommendationName } from '../../../src/operator/recommendations.ts';
-import { Semaphore } from '../../../src/operator/semaphore.ts';
 
 const settings = (
   workers: number,
@@ -51,10 +52,22 @@ describe('proposal guardrails', () => {
     expect(decideProposal(input({ lastProposalTime: '2026-01-01T10:59:59Z' })).outcome).toBe('Proposed');
   });
 
-  it('compares deployment shapes, not metrics or knobs', () => {
-    expect(sameSettings(settings(2), { ...settings(2), engine: { maxNumSeqs: 8 } })).toBe(true);
+  it('compares shapes and the engine and router knobs, treating unset knobs as their defaults', () => {
     expect(sameSettings(settings(2), settings(3))).toBe(false);
     expect(sameSettings(settings(2), settings(2, 'KV'))).toBe(false);
+    // A switch of engine with the same shape is a change (it used to read as "already the best").
+    expect(sameSettings(settings(2), { ...settings(2), engine: { backend: 'SGLang' } })).toBe(false);
+    expect(sameSettings(settings(2), { ...settings(2), engine: { maxNumSeqs: 8 } })).toBe(false);
+    expect(sameSettings(settings(2), { ...settings(2), engine: { backend: 'vLLM', maxNumSeqs: 256 } })).toBe(
+      true,
+    );
+    const kv = (w?: number) => ({ ...settings(2, 'KV'), router: { mode: 'KV' as const, overlapWeight: w } });
+    expect(sameSettings(kv(), kv(1))).toBe(true);
+    expect(sameSettings(kv(1), kv(2))).toBe(false);
+    expect(
+      decideProposal(input({ best: { settings: { ...settings(4), engine: { backend: 'SGLang' } } } }))
+        .outcome,
+    ).toBe('Proposed');
   });
 });
 
@@ -62,25 +75,58 @@ describe('recommendation names', () => {
   it('derive from the tuning and the schedule slot', () => {
     expect(recommendationName('llama', '2026-01-01T00:00:00Z')).toBe('llama-1767225600');
   });
+
+  it('stay within Kubernetes limits for the longest names, and distinct', () => {
+    const a = `${'a'.repeat(250)}x`;
+    const b = `${'a'.repeat(250)}y`;
+    const ra = recommendationName(a, '2026-01-01T00:00:00Z');
+    expect(ra.length).toBeLessThanOrEqual(253);
+    expect(ra).toMatch(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/);
+    expect(ra).not.toBe(recommendationName(b, '2026-01-01T00:00:00Z'));
+    expect(labelValue('llama')).toBe('llama');
+    const la = labelValue(`${'x'.repeat(70)}.-y`);
+    expect(la.length).toBeLessThanOrEqual(63);
+    expect(la).toMatch(/^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/);
+    expect(labelValue(a)).not.toBe(labelValue(b));
+    expect(boundedName('e'.repeat(253), '.18a2b3c4d5e6f7a8').length).toBe(253);
+  });
 });
 
-describe('Semaphore', () => {
-  it('admits up to its limit, queues the rest in order, and lets waiters give up', async () => {
-    const s = new Semaphore(1);
-    await s.acquire(new AbortController().signal);
-    expect(s.queueAhead()).toBe(1);
+describe('FairScheduler', () => {
+  const t = (namespace: string, key: string, dueMs: number) => ({ namespace, key, dueMs });
+  const never = () => new AbortController().signal;
+
+  it('serves waiting namespaces round robin, oldest due first within one', async () => {
+    const s = new FairScheduler(1);
+    await s.acquire(t('a', 'a/1', 0), never());
     const order: string[] = [];
+    const wait = (tk: ReturnType<typeof t>) => s.acquire(tk, never()).then(() => order.push(tk.key));
+    const all = [
+      wait(t('a', 'a/3', 30)),
+      wait(t('a', 'a/2', 20)),
+      wait(t('b', 'b/1', 50)),
+      wait(t('c', 'c/1', 40)),
+    ];
+    for (let i = 0; i < 4; i++) {
+      s.release();
+      await new Promise((r) => setTimeout(r, 0));
+    }
+    await Promise.all(all);
+    // a was just served: b and c go first (c fell due first), then a's sweeps, oldest first.
+    expect(order).toEqual(['c/1', 'b/1', 'a/2', 'a/3']);
+  });
+
+  it('lets a waiter give up, and counts who is ahead', async () => {
+    const s = new FairScheduler(1);
+    await s.acquire(t('a', 'a/1', 0), never());
+    expect(s.ahead(t('b', 'b/1', 0))).toBe(1);
     const giveUp = new AbortController();
-    const b = s.acquire(giveUp.signal).then(
-      () => order.push('b'),
-      () => order.push('b gave up'),
-    );
-    const c = s.acquire(new AbortController().signal).then(() => order.push('c'));
-    expect(s.queueAhead()).toBe(3);
+    const gaveUp = s.acquire(t('b', 'b/1', 0), giveUp.signal).catch(() => 'gave up');
+    const c = s.acquire(t('c', 'c/1', 0), never()).then(() => 'c');
+    expect(s.waitingCount()).toBe(2);
     giveUp.abort();
-    await b;
+    expect(await gaveUp).toBe('gave up');
     s.release();
-    await c;
-    expect(order).toEqual(['b gave up', 'c']);
+    expect(await c).toBe('c');
   });
 });

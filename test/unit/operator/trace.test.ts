@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -11,6 +12,13 @@ import type { KubeClient } from '../../../src/operator/kube/client.ts';
 import { nextRun, validateCron } from '../../../src/operator/schedule.ts';
 import { fetchTrace, TraceUnavailableError } from '../../../src/operator/sweep/source.ts';
 import { loadTraceWindow } from '../../../src/operator/sweep/trace-window.ts';
+import {
+  addressAllowed,
+  checkUrl,
+  DEFAULT_URL_POLICY,
+  guardedLookup,
+  parseUrlAllowList,
+} from '../../../src/operator/sweep/url-policy.ts';
 
 const row = (ts: number, hashes: number[], out = 10) =>
   JSON.stringify({ timestamp: ts, input_length: hashes.length * 16, output_length: out, hash_ids: hashes });
@@ -87,7 +95,7 @@ describe('trace sources', () => {
     );
     await expect(
       fetchTrace(noClient, 'ns', at(join(roots, 'link.jsonl')), { fileRoots: [roots] }),
-    ).rejects.toThrow(/outside/);
+    ).rejects.toThrow(/symbolic link/);
     await expect(
       fetchTrace(noClient, 'ns', at(join(roots, '..', 'secret')), { fileRoots: [roots] }),
     ).rejects.toThrow(/outside/);
@@ -95,24 +103,145 @@ describe('trace sources', () => {
     rmSync(dir, { recursive: true });
   });
 
-  it('downloads over HTTP, refusing errors and oversized bodies', async () => {
+  it('tells nothing about files outside the roots, and refuses directories and FIFOs without hanging', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'trace-'));
+    const roots = join(dir, 'traces');
+    mkdirSync(join(roots, 'sub'), { recursive: true });
+    writeFileSync(join(dir, 'exists'), 'x');
+    execFileSync('mkfifo', [join(roots, 'fifo.jsonl')]);
+    const at = (path: string) => WorkloadSpecSchema.parse({ source: { file: { path } } });
+    const outside = async (path: string) =>
+      (await fetchTrace(noClient, 'ns', at(path), { fileRoots: [roots] }).catch((e: Error) => e)) as Error;
+    const a = await outside(join(dir, 'exists'));
+    const b = await outside(join(dir, 'missing'));
+    expect(a.message.replace('exists', 'X')).toBe(b.message.replace('missing', 'X'));
+    await expect(fetchTrace(noClient, 'ns', at(join(roots, 'sub')), { fileRoots: [roots] })).rejects.toThrow(
+      /is a directory/,
+    );
+    await expect(
+      fetchTrace(noClient, 'ns', at(join(roots, 'fifo.jsonl')), { fileRoots: [roots] }),
+    ).rejects.toThrow(/is a FIFO/);
+    rmSync(dir, { recursive: true });
+  });
+
+  it('refuses an intermediate symlink that escapes the roots', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'trace-'));
+    const roots = join(dir, 'traces');
+    mkdirSync(roots);
+    mkdirSync(join(dir, 'private'));
+    writeFileSync(join(dir, 'private', 'secret.jsonl'), row(0, [1]));
+    symlinkSync(join(dir, 'private'), join(roots, 'escape'));
+    const spec = WorkloadSpecSchema.parse({
+      source: { file: { path: join(roots, 'escape', 'secret.jsonl') } },
+    });
+    await expect(fetchTrace(noClient, 'ns', spec, { fileRoots: [roots] })).rejects.toThrow(/outside/);
+    rmSync(dir, { recursive: true });
+  });
+
+  it('downloads over HTTP from an allow-listed address, refusing errors, redirects and oversized bodies', async () => {
+    let hits = 0;
     const server = createServer((req, res) => {
+      hits++;
       if (req.url === '/ok') res.end(row(0, [1]));
       else if (req.url === '/big') res.end('x'.repeat(5000));
+      else if (req.url === '/redirect') res.writeHead(302, { location: 'http://169.254.169.254/' }).end();
       else res.writeHead(404).end('no');
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     const spec = (path: string) => WorkloadSpecSchema.parse({ source: { url: { url: `${base}${path}` } } });
+    const urlPolicy = parseUrlAllowList(['127.0.0.1/32']);
     try {
-      expect(String(await fetchTrace(noClient, 'ns', spec('/ok')))).toBe(row(0, [1]));
-      await expect(fetchTrace(noClient, 'ns', spec('/missing'))).rejects.toThrow(/HTTP 404/);
-      await expect(fetchTrace(noClient, 'ns', spec('/big'), { maxBytes: 1000 })).rejects.toThrow(
+      // By default loopback is refused before any connection is made.
+      await expect(fetchTrace(noClient, 'ns', spec('/ok'))).rejects.toThrow(/is not allowed/);
+      expect(hits).toBe(0);
+      expect(String(await fetchTrace(noClient, 'ns', spec('/ok'), { urlPolicy }))).toBe(row(0, [1]));
+      await expect(fetchTrace(noClient, 'ns', spec('/missing'), { urlPolicy })).rejects.toThrow(/HTTP 404/);
+      await expect(fetchTrace(noClient, 'ns', spec('/redirect'), { urlPolicy })).rejects.toThrow(
+        /redirects are not followed/,
+      );
+      await expect(fetchTrace(noClient, 'ns', spec('/big'), { maxBytes: 1000, urlPolicy })).rejects.toThrow(
         /larger than/,
       );
     } finally {
       server.close();
     }
+  });
+
+  it('never reveals how a refused or unreachable address failed', async () => {
+    const closed = WorkloadSpecSchema.parse({ source: { url: { url: 'http://127.0.0.1:1/x' } } });
+    const e = (await fetchTrace(noClient, 'ns', closed, {
+      urlPolicy: parseUrlAllowList(['127.0.0.0/8']),
+    }).catch((x: Error) => x)) as Error;
+    expect(e.message).toBe('GET http://127.0.0.1:1/x: the server could not be reached');
+    expect(e.message).not.toMatch(/ECONNREFUSED|refused/);
+  });
+});
+
+describe('URL policy', () => {
+  const refuse = (url: string, policy = DEFAULT_URL_POLICY) => expect(() => checkUrl(url, policy)).toThrow();
+  it('refuses loopback, link-local, private, metadata and cluster-internal targets by default', () => {
+    for (const url of [
+      'https://127.0.0.1/t',
+      'https://2130706433/t', // 127.0.0.1 in decimal
+      'https://0x7f.1/t',
+      'https://[::1]/t',
+      'https://[::ffff:127.0.0.1]/t',
+      'https://[::ffff:a9fe:a9fe]/t', // 169.254.169.254 mapped
+      'https://169.254.169.254/latest/meta-data/',
+      'https://10.0.0.1/t',
+      'https://172.16.5.4/t',
+      'https://192.168.1.1/t',
+      'https://100.64.0.1/t',
+      'https://[fd00::1]/t',
+      'https://[fe80::1]/t',
+      'https://[2002:a00:1::]/t', // 6to4 of 10.0.0.1
+      'https://0.0.0.0/t',
+      'https://localhost/t',
+      'https://kubernetes.default.svc/t',
+      'https://etcd.kube-system.svc.cluster.local:2379/metrics',
+      'https://metadata.google.internal/t',
+      'https://intranet/t',
+      'http://traces.example.com/t', // http needs the allow-list
+      'https://user:pw@traces.example.com/t',
+      'ftp://traces.example.com/t',
+      'http:///t',
+    ])
+      refuse(url);
+    expect(checkUrl('https://traces.example.com/a.jsonl', DEFAULT_URL_POLICY).url.hostname).toBe(
+      'traces.example.com',
+    );
+    expect(() => checkUrl('https://8.8.8.8/t', DEFAULT_URL_POLICY)).not.toThrow();
+  });
+
+  it('lets the allow-list name hosts, suffixes and CIDRs, and nothing else', () => {
+    const p = parseUrlAllowList(['minio.storage.svc', '*.corp.example', '10.1.0.0/16']);
+    expect(checkUrl('http://minio.storage.svc:9000/t', p).hostListed).toBe(true);
+    expect(checkUrl('http://a.b.corp.example/t', p).hostListed).toBe(true);
+    expect(() => checkUrl('http://10.1.2.3/t', p)).not.toThrow();
+    refuse('http://10.2.0.1/t', p);
+    refuse('https://127.0.0.1/t', p);
+    expect(addressAllowed('10.1.200.1', p)).toBe(true);
+    expect(addressAllowed('10.2.0.1', p)).toBe(false);
+    expect(() => parseUrlAllowList(['10.0.0.0/33'])).toThrow(/not a CIDR/);
+    expect(() => parseUrlAllowList(['bad host!'])).toThrow(/not a host name/);
+  });
+
+  it('checks every address a name resolves to, inside the connection lookup', async () => {
+    // localhost resolves to loopback: the lookup itself refuses it (a rebinding name looks the same).
+    const checked = { url: new URL('https://localhost/t'), hostListed: false };
+    const err = await new Promise<Error | null>((r) =>
+      guardedLookup(checked, DEFAULT_URL_POLICY)('localhost', { all: true }, (e: Error | null) => r(e)),
+    );
+    expect(err?.message).toMatch(/is not allowed/);
+    const allowed = await new Promise<unknown>((r) =>
+      guardedLookup(checked, parseUrlAllowList(['127.0.0.0/8', '::1/128']))(
+        'localhost',
+        {},
+        (e: Error | null, a: unknown) => r(e ?? a),
+      ),
+    );
+    expect(String(allowed)).toMatch(/^(127\.|::1)/);
   });
 });
 
