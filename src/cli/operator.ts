@@ -3,6 +3,7 @@ import { pino } from 'pino';
 import { parseDuration } from '../api/index.ts';
 import { LEADER_ELECTION_DEFAULTS, validateLeaderElection } from '../operator/kube/leader.ts';
 import { Operator } from '../operator/manager.ts';
+import { parseUrlAllowList } from '../operator/sweep/url-policy.ts';
 import { UsageError } from './errors.ts';
 import { type FlagSpec, parseFlags, renderHelp } from './flags.ts';
 
@@ -92,6 +93,47 @@ export const OPERATOR_FLAGS: FlagSpec[] = [
     help: 'comma-separated directories file trace sources may read (default: none, file sources refused)',
   },
   {
+    name: 'trace-url-allow',
+    path: null,
+    kind: 'string',
+    metavar: 'LIST',
+    help: 'comma-separated hosts, *.suffix patterns or CIDRs that URL trace sources may reach besides public https (default: none)',
+  },
+  {
+    name: 'max-trace-bytes',
+    path: null,
+    kind: 'int',
+    metavar: 'BYTES',
+    help: 'largest trace one sweep reads (67108864 = 64 MiB)',
+  },
+  {
+    name: 'min-schedule-interval',
+    path: null,
+    kind: 'string',
+    metavar: 'DURATION',
+    help: 'least time between two sweeps of one DeploymentTuning, whatever its schedule (5m)',
+  },
+  {
+    name: 'max-sweep-duration',
+    path: null,
+    kind: 'string',
+    metavar: 'DURATION',
+    help: 'cap on spec.sweepTimeout: a sweep running longer is stopped and recorded as Failed (30m)',
+  },
+  {
+    name: 'max-sweep-crashes',
+    path: null,
+    kind: 'int',
+    help: 'sweeps of one object that may crash in a row before its slot is given up as Failed (3)',
+  },
+  {
+    name: 'sweep-memory-mb',
+    path: null,
+    kind: 'int',
+    metavar: 'MIB',
+    help: 'V8 heap of one sweep (default: 70 % of the memory limit less 300 MiB, shared by concurrent sweeps)',
+  },
+  {
     name: 'log-level',
     path: null,
     kind: 'string',
@@ -153,6 +195,20 @@ export async function operatorCommand(argv: string[], out: NodeJS.WritableStream
       (e as Error).message.replace(/leaseDurationMs|renewDeadlineMs|retryPeriodMs/, (k) => flag[k]),
     );
   }
+  let urlPolicy: ReturnType<typeof parseUrlAllowList> | undefined;
+  try {
+    const allow = f.get('trace-url-allow') as string | undefined;
+    if (allow !== undefined) urlPolicy = parseUrlAllowList(allow.split(','));
+  } catch (e) {
+    throw new UsageError(`--trace-url-allow: ${(e as Error).message}`);
+  }
+  const positiveDuration = (name: string) => {
+    const v = f.get(name) as string | undefined;
+    if (v === undefined) return undefined;
+    const ms = duration(name, 0);
+    if (!(ms > 0)) throw new UsageError(`--${name}: must be longer than 0`);
+    return ms;
+  };
   const namespace = f.get('namespace') as string | undefined;
   const podNamespace = existsSync(SA_NAMESPACE) ? readFileSync(SA_NAMESPACE, 'utf8').trim() : undefined;
   const logger = pino({ name: 'servetune-operator', level: (f.get('log-level') as string) ?? 'info' });
@@ -163,6 +219,12 @@ export async function operatorCommand(argv: string[], out: NodeJS.WritableStream
     workers: positive('workers'),
     maxConcurrentSweeps: positive('max-concurrent-sweeps'),
     sweepThreads: positive('sweep-threads'),
+    urlPolicy,
+    maxTraceBytes: positive('max-trace-bytes'),
+    minScheduleIntervalMs: positiveDuration('min-schedule-interval'),
+    maxSweepDurationMs: positiveDuration('max-sweep-duration'),
+    maxSweepCrashes: positive('max-sweep-crashes'),
+    sweepMemoryMb: positive('sweep-memory-mb'),
     traceRoots: ((f.get('trace-root') as string | undefined) ?? '')
       .split(',')
       .map((d) => d.trim())

@@ -9,6 +9,7 @@ import {
   type ServingSettings,
 } from '../api/index.ts';
 import { getCondition, nowIso, setCondition } from './conditions.ts';
+import { FairScheduler } from './fair-scheduler.ts';
 import { effectiveBudget, listGpuInventory } from './gpu-inventory.ts';
 import { isConflict, isNotFound, type KubeClient } from './kube/client.ts';
 import { type EventRecorder, refOf } from './kube/events.ts';
@@ -19,12 +20,12 @@ import { decideProposal } from './policy.ts';
 import {
   buildRecommendation,
   createRecommendation,
+  ensureProposed,
   findRecommendation,
   recommendationName,
   supersedeAndPrune,
 } from './recommendations.ts';
-import { nextRun, validateCron } from './schedule.ts';
-import { Semaphore } from './semaphore.ts';
+import { formatInterval, nextRun, nextSweep, shortestInterval, validateCron } from './schedule.ts';
 import {
   runSweepJob,
   SweepJobError,
@@ -65,6 +66,14 @@ export interface ControllerOptions {
   urlPolicy?: UrlPolicy;
   /** Cap on one trace's bytes. */
   maxTraceBytes?: number;
+  /** Least time between two sweeps of one object, whatever its schedule says (default 5 minutes). */
+  minScheduleIntervalMs?: number;
+  /** Cap on a sweep's deadline (spec.sweepTimeout; default 30 minutes). */
+  maxSweepDurationMs?: number;
+  /** Sweeps in a row that may crash before a slot is given up as Failed (default 3). */
+  maxSweepCrashes?: number;
+  /** V8 heap of one sweep (its job thread and evaluation threads share it), MiB; unset: V8's default. */
+  sweepMemoryMb?: number;
   /** Worker threads of one sweep's evaluation pool. */
   sweepThreads?: number;
   runJob?: JobRunner;
@@ -78,6 +87,18 @@ export interface ReconcileResult {
 interface RunningSweep {
   slot: string;
   abort: AbortController;
+}
+
+export const CONTROLLER_DEFAULTS = {
+  minScheduleIntervalMs: 5 * 60_000,
+  maxSweepDurationMs: 30 * 60_000,
+  maxSweepCrashes: 3,
+};
+
+/** One line, at most `max` characters: zod and network messages must not reach a condition as a dump. */
+export function oneLine(text: string, max = 1024): string {
+  const flat = text.replace(/\s+/g, ' ').trim();
+  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
 }
 
 interface FinishedSweep {
@@ -96,6 +117,9 @@ const MAX_REQUEUE_MS = 6 * 3_600_000;
 /** Degraded reasons about the object or its target (cleared once a reconcile finds them fixed). */
 const CONFIG_REASONS = new Set(['InvalidSpec', 'InvalidSchedule', 'TargetNotFound', 'TargetUnreadable']);
 
+/** Sweep failures that count as crashes (the sweep's process or thread died, rather than an input problem). */
+const CRASH_REASONS = new Set(['SweepCrashed']);
+
 /** Conditions a DeploymentTuning shows from its first reconcile, until something sets them. */
 const INITIAL_CONDITIONS = [
   { type: 'Sweeping', status: 'False', reason: 'Idle', message: 'No sweep has run yet.' },
@@ -112,7 +136,8 @@ export class TuningController {
   private readonly o: ControllerOptions;
   private readonly running = new Map<string, RunningSweep>();
   private readonly finished = new Map<string, FinishedSweep>();
-  private readonly semaphore: Semaphore;
+  private readonly scheduler: FairScheduler;
+  private readonly limits: typeof CONTROLLER_DEFAULTS;
   private readonly runJob: JobRunner;
   private readonly now: () => Date;
   /** Set by the manager: schedules a reconcile of a key. */
@@ -120,7 +145,12 @@ export class TuningController {
 
   constructor(opts: ControllerOptions) {
     this.o = opts;
-    this.semaphore = new Semaphore(Math.max(1, opts.maxConcurrentSweeps));
+    this.scheduler = new FairScheduler(Math.max(1, opts.maxConcurrentSweeps));
+    this.limits = {
+      minScheduleIntervalMs: opts.minScheduleIntervalMs ?? CONTROLLER_DEFAULTS.minScheduleIntervalMs,
+      maxSweepDurationMs: opts.maxSweepDurationMs ?? CONTROLLER_DEFAULTS.maxSweepDurationMs,
+      maxSweepCrashes: opts.maxSweepCrashes ?? CONTROLLER_DEFAULTS.maxSweepCrashes,
+    };
     this.runJob = opts.runJob ?? runSweepJob;
     this.now = opts.now ?? (() => new Date());
   }
@@ -146,19 +176,27 @@ export class TuningController {
     const log = this.o.logger.child({ deploymentTuning: key });
     const spec = DeploymentTuningSpecSchema.safeParse(dt.spec);
     if (!spec.success) {
+      const issue = spec.error.issues[0];
       await this.degrade(
         key,
         'InvalidSpec',
-        `spec.${spec.error.issues[0].path.join('.')}: ${spec.error.issues[0].message}`,
+        oneLine(`spec.${issue.path.join('.')}: ${issue.message}`, 512),
+        true,
       );
       return {};
     }
     const s = spec.data;
     const cronError = validateCron(s.schedule);
     if (cronError) {
-      await this.degrade(key, 'InvalidSchedule', `spec.schedule '${s.schedule}': ${cronError}`);
+      await this.degrade(
+        key,
+        'InvalidSchedule',
+        oneLine(`spec.schedule '${s.schedule.slice(0, 100)}' never fires or is not valid: ${cronError}`, 512),
+        true,
+      );
       return {};
     }
+    await this.warnFrequentSchedule(dt, s, generation);
 
     const done = this.finished.get(key);
     if (done) {
@@ -192,7 +230,7 @@ export class TuningController {
     let slot = dt.status?.nextSweepTime ?? dt.metadata.creationTimestamp ?? nowIso(now);
     // A changed spec may bring a sooner schedule: the slot planned under the old one must not hold it back.
     if (dt.status?.nextSweepTime && (dt.status.observedGeneration ?? 0) < generation) {
-      const sooner = nowIso(nextRun(s.schedule, now));
+      const sooner = nowIso(this.nextSlot(s, dt.status, now));
       if (Date.parse(sooner) < Date.parse(slot)) {
         slot = sooner;
         await this.updateStatus(key, (st) => {
@@ -237,11 +275,23 @@ export class TuningController {
         { recommendation: existing.metadata.name },
         'Found the recommendation of this slot; finishing',
       );
+      // A crash may have come between creating it and writing its state, or superseding the previous one.
+      await ensureProposed(this.o.client, existing);
+      await supersedeAndPrune(
+        this.o.client,
+        this.o.recorder,
+        dt,
+        s.historyLimit,
+        existing.metadata.name,
+        log,
+        this.now(),
+      );
       await this.updateStatus(key, (st) => {
         const completed = existing.spec.sweep.completedTime;
         st.lastSweepTime = completed;
-        st.nextSweepTime = nowIso(nextRun(s.schedule, this.now()));
+        st.nextSweepTime = nowIso(this.nextSlot(s, { lastSweepTime: completed }, this.now()));
         st.sweepStartedTime = undefined;
+        st.sweepCrashes = undefined;
         st.currentRecommendation = existing.metadata.name;
         st.lastProposalTime = completed;
         this.pushHistory(st, {
@@ -269,6 +319,28 @@ export class TuningController {
       return this.requeueForNext(key);
     }
 
+    // A sweep this slot already started, that no replica is running now, died with the operator (an OOM kill,
+    // a node lost). Count it: a trace that kills the operator must not make it crash for ever.
+    if (
+      fresh.status?.sweepStartedTime &&
+      getCondition(fresh.status.conditions, 'Sweeping')?.status === 'True'
+    ) {
+      const crashes = (fresh.status.sweepCrashes ?? 0) + 1;
+      if (crashes >= this.limits.maxSweepCrashes) {
+        await this.giveUpCrashedSlot(
+          key,
+          dt,
+          s,
+          crashes,
+          'the operator stopped while running it (killed, out of memory, or leadership moved)',
+        );
+        return this.requeueForNext(key);
+      }
+      await this.updateStatus(key, (st) => {
+        st.sweepCrashes = crashes;
+      });
+    }
+
     await this.startSweep(
       key,
       dt,
@@ -281,6 +353,69 @@ export class TuningController {
       log,
     );
     return {};
+  }
+
+  /** The slot after `now` under the schedule, at least the minimum interval after the last sweep. */
+  private nextSlot(
+    s: DeploymentTuningSpec,
+    st: Pick<DeploymentTuningStatus, 'lastSweepTime'> | undefined,
+    now: Date,
+  ): Date {
+    const last = st?.lastSweepTime ? Date.parse(st.lastSweepTime) : undefined;
+    return nextSweep(s.schedule, now, last, this.limits.minScheduleIntervalMs);
+  }
+
+  /** Says once per spec generation that the schedule fires more often than the operator sweeps. */
+  private async warnFrequentSchedule(dt: DeploymentTuning, s: DeploymentTuningSpec, generation: number) {
+    if ((dt.status?.observedGeneration ?? -1) === generation) return;
+    const every = shortestInterval(s.schedule, this.now());
+    if (every >= this.limits.minScheduleIntervalMs) return;
+    await this.o.recorder.emit(
+      refOf(dt),
+      'Warning',
+      'ScheduleTooFrequent',
+      'Reconcile',
+      `spec.schedule fires every ${formatInterval(every)}; this operator sweeps one object at most every ${formatInterval(this.limits.minScheduleIntervalMs)}, so it follows the schedule at that interval.`,
+    );
+  }
+
+  /** A slot whose sweep crashed too often is recorded as Failed; the next one follows the schedule. */
+  private async giveUpCrashedSlot(
+    key: string,
+    dt: DeploymentTuning,
+    s: DeploymentTuningSpec,
+    crashes: number,
+    last: string,
+  ): Promise<void> {
+    const generation = dt.metadata.generation ?? 0;
+    const now = this.now();
+    const message = oneLine(
+      `The sweep crashed ${crashes} times in a row (last: ${last}); this slot is given up. Check the trace and the search space; the next sweep follows the schedule.`,
+    );
+    this.o.metrics.sweeps.inc({ outcome: 'Failed' });
+    await this.updateStatus(key, (st) => {
+      st.lastSweepTime = nowIso(now);
+      st.nextSweepTime = nowIso(this.nextSlot(s, { lastSweepTime: nowIso(now) }, now));
+      st.sweepStartedTime = undefined;
+      st.sweepCrashes = undefined;
+      this.pushHistory(st, { time: nowIso(now), outcome: 'Failed', message });
+      st.conditions = setCondition(st.conditions, {
+        type: 'Sweeping',
+        status: 'False',
+        reason: 'SweepCrashed',
+        message,
+        observedGeneration: generation,
+      });
+      st.conditions = setCondition(st.conditions, {
+        type: 'Degraded',
+        status: 'True',
+        reason: 'SweepCrashed',
+        message,
+        observedGeneration: generation,
+      });
+      this.summarizeConditions(st, generation);
+    });
+    await this.o.recorder.emit(refOf(dt), 'Warning', 'SweepCrashed', 'Sweep', message);
   }
 
   private async requeueForNext(key: string): Promise<ReconcileResult> {
@@ -304,7 +439,8 @@ export class TuningController {
     const generation = dt.metadata.generation ?? 0;
     const startedTime = nowIso(this.now());
     const restarted = getCondition(dt.status?.conditions, 'Sweeping')?.status === 'True';
-    const ahead = this.semaphore.queueAhead();
+    const ticket = { namespace: dt.metadata.namespace ?? 'default', key, dueMs: Date.parse(slot) };
+    const ahead = this.scheduler.ahead(ticket);
     await this.updateStatus(key, (st) => {
       st.nextSweepTime ??= slot;
       st.sweepStartedTime = startedTime;
@@ -314,7 +450,7 @@ export class TuningController {
         reason: ahead > 0 ? 'SweepQueued' : restarted ? 'SweepRestarted' : 'SweepStarted',
         message:
           ahead > 0
-            ? `Sweep for the ${slot} slot is waiting for ${ahead} other sweep(s) (global limit ${this.o.maxConcurrentSweeps}).`
+            ? `Sweep for the ${slot} slot is queued behind ${ahead} other sweep(s) (at most ${this.o.maxConcurrentSweeps} at once, shared fairly between namespaces).`
             : `Sweep for the ${slot} slot started at ${startedTime}.`,
         observedGeneration: generation,
       });
@@ -356,9 +492,15 @@ export class TuningController {
         inventory: undefined,
       };
       let acquired = false;
+      // The deadline counts from when the sweep gets its slot, not while it waits for one.
+      const deadline = new AbortController();
+      const timeoutMs = Math.min(parseDuration(s.sweepTimeout), this.limits.maxSweepDurationMs);
+      let timer: NodeJS.Timeout | undefined;
+      const signal = AbortSignal.any([abort.signal, deadline.signal]);
       try {
-        await this.semaphore.acquire(abort.signal);
+        await this.scheduler.acquire(ticket, abort.signal);
         acquired = true;
+        timer = setTimeout(() => deadline.abort(), timeoutMs);
         const namespace = dt.metadata.namespace ?? 'default';
         const inv = await listGpuInventory(this.o.client, this.now());
         // Re-read the baseline now that the inventory can resolve a GPU type the target does not pin.
@@ -384,7 +526,7 @@ export class TuningController {
           fileRoots: this.o.traceRoots,
           urlPolicy: this.o.urlPolicy,
           maxBytes: this.o.maxTraceBytes,
-          signal: abort.signal,
+          signal,
         });
         log.info({ source, bytes: trace.length }, 'Trace fetched; simulating');
         const traceText = trace.toString('utf8');
@@ -398,8 +540,9 @@ export class TuningController {
             spec: { objective: s.objective, slos: s.slos, searchSpace: s.searchSpace },
             budget,
             threads: this.o.sweepThreads ?? 1,
+            memoryMb: this.o.sweepMemoryMb,
           },
-          abort.signal,
+          signal,
         );
         this.o.metrics.candidates.inc(finished.result.candidates);
       } catch (e) {
@@ -407,16 +550,21 @@ export class TuningController {
           log.info('Sweep cancelled');
           return;
         }
-        const reason =
-          e instanceof TraceUnavailableError
+        const reason = deadline.signal.aborted
+          ? 'SweepTimeout'
+          : e instanceof TraceUnavailableError
             ? 'TraceUnavailable'
             : e instanceof SweepJobError
               ? e.kind
               : 'SweepFailed';
-        finished.error = { reason, message: (e as Error).message };
+        const message = deadline.signal.aborted
+          ? `The sweep did not finish within ${formatInterval(timeoutMs)} and was stopped (spec.sweepTimeout ${s.sweepTimeout}, at most ${formatInterval(this.limits.maxSweepDurationMs)} in this operator); narrow the search space or the trace window.`
+          : oneLine((e as Error).message);
+        finished.error = { reason, message };
         log.warn({ reason, err: (e as Error).message }, 'Sweep failed');
       } finally {
-        if (acquired) this.semaphore.release();
+        if (timer) clearTimeout(timer);
+        if (acquired) this.scheduler.release();
         this.o.metrics.sweepDuration.observe((performance.now() - t0) / 1000);
         this.running.delete(key);
         this.o.metrics.activeSweeps.set(this.running.size);
@@ -438,19 +586,29 @@ export class TuningController {
     const generation = dt.metadata.generation ?? 0;
     const regarding = refOf(dt);
     if (f.error) {
+      const crashed = CRASH_REASONS.has(f.error.reason);
+      const crashes = crashed ? (dt.status?.sweepCrashes ?? 0) + 1 : 0;
+      if (crashed && crashes >= this.limits.maxSweepCrashes) {
+        await this.giveUpCrashedSlot(key, dt, s, crashes, f.error.message);
+        return;
+      }
       this.o.metrics.sweeps.inc({ outcome: 'Failed' });
       const retryAt = new Date(
-        Math.min(nextRun(s.schedule, this.now()).getTime(), this.now().getTime() + this.o.failureRetryMs),
+        Math.min(
+          this.nextSlot(s, { lastSweepTime: f.completedTime }, this.now()).getTime(),
+          this.now().getTime() + this.o.failureRetryMs,
+        ),
       );
       await this.updateStatus(key, (st) => {
         st.lastSweepTime = f.completedTime;
         st.nextSweepTime = nowIso(retryAt);
         st.sweepStartedTime = undefined;
+        st.sweepCrashes = crashed ? crashes : undefined;
         if (f.inventory) st.gpuInventory = f.inventory;
         this.pushHistory(st, {
           time: f.completedTime,
           outcome: 'Failed',
-          message: f.error!.message.slice(0, 1024),
+          message: oneLine(f.error!.message),
         });
         st.conditions = setCondition(st.conditions, {
           type: 'Sweeping',
@@ -482,7 +640,6 @@ export class TuningController {
       lastProposalTime: dt.status?.lastProposalTime,
       completedTime: f.completedTime,
     });
-    this.o.metrics.sweeps.inc({ outcome: decision.outcome });
     void this.o.recorder.emit(
       regarding,
       r.summary.badLines > 0 ? 'Warning' : 'Normal',
@@ -507,6 +664,8 @@ export class TuningController {
       const body = buildRecommendation(dt, s, { ...f, result: r });
       await createRecommendation(this.o.client, body, log);
       created = body.metadata.name;
+      // Counted once it exists: a failed create is retried, not counted as a proposal.
+      this.o.metrics.sweeps.inc({ outcome: 'Proposed' });
       await this.o.recorder.emit(
         regarding,
         'Normal',
@@ -516,12 +675,14 @@ export class TuningController {
       );
       await supersedeAndPrune(this.o.client, this.o.recorder, dt, s.historyLimit, created, log, this.now());
     } else {
+      this.o.metrics.sweeps.inc({ outcome: decision.outcome });
       await this.o.recorder.emit(regarding, 'Normal', decision.outcome, 'Recommend', decision.message);
     }
     await this.updateStatus(key, (st) => {
       st.lastSweepTime = f.completedTime;
-      st.nextSweepTime = nowIso(nextRun(s.schedule, this.now()));
+      st.nextSweepTime = nowIso(this.nextSlot(s, { lastSweepTime: f.completedTime }, this.now()));
       st.sweepStartedTime = undefined;
+      st.sweepCrashes = undefined;
       st.workload = r.summary;
       if (f.inventory) st.gpuInventory = f.inventory;
       st.lastSweep = {

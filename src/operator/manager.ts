@@ -1,5 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { hostname } from 'node:os';
+import { hostname, totalmem } from 'node:os';
 import { type Logger, pino } from 'pino';
 import type { DeploymentTuning, TuningRecommendation } from '../api/index.ts';
 import { CONTROLLER_NAME, type JobRunner, TuningController } from './controller.ts';
@@ -11,6 +12,7 @@ import { LEADER_ELECTION_DEFAULTS, LeaderElector, validateLeaderElection } from 
 import { DEPLOYMENT_TUNINGS, type KubeObject, keyOf, TUNING_RECOMMENDATIONS } from './kube/resources.ts';
 import { WorkQueue } from './kube/workqueue.ts';
 import { OperatorMetrics } from './metrics.ts';
+import type { UrlPolicy } from './sweep/url-policy.ts';
 import type { TargetAdapter } from './target/adapter.ts';
 import { dynamoAdapter } from './target/dynamo.ts';
 
@@ -46,6 +48,14 @@ export interface OperatorOptions {
   maxConcurrentSweeps?: number;
   sweepThreads?: number;
   traceRoots?: string[];
+  /** Which URLs URL trace sources may fetch (default: https to public addresses only). */
+  urlPolicy?: UrlPolicy;
+  maxTraceBytes?: number;
+  minScheduleIntervalMs?: number;
+  maxSweepDurationMs?: number;
+  maxSweepCrashes?: number;
+  /** V8 heap of one sweep, MiB; default: sized from this process's memory limit (cgroup) and the sweep slots. */
+  sweepMemoryMb?: number;
   failureRetryMs?: number;
   informer?: Pick<
     InformerOptions,
@@ -203,6 +213,12 @@ export class Operator {
       failureRetryMs: this.o.failureRetryMs ?? 5 * 60_000,
       sweepThreads: this.o.sweepThreads,
       traceRoots: this.o.traceRoots,
+      urlPolicy: this.o.urlPolicy,
+      maxTraceBytes: this.o.maxTraceBytes,
+      minScheduleIntervalMs: this.o.minScheduleIntervalMs,
+      maxSweepDurationMs: this.o.maxSweepDurationMs,
+      maxSweepCrashes: this.o.maxSweepCrashes,
+      sweepMemoryMb: this.o.sweepMemoryMb ?? defaultSweepMemoryMb(this.o.maxConcurrentSweeps ?? 1),
       runJob: this.o.runJob,
     });
     controller.enqueue = (key) => queue.add(key);
@@ -294,4 +310,27 @@ export class Operator {
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
     await this.client.close();
   }
+}
+
+/** This process's memory limit: the cgroup's (v2, then v1), else the machine's. */
+export function memoryLimitBytes(): number {
+  for (const file of ['/sys/fs/cgroup/memory.max', '/sys/fs/cgroup/memory/memory.limit_in_bytes']) {
+    try {
+      const v = Number(readFileSync(file, 'utf8').trim());
+      if (Number.isFinite(v) && v > 0 && v < totalmem() * 4) return v;
+    } catch {
+      // not in this cgroup layout
+    }
+  }
+  return totalmem();
+}
+
+/**
+ * A sweep's heap when none is configured: 70 % of the memory limit, less ~300 MiB for the operator itself,
+ * shared by the concurrent sweeps (at least 256 MiB each). Simulations also use typed arrays outside the heap;
+ * the inputs that size those are bounded at parse, and a crash counter stops a sweep that still kills us.
+ */
+export function defaultSweepMemoryMb(concurrent: number): number {
+  const mb = memoryLimitBytes() / 2 ** 20;
+  return Math.max(256, Math.floor((mb * 0.7 - 300) / Math.max(1, concurrent)));
 }

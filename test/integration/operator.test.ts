@@ -256,6 +256,9 @@ describe('a DeploymentTuning', () => {
     const base = `http://127.0.0.1:${op.port}`;
     expect((await fetch(`${base}/healthz`)).status).toBe(200);
     expect((await fetch(`${base}/readyz`)).status).toBe(200);
+    // Probes with a query string (kubelet's, or `?verbose`) are answered too.
+    expect((await fetch(`${base}/healthz?verbose`)).status).toBe(200);
+    expect((await fetch(`${base}/readyz?exclude=x`)).status).toBe(200);
     const metrics = await (await fetch(`${base}/metrics`)).text();
     expect(metrics).toMatch(
       /controller_runtime_reconcile_total\{controller="deploymenttuning",result="[a-z_]+"\} \d+/,

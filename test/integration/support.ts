@@ -240,6 +240,7 @@ export interface TuningObject {
       observedGeneration?: number;
     }[];
     currentRecommendation?: string;
+    sweepCrashes?: number;
     lastSweepTime?: string;
     nextSweepTime?: string;
     history?: { outcome: string; recommendation?: string }[];
@@ -334,6 +335,8 @@ export function startOperator(opts: Partial<OperatorOptions> & { namespace: stri
     maxConcurrentSweeps: 1,
     sweepThreads: 1,
     failureRetryMs: 2_000,
+    // Tests sweep every few seconds; the default (5 minutes) is tested on its own.
+    minScheduleIntervalMs: 1_000,
     leaderElection: {
       enabled: true,
       namespace: opts.namespace,

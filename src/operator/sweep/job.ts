@@ -7,6 +7,7 @@ import type {
 } from '../../api/index.ts';
 import { Catalog } from '../../hardware/catalog.ts';
 import type { SimulationBase } from '../../sweep/evaluate.ts';
+import type { GpuBudget, SearchSpace } from '../../sweep/space.ts';
 import { runSweep } from '../../sweep/sweep.ts';
 import type { TraceIssue } from '../../telemetry/trace/index.ts';
 import {
@@ -39,6 +40,11 @@ export interface SweepJobInput {
   budget: Record<string, number>;
   /** Sweep worker threads (0 = in the job's own thread). */
   threads?: number;
+  /**
+   * V8 heap for the whole sweep, MiB, split between the job's thread and its evaluation threads. A thread
+   * over its share fails (the job as SweepCrashed) instead of growing the operator until the kernel kills it.
+   */
+  memoryMb?: number;
 }
 
 export interface Candidate {
@@ -61,8 +67,14 @@ export interface SweepJobResult {
   simulatorVersion: string;
 }
 
-/** Failure kinds the controller reports differently. */
-export type SweepFailureKind = 'NoUsableData' | 'BaselineNotSimulatable' | 'SweepFailed';
+/** Failure kinds the controller reports differently (SweepCrashed counts towards giving a slot up). */
+export type SweepFailureKind = 'NoUsableData' | 'BaselineNotSimulatable' | 'SweepFailed' | 'SweepCrashed';
+
+/** Each thread's share of a sweep's heap (never below what a thread needs to start and parse). */
+export function threadHeapMb(memoryMb: number | undefined, threads: number): number | undefined {
+  if (memoryMb === undefined) return undefined;
+  return Math.max(128, Math.floor(memoryMb / (Math.max(0, threads) + 1)));
+}
 
 /**
  * How passes are timed. With the served model and the baseline's GPU in the catalog, every candidate is
@@ -139,8 +151,14 @@ export async function runSweepJobInline(input: SweepJobInput): Promise<SweepJobR
   } catch (e) {
     throw new SweepJobError('BaselineNotSimulatable', `baseline: ${(e as Error).message}`);
   }
-  const space = sweepSpace(input.spec.searchSpace, input.baseline);
-  const budget = sweepBudget(input.budget, input.spec.searchSpace.gpuTypes);
+  let space = sweepSpace(input.spec.searchSpace, input.baseline);
+  let budget = sweepBudget(input.budget, input.spec.searchSpace.gpuTypes);
+  const hardwareAware = timing.simulation.hardware !== undefined;
+  if (!hardwareAware) {
+    // A generic cost model cannot tell GPU types or tensor-parallel degrees apart: a change of either would be
+    // priced as if it made no difference (or only cost more GPUs). Hold both at the baseline's.
+    ({ space, budget } = holdHardware(space, budget, input.baseline));
+  }
   if (budget.length === 0) {
     return {
       summary: window.summary,
@@ -166,8 +184,22 @@ export async function runSweepJobInline(input: SweepJobInput): Promise<SweepJobR
       simulation: timing.simulation,
       optimizer: input.spec.searchSpace.optimizer.toLowerCase() as 'grid' | 'coordinate' | 'halving',
     },
-    { threads: input.threads ?? 1 },
+    {
+      threads: input.threads ?? 1,
+      ...(input.memoryMb !== undefined && {
+        resourceLimits: { maxOldGenerationSizeMb: threadHeapMb(input.memoryMb, input.threads ?? 1) },
+      }),
+    },
   );
+  const crashed = r.candidates.filter(
+    (c) => c.error && /out of memory|worker exited|worker failed/.test(c.error),
+  );
+  if (crashed.length > 0 && crashed.length === r.candidates.filter((c) => c.error).length && !r.recommended) {
+    throw new SweepJobError(
+      'SweepCrashed',
+      `every failed candidate crashed its thread (first: ${crashed[0].error})`,
+    );
+  }
   const byId = new Map(r.candidates.map((c) => [c.id, c]));
   const asCandidate = (c: (typeof r.candidates)[number]): Candidate => ({
     settings: settingsOf(c.candidate, model),
@@ -192,8 +224,40 @@ export async function runSweepJobInline(input: SweepJobInput): Promise<SweepJobR
       baseline.meetsSlos ? 'The baseline meets the SLOs.' : 'The baseline misses the SLOs.',
       ...r.explanation,
       ...(r.pruned.length > 0 ? [`${r.pruned.length} shapes were pruned before simulation.`] : []),
+      ...(crashed.length > 0
+        ? [`${crashed.length} candidates ran out of memory or crashed their thread and were left out.`]
+        : []),
+      ...(hardwareAware
+        ? []
+        : [
+            `GPU type and tensor parallelism were held at the baseline's (${input.baseline.gpuType}), since the generic cost model cannot price them.`,
+          ]),
     ].join(' '),
     simulatorVersion: SIMULATOR_VERSION,
+  };
+}
+
+/** The space and budget restricted to the baseline's GPU type and tensor-parallel degrees. */
+export function holdHardware(
+  space: SearchSpace,
+  budget: GpuBudget[],
+  base: ServingSettings,
+): { space: SearchSpace; budget: GpuBudget[] } {
+  const tp = (r?: { tensorParallel: number }) => (r ? [r.tensorParallel] : undefined);
+  return {
+    space: {
+      ...space,
+      tensorParallel: tp(base.aggregated) ?? tp(base.decode) ?? space.tensorParallel,
+      disaggregated: {
+        ...space.disaggregated,
+        prefillTensorParallel:
+          tp(base.prefill) ?? tp(base.aggregated) ?? space.disaggregated.prefillTensorParallel,
+        decodeTensorParallel:
+          tp(base.decode) ?? tp(base.aggregated) ?? space.disaggregated.decodeTensorParallel,
+      },
+    },
+    // An unknown baseline GPU: one type only, so that no type change can be proposed on a generic model.
+    budget: base.gpuType === 'unknown' ? budget.slice(0, 1) : budget.filter((b) => b.type === base.gpuType),
   };
 }
 
@@ -215,7 +279,11 @@ export function summarize(s: ServingSettings): string {
 /** Runs the job in a worker thread; aborting terminates the worker. */
 export function runSweepJob(input: SweepJobInput, signal?: AbortSignal): Promise<SweepJobResult> {
   return new Promise((resolve, reject) => {
-    const worker = new Worker(new URL('./worker.ts', import.meta.url), { workerData: input });
+    const heap = threadHeapMb(input.memoryMb, input.threads ?? 1);
+    const worker = new Worker(new URL('./worker.ts', import.meta.url), {
+      workerData: input,
+      ...(heap !== undefined && { resourceLimits: { maxOldGenerationSizeMb: heap } }),
+    });
     let settled = false;
     const finish = (fn: () => void) => {
       if (settled) return;
@@ -235,9 +303,20 @@ export function runSweepJob(input: SweepJobInput, signal?: AbortSignal): Promise
         void worker.terminate();
       },
     );
-    worker.once('error', (e) => finish(() => reject(new SweepJobError('SweepFailed', e.message))));
+    worker.once('error', (e) =>
+      finish(() =>
+        reject(
+          (e as NodeJS.ErrnoException).code === 'ERR_WORKER_OUT_OF_MEMORY'
+            ? new SweepJobError(
+                'SweepCrashed',
+                `the sweep ran out of memory (its limit is ${heap} MiB per thread)`,
+              )
+            : new SweepJobError('SweepCrashed', `the sweep's thread failed: ${e.message}`),
+        ),
+      ),
+    );
     worker.once('exit', (code) =>
-      finish(() => reject(new SweepJobError('SweepFailed', `sweep worker exited with code ${code}`))),
+      finish(() => reject(new SweepJobError('SweepCrashed', `the sweep's thread exited with code ${code}`))),
     );
   });
 }
