@@ -155,18 +155,55 @@ export function effectiveBudget(
   return out;
 }
 
+/**
+ * Every item of a list, page by page, keeping only what `keep` returns: a large cluster's Pods are never held
+ * whole (a page of 500 at a time, and only the fields the inventory reads).
+ */
+export async function listPaged<T, U>(
+  client: KubeClient,
+  path: string,
+  query: Record<string, string>,
+  keep: (item: T) => U | undefined,
+  pageSize = 500,
+): Promise<U[]> {
+  const out: U[] = [];
+  let cont: string | undefined;
+  do {
+    const page = await client.get<KubeList<T>>(path, { ...query, limit: pageSize, continue: cont });
+    for (const item of page.items) {
+      const k = keep(item);
+      if (k !== undefined) out.push(k);
+    }
+    cont = page.metadata.continue || undefined;
+  } while (cont);
+  return out;
+}
+
+/** The parts of a Pod the inventory reads: its node, phase and GPU requests (no env, no volumes). */
+export function podGpuView(p: PodLike): PodLike | undefined {
+  const gpus = podGpus(p);
+  if (!p.spec?.nodeName || gpus === 0) return undefined;
+  return {
+    spec: { nodeName: p.spec.nodeName, containers: [{ resources: { requests: { [GPU]: String(gpus) } } }] },
+    status: { phase: p.status?.phase },
+  };
+}
+
 /** Lists GPU nodes and the pods holding GPUs, and computes the inventory. */
 export async function listGpuInventory(client: KubeClient, now: Date): Promise<Omit<GpuInventory, 'budget'>> {
-  const nodes = await client.get<KubeList<NodeLike>>(pathOf(NODES));
+  const nodes = await listPaged<NodeLike, NodeLike>(client, pathOf(NODES), {}, (n) => n);
   // GFD labels nodes nvidia.com/gpu.present; nodes without GFD may only advertise allocatable GPUs.
-  const gpuNodes = nodes.items.filter((n) => {
+  const gpuNodes = nodes.filter((n) => {
     const l = n.metadata.labels ?? {};
     return (
       l['nvidia.com/gpu.product'] || l['nvidia.com/gpu.present'] || n.status?.allocatable?.['nvidia.com/gpu']
     );
   });
-  const pods = await client.get<KubeList<PodLike>>(pathOf(PODS), {
-    fieldSelector: 'status.phase!=Succeeded,status.phase!=Failed',
-  });
-  return computeInventory(gpuNodes, pods.items, now);
+  const pods = await listPaged<PodLike, PodLike>(
+    client,
+    pathOf(PODS),
+    { fieldSelector: 'status.phase!=Succeeded,status.phase!=Failed' },
+    podGpuView,
+  );
+  return computeInventory(gpuNodes, pods, now);
 }

@@ -103,4 +103,97 @@ describe('config/rbac', () => {
       await op.stop();
     }
   });
+
+  it('denies what would matter if the operator were compromised or confused', async () => {
+    const allowed = async (a: {
+      verb: string;
+      group: string;
+      resource: string;
+      subresource?: string;
+      namespace?: string;
+    }) =>
+      (
+        await admin.create<{ status: { allowed: boolean } }>(
+          '/apis/authorization.k8s.io/v1/subjectaccessreviews',
+          {
+            apiVersion: 'authorization.k8s.io/v1',
+            kind: 'SubjectAccessReview',
+            spec: {
+              user: SA,
+              groups: [
+                'system:serviceaccounts',
+                'system:serviceaccounts:servetune-system',
+                'system:authenticated',
+              ],
+              resourceAttributes: a,
+            },
+          },
+        )
+      ).status.allowed;
+    type Attrs = { verb: string; group: string; resource: string; subresource?: string; namespace?: string };
+    const mustNot: Attrs[] = [
+      // Secrets, tokens and code execution.
+      ...['get', 'list', 'watch'].map((verb) => ({ verb, group: '', resource: 'secrets' })),
+      { verb: 'create', group: '', resource: 'serviceaccounts', subresource: 'token' },
+      { verb: 'create', group: '', resource: 'pods', subresource: 'exec' },
+      { verb: 'create', group: '', resource: 'pods' },
+      { verb: 'delete', group: '', resource: 'pods' },
+      { verb: 'get', group: '', resource: 'pods', subresource: 'log' },
+      // Privilege escalation.
+      ...['create', 'update', 'escalate', 'bind'].map((verb) => ({
+        verb,
+        group: 'rbac.authorization.k8s.io',
+        resource: 'clusterroles',
+      })),
+      { verb: 'create', group: 'rbac.authorization.k8s.io', resource: 'rolebindings' },
+      { verb: 'impersonate', group: '', resource: 'users' },
+      // Other tenants' data and the cluster itself.
+      { verb: 'list', group: '', resource: 'configmaps' },
+      { verb: 'update', group: '', resource: 'configmaps' },
+      { verb: 'patch', group: '', resource: 'nodes' },
+      { verb: 'delete', group: '', resource: 'nodes' },
+      { verb: 'update', group: '', resource: 'nodes', subresource: 'status' },
+      { verb: 'delete', group: 'events.k8s.io', resource: 'events' },
+      // Users' objects: read their spec, never change it; the target is read-only in recommend-only mode.
+      ...['create', 'update', 'patch', 'delete'].map((verb) => ({
+        verb,
+        group: 'servetune.dev',
+        resource: 'deploymenttunings',
+      })),
+      ...['create', 'update', 'patch', 'delete'].map((verb) => ({
+        verb,
+        group: 'nvidia.com',
+        resource: 'dynamographdeployments',
+      })),
+      { verb: 'update', group: 'servetune.dev', resource: 'tuningrecommendations' },
+      // Leases other than its own namespace's.
+      { verb: 'update', group: 'coordination.k8s.io', resource: 'leases', namespace: 'kube-system' },
+      // Reads it never makes (removed from the role: only what is used).
+      { verb: 'get', group: '', resource: 'nodes' },
+      { verb: 'get', group: 'nvidia.com', resource: 'dynamographdeployments' },
+      { verb: 'patch', group: 'servetune.dev', resource: 'deploymenttunings', subresource: 'status' },
+    ];
+    const wrong: string[] = [];
+    for (const a of mustNot) {
+      const attrs = { namespace: ns, ...a };
+      if (await allowed(attrs))
+        wrong.push(`${a.verb} ${a.group || 'core'}/${a.resource}${a.subresource ? `/${a.subresource}` : ''}`);
+    }
+    expect(wrong).toEqual([]);
+    // The calls it does make stay allowed (the list the role was trimmed to).
+    for (const a of [
+      { verb: 'list', group: '', resource: 'nodes' },
+      { verb: 'list', group: '', resource: 'pods' },
+      {
+        verb: 'update',
+        group: 'servetune.dev',
+        resource: 'deploymenttunings',
+        subresource: 'status',
+        namespace: ns,
+      },
+      { verb: 'watch', group: 'nvidia.com', resource: 'dynamographdeployments', namespace: ns },
+      { verb: 'get', group: '', resource: 'configmaps', namespace: ns },
+    ])
+      expect(await allowed(a), `${a.verb} ${a.resource}`).toBe(true);
+  });
 });

@@ -3,9 +3,14 @@ import {
   computeInventory,
   effectiveBudget,
   gpuTypeForProduct,
+  listGpuInventory,
+  listPaged,
   type NodeLike,
+  type PodLike,
   podGpus,
+  podGpuView,
 } from '../../../src/operator/gpu-inventory.ts';
+import type { KubeClient } from '../../../src/operator/kube/client.ts';
 import { readDynamoBaseline } from '../../../src/operator/target/dynamo.ts';
 
 const dgd = (services: object) => ({ metadata: { name: 'llama' }, spec: { services } });
@@ -310,5 +315,58 @@ describe('GPU inventory', () => {
     ).toEqual({
       h200_sxm: 8,
     });
+  });
+});
+
+describe('inventory listing', () => {
+  it('pages through Nodes and Pods and keeps no more of a Pod than its node, phase and GPUs', async () => {
+    const calls: string[] = [];
+    const pod = (name: string, node: string, gpus: number) => ({
+      metadata: { name },
+      spec: {
+        nodeName: node,
+        containers: [
+          {
+            env: [{ name: 'SECRET_TOKEN', value: 'hunter2' }],
+            resources: { limits: { 'nvidia.com/gpu': String(gpus) } },
+          },
+        ],
+      },
+      status: { phase: 'Running' },
+    });
+    const pages: Record<string, { items: unknown[]; metadata: { continue?: string } }[]> = {
+      '/api/v1/nodes': [
+        {
+          items: [
+            {
+              metadata: {
+                name: 'n1',
+                labels: { 'nvidia.com/gpu.product': 'NVIDIA-H100-SXM5-80GB', 'nvidia.com/gpu.count': '8' },
+              },
+              status: { allocatable: { 'nvidia.com/gpu': '8' } },
+            },
+          ],
+          metadata: {},
+        },
+      ],
+      '/api/v1/pods': [
+        { items: [pod('a', 'n1', 2), pod('b', 'n1', 0)], metadata: { continue: 'page2' } },
+        { items: [pod('c', 'n1', 1)], metadata: {} },
+      ],
+    };
+    const client = {
+      async get(path: string, query: Record<string, unknown>) {
+        calls.push(`${path}?limit=${query.limit}&continue=${query.continue ?? ''}`);
+        const list = pages[path];
+        return query.continue === 'page2' ? list[1] : list[0];
+      },
+    } as unknown as KubeClient;
+    const pods = await listPaged(client, '/api/v1/pods', {}, podGpuView);
+    expect(pods).toHaveLength(2); // the pod without GPUs is dropped
+    expect(JSON.stringify(pods)).not.toContain('hunter2');
+    expect(pods.map((p) => podGpus(p as PodLike))).toEqual([2, 1]);
+    const inv = await listGpuInventory(client, new Date('2026-01-01T00:00:00Z'));
+    expect(inv.types[0]).toMatchObject({ gpus: 8, requested: 3, available: 5 });
+    expect(calls).toContain('/api/v1/pods?limit=500&continue=page2');
   });
 });
