@@ -107,6 +107,13 @@ export const OPERATOR_FLAGS: FlagSpec[] = [
     help: 'largest trace one sweep reads (67108864 = 64 MiB)',
   },
   {
+    name: 'max-trace-rows',
+    path: null,
+    kind: 'int',
+    metavar: 'ROWS',
+    help: 'most trace rows one sweep reads (2000000)',
+  },
+  {
     name: 'min-schedule-interval',
     path: null,
     kind: 'string',
@@ -221,6 +228,7 @@ export async function operatorCommand(argv: string[], out: NodeJS.WritableStream
     sweepThreads: positive('sweep-threads'),
     urlPolicy,
     maxTraceBytes: positive('max-trace-bytes'),
+    maxTraceRows: positive('max-trace-rows'),
     minScheduleIntervalMs: positiveDuration('min-schedule-interval'),
     maxSweepDurationMs: positiveDuration('max-sweep-duration'),
     maxSweepCrashes: positive('max-sweep-crashes'),

@@ -33,7 +33,12 @@ import {
   type SweepJobResult,
   summarize,
 } from './sweep/job.ts';
-import { describeSource, fetchTrace, TraceUnavailableError } from './sweep/source.ts';
+import {
+  DEFAULT_MAX_TRACE_BYTES,
+  describeSource,
+  fetchTrace,
+  TraceUnavailableError,
+} from './sweep/source.ts';
 import type { UrlPolicy } from './sweep/url-policy.ts';
 import type { TargetAdapter } from './target/adapter.ts';
 
@@ -64,8 +69,10 @@ export interface ControllerOptions {
   traceRoots?: string[];
   /** Which URLs URL trace sources may fetch (default: https to public addresses). */
   urlPolicy?: UrlPolicy;
-  /** Cap on one trace's bytes. */
+  /** Cap on one trace's bytes (fetched, and inflated). */
   maxTraceBytes?: number;
+  /** Cap on one trace's rows. */
+  maxTraceRows?: number;
   /** Least time between two sweeps of one object, whatever its schedule says (default 5 minutes). */
   minScheduleIntervalMs?: number;
   /** Cap on a sweep's deadline (spec.sweepTimeout; default 30 minutes). */
@@ -529,10 +536,13 @@ export class TuningController {
           signal,
         });
         log.info({ source, bytes: trace.length }, 'Trace fetched; simulating');
-        const traceText = trace.toString('utf8');
         finished.result = await this.runJob(
           {
-            traceText,
+            traceText: trace,
+            limits: {
+              maxBytes: this.o.maxTraceBytes ?? DEFAULT_MAX_TRACE_BYTES,
+              maxRows: this.o.maxTraceRows,
+            },
             source,
             traceBlockSize: s.workload.traceBlockSize,
             lookbackMs: s.workload.lookback ? parseDuration(s.workload.lookback) : undefined,

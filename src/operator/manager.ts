@@ -51,6 +51,7 @@ export interface OperatorOptions {
   /** Which URLs URL trace sources may fetch (default: https to public addresses only). */
   urlPolicy?: UrlPolicy;
   maxTraceBytes?: number;
+  maxTraceRows?: number;
   minScheduleIntervalMs?: number;
   maxSweepDurationMs?: number;
   maxSweepCrashes?: number;
@@ -215,6 +216,7 @@ export class Operator {
       traceRoots: this.o.traceRoots,
       urlPolicy: this.o.urlPolicy,
       maxTraceBytes: this.o.maxTraceBytes,
+      maxTraceRows: this.o.maxTraceRows ?? 2_000_000,
       minScheduleIntervalMs: this.o.minScheduleIntervalMs,
       maxSweepDurationMs: this.o.maxSweepDurationMs,
       maxSweepCrashes: this.o.maxSweepCrashes,

@@ -169,6 +169,45 @@ describe('schedules and names', () => {
   });
 });
 
+describe('hostile traces', () => {
+  it('cannot take the operator down: absurd rows are counted as bad lines and the rest is used', async () => {
+    const good = Array.from({ length: 60 }, (_, i) =>
+      JSON.stringify({
+        timestamp: i * 200,
+        input_length: 32,
+        output_length: 8,
+        hash_ids: Array.from({ length: 32 }, (_, k) => (i % 4) * 100 + k),
+      }),
+    );
+    const hostile = [
+      '{"timestamp":1,"input_length":120000000,"output_length":10,"hash_ids":[1]}',
+      '{"timestamp":2,"input_length":32,"output_length":1e12,"hash_ids":[1]}',
+      '{"timestamp":1e300,"input_length":32,"output_length":8,"hash_ids":[1]}',
+      '{"timestamp":3,"input_length":32,"output_length":8,"hash_ids":[-1]}',
+    ];
+    await putConfigMap(client, ns, 'hostile', { 'trace.jsonl': [...good, ...hostile].join('\n') });
+    await withOperator({ namespace: ns }, async () => {
+      await createTuning(
+        client,
+        ns,
+        'hostile',
+        tuningSpec('llama', 'hostile', {
+          workload: { source: { configMap: { name: 'hostile', key: 'trace.jsonl' } }, traceBlockSize: 1 },
+        }),
+      );
+      const d = await waitFor('the sweep', async () => {
+        const x = await getTuning(client, ns, 'hostile');
+        return x.status?.lastSweepTime ? x : undefined;
+      });
+      expect(d.status?.workload).toMatchObject({ requests: 60 });
+      expect(d.status?.workload?.badLines).toBe(4);
+      expect(condition(d, 'Degraded')).toMatchObject({ status: 'False' });
+      const skipped = await warned('hostile', 'TraceLinesSkipped');
+      expect(skipped.note).toMatch(/line 61: field 'input_length'/);
+    });
+  });
+});
+
 describe('sweeps that crash, hang or crowd out others', () => {
   it('gives a slot up as Failed after a few crashes instead of retrying for ever', async () => {
     let calls = 0;

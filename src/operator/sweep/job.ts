@@ -32,6 +32,8 @@ import { loadTraceWindow } from './trace-window.ts';
 export interface SweepJobInput {
   /** The trace's bytes or text (gzip or not). */
   traceText: string | Uint8Array;
+  /** Caps on the (inflated) trace: bytes and rows read. */
+  limits?: { maxBytes?: number; maxRows?: number };
   source: string;
   traceBlockSize: number;
   lookbackMs?: number;
@@ -120,6 +122,7 @@ export async function runSweepJobInline(input: SweepJobInput): Promise<SweepJobR
   let window: ReturnType<typeof loadTraceWindow>;
   try {
     window = loadTraceWindow(input.traceText, {
+      limits: input.limits,
       source: input.source,
       traceBlockSize: input.traceBlockSize,
       lookbackMs: input.lookbackMs,

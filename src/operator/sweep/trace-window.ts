@@ -1,7 +1,13 @@
 import { createHash } from 'node:crypto';
 import type { WorkloadSummary } from '../../api/index.ts';
 import type { Workload } from '../../sim/workload/workload.ts';
-import { decodeTrace, parseTrace, type TraceIssue } from '../../telemetry/trace/index.ts';
+import {
+  DEFAULT_INPUT_LIMITS,
+  decodeTrace,
+  type InputLimits,
+  parseTrace,
+  type TraceIssue,
+} from '../../telemetry/trace/index.ts';
 
 /**
  * Cuts the replay window out of a trace (the last `lookbackMs` before its newest request), parses it leniently
@@ -60,9 +66,11 @@ function prefixReuse(w: Workload): number {
 
 export function loadTraceWindow(
   data: string | Uint8Array,
-  opts: { source: string; traceBlockSize: number; lookbackMs?: number },
+  opts: { source: string; traceBlockSize: number; lookbackMs?: number; limits?: Partial<InputLimits> },
 ): TraceWindow {
-  const text = typeof data === 'string' ? data : decodeTrace(data, opts.source, 2 ** 30);
+  // The cap holds for the inflated text too: a small gzip member must not inflate to gigabytes.
+  const limits = { ...DEFAULT_INPUT_LIMITS, maxBytes: 2 ** 30, ...opts.limits };
+  const text = typeof data === 'string' ? data : decodeTrace(data, opts.source, limits.maxBytes);
   const range = timestampRange(text);
   const window =
     opts.lookbackMs !== undefined && Number.isFinite(range.max)
@@ -73,6 +81,7 @@ export function loadTraceWindow(
     traceBlockSize: opts.traceBlockSize,
     lenient: true,
     windowMs: window,
+    limits,
   });
   const w = parsed.workload;
   let span = 0;
