@@ -49,9 +49,7 @@ describe('charts/servetune', () => {
     expect(chart.viewer).toEqual(rbacObject('user-roles.yaml', 'ClusterRole', 'servetune-viewer').rules);
     expect(chart.editor).toEqual(rbacObject('user-roles.yaml', 'ClusterRole', 'servetune-editor').rules);
     // The cluster-wide part for a namespaced install: read-only Nodes and Pods, and nothing else.
-    expect(chart.inventory).toEqual([
-      { apiGroups: [''], resources: ['nodes', 'pods'], verbs: ['get', 'list'] },
-    ]);
+    expect(chart.inventory).toEqual([{ apiGroups: [''], resources: ['nodes', 'pods'], verbs: ['list'] }]);
     expect(CLUSTER_WIDE_RESOURCES).toEqual(['nodes', 'pods']);
   });
 
