@@ -371,6 +371,8 @@ describe('charts/servetune', () => {
       workers: 2,
       'max-concurrent-sweeps': 1,
       'sweep-threads': 1,
+      'max-sweep-duration': '30m',
+      'min-schedule-interval': '5m',
       'leader-election-namespace': ns,
       'leader-election-id': full,
     });
@@ -519,6 +521,8 @@ describe('charts/servetune', () => {
       workers: 2,
       'max-concurrent-sweeps': 1,
       'sweep-threads': 4,
+      'max-sweep-duration': '30m',
+      'min-schedule-interval': '5m',
       'no-leader-elect': true,
       'trace-root': '/traces',
     });

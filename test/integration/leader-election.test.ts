@@ -160,7 +160,7 @@ describe('leader election with the real command', () => {
       100,
     );
     const takeover = (Date.now() - killedAt) / 1000;
-    expect(takeover).toBeLessThanOrEqual(15 + 2 * 2.2 + 1);
+    expect(takeover).toBeLessThanOrEqual(15 + 2 * 2.2 + 3); // lease + a jittered retry, and a loaded machine
     await follower.waitForLog('Became leader');
 
     // And it acts: a new DeploymentTuning gets its recommendation from the new leader.
