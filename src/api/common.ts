@@ -108,4 +108,3 @@ export const TargetRefSchema = cel(
     message: 'a DynamoGraphDeployment target must use an nvidia.com API version',
   },
 );
-export type TargetRef = z.infer<typeof TargetRefSchema>;

@@ -281,7 +281,6 @@ export const GpuBudgetSchema = cel(
     message: 'gpuBudget.gpus is required when mode is Explicit',
   },
 );
-export type GpuBudget = z.infer<typeof GpuBudgetSchema>;
 
 export const UpdateModes = ['Off', 'Approval', 'Automatic'] as const;
 

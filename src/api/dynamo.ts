@@ -1,6 +1,5 @@
 import { z } from 'zod';
 import { type CrdDefinition, cel, intOrString, listMap, type PrinterColumn } from './crd.ts';
-import type { KubeMeta } from './deployment-tuning.ts';
 
 /**
  * NVIDIA Dynamo's DynamoGraphDeployment (DGD) and DynamoGraphDeploymentScalingAdapter (DGDSA), as far as
@@ -76,7 +75,6 @@ export const DynamoServiceSchema = z
       .describe('When enabled, a DynamoGraphDeploymentScalingAdapter owns replicas.'),
   })
   .describe('One service (component) of the graph.');
-export type DynamoService = z.infer<typeof DynamoServiceSchema>;
 
 export const DynamoGraphDeploymentSpecSchema = z
   .looseObject({
@@ -169,7 +167,6 @@ export const DynamoComponentSchema = z
       .describe('Set (even empty) to let a DynamoGraphDeploymentScalingAdapter own replicas.'),
   })
   .describe('One component of the graph.');
-export type DynamoComponent = z.infer<typeof DynamoComponentSchema>;
 
 export const DynamoGraphDeploymentV1beta1SpecSchema = z
   .looseObject({
@@ -355,14 +352,6 @@ export const DYNAMO_GRAPH_DEPLOYMENT_SCALING_ADAPTER: CrdDefinition = {
     },
   ],
 };
-
-export interface DynamoGraphDeployment {
-  apiVersion: string;
-  kind: 'DynamoGraphDeployment';
-  metadata: KubeMeta;
-  spec: Record<string, unknown>;
-  status?: Record<string, unknown>;
-}
 
 // ---------------------------------------------------------------------------------------------------------
 // One reading of both shapes

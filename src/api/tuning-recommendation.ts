@@ -18,7 +18,6 @@ export const RecommendationStates = [
   'Superseded',
   'Rejected',
 ] as const;
-export type RecommendationState = (typeof RecommendationStates)[number];
 
 const immutable = { rule: 'self == oldSelf', message: 'the proposal of a TuningRecommendation is immutable' };
 

@@ -47,15 +47,3 @@ export function asMapping(where: string, doc: unknown, example?: string): Record
   }
   return doc as Record<string, unknown>;
 }
-
-/** Validates a whole file against a schema, or throws the message above. */
-export function parseFile<S extends z.ZodType>(
-  where: string,
-  doc: unknown,
-  schema: S,
-  example?: string,
-): z.output<S> {
-  const r = schema.safeParse(doc);
-  if (!r.success) throw new UsageError(fileProblem(where, schema, r.error, example));
-  return r.data;
-}

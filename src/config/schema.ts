@@ -267,4 +267,3 @@ export const DEFAULT_KV_BYTES_PER_TOKEN = 131072;
 export const DEFAULT_NUM_GPU_BLOCKS = 16384;
 
 export type SimulationConfig = z.infer<typeof SimulationConfigSchema>;
-export type EngineConfigInput = z.input<typeof EngineConfigSchema>;

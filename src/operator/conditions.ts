@@ -2,9 +2,6 @@ import type { Condition } from '../api/index.ts';
 
 /** Condition bookkeeping with api-conventions semantics: lastTransitionTime moves only when status does. */
 
-export const CONDITION_TYPES = ['Ready', 'Sweeping', 'RecommendationAvailable', 'Degraded'] as const;
-export type ConditionType = (typeof CONDITION_TYPES)[number];
-
 export function nowIso(d = new Date()): string {
   return d.toISOString().replace(/\.\d+Z$/, 'Z');
 }

@@ -20,7 +20,7 @@ import { type SweepJobResult, summarize } from './sweep/job.ts';
  */
 
 export const LABEL_TUNING = 'servetune.dev/deployment-tuning';
-export const LABEL_SLOT = 'servetune.dev/sweep-slot';
+const LABEL_SLOT = 'servetune.dev/sweep-slot';
 
 /** `<tuning>-<slot seconds>`, within the 253 characters of an object name (long names cut and hashed). */
 export function recommendationName(tuning: string, slot: string): string {

@@ -210,10 +210,3 @@ export async function halvingSearch(
   }
   if (!log.aborted) await log.evaluate(alive, 1, 'full workload');
 }
-
-export function bestOf(log: EvaluationLog, cands: readonly Candidate[]): Evaluation | null {
-  const full = ranked(
-    cands.map((c) => log.byId.get(c.id)).filter((e): e is Evaluation => !!e && e.fraction >= 1),
-  );
-  return full[0] ?? null;
-}

@@ -27,7 +27,6 @@ import { gzip } from 'node:zlib';
  */
 
 export const REQUEST_TRACE_SCHEMA = 'dynamo.request.trace.v1';
-export const DEFAULT_PREFIX = 'dynamo-request-trace';
 
 export interface RequestTraceEntry {
   requestId: string;

@@ -223,7 +223,6 @@ export const PlannerConfigSchema = z
   });
 
 export type PlannerConfig = z.output<typeof PlannerConfigSchema>;
-export type PlannerConfigInput = z.input<typeof Fields>;
 
 /** The bound for one role: the number, or that role's entry. */
 export function boundFor(b: PerRoleBound, role: 'agg' | 'prefill' | 'decode'): number | undefined {

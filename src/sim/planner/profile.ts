@@ -148,10 +148,6 @@ function decodeLoops(
   return out;
 }
 
-export function profileDecode(engine: EngineSpec, timing: TimingModel): ForwardPassSnapshot[] {
-  return decodeLoops(engine, timing).decode;
-}
-
 /** Samples for every model a planner may need on a cluster with these prefill and decode engines. */
 export function profileWorker(
   prefill: { engine: EngineSpec; timing: TimingModel },
