@@ -10,7 +10,12 @@ export async function readStructuredFile(path: string): Promise<unknown> {
     text = await readFile(path, 'utf8');
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    throw new UsageError(`${path}: ${err.code === 'ENOENT' ? 'file not found' : err.message}`);
+    const why: Record<string, string> = {
+      ENOENT: 'file not found',
+      EISDIR: 'is a directory, not a file',
+      EACCES: 'cannot be read (permission denied)',
+    };
+    throw new UsageError(`${path}: ${why[err.code ?? ''] ?? err.message}`);
   }
   // Loaded on first use: commands that read no file do not pay for the YAML parser.
   const { parse: parseYaml } = await import('yaml');

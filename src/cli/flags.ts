@@ -77,7 +77,9 @@ export interface ParsedFlags {
   positionals: string[];
 }
 
-/** Parses argv strictly: unknown flags, missing values and malformed numbers are usage errors. */
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
+
+/** Parses argv strictly: unknown flags, missing or empty values and malformed numbers are usage errors. */
 export function parseFlags(argv: string[], specs: FlagSpec[]): ParsedFlags {
   const options: Record<string, { type: 'string' | 'boolean' }> = {};
   const canonical = new Map<string, FlagSpec>();
@@ -93,6 +95,13 @@ export function parseFlags(argv: string[], specs: FlagSpec[]): ParsedFlags {
     parsed = parseArgs(config);
   } catch (e) {
     const msg = (e as Error).message.replace(/\. To specify a positional argument.*$/s, '');
+    // `--seed -1`: a value that looks like a flag must be attached.
+    const ambiguous = /^Option '(--?[\w-]+)' argument is ambiguous/.exec(msg);
+    if (ambiguous) {
+      const i = argv.indexOf(ambiguous[1]);
+      const v = i >= 0 ? argv[i + 1] : 'VALUE';
+      throw new UsageError(`${ambiguous[1]}: a value starting with '-' goes after '=': ${ambiguous[1]}=${v}`);
+    }
     throw new UsageError(msg.replace(/^Unknown option/, 'unknown option'));
   }
   // A flag given twice (or under two of its names) is a conflict, not a silent "last one wins".
@@ -121,7 +130,9 @@ export function parseFlags(argv: string[], specs: FlagSpec[]): ParsedFlags {
       case 'int': {
         const s = String(str).trim();
         const v = Number(s);
-        if (s === '' || !Number.isFinite(v)) throw new UsageError(`${flag}: expected a number, got '${s}'`);
+        // Decimal only: Number() would also take '0x10', '0b11' and '' (as 0).
+        if (!DECIMAL.test(s) || !Number.isFinite(v))
+          throw new UsageError(`${flag}: expected a number, got '${s}'`);
         if (spec.kind === 'int' && !Number.isInteger(v))
           throw new UsageError(`${flag}: expected an integer, got '${s}'`);
         values.set(spec.name, v);
@@ -129,6 +140,7 @@ export function parseFlags(argv: string[], specs: FlagSpec[]): ParsedFlags {
       }
       case 'string': {
         const s = String(str);
+        if (s.trim() === '') throw new UsageError(`${flag}: empty value`);
         if (spec.values) {
           const v = spec.values[s];
           if (v === undefined) {

@@ -64,7 +64,7 @@ export async function resolveSimulateConfig(argv: string[]): Promise<SimulateInv
   applyFlags(fromFlags, flags, SIMULATE_FLAGS);
   const plannerPath = flags.values.get('planner') as string | undefined;
   if (plannerPath) {
-    const loaded = (await readStructuredFile(plannerPath)) ?? {};
+    const loaded = asMapping(plannerPath, await readStructuredFile(plannerPath), PLANNER_EXAMPLE);
     const planner = PlannerConfigSchema.safeParse(loaded);
     if (!planner.success)
       throw new UsageError(fileProblem(plannerPath, PlannerConfigSchema, planner.error, PLANNER_EXAMPLE));

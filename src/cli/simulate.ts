@@ -191,6 +191,18 @@ function hardwareLine(h: PreparedHardware, blockSize: number): string {
   );
 }
 
+/** KV blocks per worker: one figure, or one per role when the pools are sized apart. */
+function kvBlocksText(config: SimulationConfig): string {
+  const blocks = (over?: { numGpuBlocks?: number }) =>
+    over?.numGpuBlocks ?? config.engine.numGpuBlocks ?? DEFAULT_NUM_GPU_BLOCKS;
+  const d = config.disaggregation;
+  if (!d) return `${formatNumber(blocks())} KV blocks`;
+  const [p, q] = [blocks(d.prefill.engine), blocks(d.decode.engine)];
+  return p === q
+    ? `${formatNumber(p)} KV blocks`
+    : `${formatNumber(p)} KV blocks per prefill worker, ${formatNumber(q)} per decode worker`;
+}
+
 export function renderSummary(
   config: SimulationConfig,
   workload: Workload,
@@ -212,7 +224,7 @@ export function renderSummary(
   lines.push(
     `servetune simulate: ${formatNumber(w.requests)} requests from ${source}; ${topology}${scaled}, ` +
       `router ${config.router.mode}, timing ${config.timing.model}, ${kind === 'SGLang' ? 'page' : 'block'} ${config.engine.blockSize}, ` +
-      `${formatNumber(config.engine.numGpuBlocks ?? DEFAULT_NUM_GPU_BLOCKS)} KV blocks`,
+      kvBlocksText(config),
   );
   if (cluster && cluster.pools.length > 1) {
     for (const p of cluster.pools)

@@ -17,7 +17,7 @@ import {
 } from '../sweep/objective.ts';
 import type { OptimizerName } from '../sweep/optimizers.ts';
 import { renderSweepHtml } from '../sweep/report-html.ts';
-import { type GpuBudget, type SearchSpace, SearchSpaceSchema } from '../sweep/space.ts';
+import { type GpuBudget, type SearchSpace, SearchSpaceSchema, SpaceTooLarge } from '../sweep/space.ts';
 import { describeTiming, runSweep, type SweepResult } from '../sweep/sweep.ts';
 import { asMapping, fileProblem } from './config-files.ts';
 import { UsageError, zodMessage } from './errors.ts';
@@ -281,8 +281,10 @@ export async function sweepCommand(
     if (!own.success)
       throw new UsageError(fileProblem(spacePath, SearchSpaceSchema, own.error, SPACE_EXAMPLE));
   }
-  if (v.has('topologies'))
-    rawSpace.topologies = (v.get('topologies') as string).split(',').map((t) => t.trim());
+  if (v.has('topologies')) {
+    const short: Record<string, string> = { agg: 'aggregated', disagg: 'disaggregated' };
+    rawSpace.topologies = (v.get('topologies') as string).split(',').map((t) => short[t.trim()] ?? t.trim());
+  }
   if (v.has('tp')) rawSpace.tensorParallel = intList('tp', v.get('tp') as string);
   if (v.has('workers'))
     rawSpace.workers = v.get('workers') === 'all' ? 'all' : intList('workers', v.get('workers') as string);
@@ -299,7 +301,7 @@ export async function sweepCommand(
   }
   const plannerPath = v.get('planner') as string | undefined;
   if (plannerPath) {
-    const loaded = (await readStructuredFile(plannerPath)) ?? {};
+    const loaded = asMapping(plannerPath, await readStructuredFile(plannerPath), PLANNER_EXAMPLE);
     const check = PlannerConfigSchema.safeParse(loaded);
     if (!check.success)
       throw new UsageError(fileProblem(plannerPath, PlannerConfigSchema, check.error, PLANNER_EXAMPLE));
@@ -404,9 +406,19 @@ export async function sweepCommand(
         onProgress: (p) => progress.update(p.done, p.planned, p.phase),
       },
     );
+  } catch (e) {
+    if (e instanceof SpaceTooLarge) throw new UsageError(e.message);
+    throw e;
   } finally {
     process.off('SIGINT', onSigint);
     progress.done();
+  }
+  if (result.stats.enumerated === 0) {
+    const shown = result.pruned.slice(0, 5).map((p) => `${p.label}: ${p.reason}`);
+    const more = result.pruned.length > 5 ? `; and ${result.pruned.length - 5} more` : '';
+    throw new UsageError(
+      `no candidate to run: every one was left out (${shown.join('; ') || 'the space is empty'}${more})`,
+    );
   }
 
   const source = workloadCfg.data.trace ?? 'synthetic workload';

@@ -224,6 +224,20 @@ export function candidateLabel(c: Candidate, opts: LabelOptions = {}): string {
   return [shape, router, ...knobs].join(' ');
 }
 
+/** Most candidates one sweep enumerates: beyond, the space is refused rather than exhaust memory. */
+export const MAX_CANDIDATES = 100_000;
+
+/** A search space with more than MAX_CANDIDATES candidates (say, `workers: all` over a huge budget). */
+export class SpaceTooLarge extends Error {
+  constructor(what: string) {
+    super(
+      `the search space has more than ${MAX_CANDIDATES.toLocaleString('en-US')} candidates (${what}): ` +
+        'narrow it (explicit worker counts, fewer TP sizes, routers or engine values)',
+    );
+    this.name = 'SpaceTooLarge';
+  }
+}
+
 /** Why a candidate was left out before running, with the candidate's description. */
 export interface Pruned {
   label: string;
@@ -251,6 +265,7 @@ export function enumerateCandidates(
   const engines = expandEngines(space.engine);
   const variants = space.planner ? plannerVariants(space.planner) : null;
   const push = (c: Omit<Candidate, 'id'>) => {
+    if (candidates.length >= MAX_CANDIDATES) throw new SpaceTooLarge('counting as they are enumerated');
     if (variants === null) {
       candidates.push({ id: candidates.length, ...c });
       return;
@@ -444,10 +459,12 @@ function withPlanner(
 }
 
 function workerCounts(spec: SearchSpace['workers'], max: number): number[] {
-  if (spec === 'all') return Array.from({ length: max }, (_, i) => i + 1);
   if (Array.isArray(spec)) return [...new Set(spec)].sort((a, b) => a - b);
+  const from = spec === 'all' ? 1 : spec.min;
+  const to = spec === 'all' ? max : Math.min(spec.max, max);
+  if (to - from + 1 > MAX_CANDIDATES) throw new SpaceTooLarge(`${to - from + 1} worker counts`);
   const out: number[] = [];
-  for (let w = spec.min; w <= Math.min(spec.max, max); w++) out.push(w);
+  for (let w = from; w <= to; w++) out.push(w);
   return out;
 }
 

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -54,6 +54,39 @@ describe('flags derived from the configuration schema', () => {
     expect(r.err).toBe(
       "servetune simulate: --offload-policy: unknown value 'lazy' (expected one of write-through, on-evict)\n",
     );
+  });
+});
+
+describe('odd flag values get one clear line', () => {
+  const trace = `${FIXTURES}traces/conversation-sample.jsonl`;
+  const planner = join(dir, 'empty.yaml');
+  writeFileSync(planner, '');
+  const cases: [string, string[], string][] = [
+    [
+      'a negative value not attached',
+      ['--seed', '-1'],
+      "--seed: a value starting with '-' goes after '=': --seed=-1",
+    ],
+    ['a hexadecimal number', ['--workers', '0x10'], "--workers: expected a number, got '0x10'"],
+    ['an empty output path', ['--json', ''], '--json: empty value'],
+    ['an empty config path', ['--config='], '--config: empty value'],
+    ['a directory as config', ['--config', dir], `${dir}: is a directory, not a file`],
+    [
+      'an empty planner file',
+      ['--planner', planner],
+      `${planner}: expected a mapping of settings, got an empty file (see config/examples/planner.yaml)`,
+    ],
+  ];
+  it.each(cases)('%s', async (_name, argv, message) => {
+    const r = await cli('simulate', '--trace', trace, ...argv);
+    expect(r.code).toBe(2);
+    expect(r.err).toBe(`servetune simulate: ${message}\n`);
+  });
+
+  it('a negative value attached with = is read', async () => {
+    const r = await cli('simulate', '--trace', trace, '--seed=-1', '--quiet', '--max-sim-time', '1');
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
   });
 });
 

@@ -114,6 +114,10 @@ describe('servetune simulate --timing hardware', () => {
     );
     expect(r.err).toBe('');
     expect(r.code).toBe(0);
+    // Each pool's KV is sized on its own shape, and the first line says so (not the unused top-level figure).
+    expect(r.out).toMatch(
+      /^servetune simulate: .* [\d,]+ KV blocks per prefill worker, [\d,]+ per decode worker$/m,
+    );
     expect(r.out).toMatch(/prefill hardware: NVIDIA H100 SXM 80GB x 2 \(TP2\)/);
     expect(r.out).toMatch(/decode hardware: NVIDIA H100 SXM 80GB x 4 \(TP4\)/);
     const doc = JSON.parse(readFileSync(json, 'utf8'));

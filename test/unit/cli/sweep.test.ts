@@ -106,6 +106,21 @@ describe('servetune sweep', () => {
       /--tp 2,3 conflicts with --model llama-3\.1-8b: Llama-3\.1-8B has 32 attention heads, not divisible by tensor-parallel size 3 \(vLLM refuses it\)/,
     ],
     [
+      'a budget whose every worker count would be a candidate',
+      ['--trace', sample, '--gpus', 'h100:99999999999', '--timing', 'polynomial'],
+      /the search space has more than 100,000 candidates \(99999999999 worker counts\): narrow it/,
+    ],
+    [
+      'a space whose every candidate is left out',
+      ['--trace', sample, '--gpus', 'h100:4', '--timing', 'polynomial', '--workers', '100'],
+      /no candidate to run: every one was left out \(100x: 100 GPUs exceed the budget of 4\)/,
+    ],
+    [
+      'a model that fits no GPU shape of the budget',
+      ['--trace', sample, '--gpus', 'l4:1', '--model', 'llama-3.1-70b'],
+      /no candidate to run: every one was left out \(l4 TP1: Llama-3\.1-70B \(bf16\) on 1 x NVIDIA L4 24GB does not fit/,
+    ],
+    [
       'hardware-agnostic timing over two GPU types',
       ['--trace', sample, '--gpus', 'h100:8,a100:8', '--timing', 'polynomial'],
       /--gpus lists 2 GPU types, but --timing polynomial cannot tell GPU types apart/,
