@@ -3,12 +3,26 @@ import { access, readFile, stat, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { UsageError } from './errors.ts';
 
-/** Reads a YAML or JSON file (JSON is YAML); errors name the file and, for syntax errors, the line. */
+/** Largest config, space, planner or catalog file read: they are hand-written settings, not data. */
+export const MAX_SETTINGS_FILE_BYTES = 4 * 2 ** 20;
+
+/**
+ * Reads a YAML or JSON file (JSON is YAML); errors name the file and, for syntax errors, the line. Files
+ * over MAX_SETTINGS_FILE_BYTES, and anything but a regular file (a FIFO would block), are refused unread.
+ */
 export async function readStructuredFile(path: string): Promise<unknown> {
   let text: string;
   try {
+    const info = await stat(path);
+    if (info.isFile() && info.size > MAX_SETTINGS_FILE_BYTES) {
+      throw new UsageError(
+        `${path}: ${info.size.toLocaleString('en-US')} bytes; a settings file may have at most ${MAX_SETTINGS_FILE_BYTES.toLocaleString('en-US')}`,
+      );
+    }
+    if (!info.isFile() && !info.isDirectory()) throw new UsageError(`${path}: not a regular file`);
     text = await readFile(path, 'utf8');
   } catch (e) {
+    if (e instanceof UsageError) throw e;
     const err = e as NodeJS.ErrnoException;
     const why: Record<string, string> = {
       ENOENT: 'file not found',

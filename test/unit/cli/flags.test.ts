@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -61,6 +62,10 @@ describe('odd flag values get one clear line', () => {
   const trace = `${FIXTURES}traces/conversation-sample.jsonl`;
   const planner = join(dir, 'empty.yaml');
   writeFileSync(planner, '');
+  const big = join(dir, 'big.yaml');
+  writeFileSync(big, `# ${'x'.repeat(4 * 2 ** 20 - 2)}\n`);
+  const fifo = join(dir, 'fifo.yaml');
+  execFileSync('mkfifo', [fifo]);
   const cases: [string, string[], string][] = [
     [
       'a negative value not attached',
@@ -76,6 +81,12 @@ describe('odd flag values get one clear line', () => {
       ['--planner', planner],
       `${planner}: expected a mapping of settings, got an empty file (see config/examples/planner.yaml)`,
     ],
+    [
+      'a config file too big to be settings',
+      ['--config', big],
+      `${big}: 4,194,305 bytes; a settings file may have at most 4,194,304`,
+    ],
+    ['a FIFO as config (never opened, so nothing blocks)', ['--config', fifo], `${fifo}: not a regular file`],
   ];
   it.each(cases)('%s', async (_name, argv, message) => {
     const r = await cli('simulate', '--trace', trace, ...argv);
