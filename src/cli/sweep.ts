@@ -25,6 +25,7 @@ import { checkOutputPath, readStructuredFile, writeJson } from './files.ts';
 import { applyFlags, type FlagSpec, parseFlags, renderHelp } from './flags.ts';
 import { addCatalogFiles } from './hardware.ts';
 import { Progress } from './progress.ts';
+import { fieldAt } from './schema-fields.ts';
 import { loadWorkload } from './simulate.ts';
 import { checkSimulateConflicts } from './simulate-checks.ts';
 import { PLANNER_EXAMPLE } from './simulate-config.ts';
@@ -33,6 +34,12 @@ import { ConfigSources } from './sources.ts';
 import { formatNumber, renderTable } from './table.ts';
 
 const WORKLOAD_FLAGS = SIMULATE_FLAGS.filter((f) => f.path?.startsWith('workload.'));
+
+/** ` (default ...)` from the search-space schema, so the help cannot drift from it. */
+function spaceDefault(path: string): string {
+  const d = fieldAt(SearchSpaceSchema, path)?.default;
+  return d === undefined ? '' : ` (default ${Array.isArray(d) ? d.join(',') : String(d)})`;
+}
 
 export const SWEEP_FLAGS: FlagSpec[] = [
   ...WORKLOAD_FLAGS,
@@ -47,7 +54,7 @@ export const SWEEP_FLAGS: FlagSpec[] = [
     name: 'model',
     path: null,
     kind: 'string',
-    help: 'model served: prices each candidate on its GPU type and TP (hardware timing)',
+    help: 'model served (required unless --timing polynomial): prices each candidate on its GPU type and TP',
   },
   { name: 'dtype', path: null, kind: 'string', help: "weight precision, e.g. fp8 (the model's)" },
   { name: 'kv-dtype', path: null, kind: 'string', help: "KV-cache precision (the model's)" },
@@ -91,17 +98,29 @@ export const SWEEP_FLAGS: FlagSpec[] = [
     path: null,
     kind: 'string',
     metavar: 'LIST',
-    help: 'aggregated, disaggregated (aggregated)',
+    help: `aggregated (agg), disaggregated (disagg)${spaceDefault('topologies')}`,
   },
-  { name: 'tp', path: null, kind: 'string', metavar: 'LIST', help: 'tensor-parallel sizes, e.g. 1,2,4' },
+  {
+    name: 'tp',
+    path: null,
+    kind: 'string',
+    metavar: 'LIST',
+    help: `tensor-parallel sizes, e.g. 1,2,4${spaceDefault('tensorParallel')}`,
+  },
   {
     name: 'workers',
     path: null,
     kind: 'string',
     metavar: 'LIST',
-    help: "worker counts, e.g. 2,4,8 or 'all'",
+    help: `worker counts, e.g. 2,4,8 or 'all'${spaceDefault('workers')}`,
   },
-  { name: 'routers', path: null, kind: 'string', metavar: 'LIST', help: 'router modes, e.g. round-robin,kv' },
+  {
+    name: 'routers',
+    path: null,
+    kind: 'string',
+    metavar: 'LIST',
+    help: `router modes, e.g. round-robin,kv${spaceDefault('router.modes')}`,
+  },
   {
     name: 'planner',
     path: null,
@@ -130,7 +149,7 @@ export const SWEEP_FLAGS: FlagSpec[] = [
     path: null,
     kind: 'string',
     values: { polynomial: 'polynomial', hardware: 'hardware' },
-    help: 'timing model: polynomial, or hardware (needs --model; the default when --model is given)',
+    help: 'hardware (with --model) or polynomial (hardware-agnostic: one GPU type at TP 1, opted into here)',
   },
   { name: 'top', path: null, kind: 'int', help: 'rows of the ranking to print (10)' },
   {

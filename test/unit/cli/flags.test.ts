@@ -7,6 +7,7 @@ import { flagsFromSchema } from '../../../src/cli/flags.ts';
 import { fieldAt } from '../../../src/cli/schema-fields.ts';
 import { SIMULATE_FLAGS } from '../../../src/cli/simulate-flags.ts';
 import { SimulationConfigSchema } from '../../../src/config/schema.ts';
+import { SearchSpaceSchema } from '../../../src/sweep/space.ts';
 import { cli } from '../../support/cli.ts';
 import { FIXTURES } from '../../support/sim.ts';
 
@@ -28,6 +29,15 @@ describe('flags derived from the configuration schema', () => {
     // Enum values come from the schema: the help lists them, the parser accepts only them.
     const policy = SIMULATE_FLAGS.find((f) => f.name === 'offload-policy');
     expect(Object.values(policy?.values ?? {}).sort()).toEqual(['on-evict', 'write-through']);
+  });
+
+  it('sweep --help shows the search-space defaults from its schema', async () => {
+    const r = await cli('sweep', '--help');
+    const tp = fieldAt(SearchSpaceSchema, 'tensorParallel')?.default as number[];
+    expect(r.out).toMatch(
+      new RegExp(`--tp LIST +tensor-parallel sizes, e\\.g\\. 1,2,4 \\(default ${tp.join(',')}\\)`),
+    );
+    expect(r.out).toMatch(/--model VALUE +model served \(required unless --timing polynomial\)/);
   });
 
   it('refuses a table that drifted from the schema', () => {
