@@ -238,6 +238,12 @@ export async function sweepCommand(
   if (!gpus) throw new UsageError('--gpus is required, e.g. --gpus h100:16');
   const budget = parseGpuBudget(gpus);
   const objective = (v.get('objective') as Objective | undefined) ?? 'throughput_per_gpu';
+  const unpriced = budget.filter((b) => b.pricePerHour === undefined).map((b) => b.type);
+  if (objective === 'cost' && unpriced.length > 0) {
+    throw new UsageError(
+      `--objective cost needs a price per GPU-hour for every type in --gpus (${unpriced.join(', ')} has none), e.g. --gpus ${unpriced[0]}:${budget[0].count}@2.49`,
+    );
+  }
   let slos: Slo[] = [];
   const sloText = v.get('slo') as string | undefined;
   if (sloText) {
@@ -324,7 +330,13 @@ export async function sweepCommand(
     const check = PlannerConfigSchema.safeParse(loaded);
     if (!check.success)
       throw new UsageError(fileProblem(plannerPath, PlannerConfigSchema, check.error, PLANNER_EXAMPLE));
-    rawSpace.planner = { ...((rawSpace.planner as object) ?? {}), base: loaded };
+    const fromSpace = rawSpace.planner as Record<string, unknown> | undefined;
+    if (fromSpace?.base !== undefined) {
+      throw new UsageError(
+        `--planner ${plannerPath} conflicts with ${spacePath}: field 'planner.base': both give the Planner's base settings; keep one`,
+      );
+    }
+    rawSpace.planner = { ...(fromSpace ?? {}), base: loaded };
   }
   const parsedSpace = SearchSpaceSchema.safeParse(rawSpace);
   if (!parsedSpace.success)

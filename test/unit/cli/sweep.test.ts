@@ -121,6 +121,11 @@ describe('servetune sweep', () => {
       /no candidate to run: every one was left out \(l4 TP1: Llama-3\.1-70B \(bf16\) on 1 x NVIDIA L4 24GB does not fit/,
     ],
     [
+      'a cost objective without prices',
+      ['--trace', sample, '--gpus', 'h100:4,a100:4@1.2', '--model', 'llama-3.1-8b', '--objective', 'cost'],
+      /--objective cost needs a price per GPU-hour for every type in --gpus \(h100 has none\), e\.g\. --gpus h100:4@2\.49/,
+    ],
+    [
       'hardware-agnostic timing over two GPU types',
       ['--trace', sample, '--gpus', 'h100:8,a100:8', '--timing', 'polynomial'],
       /--gpus lists 2 GPU types, but --timing polynomial cannot tell GPU types apart/,
@@ -220,6 +225,26 @@ describe('servetune sweep', () => {
     );
     expect(bad.code).toBe(2);
     expect(bad.err).toContain(`${plan}: field 'ttft_ms': must be positive`);
+    const both = join(dir, 'planner-base-space.yaml');
+    writeFileSync(both, 'planner:\n  base: { ttft_ms: 900 }\n');
+    writeFileSync(plan, 'ttft_ms: 1500\n');
+    const clash = await cli(
+      'sweep',
+      '--trace',
+      sample,
+      '--gpus',
+      'h100:4',
+      '--timing',
+      'polynomial',
+      '--space',
+      both,
+      '--planner',
+      plan,
+    );
+    expect(clash.code).toBe(2);
+    expect(clash.err).toBe(
+      `servetune sweep: --planner ${plan} conflicts with ${both}: field 'planner.base': both give the Planner's base settings; keep one\n`,
+    );
   });
 
   it('with hardware-agnostic timing (--timing polynomial) names it in the table, JSON and HTML, and drops GPU type and TP', async () => {
