@@ -2,7 +2,7 @@ import type { Catalog } from '../hardware/catalog.ts';
 import type { Gpu } from '../hardware/gpus.ts';
 import { kvBytesPerToken, type ModelSpec, paramCounts } from '../hardware/models.ts';
 import { UsageError } from './errors.ts';
-import { writeJson } from './files.ts';
+import { checkOutputPath, writeJson } from './files.ts';
 import { type FlagSpec, parseFlags, renderHelp } from './flags.ts';
 import { loadCatalog } from './hardware.ts';
 import { renderTable } from './table.ts';
@@ -124,11 +124,18 @@ export async function catalogCommand(argv: string[], out: NodeJS.WritableStream)
     return 0;
   }
   if (flags.positionals.length > 0) throw new UsageError(`unexpected argument '${flags.positionals[0]}'`);
-  const catalog = await loadCatalog({
-    gpusFile: flags.values.get('gpus-file') as string | undefined,
-    modelsFile: flags.values.get('models-file') as string | undefined,
-  });
+  const gpusFile = flags.values.get('gpus-file') as string | undefined;
+  const modelsFile = flags.values.get('models-file') as string | undefined;
   const file = flags.values.get('out') as string | undefined;
+  // Checked first: writing over an input (say, the --gpus-file being read) would destroy it.
+  if (file) {
+    await checkOutputPath(
+      '--out',
+      file,
+      [gpusFile, modelsFile].filter((f): f is string => f !== undefined),
+    );
+  }
+  const catalog = await loadCatalog({ gpusFile, modelsFile });
   if (file) await writeJson(file, catalogJson(catalog));
   if (flags.values.get('json')) out.write(`${JSON.stringify(catalogJson(catalog), null, 2)}\n`);
   else if (!file) out.write(renderCatalog(catalog));

@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -237,6 +237,15 @@ describe('output paths are checked before the run', () => {
     const r = await cli('simulate', '--trace', sample, '--json', join(ro, 'r.json'));
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/cannot be written \(permission denied\)/);
+  });
+
+  it('catalog --out over an input file is refused before anything is written', async () => {
+    const gpus = join(dir, 'gpus.yaml');
+    writeFileSync(gpus, 'gpus: []\n');
+    const r = await cli('catalog', '--gpus-file', gpus, '--out', gpus);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/^servetune catalog: --out .*gpus\.yaml: is also an input of this run/);
+    expect(readFileSync(gpus, 'utf8')).toBe('gpus: []\n');
   });
 
   it('sweep: --html into a missing directory, and --json and --html on one file', async () => {
