@@ -63,6 +63,12 @@ export async function resolveSimulateConfig(argv: string[]): Promise<SimulateInv
   const fromFlags: Record<string, unknown> = {};
   applyFlags(fromFlags, flags, SIMULATE_FLAGS);
   const plannerPath = flags.values.get('planner') as string | undefined;
+  if (plannerPath && configPath && raw.planner !== undefined) {
+    // Merging two Planner configurations field by field would run one that neither file describes.
+    throw new UsageError(
+      `--planner ${plannerPath} conflicts with ${configPath}: field 'planner': both configure the Planner; keep one`,
+    );
+  }
   if (plannerPath) {
     const loaded = asMapping(plannerPath, await readStructuredFile(plannerPath), PLANNER_EXAMPLE);
     const planner = PlannerConfigSchema.safeParse(loaded);

@@ -203,6 +203,18 @@ describe('servetune simulate refuses conflicting and ignored settings', () => {
     );
   });
 
+  it('a --planner file and a planner section in the config file are not merged', async () => {
+    const cfg = join(dir, 'with-planner.yaml');
+    writeFileSync(cfg, 'planner: { optimization_target: load }\n');
+    const plan = join(dir, 'plan-flag.yaml');
+    writeFileSync(plan, 'optimization_target: sla\n');
+    const r = await cli('simulate', '--config', cfg, '--trace', sample, '--planner', plan);
+    expect(r.code).toBe(2);
+    expect(r.err).toBe(
+      `servetune simulate: --planner ${plan} conflicts with ${cfg}: field 'planner': both configure the Planner; keep one\n`,
+    );
+  });
+
   it('a flag picking the workload source replaces the file one instead of conflicting with it', async () => {
     const cfg = join(dir, 'synthetic.yaml');
     writeFileSync(
