@@ -230,6 +230,16 @@ export function renderSummary(
     for (const p of cluster.pools)
       lines.push(`${p.role} ${hardwareLine(p.prepared, config.engine.blockSize)}`);
   } else if (hardware) lines.push(hardwareLine(hardware, config.engine.blockSize));
+  const split = config.disaggregation;
+  const tps = d2
+    ? [d2.prefill.tensorParallelSize, d2.decode.tensorParallelSize]
+    : [config.tensorParallelSize];
+  if (config.timing.model !== 'hardware' && tps.some((tp) => tp > 1)) {
+    lines.push(
+      `note: timing ${config.timing.model} does not depend on tensor parallelism: TP only multiplies the GPUs ` +
+        'counted (give --gpu and --model to price it)',
+    );
+  }
   lines.push('');
   const dist = (name: string, d: Distribution): (string | number)[] => [
     name,

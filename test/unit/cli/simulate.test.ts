@@ -78,6 +78,26 @@ describe('servetune simulate', () => {
     expect(r.out).toMatch(/goodput/);
   });
 
+  it('says when the timing model cannot tell tensor-parallel sizes apart', async () => {
+    const synthetic = [
+      '--request-count',
+      '10',
+      '--input-tokens',
+      '100',
+      '--output-tokens',
+      '5',
+      '--concurrency',
+      '2',
+    ];
+    const tp2 = await cli('simulate', ...synthetic, '--tp', '2');
+    expect(tp2.code).toBe(0);
+    expect(tp2.out).toMatch(
+      /^note: timing polynomial does not depend on tensor parallelism: TP only multiplies the GPUs counted/m,
+    );
+    const tp1 = await cli('simulate', ...synthetic);
+    expect(tp1.out).not.toMatch(/^note: /m);
+  });
+
   it('simulates the SGLang scheduler with --engine sglang', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'servetune-'));
     const json = join(dir, 'report.json');
