@@ -231,8 +231,8 @@ export function renderSummary(
       lines.push(`${p.role} ${hardwareLine(p.prepared, config.engine.blockSize)}`);
   } else if (hardware) lines.push(hardwareLine(hardware, config.engine.blockSize));
   const split = config.disaggregation;
-  const tps = d2
-    ? [d2.prefill.tensorParallelSize, d2.decode.tensorParallelSize]
+  const tps = split
+    ? [split.prefill.tensorParallelSize, split.decode.tensorParallelSize]
     : [config.tensorParallelSize];
   if (config.timing.model !== 'hardware' && tps.some((tp) => tp > 1)) {
     lines.push(
