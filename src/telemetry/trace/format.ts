@@ -17,8 +17,28 @@ export interface TraceRecord {
   sessionId?: string;
   /** Follow-up turns: think time (ms) after the previous turn completes. */
   delayMs?: number;
+  /**
+   * Tokens per hash id, for formats whose rows say it (Dynamo request traces): the first row's value is the
+   * trace's, and a row with another is bad. Overrides the caller's block size, which could only be wrong.
+   */
+  traceBlockSize?: number;
+  /** What the serving system measured for this request, when the format records it. */
+  observed?: ObservedRequest;
   /** Names the fields the values came from (for messages), when they differ from the defaults. */
-  fields?: Partial<Record<'timestampMs' | 'inputLength' | 'outputLength' | 'hashIds' | 'delayMs', string>>;
+  fields?: Partial<
+    Record<'timestampMs' | 'inputLength' | 'outputLength' | 'hashIds' | 'delayMs' | 'traceBlockSize', string>
+  >;
+}
+
+/** Latencies and cache hits a recorded request carries (Dynamo request traces); each may be absent (NaN). */
+export interface ObservedRequest {
+  ttftMs: number;
+  /** Mean inter-token latency of the request. */
+  itlMs: number;
+  /** End to end, from receipt to the last token. */
+  e2eMs: number;
+  /** Prompt tokens served from the prefix cache. */
+  cachedTokens: number;
 }
 
 /** Parses the lines of one trace; may keep state (a CSV header, say). */

@@ -6,7 +6,7 @@ export {
   LARGEST_CATALOGUED_CONTEXT,
   type TraceBounds,
 } from './bounds.ts';
-export type { RowParser, TraceFormat, TraceRecord } from './format.ts';
+export type { ObservedRequest, RowParser, TraceFormat, TraceRecord } from './format.ts';
 export { formatIssue, RowError, TraceError, type TraceIssue } from './issues.ts';
 export {
   describeTraceNotes,
@@ -27,3 +27,4 @@ export {
   type TraceReadOptions,
 } from './read.ts';
 export { detectTraceFormat, traceFormat, traceFormatNames, traceFormats } from './registry.ts';
+export { listSegments, parseSegmentName, type Segment, type SegmentOptions } from './segments.ts';

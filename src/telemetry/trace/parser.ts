@@ -1,5 +1,5 @@
 import { DEFAULT_BOUNDS, DEFAULT_INPUT_LIMITS, type InputLimits, type TraceBounds } from './bounds.ts';
-import type { RowParser, TraceFormat, TraceRecord } from './format.ts';
+import type { ObservedRequest, RowParser, TraceFormat, TraceRecord } from './format.ts';
 import { RowError, TraceError, type TraceIssue } from './issues.ts';
 import { detectTraceFormat, traceFormat, traceFormatNames } from './registry.ts';
 
@@ -24,6 +24,8 @@ export interface TraceRequest {
   session: number;
   /** Follow-up turn: ms between the previous turn's completion and this one's arrival; NaN otherwise. */
   delayMs: number;
+  /** What the serving system measured for the request (request traces), else null. */
+  observed: ObservedRequest | null;
 }
 
 export interface TraceParseOptions {
@@ -41,14 +43,19 @@ export interface TraceParseOptions {
   limits?: Partial<InputLimits>;
 }
 
-/** How many rows had a property, and the first line that had it. */
+/** How many rows had a property, and the first line (and file) that had it. */
 export interface Tally {
   count: number;
   firstLine: number;
+  firstSource: string;
 }
 
 export interface TraceSummary {
   source: string;
+  /** Files read (a request-trace directory has several segments; 1 otherwise). */
+  files: number;
+  /** Segments whose gzip stream ended mid-member (a writer still writing, or killed): read up to there. */
+  truncatedFiles: { count: number; first: string };
   /** The format read (detected or forced). */
   format: string;
   traceBlockSize: number;
@@ -76,7 +83,7 @@ export interface TraceSummary {
 const MAX_ISSUES = 20;
 const MAX_SESSION_ID_CHARS = 1024;
 
-const tally = (): Tally => ({ count: 0, firstLine: 0 });
+const tally = (): Tally => ({ count: 0, firstLine: 0, firstSource: '' });
 
 export class TraceParser {
   private readonly opts: TraceParseOptions;
@@ -88,6 +95,11 @@ export class TraceParser {
   private blockSize = 0;
   private maxHashIds = 0;
   private lineNo = 0;
+  /** Lines of the files finished before the current one. */
+  private earlierLines = 0;
+  private source: string;
+  /** The block size the rows state (formats whose rows carry one), 0 until the first such row. */
+  private rowBlockSize = 0;
   private nonEmpty = 0;
   private lastFirstTurnMs = Number.NaN;
   /** Per session: the dense index and the raw timestamp of its latest turn (NaN when it had none). */
@@ -97,6 +109,7 @@ export class TraceParser {
 
   constructor(opts: TraceParseOptions, sink: (r: TraceRequest) => void) {
     this.opts = opts;
+    this.source = opts.source;
     this.sink = sink;
     this.bounds = { ...DEFAULT_BOUNDS, ...opts.bounds };
     this.maxRows = opts.limits?.maxRows ?? DEFAULT_INPUT_LIMITS.maxRows;
@@ -105,6 +118,8 @@ export class TraceParser {
       throw new RangeError('trace block size must be an integer in [1, 16777216]');
     this.summary = {
       source: opts.source,
+      files: 1,
+      truncatedFiles: { count: 0, first: '' },
       format: '',
       traceBlockSize: tb ?? 0,
       compressed: false,
@@ -141,13 +156,37 @@ export class TraceParser {
     this.summary.traceBlockSize = this.blockSize;
   }
 
-  /** Lines seen so far. */
+  /** Lines seen so far in the current file. */
   get lines(): number {
     return this.lineNo;
   }
 
+  /** The file messages name now. */
+  get currentSource(): string {
+    return this.source;
+  }
+
+  /**
+   * The next file of a multi-file trace (request-trace segments): lines count from 1 again and messages name
+   * it; formats, sessions and the row parser's state (hash ids seen) carry over.
+   */
+  beginFile(source: string): void {
+    if (this.lineNo > 0 || this.source !== this.opts.source) {
+      this.earlierLines += this.lineNo;
+      this.summary.files++;
+    }
+    this.source = source;
+    this.lineNo = 0;
+  }
+
+  /** The current file's gzip stream ended mid-member: what was read counts, the rest is noted. */
+  noteTruncated(): void {
+    const t = this.summary.truncatedFiles;
+    if (t.count++ === 0) t.first = this.source;
+  }
+
   private fail(field: string | null, message: string): void {
-    const issue = { source: this.opts.source, line: this.lineNo, field, message };
+    const issue = { source: this.source, line: this.lineNo, field, message };
     if (!this.opts.lenient) throw new TraceError(issue);
     this.summary.badLines++;
     if (this.summary.issues.length < MAX_ISSUES) this.summary.issues.push(issue);
@@ -163,7 +202,7 @@ export class TraceParser {
   private countRow(): void {
     if (++this.nonEmpty > this.maxRows)
       throw new TraceError({
-        source: this.opts.source,
+        source: this.source,
         line: this.lineNo,
         field: null,
         message: `more than ${this.maxRows} rows (the row limit of this reader)`,
@@ -202,6 +241,7 @@ export class TraceParser {
   private accept(rec: TraceRecord): void {
     const b = this.bounds;
     const name = (k: keyof NonNullable<TraceRecord['fields']>, dflt: string) => rec.fields?.[k] ?? dflt;
+    if (rec.traceBlockSize !== undefined && !this.adoptBlockSize(rec.traceBlockSize, name)) return;
     const tb = this.blockSize;
     const out = rec.outputLength;
     if (!Number.isInteger(out) || out < 0 || out > b.maxOutputTokens) {
@@ -231,7 +271,7 @@ export class TraceParser {
         this.fail(name('hashIds', 'hash_ids'), 'is required unless input_length is given');
         return;
       }
-      note(this.summary.missingHashIds, this.lineNo);
+      note(this.summary.missingHashIds, this.lineNo, this.source);
     } else {
       if (hashes.length > this.maxHashIds) {
         this.fail(
@@ -271,11 +311,35 @@ export class TraceParser {
       }
       const needed = Math.ceil(input / tb);
       if (hashes.length > needed) {
-        note(this.summary.extraHashIds, this.lineNo);
+        note(this.summary.extraHashIds, this.lineNo, this.source);
         hashes = hashes.slice(0, needed);
       }
     }
     this.link(rec, ts, input as number, out, hashes);
+  }
+
+  /** A block size stated by a row: the first one is the trace's; another one later is a bad row. */
+  private adoptBlockSize(
+    size: number,
+    name: (k: keyof NonNullable<TraceRecord['fields']>, dflt: string) => string,
+  ): boolean {
+    const field = name('traceBlockSize', 'trace_block_size');
+    if (!Number.isInteger(size) || size < 1 || size > 2 ** 24) {
+      this.fail(field, outOfRange(size, 1, 2 ** 24, 'tokens'));
+      return false;
+    }
+    if (this.rowBlockSize === 0) {
+      this.rowBlockSize = size;
+      this.blockSize = size;
+      this.maxHashIds = Math.ceil(this.bounds.maxPromptTokens / size);
+      this.summary.traceBlockSize = size;
+      return true;
+    }
+    if (size !== this.rowBlockSize) {
+      this.fail(field, `is ${size}, but earlier rows use ${this.rowBlockSize} (one block size per trace)`);
+      return false;
+    }
+    return true;
   }
 
   /** Session bookkeeping, the window, timestamp order; then hands the request to the sink. */
@@ -323,8 +387,8 @@ export class TraceParser {
       const w = this.opts.windowMs;
       if (w && session < 0 && ((ts as number) < w.from || (ts as number) >= w.to)) return;
       const prev = this.lastFirstTurnMs;
-      if ((ts as number) < prev) note(this.summary.unsortedTimestamps, this.lineNo);
-      else if (ts === prev) note(this.summary.duplicateTimestamps, this.lineNo);
+      if ((ts as number) < prev) note(this.summary.unsortedTimestamps, this.lineNo, this.source);
+      else if (ts === prev) note(this.summary.duplicateTimestamps, this.lineNo, this.source);
       if (!((ts as number) < prev)) this.lastFirstTurnMs = ts as number;
     }
     this.summary.requests++;
@@ -336,16 +400,17 @@ export class TraceParser {
       hashIds: hashes,
       session,
       delayMs,
+      observed: rec.observed ?? null,
     });
   }
 
   /** Ends the input; a trace without a single usable request is an error in any mode. */
   finish(): TraceSummary {
-    this.summary.lines = this.lineNo;
+    this.summary.lines = this.earlierLines + this.lineNo;
     if (this.summary.requests === 0) {
       const bad = this.summary.badLines;
       throw new TraceError({
-        source: this.opts.source,
+        source: bad > 0 ? this.summary.issues[0].source : this.source,
         line: bad > 0 ? this.summary.issues[0].line : this.lineNo,
         field: null,
         message:
@@ -360,8 +425,11 @@ export class TraceParser {
 
 const LIMIT_NOTE = ' (the largest context of any catalogued model)';
 
-function note(t: Tally, line: number): void {
-  if (t.count++ === 0) t.firstLine = line;
+function note(t: Tally, line: number, source: string): void {
+  if (t.count++ === 0) {
+    t.firstLine = line;
+    t.firstSource = source;
+  }
 }
 
 function outOfRange(v: number, lo: number, hi: number, unit: string): string {
@@ -375,9 +443,14 @@ function outOfRange(v: number, lo: number, hi: number, unit: string): string {
  */
 export function describeTraceNotes(s: TraceSummary, streaming?: { reorderRows: number }): string[] {
   const out: string[] = [];
+  const where = (source: string, line: number) => (s.files > 1 ? `${source}:${line}` : `line ${line}`);
   const n = (t: Tally, what: string, then: string) => {
-    if (t.count > 0) out.push(`${t.count} ${what} (first: line ${t.firstLine}): ${then}`);
+    if (t.count > 0) out.push(`${t.count} ${what} (first: ${where(t.firstSource, t.firstLine)}): ${then}`);
   };
+  if (s.truncatedFiles.count > 0)
+    out.push(
+      `${s.truncatedFiles.count} of ${s.files} files end mid gzip member (first: ${s.truncatedFiles.first}; a writer still writing, or stopped): read up to their last whole line`,
+    );
   n(s.missingHashIds, 'rows without hash_ids', 'their prompts share no prefix with any other request');
   n(s.extraHashIds, 'rows with more hash_ids than input_length covers', 'the extra ids are ignored');
   n(
@@ -394,7 +467,7 @@ export function describeTraceNotes(s: TraceSummary, streaming?: { reorderRows: n
   );
   if (s.badLines > 0)
     out.push(
-      `${s.badLines} bad rows skipped (first: line ${s.issues[0]?.line}: ${s.issues[0]?.field ? `field '${s.issues[0].field}': ` : ''}${s.issues[0]?.message})`,
+      `${s.badLines} bad rows skipped (first: ${where(s.issues[0]?.source, s.issues[0]?.line)}: ${s.issues[0]?.field ? `field '${s.issues[0].field}': ` : ''}${s.issues[0]?.message})`,
     );
   return out;
 }

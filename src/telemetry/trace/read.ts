@@ -7,13 +7,16 @@ import { type Workload, WorkloadBuilder } from '../../sim/workload/workload.ts';
 import { DEFAULT_INPUT_LIMITS, type InputLimits } from './bounds.ts';
 import { TraceError, type TraceIssue } from './issues.ts';
 import { type TraceParseOptions, TraceParser, type TraceRequest, type TraceSummary } from './parser.ts';
+import { listSegments, type SegmentOptions } from './segments.ts';
 
 /**
  * Reading traces from a file, a byte stream or an in-memory text, incrementally: gzip is recognised by its
  * magic bytes (whatever the name) and inflated on the fly, the text is cut into lines without ever holding
  * more than one chunk and one line, and every input is bounded in bytes, rows and line length (bounds.ts).
- * A path that is not a regular file (a directory, a FIFO, a device) is refused before it is opened, so it can
- * neither fail with EISDIR nor block on a FIFO without a writer.
+ * A path that is not a regular file (a FIFO, a device) is refused before it is opened, so it cannot block on a
+ * FIFO without a writer; a directory (or a prefix path) of Dynamo request-trace segments is read segment by
+ * segment through one parser (segments.ts), and a segment cut mid gzip member (still being written, or its
+ * writer killed) is read up to its last whole line.
  */
 
 /** A path, a stream of bytes (stdin, an HTTP body) or a text already in memory. */
@@ -25,6 +28,8 @@ export type TraceInput =
 export interface TraceReadOptions extends Omit<TraceParseOptions, 'source'> {
   /** Name in messages; default: the path, or the input's `source`. */
   source?: string;
+  /** Which segments of a request-trace directory to read. */
+  segments?: SegmentOptions;
 }
 
 export interface TraceLoadResult {
@@ -39,6 +44,10 @@ export interface TraceLoadResult {
 const CHUNK_BYTES = 1 << 20;
 
 const isGzip = (b: Uint8Array) => b.length >= 2 && b[0] === 0x1f && b[1] === 0x8b;
+
+/** zlib's error for a stream that stops inside a member. */
+const isTruncation = (e: unknown) =>
+  (e as NodeJS.ErrnoException).code === 'Z_BUF_ERROR' || /unexpected end of file/i.test((e as Error).message);
 
 function sourceOf(input: TraceInput, opts: TraceReadOptions): string {
   return opts.source ?? (typeof input === 'string' ? input : input.source);
@@ -139,6 +148,7 @@ export class TraceReader {
   private readonly input: TraceInput;
   private readonly parser: TraceParser;
   private readonly limits: InputLimits;
+  private readonly segmentOptions: SegmentOptions | undefined;
   private pending: TraceRequest[] = [];
 
   /** `sink`: receives each request as it is parsed instead of the batches (which then come empty). */
@@ -146,6 +156,7 @@ export class TraceReader {
     this.input = input;
     this.source = sourceOf(input, opts);
     this.limits = { ...DEFAULT_INPUT_LIMITS, ...opts.limits };
+    this.segmentOptions = opts.segments;
     this.parser = new TraceParser({ ...opts, source: this.source }, sink ?? ((r) => this.pending.push(r)));
   }
 
@@ -177,13 +188,50 @@ export class TraceReader {
       this.parser.finish();
       return;
     }
-    const raw = typeof input === 'string' ? await openFile(input) : input.stream;
+    if (typeof input === 'string') {
+      const listing = await listSegments(input, this.segmentOptions);
+      if (listing === null) yield* this.readStream(await openFile(input), false);
+      else {
+        if (listing.segments.length === 0)
+          throw new TraceError({
+            source: this.source,
+            line: 0,
+            field: null,
+            message: `no segment was written within the window (${listing.older} older segments left out)`,
+          });
+        for (const seg of listing.segments) {
+          this.parser.beginFile(seg.path);
+          let stream: AsyncIterable<Uint8Array>;
+          try {
+            stream = await openFile(seg.path);
+          } catch (e) {
+            // Removed by retention between listing and opening: its requests left the window anyway.
+            if (e instanceof TraceError && e.issue.message === 'file not found') continue;
+            throw e;
+          }
+          yield* this.readStream(stream, true);
+        }
+      }
+    } else yield* this.readStream(input.stream, false);
+    this.parser.finish();
+  }
+
+  /**
+   * The lines of one byte stream into the parser. `segment`: a gzip stream that ends mid member is the end of
+   * the data (a writer appends one member per flush), not an error.
+   */
+  private async *readStream(
+    raw: AsyncIterable<Uint8Array>,
+    segment: boolean,
+  ): AsyncGenerator<TraceRequest[], void, undefined> {
     const decoder = new StringDecoder('utf8');
     const max = this.limits.maxLineChars;
     let carry = '';
     let skipping = false; // inside a line longer than the limit: dropped up to its newline
+    let compressed = false;
     try {
       for await (const chunk of inflated(raw, () => {
+        compressed = true;
         this.parser.summary.compressed = true;
       })) {
         this.parser.summary.bytes += chunk.length;
@@ -212,18 +260,24 @@ export class TraceReader {
       }
     } catch (e) {
       if (e instanceof TraceError) throw e;
-      throw new TraceError({
-        source: this.source,
-        line: this.parser.lines,
-        field: null,
-        message: ioMessage(e),
-      });
+      if (!(segment && compressed && isTruncation(e)))
+        throw new TraceError({
+          source: this.parser.currentSource,
+          line: this.parser.lines,
+          field: null,
+          message: ioMessage(e),
+        });
+      // The last member is incomplete: its whole lines were read; the partial one is dropped.
+      this.parser.noteTruncated();
+      if (this.pending.length > 0) yield this.take();
+      return;
     }
     carry += decoder.end();
     if (skipping) this.parser.skipLine(`longer than ${max} characters`);
+    // A segment's writer ends every line; one without its newline was cut while being written.
+    else if (carry.length > 0 && segment) this.parser.noteTruncated();
     else if (carry.length > 0) this.parser.line(carry);
     if (this.pending.length > 0) yield this.take();
-    this.parser.finish();
   }
 
   /** A whole text in memory (inflated first when gzip), synchronously. */

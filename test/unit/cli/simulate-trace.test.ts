@@ -36,11 +36,13 @@ describe('servetune simulate: reading traces', () => {
     expect(reports[1]).toEqual(reports[0]);
   });
 
-  it('refuses a directory or an absurd row with one message and exit 2', async () => {
+  it('refuses a directory without request-trace segments or an absurd row with one message and exit 2', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'servetune-'));
     const d = await cli('simulate', '--trace', dir, '--workers', '1');
     expect(d.code).toBe(2);
-    expect(d.err.trim()).toBe(`servetune simulate: ${dir}: is a directory, not a trace file`);
+    expect(d.err.trim()).toBe(
+      `servetune simulate: ${dir}: is a directory without request-trace segments (PREFIX.NNNNNN.jsonl.gz, as Dynamo writes them); give a trace file or such a directory`,
+    );
     const p = join(dir, 't.jsonl');
     writeFileSync(p, `${row({})}\n${row({ output_length: 1e12 })}\n`);
     const big = await cli('simulate', '--trace', p, '--workers', '1');
@@ -87,6 +89,6 @@ describe('servetune simulate: reading traces', () => {
     expect(ok.code, ok.err).toBe(0);
     const bad = await cli('simulate', '--trace', sample, '--trace-format', 'csv', '--workers', '1');
     expect(bad.code).toBe(2);
-    expect(bad.err).toMatch(/unknown trace format 'csv' \(known: mooncake/);
+    expect(bad.err).toMatch(/unknown trace format 'csv' \(known: dynamo, mooncake, azure/);
   });
 });

@@ -183,10 +183,10 @@ describe('trace reader: Mooncake rows', () => {
       { source: 't' },
     );
     const s = r.summary;
-    expect(s.missingHashIds).toEqual({ count: 2, firstLine: 2 });
-    expect(s.extraHashIds).toEqual({ count: 2, firstLine: 3 });
-    expect(s.unsortedTimestamps).toEqual({ count: 1, firstLine: 3 });
-    expect(s.duplicateTimestamps).toEqual({ count: 2, firstLine: 2 });
+    expect(s.missingHashIds).toEqual({ count: 2, firstLine: 2, firstSource: 't' });
+    expect(s.extraHashIds).toEqual({ count: 2, firstLine: 3, firstSource: 't' });
+    expect(s.unsortedTimestamps).toEqual({ count: 1, firstLine: 3, firstSource: 't' });
+    expect(s.duplicateTimestamps).toEqual({ count: 2, firstLine: 2, firstSource: 't' });
     // Extra ids are dropped: 600 tokens need 2 ids of 512.
     const w = r.workload;
     const at = Array.from(w.sourceLine ?? []).indexOf(4);
@@ -217,7 +217,7 @@ describe('trace reader: formats', () => {
       `trace.jsonl: unknown trace format 'parquet' (known: ${traceFormatNames().join(', ')})`,
     );
     expect(errorOf('time,prompt,output\n1,2,3')).toMatch(
-      /^trace\.jsonl:1: cannot tell the trace format from this row \(known formats: mooncake; name one to force it\)/,
+      /^trace\.jsonl:1: cannot tell the trace format from this row \(known formats: dynamo, mooncake, azure; name one to force it\)/,
     );
   });
 });
@@ -290,7 +290,9 @@ describe('trace reader: files, streams and limits', () => {
   it('refuses a missing file, a directory and a FIFO by path, without hanging', async () => {
     expect(await readError('/nonexistent/trace.jsonl')).toBe('/nonexistent/trace.jsonl: file not found');
     const dir = tmp();
-    expect(await readError(dir)).toBe(`${dir}: is a directory, not a trace file`);
+    expect(await readError(dir)).toBe(
+      `${dir}: is a directory without request-trace segments (PREFIX.NNNNNN.jsonl.gz, as Dynamo writes them); give a trace file or such a directory`,
+    );
     const fifo = join(dir, 'pipe');
     execFileSync('mkfifo', [fifo]);
     expect(await readError(fifo)).toMatch(new RegExp(`^${fifo}: is a FIFO, not a regular file`));
