@@ -11,6 +11,7 @@ import {
 } from './common.ts';
 import { type CrdDefinition, cel, listMap } from './crd.ts';
 import { CRON_PATTERN } from './cron.ts';
+import { UpdatePolicySchema } from './rollout.ts';
 import { RouterModeSchema } from './settings.ts';
 
 /**
@@ -328,15 +329,38 @@ export const DeploymentTuningSpecSchema = z
         'Deadline of one sweep; a sweep still running then is stopped and recorded as Failed. The operator may cap it lower.',
       ),
     suspend: z.boolean().default(false).describe('Stop scheduling sweeps (a running sweep finishes).'),
-    updatePolicy: z
+    updatePolicy: UpdatePolicySchema.default(UpdatePolicySchema.parse({})),
+    metrics: z
       .object({
-        mode: z
-          .enum(UpdateModes)
-          .default('Off')
-          .describe('Off: recommend only. Approval and Automatic are accepted but not acted on yet.'),
+        prometheusURL: z
+          .string()
+          .max(2048)
+          .regex(
+            /^https?:\/\/[^/?#@\s]+([/?#]\S*)?$/,
+            'must be an http:// or https:// URL with a host and no credentials',
+          )
+          .optional()
+          .describe(
+            "Prometheus that scrapes the target's Dynamo frontend (default: the operator's --prometheus-url). Subject to the operator's URL policy.",
+          ),
+        selector: z
+          .record(
+            z
+              .string()
+              .max(63)
+              .regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/, 'must be a Prometheus label name'),
+            z
+              .string()
+              .max(253)
+              .regex(/^[^"\\\n]*$/, 'must not contain quotes, backslashes or newlines'),
+          )
+          .meta({ maxProperties: 8 })
+          .refine((r) => Object.keys(r).length <= 8, 'at most 8 labels')
+          .optional()
+          .describe("Label matchers that pick the target's frontend series (default: model=<served model>)."),
       })
-      .default({ mode: 'Off' })
-      .describe('What happens to recommendations.'),
+      .optional()
+      .describe('Where the live metrics of the target are, for verifying changes.'),
     guardrails: z
       .object({
         minImprovementPercent: z
@@ -458,6 +482,25 @@ export const DeploymentTuningStatusSchema = z
       .describe('Outcomes of the latest sweeps, newest first.'),
     gpuInventory: GpuInventorySchema.optional(),
     workload: WorkloadSummarySchema.optional(),
+    rollout: z
+      .object({
+        recommendation: z.string().max(253).describe('The recommendation being (or last) rolled out.'),
+        state: z.string().max(32).describe('Its state.'),
+        since: Timestamp.optional(),
+      })
+      .optional()
+      .describe('The rollout in progress, or the last one.'),
+    lastChangeTime: Timestamp.optional().describe(
+      'When servetune last changed the target (apply or rollback).',
+    ),
+    lastRollbackTime: Timestamp.optional().describe('When servetune last rolled the target back.'),
+    failedProposals: z
+      .array(z.string().max(128))
+      .max(16)
+      .optional()
+      .describe(
+        'Digests of settings that failed verification; not proposed again until the workload drifts.',
+      ),
     lastSweep: z
       .object({
         candidates: z.number().int().min(0).describe('Configurations simulated.'),
@@ -494,6 +537,7 @@ export const DEPLOYMENT_TUNING: CrdDefinition = {
       priority: 1,
     },
     { name: 'Recommendation', type: 'string', jsonPath: '.status.currentRecommendation' },
+    { name: 'Rollout', type: 'string', jsonPath: '.status.rollout.state' },
     { name: 'Last Sweep', type: 'date', jsonPath: '.status.lastSweepTime' },
     { name: 'Next Sweep', type: 'string', jsonPath: '.status.nextSweepTime', priority: 1 },
     { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },

@@ -5,6 +5,7 @@ import { TUNING_RECOMMENDATION } from './tuning-recommendation.ts';
 
 export * from './common.ts';
 export * from './deployment-tuning.ts';
+export * from './rollout.ts';
 export * from './settings.ts';
 export * from './tuning-recommendation.ts';
 

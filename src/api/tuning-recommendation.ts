@@ -2,24 +2,50 @@ import { z } from 'zod';
 import { Conditions, GROUP, Name, TargetRefSchema, Timestamp, VERSION } from './common.ts';
 import { type CrdDefinition, cel } from './crd.ts';
 import type { KubeMeta } from './deployment-tuning.ts';
+import { ReviewSchema, RollbackRequestSchema, RolloutStates, RolloutStatusSchema } from './rollout.ts';
 import { PredictedMetricsSchema, ServingSettingsSchema } from './settings.ts';
 
 /**
  * TuningRecommendation: one proposal and the evidence for it. The spec is the audit record and is immutable
- * (CEL); the lifecycle (`status.state`) moves on as approval, apply and rollback arrive in later versions.
+ * (CEL) except for two fields people write once: `review` (approve or reject) and `rollbackRequest`; an
+ * admission policy (config/admission/) makes their `by` equal the requesting user, so an approval cannot be
+ * forged. The lifecycle (`status.state`) is the rollout state machine, persisted here.
  */
 
-export const RecommendationStates = [
-  'Proposed',
-  'Approved',
-  'Applied',
-  'Verified',
-  'RolledBack',
-  'Superseded',
-  'Rejected',
-] as const;
+export const RecommendationStates = RolloutStates;
+export type RecommendationState = (typeof RecommendationStates)[number];
 
-const immutable = { rule: 'self == oldSelf', message: 'the proposal of a TuningRecommendation is immutable' };
+const Interval = z
+  .object({ low: z.number(), high: z.number() })
+  .describe('The range the value fell in over the replays (sub-windows of the trace).');
+
+export const IntervalMetricsSchema = z
+  .object({
+    objectiveValue: Interval,
+    ttftP90Ms: Interval,
+    itlP90Ms: Interval,
+    e2eP90Ms: Interval,
+  })
+  .describe('Prediction intervals of one configuration.');
+
+export const TransitionCostSchema = z
+  .object({
+    workersStarting: z.number().int().min(0).describe('Workers that start cold.'),
+    coldStartSeconds: z.number().min(0).describe('Model load time of a new worker.'),
+    extraGpuHours: z
+      .number()
+      .min(0)
+      .describe('GPU-hours held twice while new workers start (make before break).'),
+    stages: z.number().int().min(1).describe('Steps the change is split into under the disruption budget.'),
+    gainPerHour: z
+      .number()
+      .describe('Objective gain per hour once applied, in GPU-hours saved or equivalent.'),
+    paybackHours: z.number().min(0).describe('Hours of the new settings needed to repay the transition.'),
+  })
+  .describe('What the change costs while it happens.');
+
+/** Fields people may write once; everything else in the spec is immutable. */
+const REVIEW_FIELDS = ['review', 'rollbackRequest'];
 
 export const FrontierPointSchema = z.object({
   summary: z.string().max(256).describe('Short description of the configuration.'),
@@ -44,6 +70,14 @@ export const TuningRecommendationSpecSchema = cel(
           baseline: PredictedMetricsSchema,
           proposal: PredictedMetricsSchema,
           gainPercent: z.number().describe('Relative improvement of the objective, in percent.'),
+          intervals: z
+            .object({ baseline: IntervalMetricsSchema, proposal: IntervalMetricsSchema })
+            .optional()
+            .describe('Prediction intervals of both, from replays of sub-windows of the trace.'),
+          gainPercentLow: z
+            .number()
+            .optional()
+            .describe('The gain with the uncertainty subtracted (worst proposal against best baseline).'),
         })
         .describe('Simulated metrics of the baseline and the proposal over the same traffic.'),
       frontier: z
@@ -71,10 +105,44 @@ export const TuningRecommendationSpecSchema = cel(
           simulatorVersion: z.string().max(64),
         })
         .describe('The sweep that produced the proposal.'),
+      transition: TransitionCostSchema.optional(),
+      review: ReviewSchema.optional(),
+      rollbackRequest: RollbackRequestSchema.optional(),
     })
-    .describe('The proposal and its evidence; immutable once created.'),
-  immutable,
+    .describe('The proposal and its evidence (immutable once created), and the reviews people add once.'),
+  ...immutableExcept(
+    [
+      'deploymentTuning',
+      'targetRef',
+      'objective',
+      'baseline',
+      'proposal',
+      'predicted',
+      'frontier',
+      'explanation',
+      'trace',
+      'sweep',
+      'transition',
+    ],
+    REVIEW_FIELDS,
+  ),
 );
+
+/** CEL: the evidence never changes; each review field, once set, stays as it is. */
+function immutableExcept(fields: string[], once: string[]) {
+  const same = (f: string) =>
+    `(has(self.${f}) == has(oldSelf.${f})) && (!has(self.${f}) || self.${f} == oldSelf.${f})`;
+  return [
+    {
+      rule: fields.map(same).join(' && '),
+      message: 'the proposal of a TuningRecommendation is immutable',
+    },
+    ...once.map((f) => ({
+      rule: `!has(oldSelf.${f}) || (has(self.${f}) && self.${f} == oldSelf.${f})`,
+      message: `spec.${f} is set once and cannot be changed or removed`,
+    })),
+  ];
+}
 export type TuningRecommendationSpec = z.infer<typeof TuningRecommendationSpecSchema>;
 
 export const TuningRecommendationStatusSchema = z
@@ -85,6 +153,7 @@ export const TuningRecommendationStatusSchema = z
     supersededBy: z.string().max(253).optional().describe('The recommendation that replaced this one.'),
     observedGeneration: z.number().int().min(0).optional(),
     conditions: Conditions.optional(),
+    rollout: RolloutStatusSchema.optional(),
   })
   .describe('Lifecycle of the recommendation, written by the operator.');
 export type TuningRecommendationStatus = z.infer<typeof TuningRecommendationStatusSchema>;
@@ -107,6 +176,7 @@ export const TUNING_RECOMMENDATION: CrdDefinition = {
     { name: 'GPUs Before', type: 'integer', jsonPath: '.spec.baseline.gpus' },
     { name: 'GPUs After', type: 'integer', jsonPath: '.spec.proposal.gpus' },
     { name: 'Gain %', type: 'number', jsonPath: '.spec.predicted.gainPercent' },
+    { name: 'Reviewed By', type: 'string', jsonPath: '.spec.review.by', priority: 1 },
     { name: 'Topology', type: 'string', jsonPath: '.spec.proposal.topology', priority: 1 },
     { name: 'Router', type: 'string', jsonPath: '.spec.proposal.router.mode', priority: 1 },
     { name: 'Tuning', type: 'string', jsonPath: '.spec.deploymentTuning', priority: 1 },

@@ -10,7 +10,7 @@ import { EventRecorder } from './kube/events.ts';
 import { Informer, type InformerOptions } from './kube/informer.ts';
 import { LEADER_ELECTION_DEFAULTS, LeaderElector, validateLeaderElection } from './kube/leader.ts';
 import { DEPLOYMENT_TUNINGS, type KubeObject, keyOf, TUNING_RECOMMENDATIONS } from './kube/resources.ts';
-import { WorkQueue } from './kube/workqueue.ts';
+import { WorkLoop } from './kube/work-loop.ts';
 import { OperatorMetrics } from './metrics.ts';
 import type { UrlPolicy } from './sweep/url-policy.ts';
 import type { TargetAdapter } from './target/adapter.ts';
@@ -78,10 +78,9 @@ export class Operator {
   private readonly o: OperatorOptions;
   private server: Server | undefined;
   private elector: LeaderElector | undefined;
-  private queue: WorkQueue | undefined;
+  private loops: WorkLoop[] = [];
   private controller: TuningController | undefined;
   private informers: Informer<KubeObject>[] = [];
-  private workers: Promise<void>[] = [];
   private leading = false;
   /** Aborted when this leadership term ends. */
   private term: AbortController | undefined;
@@ -194,10 +193,6 @@ export class Operator {
         informer: new Informer<KubeObject>(this.client, adapter.resource, inf),
       });
     }
-    const queue = new WorkQueue({
-      ...this.o.queue,
-      onDepth: (d) => this.metrics.queueDepth.set({ name: 'deploymenttuning' }, d),
-    });
     const recorder = new EventRecorder(client, {
       controller: CONTROLLER_NAME,
       instance: this.identity,
@@ -223,6 +218,15 @@ export class Operator {
       sweepMemoryMb: this.o.sweepMemoryMb ?? defaultSweepMemoryMb(this.o.maxConcurrentSweeps ?? 1),
       runJob: this.o.runJob,
     });
+    const loop = new WorkLoop({
+      name: 'deploymenttuning',
+      reconcile: (key) => controller.reconcile(key),
+      workers: this.o.workers ?? 2,
+      queue: this.o.queue,
+      metrics: this.metrics,
+      logger: log,
+    });
+    const queue = { add: (key: string) => loop.enqueue(key) };
     controller.enqueue = (key) => queue.add(key);
     tunings.on((_type, obj) => queue.add(keyOf(obj)));
     recs.on(() => this.countRecommendations(recs));
@@ -237,7 +241,7 @@ export class Operator {
         for (const key of controller.tuningsFor(kind, obj)) queue.add(key);
       });
     }
-    this.queue = queue;
+    this.loops = [loop];
     this.controller = controller;
     this.informers = [
       tunings,
@@ -249,8 +253,7 @@ export class Operator {
     if (!this.leading) return;
     this.synced = true;
     log.info({ tunings: tunings.list().length }, 'Caches synced; starting workers');
-    const n = this.o.workers ?? 2;
-    for (let i = 0; i < n; i++) this.workers.push(this.work(queue, controller));
+    for (const l of this.loops) l.start();
   }
 
   private countRecommendations(recs: Informer<TuningRecommendation>): void {
@@ -261,46 +264,14 @@ export class Operator {
     for (const [state, n] of counts) this.metrics.recommendations.set({ state }, n);
   }
 
-  private async work(queue: WorkQueue, controller: TuningController): Promise<void> {
-    const m = this.metrics;
-    for (;;) {
-      const key = await queue.get();
-      if (key === undefined) return;
-      const end = m.reconcileTime.startTimer({ controller: 'deploymenttuning' });
-      try {
-        const r = await controller.reconcile(key);
-        queue.forget(key);
-        if (r.requeueAfterMs !== undefined) queue.addAfter(key, r.requeueAfterMs);
-        m.reconcileTotal.inc({
-          controller: 'deploymenttuning',
-          result: r.requeueAfterMs ? 'requeue_after' : 'success',
-        });
-      } catch (err) {
-        m.reconcileTotal.inc({ controller: 'deploymenttuning', result: 'error' });
-        m.reconcileErrors.inc({ controller: 'deploymenttuning' });
-        m.queueRetries.inc({ name: 'deploymenttuning' });
-        const delay = queue.addRateLimited(key);
-        const conflict = (err as { status?: number }).status === 409;
-        this.logger[conflict ? 'debug' : 'warn'](
-          { key, err: (err as Error).message, retryInMs: Math.round(delay) },
-          'Reconcile failed; requeued',
-        );
-      } finally {
-        end();
-        queue.done(key);
-      }
-    }
-  }
-
   private async stopLeading(): Promise<void> {
     this.leading = false;
     this.synced = false;
     this.term?.abort(new FencedError('work of a finished leadership term'));
     this.controller?.cancelAll();
-    this.queue?.shutdown();
+    const loops = this.loops.splice(0);
     await Promise.all(this.informers.map((i) => i.stop()));
-    await Promise.all(this.workers);
-    this.workers = [];
+    await Promise.all(loops.map((l) => l.stop()));
     this.informers = [];
   }
 

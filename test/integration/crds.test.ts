@@ -48,7 +48,14 @@ describe('DeploymentTuning CRD', () => {
       kind: 'DynamoGraphDeployment',
       name: 'llama',
     });
-    expect(created.spec.updatePolicy).toEqual({ mode: 'Off' });
+    expect(created.spec.updatePolicy).toMatchObject({
+      mode: 'Off',
+      approvalWindow: '24h',
+      forceConflicts: false,
+      maxGPUsChanging: '50%',
+      verification: { window: '5m', onInconclusive: 'Hold' },
+      automatic: { coolDown: '2h' },
+    });
     expect(created.spec.gpuBudget).toEqual({ mode: 'Auto' });
     expect(created.spec.schedule).toBe('0 * * * *');
     expect(created.spec.historyLimit).toBe(10);
