@@ -11,15 +11,22 @@ import { PercentilesSchema } from './settings.ts';
 /** Who may write a review: the person (or service account) whose identity the API server authenticated. */
 const Identity = z.string().min(1).max(253);
 
-export const ReviewSchema = z
-  .object({
-    decision: z.enum(['Approved', 'Rejected']).describe('Approve or reject the proposal.'),
-    by: Identity.describe(
-      'Who decides: must equal the requesting user (`kubectl auth whoami`); an admission policy refuses anything else.',
-    ),
-    reason: z.string().max(1024).optional().describe('Why (required to reject).'),
-  })
-  .describe('A human decision on the proposal; set once, never changed.');
+export const ReviewSchema = cel(
+  z
+    .object({
+      decision: z.enum(['Approved', 'Rejected']).describe('Approve or reject the proposal.'),
+      by: Identity.describe(
+        'Who decides: must equal the requesting user (`kubectl auth whoami`); an admission policy refuses anything else.',
+      ),
+      reason: z.string().max(1024).optional().describe('Why (required to reject).'),
+    })
+    .refine((r) => r.decision !== 'Rejected' || (r.reason ?? '') !== '', 'a rejection needs a reason')
+    .describe('A human decision on the proposal; set once, never changed.'),
+  {
+    rule: "self.decision != 'Rejected' || (has(self.reason) && size(self.reason) > 0)",
+    message: 'a rejection needs a reason',
+  },
+);
 export type Review = z.infer<typeof ReviewSchema>;
 
 export const RollbackRequestSchema = z
@@ -35,6 +42,12 @@ export const OwnedComponentSchema = z
     name: z.string().min(1).max(63).describe('Component (v1beta1) or service (v1alpha1) name.'),
     replicas: z.number().int().min(0).max(100_000).optional().describe('Replicas (or those of its adapter).'),
     args: z.array(z.string().max(8192)).max(256).optional().describe("The main container's args."),
+    gpus: z.string().max(16).optional().describe("GPUs per pod (the main container's GPU limit)."),
+    env: z
+      .array(z.object({ name: z.string().min(1).max(256), value: z.string().max(4096) }))
+      .max(16)
+      .optional()
+      .describe('Environment entries servetune sets (router settings given by environment).'),
     scalingAdapter: z
       .string()
       .max(253)

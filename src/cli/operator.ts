@@ -100,6 +100,20 @@ export const OPERATOR_FLAGS: FlagSpec[] = [
     help: 'comma-separated hosts, *.suffix patterns or CIDRs that URL trace sources may reach besides public https (default: none)',
   },
   {
+    name: 'prometheus-url',
+    path: null,
+    kind: 'string',
+    metavar: 'URL',
+    help: "the cluster's Prometheus, which scrapes Dynamo's frontends: changes are verified against it (default: none, so changes stay unverified and never pass)",
+  },
+  {
+    name: 'metrics-url-allow',
+    path: null,
+    kind: 'string',
+    metavar: 'LIST',
+    help: 'hosts, *.suffix patterns or CIDRs a DeploymentTuning may name as its Prometheus besides public https (default: none)',
+  },
+  {
     name: 'max-trace-bytes',
     path: null,
     kind: 'int',
@@ -209,6 +223,16 @@ export async function operatorCommand(argv: string[], out: NodeJS.WritableStream
   } catch (e) {
     throw new UsageError(`--trace-url-allow: ${(e as Error).message}`);
   }
+  let metricsUrlPolicy: ReturnType<typeof parseUrlAllowList> | undefined;
+  try {
+    const allow = f.get('metrics-url-allow') as string | undefined;
+    if (allow !== undefined) metricsUrlPolicy = parseUrlAllowList(allow.split(','));
+  } catch (e) {
+    throw new UsageError(`--metrics-url-allow: ${(e as Error).message}`);
+  }
+  const prometheusUrl = f.get('prometheus-url') as string | undefined;
+  if (prometheusUrl !== undefined && !/^https?:\/\/[^/?#@\s]+([/?#]\S*)?$/.test(prometheusUrl))
+    throw new UsageError(`--prometheus-url: '${prometheusUrl}' is not an http(s) URL with a host`);
   const positiveDuration = (name: string) => {
     const v = f.get(name) as string | undefined;
     if (v === undefined) return undefined;
@@ -227,6 +251,8 @@ export async function operatorCommand(argv: string[], out: NodeJS.WritableStream
     maxConcurrentSweeps: positive('max-concurrent-sweeps'),
     sweepThreads: positive('sweep-threads'),
     urlPolicy,
+    metricsUrlPolicy,
+    prometheusUrl,
     maxTraceBytes: positive('max-trace-bytes'),
     maxTraceRows: positive('max-trace-rows'),
     minScheduleIntervalMs: positiveDuration('min-schedule-interval'),

@@ -25,6 +25,7 @@ import {
   recommendationName,
   supersedeAndPrune,
 } from './recommendations.ts';
+import { calibrationError } from './rollout/controller.ts';
 import { formatInterval, nextRun, nextSweep, shortestInterval, validateCron } from './schedule.ts';
 import {
   runSweepJob,
@@ -362,6 +363,15 @@ export class TuningController {
     return {};
   }
 
+  /** The current recommendation, if its rollout is under way (no new proposal may interrupt it). */
+  private async activeRollout(dt: DeploymentTuning): Promise<string | undefined> {
+    const name = dt.status?.currentRecommendation;
+    if (!name) return undefined;
+    const rec = await findRecommendation(this.o.client, dt.metadata.namespace ?? 'default', name);
+    const state = rec?.status?.state;
+    return state && ['Applying', 'Applied', 'Verifying', 'RollingBack'].includes(state) ? name : undefined;
+  }
+
   /** The slot after `now` under the schedule, at least the minimum interval after the last sweep. */
   private nextSlot(
     s: DeploymentTuningSpec,
@@ -478,15 +488,6 @@ export class TuningController {
     );
     for (const w of warnings)
       void this.o.recorder.emit(regarding, 'Warning', 'BaselineAmbiguous', 'ReadTarget', w, related);
-    if (s.updatePolicy.mode !== 'Off') {
-      void this.o.recorder.emit(
-        regarding,
-        'Warning',
-        'UpdateModeNotImplemented',
-        'Sweep',
-        `updatePolicy.mode ${s.updatePolicy.mode} is accepted but not acted on yet: recommendations are only proposed.`,
-      );
-    }
     log.info({ slot }, 'Sweep started');
     const t0 = performance.now();
     void (async () => {
@@ -551,6 +552,10 @@ export class TuningController {
             budget,
             threads: this.o.sweepThreads ?? 1,
             memoryMb: this.o.sweepMemoryMb,
+            rollout: {
+              maxGpusChanging: s.updatePolicy.maxGPUsChanging,
+              calibrationErrorPercent: calibrationError(dt.status),
+            },
           },
           signal,
         );
@@ -645,10 +650,13 @@ export class TuningController {
       baseline: f.baseline,
       baselineMeetsSlos: r.baseline.meetsSlos,
       gainPercent: r.gainPercent,
+      gainPercentLow: r.gainPercentLow,
       objective: s.objective,
       guardrails: s.guardrails,
       lastProposalTime: dt.status?.lastProposalTime,
       completedTime: f.completedTime,
+      failedProposals: dt.status?.failedProposals,
+      rolloutInProgress: await this.activeRollout(dt),
     });
     void this.o.recorder.emit(
       regarding,

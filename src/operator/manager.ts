@@ -12,6 +12,7 @@ import { LEADER_ELECTION_DEFAULTS, LeaderElector, validateLeaderElection } from 
 import { DEPLOYMENT_TUNINGS, type KubeObject, keyOf, TUNING_RECOMMENDATIONS } from './kube/resources.ts';
 import { WorkLoop } from './kube/work-loop.ts';
 import { OperatorMetrics } from './metrics.ts';
+import { RolloutController } from './rollout/controller.ts';
 import type { UrlPolicy } from './sweep/url-policy.ts';
 import type { TargetAdapter } from './target/adapter.ts';
 import { dynamoAdapter } from './target/dynamo.ts';
@@ -50,6 +51,10 @@ export interface OperatorOptions {
   traceRoots?: string[];
   /** Which URLs URL trace sources may fetch (default: https to public addresses only). */
   urlPolicy?: UrlPolicy;
+  /** The cluster's Prometheus (administrator-set, trusted) for verifying changes. */
+  prometheusUrl?: string;
+  /** Which Prometheus URLs tenants may name in spec.metrics (default: https to public addresses only). */
+  metricsUrlPolicy?: UrlPolicy;
   maxTraceBytes?: number;
   maxTraceRows?: number;
   minScheduleIntervalMs?: number;
@@ -241,7 +246,39 @@ export class Operator {
         for (const key of controller.tuningsFor(kind, obj)) queue.add(key);
       });
     }
-    this.loops = [loop];
+    const rollout = new RolloutController({
+      client,
+      logger: log.child({ controller: 'rollout' }),
+      recorder,
+      metrics: this.metrics,
+      tunings,
+      recommendations: recs,
+      prometheusUrl: this.o.prometheusUrl,
+      urlPolicy: this.o.metricsUrlPolicy,
+    });
+    const rolloutLoop = new WorkLoop({
+      name: 'tuningrecommendation',
+      reconcile: (key) => rollout.reconcile(key),
+      workers: this.o.workers ?? 2,
+      queue: this.o.queue,
+      metrics: this.metrics,
+      logger: log,
+    });
+    rollout.enqueue = (key) => rolloutLoop.enqueue(key);
+    recs.on((type, obj) => {
+      if (type !== 'delete') rolloutLoop.enqueue(keyOf(obj));
+    });
+    tunings.on((_type, obj) => {
+      for (const k of rollout.keysFor(obj.metadata.namespace ?? 'default', obj.metadata.name))
+        rolloutLoop.enqueue(k);
+    });
+    for (const [, { informer }] of targets) {
+      informer.on((_type, obj) => {
+        for (const k of rollout.keysFor(obj.metadata.namespace ?? 'default', obj.metadata.name))
+          rolloutLoop.enqueue(k);
+      });
+    }
+    this.loops = [loop, rolloutLoop];
     this.controller = controller;
     this.informers = [
       tunings,

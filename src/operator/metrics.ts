@@ -65,6 +65,19 @@ export class OperatorMetrics {
     help: 'Sweeps running now.',
     registers: [this.registry],
   });
+  readonly rollouts = new Counter({
+    name: 'servetune_rollouts_total',
+    help: 'Rollouts of recommendations by how they ended (Verified, RolledBack, Failed, Rejected, Expired, Superseded).',
+    labelNames: ['outcome'],
+    registers: [this.registry],
+  });
+  readonly rolloutStateSeconds = new Histogram({
+    name: 'servetune_rollout_state_seconds',
+    help: 'Time a recommendation spent in a rollout state, observed when it leaves the state.',
+    labelNames: ['state'],
+    buckets: [1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 * 3600, 7 * 24 * 3600],
+    registers: [this.registry],
+  });
   readonly recommendations = new Gauge({
     name: 'servetune_recommendations',
     help: 'TuningRecommendations by state.',

@@ -1,4 +1,5 @@
 import { parseDuration, type ServingSettings } from '../api/index.ts';
+import { settingsDigest } from './rollout/decide.ts';
 
 /**
  * Whether a sweep's best candidate becomes a proposal: the stabilisation guardrails (minimum relative gain,
@@ -12,10 +13,16 @@ export interface ProposalInput {
   baseline: ServingSettings;
   baselineMeetsSlos: boolean;
   gainPercent: number | null;
+  /** The gain with the prediction's uncertainty subtracted, when intervals were computed. */
+  gainPercentLow?: number | null;
   objective: string;
   guardrails: { minImprovementPercent: number; minProposalInterval: string };
   lastProposalTime?: string;
   completedTime: string;
+  /** Digests of settings that failed verification on this target (not proposed again until drift). */
+  failedProposals?: string[];
+  /** A rollout in progress (its recommendation's name): a new proposal waits for it. */
+  rolloutInProgress?: string;
 }
 
 export function decideProposal(i: ProposalInput): { outcome: ProposalOutcome; message: string } {
@@ -25,6 +32,16 @@ export function decideProposal(i: ProposalInput): { outcome: ProposalOutcome; me
   if (sameSettings(i.best.settings, i.baseline)) {
     return { outcome: 'NoImprovement', message: 'The current settings are already the best candidate.' };
   }
+  if (i.failedProposals?.includes(settingsDigest(i.best.settings))) {
+    return {
+      outcome: 'NoImprovement',
+      message:
+        'The best candidate failed verification on this target before; it is not proposed again until the workload drifts.',
+    };
+  }
+  if (i.rolloutInProgress) {
+    return { outcome: 'TooSoon', message: `The rollout of ${i.rolloutInProgress} is in progress.` };
+  }
   const gain = i.gainPercent ?? 0;
   // A baseline that misses its SLOs is worth fixing whatever the objective says.
   const fixesSlos = !i.baselineMeetsSlos;
@@ -33,6 +50,13 @@ export function decideProposal(i: ProposalInput): { outcome: ProposalOutcome; me
     return {
       outcome: 'NoImprovement',
       message: `Best candidate improves ${i.objective} by ${gain}%, below the ${min}% guardrail.`,
+    };
+  }
+  // Better only if it is better across the uncertainty: its worst case must still clear the guardrail.
+  if (!fixesSlos && i.gainPercentLow !== undefined && i.gainPercentLow !== null && i.gainPercentLow < min) {
+    return {
+      outcome: 'NoImprovement',
+      message: `Best candidate improves ${i.objective} by ${gain}%, but only ${i.gainPercentLow}% across the prediction's uncertainty, below the ${min}% guardrail.`,
     };
   }
   const last = i.lastProposalTime;
@@ -52,7 +76,7 @@ export function decideProposal(i: ProposalInput): { outcome: ProposalOutcome; me
 }
 
 /** Engine knobs a DGD leaves unset run at these (as the sweep's mapping assumes). */
-const ENGINE_DEFAULTS = { backend: 'vLLM', maxNumSeqs: 256, maxNumBatchedTokens: 8192, blockSize: 64 };
+export const ENGINE_DEFAULTS = { backend: 'vLLM', maxNumSeqs: 256, maxNumBatchedTokens: 8192, blockSize: 64 };
 
 /**
  * Same settings: engine and its knobs, GPU type, topology, workers and TP per role, router mode and its

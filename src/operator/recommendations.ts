@@ -74,7 +74,20 @@ export function buildRecommendation(
       objective: spec.objective,
       baseline: sweep.baseline,
       proposal: best.settings,
-      predicted: { baseline: r.baseline, proposal: best.metrics, gainPercent: r.gainPercent ?? 0 },
+      predicted: {
+        baseline: r.baseline,
+        proposal: best.metrics,
+        gainPercent: r.gainPercent ?? 0,
+        ...(r.intervals && {
+          intervals: {
+            baseline: intervalOf(r.intervals.baseline),
+            proposal: intervalOf(r.intervals.proposal),
+          },
+        }),
+        ...(r.gainPercentLow !== undefined &&
+          r.gainPercentLow !== null && { gainPercentLow: r.gainPercentLow }),
+      },
+      ...(r.transition && { transition: r.transition }),
       frontier: r.frontier.slice(0, 32).map((c) => ({
         summary: summarize(c.settings).slice(0, 256),
         gpus: c.settings.gpus,
@@ -102,6 +115,16 @@ export function buildRecommendation(
         simulatorVersion: r.simulatorVersion,
       },
     },
+  };
+}
+
+/** The API's interval shape (the per-window values stay in the job). */
+function intervalOf(i: NonNullable<SweepJobResult['intervals']>['baseline']) {
+  return {
+    objectiveValue: i.objectiveValue,
+    ttftP90Ms: i.ttftP90Ms,
+    itlP90Ms: i.itlP90Ms,
+    e2eP90Ms: i.e2eP90Ms,
   };
 }
 
@@ -157,7 +180,10 @@ export async function ensureProposed(
   );
 }
 
-/** Marks older Proposed recommendations Superseded and deletes the oldest beyond `historyLimit`. */
+/**
+ * Marks older recommendations that are still only proposed (or approved but not yet applying) Superseded, and
+ * deletes the oldest beyond `historyLimit`, never one whose rollout is under way.
+ */
 export async function supersedeAndPrune(
   client: KubeClient,
   recorder: EventRecorder,
@@ -174,7 +200,8 @@ export async function supersedeAndPrune(
   // Only this object's: a deleted and re-created tuning of the same name must not touch the old one's.
   const mine = list.items.filter((t) => t.metadata.ownerReferences?.some((o) => o.uid === dt.metadata.uid));
   for (const t of mine) {
-    if (t.metadata.name === current || t.status?.state !== 'Proposed') continue;
+    const st = t.status?.state ?? 'Proposed';
+    if (t.metadata.name === current || (st !== 'Proposed' && st !== 'Approved')) continue;
     t.status = {
       ...t.status,
       state: 'Superseded',
@@ -196,6 +223,7 @@ export async function supersedeAndPrune(
   );
   for (const t of oldestFirst.slice(0, Math.max(0, oldestFirst.length - historyLimit))) {
     if (t.metadata.name === current) continue;
+    if (['Applying', 'Applied', 'Verifying', 'RollingBack'].includes(t.status?.state ?? '')) continue;
     try {
       await client.delete(pathOf(TUNING_RECOMMENDATIONS, namespace, t.metadata.name));
       log.info({ recommendation: t.metadata.name }, 'Pruned TuningRecommendation beyond historyLimit');

@@ -107,17 +107,13 @@ export interface SweepResult {
   };
 }
 
-/**
- * Runs a sweep: enumerates the space within the budget, evaluates candidates with the chosen optimiser on
- * worker threads, ranks them, maps the Pareto frontiers and recommends the best feasible candidate, with the
- * reasons. Results do not depend on the thread count. An aborted sweep returns what it has (`stats.partial`).
- */
-export async function runSweep(request: SweepRequest, options: SweepOptions = {}): Promise<SweepResult> {
-  const t0 = performance.now();
-  const optimizer = request.optimizer ?? 'grid';
+/** How a sweep replays its workload for every candidate (also used to re-score chosen candidates). */
+export function simulationBase(
+  request: Pick<SweepRequest, 'budget' | 'workload' | 'simulation' | 'slos'>,
+): SimulationBase {
   const prices: Record<string, number> = {};
   for (const b of request.budget) prices[b.type] = b.pricePerHour ?? 1;
-  const base: SimulationBase = {
+  return {
     timing: { model: 'polynomial', prefillMs: 10, decodeMs: 5 },
     traceBlockSize: request.workload.traceBlockSize,
     arrivalSpeedupRatio: 1,
@@ -126,6 +122,17 @@ export async function runSweep(request: SweepRequest, options: SweepOptions = {}
     prices,
     slos: request.slos,
   };
+}
+
+/**
+ * Runs a sweep: enumerates the space within the budget, evaluates candidates with the chosen optimiser on
+ * worker threads, ranks them, maps the Pareto frontiers and recommends the best feasible candidate, with the
+ * reasons. Results do not depend on the thread count. An aborted sweep returns what it has (`stats.partial`).
+ */
+export async function runSweep(request: SweepRequest, options: SweepOptions = {}): Promise<SweepResult> {
+  const t0 = performance.now();
+  const optimizer = request.optimizer ?? 'grid';
+  const base = simulationBase(request);
   const fits =
     request.fits ??
     (base.hardware ? hardwareFits({ ...base, hardware: base.hardware }, request.workload) : undefined);

@@ -2,7 +2,13 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
-import { CHART_RBAC_FILE, CLUSTER_WIDE_RESOURCES, renderChartRbac } from '../../hack/chart-rbac.ts';
+import {
+  CHART_RBAC_FILE,
+  CHART_REVIEW_POLICY_FILE,
+  CLUSTER_WIDE_RESOURCES,
+  REVIEW_POLICY_FILE,
+  renderChartRbac,
+} from '../../hack/chart-rbac.ts';
 import { CHART_CRD_DIR, CRDS } from '../../src/api/index.ts';
 
 /**
@@ -48,9 +54,19 @@ describe('charts/servetune', () => {
     expect(chart.leaderElection).toEqual(rbacObject('role.yaml', 'Role', 'servetune-leader-election').rules);
     expect(chart.viewer).toEqual(rbacObject('user-roles.yaml', 'ClusterRole', 'servetune-viewer').rules);
     expect(chart.editor).toEqual(rbacObject('user-roles.yaml', 'ClusterRole', 'servetune-editor').rules);
-    // The cluster-wide part for a namespaced install: read-only Nodes and Pods, and nothing else.
-    expect(chart.inventory).toEqual([{ apiGroups: [''], resources: ['nodes', 'pods'], verbs: ['list'] }]);
-    expect(CLUSTER_WIDE_RESOURCES).toEqual(['nodes', 'pods']);
+    // The cluster-wide part for a namespaced install: reading the review policy, listing Nodes and Pods.
+    expect(chart.inventory).toEqual([
+      {
+        apiGroups: ['admissionregistration.k8s.io'],
+        resources: ['validatingadmissionpolicies', 'validatingadmissionpolicybindings'],
+        resourceNames: ['servetune-review-identity'],
+        verbs: ['get'],
+      },
+      { apiGroups: [''], resources: ['nodes', 'pods'], verbs: ['list'] },
+    ]);
+    expect(CLUSTER_WIDE_RESOURCES).toContain('nodes');
+    // The review admission policy ships with the chart as it is in config/admission/.
+    expect(read(CHART_REVIEW_POLICY_FILE)).toBe(read(REVIEW_POLICY_FILE));
   });
 
   it('takes its appVersion from package.json and the image tag from the appVersion', () => {

@@ -7,9 +7,11 @@ import type {
 } from '../../api/index.ts';
 import { Catalog } from '../../hardware/catalog.ts';
 import type { SimulationBase } from '../../sweep/evaluate.ts';
-import type { GpuBudget, SearchSpace } from '../../sweep/space.ts';
-import { runSweep } from '../../sweep/sweep.ts';
+import type { GpuBudget, SearchSpace, Candidate as SweepCandidate } from '../../sweep/space.ts';
+import { runSweep, simulationBase } from '../../sweep/sweep.ts';
+import { type IntervalMetrics, pairedGain, predictionIntervals } from '../../sweep/uncertainty.ts';
 import type { TraceIssue } from '../../telemetry/trace/index.ts';
+import { budgetGpus } from '../rollout/decide.ts';
 import {
   baselineSpace,
   gainPercent,
@@ -22,6 +24,7 @@ import {
   sweepSpace,
 } from './mapping.ts';
 import { loadTraceWindow } from './trace-window.ts';
+import { type TransitionCost, transitionCost } from './transition.ts';
 
 /**
  * One sweep as a job: cut and summarise the trace window, score the baseline and every candidate with the
@@ -42,6 +45,8 @@ export interface SweepJobInput {
   budget: Record<string, number>;
   /** Sweep worker threads (0 = in the job's own thread). */
   threads?: number;
+  /** What the rollout needs priced: the disruption budget, a known cold start, the live calibration error. */
+  rollout?: { maxGpusChanging: number | string; coldStartSeconds?: number; calibrationErrorPercent?: number };
   /**
    * V8 heap for the whole sweep, MiB, split between the job's thread and its evaluation threads. A thread
    * over its share fails (the job as SweepCrashed) instead of growing the operator until the kernel kills it.
@@ -60,6 +65,10 @@ export interface SweepJobResult {
   baseline: PredictedMetrics;
   best: Candidate | null;
   gainPercent: number | null;
+  /** The gain's interval over sub-windows of the trace (paired: the same traffic for both). */
+  gainPercentLow?: number | null;
+  intervals?: { baseline: IntervalMetrics; proposal: IntervalMetrics };
+  transition?: TransitionCost;
   /** Pareto frontier (lower latency against higher throughput per GPU), best latency first. */
   frontier: Candidate[];
   candidates: number;
@@ -135,6 +144,7 @@ export async function runSweepJobInline(input: SweepJobInput): Promise<SweepJobR
   const model = input.baseline.model;
   const timing = simulationFor(model, input.baseline.gpuType);
   let baseline: PredictedMetrics;
+  let baselineCandidate: SweepCandidate | undefined;
   try {
     const b = baselineSpace(input.baseline);
     const r = await runSweep(
@@ -151,6 +161,7 @@ export async function runSweepJobInline(input: SweepJobInput): Promise<SweepJobR
     const c = r.candidates[0];
     if (!c?.metrics) throw new Error(c?.error ?? 'the baseline could not be simulated');
     baseline = predictedMetrics(c.metrics, c.feasible, objective, c.score);
+    baselineCandidate = c.candidate;
   } catch (e) {
     throw new SweepJobError('BaselineNotSimulatable', `baseline: ${(e as Error).message}`);
   }
@@ -197,10 +208,10 @@ export async function runSweepJobInline(input: SweepJobInput): Promise<SweepJobR
   const crashed = r.candidates.filter(
     (c) => c.error && /out of memory|worker exited|worker failed/.test(c.error),
   );
-  if (crashed.length > 0 && crashed.length === r.candidates.filter((c) => c.error).length && !r.recommended) {
+  if (crashed.length > 0 && r.candidates.every((c) => c.metrics === null)) {
     throw new SweepJobError(
       'SweepCrashed',
-      `every failed candidate crashed its thread (first: ${crashed[0].error})`,
+      `every candidate crashed its thread (first: ${crashed[0].error})`,
     );
   }
   const byId = new Map(r.candidates.map((c) => [c.id, c]));
@@ -210,6 +221,33 @@ export async function runSweepJobInline(input: SweepJobInput): Promise<SweepJobR
   });
   const best = r.recommended ? asCandidate(r.recommended) : null;
   const gain = best ? gainPercent(objective, baseline.objectiveValue, best.metrics.objectiveValue) : null;
+  // The uncertainty of the comparison that matters: the baseline and the best, replayed on the same
+  // sub-windows of the trace (and widened by the live calibration error when it is known).
+  let intervals: SweepJobResult['intervals'];
+  let gainPercentLow: number | null = null;
+  let transition: TransitionCost | undefined;
+  if (best && r.recommended && baselineCandidate) {
+    const base = simulationBase({ budget, workload: window.workload, simulation: timing.simulation, slos });
+    const [bi, pi] = predictionIntervals(
+      window.workload,
+      base,
+      [baselineCandidate, r.recommended.candidate],
+      objective,
+      {
+        windows: 4,
+        widenPercent: input.rollout?.calibrationErrorPercent,
+      },
+    );
+    intervals = { baseline: bi, proposal: pi };
+    gainPercentLow = pairedGain(objective, bi.perWindow, pi.perWindow).low;
+    if (input.rollout) {
+      transition = transitionCost(input.baseline, best.settings, {
+        gainPercent: gain ?? 0,
+        coldStartSeconds: input.rollout.coldStartSeconds,
+        maxGpusChanging: budgetGpus(input.rollout.maxGpusChanging, input.baseline.gpus),
+      });
+    }
+  }
   const evaluated = r.candidates.filter((c) => c.metrics !== null && c.fraction >= 1);
   return {
     summary: window.summary,
@@ -217,6 +255,9 @@ export async function runSweepJobInline(input: SweepJobInput): Promise<SweepJobR
     baseline,
     best,
     gainPercent: gain,
+    gainPercentLow,
+    ...(intervals && { intervals }),
+    ...(transition && { transition }),
     frontier: r.frontier.latency.map((id) => asCandidate(byId.get(id)!)),
     candidates: evaluated.length,
     feasible: evaluated.filter((c) => c.feasible).length,
