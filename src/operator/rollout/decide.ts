@@ -399,7 +399,8 @@ export function decideRollout(o: RolloutObservation): RolloutDecision {
   const st = o.rec.status;
   const state: RolloutState = st?.state ?? 'Proposed';
   const spec = o.rec.spec;
-  if (TERMINAL_STATES.includes(state)) return { events: [] };
+  const rollbackable = ['Applying', 'Applied', 'Verifying', 'Verified'].includes(state);
+  if (TERMINAL_STATES.includes(state) && !(rollbackable && spec.rollbackRequest)) return { events: [] };
   const t = o.tuning;
   if (!t) {
     if (state === 'Proposed' || state === 'Approved')
@@ -415,7 +416,7 @@ export function decideRollout(o: RolloutObservation): RolloutDecision {
   const reviewer = review?.by;
 
   // A rollback request wins over everything once something was changed.
-  if (spec.rollbackRequest && ['Applying', 'Applied', 'Verifying', 'Verified'].includes(state)) {
+  if (spec.rollbackRequest && rollbackable) {
     if (!o.reviewPolicy)
       return hold(
         o,
