@@ -12,7 +12,7 @@ import { LEADER_ELECTION_DEFAULTS, LeaderElector, validateLeaderElection } from 
 import { DEPLOYMENT_TUNINGS, type KubeObject, keyOf, TUNING_RECOMMENDATIONS } from './kube/resources.ts';
 import { WorkLoop } from './kube/work-loop.ts';
 import { OperatorMetrics } from './metrics.ts';
-import { RolloutController } from './rollout/controller.ts';
+import { RolloutController, type RolloutHook } from './rollout/controller.ts';
 import type { UrlPolicy } from './sweep/url-policy.ts';
 import type { TargetAdapter } from './target/adapter.ts';
 import { dynamoAdapter } from './target/dynamo.ts';
@@ -73,6 +73,8 @@ export interface OperatorOptions {
   onLostLease?: () => void;
   runJob?: JobRunner;
   adapters?: TargetAdapter[];
+  /** Test hook at the rollout's crash-sensitive points. */
+  rolloutHook?: RolloutHook;
 }
 
 export class Operator {
@@ -99,7 +101,11 @@ export class Operator {
     this.identity = opts.identity ?? `${hostname()}_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
     // The identity in the user agent lets audit logs tell replicas apart.
     this.client =
-      opts.client ?? KubeClient.load(opts.kubeconfig, { userAgent: `servetune-operator (${this.identity})` });
+      opts.client ??
+      KubeClient.load(opts.kubeconfig, {
+        userAgent: `servetune-operator (${this.identity})`,
+        fieldManager: 'servetune-operator',
+      });
     if (opts.leaderElection?.enabled) {
       validateLeaderElection(withDefaults(LEADER_ELECTION_DEFAULTS, opts.leaderElection));
     }
@@ -255,6 +261,7 @@ export class Operator {
       recommendations: recs,
       prometheusUrl: this.o.prometheusUrl,
       urlPolicy: this.o.metricsUrlPolicy,
+      hook: this.o.rolloutHook,
     });
     const rolloutLoop = new WorkLoop({
       name: 'tuningrecommendation',

@@ -1,4 +1,5 @@
 import { parseDuration, type ServingSettings } from '../api/index.ts';
+import { ENGINE_DEFAULTS } from './engine-defaults.ts';
 import { settingsDigest } from './rollout/decide.ts';
 
 /**
@@ -74,9 +75,6 @@ export function decideProposal(i: ProposalInput): { outcome: ProposalOutcome; me
       : `Predicted ${gain}% better ${i.objective}.`,
   };
 }
-
-/** Engine knobs a DGD leaves unset run at these (as the sweep's mapping assumes). */
-export const ENGINE_DEFAULTS = { backend: 'vLLM', maxNumSeqs: 256, maxNumBatchedTokens: 8192, blockSize: 64 };
 
 /**
  * Same settings: engine and its knobs, GPU type, topology, workers and TP per role, router mode and its

@@ -63,6 +63,11 @@ export interface KubeClientOptions {
   userAgent?: string;
   /** Act as another user (Impersonate-* headers), e.g. to test RBAC rules. */
   impersonate?: { user: string; groups?: string[] };
+  /**
+   * Field manager of writes that are not server-side applies. Without it the API server derives one from the
+   * user agent, which names the replica: every restart would add a managedFields entry.
+   */
+  fieldManager?: string;
 }
 
 /** What every view of one client shares: the connection pools and the write fence. */
@@ -78,6 +83,7 @@ export class KubeClient {
   private readonly timeoutMs: number;
   private readonly userAgent: string;
   private readonly impersonate: KubeClientOptions['impersonate'];
+  private readonly fieldManager: string | undefined;
   private readonly shared: Shared;
   /** Aborts every request of this view (see {@link withSignal}). */
   private readonly signal: AbortSignal | undefined;
@@ -90,6 +96,7 @@ export class KubeClient {
     this.timeoutMs = options.requestTimeoutMs ?? 30_000;
     this.userAgent = options.userAgent ?? 'servetune-operator';
     this.impersonate = options.impersonate;
+    this.fieldManager = options.fieldManager;
     this.shared = {};
     this.signal = undefined;
   }
@@ -186,7 +193,11 @@ export class KubeClient {
     const signal = AbortSignal.any(
       [timeout, opts.signal, this.signal].filter((s): s is AbortSignal => s !== undefined),
     );
-    const res = await request(this.url(path, opts.query), {
+    const query =
+      this.fieldManager && method !== 'GET' && method !== 'DELETE' && opts.contentType !== APPLY_PATCH
+        ? { fieldManager: this.fieldManager, ...opts.query }
+        : opts.query;
+    const res = await request(this.url(path, query), {
       method: method as Dispatcher.HttpMethod,
       headers,
       body,

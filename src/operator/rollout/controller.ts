@@ -65,7 +65,16 @@ export interface RolloutControllerOptions {
   /** Policy for Prometheus URLs tenants write in their DeploymentTunings. */
   urlPolicy?: UrlPolicy;
   now?: () => Date;
+  /** Test hook called at the crash-sensitive points of a reconcile (it may throw to cut it short there). */
+  hook?: RolloutHook;
 }
+
+/** Before an action on the target, after it (before its outcome is written), after a status write. */
+export type RolloutHook = (
+  point: 'before-action' | 'after-action' | 'after-status',
+  key: string,
+  state: string,
+) => Promise<void> | void;
 
 const DGD = (version: string): ResourceType => ({
   group: 'nvidia.com',
@@ -121,11 +130,15 @@ export class RolloutController {
     const obs = await this.observe(key);
     if (!obs) return {};
     let d = decideRollout(obs.observation);
+    const state = obs.rec.status?.state ?? 'Proposed';
     if (d.action) {
+      await this.o.hook?.('before-action', key, state);
       const result = await this.perform(d.action, obs);
+      await this.o.hook?.('after-action', key, state);
       d = decideRollout({ ...obs.observation, actionResult: result });
     }
     await this.act(key, obs, d);
+    if (d.status) await this.o.hook?.('after-status', key, d.status.state);
     return d.requeueAfterMs !== undefined ? { requeueAfterMs: d.requeueAfterMs } : {};
   }
 

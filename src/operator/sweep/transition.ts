@@ -1,7 +1,7 @@
 import type { ServingSettings } from '../../api/index.ts';
 import { Catalog } from '../../hardware/catalog.ts';
 import { weightBytesPerGpu } from '../../hardware/models.ts';
-import { ENGINE_DEFAULTS } from '../policy.ts';
+import { ENGINE_DEFAULTS } from '../engine-defaults.ts';
 
 /**
  * What a change costs while it happens, so that the decision weighs it against the gain: new workers start

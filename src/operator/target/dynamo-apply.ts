@@ -1,5 +1,6 @@
 import { graphComponents } from '../../api/dynamo.ts';
 import type { OwnedComponent, OwnedFields, ServingSettings } from '../../api/index.ts';
+import { ENGINE_DEFAULTS } from '../engine-defaults.ts';
 import { type ComponentRole, componentRoles, flagValue } from './dynamo.ts';
 
 /**
@@ -216,13 +217,14 @@ export function planChange(
     let args = c.args ?? [];
     if (!have || have.tensorParallel !== want.tensorParallel)
       args = setFlag(args, f.tp, String(want.tensorParallel));
+    // Knobs the graph leaves unset run at the engine's defaults: only a real change is written.
     const e = proposal.engine;
-    const be = baseline.engine;
-    if (e?.maxNumSeqs !== undefined && e.maxNumSeqs !== be?.maxNumSeqs)
+    const be = { ...ENGINE_DEFAULTS, ...definedOf(baseline.engine) };
+    if (e?.maxNumSeqs !== undefined && e.maxNumSeqs !== be.maxNumSeqs)
       args = setFlag(args, f.seqs, String(e.maxNumSeqs));
-    if (e?.maxNumBatchedTokens !== undefined && e.maxNumBatchedTokens !== be?.maxNumBatchedTokens)
+    if (e?.maxNumBatchedTokens !== undefined && e.maxNumBatchedTokens !== be.maxNumBatchedTokens)
       args = setFlag(args, f.batched, String(e.maxNumBatchedTokens));
-    if (e?.blockSize !== undefined && e.blockSize !== be?.blockSize)
+    if (e?.blockSize !== undefined && e.blockSize !== be.blockSize)
       args = setFlag(args, f.block, String(e.blockSize));
     if (args.length > 0 || c.args !== undefined) c.args = args;
     if (want.gpusPerWorker !== have?.gpusPerWorker || c.gpus !== undefined)
@@ -250,6 +252,9 @@ export function planChange(
   }
   return { target, notes };
 }
+
+const definedOf = <T extends object>(o: T | undefined): Partial<T> =>
+  Object.fromEntries(Object.entries(o ?? {}).filter(([, v]) => v !== undefined)) as Partial<T>;
 
 const tokensOf = (args?: string[]) => (args ?? []).flatMap((a) => a.split(/\s+/)).filter((t) => t !== '');
 
