@@ -190,10 +190,24 @@ const NEEDS: { where: 'watched' | 'cluster' | 'lease'; access: Omit<Access, 'nam
       subresource: 'status',
     },
   },
-  ...['list', 'watch'].map((verb) => ({
+  // The target: read, and server-side apply of the owned fields; replicas via scaling adapters.
+  ...['get', 'list', 'watch', 'patch'].map((verb) => ({
     where: 'watched' as const,
     access: { verb, group: 'nvidia.com', resource: 'dynamographdeployments' },
   })),
+  {
+    where: 'watched',
+    access: { verb: 'list', group: 'nvidia.com', resource: 'dynamographdeploymentscalingadapters' },
+  },
+  {
+    where: 'watched',
+    access: {
+      verb: 'patch',
+      group: 'nvidia.com',
+      resource: 'dynamographdeploymentscalingadapters',
+      subresource: 'scale',
+    },
+  },
   { where: 'watched', access: { verb: 'get', group: '', resource: 'configmaps' } },
   { where: 'watched', access: { verb: 'create', group: 'events.k8s.io', resource: 'events' } },
   { where: 'watched', access: { verb: 'patch', group: 'events.k8s.io', resource: 'events' } },
@@ -207,9 +221,9 @@ const NEEDS: { where: 'watched' | 'cluster' | 'lease'; access: Omit<Access, 'nam
   })),
 ];
 
-/** What it must not do: it only recommends, and reads no secrets. */
+/** What it must not do: it changes targets only by server-side apply, and reads no secrets. */
 const MUST_NOT: Omit<Access, 'namespace'>[] = [
-  ...['delete', 'update', 'patch', 'create'].map((verb) => ({
+  ...['delete', 'update', 'create'].map((verb) => ({
     verb,
     group: 'nvidia.com',
     resource: 'dynamographdeployments',
@@ -346,6 +360,8 @@ describe('charts/servetune', () => {
         `RoleBinding/${full}-leader-election`,
         `Service/${full}-metrics`,
         `ServiceAccount/${full}`,
+        'ValidatingAdmissionPolicy/servetune-review-identity',
+        'ValidatingAdmissionPolicyBinding/servetune-review-identity',
       ].sort(),
     );
     expect(await applyAll(ms, ns)).toEqual([]);
@@ -532,7 +548,8 @@ describe('charts/servetune', () => {
     const ns = await createNamespace(admin, 'chart');
     const release = `st-${ns.slice(-5)}`;
     const full = `${release}-servetune`;
-    const out = helm('install', release, CHART, '--namespace', ns);
+    // The review policy is cluster-wide and already installed by the other tests: this release leaves it be.
+    const out = helm('install', release, CHART, '--namespace', ns, '--set', 'reviewPolicy.create=false');
     expect(out).toContain('STATUS: deployed');
     expect(out).toContain(`kubectl -n ${ns} rollout status deployment/${full}`);
     await admin.get(`/apis/apps/v1/namespaces/${ns}/deployments/${full}`);

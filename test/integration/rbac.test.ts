@@ -160,17 +160,25 @@ describe('config/rbac', () => {
         group: 'servetune.dev',
         resource: 'deploymenttunings',
       })),
-      ...['create', 'update', 'patch', 'delete'].map((verb) => ({
+      // The target changes only by server-side apply (patch); never replaced, created or deleted.
+      ...['create', 'update', 'delete'].map((verb) => ({
         verb,
         group: 'nvidia.com',
         resource: 'dynamographdeployments',
       })),
+      { verb: 'update', group: 'nvidia.com', resource: 'dynamographdeploymentscalingadapters' },
+      { verb: 'delete', group: 'nvidia.com', resource: 'dynamographdeploymentscalingadapters' },
+      { verb: 'update', group: 'admissionregistration.k8s.io', resource: 'validatingadmissionpolicies' },
+      {
+        verb: 'delete',
+        group: 'admissionregistration.k8s.io',
+        resource: 'validatingadmissionpolicybindings',
+      },
       { verb: 'update', group: 'servetune.dev', resource: 'tuningrecommendations' },
       // Leases other than its own namespace's.
       { verb: 'update', group: 'coordination.k8s.io', resource: 'leases', namespace: 'kube-system' },
       // Reads it never makes (removed from the role: only what is used).
       { verb: 'get', group: '', resource: 'nodes' },
-      { verb: 'get', group: 'nvidia.com', resource: 'dynamographdeployments' },
       { verb: 'patch', group: 'servetune.dev', resource: 'deploymenttunings', subresource: 'status' },
     ];
     const wrong: string[] = [];
