@@ -216,7 +216,7 @@ export function renderSummary(
   const source = config.workload.trace ?? 'synthetic';
   const lines: string[] = [];
   const d = config.disaggregation;
-  const kind = config.engine.engine === 'sglang' ? 'SGLang' : 'vLLM';
+  const kind = ({ vllm: 'vLLM', sglang: 'SGLang', trtllm: 'TRT-LLM' } as const)[config.engine.engine];
   const topology = d
     ? `disaggregated: ${d.prefill.workers} prefill (TP${d.prefill.tensorParallelSize}) + ${d.decode.workers} decode (TP${d.decode.tensorParallelSize}) ${kind} worker(s)`
     : `${config.workers} x ${kind} worker(s)${config.tensorParallelSize > 1 ? ` (TP${config.tensorParallelSize})` : ''}`;

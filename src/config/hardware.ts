@@ -46,6 +46,7 @@ export function prepareHardware(
     catalog,
     longestRequest(workload),
     calibration,
+    { dataParallel: config.dataParallelSize, nextn: e.nextn },
   );
   const { memory } = resolved0;
   const derivedBlocks = e.numGpuBlocks === undefined;

@@ -1,3 +1,4 @@
+import { DEFAULT_ACCEPT_RATES } from '../sim/engine/speculative.ts';
 import { buildReport, type SimulationReport } from '../sim/metrics/report.ts';
 import { plannerSpec } from '../sim/planner/spec.ts';
 import {
@@ -44,8 +45,19 @@ export function toSimulationOptions(
   const r = config.router;
   const engineOf = (over: Partial<SimulationConfig['engine']> = {}): EngineSpec => {
     const e = { ...config.engine, ...over };
+    const speculative =
+      e.nextn > 0
+        ? {
+            speculative: {
+              nextn: e.nextn,
+              acceptRates: e.nextnAcceptRates ?? DEFAULT_ACCEPT_RATES,
+              seed: e.mtpSeed,
+            },
+          }
+        : {};
     if (e.engine === 'sglang') {
       return {
+        ...speculative,
         kind: 'sglang',
         numGpuBlocks: e.numGpuBlocks ?? DEFAULT_NUM_GPU_BLOCKS,
         blockSize: e.blockSize,
@@ -61,6 +73,8 @@ export function toSimulationOptions(
       };
     }
     return {
+      ...(e.engine === 'trtllm' ? { kind: 'trtllm' as const } : {}),
+      ...speculative,
       numGpuBlocks: e.numGpuBlocks ?? DEFAULT_NUM_GPU_BLOCKS,
       blockSize: e.blockSize,
       maxNumSeqs: e.maxNumSeqs,
@@ -117,7 +131,8 @@ export function toSimulationOptions(
     : undefined;
   const aggregated: PoolSpec = {
     workers: config.workers,
-    gpusPerWorker: config.tensorParallelSize,
+    gpusPerWorker: config.tensorParallelSize * config.dataParallelSize,
+    dataParallelSize: config.dataParallelSize,
     engine: engineOf(),
     timing: model,
   };
@@ -126,7 +141,8 @@ export function toSimulationOptions(
     : undefined;
   return {
     workers: config.workers,
-    gpusPerWorker: config.tensorParallelSize,
+    gpusPerWorker: config.tensorParallelSize * config.dataParallelSize,
+    ...(config.dataParallelSize > 1 ? { dataParallelSize: config.dataParallelSize } : {}),
     engine: engineOf(),
     ...(disaggregation ? { disaggregation } : {}),
     ...(planner ? { planner } : {}),

@@ -11,12 +11,23 @@ const positiveInt = z.number().int('must be an integer').positive('must be posit
 const positive = z.number().positive('must be positive');
 const nonNegative = z.number().nonnegative('must not be negative');
 
+/** Acceptance rates as a list or, as the reference spells them, a comma-separated string. */
+const AcceptRatesSchema = z.preprocess(
+  (v) => (typeof v === 'string' ? v.split(',').map((x) => (x.trim() === '' ? Number.NaN : Number(x))) : v),
+  z
+    .array(z.number().min(0, 'must be in [0, 1]').max(1, 'must be in [0, 1]'))
+    .min(1, 'give at least one rate')
+    .max(5, 'at most 5 rates'),
+);
+
 export const EngineConfigSchema = z
   .object({
-    engine: z.enum(['vllm', 'sglang']).default('vllm').describe('Scheduler to simulate.'),
+    engine: z.enum(['vllm', 'sglang', 'trtllm']).default('vllm').describe('Scheduler to simulate.'),
     blockSize: positiveInt
       .default(64)
-      .describe('Tokens per KV block (SGLang: the page size; the reference defaults it to 1).'),
+      .describe(
+        'Tokens per KV block (SGLang: the page size; the reference defaults it to 1). TRT-LLM: 32 unless set.',
+      ),
     numGpuBlocks: positiveInt
       .optional()
       .describe('KV capacity per worker, in blocks (hardware timing: from HBM; otherwise 16384).'),
@@ -63,6 +74,17 @@ export const EngineConfigSchema = z
     scheduleConservativeness: positive
       .default(1)
       .describe('SGLang: scales the admission reserve (initial new_token_ratio 0.7).'),
+    nextn: z
+      .number()
+      .int('must be an integer')
+      .min(0)
+      .max(5, 'at most 5 draft tokens')
+      .default(0)
+      .describe('MTP / speculative decoding: draft tokens per forward (0 = off).'),
+    nextnAcceptRates: AcceptRatesSchema.optional().describe(
+      'MTP: conditional acceptance probability of each draft position (default 0.85,0.3,0,0,0).',
+    ),
+    mtpSeed: z.number().int().default(42).describe('MTP: seed of the acceptance draws.'),
   })
   .strict();
 
@@ -206,10 +228,29 @@ export const SloSchema = z
   })
   .strict();
 
-export const SimulationConfigSchema = z
+/** TensorRT-LLM's KV block size when none is given (the reference's default for it). */
+export const TRTLLM_DEFAULT_BLOCK_SIZE = 32;
+
+/** Engine-dependent defaults, filled in before validation: TRT-LLM's block size. */
+function engineDefaults(input: unknown): unknown {
+  if (typeof input !== 'object' || input === null) return input;
+  const engine = (input as { engine?: unknown }).engine;
+  if (typeof engine !== 'object' || engine === null) return input;
+  const e = engine as { engine?: unknown; blockSize?: unknown };
+  if (e.engine !== 'trtllm' || e.blockSize !== undefined) return input;
+  return { ...input, engine: { ...e, blockSize: TRTLLM_DEFAULT_BLOCK_SIZE } };
+}
+
+const SimulationConfigObject = z
   .object({
     workers: positiveInt.default(1),
     tensorParallelSize: positiveInt.default(1).describe('GPUs per worker (for GPU-hours).'),
+    dataParallelSize: positiveInt
+      .max(64, 'at most 64 data-parallel ranks')
+      .default(1)
+      .describe(
+        'Attention-data-parallel ranks per worker, each with its own scheduler and KV pool; a worker holds TP x DP GPUs.',
+      ),
     disaggregation: DisaggregationConfigSchema.optional().describe('Prefill and decode on separate workers.'),
     engine: EngineConfigSchema.default(EngineConfigSchema.parse({})),
     router: RouterConfigSchema.default(RouterConfigSchema.parse({})),
@@ -241,6 +282,22 @@ export const SimulationConfigSchema = z
         path: ['disaggregation', 'conditional'],
       });
     }
+    if (c.dataParallelSize > 1) {
+      // As the reference: ranks are simulated for aggregated workers, without the Planner or host offload.
+      const clash = c.disaggregation
+        ? 'disaggregation'
+        : c.planner
+          ? 'planner'
+          : c.engine.g2Blocks > 0
+            ? 'engine.g2Blocks'
+            : null;
+      if (clash !== null)
+        ctx.addIssue({
+          code: 'custom',
+          message: `data-parallel ranks (dataParallelSize > 1) cannot be combined with ${clash}`,
+          path: ['dataParallelSize'],
+        });
+    }
     if (c.engine.g3Blocks > 0 && c.engine.g2Blocks === 0) {
       ctx.addIssue({
         code: 'custom',
@@ -259,6 +316,8 @@ export const SimulationConfigSchema = z
       }
     }
   });
+
+export const SimulationConfigSchema = z.preprocess(engineDefaults, SimulationConfigObject);
 
 /** KV bytes per token when neither the configuration nor the hardware model sets them (Llama-3.1-8B, bf16). */
 export const DEFAULT_KV_BYTES_PER_TOKEN = 131072;

@@ -26,8 +26,15 @@ export interface HardwareSetup {
   tp: number;
   weightDtype: WeightDtype;
   kvDtype: KvDtype;
-  /** vLLM --enable-expert-parallel: experts split tp ways instead of each expert's width. */
+  /** vLLM --enable-expert-parallel: experts split across the worker's GPUs instead of each expert's width. */
   expertParallel?: boolean;
+  /**
+   * Attention-data-parallel ranks per worker (default 1): attention and dense layers run per rank at `tp`,
+   * the routed experts over all tp x dp GPUs (moe_tp x moe_ep = tp x dp) on every rank's tokens.
+   */
+  attentionDp?: number;
+  /** Expert-parallel size of the MoE layers (default: tp x dp with `expertParallel`, else 1). */
+  moeEp?: number;
   overhead: StepOverhead;
   /** Served MoE layer / measured routed-expert kernels (calibrated; 1 = the kernels alone). */
   moeScale?: number;
@@ -66,6 +73,7 @@ const MOE_SKEW = 1.15;
  */
 export function composeProfile(setup: HardwareSetup, tables: KernelTables | null): ComposedProfile {
   const { gpu, model, tp } = setup;
+  const dp = setup.attentionDp ?? 1;
   const p = rooflineParams(gpu);
   const gemms = new GemmPricer(gpu, p, tables);
   const L = model.layers;
@@ -103,7 +111,15 @@ export function composeProfile(setup: HardwareSetup, tables: KernelTables | null
     const experts = moePricer(setup, p, tables);
     moeSource = experts.source;
     const scale = setup.moeScale ?? 1;
-    ops.push({ count: moeLayers, f: (t) => scale * experts.f(t), kind: 'moe' });
+    // With attention DP every rank's tokens meet at the experts: a rank's pass is priced as if its peers
+    // brought as many (the worker's pass takes the slowest rank's time anyway).
+    ops.push({ count: moeLayers, f: (t) => scale * experts.f(t * dp), kind: 'moe' });
+    if (dp > 1) {
+      // Hidden states gathered across the worker before the experts and scattered back after: about one
+      // all-reduce of the worker's tokens per MoE layer.
+      const gather = allReducePricer(gpu, p, tables, tp * dp);
+      ops.push({ count: moeLayers, f: (t) => gather.f(t * dp * h), kind: 'allReduce' });
+    }
     if (moe.sharedExperts > 0) {
       const i = ceilDiv(moe.sharedExperts * moe.intermediate, tp);
       ops.push({ count: moeLayers, f: gemms.fn(2 * i, h, dd) });
@@ -156,7 +172,8 @@ export function composeProfile(setup: HardwareSetup, tables: KernelTables | null
       ? 'roofline'
       : 'mixed';
   return {
-    label: `${gpu.id}/${model.id}/tp${tp}/${setup.weightDtype}${setup.expertParallel ? '/ep' : ''}`,
+    label: `${gpu.id}/${model.id}/tp${tp}${dp > 1 ? `/dp${dp}` : ''}/${setup.weightDtype}${moeEpOf(setup) > 1 ? `/ep${moeEpOf(setup)}` : ''}`,
+    layers: L,
     tier,
     parts,
     breakdown,
@@ -259,16 +276,24 @@ export function gemmRooflineMs(m: number, n: number, k: number, kind: GemmKind, 
   return Math.max(compute, memory) * 1e3 + e.t0Ms;
 }
 
+/** The MoE layers' expert-parallel size (moe_tp x moe_ep = tp x attention dp). */
+export function moeEpOf(
+  setup: Pick<HardwareSetup, 'tp' | 'attentionDp' | 'expertParallel' | 'moeEp'>,
+): number {
+  const gpus = setup.tp * (setup.attentionDp ?? 1);
+  return setup.moeEp ?? (setup.expertParallel ? gpus : 1);
+}
+
 /** Routed-expert compute of one MoE layer on one GPU, per input-token count. */
 function moePricer(
   setup: HardwareSetup,
   p: RooflineParams,
   tables: KernelTables | null,
 ): { f: Fn; source: Source } {
-  const { gpu, model, tp, weightDtype: w } = setup;
+  const { gpu, model, weightDtype: w } = setup;
   const moe = model.moe!;
-  const tpE = setup.expertParallel ? 1 : tp;
-  const ep = setup.expertParallel ? tp : 1;
+  const ep = moeEpOf(setup);
+  const tpE = (setup.tp * (setup.attentionDp ?? 1)) / ep;
   const h = model.hidden;
   const kind = new GemmPricer(gpu, p, null).kind(w);
   const roof = (t: number, tpx: number, epx: number) => {

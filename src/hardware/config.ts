@@ -25,7 +25,19 @@ export const HardwareConfigSchema = z
       .positive('must be positive')
       .optional()
       .describe('tokens one request may need (default: the longest request of the workload)'),
-    expertParallel: z.boolean().default(false).describe('split MoE experts across the TP group'),
+    expertParallel: z
+      .boolean()
+      .default(false)
+      .describe("split MoE experts across the worker's GPUs (TP x DP) instead of each expert's width"),
+    expertParallelSize: z
+      .number()
+      .int('must be an integer')
+      .positive('must be positive')
+      .max(1024)
+      .optional()
+      .describe(
+        'MoE expert-parallel size; moe_tp x moe_ep = TP x DP (default: all GPUs with expertParallel, else 1)',
+      ),
     tier: z
       .enum(['auto', 'roofline'])
       .default('auto')

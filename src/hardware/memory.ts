@@ -12,6 +12,8 @@ export interface MemoryInput {
   gpu: Gpu;
   model: ModelSpec;
   tp: number;
+  /** GPUs the routed experts are split over (tp x attention dp; default tp). */
+  moeGpus?: number;
   weightDtype: WeightDtype;
   kvDtype: KvDtype;
   /** Share of HBM the engine may use (vLLM --gpu-memory-utilization). */
@@ -63,7 +65,7 @@ function activationBytes(m: ModelSpec, tp: number, tokens: number, seqs: number)
 export function planMemory(x: MemoryInput): MemoryPlan {
   const hbm = x.gpu.hbmBytes;
   const budget = hbm * x.gpuMemoryUtilization;
-  const weights = weightBytesPerGpu(x.model, x.tp, x.weightDtype);
+  const weights = weightBytesPerGpu(x.model, x.tp, x.weightDtype, x.moeGpus ?? x.tp);
   const reserve = FIXED_RESERVE + activationBytes(x.model, x.tp, x.maxNumBatchedTokens, x.maxNumSeqs);
   const kv = budget - weights - reserve;
   const perToken = kvBytesPerTokenPerGpu(x.model, x.tp, x.kvDtype);

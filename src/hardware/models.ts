@@ -190,9 +190,11 @@ export function denseDtype(m: ModelSpec, w: WeightDtype): WeightDtype {
 
 /**
  * Weight bytes held by one GPU at tensor-parallel size tp: linear layers in their dtype split tp ways,
- * embeddings and LM head in bf16 (vocab-parallel), MLA's latent down-projections replicated.
+ * embeddings and LM head in bf16 (vocab-parallel), MLA's latent down-projections replicated. With
+ * attention data parallelism the routed experts are split over all `moeGpus` GPUs of the worker
+ * (moe_tp x moe_ep = tp x dp) while the rest is split tp ways within each rank.
  */
-export function weightBytesPerGpu(m: ModelSpec, tp: number, w: WeightDtype): number {
+export function weightBytesPerGpu(m: ModelSpec, tp: number, w: WeightDtype, moeGpus = tp): number {
   const p = paramCounts(m);
   const dense = weightBytes(denseDtype(m, w));
   const expert = weightBytes(w);
@@ -202,12 +204,8 @@ export function weightBytesPerGpu(m: ModelSpec, tp: number, w: WeightDtype): num
     replicated = m.layers * m.hidden * (a.qLoraRank + a.kvLoraRank + a.qkRopeHeadDim) * dense;
   }
   const split =
-    (p.attention + p.denseFfn + p.sharedExperts) * dense -
-    replicated +
-    p.experts * expert +
-    p.router * 2 +
-    p.embedding * 2;
-  return split / tp + replicated;
+    (p.attention + p.denseFfn + p.sharedExperts) * dense - replicated + p.router * 2 + p.embedding * 2;
+  return split / tp + (p.experts * expert) / moeGpus + replicated;
 }
 
 const AIC = 'ai-dynamo/aiconfigurator@095f58a5 model_configs/';

@@ -18,6 +18,11 @@ export interface HardwareChoice {
   weightDtype: WeightDtype;
   kvDtype: KvDtype;
   expertParallel?: boolean;
+  /** Attention-data-parallel ranks per worker, and the MoE layers' expert-parallel size. */
+  attentionDp?: number;
+  moeEp?: number;
+  /** MTP draft tokens per forward (prices the draft and verify work). */
+  nextn?: number;
   /** 'roofline' ignores measured tables (for comparison). */
   tier?: 'auto' | 'roofline';
   /** Overrides of the bundled calibration. */
@@ -43,6 +48,8 @@ export function hardwareModel(c: HardwareChoice): HardwareModel {
     c.weightDtype,
     c.kvDtype,
     c.expertParallel ? 'ep' : 'tp',
+    c.attentionDp ?? 1,
+    c.moeEp ?? '',
     c.tier ?? 'auto',
     overhead.stepMs,
     overhead.perSeqMs,
@@ -71,6 +78,8 @@ export function hardwareModel(c: HardwareChoice): HardwareModel {
         weightDtype: c.weightDtype,
         kvDtype: c.kvDtype,
         expertParallel: c.expertParallel,
+        attentionDp: c.attentionDp,
+        moeEp: c.moeEp,
         overhead,
         moeScale: cal.moeScale,
       },
@@ -79,6 +88,8 @@ export function hardwareModel(c: HardwareChoice): HardwareModel {
     m = { timing: new HardwareTiming(profile), profile };
     byKey.set(key, m);
   }
+  // MTP changes only how passes are priced, not the profile.
+  if ((c.nextn ?? 0) > 0) return { timing: new HardwareTiming(m.profile, c.nextn), profile: m.profile };
   return m;
 }
 
@@ -123,6 +134,7 @@ export function resolveHardware(
   catalog: Catalog,
   requiredTokens: number,
   calibration?: Partial<Calibration>,
+  parallel: { dataParallel?: number; nextn?: number } = {},
 ): ResolvedHardware {
   if (!hw?.gpu || !hw.model) throw new CatalogError('hardware timing needs hardware.gpu and hardware.model');
   const gpu = catalog.gpu(hw.gpu);
@@ -134,18 +146,29 @@ export function resolveHardware(
     weightDtype: hw.dtype ?? model.weightDtype,
     kvDtype: hw.kvDtype ?? model.kvDtype,
     expertParallel: hw.expertParallel,
+    attentionDp: parallel.dataParallel ?? 1,
+    ...(hw.expertParallelSize !== undefined ? { moeEp: hw.expertParallelSize } : {}),
+    ...((parallel.nextn ?? 0) > 0 ? { nextn: parallel.nextn } : {}),
     tier: hw.tier,
     calibration: { ...hw.calibration, ...calibration },
   };
-  if (choice.expertParallel && !model.moe) {
+  if ((choice.expertParallel || hw.expertParallelSize !== undefined) && !model.moe) {
     throw new CatalogError(`hardware.expertParallel: ${model.name} has no experts`);
   }
   const shardProblem = tensorParallelProblem(model, tp);
   if (shardProblem) throw new HardwareRejection(shardProblem);
+  const gpus = tp * (choice.attentionDp ?? 1);
+  if (hw.expertParallelSize !== undefined && gpus % hw.expertParallelSize !== 0) {
+    // moe_tp x moe_ep must cover the worker's GPUs (tp x attention dp).
+    throw new CatalogError(
+      `hardware.expertParallelSize: ${hw.expertParallelSize} does not divide the worker's ${gpus} GPUs (TP ${tp} x DP ${choice.attentionDp})`,
+    );
+  }
   const memory = planMemory({
     gpu,
     model,
     tp,
+    moeGpus: gpus,
     weightDtype: choice.weightDtype,
     kvDtype: choice.kvDtype,
     gpuMemoryUtilization: hw.gpuMemoryUtilization,

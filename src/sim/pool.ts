@@ -1,10 +1,11 @@
+import type { DpWorker } from './engine/dp-worker.ts';
 import type { Engine, EngineRole } from './engine/engine.ts';
 import type { SglangEngineConfig } from './engine/sglang-engine.ts';
 import type { VllmEngineConfig } from './engine/vllm-engine.ts';
 import type { Router } from './router/router.ts';
 import type { TimingModel } from './timing/timing-model.ts';
 
-/** Engine settings: a vLLM engine (no `kind`, or 'vllm') or an SGLang one. */
+/** Engine settings: a vLLM engine (no `kind`, or 'vllm'), a TensorRT-LLM one ('trtllm') or an SGLang one. */
 export type EngineSpec = VllmEngineConfig | SglangEngineConfig;
 
 /** One pool of identical engines. */
@@ -14,6 +15,8 @@ export interface PoolSpec {
   timing: TimingModel;
   /** GPUs one worker occupies (tensor-parallel size x data-parallel size). */
   gpusPerWorker: number;
+  /** Attention-data-parallel ranks per worker, each with its own scheduler and KV pool (default 1). */
+  dataParallelSize?: number;
 }
 
 /**
@@ -28,4 +31,11 @@ export interface Pool {
   readonly router: Router;
   eligible: Uint8Array | null;
   readonly freeSlots: number[];
+  /**
+   * What the router picks among: the engines, or with data-parallel ranks every rank, rank-major (rank 0 of
+   * each worker, then rank 1, ...), so that round robin alternates workers first, as the reference does.
+   */
+  readonly targets: Engine[];
+  /** The pool's workers when they have data-parallel ranks (null: one engine per worker). */
+  readonly dpWorkers: DpWorker[] | null;
 }

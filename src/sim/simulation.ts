@@ -5,11 +5,11 @@ import {
   type DisaggregationSpec,
   type TransferRecords,
 } from './disagg/coordinator.ts';
+import type { DpWorker } from './engine/dp-worker.ts';
 import type { Engine, EngineRole } from './engine/engine.ts';
+import { createDpWorker, createEngine } from './engine/factory.ts';
 import { RequestStatus, RequestTable } from './engine/request-table.ts';
 import { RetiredEngine } from './engine/retired-engine.ts';
-import { SglangEngine } from './engine/sglang-engine.ts';
-import { VllmEngine } from './engine/vllm-engine.ts';
 import { Collector } from './metrics/collector.ts';
 import type { Fleet } from './planner/fleet.ts';
 import type { Planner } from './planner/planner.ts';
@@ -38,6 +38,8 @@ export interface SimulationOptions {
   engine: EngineSpec;
   timing: TimingModel;
   gpusPerWorker: number;
+  /** Attention-data-parallel ranks per aggregated worker (default 1). */
+  dataParallelSize?: number;
   disaggregation?: DisaggregationSpec;
   router: RouterSpec;
   arrivals: ArrivalSpec;
@@ -115,6 +117,10 @@ class Simulation implements Cluster, DisaggHost {
     this.workload = workload;
     this.options = options;
     const disagg = options.disaggregation;
+    if ((options.dataParallelSize ?? 1) > 1 && (disagg || options.planner))
+      throw new RangeError(
+        'data-parallel ranks are simulated for aggregated workers without a planner (as the reference)',
+      );
     if (disagg?.conditional && options.router.kind !== 'kv')
       throw new RangeError(
         'conditional disaggregation needs the KV router (Dynamo decides it in its KV router)',
@@ -132,6 +138,7 @@ class Simulation implements Cluster, DisaggHost {
               engine: options.engine,
               timing: options.timing,
               gpusPerWorker: options.gpusPerWorker,
+              dataParallelSize: options.dataParallelSize,
             },
           ],
         ];
@@ -144,20 +151,27 @@ class Simulation implements Cluster, DisaggHost {
     this.collector = new Collector(workload.size);
     const rng = new Rng(options.seed);
     for (const [role, spec] of poolSpecs) {
-      const router = makeRouter(poolRouterSpec(role, options.router), this.req, spec.workers, rng);
+      const dp = spec.dataParallelSize ?? 1;
+      const targets = spec.workers * dp;
+      const router = makeRouter(poolRouterSpec(role, options.router), this.req, targets, rng);
+      const engines: Engine[] = [];
       const pool: Pool = {
         role,
         spec,
-        engines: [],
+        engines,
         router,
         eligible: options.planner ? new Uint8Array(Math.max(4, spec.workers * 2)) : null,
         freeSlots: [],
+        targets: dp > 1 ? [] : engines,
+        dpWorkers: dp > 1 ? [] : null,
       };
       for (let i = 0; i < spec.workers; i++) {
         const e = this.createEngine(pool);
         pool.engines.push(e);
         this.localIndex.push(i);
       }
+      if (pool.dpWorkers !== null)
+        for (let k = 0; k < dp; k++) for (const w of pool.dpWorkers) pool.targets.push(w.ranks[k]);
       this.pools.push(pool);
     }
     const n = this.engines.length;
@@ -172,18 +186,27 @@ class Simulation implements Cluster, DisaggHost {
   }
 
   private createEngine(pool: Pool): Engine {
-    const args = [
-      this.req,
-      this.collector,
-      pool.router.reads === 'kv-events',
-      pool.role,
-      pool.spec.gpusPerWorker,
-    ] as const;
-    const spec = pool.spec.engine;
-    const e: Engine =
-      spec.kind === 'sglang'
-        ? new SglangEngine(this.engines.length, spec, pool.spec.timing, ...args)
-        : new VllmEngine(this.engines.length, spec, pool.spec.timing, ...args);
+    const ctx = {
+      req: this.req,
+      collector: this.collector,
+      timing: pool.spec.timing,
+      logKvEvents: pool.router.reads === 'kv-events',
+      role: pool.role,
+      gpusPerWorker: pool.spec.gpusPerWorker,
+    };
+    const index = this.engines.length;
+    let e: Engine;
+    if (pool.dpWorkers !== null) {
+      const w = createDpWorker(
+        index,
+        pool.spec.engine,
+        ctx,
+        pool.spec.dataParallelSize ?? 1,
+        pool.dpWorkers.length,
+      );
+      pool.dpWorkers.push(w);
+      e = w;
+    } else e = createEngine(index, pool.spec.engine, ctx);
     if (this.options.planner && e.history) e.history.trackQueue = true;
     this.engines.push(e);
     this.poolOf.push(pool);
@@ -367,9 +390,14 @@ class Simulation implements Cluster, DisaggHost {
     const pool = this.poolOf[e];
     const router = pool.router;
     const local = this.localIndex[e];
+    // The router's slot of each request: the worker's, or with data-parallel ranks its rank's.
+    const dpWorker = pool.dpWorkers !== null ? pool.dpWorkers[local] : null;
     if (router.onFirstToken) {
       const ft = engine.firstTokens;
-      for (let i = 0; i < ft.length; i++) router.onFirstToken(ft.get(i), local);
+      for (let i = 0; i < ft.length; i++) {
+        const r = ft.get(i);
+        router.onFirstToken(r, dpWorker === null ? local : this.rankSlot(pool, dpWorker, r));
+      }
     }
     // Copy: handling a request may start passes elsewhere, which reuse their own lists only.
     const done = this.done;
@@ -378,7 +406,8 @@ class Simulation implements Cluster, DisaggHost {
     for (let i = 0; i < fin.length; i++) done.push(fin.get(i));
     const disagg = this.disagg;
     for (const r of done) {
-      if (router.onFinished) router.onFinished(r, local);
+      if (router.onFinished)
+        router.onFinished(r, dpWorker === null ? local : this.rankSlot(pool, dpWorker, r));
       if (disagg !== null && pool.role === 'prefill' && this.req.status[r] === RequestStatus.Transferring)
         disagg.onPrefillDone(r, e, t);
       else this.requestDone(r, t);
@@ -386,6 +415,11 @@ class Simulation implements Cluster, DisaggHost {
     engine.endPass();
     this.markDirty(e);
     if (disagg !== null && pool.role === 'decode') disagg.afterDecodePass(e, t);
+  }
+
+  /** Router slot of the rank of `worker` (in `pool`) that holds r. */
+  private rankSlot(pool: Pool, worker: DpWorker, r: number): number {
+    return worker.rankOf(r) * pool.spec.workers + this.localIndex[worker.index];
   }
 
   /** Follow-up turn of a session, or the next closed-loop dispatch. */
@@ -426,15 +460,18 @@ class Simulation implements Cluster, DisaggHost {
   /** Routes r to a prefill worker (or the aggregated pool) and queues it there. */
   submitPrefill(r: number, t: number): void {
     const first = this.pools[0];
-    const local = first.router.route(r, first.engines, t, first.eligible);
+    const slot = first.router.route(r, first.targets, t, first.eligible);
     // The planner's hit-rate signal is the KV router's overlap estimate for the worker it chose.
     if (this.runtime !== null && first.router instanceof KvRouter)
-      this.runtime.onRouted(first.router.overlap(r, local), this.req.layout.promptBlocks[r]);
-    const e = first.engines[local].index;
+      this.runtime.onRouted(first.router.overlap(r, slot), this.req.layout.promptBlocks[r]);
+    const workers = first.spec.workers;
+    const dpWorker = first.dpWorkers !== null ? first.dpWorkers[slot % workers] : null;
+    const e = dpWorker !== null ? dpWorker.index : first.engines[slot].index;
     // The target must not run ahead of t: its next pass has to see this request.
     this.bringUpToDate(e, t);
-    this.engines[e].enqueue(r);
-    first.router.onRouted?.(r, local);
+    if (dpWorker !== null) dpWorker.enqueueOnRank(Math.floor(slot / workers), r);
+    else this.engines[e].enqueue(r);
+    first.router.onRouted?.(r, slot);
     this.markDirty(e);
   }
 

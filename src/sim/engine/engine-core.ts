@@ -5,6 +5,7 @@ import { IntDeque } from './int-deque.ts';
 import { KvEventLog } from './kv-event-log.ts';
 import { type ForwardPassSnapshot, PassHistory } from './pass-metrics.ts';
 import { RequestStatus, type RequestTable } from './request-table.ts';
+import { type SpeculativeConfig, SpeculativeSampler } from './speculative.ts';
 
 /** Settings every engine has; each engine's config adds its own policy knobs. */
 export interface EngineCoreConfig {
@@ -19,6 +20,8 @@ export interface EngineCoreConfig {
   speedupRatio: number;
   /** Fast paths (coalesced decode runs and the like); results are identical either way. */
   coalesceDecode: boolean;
+  /** MTP / speculative decoding (absent: one token per forward). */
+  speculative?: SpeculativeConfig;
 }
 
 /**
@@ -67,6 +70,10 @@ export abstract class EngineCore<C extends EngineCoreConfig> implements Engine {
   committedPrefillTokens = 0;
   /** Tokens of r's prompt the last successful `reserveDestination` found already cached here. */
   lastReservedHitTokens = 0;
+  /** MTP: burst lengths of decode forwards (null: one token per forward; prefill workers emit one). */
+  protected readonly speculative: SpeculativeSampler | null;
+  /** MTP draft tokens per forward (0 without MTP). */
+  protected readonly draftTokens: number;
 
   // The planned coalesced run: passes 1..runSteps end at runEnds[1..]; runEnds[0] is its start. Inactive
   // when runSteps === runApplied.
@@ -89,6 +96,7 @@ export abstract class EngineCore<C extends EngineCoreConfig> implements Engine {
     logKvEvents: boolean,
     role: EngineRole,
     gpus: number,
+    seedOffset = index,
   ) {
     this.index = index;
     this.role = role;
@@ -103,6 +111,11 @@ export abstract class EngineCore<C extends EngineCoreConfig> implements Engine {
     this.runDone = new Int32Array(slots);
     this.shape.kvCapacityTokens = config.numGpuBlocks * config.blockSize;
     this.kvEvents = logKvEvents ? new KvEventLog() : null;
+    this.speculative =
+      config.speculative && role !== 'prefill'
+        ? new SpeculativeSampler(config.speculative, seedOffset)
+        : null;
+    this.draftTokens = this.speculative !== null ? (config.speculative?.nextn ?? 0) : 0;
   }
 
   // ---------------------------------------------------------------------------------------------------------
@@ -110,6 +123,12 @@ export abstract class EngineCore<C extends EngineCoreConfig> implements Engine {
 
   /** One plain pass at `now`: admission, scheduling, preemption, emission; returns its end. */
   protected abstract runPlainPass(now: number): number;
+  /**
+   * The two halves of a plain pass: `formPass` applies its start (scheduling, admission, preemption, KV) and
+   * returns its own end; `emitPass` samples its tokens at `end` (a data-parallel group's, possibly later).
+   */
+  abstract formPass(now: number): number;
+  abstract emitPass(now: number, end: number): number;
   /**
    * Plans a run of >= 2 identical decode passes starting at `now` (through `beginRun`); false when the next
    * pass may do anything else. A run that evicts, or any run when `horizonAlways`, ends at the pass
@@ -203,6 +222,19 @@ export abstract class EngineCore<C extends EngineCoreConfig> implements Engine {
     const end = this.runPlainPass(now);
     this.busyUntil = end;
     return end;
+  }
+
+  /** Data-parallel rank: forms its plain pass at `now` (its worker ends it); returns the pass's own end. */
+  beginRankPass(now: number): number {
+    this.firstTokens.clear();
+    this.finished.clear();
+    this.beforePass(now);
+    return this.formPass(now);
+  }
+
+  /** Data-parallel rank: its pass ends at `end`, the slowest rank's end. */
+  finishRankPass(now: number, end: number): void {
+    this.emitPass(now, end);
   }
 
   /** Marks the engine idle after its pass or run ended (the owner calls this at `busyUntil`). */

@@ -105,10 +105,11 @@ export class SglangEngine extends EngineCore<SglangEngineConfig> {
     logKvEvents = false,
     role: EngineRole = 'aggregated',
     gpus = 1,
+    seedOffset = index,
   ) {
     if (req.layout.blockSize !== config.blockSize)
       throw new RangeError('SGLang page size must equal the block layout size');
-    super(index, config, timing, req, collector, logKvEvents, role, gpus);
+    super(index, config, timing, req, collector, logKvEvents, role, gpus, seedOffset);
     this.page = config.blockSize;
     this.cache = new RadixCache(config.numGpuBlocks, req);
     const slots = Math.max(1, Math.min(config.maxNumSeqs, req.size)) + 1;
@@ -155,12 +156,29 @@ export class SglangEngine extends EngineCore<SglangEngineConfig> {
   // Plain pass
 
   protected runPlainPass(now: number): number {
+    return this.emitPass(now, this.formPass(now));
+  }
+
+  // The pass being formed, between `formPass` and `emitPass`.
+  private passLogStart = 0;
+  private passPrefill = false;
+  private passStalled = 0;
+  /** The pass's own end (a data-parallel group may end it later) and whether its decode step runs. */
+  private passOwnEnd = 0;
+  private passDecodes = false;
+
+  /**
+   * Forms the pass at `now`: admission and chunking (a prefill pass), or retraction and eviction (a decode
+   * pass), and its price. Returns its end; `emitPass` then samples its tokens at the end it is given (its
+   * own, or a data-parallel group's slowest rank's).
+   */
+  formPass(now: number): number {
     const req = this.req;
     const cfg = this.config;
     const shape = this.shape;
     resetPassShape(shape);
     this.progressed = false;
-    const logStart = this.kvEvents?.length ?? 0;
+    this.passLogStart = this.kvEvents?.length ?? 0;
 
     const readyWaiting = this.ready.length > 0 && this.promoteReady(now);
     if (cfg.schedulePolicy === 'lpm') this.applyLpm();
@@ -190,24 +208,31 @@ export class SglangEngine extends EngineCore<SglangEngineConfig> {
     }
     this.doneLen = 0;
     this.retracted.length = 0;
-    let end: number;
-    if (prefillPass) {
-      end = now + prefillMs;
-      this.firstTokenStep(stalled, end);
-    } else {
-      end = now + this.decodeStep(now);
-    }
+    this.passPrefill = prefillPass;
+    this.passStalled = stalled;
+    const end = prefillPass ? now + prefillMs : now + this.formDecodeStep();
+    this.passOwnEnd = end;
+    return end;
+  }
+
+  /** Ends the pass formed at `now` at `end`: first tokens or a decode step's tokens, stamped at `end`. */
+  emitPass(now: number, end: number): number {
+    const req = this.req;
+    const shape = this.shape;
+    const prefillPass = this.passPrefill;
+    if (prefillPass) this.firstTokenStep(this.passStalled, end);
+    else if (this.passDecodes) this.emitDecodeStep(end);
     for (let i = 0; i < this.doneLen; i++) this.complete(this.done[i], end);
     for (const r of this.retracted) {
       req.status[r] = RequestStatus.Waiting;
       this.waiting.pushBack(r);
     }
-    if (end > now || this.doneLen > 0 || prefillPass) this.progressed = true;
+    if (this.passOwnEnd > now || this.doneLen > 0 || prefillPass) this.progressed = true;
     // The ratio decays on decode passes (an empty pass, which leaves the engine idle, changes nothing).
     if (this.retracted.length > 0) this.newTokenRatio = this.retractedRatio;
     else if (!prefillPass && this.progressed)
       this.newTokenRatio = Math.max(this.newTokenRatio - this.ratioDecay, this.minRatio);
-    if (this.kvEvents !== null) this.kvEvents.stamp(logStart, end);
+    if (this.kvEvents !== null) this.kvEvents.stamp(this.passLogStart, end);
     // Only passes that did something count (the reference's engine idles instead).
     if (this.progressed) {
       if (prefillPass)
@@ -441,14 +466,26 @@ export class SglangEngine extends EngineCore<SglangEngineConfig> {
   }
 
   /** A decode pass over the running set: retraction under KV pressure, then one token each. Returns its ms. */
-  private decodeStep(now: number): number {
+  /** Pages r needs for the tokens this decode step may append (with MTP, a whole burst). */
+  private stepGrowth(r: number): number {
+    const req = this.req;
+    const p = this.page;
+    const len = req.seqLen(r);
+    if (this.speculative === null) return len % p === 0 ? 1 : 0;
+    const width = Math.min(this.draftTokens + 1, this.outputLimit(r) - req.generated[r]);
+    return Math.ceil((len + width) / p) - Math.ceil(len / p);
+  }
+
+  /** Forms a decode pass over the running set: retraction under KV pressure and eviction; returns its ms. */
+  private formDecodeStep(): number {
     const req = this.req;
     const p = this.page;
     const cache = this.cache;
+    this.passDecodes = false;
     if (this.runLen === 0) return 0;
-    // Pages the step needs: one per request whose next token starts a page.
+    // Pages the step needs: one per request whose next token starts a page (with MTP, its burst's pages).
     let growth = 0;
-    for (let k = 0; k < this.runLen; k++) if (req.seqLen(this.running[k]) % p === 0) growth++;
+    for (let k = 0; k < this.runLen; k++) growth += this.stepGrowth(this.running[k]);
     while (cache.freePages + cache.evictablePages < growth && this.runLen > 1) {
       let v = 0;
       for (let k = 1; k < this.runLen; k++)
@@ -456,7 +493,7 @@ export class SglangEngine extends EngineCore<SglangEngineConfig> {
       const r = this.running[v];
       this.running.copyWithin(v, v + 1, this.runLen);
       this.runLen--;
-      if (req.seqLen(r) % p === 0) growth--;
+      growth -= this.stepGrowth(r);
       this.retract(r);
       this.retracted.push(r);
       this.progressed = true;
@@ -471,28 +508,40 @@ export class SglangEngine extends EngineCore<SglangEngineConfig> {
     shape.decodeContextTokens = context;
     shape.activeKvTokens = (cache.totalPages - cache.freePages - cache.evictablePages) * p;
     if (growth > cache.freePages) return 0; // cannot grow even alone: no forward (the reference stalls too)
-    const ms = ns(this.timing.decodeMs(shape) / this.config.speedupRatio);
-    const end = now + ms;
+    this.passDecodes = true;
+    return ns(this.timing.decodeMs(shape) / this.config.speedupRatio);
+  }
+
+  /** The decode step's tokens, at `end`: one per running request (with MTP, a burst of them). */
+  private emitDecodeStep(end: number): void {
+    const req = this.req;
+    const p = this.page;
+    const cache = this.cache;
+    const sampler = this.speculative;
     let w = 0;
     for (let k = 0; k < this.runLen; k++) {
       const r = this.running[k];
-      if (req.computed[r] % p === 0) {
-        cache.freePages--;
-        req.allocBlocks[r]++;
+      const burst = sampler === null ? 1 : Math.min(sampler.sample(), this.outputLimit(r) - req.generated[r]);
+      let finished = false;
+      for (let b = 0; b < burst; b++) {
+        if (req.computed[r] % p === 0) {
+          cache.freePages--;
+          req.allocBlocks[r]++;
+        }
+        req.computed[r]++;
+        req.generated[r]++;
+        this.emit(r, end);
+        if (req.generated[r] >= this.outputLimit(r)) {
+          finished = true;
+          break;
+        }
+        this.cacheMaterialized(r);
       }
-      req.computed[r]++;
-      req.generated[r]++;
-      this.emit(r, end);
-      if (req.generated[r] >= this.outputLimit(r)) {
-        this.done[this.doneLen++] = r;
-        continue;
-      }
-      this.cacheMaterialized(r);
-      this.running[w++] = r;
+      if (finished) this.done[this.doneLen++] = r;
+      else this.running[w++] = r;
     }
     this.runLen = w;
     this.progressed = true;
-    return ms;
   }
 
   /** `retract_decode`'s estimate from the survivors: decoded + 20 steps each over their output budgets. */
@@ -632,7 +681,8 @@ export class SglangEngine extends EngineCore<SglangEngineConfig> {
     const cfg = this.config;
     const p = this.page;
     const n = this.runLen;
-    if (n === 0 || this.ready.length > 0) return false;
+    // MTP bursts are random: consecutive passes are not identical.
+    if (n === 0 || this.ready.length > 0 || this.speculative !== null) return false;
     let kOut = Number.POSITIVE_INFINITY;
     let context = 0;
     for (let k = 0; k < n; k++) {

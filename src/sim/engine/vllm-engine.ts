@@ -8,7 +8,8 @@ import { EngineCore, type EngineCoreConfig } from './engine-core.ts';
 import { RequestStatus, type RequestTable } from './request-table.ts';
 
 export interface VllmEngineConfig extends EngineCoreConfig {
-  kind?: 'vllm';
+  /** 'trtllm': TensorRT-LLM's scheduler on the same core (trtllm-engine.ts). */
+  kind?: 'vllm' | 'trtllm';
   /** Token budget of one forward pass. */
   maxNumBatchedTokens: number;
   enableChunkedPrefill: boolean;
@@ -71,8 +72,9 @@ export class VllmEngine extends EngineCore<VllmEngineConfig> {
     logKvEvents = false,
     role: EngineRole = 'aggregated',
     gpus = 1,
+    seedOffset = index,
   ) {
-    super(index, config, timing, req, collector, logKvEvents, role, gpus);
+    super(index, config, timing, req, collector, logKvEvents, role, gpus, seedOffset);
     this.pool = new BlockPool(config.numGpuBlocks, req.layout.keySpace);
     this.promptKeySpace = req.layout.promptKeySpace;
     let maxBlocks = 1;
@@ -113,7 +115,7 @@ export class VllmEngine extends EngineCore<VllmEngineConfig> {
   // Plain pass
 
   protected runPlainPass(now: number): number {
-    const end = this.formPass(now);
+    const end = this.emitPass(now, this.formPass(now));
     if (!this.progressed && this.parked > 0) {
       // Nothing to run until an onboard lands: wake up then (not a forward pass).
       this.passes--;
@@ -123,7 +125,17 @@ export class VllmEngine extends EngineCore<VllmEngineConfig> {
     return end;
   }
 
-  private formPass(now: number): number {
+  // The pass being formed, between `formPass` and `emitPass`.
+  private passLogStart = 0;
+  private passDecodeCount = 0;
+  private passDecodeContext = 0;
+
+  /**
+   * Forms the pass at `now`: schedules running requests, admits waiting ones (with their KV allocations,
+   * preemptions and prefix-cache entries), and prices it. Returns its end; `emitPass` then samples its
+   * tokens at the end it is given (its own, or a data-parallel group's slowest rank's).
+   */
+  formPass(now: number): number {
     const req = this.req;
     const cfg = this.config;
     const bs = cfg.blockSize;
@@ -133,7 +145,7 @@ export class VllmEngine extends EngineCore<VllmEngineConfig> {
     this.preemptedInPass = false;
     this.progressed = false;
     this.budget = cfg.maxNumBatchedTokens;
-    const logStart = this.kvEvents?.length ?? 0;
+    this.passLogStart = this.kvEvents?.length ?? 0;
 
     // 1. Running requests first, in order.
     let i = 0;
@@ -161,8 +173,7 @@ export class VllmEngine extends EngineCore<VllmEngineConfig> {
         continue;
       }
       this.prefixCost(r);
-      const needed = Math.ceil(req.seqLen(r) / bs) - this.activeHitBlocks;
-      if (needed > cfg.numGpuBlocks - this.pool.activeBlocks) break; // wait for capacity
+      if (!this.admissionFits(r)) break; // wait for capacity
       if (this.offload !== null) {
         const parked = this.tryPark(r, now);
         if (parked === 1) continue;
@@ -177,11 +188,13 @@ export class VllmEngine extends EngineCore<VllmEngineConfig> {
     const ratio = cfg.speedupRatio;
     const prefillMs = shape.prefillRequests > 0 ? ns(this.timing.prefillMs(shape) / ratio) : 0;
 
-    // 3. Emission. Requests already at their output length are released without a token (zero-output
-    // requests end here); every other request with all tokens computed samples one.
-    if (this.role === 'prefill') return this.endPrefillPass(now, prefillMs, logStart);
+    // 3. Pricing. Requests already at their output length are released without a token (zero-output
+    // requests end here); every other request with all tokens computed samples at the pass end.
+    if (this.role === 'prefill') return now + prefillMs; // a prefill worker's token comes out of its prefill
     let decodeCount = 0;
     let decodeContext = 0;
+    // With MTP a prompt's first forward also runs the draft and verify step: it is priced as decode too.
+    const speculative = this.speculative !== null;
     let w = 0;
     for (let k = 0; k < this.runLen; k++) {
       const r = this.running[k];
@@ -192,7 +205,7 @@ export class VllmEngine extends EngineCore<VllmEngineConfig> {
       this.running[w++] = r;
       // Priced as decode: requests past their first token, and transferred prompts (their first token is a
       // decode step on this worker).
-      if (req.computed[r] === req.seqLen(r) && (req.generated[r] > 0 || req.remote[r] === 1)) {
+      if (req.computed[r] === req.seqLen(r) && (req.generated[r] > 0 || req.remote[r] === 1 || speculative)) {
         decodeCount++;
         decodeContext += req.seqLen(r);
       }
@@ -205,14 +218,36 @@ export class VllmEngine extends EngineCore<VllmEngineConfig> {
       shape.activeKvTokens = this.pool.activeBlocks * bs;
       decodeMs = ns(this.timing.decodeMs(shape) / ratio);
     }
-    const end = now + prefillMs + decodeMs;
-    w = 0;
+    this.passDecodeCount = decodeCount;
+    this.passDecodeContext = decodeContext;
+    return now + prefillMs + decodeMs;
+  }
+
+  /**
+   * Ends the pass formed at `now` at `end`: every request with all tokens computed samples one token (with
+   * MTP, a burst), stamped at `end`; completions release their KV. Returns `end`.
+   */
+  emitPass(now: number, end: number): number {
+    if (this.role === 'prefill') return this.endPrefillPass(now, end);
+    const req = this.req;
+    const shape = this.shape;
+    const sampler = this.speculative;
+    let w = 0;
     for (let k = 0; k < this.runLen; k++) {
       const r = this.running[k];
       if (req.computed[r] === req.seqLen(r)) {
-        const g = ++req.generated[r];
-        this.collector.onToken(r, end);
-        if (g === 1) this.firstTokens.pushBack(r);
+        let g = req.generated[r];
+        const burst = sampler === null ? 1 : Math.min(sampler.sample(), req.outputLen[r] - g);
+        for (let b = 0; b < burst; b++) this.collector.onToken(r, end);
+        if (g === 0) this.firstTokens.pushBack(r);
+        g += burst;
+        req.generated[r] = g;
+        if (burst > 1) {
+          // Accepted drafts were computed by the verification: only the newest token is left to compute.
+          const c = req.computed[r];
+          req.computed[r] = c + burst - 1;
+          this.finalize(r, c, c + burst - 1);
+        }
         if (g >= req.outputLen[r]) {
           this.complete(r, end);
           continue;
@@ -226,14 +261,14 @@ export class VllmEngine extends EngineCore<VllmEngineConfig> {
       const r = this.finished.get(k);
       if (Number.isNaN(this.collector.terminalMs[r])) this.collector.terminalMs[r] = end;
     }
-    if (this.kvEvents !== null) this.kvEvents.stamp(logStart, end);
+    if (this.kvEvents !== null) this.kvEvents.stamp(this.passLogStart, end);
     this.recordPass(
       now,
       end,
       shape.prefillRequests,
       shape.prefillNewTokens,
-      decodeCount,
-      decodeContext,
+      this.passDecodeCount,
+      this.passDecodeContext,
       shape.prefillCachedTokens,
     );
     return end;
@@ -243,9 +278,9 @@ export class VllmEngine extends EngineCore<VllmEngineConfig> {
    * Emission on a prefill worker: a request whose prompt is computed samples its (hidden) first token in the
    * prefill pass itself, at no decode cost, and leaves the running set with its KV held for the handoff.
    */
-  private endPrefillPass(now: number, prefillMs: number, logStart: number): number {
+  private endPrefillPass(now: number, end: number): number {
     const req = this.req;
-    const end = now + prefillMs;
+    const logStart = this.passLogStart;
     let w = 0;
     for (let k = 0; k < this.runLen; k++) {
       const r = this.running[k];
@@ -394,11 +429,30 @@ export class VllmEngine extends EngineCore<VllmEngineConfig> {
         this.reservedWaiting++;
         break;
       }
+      this.onReservedAdmitted(r);
     }
   }
 
+  /**
+   * vLLM's capacity gate for the head of waiting (after `prefixCost`): the blocks of its current sequence,
+   * less its cache hits on blocks in use, must fit in the blocks not in use.
+   */
+  protected admissionFits(r: number): boolean {
+    const needed = Math.ceil(this.req.seqLen(r) / this.config.blockSize) - this.activeHitBlocks;
+    return needed <= this.config.numGpuBlocks - this.pool.activeBlocks;
+  }
+
+  /** A transferred request whose KV was reserved here starts running. */
+  protected onReservedAdmitted(_r: number): void {}
+
+  /** Whether MTP gives up the last block of every prefix-cache hit (vLLM does; TensorRT-LLM does not). */
+  protected readonly mtpRecomputesHitBlock: boolean = true;
+
+  /** Whether a running request short of KV preempts the newest running one (vLLM) or just waits. */
+  protected readonly preemptsForCapacity: boolean = true;
+
   /** Why request r (at the head of waiting) can never run here, or null. */
-  private rejection(r: number): string | null {
+  protected rejection(r: number): string | null {
     const req = this.req;
     const cfg = this.config;
     const bs = cfg.blockSize;
@@ -417,7 +471,7 @@ export class VllmEngine extends EngineCore<VllmEngineConfig> {
   // Results of the last prefixCost() call.
   private hitBlocks = 0;
   private hitTokens = 0;
-  private activeHitBlocks = 0;
+  protected activeHitBlocks = 0;
 
   /**
    * Prefix-cache lookup for an admission: leading blocks of r's sequence present in the cache (their primary
@@ -448,6 +502,11 @@ export class VllmEngine extends EngineCore<VllmEngineConfig> {
         activeTokens = Math.min(activeTokens, max);
       }
     }
+    if (this.config.speculative !== undefined && this.mtpRecomputesHitBlock && cached >= bs) {
+      // vLLM's MTP drafter needs the hidden states of the last matched block: it is recomputed.
+      cached -= bs;
+      activeTokens = Math.min(activeTokens, cached);
+    }
     this.hitTokens = cached;
     this.hitBlocks = cached / bs;
     this.activeHitBlocks = Math.floor(activeTokens / bs);
@@ -472,10 +531,16 @@ export class VllmEngine extends EngineCore<VllmEngineConfig> {
     const desired = Math.min(remaining, this.budget);
     if (desired === 0 && remaining > 0) return BLOCKED;
     let target = before + desired;
+    // MTP: a request that samples this pass verifies `nextn` drafts past its sequence; their KV slots are
+    // allocated now (the accepted ones are computed by the verification).
+    const lookahead =
+      this.speculative !== null && target === seqLen
+        ? Math.max(0, Math.min(this.draftTokens, req.outputLen[r] - req.generated[r] - 1))
+        : 0;
 
     for (;;) {
-      if (this.allocateUpTo(r, target, hitBlocks)) break;
-      if (this.runLen === 0) {
+      if (this.allocateUpTo(r, target + lookahead, hitBlocks)) break;
+      if (this.runLen === 0 || !this.preemptsForCapacity) {
         target = before;
         break;
       }
@@ -521,7 +586,8 @@ export class VllmEngine extends EngineCore<VllmEngineConfig> {
    * (`coalesceDecode: false`), which every equivalence test compares against.
    */
   private decodeInPlace(r: number): boolean {
-    if (!this.config.coalesceDecode) return false;
+    // With MTP a decode step also reserves its drafts' slots (the general path).
+    if (!this.config.coalesceDecode || this.speculative !== null) return false;
     const req = this.req;
     const before = req.computed[r];
     const promptLen = req.promptLen[r];
@@ -545,7 +611,7 @@ export class VllmEngine extends EngineCore<VllmEngineConfig> {
    * scratchSlots (admissions only), the rest are fresh copies, evicting inactive copies when nothing is free.
    * All or nothing: false when free plus evictable copies fall short.
    */
-  private allocateUpTo(r: number, target: number, hitBlocks: number): boolean {
+  protected allocateUpTo(r: number, target: number, hitBlocks: number): boolean {
     const req = this.req;
     const pool = this.pool;
     const held = req.allocBlocks[r];
@@ -632,7 +698,8 @@ export class VllmEngine extends EngineCore<VllmEngineConfig> {
     const cfg = this.config;
     const bs = cfg.blockSize;
     const n = this.runLen;
-    if (n === 0 || n > cfg.maxNumBatchedTokens || bs < 2) return false;
+    // MTP bursts are random: consecutive passes are not identical.
+    if (n === 0 || n > cfg.maxNumBatchedTokens || bs < 2 || this.speculative !== null) return false;
     let kOut = Number.POSITIVE_INFINITY;
     let context = 0;
     for (let k = 0; k < n; k++) {
@@ -651,8 +718,7 @@ export class VllmEngine extends EngineCore<VllmEngineConfig> {
       const r = this.waiting.front();
       if (this.rejection(r) !== null) return false;
       this.prefixCost(r);
-      const needed = Math.ceil(req.seqLen(r) / bs) - this.activeHitBlocks;
-      if (needed <= cfg.numGpuBlocks - this.pool.activeBlocks) return false;
+      if (this.admissionFits(r)) return false;
     }
     const runEnds = this.runEndsFor(kOut);
     const stepBlocks = this.countStepBlocks(kOut);

@@ -93,6 +93,8 @@ export interface HardwareProfile {
   /** ms to stream one context token's KV through all layers (prefix reads of chunked prefills). */
   readonly kvReadMsPerToken: number;
   readonly overhead: StepOverhead;
+  /** Transformer layers (an MTP draft module costs about one). */
+  readonly layers?: number;
 }
 
 /**
@@ -187,6 +189,11 @@ function pow2Start(axis: Float64Array): number {
  * perPrefillMs * Np;
  * decodeMs = [nonAttn(P + D) - nonAttn(P)] + [logits(Np + D) - logits(Np)] + decode attention + perSeqMs * D,
  * where a pure decode pass (P = 0) also carries stepMs. The sum is the combined pass; no call allocates.
+ *
+ * MTP (`speculativeTokens` k > 0): a decode forward verifies 1 + k tokens per request (token-linear work and
+ * LM head over D (1 + k) tokens; attention reads each request's KV once for its 1 + k queries, so it is
+ * priced as one decode step), after k sequential draft steps of the one-layer MTP module over D tokens
+ * (1/L of a decode step's token-linear work and attention, plus an LM head each).
  */
 export class HardwareTiming implements TimingModel {
   readonly name: string;
@@ -199,10 +206,15 @@ export class HardwareTiming implements TimingModel {
   private readonly gen: (b: number, s: number) => number;
   private readonly kvRead: number;
   private readonly o: StepOverhead;
+  /** MTP draft tokens per forward (0: none). */
+  readonly speculativeTokens: number;
+  private readonly layers: number;
 
-  constructor(profile: HardwareProfile) {
+  constructor(profile: HardwareProfile, speculativeTokens = 0) {
     this.profile = profile;
-    this.name = `hardware(${profile.label}, ${profile.tier})`;
+    this.speculativeTokens = speculativeTokens;
+    this.layers = Math.max(1, profile.layers ?? 1);
+    this.name = `hardware(${profile.label}${speculativeTokens > 0 ? `, mtp${speculativeTokens}` : ''}, ${profile.tier})`;
     this.nonAttn = profile.nonAttnMs;
     this.logits = profile.logitsMs;
     this.ctx = gridReader(profile.context);
@@ -236,6 +248,7 @@ export class HardwareTiming implements TimingModel {
     const d = s.decodeRequests;
     if (d === 0) return 0;
     const attention = this.gen(d, s.decodeContextTokens / d);
+    if (this.speculativeTokens > 0) return this.speculativeDecodeMs(s, d, attention);
     const n = s.prefillRequests;
     if (n === 0) return tokenCurveAt(this.decodeBase, d) + attention;
     const p = s.prefillNewTokens;
@@ -247,5 +260,22 @@ export class HardwareTiming implements TimingModel {
       attention +
       this.o.perSeqMs * d
     );
+  }
+
+  private speculativeDecodeMs(s: PassShape, d: number, attention: number): number {
+    const k = this.speculativeTokens;
+    const v = d * (1 + k);
+    const n = s.prefillRequests;
+    const p = s.prefillNewTokens;
+    const verify =
+      n === 0
+        ? tokenCurveAt(this.nonAttn, v) + tokenCurveAt(this.logits, v) + this.o.stepMs
+        : tokenCurveAt(this.nonAttn, p + v) -
+          tokenCurveAt(this.nonAttn, p) +
+          tokenCurveAt(this.logits, n + v) -
+          tokenCurveAt(this.logits, n);
+    const draft =
+      k * ((tokenCurveAt(this.nonAttn, d) + attention) / this.layers + tokenCurveAt(this.logits, d));
+    return verify + attention + this.o.perSeqMs * d + draft;
   }
 }

@@ -49,8 +49,8 @@ describe('flags derived from the configuration schema', () => {
       flagsFromSchema([{ name: 'x', path: 'workers', kind: 'string', help: 'h' }], schema),
     ).toThrow(/kind string does not fit field workers/);
     expect(() =>
-      flagsFromSchema([{ name: 'x', path: 'engine.engine', values: { trt: 'trtllm' } }], schema),
-    ).toThrow(/'trtllm' is not a value of engine.engine/);
+      flagsFromSchema([{ name: 'x', path: 'engine.engine', values: { tgi: 'tgi' } }], schema),
+    ).toThrow(/'tgi' is not a value of engine.engine/);
   });
 
   it('rejects a value outside the schema enum at the flag, naming the allowed ones', async () => {
