@@ -29,6 +29,7 @@ export const LIMITS = {
   defaultWorkerCounts: 64,
   workersPerRole: 4096,
   tensorParallel: 64,
+  dataParallel: 64,
   gpusPerType: 4096,
   totalGpus: 16_384,
   gpuTypes: 16,
@@ -88,6 +89,15 @@ export const SearchSpaceSchema = z
       })
       .optional()
       .describe('Tensor-parallel degrees to try per role (default: 1, 2, 4, 8).'),
+    dataParallel: boundedList(4, LIMITS.dataParallel)
+      .optional()
+      .describe('Attention-data-parallel ranks per aggregated worker to try (default: the current).'),
+    speculativeDraftTokens: z
+      .array(z.number().int().min(0).max(5))
+      .min(1)
+      .max(6)
+      .optional()
+      .describe('MTP draft tokens per forward to try, 0 = none (default: the current).'),
     workers: z
       .object({
         aggregated: WorkerRange.optional(),
@@ -112,9 +122,9 @@ export const SearchSpaceSchema = z
       .optional()
       .describe('KV block sizes to try (default: the current one, else 64).'),
     backends: z
-      .array(z.enum(['vLLM', 'SGLang']))
+      .array(z.enum(['vLLM', 'SGLang', 'TRTLLM']))
       .min(1)
-      .max(2)
+      .max(3)
       .optional()
       .describe('Serving engines to try (default: the one the target runs).'),
     maxNumSeqs: boundedList(8, LIMITS.maxNumSeqs).optional().describe('vLLM max_num_seqs values to try.'),
@@ -145,16 +155,19 @@ const rangeOr = (path: string, d: number) =>
   `(${has(path)} ? self.${path}.max - self.${path}.min + 1 : ${d})`;
 const W = LIMITS.defaultWorkerCounts;
 export const CANDIDATE_BOUND_CEL = [
-  `((self.topologies.exists(t, t == 'Aggregated') ? ${sizeOr('tensorParallel.aggregated', 4)} * ${rangeOr('workers.aggregated', W)} : 0)`,
+  `((self.topologies.exists(t, t == 'Aggregated') ? ${sizeOr('tensorParallel.aggregated', 4)} * ${sizeOr('dataParallel', 1)} * ${rangeOr('workers.aggregated', W)} : 0)`,
   ` + (self.topologies.exists(t, t == 'Disaggregated') ? ${sizeOr('tensorParallel.prefill', 3)} * ${sizeOr('tensorParallel.decode', 3)} * ${rangeOr('workers.prefill', W)} : 0))`,
   ` * size(self.routers) * ${sizeOr('kvOverlapWeights', 3)} * ${sizeOr('backends', 1)} * ${sizeOr('maxNumSeqs', 1)}`,
   ` * ${sizeOr('maxNumBatchedTokens', 1)} * ${sizeOr('blockSizes', 1)} * ${sizeOr('gpuTypes', 1)}`,
+  ` * ${sizeOr('speculativeDraftTokens', 1)}`,
 ].join('');
 
 export function candidateBound(s: SearchSpace): number {
   const range = (r?: { min: number; max: number }) => (r ? r.max - r.min + 1 : W);
   const agg = s.topologies.includes('Aggregated')
-    ? (s.tensorParallel?.aggregated?.length ?? 4) * range(s.workers?.aggregated)
+    ? (s.tensorParallel?.aggregated?.length ?? 4) *
+      (s.dataParallel?.length ?? 1) *
+      range(s.workers?.aggregated)
     : 0;
   const dis = s.topologies.includes('Disaggregated')
     ? (s.tensorParallel?.prefill?.length ?? 3) *
@@ -169,7 +182,8 @@ export function candidateBound(s: SearchSpace): number {
     (s.maxNumSeqs?.length ?? 1) *
     (s.maxNumBatchedTokens?.length ?? 1) *
     (s.blockSizes?.length ?? 1) *
-    (s.gpuTypes?.length ?? 1)
+    (s.gpuTypes?.length ?? 1) *
+    (s.speculativeDraftTokens?.length ?? 1)
   );
 }
 

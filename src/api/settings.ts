@@ -13,12 +13,19 @@ export const RoleSettingsSchema = z
   .object({
     workers: count.describe('Worker replicas of this role.'),
     tensorParallel: z.number().int().min(1).describe('Tensor-parallel degree of one worker.'),
-    gpusPerWorker: z.number().int().min(1).describe('GPUs one worker uses (TP x PP).'),
+    dataParallel: z
+      .number()
+      .int()
+      .min(1)
+      .max(64)
+      .optional()
+      .describe('Attention-data-parallel ranks of one worker (default 1).'),
+    gpusPerWorker: z.number().int().min(1).describe('GPUs one worker uses (TP x DP).'),
   })
   .describe('Worker count and parallelism of one role.');
 export type RoleSettings = z.infer<typeof RoleSettingsSchema>;
 
-export const Backends = ['vLLM', 'SGLang'] as const;
+export const Backends = ['vLLM', 'SGLang', 'TRTLLM'] as const;
 export type Backend = (typeof Backends)[number];
 
 export const EngineSettingsSchema = z
@@ -27,6 +34,17 @@ export const EngineSettingsSchema = z
     maxNumSeqs: z.number().int().min(1).optional().describe('vLLM max_num_seqs.'),
     maxNumBatchedTokens: z.number().int().min(1).optional().describe('vLLM max_num_batched_tokens.'),
     blockSize: z.number().int().min(1).optional().describe('KV block size in tokens.'),
+    expertParallel: z
+      .boolean()
+      .optional()
+      .describe("MoE experts split across the worker's GPUs (expert parallelism)."),
+    speculative: z
+      .object({
+        method: z.string().max(32).describe('Speculative decoding method (e.g. mtp, eagle).'),
+        draftTokens: z.number().int().min(1).max(5).describe('Draft tokens per forward.'),
+      })
+      .optional()
+      .describe('MTP / speculative decoding.'),
   })
   .describe('Serving engine and the knobs that differ from its defaults.');
 

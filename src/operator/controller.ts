@@ -227,7 +227,7 @@ export class TuningController {
     if ('error' in baseline) {
       await this.degrade(
         key,
-        'TargetUnreadable',
+        baseline.reason ?? 'TargetUnreadable',
         `${s.targetRef.kind} ${s.targetRef.name}: ${baseline.error}`,
         true,
       );

@@ -7,7 +7,7 @@ import { HardwareRejection } from '../hardware/setup.ts';
 import { sliceWorkload } from '../sim/workload/slice.ts';
 import type { Workload } from '../sim/workload/workload.ts';
 import { type CandidateMetrics, candidateMetrics, goodputThresholds, type Slo } from './objective.ts';
-import type { Candidate } from './space.ts';
+import type { Candidate, WorkerParallelism } from './space.ts';
 
 /**
  * Hardware-informed timing for a sweep: every candidate is priced on its own GPU type and tensor-parallel
@@ -52,6 +52,7 @@ export function candidateConfig(c: Candidate, base: SimulationBase): SimulationC
   return SimulationConfigSchema.parse({
     workers: c.workers,
     tensorParallelSize: c.tensorParallel,
+    ...(c.dataParallel !== undefined && c.dataParallel > 1 ? { dataParallelSize: c.dataParallel } : {}),
     ...(c.prefill && c.disagg
       ? {
           disaggregation: {
@@ -68,6 +69,8 @@ export function candidateConfig(c: Candidate, base: SimulationBase): SimulationC
       maxNumSeqs: c.engine.maxNumSeqs,
       maxNumBatchedTokens: c.engine.maxNumBatchedTokens,
       ...(c.engine.numGpuBlocks !== undefined ? { numGpuBlocks: c.engine.numGpuBlocks } : {}),
+      ...(c.engine.nextn ? { nextn: c.engine.nextn } : {}),
+      ...(c.engine.nextnAcceptRates ? { nextnAcceptRates: c.engine.nextnAcceptRates } : {}),
     },
     router: {
       mode: c.router.mode,
@@ -86,6 +89,7 @@ export function candidateConfig(c: Candidate, base: SimulationBase): SimulationC
             ...(base.hardware.gpuMemoryUtilization
               ? { gpuMemoryUtilization: base.hardware.gpuMemoryUtilization }
               : {}),
+            ...(c.expertParallel ? { expertParallel: true } : {}),
           },
         }
       : {}),
@@ -146,13 +150,20 @@ export class Evaluator {
  */
 export function hardwareFits(base: SimulationBase & { hardware: HardwareBase }, workload: Workload) {
   const catalog = sweepCatalog(base.hardware);
-  return (gpuType: string, tp: number, engine: Candidate['engine']): string | null => {
+  return (
+    gpuType: string,
+    tp: number,
+    engine: Candidate['engine'],
+    parallel?: WorkerParallelism,
+  ): string | null => {
     const probe: Candidate = {
       id: -1,
       gpuType,
       topology: 'aggregated',
       tensorParallel: tp,
       workers: 1,
+      ...(parallel && parallel.dataParallel > 1 ? { dataParallel: parallel.dataParallel } : {}),
+      ...(parallel?.expertParallel ? { expertParallel: true } : {}),
       router: { mode: 'round-robin', overlapWeight: 1, overlapCredit: 1, temperature: 0 },
       engine,
     };

@@ -36,10 +36,21 @@ export const RouterSpaceSchema = z
 export const EngineSpaceSchema = z
   .object({
     engines: z
-      .array(z.enum(['vllm', 'sglang']))
+      .array(z.enum(['vllm', 'sglang', 'trtllm']))
       .min(1)
       .default(['vllm'])
       .describe('serving engine schedulers'),
+    nextn: z
+      .array(z.number().int().min(0).max(5))
+      .min(1)
+      .default([0])
+      .describe('MTP draft tokens per forward to try (0 = no speculative decoding)'),
+    nextnAcceptRates: z
+      .array(z.number().min(0).max(1))
+      .min(1)
+      .max(5)
+      .optional()
+      .describe("MTP acceptance rates of the deployment's draft model (the reference's default otherwise)"),
     maxNumBatchedTokens: intList.default([8192]),
     maxNumSeqs: intList.default([256]),
     blockSize: intList.default([64]),
@@ -100,6 +111,14 @@ export const SearchSpaceSchema = z
       .min(1)
       .default(['aggregated']),
     tensorParallel: intList.default([1, 2, 4, 8]).describe('GPUs per aggregated worker'),
+    dataParallel: intList
+      .default([1])
+      .describe('attention-data-parallel ranks per aggregated worker (a worker holds TP x DP GPUs)'),
+    expertParallel: z
+      .array(z.boolean())
+      .min(1)
+      .default([false])
+      .describe("hardware timing: split MoE experts across the worker's GPUs (expert parallelism)"),
     workers: WorkerCountsSchema.default('all'),
     disaggregated: DisaggregatedSpaceSchema.default(DisaggregatedSpaceSchema.parse({})),
     router: RouterSpaceSchema.default(RouterSpaceSchema.parse({})),
@@ -127,6 +146,9 @@ export interface Candidate {
   /** Aggregated: GPUs per worker and workers. Disaggregated: those of the decode pool. */
   tensorParallel: number;
   workers: number;
+  /** Aggregated: attention-data-parallel ranks per worker (absent = 1), and MoE expert parallelism. */
+  dataParallel?: number;
+  expertParallel?: boolean;
   /** Disaggregated only: the prefill pool and the KV link. */
   prefill?: { tensorParallel: number; workers: number };
   disagg?: { kvTransferGbps: number; conditional: boolean };
@@ -137,25 +159,40 @@ export interface Candidate {
     temperature: number;
   };
   engine: {
-    engine: 'vllm' | 'sglang';
+    engine: 'vllm' | 'sglang' | 'trtllm';
     maxNumBatchedTokens: number;
     maxNumSeqs: number;
     blockSize: number;
     numGpuBlocks?: number;
+    /** MTP draft tokens per forward (absent or 0: none) and acceptance rates. */
+    nextn?: number;
+    nextnAcceptRates?: number[];
   };
   /** Under the Planner: its settings (planner-file names) and the workers' cold start; the counts above are the start. */
   planner?: { settings: Record<string, unknown>; startupTimeS: number; label: string };
 }
 
+/** GPUs of one aggregated (or decode) worker: TP x DP. */
+export function gpusPerWorker(c: Candidate): number {
+  return c.tensorParallel * (c.dataParallel ?? 1);
+}
+
 export function candidateGpus(c: Candidate): number {
-  return c.workers * c.tensorParallel + (c.prefill ? c.prefill.workers * c.prefill.tensorParallel : 0);
+  return c.workers * gpusPerWorker(c) + (c.prefill ? c.prefill.workers * c.prefill.tensorParallel : 0);
 }
 
 /** The parallel shape of a candidate (GPU type, topology, TP per role), e.g. for grouping in a search. */
 export function shapeKey(c: Candidate): string {
+  const dp = c.dataParallel ?? 1;
   return c.prefill
     ? `${c.gpuType}/P${c.prefill.tensorParallel}/D${c.tensorParallel}`
-    : `${c.gpuType}/TP${c.tensorParallel}`;
+    : `${c.gpuType}/TP${c.tensorParallel}${dp > 1 ? `/DP${dp}` : ''}${c.expertParallel ? '/EP' : ''}`;
+}
+
+/** How one aggregated worker is parallelised beyond its tensor-parallel size. */
+export interface WorkerParallelism {
+  dataParallel: number;
+  expertParallel: boolean;
 }
 
 /** Worker counts of a candidate (per role). */
@@ -176,7 +213,7 @@ export interface LabelOptions {
 export function shapeLabel(
   gpuType: string,
   shape:
-    | { workers?: number; tp: number }
+    | { workers?: number; tp: number; dp?: number; ep?: boolean }
     | { prefill: { workers?: number; tp: number }; decode: { workers?: number; tp: number } },
   opts: LabelOptions = {},
 ): string {
@@ -188,7 +225,10 @@ export function shapeLabel(
     parts.push(`${role('P', shape.prefill)}+${role('D', shape.decode)}`);
   } else {
     if (shape.workers !== undefined) parts.push(`${shape.workers}x`);
-    if (tp(shape.tp)) parts.push(tp(shape.tp));
+    const dp = (shape.dp ?? 1) > 1 ? `DP${shape.dp}` : '';
+    const worker = [tp(shape.tp), dp].filter((x) => x).join('x');
+    if (worker) parts.push(worker);
+    if (shape.ep) parts.push('EP');
   }
   return parts.join(' ');
 }
@@ -206,6 +246,7 @@ export function candidateLabel(c: Candidate, opts: LabelOptions = {}): string {
   if (e.maxNumBatchedTokens !== 8192) knobs.push(`mbt=${e.maxNumBatchedTokens}`);
   if (e.maxNumSeqs !== 256) knobs.push(`seqs=${e.maxNumSeqs}`);
   if (e.blockSize !== 64) knobs.push(`bs=${e.blockSize}`);
+  if ((e.nextn ?? 0) > 0) knobs.push(`mtp${e.nextn}`);
   if (c.planner) knobs.push(c.planner.label);
   if (c.prefill && c.disagg) {
     if (c.disagg.conditional) knobs.push('cond');
@@ -218,7 +259,7 @@ export function candidateLabel(c: Candidate, opts: LabelOptions = {}): string {
           prefill: { workers: c.prefill.workers, tp: c.prefill.tensorParallel },
           decode: { workers: c.workers, tp: c.tensorParallel },
         }
-      : { workers: c.workers, tp: c.tensorParallel },
+      : { workers: c.workers, tp: c.tensorParallel, dp: c.dataParallel, ep: c.expertParallel },
     opts,
   );
   return [shape, router, ...knobs].join(' ');
@@ -256,7 +297,12 @@ export interface Enumeration {
 export function enumerateCandidates(
   space: SearchSpace,
   budget: GpuBudget[],
-  fits: (gpuType: string, tp: number, engine: Candidate['engine']) => string | null = () => null,
+  fits: (
+    gpuType: string,
+    tp: number,
+    engine: Candidate['engine'],
+    parallel?: WorkerParallelism,
+  ) => string | null = () => null,
   labels: LabelOptions = {},
 ): Enumeration {
   const candidates: Candidate[] = [];
@@ -280,39 +326,56 @@ export function enumerateCandidates(
   for (const gpu of budget) {
     if (space.topologies.includes('aggregated')) {
       for (const tp of [...new Set(space.tensorParallel)].sort((a, b) => a - b)) {
-        const maxWorkers = Math.floor(gpu.count / tp);
-        if (maxWorkers < 1) {
-          pruned.push({
-            label: shapeLabel(gpu.type, { tp }, labels),
-            reason: `needs ${tp} GPUs, budget has ${gpu.count}`,
-          });
-          continue;
-        }
-        for (const engine of engines) {
-          const veto = fits(gpu.type, tp, engine);
-          if (veto !== null) {
-            pruned.push({ label: shapeLabel(gpu.type, { tp }, labels), reason: veto });
-            continue;
-          }
-          for (const workers of workerCounts(space.workers, maxWorkers)) {
-            if (workers * tp > gpu.count) {
+        for (const dp of [...new Set(space.dataParallel)].sort((a, b) => a - b)) {
+          for (const ep of [...new Set(space.expertParallel)]) {
+            const worker = { tp, dp, ep };
+            const perWorker = tp * dp;
+            const maxWorkers = Math.floor(gpu.count / perWorker);
+            if (maxWorkers < 1) {
               pruned.push({
-                label: shapeLabel(gpu.type, { workers, tp }, labels),
-                reason: `${workers * tp} GPUs exceed the budget of ${gpu.count}`,
+                label: shapeLabel(gpu.type, worker, labels),
+                reason: `needs ${perWorker} GPUs, budget has ${gpu.count}`,
               });
               continue;
             }
-            for (const router of routers) {
-              // Routing is moot with one worker; keep a single router variant there.
-              if (workers === 1 && router !== routers[0]) continue;
-              push({
-                gpuType: gpu.type,
-                topology: 'aggregated',
-                tensorParallel: tp,
-                workers,
-                router,
-                engine,
+            if (dp > 1 && space.planner) {
+              // As the reference: data-parallel ranks are not simulated under the Planner.
+              pruned.push({
+                label: shapeLabel(gpu.type, worker, labels),
+                reason: 'data-parallel ranks under the Planner',
               });
+              continue;
+            }
+            const parallel = { dataParallel: dp, expertParallel: ep };
+            for (const engine of engines) {
+              const veto = fits(gpu.type, tp, engine, parallel);
+              if (veto !== null) {
+                pruned.push({ label: shapeLabel(gpu.type, worker, labels), reason: veto });
+                continue;
+              }
+              for (const workers of workerCounts(space.workers, maxWorkers)) {
+                if (workers * perWorker > gpu.count) {
+                  pruned.push({
+                    label: shapeLabel(gpu.type, { workers, ...worker }, labels),
+                    reason: `${workers * perWorker} GPUs exceed the budget of ${gpu.count}`,
+                  });
+                  continue;
+                }
+                for (const router of routers) {
+                  // Routing is moot with one single-rank worker; keep a single router variant there.
+                  if (workers === 1 && dp === 1 && router !== routers[0]) continue;
+                  push({
+                    gpuType: gpu.type,
+                    topology: 'aggregated',
+                    tensorParallel: tp,
+                    workers,
+                    ...(dp > 1 ? { dataParallel: dp } : {}),
+                    ...(ep ? { expertParallel: true } : {}),
+                    router,
+                    engine,
+                  });
+                }
+              }
             }
           }
         }
@@ -490,12 +553,19 @@ function expandEngines(space: SearchSpace['engine']): Candidate['engine'][] {
       for (const maxNumSeqs of [...new Set(space.maxNumSeqs)])
         for (const blockSize of [...new Set(space.blockSize)])
           for (const numGpuBlocks of space.numGpuBlocks ? [...new Set(space.numGpuBlocks)] : [undefined])
-            out.push({
-              engine,
-              maxNumBatchedTokens,
-              maxNumSeqs,
-              blockSize,
-              ...(numGpuBlocks !== undefined ? { numGpuBlocks } : {}),
-            });
+            for (const nextn of [...new Set(space.nextn)])
+              out.push({
+                engine,
+                maxNumBatchedTokens,
+                maxNumSeqs,
+                blockSize,
+                ...(numGpuBlocks !== undefined ? { numGpuBlocks } : {}),
+                ...(nextn > 0
+                  ? {
+                      nextn,
+                      ...(space.nextnAcceptRates ? { nextnAcceptRates: space.nextnAcceptRates } : {}),
+                    }
+                  : {}),
+              });
   return out;
 }

@@ -31,6 +31,7 @@ import {
   type LabelOptions,
   type Pruned,
   type SearchSpace,
+  type WorkerParallelism,
 } from './space.ts';
 
 export interface SweepRequest {
@@ -45,7 +46,12 @@ export interface SweepRequest {
   /** Latency axis of the frontier; defaults to the first SLO, else TTFT p90. */
   latency?: { metric: SloMetric; percentile: Percentile };
   /** Vetoes shapes that cannot run (e.g. the model does not fit); returns the reason or null. */
-  fits?: (gpuType: string, tp: number, engine: Candidate['engine']) => string | null;
+  fits?: (
+    gpuType: string,
+    tp: number,
+    engine: Candidate['engine'],
+    parallel?: WorkerParallelism,
+  ) => string | null;
 }
 
 export interface SweepOptions {

@@ -66,6 +66,8 @@ export function sweepSpace(space: ApiSearchSpace, base: ServingSettings): Search
   return {
     topologies: space.topologies.map((t) => (t === 'Aggregated' ? 'aggregated' : 'disaggregated')),
     tensorParallel: space.tensorParallel?.aggregated ?? [1, 2, 4, 8],
+    dataParallel: space.dataParallel ?? [base.aggregated?.dataParallel ?? 1],
+    expertParallel: [base.engine?.expertParallel ?? false],
     workers: range(space.workers?.aggregated),
     disaggregated: {
       prefillTensorParallel: space.tensorParallel?.prefill ?? [1, 2, 4],
@@ -86,15 +88,21 @@ export function sweepSpace(space: ApiSearchSpace, base: ServingSettings): Search
   };
 }
 
-const BACKEND_TO_SWEEP = { vLLM: 'vllm', SGLang: 'sglang' } as const satisfies Record<
+const BACKEND_TO_SWEEP = { vLLM: 'vllm', SGLang: 'sglang', TRTLLM: 'trtllm' } as const satisfies Record<
   Backend,
   Candidate['engine']['engine']
 >;
-const BACKEND_FROM_SWEEP: Record<Candidate['engine']['engine'], Backend> = { vllm: 'vLLM', sglang: 'SGLang' };
+const BACKEND_FROM_SWEEP: Record<Candidate['engine']['engine'], Backend> = {
+  vllm: 'vLLM',
+  sglang: 'SGLang',
+  trtllm: 'TRTLLM',
+};
 
 function engineSpace(space: Partial<ApiSearchSpace>, base: ServingSettings): SearchSpace['engine'] {
   return {
     engines: (space.backends ?? [base.engine?.backend ?? 'vLLM']).map((b) => BACKEND_TO_SWEEP[b]),
+    // Acceptance rates are not read from the target: the reference's defaults (0.85, 0.3) price MTP.
+    nextn: space.speculativeDraftTokens ?? [base.engine?.speculative?.draftTokens ?? 0],
     maxNumBatchedTokens: space.maxNumBatchedTokens ?? [
       base.engine?.maxNumBatchedTokens ?? DEFAULT_ENGINE.maxNumBatchedTokens,
     ],
@@ -129,6 +137,8 @@ export function baselineSpace(base: ServingSettings): { space: SearchSpace; budg
       space: {
         topologies: ['disaggregated'],
         tensorParallel: [1],
+        dataParallel: [1],
+        expertParallel: [false],
         workers: 'all',
         disaggregated: {
           prefillTensorParallel: [p.gpusPerWorker],
@@ -147,10 +157,14 @@ export function baselineSpace(base: ServingSettings): { space: SearchSpace; budg
   }
   const a = base.aggregated;
   if (!a || a.workers < 1) throw new NotSimulatableError('the target has no workers');
+  const dp = a.dataParallel ?? 1;
   return {
     space: {
       topologies: ['aggregated'],
-      tensorParallel: [a.gpusPerWorker],
+      // A worker's GPUs are TP x DP; without ranks every GPU of the pod counts as tensor parallel.
+      tensorParallel: [dp > 1 ? a.tensorParallel : a.gpusPerWorker],
+      dataParallel: [dp],
+      expertParallel: [base.engine?.expertParallel ?? false],
       workers: [a.workers],
       disaggregated: {
         prefillTensorParallel: [1],
@@ -174,14 +188,19 @@ export function settingsOf(c: Candidate, model?: string): ServingSettings {
     router.overlapWeight = c.router.overlapWeight;
     if (c.router.temperature > 0) router.temperature = c.router.temperature;
   }
-  const role = (workers: number, tp: number) => ({ workers, tensorParallel: tp, gpusPerWorker: tp });
+  const role = (workers: number, tp: number, dp = 1) => ({
+    workers,
+    tensorParallel: tp,
+    ...(dp > 1 && { dataParallel: dp }),
+    gpusPerWorker: tp * dp,
+  });
   const roles: Pick<ServingSettings, 'topology' | 'aggregated' | 'prefill' | 'decode'> = c.prefill
     ? {
         topology: 'Disaggregated',
         prefill: role(c.prefill.workers, c.prefill.tensorParallel),
         decode: role(c.workers, c.tensorParallel),
       }
-    : { topology: 'Aggregated', aggregated: role(c.workers, c.tensorParallel) };
+    : { topology: 'Aggregated', aggregated: role(c.workers, c.tensorParallel, c.dataParallel) };
   return {
     ...(model && { model }),
     gpuType: c.gpuType,
@@ -194,6 +213,8 @@ export function settingsOf(c: Candidate, model?: string): ServingSettings {
       maxNumSeqs: c.engine.maxNumSeqs,
       maxNumBatchedTokens: c.engine.maxNumBatchedTokens,
       blockSize: c.engine.blockSize,
+      ...(c.expertParallel && { expertParallel: true }),
+      ...((c.engine.nextn ?? 0) > 0 && { speculative: { method: 'mtp', draftTokens: c.engine.nextn ?? 1 } }),
     },
   };
 }

@@ -12,4 +12,11 @@ export interface TargetAdapter {
   readBaseline(obj: KubeObject, knownGpuTypes: string[]): BaselineResult;
 }
 
-export type BaselineResult = { settings: ServingSettings; warnings: string[] } | { error: string };
+/**
+ * The settings, or why there are none: the object cannot be read (`error`), or it uses a feature the
+ * simulator does not model (`reason: 'UnsupportedFeature'`, the error naming it), so any recommendation
+ * would be priced as if the feature were absent.
+ */
+export type BaselineResult =
+  | { settings: ServingSettings; warnings: string[] }
+  | { error: string; reason?: 'UnsupportedFeature' };

@@ -6,9 +6,13 @@ import type { BaselineResult, TargetAdapter } from './adapter.ts';
 
 /**
  * Reads the serving settings of a DynamoGraphDeployment in either shape (v1beta1 `spec.components`, v1alpha1
- * `spec.services`; see `graphComponents`): worker components by type (or componentType/subComponentType),
- * replicas, per-pod GPU limits, vLLM `--tensor-parallel-size` and engine flags from the main container's
+ * `spec.services`; see `graphComponents`): the backend (`spec.backendFramework`, else the worker's command),
+ * worker components by type (or componentType/subComponentType), replicas, per-pod GPU limits, tensor- and
+ * data-parallel sizes, expert parallelism, speculative decoding and engine flags from the main container's
  * command line, the frontend's `--router-mode` (or DYN_ROUTER_MODE), and whether a Planner component exists.
+ * A target using something the simulator does not model (pipeline parallelism, LoRA, a speculative method
+ * other than a draft chain, data-parallel ranks with disaggregation or the Planner) is reported as
+ * unsupported, naming it, instead of being priced as if it were absent.
  */
 
 type Role = 'aggregated' | 'prefill' | 'decode';
@@ -72,6 +76,54 @@ export function componentRoles(components: readonly GraphComponent[]): Map<strin
   return out;
 }
 
+const BACKENDS: Record<string, NonNullable<ServingSettings['engine']>['backend']> = {
+  vllm: 'vLLM',
+  sglang: 'SGLang',
+  trtllm: 'TRTLLM',
+};
+
+/** Speculative methods that propose a chain of draft tokens from a small head, as the simulator models. */
+const DRAFT_CHAIN_METHODS = new Set([
+  'mtp',
+  'deepseek_mtp',
+  'nextn',
+  'eagle',
+  'eagle3',
+  'qwen3_next_mtp',
+  'glm4_moe_mtp',
+]);
+
+/** A worker's speculative decoding (vLLM --speculative-config JSON; SGLang --speculative-*), or a problem. */
+function speculativeOf(
+  tokens: string[],
+): { method: string; draftTokens: number } | { unsupported: string } | undefined {
+  const json = flagValue(tokens, '--speculative-config', '--speculative_config');
+  let method: string | undefined;
+  let draftTokens: number | undefined;
+  if (json !== undefined) {
+    let cfg: { method?: unknown; num_speculative_tokens?: unknown };
+    try {
+      cfg = JSON.parse(json) as typeof cfg;
+    } catch {
+      return { unsupported: 'speculative decoding with an unreadable --speculative-config' };
+    }
+    method = typeof cfg.method === 'string' ? cfg.method.toLowerCase() : 'draft_model';
+    draftTokens = positiveInt(String(cfg.num_speculative_tokens));
+  } else {
+    const algorithm = flagValue(tokens, '--speculative-algorithm');
+    if (algorithm === undefined) return undefined;
+    method = algorithm.toLowerCase();
+    draftTokens = positiveInt(flagValue(tokens, '--speculative-num-steps')) ?? 1;
+  }
+  if (!DRAFT_CHAIN_METHODS.has(method))
+    return { unsupported: `speculative decoding with method '${method}'` };
+  if (draftTokens === undefined || draftTokens > 5)
+    return {
+      unsupported: `speculative decoding with ${draftTokens ?? 'an unknown number of'} draft tokens (1 to 5 are modelled)`,
+    };
+  return { method, draftTokens };
+}
+
 const ROUTER_MODES: Record<string, RouterMode> = {
   kv: 'KV',
   'round-robin': 'RoundRobin',
@@ -93,6 +145,10 @@ export function readDynamoBaseline(obj: KubeObject, knownGpuTypes: string[]): Ba
   let gpuType: string | undefined;
   const engine: NonNullable<ServingSettings['engine']> = {};
   const kinds = componentRoles(graph.components);
+  const unsupported: string[] = [];
+  const framework = graph.backendFramework ? BACKENDS[graph.backendFramework] : undefined;
+  if (framework) engine.backend = framework;
+  let dataParallel = false;
   for (const s of graph.components) {
     const name = s.name;
     const tokens = s.tokens;
@@ -121,15 +177,29 @@ export function readDynamoBaseline(obj: KubeObject, knownGpuTypes: string[]): Ba
     const perPod = positiveInt(s.gpuLimit);
     const nodes = s.nodeCount;
     const tp = positiveInt(flagValue(tokens, '--tensor-parallel-size', '-tp', '--tp', '--tp-size'));
-    const gpusPerWorker = (perPod ?? tp ?? 1) * nodes;
+    const dp = positiveInt(flagValue(tokens, '--data-parallel-size', '-dp', '--dp-size', '--dp')) ?? 1;
+    const pp = positiveInt(flagValue(tokens, '--pipeline-parallel-size', '-pp', '--pp-size', '--pp')) ?? 1;
+    if (pp > 1) unsupported.push(`pipeline parallelism (service ${name}: ${pp} stages)`);
+    if (tokens.includes('--enable-lora')) unsupported.push(`LoRA adapters (service ${name})`);
+    if (tokens.includes('--enable-attention-dp') || tokens.includes('--enable_attention_dp'))
+      unsupported.push(`TRT-LLM attention data parallelism set in its engine file (service ${name})`);
+    const gpusPerWorker = (perPod ?? (tp ?? 1) * dp) * nodes;
     if (perPod === undefined) warnings.push(`service ${name}: no GPU limit, assuming ${gpusPerWorker}`);
     const prev = roles[role];
     const replicas = s.replicas ?? 1;
+    if (dp > 1) dataParallel = true;
     roles[role] = {
       workers: (prev?.workers ?? 0) + replicas,
-      tensorParallel: tp ?? gpusPerWorker,
+      tensorParallel: tp ?? Math.max(1, Math.floor(gpusPerWorker / dp)),
+      ...(dp > 1 && { dataParallel: dp }),
       gpusPerWorker,
     };
+    const ep = positiveInt(flagValue(tokens, '--ep-size', '--expert-parallel-size'));
+    if (tokens.includes('--enable-expert-parallel') || (ep !== undefined && ep > 1))
+      engine.expertParallel = true;
+    const spec = speculativeOf(tokens);
+    if (spec && 'unsupported' in spec) unsupported.push(`${spec.unsupported} (service ${name})`);
+    else if (spec) engine.speculative = spec;
     if (prev) warnings.push(`several ${role} components; their replicas are added up`);
     model ??= flagValue(tokens, '--model', '--model-path');
     const product = s.nodeSelector['nvidia.com/gpu.product'];
@@ -137,8 +207,11 @@ export function readDynamoBaseline(obj: KubeObject, knownGpuTypes: string[]): Ba
     const seqs = positiveInt(flagValue(tokens, '--max-num-seqs', '--max-running-requests'));
     const batched = positiveInt(flagValue(tokens, '--max-num-batched-tokens', '--chunked-prefill-size'));
     const block = positiveInt(flagValue(tokens, '--block-size', '--page-size'));
-    if (tokens.some((t) => /(^|\.)sglang($|\.)/.test(t) || t === 'sglang.launch_server'))
+    if (framework) {
+      // spec.backendFramework decides.
+    } else if (tokens.some((t) => /(^|\.)sglang($|\.)/.test(t) || t === 'sglang.launch_server'))
       engine.backend = 'SGLang';
+    else if (tokens.some((t) => /(^|\.)(trtllm|tensorrt_llm)($|\.)/.test(t))) engine.backend = 'TRTLLM';
     else if (tokens.some((t) => /(^|\.)vllm($|\.)/.test(t))) engine.backend = 'vLLM';
     if (seqs) engine.maxNumSeqs = seqs;
     if (batched) engine.maxNumBatchedTokens = batched;
@@ -150,6 +223,14 @@ export function readDynamoBaseline(obj: KubeObject, knownGpuTypes: string[]): Ba
   if (disaggregated && (!roles.prefill || !roles.decode)) {
     return { error: 'disaggregated workers need both a prefill and a decode service' };
   }
+  // As the reference, data-parallel ranks are simulated for aggregated workers without the Planner.
+  if (dataParallel && disaggregated) unsupported.push('data-parallel ranks with disaggregated workers');
+  if (dataParallel && planner) unsupported.push('data-parallel ranks under the Planner');
+  if (unsupported.length > 0)
+    return {
+      error: `uses what the simulator does not model: ${[...new Set(unsupported)].join('; ')}`,
+      reason: 'UnsupportedFeature',
+    };
   if (!gpuType) {
     gpuType = knownGpuTypes.length > 0 ? knownGpuTypes[0] : 'unknown';
     if (knownGpuTypes.length > 1) warnings.push(`GPU type not pinned by a nodeSelector; assuming ${gpuType}`);
