@@ -157,6 +157,13 @@ const FLAGS: Record<Backend, { tp: string[]; seqs: string[]; batched: string[]; 
     batched: ['--chunked-prefill-size'],
     block: ['--page-size'],
   },
+  // Dynamo's TensorRT-LLM worker (python -m dynamo.trtllm) spells them as TensorRT-LLM's LLM API does.
+  TRTLLM: {
+    tp: ['--tensor-parallel-size', '--tp-size', '--tp'],
+    seqs: ['--max-batch-size'],
+    batched: ['--max-num-tokens'],
+    block: ['--kv-block-size'],
+  },
 };
 
 /** Dynamo frontend router modes (`--router-mode`); LeastLoaded has no Dynamo equivalent. */

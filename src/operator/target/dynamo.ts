@@ -204,9 +204,13 @@ export function readDynamoBaseline(obj: KubeObject, knownGpuTypes: string[]): Ba
     model ??= flagValue(tokens, '--model', '--model-path');
     const product = s.nodeSelector['nvidia.com/gpu.product'];
     if (product && !gpuType) gpuType = gpuTypeForProduct(product);
-    const seqs = positiveInt(flagValue(tokens, '--max-num-seqs', '--max-running-requests'));
-    const batched = positiveInt(flagValue(tokens, '--max-num-batched-tokens', '--chunked-prefill-size'));
-    const block = positiveInt(flagValue(tokens, '--block-size', '--page-size'));
+    const seqs = positiveInt(
+      flagValue(tokens, '--max-num-seqs', '--max-running-requests', '--max-batch-size'),
+    );
+    const batched = positiveInt(
+      flagValue(tokens, '--max-num-batched-tokens', '--chunked-prefill-size', '--max-num-tokens'),
+    );
+    const block = positiveInt(flagValue(tokens, '--block-size', '--page-size', '--kv-block-size'));
     if (framework) {
       // spec.backendFramework decides.
     } else if (tokens.some((t) => /(^|\.)sglang($|\.)/.test(t) || t === 'sglang.launch_server'))
