@@ -18,6 +18,14 @@ const COMMANDS: Record<string, { help: string; run: Command }> = {
     help: 'search deployments for a workload and map the Pareto frontier',
     run: async (argv, out, err) => (await import('./sweep.ts')).sweepCommand(argv, out, err),
   },
+  profile: {
+    help: 'summarise recorded traffic (trace, request traces, Prometheus) as a workload profile',
+    run: async (argv, out) => (await import('./profile.ts')).profileCommand(argv, out),
+  },
+  drift: {
+    help: 'compare two windows of traffic dimension by dimension and say whether it drifted',
+    run: async (argv, out) => (await import('./drift.ts')).driftCommand(argv, out),
+  },
   catalog: {
     help: 'list the GPUs and models the hardware timing model knows',
     run: async (argv, out) => (await import('./catalog.ts')).catalogCommand(argv, out),
