@@ -8,8 +8,10 @@ import { type LatencySummary, PROFILE_KIND, rateCurve, type WorkloadProfile } fr
  *
  * - the rate curve at the query step (the scrape resolution, so bursts survive): per-step increments of the
  *   started-requests counter, series by series, a drop read as a counter reset, then summed;
- * - ISL and OSL distributions: the histograms' bucket increases over the window (`increase()`), summed by
- *   `le`; percentiles interpolate within Dynamo's buckets (about x2 wide), the mean is exact (`_sum`);
+ * - ISL and OSL distributions: the histograms' bucket counters differenced the same way over the window and
+ *   summed by `le` (not PromQL's `increase()`, which extrapolates to the window's edges and misses what a
+ *   series counted before its first scrape: Dynamo creates a histogram's series at its first observation);
+ *   percentiles interpolate within Dynamo's buckets (about x2 wide), the mean is exact (`_sum`);
  * - prefix reuse: cached tokens over input tokens (what the deployment's caches hit);
  * - concurrency: the in-flight gauge's mean and peak;
  * - what the deployment measured: TTFT, ITL and request-duration histograms, output tokens per second and
@@ -97,7 +99,6 @@ export async function profileFromPrometheus(
   const windowS = bins * step;
   const start = end - windowS;
   const sel = selectorOf(normalisedSelector(opts.selector));
-  const range = `[${windowS}s]`;
   const noData = (metric: string) =>
     new PrometheusError(
       'NoData',
@@ -115,32 +116,44 @@ export async function profileFromPrometheus(
   const counts = counterIncrements(series, start, step, bins);
   const requests = counts.reduce((a, b) => a + b, 0);
 
-  const scalar = async (promql: string): Promise<number | null> => {
-    const r = await client.query(promql, end);
-    if (r.length === 0) return null;
-    const v = r[0].value;
-    return Number.isFinite(v) ? v : null;
+  // Totals over the window need no resolution: a coarser step keeps long windows within the point cap.
+  const totalStep = Math.max(step, Math.ceil(windowS / 2000));
+  const totalBins = Math.max(1, Math.floor(windowS / totalStep));
+  const totalStart = end - totalBins * totalStep;
+  /** Increase over the window of each series of a counter, reset-aware, keyed by a label (or ''). */
+  const increases = async (promql: string, by?: string): Promise<Map<string, number> | null> => {
+    const ss = await client.queryRange(promql, totalStart, end, totalStep);
+    if (ss.length === 0) return null;
+    const out = new Map<string, number>();
+    for (const series of ss) {
+      const key = by === undefined ? '' : (series.metric[by] ?? '');
+      const inc = counterIncrements([series], totalStart, totalStep, totalBins).reduce((a, b) => a + b, 0);
+      out.set(key, (out.get(key) ?? 0) + inc);
+    }
+    return out;
   };
+  const total = async (metric: string): Promise<number | null> =>
+    (await increases(`${metric}${sel}`))?.get('') ?? null;
   const histogram = async (metric: string, scale = 1): Promise<Distribution | null> => {
-    const buckets = await client.query(`sum by (le) (increase(${metric}_bucket${sel}${range}))`, end);
-    if (buckets.length === 0) return null;
-    if (buckets.length > 512)
+    const byLe = await increases(`${metric}_bucket${sel}`, 'le');
+    if (byLe === null) return null;
+    if (byLe.size > 512)
       throw new PrometheusError(
         'TooLarge',
-        `${client.shown}: ${metric} has ${buckets.length} buckets (at most 512)`,
+        `${client.shown}: ${metric} has ${byLe.size} buckets (at most 512)`,
       );
-    const cumulative = buckets.map((b) => {
-      const le = b.metric.le === '+Inf' ? Number.POSITIVE_INFINITY : Number(b.metric.le);
-      if (Number.isNaN(le) || !Number.isFinite(b.value) || b.value < 0)
+    const cumulative = [...byLe].map(([leText, count]) => {
+      const le = leText === '+Inf' ? Number.POSITIVE_INFINITY : Number(leText);
+      if (leText === '' || Number.isNaN(le))
         throw new PrometheusError(
           'BadResponse',
-          `${client.shown}: a ${metric} bucket le="${String(b.metric.le).slice(0, 20)}" = ${b.value}`,
+          `${client.shown}: a ${metric} bucket le="${leText.slice(0, 20)}"`,
         );
-      return { le: le * scale, count: b.value };
+      return { le: le * scale, count };
     });
     if (!cumulative.some((b) => !Number.isFinite(b.le)))
       throw new PrometheusError('BadResponse', `${client.shown}: ${metric} has no +Inf bucket`);
-    const sum = await scalar(`sum(increase(${metric}_sum${sel}${range}))`);
+    const sum = await total(`${metric}_sum`);
     const d = distributionFromBuckets(cumulative, sum === null ? undefined : sum * scale);
     return d.count > 0 ? d : null;
   };
@@ -158,7 +171,7 @@ export async function profileFromPrometheus(
   if (arrivalsMetric === DYNAMO.requests)
     notes.push(`${DYNAMO.requestsStarted} is not exported: arrivals are counted when requests finish`);
 
-  const cachedSum = await scalar(`sum(increase(${DYNAMO.cachedTokens}_sum${sel}${range}))`);
+  const cachedSum = await total(`${DYNAMO.cachedTokens}_sum`);
   const inputSum = input.mean * input.count;
   const share = cachedSum === null || inputSum <= 0 ? null : Math.min(1, Math.max(0, cachedSum / inputSum));
   if (share === null) notes.push(`no ${DYNAMO.cachedTokens} samples: prefix reuse unknown`);
@@ -172,7 +185,7 @@ export async function profileFromPrometheus(
   if (itl) observed.itl_ms = itl;
   const e2e = await histogram(DYNAMO.requestDuration, 1000);
   if (e2e) observed.e2e_ms = e2e;
-  const outTokens = await scalar(`sum(increase(${DYNAMO.outputTokensTotal}${sel}${range}))`);
+  const outTokens = await total(DYNAMO.outputTokensTotal);
   if (outTokens !== null) observed.output_tokens_per_s = outTokens / windowS;
   if (queued) observed.queued_mean = queued.mean;
   if (share !== null) observed.cached_token_share = share;
