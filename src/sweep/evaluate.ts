@@ -1,9 +1,11 @@
 import { prepareCluster } from '../config/hardware.ts';
-import { runSimulation } from '../config/run.ts';
+import { type PoolTimings, runSimulation, toSimulationOptions } from '../config/run.ts';
 import { type SimulationConfig, SimulationConfigSchema } from '../config/schema.ts';
 import { Catalog, CatalogError } from '../hardware/catalog.ts';
 import type { HardwareConfig } from '../hardware/config.ts';
 import { HardwareRejection } from '../hardware/setup.ts';
+import { ScaledTiming } from '../sim/timing/scaled.ts';
+import type { TimingModel } from '../sim/timing/timing-model.ts';
 import { sliceWorkload } from '../sim/workload/slice.ts';
 import type { Workload } from '../sim/workload/workload.ts';
 import { type CandidateMetrics, candidateMetrics, goodputThresholds, type Slo } from './objective.ts';
@@ -44,6 +46,11 @@ export interface SimulationBase {
   /** GPU price per hour, by GPU type (cost objective). */
   prices: Record<string, number>;
   slos: Slo[];
+  /**
+   * Live calibration's correction for this deployment: every candidate's prefill and decode pass times are
+   * scaled by these factors (src/telemetry/calibration/). Unset: the model as it is.
+   */
+  timingScale?: { prefill: number; decode: number };
 }
 
 /** The simulation configuration of one candidate. */
@@ -129,6 +136,15 @@ export class Evaluator {
 
   private catalog: Catalog | null = null;
 
+  /** The timing models with the calibration's correction applied (unchanged without one). */
+  private scaled<T extends TimingModel | PoolTimings>(t: T): T | PoolTimings {
+    const f = this.base.timingScale;
+    if (!f || (f.prefill === 1 && f.decode === 1)) return t;
+    const wrap = (m: TimingModel | undefined) => (m ? new ScaledTiming(m, f.prefill, f.decode) : undefined);
+    if ('prefillMs' in t) return { aggregated: wrap(t) };
+    return { aggregated: wrap(t.aggregated), prefill: wrap(t.prefill), decode: wrap(t.decode) };
+  }
+
   evaluate(c: Candidate, fraction: number): CandidateMetrics {
     const config = candidateConfig(c, this.base);
     const workload = this.slice(fraction);
@@ -136,10 +152,11 @@ export class Evaluator {
       this.catalog ??= sweepCatalog(this.base.hardware);
       // Sized against the whole workload, so a slice never fits a shape the full trace would not.
       const prepared = prepareCluster(config, this.catalog, this.workload);
-      const { report } = runSimulation(prepared.config, workload, prepared.timings);
+      const { report } = runSimulation(prepared.config, workload, this.scaled(prepared.timings));
       return candidateMetrics(report, this.base.prices[c.gpuType] ?? 1);
     }
-    const { report } = runSimulation(config, workload);
+    const timing = this.base.timingScale ? this.scaled(toSimulationOptions(config).timing) : undefined;
+    const { report } = runSimulation(config, workload, timing);
     return candidateMetrics(report, this.base.prices[c.gpuType] ?? 1);
   }
 }

@@ -1,0 +1,214 @@
+import { type PoolTimings, runSimulation, toSimulationOptions } from '../../config/run.ts';
+import type { SimulationConfig } from '../../config/schema.ts';
+import type { SimulationReport } from '../../sim/metrics/report.ts';
+import { ScaledTiming } from '../../sim/timing/scaled.ts';
+import type { TimingModel } from '../../sim/timing/timing-model.ts';
+import type { Workload } from '../../sim/workload/workload.ts';
+import type { WorkloadProfile } from '../profile/profile.ts';
+
+/**
+ * Live calibration: replay the recent window through the simulator with the deployment's current settings and
+ * compare what it predicts with what the deployment measured over the same window (TTFT and ITL percentiles,
+ * end to end, output throughput, the frontend queue), metric by metric as a signed relative error
+ * (predicted / observed - 1: +0.2 means the simulator says 20 % slower or more than it was).
+ *
+ * Where the error is systematic, a small correction is fitted: scale factors on the prefill and decode parts
+ * of every forward pass (the deployment's GPUs, kernels or software run this much slower or faster than the
+ * model prices them), found by a few damped fixed-point steps on TTFT p50 (prefill) and ITL p50 (decode). The
+ * factors are bounded (default [0.5, 2]); a factor at its bound means the model is wrong in a way a scale
+ * cannot fix, and is reported as such (`bounded`), never hidden: the errors after the correction are
+ * reported beside the errors before.
+ */
+
+export const CALIBRATION_METRICS = [
+  'ttft_p50',
+  'ttft_p90',
+  'ttft_p99',
+  'itl_p50',
+  'itl_p90',
+  'itl_p99',
+  'e2e_p50',
+  'e2e_p90',
+  'output_tokens_per_s',
+  'queued_mean',
+] as const;
+export type CalibrationMetric = (typeof CALIBRATION_METRICS)[number];
+
+/** Values per metric (ms, tokens/s, requests); a metric without a measurement is absent. */
+export type MetricValues = Partial<Record<CalibrationMetric, number>>;
+
+export interface CorrectionFactors {
+  prefill: number;
+  decode: number;
+}
+
+export interface CalibrationOptions {
+  workload: Workload;
+  /** The deployment's current settings. */
+  config: SimulationConfig;
+  /** Timing per pool (hardware timing, from prepareCluster); default: the config's own model. */
+  timings?: TimingModel | PoolTimings;
+  observed: MetricValues;
+  /** Length of the window (s): throughput and queue are per window. */
+  windowS: number;
+  /** Fit a correction (default true when TTFT or ITL was observed). */
+  fit?: boolean;
+  /** Bounds of each factor (default [0.5, 2]). */
+  bounds?: { min: number; max: number };
+  /** Simulations the fit may run (default 10). */
+  maxIterations?: number;
+}
+
+export interface CalibrationResult {
+  observed: MetricValues;
+  predicted: MetricValues;
+  /** Signed relative error per metric (predicted / observed - 1). */
+  errors: MetricValues;
+  /** Mean absolute relative error over the metrics compared. */
+  meanAbsError: number;
+  correction: {
+    factors: CorrectionFactors;
+    predicted: MetricValues;
+    errors: MetricValues;
+    meanAbsError: number;
+    /** A factor reached its bound: the model is off by more than a scale can explain. */
+    bounded: boolean;
+    iterations: number;
+  } | null;
+}
+
+/** What the deployment measured, from a profile's `observed` block (Prometheus or request traces). */
+export function observedMetrics(p: WorkloadProfile): MetricValues {
+  const o = p.observed;
+  const out: MetricValues = {};
+  if (!o) return out;
+  const set = (k: CalibrationMetric, v: number | undefined) => {
+    if (v !== undefined && Number.isFinite(v) && v > 0) out[k] = v;
+  };
+  if (o.ttft_ms && o.ttft_ms.count > 0) {
+    set('ttft_p50', o.ttft_ms.p50);
+    set('ttft_p90', o.ttft_ms.p90);
+    set('ttft_p99', o.ttft_ms.p99);
+  }
+  if (o.itl_ms && o.itl_ms.count > 0) {
+    set('itl_p50', o.itl_ms.p50);
+    set('itl_p90', o.itl_ms.p90);
+    set('itl_p99', o.itl_ms.p99);
+  }
+  if (o.e2e_ms && o.e2e_ms.count > 0) {
+    set('e2e_p50', o.e2e_ms.p50);
+    set('e2e_p90', o.e2e_ms.p90);
+  }
+  set('output_tokens_per_s', o.output_tokens_per_s);
+  set('queued_mean', o.queued_mean);
+  return out;
+}
+
+/**
+ * What the simulator predicts for the same quantities. The frontend's queue gauge counts requests from the
+ * handler's entry to their first token, so by Little's law its mean is the arrival rate times the mean TTFT.
+ */
+export function predictedMetrics(r: SimulationReport, windowS: number): MetricValues {
+  const out: MetricValues = {};
+  const set = (k: CalibrationMetric, v: number) => {
+    if (Number.isFinite(v)) out[k] = v;
+  };
+  set('ttft_p50', r.ttft_ms.p50);
+  set('ttft_p90', r.ttft_ms.p90);
+  set('ttft_p99', r.ttft_ms.p99);
+  set('itl_p50', r.itl_ms.p50);
+  set('itl_p90', r.itl_ms.p90);
+  set('itl_p99', r.itl_ms.p99);
+  set('e2e_p50', r.e2e_ms.p50);
+  set('e2e_p90', r.e2e_ms.p90);
+  if (windowS > 0) {
+    set('output_tokens_per_s', r.total_output_tokens / windowS);
+    set('queued_mean', (r.num_requests / windowS) * (r.ttft_ms.mean / 1000));
+  }
+  return out;
+}
+
+function compare(predicted: MetricValues, observed: MetricValues): { errors: MetricValues; meanAbs: number } {
+  const errors: MetricValues = {};
+  let sum = 0;
+  let n = 0;
+  for (const k of CALIBRATION_METRICS) {
+    const o = observed[k];
+    const p = predicted[k];
+    if (o === undefined || p === undefined || !(o > 0)) continue;
+    errors[k] = p / o - 1;
+    sum += Math.abs(errors[k] as number);
+    n++;
+  }
+  return { errors, meanAbs: n > 0 ? sum / n : 0 };
+}
+
+/** The timing models of a run, each scaled (the config's own model built when none is given). */
+function scaledTimings(
+  config: SimulationConfig,
+  timings: TimingModel | PoolTimings | undefined,
+  f: CorrectionFactors,
+): PoolTimings {
+  const base = timings ?? toSimulationOptions(config).timing;
+  const scale = (t: TimingModel | undefined) => (t ? new ScaledTiming(t, f.prefill, f.decode) : undefined);
+  if ('prefillMs' in base) return { aggregated: scale(base) };
+  return { aggregated: scale(base.aggregated), prefill: scale(base.prefill), decode: scale(base.decode) };
+}
+
+function run(o: CalibrationOptions, f: CorrectionFactors | null): MetricValues {
+  const timings = f === null ? o.timings : scaledTimings(o.config, o.timings, f);
+  const { report } = runSimulation(o.config, o.workload, timings);
+  return predictedMetrics(report, o.windowS);
+}
+
+const clamp = (v: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, v));
+
+export function calibrate(o: CalibrationOptions): CalibrationResult {
+  const predicted = run(o, null);
+  const before = compare(predicted, o.observed);
+  const canFit = o.observed.ttft_p50 !== undefined || o.observed.itl_p50 !== undefined;
+  if (!(o.fit ?? true) || !canFit) {
+    return {
+      observed: o.observed,
+      predicted,
+      errors: before.errors,
+      meanAbsError: before.meanAbs,
+      correction: null,
+    };
+  }
+  const { min, max } = o.bounds ?? { min: 0.5, max: 2 };
+  const maxIt = o.maxIterations ?? 10;
+  const f: CorrectionFactors = { prefill: 1, decode: 1 };
+  let current = predicted;
+  let best = { f: { ...f }, predicted, ...before };
+  let iterations = 0;
+  for (; iterations < maxIt; iterations++) {
+    // Decode time is what inter-token gaps are made of; TTFT adds prefill (and the queue, hence damping).
+    const itlRatio =
+      o.observed.itl_p50 !== undefined && current.itl_p50 ? o.observed.itl_p50 / current.itl_p50 : 1;
+    const ttftRatio =
+      o.observed.ttft_p50 !== undefined && current.ttft_p50 ? o.observed.ttft_p50 / current.ttft_p50 : 1;
+    if (Math.abs(itlRatio - 1) < 0.01 && Math.abs(ttftRatio - 1) < 0.01) break;
+    f.decode = clamp(f.decode * itlRatio, min, max);
+    f.prefill = clamp(f.prefill * ttftRatio ** 0.7, min, max);
+    current = run(o, f);
+    const c = compare(current, o.observed);
+    if (c.meanAbs < best.meanAbs) best = { f: { ...f }, predicted: current, ...c };
+  }
+  const rounded = { prefill: Number(best.f.prefill.toFixed(4)), decode: Number(best.f.decode.toFixed(4)) };
+  const atBound = (v: number) => v <= min * 1.0001 || v >= max * 0.9999;
+  return {
+    observed: o.observed,
+    predicted,
+    errors: before.errors,
+    meanAbsError: before.meanAbs,
+    correction: {
+      factors: rounded,
+      predicted: best.predicted,
+      errors: best.errors,
+      meanAbsError: best.meanAbs,
+      bounded: atBound(best.f.prefill) || atBound(best.f.decode),
+      iterations,
+    },
+  };
+}
