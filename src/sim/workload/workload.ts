@@ -67,6 +67,15 @@ export class WorkloadBuilder {
     return this.nextDense++;
   }
 
+  /**
+   * Ids a trace hands out densely itself (added with `denseHashIds`): fresh ids are kept above them. A trace
+   * mixing such ids with fresh ones must reserve before asking for fresh ids (request-trace formats, the
+   * only dense ones, give every row its ids).
+   */
+  reserveDense(ids: ArrayLike<number>): void {
+    for (let i = 0; i < ids.length; i++) if (ids[i] >= this.nextDense) this.nextDense = ids[i] + 1;
+  }
+
   add(req: {
     arrivalMs: number;
     inputLength: number;

@@ -95,8 +95,9 @@ export async function readRecordedWindow(
   };
   let anyObserved = false;
   const sink = (r: TraceRequest) => {
-    builder ??= new WorkloadBuilder((reader as TraceReader).summary.traceBlockSize);
-    addToWorkload(builder, r);
+    const summary = (reader as TraceReader).summary;
+    builder ??= new WorkloadBuilder(summary.traceBlockSize);
+    addToWorkload(builder, r, summary.denseHashIds);
     if (!Number.isNaN(r.arrivalMs)) {
       if (r.arrivalMs < minRaw) minRaw = r.arrivalMs;
       if (r.arrivalMs > maxRaw) maxRaw = r.arrivalMs;

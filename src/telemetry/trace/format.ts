@@ -53,6 +53,11 @@ export interface TraceFormat {
   readonly description: string;
   /** Tokens per hash id when the caller does not say. */
   readonly defaultBlockSize: number;
+  /**
+   * The format hands out hash ids already dense (0, 1, 2, ... in first-seen order, over the whole trace)
+   * and every row has some: workload builders take them as they are, without a second map.
+   */
+  readonly denseHashIds?: boolean;
   /** True when the first non-empty line looks like this format (cheap; the row parser validates). */
   detect(firstLine: string): boolean;
   createParser(): RowParser;

@@ -58,6 +58,8 @@ export interface TraceSummary {
   truncatedFiles: { count: number; first: string };
   /** The format read (detected or forced). */
   format: string;
+  /** The format's hash ids are dense already (see TraceFormat.denseHashIds). */
+  denseHashIds: boolean;
   traceBlockSize: number;
   /** The input was gzip-compressed. */
   compressed: boolean;
@@ -121,6 +123,7 @@ export class TraceParser {
       files: 1,
       truncatedFiles: { count: 0, first: '' },
       format: '',
+      denseHashIds: false,
       traceBlockSize: tb ?? 0,
       compressed: false,
       bytes: 0,
@@ -153,6 +156,7 @@ export class TraceParser {
     this.blockSize = this.opts.traceBlockSize ?? f.defaultBlockSize;
     this.maxHashIds = Math.ceil(this.bounds.maxPromptTokens / this.blockSize);
     this.summary.format = f.name;
+    this.summary.denseHashIds = f.denseHashIds === true;
     this.summary.traceBlockSize = this.blockSize;
   }
 

@@ -330,11 +330,18 @@ export function decodeTrace(
   }
 }
 
-/** Adds one validated request to a workload under construction. */
-export function addToWorkload(b: WorkloadBuilder, r: TraceRequest): void {
+/**
+ * Adds one validated request to a workload under construction. `denseIds`: the trace's hash ids are dense
+ * already (the summary says so), and go in as they are (the builder only keeps its fresh ids above them).
+ */
+export function addToWorkload(b: WorkloadBuilder, r: TraceRequest, denseIds = false): void {
   let ids: ArrayLike<number>;
   let dense = false;
-  if (r.hashIds === null) {
+  if (denseIds && r.hashIds !== null) {
+    ids = r.hashIds;
+    dense = true;
+    b.reserveDense(r.hashIds);
+  } else if (r.hashIds === null) {
     // No prefix information: the prompt shares nothing with any other.
     const fresh: number[] = [];
     for (let k = 0; k < Math.ceil(r.inputLength / b.traceBlockSize); k++) fresh.push(b.freshHash());
@@ -366,7 +373,7 @@ function workloadSink(summary: () => TraceSummary): {
   return {
     sink: (r) => {
       builder ??= new WorkloadBuilder(summary().traceBlockSize);
-      addToWorkload(builder, r);
+      addToWorkload(builder, r, summary().denseHashIds);
     },
     build: () => (builder as WorkloadBuilder).build(),
   };

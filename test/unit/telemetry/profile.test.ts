@@ -47,6 +47,7 @@ function profileOfSynthesis(p: WorkloadProfile, seed: number, blockSize = 64) {
       files: 1,
       truncatedFiles: { count: 0, first: '' },
       format: 'synthetic',
+      denseHashIds: false,
       traceBlockSize: blockSize,
       compressed: false,
       bytes: 0,

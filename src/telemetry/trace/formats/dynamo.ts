@@ -1,4 +1,5 @@
 import type { ObservedRequest, RowParser, TraceFormat, TraceRecord } from '../format.ts';
+import { DenseIdTable } from '../id-table.ts';
 import { RowError } from '../issues.ts';
 import { jsonObject } from './mooncake.ts';
 
@@ -59,7 +60,7 @@ function measured(o: Record<string, unknown>, key: string, max: number): number 
 
 class DynamoRowParser implements RowParser {
   /** u64 sequence hash (as a double) -> dense id, across every row and file of the trace. */
-  private readonly dense = new Map<number, number>();
+  private readonly dense = new DenseIdTable();
   private readonly requestIds = new Set<string>();
 
   parse(line: string): TraceRecord | null {
@@ -126,14 +127,7 @@ class DynamoRowParser implements RowParser {
       throw new RowError('request.request_id', `'${id.slice(0, 80)}' was already read (duplicate record)`);
     this.requestIds.add(id);
     const ids = new Array<number>(hashes.length);
-    for (let i = 0; i < hashes.length; i++) {
-      let d = this.dense.get(hashes[i]);
-      if (d === undefined) {
-        d = this.dense.size;
-        this.dense.set(hashes[i], d);
-      }
-      ids[i] = d;
-    }
+    for (let i = 0; i < hashes.length; i++) ids[i] = this.dense.idOf(hashes[i]);
     return {
       timestampMs: received,
       inputLength: input,
@@ -151,6 +145,7 @@ export const dynamoRequestTraceFormat: TraceFormat = {
   description:
     'NVIDIA Dynamo request traces (DYN_REQUEST_TRACE, dynamo.request.trace.v1): request_end records, gzip segments',
   defaultBlockSize: 64,
+  denseHashIds: true,
   detect: (firstLine) =>
     firstLine.trimStart().startsWith('{') && firstLine.includes('"dynamo.request.trace.'),
   createParser: () => new DynamoRowParser(),
