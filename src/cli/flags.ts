@@ -9,6 +9,8 @@ type Kind = 'string' | 'number' | 'int' | 'boolean' | 'negate';
 export interface FlagSpec {
   name: string;
   aliases?: string[];
+  /** A one-letter form (`-n`), as kubectl's own flags have. */
+  short?: string;
   /** Dotted path in the configuration object; null for flags the command handles itself. */
   path: string | null;
   kind: Kind;
@@ -81,13 +83,14 @@ const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
 
 /** Parses argv strictly: unknown flags, missing or empty values and malformed numbers are usage errors. */
 export function parseFlags(argv: string[], specs: FlagSpec[]): ParsedFlags {
-  const options: Record<string, { type: 'string' | 'boolean' }> = {};
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {};
   const canonical = new Map<string, FlagSpec>();
   for (const s of specs) {
     for (const n of [s.name, ...(s.aliases ?? [])]) {
       options[n] = { type: s.kind === 'boolean' || s.kind === 'negate' ? 'boolean' : 'string' };
       canonical.set(n, s);
     }
+    if (s.short) options[s.name].short = s.short;
   }
   const config = { args: argv, options, strict: true, allowPositionals: true, tokens: true } as const;
   let parsed: ReturnType<typeof parseArgs<typeof config>>;
@@ -186,7 +189,10 @@ export function flagNames(specs: FlagSpec[]): Map<string, string> {
 
 export function renderHelp(usage: string, specs: FlagSpec[]): string {
   const rows = specs.map((s) => {
-    const names = [s.name, ...(s.aliases ?? [])].map((n) => `--${n}`).join(', ');
+    const names = [
+      ...(s.short ? [`-${s.short}`] : []),
+      ...[s.name, ...(s.aliases ?? [])].map((n) => `--${n}`),
+    ].join(', ');
     const choices = s.values ? [...new Set(Object.values(s.values))].join('|') : '';
     const arg =
       s.kind === 'boolean' || s.kind === 'negate'

@@ -26,6 +26,10 @@ const COMMANDS: Record<string, { help: string; run: Command }> = {
     help: 'compare two windows of traffic dimension by dimension and say whether it drifted',
     run: async (argv, out) => (await import('./drift.ts')).driftCommand(argv, out),
   },
+  kubectl: {
+    help: 'review, diff and roll back recommendations (also `kubectl servetune` via bin/kubectl-servetune)',
+    run: async (argv, out) => (await import('./kubectl.ts')).kubectlCommand(argv, out),
+  },
   catalog: {
     help: 'list the GPUs and models the hardware timing model knows',
     run: async (argv, out) => (await import('./catalog.ts')).catalogCommand(argv, out),
@@ -74,7 +78,9 @@ export async function runProcess(): Promise<void> {
   enableCompileCache();
   const from = userDirectory(process.env);
   if (from !== undefined) process.chdir(from);
-  process.exitCode = await main(process.argv.slice(2));
+  // bin/kubectl-servetune runs one command (the environment carries it through a re-run of the entry).
+  const fixed = process.env.SERVETUNE_COMMAND;
+  process.exitCode = await main(fixed ? [fixed, ...process.argv.slice(2)] : process.argv.slice(2));
 }
 
 /**

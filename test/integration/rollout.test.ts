@@ -1,4 +1,9 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { ApiError, KubeClient } from '../../src/operator/kube/client.ts';
 import { pathOf, TUNING_RECOMMENDATIONS } from '../../src/operator/kube/resources.ts';
 import type { Operator } from '../../src/operator/manager.ts';
@@ -23,6 +28,7 @@ import {
   kube,
   listEvents,
   putConfigMap,
+  ROOT,
   startOperator,
   traceSample,
   tuningSpec,
@@ -263,5 +269,69 @@ describe('rollback', () => {
     const dt = await getTuning(client, ns, 'rollback');
     expect((dt.status as { lastRollbackTime?: string }).lastRollbackTime).toBeDefined();
     await carol.close();
+  });
+});
+
+describe('kubectl servetune', () => {
+  // Asynchronous: the operator runs in this process and must keep renewing its lease meanwhile.
+  const run = promisify(execFile);
+  const plugin = async (...args: string[]) =>
+    (
+      await run(
+        process.execPath,
+        [
+          '--no-memory-protection-keys',
+          join(ROOT, 'bin/kubectl-servetune'),
+          ...args,
+          '--kubeconfig',
+          inject('kubeconfig'),
+          '-n',
+          ns,
+        ],
+        { encoding: 'utf8', timeout: 60_000 },
+      )
+    ).stdout;
+
+  it('lists, describes, diffs, approves as the caller, and writes the report', async () => {
+    await operator();
+    stops.push(markReadyLoop(client, ns, 'plugin'));
+    const rec = await proposal('plugin');
+    const r = await getRecommendation(client, ns, rec);
+    expect(await plugin('list')).toMatch(new RegExp(`${rec}\\s+plugin\\s+Proposed`));
+    const described = await plugin('describe', rec);
+    expect(described).toContain(`replicas: 4 -> ${r.spec.proposal.aggregated!.workers}`);
+    expect(described).toMatch(/TTFT p90/);
+    expect(described).toMatch(/gain: [-\d.]+%/);
+    const diff = await plugin('diff', rec);
+    expect(diff).toContain('field manager "servetune"');
+    expect(diff).toMatch(/name: worker\n\s+replicas: \d+/);
+    expect(await plugin('approve', rec)).toMatch(new RegExp(`${rec} approved by \\S+`));
+    const approved = await waitForState(
+      client,
+      ns,
+      rec,
+      ['Approved', 'Applying', 'Applied', 'Verifying'],
+      20_000,
+    ).catch(async (e) => {
+      console.log(JSON.stringify((await getRecommendation(client, ns, rec)).status));
+      throw e;
+    });
+    expect(approved.spec.review?.by).toBeTruthy();
+    expect(approved.status!.rollout!.transitions!.find((t) => t.state === 'Approved')!.actor).toBe(
+      approved.spec.review!.by,
+    );
+    // A second approval is refused with a clear message (exit 2).
+    let second = '';
+    try {
+      await plugin('approve', rec);
+    } catch (e) {
+      second = String((e as { stderr?: string }).stderr);
+    }
+    expect(second).toMatch(/already approved by/);
+    const file = join(mkdtempSync(join(tmpdir(), 'report-')), 'r.html');
+    await plugin('report', rec, '-o', file);
+    const html = readFileSync(file, 'utf8');
+    expect(html).toContain('<svg');
+    expect(html).toContain(rec);
   });
 });
