@@ -504,6 +504,31 @@ export const DeploymentTuningStatusSchema = z
       })
       .optional()
       .describe('The rollout in progress, or the last one.'),
+    calibration: z
+      .object({
+        time: Timestamp.describe('When the calibration was measured.'),
+        errorPercent: z
+          .number()
+          .min(0)
+          .max(1_000_000)
+          .describe('Largest absolute error of the simulator for the current settings, in percent.'),
+        metrics: z
+          .array(
+            z.object({
+              metric: z.string().max(64).describe('e.g. ttftP90, itlP90, throughput.'),
+              predicted: z.number(),
+              observed: z.number(),
+              errorPercent: z.number(),
+            }),
+          )
+          .max(16)
+          .optional()
+          .describe('Per metric: predicted against observed over the same window.'),
+      })
+      .optional()
+      .describe(
+        "How well the simulator predicts this deployment's live metrics (telemetry); gates the Automatic mode and widens prediction intervals.",
+      ),
     lastChangeTime: Timestamp.optional().describe(
       'When servetune last changed the target (apply or rollback).',
     ),
