@@ -1,0 +1,82 @@
+/**
+ * One retuning cycle as the operator runs it, for the sample DeploymentTuning (config/samples/): read a one-hour
+ * window of traffic, read the baseline from the sample DynamoGraphDeployment, sweep its search space on 2
+ * threads (the sweep job the operator runs in its worker thread, prediction intervals and transition cost
+ * included), and decide whether to propose. Prints the steps' times and ends with one JSON line with
+ * `seconds` and `candidates`. Target: under 60 s on the 2-vCPU CI machine.
+ * Usage: npm run bench:retune [-- --trace FILE --threads N --gpus 16]
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { parse } from 'yaml';
+import { DeploymentTuningSpecSchema } from '../src/api/index.ts';
+import { decideProposal } from '../src/operator/policy.ts';
+import { runSweepJobInline } from '../src/operator/sweep/job.ts';
+import { readDynamoBaseline } from '../src/operator/target/dynamo.ts';
+
+const { values } = parseArgs({
+  options: {
+    trace: { type: 'string', default: '../shared/data/traces/mooncake_conversation.jsonl' },
+    threads: { type: 'string', default: '2' },
+    gpus: { type: 'string', default: '16' },
+  },
+});
+if (!existsSync(values.trace)) {
+  console.error(`bench:retune: trace not found: ${values.trace} (the benchmark reads ../shared/data)`);
+  process.exit(2);
+}
+const t0 = performance.now();
+const dt = parse(readFileSync('config/samples/deploymenttuning.yaml', 'utf8')) as { spec: unknown };
+const spec = DeploymentTuningSpecSchema.parse(dt.spec);
+const dgd = parse(readFileSync('config/samples/dynamographdeployment.yaml', 'utf8'));
+const base = readDynamoBaseline(dgd, ['h100_sxm']);
+if ('error' in base) throw new Error(base.error);
+const traceBytes = readFileSync(values.trace);
+const tRead = performance.now();
+const result = await runSweepJobInline({
+  traceText: traceBytes,
+  source: values.trace,
+  traceBlockSize: spec.workload.traceBlockSize,
+  lookbackMs: 3_600_000, // one hour, whatever the sample's own lookback
+  baseline: { ...base.settings, ...(spec.model && { model: spec.model }) },
+  spec: { objective: spec.objective, slos: spec.slos, searchSpace: spec.searchSpace },
+  budget: { h100_sxm: Number(values.gpus) },
+  threads: Number(values.threads),
+  rollout: { maxGpusChanging: spec.updatePolicy.maxGPUsChanging },
+});
+const tSweep = performance.now();
+const decision = decideProposal({
+  best: result.best,
+  baseline: base.settings,
+  baselineMeetsSlos: result.baseline.meetsSlos,
+  gainPercent: result.gainPercent,
+  gainPercentLow: result.gainPercentLow,
+  objective: spec.objective,
+  guardrails: spec.guardrails,
+  completedTime: new Date().toISOString(),
+});
+const seconds = (performance.now() - t0) / 1000;
+console.log(
+  `window       ${result.summary.requests} requests, ${result.summary.requestRate} req/s (${values.trace})`,
+);
+console.log(`baseline     ${base.settings.gpus} GPUs; read in ${((tRead - t0) / 1000).toFixed(2)} s`);
+console.log(
+  `sweep        ${result.candidates} candidates (${result.feasible} feasible) in ${((tSweep - tRead) / 1000).toFixed(1)} s on ${values.threads} threads`,
+);
+console.log(`decision     ${decision.outcome}: ${decision.message}`);
+if (result.best) {
+  console.log(
+    `proposal     ${result.best.settings.gpus} GPUs, gain ${result.gainPercent}% (at least ${result.gainPercentLow}% across sub-windows)`,
+  );
+}
+console.log(
+  JSON.stringify({
+    seconds: Number(seconds.toFixed(2)),
+    candidates: result.candidates,
+    feasible: result.feasible,
+    requests: result.summary.requests,
+    outcome: decision.outcome,
+    gainPercent: result.gainPercent,
+    gainPercentLow: result.gainPercentLow,
+  }),
+);
