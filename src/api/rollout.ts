@@ -113,6 +113,9 @@ export const RolloutStatusSchema = z
       'The exact values of the owned fields just before the change: what a rollback restores.',
     ),
     target: OwnedFieldsSchema.optional().describe('The values the change sets.'),
+    applied: OwnedFieldsSchema.optional().describe(
+      'The values applied so far: the target, or the last stage of a change staged under the disruption budget.',
+    ),
     appliedGeneration: z
       .number()
       .int()

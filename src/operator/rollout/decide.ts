@@ -388,8 +388,9 @@ export function dueWindow(
 ): { start: string; end: string } | undefined {
   if (status?.state !== 'Verifying' || !status.rollout?.readySince) return undefined;
   const done = status.rollout.windows ?? [];
-  const last =
-    done.length > 0 ? Date.parse(done[done.length - 1].end) : Date.parse(status.rollout.readySince);
+  const ready = Date.parse(status.rollout.readySince);
+  // Windows of an earlier stage end before this stage became ready.
+  const last = done.length > 0 ? Math.max(ready, Date.parse(done[done.length - 1].end)) : ready;
   const end = last + windowMs;
   if (end > now.getTime()) return undefined;
   return { start: nowIso(new Date(last)), end: nowIso(new Date(end)) };
@@ -559,6 +560,7 @@ export function decideRollout(o: RolloutObservation): RolloutDecision {
             undefined,
             {
               appliedGeneration: res.generation,
+              applied: stage.owned,
             },
           );
         }
@@ -571,6 +573,7 @@ export function decideRollout(o: RolloutObservation): RolloutDecision {
             undefined,
             {
               appliedGeneration: res.generation,
+              applied: stage.owned,
             },
           ),
           tuning: {
@@ -602,19 +605,20 @@ export function decideRollout(o: RolloutObservation): RolloutDecision {
       const ready = o.target.ready;
       const caughtUp =
         ready?.observedGeneration === undefined || ready.observedGeneration >= (r.appliedGeneration ?? 0);
-      const staged = r.target && ownedDigest(o.target.owned) !== ownedDigest(r.target);
+      const staged = r.target && r.applied && ownedDigest(r.applied) !== ownedDigest(r.target);
       if (ready?.status === 'True' && caughtUp) {
-        if (staged)
-          return transition(o, 'Applying', 'NextStage', 'The previous stage is ready; applying the next.');
+        // Every stage is verified against the live metrics before the next one goes out.
         return transition(
           o,
           'Verifying',
           'Ready',
-          `The target is ready; verifying against the prediction over ${policy.verification.windows} window(s) of ${policy.verification.window}.`,
+          staged
+            ? `This stage is ready; verifying it over a window of ${policy.verification.window} before the next stage.`
+            : `The target is ready; verifying against the prediction over ${policy.verification.windows} window(s) of ${policy.verification.window}.`,
           undefined,
           {
             readySince: nowIso(o.now),
-            windows: [],
+            windows: r.windows ?? [],
             consecutiveFailures: 0,
           },
         );
@@ -632,7 +636,8 @@ export function decideRollout(o: RolloutObservation): RolloutDecision {
     case 'Verifying': {
       if ('missing' in o.target) return transition(o, 'Failed', 'TargetNotFound', o.target.missing);
       const r = st!.rollout!;
-      if (r.target && ownedDigest(o.target.owned) !== ownedDigest(r.target))
+      const expected = r.applied ?? r.target;
+      if (expected && ownedDigest(o.target.owned) !== ownedDigest(expected))
         return transition(
           o,
           'Failed',
@@ -653,7 +658,12 @@ export function decideRollout(o: RolloutObservation): RolloutDecision {
       }
       const w = judge(o, o.sample);
       const windows = [...(r.windows ?? []), w].slice(-16);
-      const successes = windows.filter((x) => x.outcome === 'Successful').length;
+      // Successes of this stage only (windows of earlier stages ended before it was ready).
+      const readyMs = Date.parse(r.readySince!);
+      const successes = windows.filter(
+        (x) => x.outcome === 'Successful' && Date.parse(x.start) >= readyMs,
+      ).length;
+      const moreStages = r.applied && r.target && ownedDigest(r.applied) !== ownedDigest(r.target);
       let failures =
         w.outcome === 'Failed'
           ? (r.consecutiveFailures ?? 0) + 1
@@ -675,6 +685,15 @@ export function decideRollout(o: RolloutObservation): RolloutDecision {
         return failedVerification(
           o,
           `Verification failed ${failures} time(s) in a row: ${w.message}.`,
+          observed,
+        );
+      if (moreStages && w.outcome === 'Successful')
+        return transition(
+          o,
+          'Applying',
+          'NextStage',
+          `This stage verified (${w.message}); applying the next.`,
+          undefined,
           observed,
         );
       if (successes >= v.windows && w.outcome === 'Successful')

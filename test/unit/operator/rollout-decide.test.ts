@@ -401,7 +401,7 @@ describe('Applying', () => {
     ).toBe('Failed');
   });
 
-  it('stages a replica change over budget and moves on once each stage is ready', () => {
+  it('stages a replica change over budget, verifying each stage before the next', () => {
     const o = applying({ rollout: { baseline: owned(1), target: owned(9) } });
     o.target = { ...(o.target as object), owned: owned(1), gpus: 1 } as RolloutObservation['target'];
     const spec = tuningSpec({ maxGPUsChanging: 4 });
@@ -413,17 +413,36 @@ describe('Applying', () => {
       actionResult: { ok: true, generation: 5 },
     });
     expect(applied.status?.rollout?.transitions?.at(-1)?.reason).toBe('StageApplied');
-    // Ready at 5 replicas: the next stage.
-    const next = obs({
-      state: 'Applied',
-      status: { rollout: { baseline: owned(1), target: owned(9), appliedGeneration: 5 } },
-    });
-    next.target = {
-      ...(next.target as object),
+    expect(applied.status?.rollout?.applied?.components[1].replicas).toBe(5);
+    // Ready at 5 replicas: the stage is verified first.
+    const rollout = { baseline: owned(1), target: owned(9), applied: owned(5), appliedGeneration: 5 };
+    const ready = obs({ state: 'Applied', status: { rollout } });
+    ready.target = {
+      ...(ready.target as object),
       owned: owned(5),
       ready: { status: 'True', observedGeneration: 5 },
     } as RolloutObservation['target'];
-    expect(decideRollout({ ...next, tuning: { ...next.tuning!, spec } }).status?.state).toBe('Applying');
+    const verifying = decideRollout({ ...ready, tuning: { ...ready.tuning!, spec } });
+    expect(verifying.status?.state).toBe('Verifying');
+    expect(verifying.status?.message).toMatch(/before the next stage/);
+    // A successful window of the stage: the next stage goes out.
+    const v = obs({
+      state: 'Verifying',
+      now: at(400),
+      status: { rollout: { ...rollout, readySince: iso(T0), windows: [] } },
+    });
+    v.target = { ...(v.target as object), owned: owned(5) } as RolloutObservation['target'];
+    const sample = { start: iso(T0), end: iso(at(300)), ttftP90Ms: 1000, itlP90Ms: 40, requests: 500 };
+    const next = decideRollout({ ...v, tuning: { ...v.tuning!, spec }, sample });
+    expect(next.status?.state).toBe('Applying');
+    expect(next.status?.rollout?.transitions?.at(-1)?.reason).toBe('NextStage');
+    // A failed window of a stage rolls the whole change back.
+    const bad = decideRollout({
+      ...v,
+      tuning: { ...v.tuning!, spec },
+      sample: { ...sample, ttftP90Ms: 9000 },
+    });
+    expect(bad.status?.state).toBe('RollingBack');
   });
 });
 
