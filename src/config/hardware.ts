@@ -30,12 +30,13 @@ export interface PreparedHardware extends HardwareModel {
 /**
  * Resolves a `timing.model: hardware` configuration against a catalog: looks up the GPU and model, composes
  * the timing model, and sizes the KV cache from HBM unless `engine.numGpuBlocks` was given. Throws
- * CatalogError for unknown names and HardwareRejection when the setup does not fit.
+ * CatalogError for unknown names and HardwareRejection when the setup does not fit. `workload`: the requests
+ * to size for, or the tokens (prompt plus output) of the longest one.
  */
 export function prepareHardware(
   config: SimulationConfig,
   catalog: Catalog,
-  workload: Workload,
+  workload: Workload | number,
   calibration?: Partial<Calibration>,
 ): PreparedHardware {
   const e = config.engine;
@@ -44,7 +45,7 @@ export function prepareHardware(
     config.tensorParallelSize,
     e,
     catalog,
-    longestRequest(workload),
+    typeof workload === 'number' ? workload : longestRequest(workload),
     calibration,
     { dataParallel: config.dataParallelSize, nextn: e.nextn },
   );
@@ -75,7 +76,7 @@ export interface PreparedCluster {
 export function prepareCluster(
   config: SimulationConfig,
   catalog: Catalog,
-  workload: Workload,
+  workload: Workload | number,
   calibration?: Partial<Calibration>,
 ): PreparedCluster {
   const d = config.disaggregation;

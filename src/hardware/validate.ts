@@ -230,7 +230,7 @@ export function simulateCase(c: E2eCase, catalog: Catalog, opts: SimulateCaseOpt
     seed: 0,
   });
   // Steady state: the first wave (all slots dispatched at once) is left out.
-  const col = result.collector;
+  const col = result.records;
   const ttft: number[] = [];
   let tpotSum = 0;
   let tpotN = 0;

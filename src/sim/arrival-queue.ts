@@ -1,30 +1,67 @@
 /**
- * Pending request arrivals ordered by (time, insertion order): a pre-sorted array of trace arrivals merged with
- * a binary heap of arrivals created during the run (session follow-ups, closed-loop dispatches), which rank
- * after every trace arrival at the same time and among themselves in creation order.
+ * Pending request arrivals ordered by (time, insertion order): a FIFO of the source's scheduled arrivals (trace
+ * timestamps, appended in time order, possibly while the run goes on) merged with a binary heap of arrivals
+ * created during the run (session follow-ups, closed-loop dispatches), which rank after every scheduled
+ * arrival at the same time and among themselves in creation order (a sequence number, which a caller may take
+ * early and use later: `reserveSeq`).
  */
 export class ArrivalQueue {
   private staticTimes: Float64Array = new Float64Array(0);
   private staticIds: Int32Array = new Int32Array(0);
   private pos = 0;
+  private end = 0;
   private heapTimes = new Float64Array(64);
   private heapIds = new Int32Array(64);
   private heapSeq = new Float64Array(64);
   private heapLen = 0;
   private pushed = 0;
 
-  /** Sets the trace arrivals (must be sorted by time, then id). */
+  /** Sets the scheduled arrivals (sorted by time, then id); the arrays are used as they are. */
   setStatic(times: Float64Array, ids: Int32Array): void {
     this.staticTimes = times;
     this.staticIds = ids;
     this.pos = 0;
+    this.end = times.length;
+  }
+
+  /** Appends a scheduled arrival (no earlier than the last one appended). */
+  appendStatic(time: number, id: number): void {
+    if (this.end === this.staticTimes.length) {
+      const live = this.end - this.pos;
+      const cap = Math.max(64, live * 2);
+      const times = new Float64Array(cap);
+      const ids = new Int32Array(cap);
+      times.set(this.staticTimes.subarray(this.pos, this.end));
+      ids.set(this.staticIds.subarray(this.pos, this.end));
+      this.staticTimes = times;
+      this.staticIds = ids;
+      this.pos = 0;
+      this.end = live;
+    }
+    this.staticTimes[this.end] = time;
+    this.staticIds[this.end++] = id;
   }
 
   get size(): number {
-    return this.staticTimes.length - this.pos + this.heapLen;
+    return this.end - this.pos + this.heapLen;
   }
 
-  push(time: number, id: number): void {
+  /** Scheduled arrivals not yet popped. */
+  get scheduled(): number {
+    return this.end - this.pos;
+  }
+
+  /** Time of the last scheduled arrival appended (-Infinity when none). */
+  get lastScheduledTime(): number {
+    return this.end > 0 ? this.staticTimes[this.end - 1] : Number.NEGATIVE_INFINITY;
+  }
+
+  /** Takes the sequence number the next `push` would get, for a later `push(time, id, seq)`. */
+  reserveSeq(): number {
+    return this.pushed++;
+  }
+
+  push(time: number, id: number, seq = this.pushed++): void {
     if (this.heapLen === this.heapTimes.length) {
       const t = new Float64Array(this.heapLen * 2);
       t.set(this.heapTimes);
@@ -36,7 +73,6 @@ export class ArrivalQueue {
       q.set(this.heapSeq);
       this.heapSeq = q;
     }
-    const seq = this.staticTimes.length + this.pushed++;
     let i = this.heapLen++;
     while (i > 0) {
       const p = (i - 1) >> 1;
@@ -52,14 +88,14 @@ export class ArrivalQueue {
   }
 
   peekTime(): number {
-    const s = this.pos < this.staticTimes.length ? this.staticTimes[this.pos] : Number.POSITIVE_INFINITY;
+    const s = this.pos < this.end ? this.staticTimes[this.pos] : Number.POSITIVE_INFINITY;
     const h = this.heapLen > 0 ? this.heapTimes[0] : Number.POSITIVE_INFINITY;
     return Math.min(s, h);
   }
 
   /** Removes and returns the id of the earliest arrival. */
   pop(): number {
-    const hasS = this.pos < this.staticTimes.length;
+    const hasS = this.pos < this.end;
     if (hasS && (this.heapLen === 0 || this.staticTimes[this.pos] <= this.heapTimes[0])) {
       return this.staticIds[this.pos++];
     }

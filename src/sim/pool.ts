@@ -26,9 +26,11 @@ export interface PoolSpec {
  */
 export interface Pool {
   readonly role: EngineRole;
-  readonly spec: PoolSpec;
+  /** New workers get this spec (a driven simulation replaces it for a rolling restart). */
+  spec: PoolSpec;
   readonly engines: Engine[];
-  readonly router: Router;
+  /** A driven simulation may replace it at run time. */
+  router: Router;
   eligible: Uint8Array | null;
   readonly freeSlots: number[];
   /**

@@ -8,29 +8,30 @@ import {
 import type { DpWorker } from './engine/dp-worker.ts';
 import type { Engine, EngineRole } from './engine/engine.ts';
 import { createDpWorker, createEngine } from './engine/factory.ts';
-import { RequestStatus, RequestTable } from './engine/request-table.ts';
+import { grown, RequestStatus, RequestTable } from './engine/request-table.ts';
 import { RetiredEngine } from './engine/retired-engine.ts';
+import { type Cluster, FleetManager } from './fleet-manager.ts';
+import { type KeyHolder, KeySpace } from './kv/key-space.ts';
 import { Collector } from './metrics/collector.ts';
+import { QueueDepth } from './metrics/queue-depth.ts';
+import { RequestRecords } from './metrics/records.ts';
 import type { Fleet } from './planner/fleet.ts';
 import type { Planner } from './planner/planner.ts';
-import { type Cluster, PlannerRuntime, type PlannerSpec } from './planner/runtime.ts';
+import { PlannerRuntime, type PlannerSpec } from './planner/runtime.ts';
 import type { EngineSpec, Pool, PoolSpec } from './pool.ts';
 import { Rng } from './random.ts';
 import { KvRouter } from './router/kv-router.ts';
 import { makeRouter, poolRouterSpec, type RouterSpec } from './router/pool-router.ts';
+import type { Router } from './router/router.ts';
+import { type ArrivalSpec, type RequestSource, WorkloadSource } from './source.ts';
+import { FaultTiming } from './timing/fault.ts';
 import type { TimingModel } from './timing/timing-model.ts';
-import { layoutBlocks } from './workload/blocks.ts';
 import type { Workload } from './workload/workload.ts';
 
 export type { DisaggregationSpec, TransferRecords } from './disagg/coordinator.ts';
 export type { EngineSpec, PoolSpec } from './pool.ts';
 export type { RouterSpec } from './router/pool-router.ts';
-
-export type ArrivalSpec =
-  /** Replay first-turn timestamps, compressed by `speedup` (arrival gaps and inter-turn delays divided). */
-  | { kind: 'trace'; speedup: number }
-  /** Keep at most `concurrency` requests (or sessions) in flight; arrivals are stamped at dispatch. */
-  | { kind: 'closed-loop'; concurrency: number };
+export type { ArrivalSpec } from './source.ts';
 
 export interface SimulationOptions {
   /** Aggregated serving: `workers` engines with `engine`, `timing`, `gpusPerWorker`. Ignored if disaggregated. */
@@ -50,24 +51,36 @@ export interface SimulationOptions {
   planner?: PlannerSpec;
   /** Called for every engine created (initial workers and the planner's), e.g. to attach a pass log. */
   onEngineCreated?: (engine: Engine) => void;
+  /** Prefix-key compaction threshold (see KeySpace; tests lower it to compact often). */
+  compactKeysAbove?: number;
+  /**
+   * Driven from outside (live.ts): workers may be added, replaced and removed at any time, each engine's pass
+   * time can be scaled or stalled, and worker start-ups are events even when no request is in flight.
+   */
+  driven?: boolean;
 }
 
 export interface SimulationResult {
-  readonly workload: Workload;
+  /** The workload replayed, when it was held in memory (null for a streamed replay). */
+  readonly workload: Workload | null;
   readonly options: SimulationOptions;
+  /** What each request came to (see RequestRecords). */
+  readonly records: RequestRecords;
+  /** Pooled statistics (token gaps, counts); its per-request columns describe no request after the run. */
   readonly collector: Collector;
-  readonly requests: RequestTable;
   readonly engines: readonly Engine[];
   /** Simulated time when the loop stopped (ms). */
   readonly endTimeMs: number;
   /** Loop iterations (distinct event timestamps) and routed arrivals. */
   readonly loopSteps: number;
   readonly arrivals: number;
-  /** Samples of (time ms, waiting, running) summed over engines, at every change. */
-  readonly queueSamples: { t: Float64Array; waiting: Int32Array; running: Int32Array; length: number };
+  /** Requests waiting and running, summed over engines, over time. */
+  readonly queueDepth: QueueDepth;
   readonly transfers: TransferRecords | null;
   /** With a planner: its decisions, and the workers' lifecycle and GPU timeline. */
   readonly planner: { planner: Planner; fleet: Fleet } | null;
+  /** Prefix keys in use at the end, and how often they were compacted. */
+  readonly keys: { size: number; compactions: number };
 }
 
 /**
@@ -76,11 +89,24 @@ export interface SimulationResult {
  * then idle engines with work start their next pass. Equal times are ordered by insertion and engine index,
  * so a run depends only on its inputs and seed.
  */
-export function simulate(workload: Workload, options: SimulationOptions): SimulationResult {
-  return new Simulation(workload, options).run();
+/** What a live simulation hears of as it happens (see live.ts); batch runs have none. */
+export interface SimulationHooks {
+  /** Request r was queued on engine e (its prefill or aggregated worker) at t. */
+  routed(r: number, e: number, t: number): void;
+  /** Request r ended at t: 'finished', 'cancelled' or why it was rejected (its slot is freed next). */
+  ended(r: number, t: number, reason: string): void;
 }
 
-class Simulation implements Cluster, DisaggHost {
+/** Clusters of at most this many engines index prefix keys directly (see KeySpace.indexDirectly). */
+const DIRECT_INDEX_ENGINES = 32;
+
+export function simulate(workload: Workload, options: SimulationOptions): SimulationResult {
+  const records = new RequestRecords(workload.size, true, options.disaggregation !== undefined);
+  const source = new WorkloadSource(workload, options.arrivals);
+  return new Simulation(source, workload.traceBlockSize, options, records, workload).run();
+}
+
+export class Simulation implements Cluster, DisaggHost {
   private readonly req: RequestTable;
   private readonly collector: Collector;
   private readonly engines: Engine[] = [];
@@ -94,26 +120,47 @@ class Simulation implements Cluster, DisaggHost {
   private dirty: Uint8Array;
   /** Engines not retired (all of them without a planner). */
   private live: Engine[];
-  private readonly runtime: PlannerRuntime | null = null;
+  private runtime: PlannerRuntime | null = null;
+  /** The workers' lifecycle, when the fleet can change (a planner, or a driven simulation). */
+  private readonly manager: FleetManager | null = null;
+  private readonly driven: boolean;
+  private readonly rng: Rng;
+  /** Driven simulations: per engine, its pass-time scale and the time before which it starts no pass. */
+  private readonly timings: FaultTiming[] = [];
+  private stallUntil = new Float64Array(0);
+  private readonly stalled: number[] = [];
   private readonly dirtyList: number[] = [];
   private readonly batch: number[] = [];
-  private readonly speedup: number;
-  private nextUnit = 0; // closed loop: next first turn to dispatch
-  private unitOrder: number[] = [];
+  private readonly source: RequestSource;
+  private readonly records: RequestRecords | null;
+  /** Live simulations' observers of routing and request ends. */
+  hooks: SimulationHooks | null = null;
+  /** A time the loop must visit even without an event (cancellations to apply), or Infinity. */
+  private wakeAt = Number.POSITIVE_INFINITY;
   private loopSteps = 0;
   private routed = 0;
-  private qT = new Float64Array(1024);
-  private qW = new Int32Array(1024);
-  private qR = new Int32Array(1024);
-  private qLen = 0;
-  private readonly workload: Workload;
+  private readonly queueDepth = new QueueDepth();
+  private readonly workload: Workload | null;
   private readonly options: SimulationOptions;
+  private readonly keys: KeySpace;
 
   /** The disaggregated hand-off (null for aggregated serving). */
   private readonly disagg: DisaggCoordinator | null = null;
   private readonly done: number[] = [];
 
-  constructor(workload: Workload, options: SimulationOptions) {
+  /**
+   * `traceBlockSize`: tokens per content id of the source's prompts. `records`: where each request's outcome
+   * goes when it ends (null: nowhere). `workload`: the workload behind the source, if it is one (reported).
+   */
+  constructor(
+    source: RequestSource,
+    traceBlockSize: number,
+    options: SimulationOptions,
+    records: RequestRecords | null,
+    workload: Workload | null = null,
+  ) {
+    this.source = source;
+    this.records = records;
     this.workload = workload;
     this.options = options;
     const disagg = options.disaggregation;
@@ -146,10 +193,18 @@ class Simulation implements Cluster, DisaggHost {
     if (poolSpecs.some(([, p]) => p.engine.blockSize !== blockSize)) {
       throw new RangeError('prefill and decode workers must use the same KV block size');
     }
-    const layout = layoutBlocks(workload, blockSize);
-    this.req = new RequestTable(workload, layout);
-    this.collector = new Collector(workload.size);
+    this.keys = new KeySpace(blockSize, traceBlockSize, {
+      compactAbove: options.compactKeysAbove,
+      contentSpace: source.contentSpace,
+      expectedContents: source.contents,
+    });
+    // Direct key tables cost 4 bytes per key per engine: only for clusters of a few engines.
+    this.keys.indexDirectly = poolSpecs.reduce((n, [, p]) => n + p.workers, 0) <= DIRECT_INDEX_ENGINES;
+    this.req = new RequestTable(this.keys);
+    this.collector = new Collector(this.req);
     const rng = new Rng(options.seed);
+    this.rng = rng;
+    this.driven = options.driven === true;
     for (const [role, spec] of poolSpecs) {
       const dp = spec.dataParallelSize ?? 1;
       const targets = spec.workers * dp;
@@ -160,7 +215,7 @@ class Simulation implements Cluster, DisaggHost {
         spec,
         engines,
         router,
-        eligible: options.planner ? new Uint8Array(Math.max(4, spec.workers * 2)) : null,
+        eligible: options.planner || options.driven ? new Uint8Array(Math.max(4, spec.workers * 2)) : null,
         freeSlots: [],
         targets: dp > 1 ? [] : engines,
         dpWorkers: dp > 1 ? [] : null,
@@ -178,18 +233,42 @@ class Simulation implements Cluster, DisaggHost {
     this.ends = new Float64Array(Math.max(1, n)).fill(Number.POSITIVE_INFINITY);
     this.heap = new EngineHeap(Math.max(1, n), this.ends);
     this.dirty = new Uint8Array(Math.max(1, n));
-    this.live = options.planner ? this.engines.slice() : this.engines;
-    this.speedup = options.arrivals.kind === 'trace' ? options.arrivals.speedup : 1;
-    if (disagg)
-      this.disagg = new DisaggCoordinator(disagg, this.pools[1], this, this.req, workload, this.collector);
-    if (options.planner) this.runtime = new PlannerRuntime(this, options.planner, this.req, this.collector);
+    this.live = options.planner || this.driven ? this.engines.slice() : this.engines;
+    if (disagg) this.disagg = new DisaggCoordinator(disagg, this.pools[1], this, this.req, this.collector);
+    if (options.planner || this.driven) {
+      this.manager = new FleetManager(
+        this,
+        this.pools.map((p) => p.role),
+      );
+    }
+    if (options.planner)
+      this.runtime = new PlannerRuntime(
+        this,
+        options.planner,
+        this.req,
+        this.collector,
+        this.manager ?? undefined,
+      );
+  }
+
+  /**
+   * The timing the next engine of `pool` prices its passes with: a driven simulation can slow any engine
+   * down, so each gets its own scale of the pool's model.
+   */
+  private engineTiming(pool: Pool): TimingModel {
+    if (!this.driven) return pool.spec.timing;
+    const scaled = new FaultTiming(pool.spec.timing);
+    this.timings[this.engines.length] = scaled;
+    if (this.engines.length >= this.stallUntil.length)
+      this.stallUntil = grown(this.stallUntil, Math.max(16, this.stallUntil.length * 2));
+    return scaled;
   }
 
   private createEngine(pool: Pool): Engine {
     const ctx = {
       req: this.req,
       collector: this.collector,
-      timing: pool.spec.timing,
+      timing: this.engineTiming(pool),
       logKvEvents: pool.router.reads === 'kv-events',
       role: pool.role,
       gpusPerWorker: pool.spec.gpusPerWorker,
@@ -279,66 +358,136 @@ class Simulation implements Cluster, DisaggHost {
   }
 
   run(): SimulationResult {
-    this.seedArrivals();
-    const stopAt = this.options.maxSimTimeMs ?? Number.POSITIVE_INFINITY;
-    let now = 0;
+    this.start();
+    this.advance(this.options.maxSimTimeMs ?? Number.POSITIVE_INFINITY);
+    return this.finish();
+  }
+
+  private started = false;
+  private time = 0;
+
+  /** The simulated time reached (ms): every event up to it is processed. */
+  get now(): number {
+    return this.time;
+  }
+
+  /** Requests in the cluster (arrived, not ended). */
+  get liveRequests(): number {
+    return this.req.live;
+  }
+
+  /** Requests that ended (completed, rejected). */
+  get endedRequests(): number {
+    return this.ended;
+  }
+  private ended = 0;
+
+  /** Schedules the source's first arrivals (once). */
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    this.source.start(this.arrivals);
+  }
+
+  /**
+   * Processes every event up to `stopAt` (inclusive), stopping early, before a time the source is not ready
+   * for (its driver must feed it, then call again). Returns true when the run has nothing left to do (or
+   * reached `stopAt`), false when it stopped for the source.
+   */
+  advance(stopAt: number): boolean {
     const rt = this.runtime;
+    const fm = this.manager;
     for (;;) {
       let t = Math.min(
         this.arrivals.peekTime(),
         this.heap.minTime(),
         this.disagg?.nextTransfer() ?? Number.POSITIVE_INFINITY,
+        this.wakeAt,
       );
-      // Planner ticks and worker starts are events too, but never keep a finished run alive.
-      if (t === Number.POSITIVE_INFINITY) break;
+      // Planner ticks and worker starts are events too, but never keep a finished run alive (a driven one
+      // has no end: they are).
+      if (t === Number.POSITIVE_INFINITY && !this.driven) return this.source.ready(t);
       if (rt !== null) t = Math.min(t, rt.nextEventMs());
-      if (t > stopAt) break;
-      now = t;
+      else if (fm !== null) t = Math.min(t, fm.nextEventMs());
+      if (t === Number.POSITIVE_INFINITY) return this.source.ready(t);
+      // Arrivals not read yet could still come before the limit.
+      if (t > stopAt) return this.source.ready(stopAt);
+      if (!this.source.ready(t)) return false;
+      this.time = t;
       this.loopSteps++;
+      if (this.wakeAt <= t) this.wake(t);
       if (rt !== null) {
         this.settle(t, rt.tickDue(t));
         rt.activateDue(t);
-      } else this.settle(t, false);
+      } else {
+        this.settle(t, false);
+        fm?.activateDue(t);
+      }
       this.routeBatch(t);
       this.startIdle(t);
       if (rt !== null) rt.endStep(t);
+      else fm?.afterStep(t);
       this.sampleQueues(t);
+      if (this.keys.wantsCompaction) this.compactKeys();
+    }
+  }
+
+  /** The loop visits t for stalled engines and cancellations: stalls that ended let their engines start. */
+  private wake(t: number): void {
+    this.wakeAt = Number.POSITIVE_INFINITY;
+    for (let i = 0; i < this.stalled.length; ) {
+      const e = this.stalled[i];
+      const until = this.stallUntil[e];
+      if (until <= t) {
+        this.markDirty(e);
+        this.stalled.splice(i, 1);
+      } else {
+        if (until < this.wakeAt) this.wakeAt = until;
+        i++;
+      }
+    }
+  }
+
+  /** Forgets prefix keys nothing holds any more and renames the rest (see KeySpace). */
+  compactKeys(): void {
+    const holders: KeyHolder[] = [this.req];
+    for (const e of this.live) if (e.markKeys && e.remapKeys) holders.push(e as Engine & KeyHolder);
+    for (const pool of this.pools) {
+      const r = pool.router;
+      if (r.markKeys && r.remapKeys) holders.push(r as Router & KeyHolder);
+    }
+    this.keys.compact(holders);
+  }
+
+  /** Ends the run: requests still in flight are recorded as they stand. */
+  finish(): SimulationResult {
+    const records = this.records;
+    if (records === null) throw new Error('Simulation.finish: this simulation keeps no records');
+    const req = this.req;
+    for (let r = 0; r < req.capacity; r++) {
+      if (req.region[r] < 0) continue;
+      this.writeRecord(records.rowOf(req, r), r);
     }
     return {
       workload: this.workload,
       options: this.options,
+      records,
       collector: this.collector,
-      requests: this.req,
       engines: this.engines,
-      endTimeMs: now,
+      endTimeMs: this.time,
       loopSteps: this.loopSteps,
       arrivals: this.routed,
-      queueSamples: { t: this.qT, waiting: this.qW, running: this.qR, length: this.qLen },
+      queueDepth: this.queueDepth,
       transfers: this.disagg?.records ?? null,
-      planner: rt !== null ? { planner: rt.planner, fleet: rt.fleet } : null,
+      planner: this.runtime !== null ? { planner: this.runtime.planner, fleet: this.runtime.fleet } : null,
+      keys: { size: this.keys.size, compactions: this.keys.compactions },
     };
   }
 
-  private seedArrivals(): void {
-    const w = this.workload;
-    const firsts: number[] = [];
-    for (let i = 0; i < w.size; i++) if (!Number.isNaN(w.arrivalMs[i])) firsts.push(i);
-    if (this.options.arrivals.kind === 'trace') {
-      const times = new Float64Array(firsts.length);
-      const ids = new Int32Array(firsts.length);
-      for (let k = 0; k < firsts.length; k++) {
-        ids[k] = firsts[k];
-        times[k] = w.arrivalMs[firsts[k]] / this.speedup;
-      }
-      this.arrivals.setStatic(times, ids); // the workload keeps first turns sorted by arrival
-    } else {
-      // Closed loop ignores timestamps and dispatches sessions in file order.
-      const line = w.sourceLine;
-      this.unitOrder = line ? firsts.slice().sort((a, b) => line[a] - line[b] || a - b) : firsts;
-      const c = Math.max(1, this.options.arrivals.concurrency);
-      for (let k = 0; k < c && k < this.unitOrder.length; k++)
-        this.arrivals.push(0, this.unitOrder[this.nextUnit++]);
-    }
+  private writeRecord(row: number, r: number): void {
+    const records = this.records as RequestRecords;
+    records.write(row, this.req, this.collector, r);
+    this.disagg?.writeRecord(records, row, r);
   }
 
   /**
@@ -422,15 +571,27 @@ class Simulation implements Cluster, DisaggHost {
     return worker.rankOf(r) * pool.spec.workers + this.localIndex[worker.index];
   }
 
-  /** Follow-up turn of a session, or the next closed-loop dispatch. */
+  /** Request r left the cluster at t (done or rejected): recorded, its slot freed, its follow-ups scheduled. */
   requestDone(r: number, t: number): void {
     this.runtime?.onDone(r);
-    const next = this.workload.nextTurn[r];
-    if (next >= 0) {
-      this.arrivals.push(t + this.workload.delayMs[next] / this.speedup, next);
-    } else if (this.options.arrivals.kind === 'closed-loop' && this.nextUnit < this.unitOrder.length) {
-      this.arrivals.push(t, this.unitOrder[this.nextUnit++]);
+    const req = this.req;
+    if (this.hooks !== null) {
+      const s = req.status[r];
+      this.hooks.ended(
+        r,
+        t,
+        s === RequestStatus.Done
+          ? 'finished'
+          : s === RequestStatus.Cancelled
+            ? 'cancelled'
+            : (this.collector.rejectReasons.get(r) ?? 'rejected'),
+      );
     }
+    this.source.ended(req.source[r], t, this.arrivals);
+    if (this.records !== null) this.writeRecord(this.records.rowOf(req, r), r);
+    this.collector.rejectReasons.delete(r);
+    req.release(r);
+    this.ended++;
   }
 
   // ---------------------------------------------------------------------------------------------------------
@@ -463,7 +624,7 @@ class Simulation implements Cluster, DisaggHost {
     const slot = first.router.route(r, first.targets, t, first.eligible);
     // The planner's hit-rate signal is the KV router's overlap estimate for the worker it chose.
     if (this.runtime !== null && first.router instanceof KvRouter)
-      this.runtime.onRouted(first.router.overlap(r, slot), this.req.layout.promptBlocks[r]);
+      this.runtime.onRouted(first.router.overlap(r, slot), this.req.promptBlocks[r]);
     const workers = first.spec.workers;
     const dpWorker = first.dpWorkers !== null ? first.dpWorkers[slot % workers] : null;
     const e = dpWorker !== null ? dpWorker.index : first.engines[slot].index;
@@ -473,6 +634,193 @@ class Simulation implements Cluster, DisaggHost {
     else this.engines[e].enqueue(r);
     first.router.onRouted?.(r, slot);
     this.markDirty(e);
+    this.hooks?.routed(r, e, t);
+  }
+
+  noteRouted(r: number, e: number, t: number): void {
+    this.hooks?.routed(r, e, t);
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Driven from outside (live simulations).
+
+  /** Time of the next event (Infinity when nothing is scheduled). */
+  nextEventTime(): number {
+    const t = Math.min(
+      this.arrivals.peekTime(),
+      this.heap.minTime(),
+      this.disagg?.nextTransfer() ?? Number.POSITIVE_INFINITY,
+      this.wakeAt,
+    );
+    if (this.runtime !== null) return Math.min(t, this.runtime.nextEventMs());
+    return this.manager !== null ? Math.min(t, this.manager.nextEventMs()) : t;
+  }
+
+  /** Brings every engine up to date to t (planned decode runs applied up to the pass in flight at t). */
+  materializeAll(t: number): void {
+    for (const e of this.live) if (e.hasPendingRun) this.bringUpToDate(e.index, t);
+  }
+
+  /**
+   * Request r's client left at t: it leaves its engine at that engine's next scheduling point (now if idle,
+   * else when the pass in flight ends); a request in a disaggregated hand-off leaves where the hand-off lands.
+   */
+  cancelRequest(r: number, t: number): void {
+    const req = this.req;
+    const s = req.status[r];
+    if (s === RequestStatus.Done || s === RequestStatus.Rejected || s === RequestStatus.Cancelled) return;
+    req.cancel(r);
+    const e = req.engine[r];
+    if (e >= 0 && this.engines[e].hasWork()) {
+      this.bringUpToDate(e, t);
+      this.markDirty(e);
+      if (t < this.wakeAt) this.wakeAt = t;
+    }
+  }
+
+  /** The workers' lifecycle (driven simulations and planners), or null. */
+  get fleetManager(): FleetManager | null {
+    return this.manager;
+  }
+
+  /** The planner in the loop, or null. */
+  get planner(): PlannerRuntime | null {
+    return this.runtime;
+  }
+
+  /** Passes of engine e starting from t take `factor` times as long (driven simulations). */
+  setPassTimeFactor(e: number, factor: number, t: number): void {
+    const scaled = this.timings[e];
+    if (scaled === undefined) throw new Error('pass-time factors need a driven simulation');
+    this.bringUpToDate(e, t); // a planned run stops at the pass in flight
+    scaled.factor = factor;
+  }
+
+  /** Engine e starts no pass before `until` (its pass in flight ends as planned). */
+  stallEngine(e: number, until: number, t: number): void {
+    if (!this.driven) throw new Error('stalls need a driven simulation');
+    if (e >= this.stallUntil.length)
+      this.stallUntil = grown(this.stallUntil, Math.max(e + 1, this.stallUntil.length * 2));
+    this.bringUpToDate(e, t);
+    this.stallUntil[e] = until;
+    if (!this.stalled.includes(e)) this.stalled.push(e);
+    const at = Math.max(t, Math.min(until, this.wakeAt));
+    if (at < this.wakeAt) this.wakeAt = at;
+  }
+
+  /** Pool p to `replicas` workers from t (see FleetManager.scaleTo). */
+  setReplicas(p: number, replicas: number, startupMs: number, t: number): void {
+    const fm = this.requireManager();
+    fm.scaleTo(p, replicas, t, startupMs);
+    fm.afterStep(t);
+    fm.startPending(t);
+  }
+
+  /** Pool p's workers replaced, rolling, by workers of `spec` (same block size). */
+  replacePool(p: number, spec: PoolSpec, startupMs: number, maxSurge: number, t: number): void {
+    const fm = this.requireManager();
+    const pool = this.pools[p];
+    if (spec.engine.blockSize !== pool.spec.engine.blockSize)
+      throw new RangeError('the KV block size cannot change during a run');
+    pool.spec = { ...spec, workers: pool.spec.workers };
+    fm.replace(p, t, startupMs, maxSurge);
+    fm.afterStep(t);
+    fm.startPending(t);
+  }
+
+  /** Later arrivals are routed by `spec`; requests in flight keep their worker. */
+  setRouter(spec: RouterSpec, t: number): void {
+    for (const pool of this.pools) {
+      const router = makeRouter(poolRouterSpec(pool.role, spec), this.req, pool.engines.length, this.rng);
+      const logs = router.reads === 'kv-events';
+      for (let slot = 0; slot < pool.engines.length; slot++) {
+        const engine = pool.engines[slot];
+        this.bringUpToDate(engine.index, t);
+        // A fresh log (no events from before the switch) and a view of the cache as it is now.
+        engine.setKvEvents?.(logs);
+        if (router instanceof KvRouter) router.seedView(slot, engine);
+      }
+      pool.router = router;
+    }
+  }
+
+  /** Dynamo's Planner from t on (or none). */
+  setPlanner(spec: PlannerSpec | null, t: number): void {
+    const fm = this.requireManager();
+    if (spec === null) {
+      this.runtime = null;
+      fm.budget = -1;
+      return;
+    }
+    this.runtime = new PlannerRuntime(this, spec, this.req, this.collector, fm, t);
+    for (const e of this.live) if (e.history) e.history.trackQueue = true;
+  }
+
+  /**
+   * Engine e dies at t: it leaves at once (its pass in flight is lost) and the requests it held are
+   * returned, still alive, for the caller to re-route or fail (see live.ts). Requests waiting for a KV
+   * reservation on it go to another decode worker.
+   */
+  killEngine(e: number, t: number): number[] {
+    const fm = this.requireManager();
+    const engine = this.engines[e];
+    this.bringUpToDate(e, t);
+    const held = engine.residents?.() ?? [];
+    // Requests its pass in flight completed or rejected (applied when the pass started) never got there.
+    if (engine.busyUntil > t)
+      for (let i = 0; i < engine.finished.length; i++) held.push(engine.finished.get(i));
+    const pool = this.poolOf[e];
+    const local = this.localIndex[e];
+    for (const r of held) pool.router.onFinished?.(r, local);
+    this.ends[e] = Number.POSITIVE_INFINITY;
+    if (this.heap.has(e)) this.heap.update(e);
+    fm.kill(engine, t);
+    this.disagg?.engineGone(e, t);
+    return held;
+  }
+
+  /** Request r ends at t, rejected for `reason` (a killed worker's request out of migrations). */
+  failRequest(r: number, t: number, reason: string): void {
+    this.req.status[r] = RequestStatus.Rejected;
+    this.collector.onReject(r, reason);
+    this.collector.terminalMs[r] = t;
+    this.requestDone(r, t);
+  }
+
+  /** Request r leaves without a trace (it is being re-submitted elsewhere): its slot is freed. */
+  abandon(r: number): void {
+    this.collector.rejectReasons.delete(r);
+    this.req.release(r);
+  }
+
+  private requireManager(): FleetManager {
+    if (this.manager === null) throw new Error('fleet changes need a driven simulation');
+    return this.manager;
+  }
+
+  /** Its collector (live simulations read per-request times from it while requests live). */
+  get collectorOf(): Collector {
+    return this.collector;
+  }
+
+  /** The request table (live simulations read their requests' state from it). */
+  get requests(): RequestTable {
+    return this.req;
+  }
+
+  /** Engines by index (retired ones are stand-ins). */
+  get allEngines(): readonly Engine[] {
+    return this.engines;
+  }
+
+  /** The disaggregated hand-off, if any. */
+  get handoff(): DisaggCoordinator | null {
+    return this.disagg;
+  }
+
+  /** The pools: [aggregated] or [prefill, decode]. */
+  get poolList(): readonly Pool[] {
+    return this.pools;
   }
 
   // ---------------------------------------------------------------------------------------------------------
@@ -481,8 +829,12 @@ class Simulation implements Cluster, DisaggHost {
   private routeBatch(t: number): void {
     const batch = this.batch;
     if (batch.length === 0) return;
-    for (const r of batch) {
+    const req = this.req;
+    for (const id of batch) {
+      const r = this.source.admit(id, req);
+      if (r < 0) continue; // withdrawn before it arrived
       this.collector.onArrival(r, t);
+      this.disagg?.onArrival(r);
       this.routed++;
       this.runtime?.onArrival();
       if (this.disagg !== null) this.disagg.route(r, t);
@@ -494,11 +846,17 @@ class Simulation implements Cluster, DisaggHost {
   private startIdle(t: number): void {
     const list = this.dirtyList;
     if (list.length > 1) list.sort((a, b) => a - b);
-    const next = this.arrivals.peekTime();
+    const next = Math.min(this.arrivals.peekTime(), this.source.nextUnscheduled());
     for (const e of list) {
       this.dirty[e] = 0;
       const engine = this.engines[e];
       if (!engine.isIdle || !engine.hasWork()) continue;
+      if (this.driven && this.stallUntil[e] > t) {
+        // Stalled: it starts nothing before its stall ends (the loop wakes then).
+        if (!this.stalled.includes(e)) this.stalled.push(e);
+        if (this.stallUntil[e] < this.wakeAt) this.wakeAt = this.stallUntil[e];
+        continue;
+      }
       const pool = this.poolOf[e];
       const reads = pool.router.reads;
       // A decode engine with reservations waiting takes one at each pass end: no multi-pass runs then.
@@ -533,22 +891,6 @@ class Simulation implements Cluster, DisaggHost {
       waiting += e.waitingCount;
       running += e.runningCount;
     }
-    const n = this.qLen;
-    if (n > 0 && this.qW[n - 1] === waiting && this.qR[n - 1] === running) return;
-    if (n === this.qT.length) {
-      const t2 = new Float64Array(n * 2);
-      t2.set(this.qT);
-      this.qT = t2;
-      const w2 = new Int32Array(n * 2);
-      w2.set(this.qW);
-      this.qW = w2;
-      const r2 = new Int32Array(n * 2);
-      r2.set(this.qR);
-      this.qR = r2;
-    }
-    this.qT[n] = t;
-    this.qW[n] = waiting;
-    this.qR[n] = running;
-    this.qLen++;
+    this.queueDepth.sample(t, waiting, running);
   }
 }

@@ -59,7 +59,7 @@ export function expectAgreement(
   report: SimulationReport,
   label: string,
 ): void {
-  const c = result.collector;
+  const c = result.records;
   const mine = Array.from({ length: workload.size }, (_, r) => ({
     arrival: c.arrivalMs[r],
     admit: c.firstAdmitMs[r],
@@ -70,7 +70,7 @@ export function expectAgreement(
     requested: workload.outputLength[r],
     output: c.tokens[r],
     reused: Math.max(0, c.reusedBest[r]),
-    rejected: result.requests.status[r] === 4,
+    rejected: result.records.status[r] === 4,
   })).sort(
     (a, b) =>
       a.arrival - b.arrival ||

@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { runSimulation } from '../../src/config/run.ts';
 import { type SimulationConfig, SimulationConfigSchema } from '../../src/config/schema.ts';
+import { RequestTable } from '../../src/sim/engine/request-table.ts';
+import { KeySpace } from '../../src/sim/kv/key-space.ts';
 import { generateSynthetic, type SyntheticSpec } from '../../src/sim/workload/synthetic.ts';
 import type { Workload } from '../../src/sim/workload/workload.ts';
 import { parseTrace } from '../../src/telemetry/trace/index.ts';
@@ -22,6 +24,22 @@ export function conversationSample(rows = 2000): Workload {
     cache.set(key, w);
   }
   return w;
+}
+
+/** A request table holding every request of a workload, request i in slot i (unit tests of routers, caches). */
+export function requestTable(w: Workload, blockSize: number): RequestTable {
+  const table = new RequestTable(new KeySpace(blockSize, w.traceBlockSize), w.size);
+  for (let i = 0; i < w.size; i++) {
+    const r = table.admit({
+      inputLength: w.inputLength[i],
+      outputLength: w.outputLength[i],
+      hashIds: w.hashIds,
+      hashFrom: w.hashOffsets[i],
+      source: i,
+    });
+    if (r !== i) throw new Error('requestTable: slots out of order');
+  }
+  return table;
 }
 
 export function mooncake(rows: object[]): Workload {

@@ -1,9 +1,9 @@
 import type { Engine } from '../engine/engine.ts';
-import { RequestStatus, type RequestTable } from '../engine/request-table.ts';
+import { grown, RequestStatus, type RequestTable } from '../engine/request-table.ts';
 import type { Collector } from '../metrics/collector.ts';
+import type { RequestRecords } from '../metrics/records.ts';
 import type { Pool, PoolSpec } from '../pool.ts';
 import { KvRouter } from '../router/kv-router.ts';
-import type { Workload } from '../workload/workload.ts';
 import { TransferLink } from './transfer-link.ts';
 
 /** Disaggregated serving: prompts run on prefill workers, their KV moves to decode workers, which generate. */
@@ -28,9 +28,9 @@ export interface DisaggregationSpec {
   conditional?: { maxUncachedTokens: number; maxUncachedRatio: number };
 }
 
-/** Per-request records of KV handoffs between prefill and decode workers. */
+/** KV handoffs between prefill and decode workers (per request: see RequestRecords). */
 export interface TransferRecords {
-  /** Request ids handed off, in completion order. */
+  /** Transfers completed. */
   count: number;
   /**
    * Wall of each transfer (link time, ms) and the wait for the destination's KV (ms): before the transfer,
@@ -41,12 +41,6 @@ export interface TransferRecords {
   bytes: number;
   /** Requests prefilled on their decode worker (conditional disaggregation). */
   localPrefills: number;
-  /** Per request (NaN if none): when its prefill finished, its transfer started and its KV arrived. */
-  prefillDoneMs: Float64Array;
-  transferStartMs: Float64Array;
-  transferEndMs: Float64Array;
-  /** Per request: decode engine index, or -1. */
-  decodeEngine: Int32Array;
 }
 
 /**
@@ -73,6 +67,8 @@ export interface DisaggHost {
   requestDone(r: number, t: number): void;
   /** Routes r to a prefill worker and queues it there. */
   submitPrefill(r: number, t: number): void;
+  /** Request r was queued on engine e at t (for observers). */
+  noteRouted(r: number, e: number, t: number): void;
 }
 
 /**
@@ -88,21 +84,26 @@ export class DisaggCoordinator {
   /** The decode pool's KV router when conditional disaggregation reads its cache view. */
   private readonly conditionalRouter: KvRouter | null;
   private readonly req: RequestTable;
-  private readonly workload: Workload;
   private readonly collector: Collector;
   private readonly destinationFirst: boolean;
   /** Per prefill slot: its link. Per decode slot: requests waiting for KV there, transfers that woke it. */
   private readonly links: TransferLink[] = [];
   private readonly pending: number[][] = [];
   private readonly wakes: number[] = [];
-  /** Per request: prefill engine holding its KV during the hand-off, decode engine, times. */
-  private readonly source: Int32Array;
-  private readonly destination: Int32Array;
-  private readonly handoffStart: Float64Array;
-  private readonly transferStart: Float64Array;
+  /** Per request: prefill engine holding its KV during the hand-off, decode engine, times (NaN: none yet). */
+  private source = new Int32Array(0);
+  private destination = new Int32Array(0);
+  private handoffStart = new Float64Array(0);
+  private transferStart = new Float64Array(0);
+  private transferEnd = new Float64Array(0);
+  /** Per request: the decode engine that took it (handed off or prefilled locally), or -1. */
+  private decodeEngine = new Int32Array(0);
   /** Destination first, per request: tokens its reservation found cached, and when it was made. */
-  private readonly reservedHitTokens: Int32Array;
-  private readonly reservedAt: Float64Array;
+  private reservedHitTokens = new Int32Array(0);
+  private reservedAt = new Float64Array(0);
+  /** Transfer and wait times, in completion order (grown as needed). */
+  private transferMs = new Float64Array(64);
+  private waitMs = new Float64Array(64);
   private readonly completed: number[] = [];
 
   constructor(
@@ -110,14 +111,12 @@ export class DisaggCoordinator {
     decode: Pool,
     host: DisaggHost,
     req: RequestTable,
-    workload: Workload,
     collector: Collector,
   ) {
     this.spec = spec;
     this.decode = decode;
     this.host = host;
     this.req = req;
-    this.workload = workload;
     this.collector = collector;
     if (spec.conditional) {
       if (!(decode.router instanceof KvRouter))
@@ -125,27 +124,66 @@ export class DisaggCoordinator {
       this.conditionalRouter = decode.router;
     } else this.conditionalRouter = null;
     this.destinationFirst = handoffOrder(spec.decode) === 'destination-first';
-    const size = workload.size;
-    this.source = new Int32Array(size);
-    this.destination = new Int32Array(size);
-    this.handoffStart = new Float64Array(size);
-    this.transferStart = new Float64Array(size);
-    const reservations = this.destinationFirst ? size : 0;
-    this.reservedHitTokens = new Int32Array(reservations);
-    this.reservedAt = new Float64Array(reservations);
+    req.onGrow((n) => {
+      this.source = grown(this.source, n);
+      this.destination = grown(this.destination, n);
+      this.handoffStart = grown(this.handoffStart, n);
+      this.transferStart = grown(this.transferStart, n);
+      this.transferEnd = grown(this.transferEnd, n);
+      this.decodeEngine = grown(this.decodeEngine, n);
+      if (this.destinationFirst) {
+        this.reservedHitTokens = grown(this.reservedHitTokens, n);
+        this.reservedAt = grown(this.reservedAt, n);
+      }
+    });
     for (let i = 0; i < spec.prefill.workers; i++) this.addPrefillSlot();
     for (let i = 0; i < spec.decode.workers; i++) this.addDecodeSlot();
     this.records = {
       count: 0,
-      transferMs: new Float64Array(size),
-      waitMs: new Float64Array(size),
+      transferMs: this.transferMs,
+      waitMs: this.waitMs,
       bytes: 0,
       localPrefills: 0,
-      prefillDoneMs: new Float64Array(size).fill(Number.NaN),
-      transferStartMs: new Float64Array(size).fill(Number.NaN),
-      transferEndMs: new Float64Array(size).fill(Number.NaN),
-      decodeEngine: new Int32Array(size).fill(-1),
     };
+  }
+
+  /** Request r arrived: nothing of a hand-off yet. */
+  onArrival(r: number): void {
+    this.handoffStart[r] = Number.NaN;
+    this.transferStart[r] = Number.NaN;
+    this.transferEnd[r] = Number.NaN;
+    this.decodeEngine[r] = -1;
+  }
+
+  /** Decode engine e left (killed): the requests waiting for a reservation there go to another one. */
+  engineGone(e: number, t: number): void {
+    const slot = this.host.slotOf(e);
+    if (slot >= this.pending.length || this.decode.engines[slot]?.index !== e) return;
+    const queue = this.pending[slot];
+    this.pending[slot] = [];
+    this.wakes[slot] = 0;
+    for (const r of queue) this.routeToDecode(r, t);
+  }
+
+  /** r's decode engine (handed off or prefilled there), or -1. */
+  decodeEngineOf(r: number): number {
+    return this.decodeEngine[r];
+  }
+
+  /** When r's prefill finished (NaN before). */
+  prefillDoneAt(r: number): number {
+    return this.handoffStart[r];
+  }
+
+  /** Writes r's hand-off times into its row of the records. */
+  writeRecord(records: RequestRecords, row: number, r: number): void {
+    if (records.prefillDoneMs === null) return;
+    // Times of completed transfers only (a transfer in flight when the run stopped has none).
+    const done = !Number.isNaN(this.transferEnd[r]);
+    records.prefillDoneMs[row] = done ? this.handoffStart[r] : Number.NaN;
+    (records.transferStartMs as Float64Array)[row] = done ? this.transferStart[r] : Number.NaN;
+    (records.transferEndMs as Float64Array)[row] = this.transferEnd[r];
+    (records.decodeEngine as Int32Array)[row] = this.decodeEngine[r];
   }
 
   /** A prefill pool slot was added (the planner grew the pool). */
@@ -165,7 +203,10 @@ export class DisaggCoordinator {
 
   /** An arrival: prefilled locally (conditional), reserved first (SGLang) or sent to a prefill worker. */
   route(r: number, t: number): void {
-    if (this.conditionalRouter !== null && this.prefillLocally(this.conditionalRouter, r, t)) return;
+    // The decode pool's router (read afresh: a driven simulation may replace it).
+    const router = this.decode.router;
+    if (this.conditionalRouter !== null && router instanceof KvRouter && this.prefillLocally(router, r, t))
+      return;
     if (this.destinationFirst) this.reserveFirst(r, t);
     else this.host.submitPrefill(r, t);
   }
@@ -178,7 +219,7 @@ export class DisaggCoordinator {
       this.rejectTooLarge(r, t);
       return;
     }
-    if (this.workload.outputLength[r] === 0) {
+    if (this.req.outputLen[r] === 0) {
       // Nothing to generate: the request ends with its prefill.
       engine.releaseHeld?.(r);
       this.req.status[r] = RequestStatus.Done;
@@ -237,18 +278,27 @@ export class DisaggCoordinator {
         host.engine(p).releaseHeld?.(r);
         host.markDirty(p);
         host.bringUpToDate(d, t);
+        if (host.engine(d).activate === undefined) {
+          // The destination left (killed) while the KV was on its way: find another one.
+          this.routeToDecode(r, t);
+          continue;
+        }
         if (host.busyAt(d, t)) this.wakes[host.slotOf(d)]++;
         host.engine(d).activate?.(r, t);
         host.markDirty(d);
-        records.transferMs[records.count] = t - this.transferStart[r];
-        records.waitMs[records.count] = this.destinationFirst
+        if (records.count === this.transferMs.length) {
+          this.transferMs = grown(this.transferMs, records.count * 2);
+          this.waitMs = grown(this.waitMs, records.count * 2);
+          records.transferMs = this.transferMs;
+          records.waitMs = this.waitMs;
+        }
+        this.transferMs[records.count] = t - this.transferStart[r];
+        this.waitMs[records.count] = this.destinationFirst
           ? this.reservedAt[r] - this.collector.arrivalMs[r]
           : this.transferStart[r] - this.handoffStart[r];
         records.count++;
-        records.prefillDoneMs[r] = this.handoffStart[r];
-        records.transferStartMs[r] = this.transferStart[r];
-        records.transferEndMs[r] = t;
-        records.decodeEngine[r] = d;
+        this.transferEnd[r] = t;
+        this.decodeEngine[r] = d;
       }
     }
   }
@@ -256,8 +306,7 @@ export class DisaggCoordinator {
   private neverFits(r: number): boolean {
     const decode = this.spec.decode.engine;
     return (
-      Math.ceil((this.req.promptLen[r] + this.workload.outputLength[r]) / decode.blockSize) >
-      decode.numGpuBlocks
+      Math.ceil((this.req.promptLen[r] + this.req.outputLen[r]) / decode.blockSize) > decode.numGpuBlocks
     );
   }
 
@@ -319,7 +368,7 @@ export class DisaggCoordinator {
    * straight to prefill.
    */
   private reserveFirst(r: number, t: number): void {
-    if (this.workload.outputLength[r] === 0) {
+    if (this.req.outputLen[r] === 0) {
       this.host.submitPrefill(r, t);
       return;
     }
@@ -337,13 +386,14 @@ export class DisaggCoordinator {
     const decode = this.decode;
     const slot = router.route(r, decode.engines, t, decode.eligible);
     const isl = this.req.promptLen[r];
-    const uncached = isl - router.overlap(r, slot) * this.req.layout.blockSize;
+    const uncached = isl - router.overlap(r, slot) * this.req.blockSize;
     if (!(uncached < cond.maxUncachedTokens && uncached / isl < cond.maxUncachedRatio)) return false;
     const e = decode.engines[slot].index;
-    this.records.decodeEngine[r] = e;
+    this.decodeEngine[r] = e;
     this.host.bringUpToDate(e, t);
     this.host.engine(e).enqueue(r);
     router.onRouted(r, slot);
+    this.host.noteRouted(r, e, t);
     this.records.localPrefills++;
     this.host.markDirty(e);
     return true;

@@ -2,6 +2,7 @@ import type { Engine, EngineRole } from './engine.ts';
 import type { EngineCore, EngineCoreConfig } from './engine-core.ts';
 import { IntDeque } from './int-deque.ts';
 import type { ForwardPassSnapshot } from './pass-metrics.ts';
+import { grown, type RequestTable } from './request-table.ts';
 
 /**
  * One worker with attention-data-parallel ranks (`--dp-size`): each rank is a whole engine with its own
@@ -30,7 +31,7 @@ export class DpWorker implements Engine {
   busyMs = 0;
   readonly coalescedRuns = 0;
   /** Rank holding each request (by request id), for the router's per-rank bookkeeping. */
-  private readonly rankOfRequest: Uint8Array;
+  private rankOfRequest = new Uint8Array(0);
   private nextRank = 0;
   private readonly inPass: Uint8Array;
 
@@ -39,7 +40,7 @@ export class DpWorker implements Engine {
     role: EngineRole,
     gpus: number,
     ranks: EngineCore<EngineCoreConfig>[],
-    size: number,
+    req: RequestTable,
   ) {
     if (ranks.length < 1 || ranks.length > 255)
       throw new RangeError('a worker has 1 to 255 data-parallel ranks');
@@ -47,8 +48,10 @@ export class DpWorker implements Engine {
     this.role = role;
     this.gpus = gpus;
     this.ranks = ranks;
-    this.rankOfRequest = new Uint8Array(size);
     this.inPass = new Uint8Array(ranks.length);
+    req.onGrow((n) => {
+      this.rankOfRequest = grown(this.rankOfRequest, n);
+    });
   }
 
   get isIdle(): boolean {
@@ -147,6 +150,30 @@ export class DpWorker implements Engine {
 
   materialize(): number {
     return this.busyUntil;
+  }
+
+  get totalBlocks(): number {
+    let n = 0;
+    for (const r of this.ranks) n += r.totalBlocks;
+    return n;
+  }
+
+  residents(): number[] {
+    const out: number[] = [];
+    for (const r of this.ranks) out.push(...r.residents());
+    return out;
+  }
+
+  setKvEvents(on: boolean): void {
+    for (const r of this.ranks) r.setKvEvents(on);
+  }
+
+  markKeys(live: Uint8Array): void {
+    for (const r of this.ranks as readonly Engine[]) r.markKeys?.(live);
+  }
+
+  remapKeys(map: Int32Array): void {
+    for (const r of this.ranks as readonly Engine[]) r.remapKeys?.(map);
   }
 
   /** The first rank's latest pass (a planner is not supported with data-parallel ranks). */

@@ -54,7 +54,7 @@ export abstract class EngineCore<C extends EngineCoreConfig> implements Engine {
   /** Requests that completed or were rejected in the last pass (prefill role: prefill done, KV held). */
   readonly finished = new IntDeque();
   /** Prefix-cache changes, stamped with the time a KV-aware router may see them (null if unused). */
-  readonly kvEvents: KvEventLog | null;
+  kvEvents: KvEventLog | null;
   /** Its latest passes (forward-pass metrics for the planner). */
   readonly history: PassHistory;
 
@@ -106,7 +106,7 @@ export abstract class EngineCore<C extends EngineCoreConfig> implements Engine {
     this.req = req;
     this.collector = collector;
     this.history = new PassHistory(this.waiting, req);
-    const slots = Math.max(1, Math.min(config.maxNumSeqs, req.size)) + 1;
+    const slots = config.maxNumSeqs + 1;
     this.running = new Int32Array(slots);
     this.runDone = new Int32Array(slots);
     this.shape.kvCapacityTokens = config.numGpuBlocks * config.blockSize;
@@ -183,6 +183,25 @@ export abstract class EngineCore<C extends EngineCoreConfig> implements Engine {
     return Array.from(this.running.subarray(0, this.runLen));
   }
 
+  get totalBlocks(): number {
+    return this.config.numGpuBlocks;
+  }
+
+  /** Requests in its queues and running set. */
+  residents(): number[] {
+    const out = this.waiting.toArray();
+    for (let k = 0; k < this.runLen; k++) out.push(this.running[k]);
+    return out;
+  }
+
+  setKvEvents(on: boolean): void {
+    this.kvEvents = on ? new KvEventLog() : null;
+    this.installKeyEvents();
+  }
+
+  /** (Re)connects its KV cache's key events to `kvEvents` (and whatever else listens). */
+  protected installKeyEvents(): void {}
+
   /** Tokens r generates here: a prefill worker stops after the one its prefill samples. */
   protected outputLimit(r: number): number {
     return this.role === 'prefill' ? 1 : this.req.outputLen[r];
@@ -215,6 +234,12 @@ export abstract class EngineCore<C extends EngineCoreConfig> implements Engine {
     this.firstTokens.clear();
     this.finished.clear();
     this.beforePass(now);
+    if (this.req.cancelPending > 0 && this.dropCancelled()) {
+      // The cancelled requests leave now; the engine looks again right after (a pass of no duration).
+      this.progressed = true;
+      this.busyUntil = now;
+      return now;
+    }
     if (this.config.coalesceDecode && this.planRun(now, horizon, horizonAlways)) {
       this.progressed = true;
       return this.busyUntil;
@@ -229,6 +254,7 @@ export abstract class EngineCore<C extends EngineCoreConfig> implements Engine {
     this.firstTokens.clear();
     this.finished.clear();
     this.beforePass(now);
+    if (this.req.cancelPending > 0) this.dropCancelled();
     return this.formPass(now);
   }
 
@@ -284,6 +310,56 @@ export abstract class EngineCore<C extends EngineCoreConfig> implements Engine {
     this.req.status[r] = RequestStatus.Done;
     this.collector.onComplete(r, t);
     this.finished.pushBack(r);
+  }
+
+  /**
+   * Its scheduling point: requests cancelled by their clients leave the queues and the running set, their KV
+   * released (blocks already computed stay cached). True when any left (listed in `finished`).
+   */
+  private dropCancelled(): boolean {
+    // A prefill worker hands its requests on: a cancelled one is dropped where its hand-off lands.
+    if (this.role === 'prefill') return false;
+    const req = this.req;
+    let dropped = false;
+    for (let i = 0; i < this.waiting.length; ) {
+      const r = this.waiting.get(i);
+      if (req.cancelled[r] === 0) {
+        i++;
+        continue;
+      }
+      this.waiting.removeAt(i);
+      this.dropWaiting(r);
+      this.dropped(r);
+      dropped = true;
+    }
+    let w = 0;
+    for (let k = 0; k < this.runLen; k++) {
+      const r = this.running[k];
+      if (req.cancelled[r] === 0) {
+        this.running[w++] = r;
+        continue;
+      }
+      this.releaseKv(r);
+      this.dropped(r);
+      dropped = true;
+    }
+    this.runLen = w;
+    return this.dropOtherCancelled() || dropped;
+  }
+
+  private dropped(r: number): void {
+    this.req.status[r] = RequestStatus.Cancelled;
+    this.finished.pushBack(r);
+  }
+
+  /** A cancelled request leaves `waiting`: releases what it holds there (reserved KV, counters). */
+  protected dropWaiting(r: number): void {
+    if (this.req.allocBlocks[r] > 0) this.releaseKv(r);
+  }
+
+  /** Cancelled requests in an engine's own queues (beyond waiting and running) leave them; true if any. */
+  protected dropOtherCancelled(): boolean {
+    return false;
   }
 
   // ---------------------------------------------------------------------------------------------------------
@@ -361,6 +437,15 @@ export abstract class EngineCore<C extends EngineCoreConfig> implements Engine {
     // Tokens: the first applied step's gap differs per request; later gaps are shared by all n requests.
     const firstEnd = ends[from + 1];
     const lastEnd = ends[upTo];
+    const observe = col.tokenObserver;
+    if (observe !== null) {
+      // Every token of the run, at its own pass end, for live observers.
+      for (let k = 0; k < n; k++) {
+        const r = running[k];
+        const before = col.tokens[r];
+        for (let j = from + 1; j <= upTo; j++) observe(r, before + j - from, ends[j]);
+      }
+    }
     for (let k = 0; k < n; k++) {
       const r = running[k];
       col.addGap(firstEnd - col.lastTokenMs[r], 1);

@@ -50,6 +50,18 @@ export interface Engine {
 
   /** Its latest passes, read by `snapshot` (a planner sets `history.trackQueue`); none once retired. */
   readonly history?: PassHistory;
+  /** Requests it holds in its queues and running set (a killed worker's, to migrate). */
+  residents?(): number[];
+  /** Its KV cache's prefix keys (not pending events): what a fresh KV router view starts from. */
+  markCachedKeys?(live: Uint8Array): void;
+  /** Starts (true) or stops logging KV events for a KV-aware router (a driven simulation's router change). */
+  setKvEvents?(on: boolean): void;
+  /** KV capacity in blocks (pages). */
+  readonly totalBlocks?: number;
+  /** Prefix-cache keys held (KV cache, lower tiers, events not yet read): see KeySpace compaction. */
+  markKeys?(live: Uint8Array): void;
+  remapKeys?(map: Int32Array): void;
+
   /** Forward-pass metrics at t (bring the engine up to date to t first). */
   snapshot(t: number, out: ForwardPassSnapshot): void;
   /** KV blocks in use (by requests, handoff holds or reservations). */

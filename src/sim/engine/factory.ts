@@ -60,5 +60,5 @@ export function createDpWorker(
       : { ...spec, coalesceDecode: false };
   const engines: EngineCore<EngineCoreConfig>[] = [];
   for (let k = 0; k < ranks; k++) engines.push(createEngine(index, rankSpec, ctx, workerId * ranks + k));
-  return new DpWorker(index, ctx.role, ctx.gpusPerWorker, engines, ctx.req.size);
+  return new DpWorker(index, ctx.role, ctx.gpusPerWorker, engines, ctx.req);
 }

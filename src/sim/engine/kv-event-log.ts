@@ -41,6 +41,18 @@ export class KvEventLog {
     return n;
   }
 
+  /** Marks the keys of events not yet consumed (see KeyHolder). */
+  markKeys(live: Uint8Array): void {
+    for (let i = this.head; i < this.tail; i++) live[this.keys[i % this.keys.length]] = 1;
+  }
+
+  remapKeys(map: Int32Array): void {
+    for (let i = this.head; i < this.tail; i++) {
+      const at = i % this.keys.length;
+      this.keys[at] = map[this.keys[at]];
+    }
+  }
+
   private grow(): void {
     const cap = this.keys.length;
     const keys = new Int32Array(cap * 2);

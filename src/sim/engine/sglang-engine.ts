@@ -4,7 +4,7 @@ import { resetPassShape, type TimingModel } from '../timing/timing-model.ts';
 import { type EngineRole, ns } from './engine.ts';
 import { EngineCore, type EngineCoreConfig } from './engine-core.ts';
 import { IntDeque } from './int-deque.ts';
-import { RequestStatus, type RequestTable } from './request-table.ts';
+import { grown, RequestStatus, type RequestTable } from './request-table.ts';
 
 /** numGpuBlocks counts pages of blockSize tokens (SGLang's page_size); maxNumSeqs is max_running_requests. */
 export interface SglangEngineConfig extends EngineCoreConfig {
@@ -62,8 +62,8 @@ const RUN_PLAN_LIMIT = 128;
 export class SglangEngine extends EngineCore<SglangEngineConfig> {
   readonly cache: RadixCache;
   /** Per request: the radix node its KV path ends at (-1: no KV), and its pages in the tree. */
-  private readonly lastNode: Int32Array;
-  private readonly cachedPages: Int32Array;
+  private lastNode = new Int32Array(0);
+  private cachedPages = new Int32Array(0);
   private readonly page: number;
   private readonly initRatio: number;
   private readonly minRatio: number;
@@ -80,9 +80,9 @@ export class SglangEngine extends EngineCore<SglangEngineConfig> {
   private retractedRatio = 0;
 
   /** Prefill role, per held request: pages outside the cache (its partial last page). */
-  private readonly heldPages: Int32Array;
+  private heldPages = new Int32Array(0);
   /** Decode role, per request: pages reserved for its transferred prompt, until it arrives. */
-  private readonly reservedPages: Int32Array;
+  private reservedPages = new Int32Array(0);
   /** Requests whose transferred KV arrived, waiting for a running slot (they need no admission budget). */
   private readonly ready = new IntDeque();
 
@@ -107,33 +107,41 @@ export class SglangEngine extends EngineCore<SglangEngineConfig> {
     gpus = 1,
     seedOffset = index,
   ) {
-    if (req.layout.blockSize !== config.blockSize)
+    if (req.blockSize !== config.blockSize)
       throw new RangeError('SGLang page size must equal the block layout size');
     super(index, config, timing, req, collector, logKvEvents, role, gpus, seedOffset);
     this.page = config.blockSize;
     this.cache = new RadixCache(config.numGpuBlocks, req);
-    const slots = Math.max(1, Math.min(config.maxNumSeqs, req.size)) + 1;
+    const slots = config.maxNumSeqs + 1;
     this.admitted = new Int32Array(slots);
     this.done = new Int32Array(slots);
-    this.lastNode = new Int32Array(req.size).fill(-1);
-    this.cachedPages = new Int32Array(req.size);
-    this.heldPages = new Int32Array(role === 'prefill' ? req.size : 0);
-    this.reservedPages = new Int32Array(role === 'decode' ? req.size : 0);
+    req.onGrow((n) => {
+      const from = this.lastNode.length;
+      this.lastNode = grown(this.lastNode, n);
+      this.lastNode.fill(-1, from);
+      this.cachedPages = grown(this.cachedPages, n);
+      if (role === 'prefill') this.heldPages = grown(this.heldPages, n);
+      if (role === 'decode') this.reservedPages = grown(this.reservedPages, n);
+    });
     this.initRatio = INIT_NEW_TOKEN_RATIO * config.scheduleConservativeness;
     this.minRatio = this.initRatio * MIN_NEW_TOKEN_RATIO_FACTOR;
     this.ratioDecay = (this.initRatio - this.minRatio) / NEW_TOKEN_RATIO_DECAY_STEPS;
     this.newTokenRatio = this.initRatio;
-    if (this.kvEvents !== null) {
-      const log = this.kvEvents;
-      const space = req.layout.promptKeySpace;
-      this.cache.onKeyEvent = (key, stored) => {
-        if (key < space) log.push(key, stored);
-      };
-    }
+    this.installKeyEvents();
   }
 
   get evictions(): number {
     return this.cache.evictedPages;
+  }
+
+  markKeys(live: Uint8Array): void {
+    this.cache.markKeys(live);
+    this.kvEvents?.markKeys(live);
+  }
+
+  remapKeys(map: Int32Array): void {
+    this.cache.remapKeys(map);
+    this.kvEvents?.remapKeys(map);
   }
   override get waitingCount(): number {
     return this.waiting.length + this.ready.length;
@@ -142,9 +150,12 @@ export class SglangEngine extends EngineCore<SglangEngineConfig> {
     return this.runLen > 0 || this.waiting.length > 0 || this.ready.length > 0;
   }
 
-  /** True when r holds no KV pages and no tree lock (tests). */
-  holdsNothing(r: number): boolean {
-    return this.lastNode[r] < 0 && this.req.allocBlocks[r] === 0;
+  /** True when no request holds KV pages or a tree lock here (tests). */
+  holdsNothing(): boolean {
+    for (let r = 0; r < this.req.capacity; r++)
+      if (this.lastNode[r] >= 0 || (this.req.engine[r] === this.index && this.req.allocBlocks[r] !== 0))
+        return false;
+    return true;
   }
 
   /** Pages in use (not free, not evictable). */
@@ -571,6 +582,50 @@ export class SglangEngine extends EngineCore<SglangEngineConfig> {
   }
 
   /** Caches r's whole pages (SGLang's `cache_finished_req`) and frees the rest of its KV. */
+  protected override installKeyEvents(): void {
+    const log = this.kvEvents;
+    const keys = this.req.keys;
+    this.cache.onKeyEvent =
+      log !== null
+        ? (key, stored) => {
+            if (keys.isPrompt(key)) log.push(key, stored);
+          }
+        : null;
+  }
+
+  override residents(): number[] {
+    const out = super.residents();
+    for (let i = 0; i < this.ready.length; i++) out.push(this.ready.get(i));
+    return out;
+  }
+
+  markCachedKeys(live: Uint8Array): void {
+    this.cache.markKeys(live);
+  }
+
+  protected override dropWaiting(r: number): void {
+    // A chunked prompt part-way through holds its pages and a tree lock.
+    if (this.lastNode[r] >= 0) this.releaseKv(r);
+  }
+
+  protected override dropOtherCancelled(): boolean {
+    const req = this.req;
+    let dropped = false;
+    for (let i = 0; i < this.ready.length; ) {
+      const r = this.ready.get(i);
+      if (req.cancelled[r] === 0) {
+        i++;
+        continue;
+      }
+      this.ready.removeAt(i);
+      this.releaseKv(r);
+      req.status[r] = RequestStatus.Cancelled;
+      this.finished.pushBack(r);
+      dropped = true;
+    }
+    return dropped;
+  }
+
   protected releaseKv(r: number): void {
     const req = this.req;
     const cache = this.cache;

@@ -2,6 +2,7 @@ import type { Collector } from '../metrics/collector.ts';
 import type { TimingModel } from '../timing/timing-model.ts';
 import type { EngineRole } from './engine.ts';
 import type { RequestTable } from './request-table.ts';
+import { grown } from './request-table.ts';
 import { VllmEngine, type VllmEngineConfig } from './vllm-engine.ts';
 
 /** TensorRT-LLM's engine settings: vLLM's, with `kind: 'trtllm'` (its default block size is 32). */
@@ -24,7 +25,7 @@ export class TrtllmEngine extends VllmEngine {
   protected override readonly mtpRecomputesHitBlock = false;
   /** Decode role: completion tails (blocks beyond the prompt) of transferred requests not running yet. */
   private pendingTailBlocks = 0;
-  private readonly tailOf: Int32Array;
+  private tailOf = new Int32Array(0);
 
   constructor(
     index: number,
@@ -38,7 +39,10 @@ export class TrtllmEngine extends VllmEngine {
     seedOffset = index,
   ) {
     super(index, config, timing, req, collector, logKvEvents, role, gpus, seedOffset);
-    this.tailOf = new Int32Array(role === 'decode' ? req.size : 0);
+    if (role === 'decode')
+      req.onGrow((n) => {
+        this.tailOf = grown(this.tailOf, n);
+      });
   }
 
   /** Blocks r needs from its first token to its last. */

@@ -44,8 +44,8 @@ const CURRENT_PREEMPTED = 2;
  */
 export class VllmEngine extends EngineCore<VllmEngineConfig> {
   readonly pool: BlockPool;
-  private readonly scratchSlots: Int32Array;
-  private readonly promptKeySpace: number;
+  /** Prefix hits found by the last lookup (grown to the longest sequence looked up). */
+  private scratchSlots = new Int32Array(64);
   private passId = 0;
   private preemptedInPass = false;
   private budget = 0;
@@ -75,29 +75,50 @@ export class VllmEngine extends EngineCore<VllmEngineConfig> {
     seedOffset = index,
   ) {
     super(index, config, timing, req, collector, logKvEvents, role, gpus, seedOffset);
-    this.pool = new BlockPool(config.numGpuBlocks, req.layout.keySpace);
-    this.promptKeySpace = req.layout.promptKeySpace;
-    let maxBlocks = 1;
-    for (let r = 0; r < req.size; r++) {
-      const b = Math.ceil((req.promptLen[r] + req.outputLen[r]) / config.blockSize);
-      if (b > maxBlocks) maxBlocks = b;
-    }
-    this.scratchSlots = new Int32Array(maxBlocks + 1);
+    this.pool = new BlockPool(config.numGpuBlocks, req.keys.indexDirectly, req.keys.sizeHint);
     this.offload = config.offload && config.offload.g2Blocks > 0 ? new OffloadTiers(config.offload) : null;
+    this.installKeyEvents();
+  }
+
+  protected override installKeyEvents(): void {
     const log = this.kvEvents;
     const tiers = this.offload;
-    const space = this.promptKeySpace;
-    if (log !== null || tiers !== null) {
-      this.pool.onKeyEvent = (key, stored) => {
-        if (log !== null && key < space) log.push(key, stored);
-        // Write-through stores prompt blocks when computed; on-evict writes back what the GPU drops.
-        if (tiers !== null && (tiers.writeThrough ? stored && key < space : !stored)) tiers.offload(key);
-      };
-    }
+    const keys = this.req.keys;
+    this.pool.onKeyEvent =
+      log !== null || tiers !== null
+        ? (key, stored) => {
+            const prompt = keys.isPrompt(key);
+            if (log !== null && prompt) log.push(key, stored);
+            // Write-through stores prompt blocks when computed; on-evict writes back what the GPU drops.
+            if (tiers !== null && (tiers.writeThrough ? stored && prompt : !stored)) tiers.offload(key);
+          }
+        : null;
+  }
+
+  override residents(): number[] {
+    const out = super.residents();
+    for (const r of this.onboarding.keys()) out.push(r);
+    return out;
+  }
+
+  markCachedKeys(live: Uint8Array): void {
+    this.pool.markKeys(live);
   }
 
   get evictions(): number {
     return this.pool.evictions;
+  }
+
+  markKeys(live: Uint8Array): void {
+    this.pool.markKeys(live);
+    this.offload?.markKeys(live);
+    this.kvEvents?.markKeys(live);
+  }
+
+  remapKeys(map: Int32Array): void {
+    this.pool.remapKeys(map);
+    this.offload?.remapKeys(map);
+    this.kvEvents?.remapKeys(map);
   }
   /** KV blocks referenced (by requests, holds for handoffs or reservations): 0 once a drained engine is empty. */
   get activeBlocks(): number {
@@ -326,6 +347,7 @@ export class VllmEngine extends EngineCore<VllmEngineConfig> {
     let hits = 0;
     if (this.config.enablePrefixCaching) {
       const limit = Math.floor((promptLen - 1) / bs);
+      this.scratchFor(limit);
       for (; hits < limit; hits++) {
         const slot = this.pool.slotOf(req.blockKey(r, hits));
         if (slot < 0) break;
@@ -478,6 +500,14 @@ export class VllmEngine extends EngineCore<VllmEngineConfig> {
    * copies are left in scratchSlots), how many of those are in use, and the reusable tokens. The last token is
    * always recomputed, so a fully cached sequence reuses one block less.
    */
+  /** Room for `n` prefix hits in scratchSlots. */
+  private scratchFor(n: number): void {
+    if (n < this.scratchSlots.length) return;
+    let cap = this.scratchSlots.length;
+    while (cap <= n) cap *= 2;
+    this.scratchSlots = new Int32Array(cap);
+  }
+
   private prefixCost(r: number): number {
     const req = this.req;
     const bs = this.config.blockSize;
@@ -486,6 +516,7 @@ export class VllmEngine extends EngineCore<VllmEngineConfig> {
     let active = 0;
     if (this.config.enablePrefixCaching) {
       const full = Math.floor(len / bs);
+      this.scratchFor(full);
       for (; overlap < full; overlap++) {
         const slot = this.pool.slotOf(req.blockKey(r, overlap));
         if (slot < 0) break;
@@ -687,6 +718,12 @@ export class VllmEngine extends EngineCore<VllmEngineConfig> {
 
   protected releaseKv(r: number): void {
     this.releaseBlocks(r);
+  }
+
+  protected override dropWaiting(r: number): void {
+    // A transferred prompt's reserved KV (vLLM keeps it with the request in waiting).
+    if (this.req.allocBlocks[r] > 0 && this.req.remote[r] === 1) this.reservedWaiting--;
+    super.dropWaiting(r);
   }
 
   // ---------------------------------------------------------------------------------------------------------

@@ -8,10 +8,12 @@
  * (as vLLM does); the first copy of a key is its primary, the one prefix lookups return.
  *
  * Everything lives in typed arrays indexed by slot. The key -> primary index is an array indexed by the key
- * when the workload's dense key range is small enough, else an open-addressing table with linear probing and
- * backward-shift deletion; either way lookups, allocations and evictions allocate nothing.
+ * (`direct`: keys are dense, so this is fastest; it grows with the largest key cached, up to DIRECT_KEY_LIMIT)
+ * or an open-addressing table with linear probing and backward-shift deletion (any keys; 8 bytes per block
+ * whatever the key range, for clusters of many engines); either way lookups, allocations and evictions
+ * allocate nothing.
  */
-/** Largest key range indexed directly (4 bytes per key per engine); larger ranges are hashed. */
+/** Largest key range indexed directly (4 bytes per key per engine); a larger key switches to hashing. */
 export const DIRECT_KEY_LIMIT = 1 << 23;
 
 export class BlockPool {
@@ -23,11 +25,11 @@ export class BlockPool {
   private readonly dupNext: Int32Array; // next copy of the same key (-1 = none)
   private readonly freeSlots: Int32Array;
   private freeCount: number;
-  private readonly table: Int32Array; // primary slot + 1, 0 = empty
+  private table: Int32Array; // primary slot + 1, 0 = empty
   private readonly tableMask: number;
   private readonly tableShift: number;
-  /** The table is indexed by the key itself (dense key range small enough): no probing, no hashing. */
-  private readonly direct: boolean;
+  /** The table is indexed by the key itself: no probing, no hashing. */
+  private direct: boolean;
   private lruHead = -1; // oldest inactive
   private lruTail = -1; // newest inactive
   private inactive = 0;
@@ -36,8 +38,8 @@ export class BlockPool {
   /** Copies evicted since creation. */
   evictions = 0;
 
-  /** `keySpace`: one past the largest key, when known and small enough for a direct-indexed table. */
-  constructor(capacity: number, keySpace = 0) {
+  /** `direct`: index keys directly (see the class comment), starting with room for `keyHint` keys. */
+  constructor(capacity: number, direct = false, keyHint = 1024) {
     if (!Number.isInteger(capacity) || capacity < 1)
       throw new RangeError('KV pool capacity must be >= 1 block');
     this.capacity = capacity;
@@ -51,8 +53,11 @@ export class BlockPool {
     this.freeCount = capacity;
     let bits = 4;
     while (1 << bits < capacity * 2) bits++;
-    this.direct = keySpace > 0 && keySpace <= DIRECT_KEY_LIMIT;
-    this.table = new Int32Array(this.direct ? keySpace : 1 << bits);
+    this.direct = direct;
+    // Direct: the table doubles as keys grow; starting near the expected range saves most of the copies.
+    this.table = new Int32Array(
+      direct ? Math.min(Math.max(1024, keyHint >> 2), DIRECT_KEY_LIMIT) : 1 << bits,
+    );
     this.tableMask = (1 << bits) - 1;
     this.tableShift = 32 - bits;
   }
@@ -75,7 +80,7 @@ export class BlockPool {
 
   /** Primary copy of a cached key, or -1. */
   slotOf(key: number): number {
-    if (this.direct) return this.table[key] - 1;
+    if (this.direct) return key < this.table.length ? this.table[key] - 1 : -1;
     let i = this.hash(key);
     for (;;) {
       const s = this.table[i];
@@ -115,6 +120,7 @@ export class BlockPool {
 
   /** Registers a private copy under `key` (its tokens are all computed); it may become the key's primary. */
   cache(slot: number, key: number): void {
+    if (this.direct && key >= this.table.length) this.growDirect(key);
     this.keyOf[slot] = key;
     this.dupNext[slot] = -1;
     let i = this.direct ? key : this.hash(key);
@@ -133,6 +139,43 @@ export class BlockPool {
         return;
       }
       i = (i + 1) & this.tableMask;
+    }
+  }
+
+  /** Room in the direct table for `key`, or a switch to hashing when the key range is too large. */
+  private growDirect(key: number): void {
+    if (key >= DIRECT_KEY_LIMIT) {
+      const primaries = this.primaries();
+      this.direct = false;
+      this.table = new Int32Array(this.tableMask + 1);
+      this.insertPrimaries(primaries);
+      return;
+    }
+    let cap = this.table.length;
+    while (cap <= key) cap *= 2;
+    const grown = new Int32Array(cap);
+    grown.set(this.table);
+    this.table = grown;
+  }
+
+  private primaries(): number[] {
+    const out: number[] = [];
+    for (let i = 0; i < this.table.length; i++) if (this.table[i] !== 0) out.push(this.table[i] - 1);
+    return out;
+  }
+
+  private insertPrimaries(primaries: readonly number[]): void {
+    this.table.fill(0);
+    for (const slot of primaries) {
+      const key = this.keyOf[slot];
+      if (this.direct) {
+        if (key >= this.table.length) this.growDirect(key);
+        this.table[key] = slot + 1;
+        continue;
+      }
+      let i = this.hash(key);
+      while (this.table[i] !== 0) i = (i + 1) & this.tableMask;
+      this.table[i] = slot + 1;
     }
   }
 
@@ -211,6 +254,18 @@ export class BlockPool {
     else this.lruHead = n;
     if (n >= 0) this.prev[n] = p;
     else this.lruTail = p;
+  }
+
+  /** Marks the key of every cached copy (see KeyHolder). */
+  markKeys(live: Uint8Array): void {
+    for (let s = 0; s < this.capacity; s++) if (this.keyOf[s] >= 0) live[this.keyOf[s]] = 1;
+  }
+
+  /** Renames every cached key (see KeyHolder): copies, chains of duplicates and LRU order stay as they are. */
+  remapKeys(map: Int32Array): void {
+    const primaries = this.primaries();
+    for (let s = 0; s < this.capacity; s++) if (this.keyOf[s] >= 0) this.keyOf[s] = map[this.keyOf[s]];
+    this.insertPrimaries(primaries);
   }
 
   /** Keys of inactive copies from oldest to newest (tests and diagnostics). */

@@ -5,25 +5,42 @@ export interface IntMapLike {
   get(key: number): number;
   set(key: number, value: number): void;
   delete(key: number): void;
+  /** Marks every key (see KeyHolder). */
+  markKeys(live: Uint8Array): void;
+  /** Renames every key (see KeyHolder), values unchanged. */
+  remapKeys(map: Int32Array): void;
 }
 
-/** An `IntMapLike` over a dense array of the whole key range: fastest when the range is small enough. */
+/** An `IntMapLike` over a dense array of the key range, grown to the largest key set: fastest for dense keys. */
 export class DenseIntMap implements IntMapLike {
-  private readonly values: Int32Array; // value + 1, 0 = absent (a fresh array needs no fill)
+  private values = new Int32Array(1024); // value + 1, 0 = absent (a fresh array needs no fill)
   size = 0;
-  constructor(keySpace: number) {
-    this.values = new Int32Array(keySpace);
-  }
   get(key: number): number {
-    return this.values[key] - 1;
+    return key < this.values.length ? this.values[key] - 1 : -1;
   }
   set(key: number, value: number): void {
+    if (key >= this.values.length) {
+      let cap = this.values.length;
+      while (cap <= key) cap *= 2;
+      const grown = new Int32Array(cap);
+      grown.set(this.values);
+      this.values = grown;
+    }
     if (this.values[key] === 0) this.size++;
     this.values[key] = value + 1;
   }
   delete(key: number): void {
+    if (key >= this.values.length) return;
     if (this.values[key] !== 0) this.size--;
     this.values[key] = 0;
+  }
+  markKeys(live: Uint8Array): void {
+    for (let k = 0; k < this.values.length; k++) if (this.values[k] !== 0) live[k] = 1;
+  }
+  remapKeys(map: Int32Array): void {
+    const old = this.values;
+    this.values = new Int32Array(old.length);
+    for (let k = 0; k < old.length; k++) if (old[k] !== 0) this.values[map[k]] = old[k];
   }
 }
 
@@ -80,6 +97,20 @@ export class IntMap implements IntMapLike {
       }
       i = (i + 1) & this.mask;
     }
+  }
+
+  /** Marks every key (see KeyHolder). */
+  markKeys(live: Uint8Array): void {
+    for (let i = 0; i < this.keys.length; i++) if (this.keys[i] !== 0) live[this.keys[i] - 1] = 1;
+  }
+
+  /** Renames every key (see KeyHolder), values unchanged. */
+  remapKeys(map: Int32Array): void {
+    const keys = Int32Array.from(this.keys);
+    const values = Int32Array.from(this.values);
+    this.keys.fill(0);
+    this.size = 0;
+    for (let i = 0; i < keys.length; i++) if (keys[i] !== 0) this.set(map[keys[i] - 1], values[i]);
   }
 
   delete(key: number): void {

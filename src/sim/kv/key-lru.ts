@@ -117,6 +117,23 @@ export class KeyLru {
     else this.tail = p;
   }
 
+  /** Marks every key held (see KeyHolder). */
+  markKeys(live: Uint8Array): void {
+    for (let s = this.head; s >= 0; s = this.next[s]) live[this.keys[s]] = 1;
+  }
+
+  /** Renames every key held (see KeyHolder); the order is kept. */
+  remapKeys(map: Int32Array): void {
+    this.table.fill(0);
+    for (let s = this.head; s >= 0; s = this.next[s]) {
+      const key = map[this.keys[s]];
+      this.keys[s] = key;
+      let i = this.home(key);
+      while (this.table[i] !== 0) i = (i + 1) & this.mask;
+      this.table[i] = s + 1;
+    }
+  }
+
   /** Keys from oldest to newest (tests). */
   toArray(): number[] {
     const out: number[] = [];

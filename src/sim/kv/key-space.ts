@@ -48,13 +48,16 @@ export class KeySpace {
   private contents: Float64Array;
   private entryKeys: Int32Array;
   private entries = 0;
-  /** Per content id, its first entry (entry + 1, 0 = empty); probed from the id's low bits. */
+  /** Per dense content id (below `contentSpace`), its first entry (entry + 1, 0 = none yet). */
+  private readonly firstOfContent: Int32Array;
+  /** Per other content id, its first entry (entry + 1, 0 = empty); probed from the id's low bits. */
   private firstSlots: Int32Array;
   private firstMask: number;
   /** Entries whose content id was first seen under another parent (entry + 1, 0 = empty). */
   private slots: Int32Array;
   private mask: number;
   private inPairTable = 0;
+  private inFirstSlots = 0;
 
   /** Per key: its entry (prompt keys; in the divisible layout all r keys of an entry), -1 for private keys. */
   private entryOfKey: Int32Array;
@@ -63,10 +66,26 @@ export class KeySpace {
   private liveAfterCompaction = 0;
   /** Compactions so far. */
   compactions = 0;
+  /**
+   * Whether holders should index keys directly (an array over the key range per holder: fastest, but 4 bytes
+   * per key each, so a simulation of many engines hashes instead).
+   */
+  indexDirectly = true;
   /** Compact once the key space exceeds this and twice what survived the last compaction. */
   readonly compactAbove: number;
 
-  constructor(blockSize: number, traceBlockSize: number, opts: { compactAbove?: number } = {}) {
+  /**
+   * `contentSpace`: content ids below it are dense (a workload's), indexed by an array of that size instead of
+   * hashed. `compactAbove`: see `wantsCompaction`.
+   */
+  /** Keys expected (a workload's: sizes tables up front instead of growing them). */
+  readonly sizeHint: number;
+
+  constructor(
+    blockSize: number,
+    traceBlockSize: number,
+    opts: { compactAbove?: number; contentSpace?: number; expectedContents?: number } = {},
+  ) {
     if (!Number.isInteger(blockSize) || blockSize < 1)
       throw new RangeError('block size must be a positive integer');
     if (!Number.isInteger(traceBlockSize) || traceBlockSize < 1)
@@ -75,14 +94,19 @@ export class KeySpace {
     this.traceBlockSize = traceBlockSize;
     this.ratio = traceBlockSize % blockSize === 0 ? traceBlockSize / blockSize : 0;
     this.compactAbove = opts.compactAbove ?? 1 << 22;
-    this.parents = new Int32Array(1024);
-    this.contents = new Float64Array(1024);
-    this.entryKeys = new Int32Array(1024);
+    // A workload's content ids bound its entries (one per id in context) and, with private ranges, its keys.
+    const entries = Math.max(1024, Math.min(opts.expectedContents ?? 0, this.compactAbove));
+    const keys = Math.min(this.compactAbove, entries * (Math.max(1, this.ratio) + 1));
+    this.sizeHint = keys;
+    this.parents = new Int32Array(entries);
+    this.contents = new Float64Array(entries);
+    this.entryKeys = new Int32Array(entries);
     this.slots = new Int32Array(2048);
     this.mask = 2047;
     this.firstSlots = new Int32Array(2048);
     this.firstMask = 2047;
-    this.entryOfKey = new Int32Array(4096);
+    this.firstOfContent = new Int32Array(opts.contentSpace ?? 0);
+    this.entryOfKey = new Int32Array(Math.max(4096, keys));
   }
 
   /** One past the largest key in use. */
@@ -213,6 +237,12 @@ export class KeySpace {
   }
 
   private intern(parent: number, content: number, width: number): number {
+    if (content >= 0 && content < this.firstOfContent.length) {
+      const f = this.firstOfContent[content];
+      if (f === 0) return this.append(parent, content, width, -2, -1);
+      if (this.parents[f - 1] === parent) return this.entryKeys[f - 1];
+      return this.internPair(parent, content, width);
+    }
     const first = this.firstSlots;
     const fmask = this.firstMask;
     let i = contentHome(content) & fmask;
@@ -226,6 +256,11 @@ export class KeySpace {
       }
       i = (i + 1) & fmask;
     }
+    return this.internPair(parent, content, width);
+  }
+
+  /** A content id already first seen under another parent: the (parent, content) table. */
+  private internPair(parent: number, content: number, width: number): number {
     const slots = this.slots;
     const mask = this.mask;
     let j = pairHash(parent, content) & mask;
@@ -238,8 +273,14 @@ export class KeySpace {
     }
   }
 
-  /** A new entry, registered at `firstSlot` (first of its content) or `pairSlot`. */
-  private append(parent: number, content: number, width: number, firstSlot: number, pairSlot: number): number {
+  /** A new entry, registered at `firstSlot` (first of its content; -2: a dense content) or `pairSlot`. */
+  private append(
+    parent: number,
+    content: number,
+    width: number,
+    firstSlot: number,
+    pairSlot: number,
+  ): number {
     const e = this.entries++;
     if (e === this.parents.length) this.growEntries();
     const key = this.next;
@@ -250,13 +291,14 @@ export class KeySpace {
     this.entryKeys[e] = key;
     const entryOfKey = this.entryOfKey;
     for (let s = 0; s < width; s++) entryOfKey[key + s] = e;
-    if (firstSlot >= 0) this.firstSlots[firstSlot] = e + 1;
+    if (firstSlot === -2) this.firstOfContent[content] = e + 1;
+    else if (firstSlot >= 0) this.firstSlots[firstSlot] = e + 1;
     else {
       this.slots[pairSlot] = e + 1;
       this.inPairTable++;
     }
-    if ((this.entries - this.inPairTable) * 2 > this.firstMask || this.inPairTable * 2 > this.mask)
-      this.rebuildTable();
+    if (firstSlot >= 0) this.inFirstSlots++;
+    if (this.inFirstSlots * 2 > this.firstMask || this.inPairTable * 2 > this.mask) this.rebuildTable();
     return key;
   }
 
@@ -285,40 +327,55 @@ export class KeySpace {
 
   /** Sizes both tables for the entries (at most a quarter full) and reinserts them all, in creation order. */
   private rebuildTable(): void {
+    const dense = this.firstOfContent;
+    dense.fill(0);
+    let sparse = 0;
+    for (let e = 0; e < this.entries; e++) {
+      const c = this.contents[e];
+      if (!(c >= 0 && c < dense.length)) sparse++;
+    }
     let cap = 2048;
-    while (cap < this.entries * 4) cap *= 2;
+    while (cap < sparse * 4) cap *= 2;
     this.firstSlots = new Int32Array(cap);
     this.firstMask = cap - 1;
     this.inPairTable = 0;
+    this.inFirstSlots = 0;
+    // An entry is the first of its content, or goes to the pair table.
+    const inPairs: number[] = [];
     for (let e = 0; e < this.entries; e++) {
       const content = this.contents[e];
+      if (content >= 0 && content < dense.length) {
+        if (dense[content] === 0) dense[content] = e + 1;
+        else inPairs.push(e);
+        continue;
+      }
       let i = contentHome(content) & this.firstMask;
-      let pair = false;
+      let taken = false;
       for (;;) {
         const s = this.firstSlots[i];
         if (s === 0) break;
         if (this.contents[s - 1] === content) {
-          pair = true;
+          taken = true;
           break;
         }
         i = (i + 1) & this.firstMask;
       }
-      if (!pair) this.firstSlots[i] = e + 1;
-      else this.inPairTable++;
+      if (taken) inPairs.push(e);
+      else {
+        this.firstSlots[i] = e + 1;
+        this.inFirstSlots++;
+      }
     }
     let pcap = 2048;
-    while (pcap < this.inPairTable * 4) pcap *= 2;
+    while (pcap < inPairs.length * 4) pcap *= 2;
     this.slots = new Int32Array(pcap);
     this.mask = pcap - 1;
-    for (let e = 0; e < this.entries; e++) {
-      const content = this.contents[e];
-      let i = contentHome(content) & this.firstMask;
-      while (this.contents[this.firstSlots[i] - 1] !== content) i = (i + 1) & this.firstMask;
-      if (this.firstSlots[i] === e + 1) continue;
-      let j = pairHash(this.parents[e], content) & this.mask;
+    for (const e of inPairs) {
+      let j = pairHash(this.parents[e], this.contents[e]) & this.mask;
       while (this.slots[j] !== 0) j = (j + 1) & this.mask;
       this.slots[j] = e + 1;
     }
+    this.inPairTable = inPairs.length;
   }
 }
 

@@ -80,6 +80,16 @@ export class OffloadTiers {
     return 0;
   }
 
+  markKeys(live: Uint8Array): void {
+    this.g2.markKeys(live);
+    this.g3?.markKeys(live);
+  }
+
+  remapKeys(map: Int32Array): void {
+    this.g2.remapKeys(map);
+    this.g3?.remapKeys(map);
+  }
+
   /** Starts onboarding `g2` host blocks and `g3` disk blocks for request `id` at `now`. */
   onboard(id: number, g2: number, g3: number, now: number): void {
     this.onboardedG2 += g2;

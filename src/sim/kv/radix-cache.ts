@@ -1,9 +1,6 @@
 import type { RequestTable } from '../engine/request-table.ts';
 import { DenseIntMap, IntMap, type IntMapLike } from './int-map.ts';
 
-/** Largest key range indexed densely (4 bytes per key per engine). */
-const DENSE_KEY_LIMIT = 1 << 23;
-
 /**
  * SGLang's radix prefix cache over a page pool, at page granularity (one page = `page_size` tokens = one
  * engine block of the `BlockLayout`).
@@ -11,8 +8,9 @@ const DENSE_KEY_LIMIT = 1 << 23;
  * Nodes are compressed edges: runs of pages along one token path. A page is named by its chained block key
  * (equal keys <=> equal content from the start of the sequence), so the tree needs no child tables: the child
  * of node n that starts with key k is simply the node holding k, and a node's pages are pages
- * `start .. start + len` of any request through it (`rep`). The cached set is prefix-closed, so a match is a
- * binary search over a request's page keys.
+ * `start .. start + len` of any request through it (`rep`, the key region of such a request, which the node
+ * keeps alive after the request ends). The cached set is prefix-closed, so a match is a binary search over a
+ * request's page keys.
  *
  * `lock` counts the running requests whose path ends at or below a node (a lock walks to the root); locked
  * nodes are never evicted. Unlocked leaves wait in an LRU ordered by last access (ties by node id, which is
@@ -59,9 +57,8 @@ export class RadixCache {
     this.totalPages = totalPages;
     this.freePages = totalPages;
     this.req = req;
-    // Page key -> node: a dense array when the workload's key range is small enough, else a hash table.
-    const keySpace = req.layout.keySpace;
-    this.keyNode = keySpace <= DENSE_KEY_LIMIT ? new DenseIntMap(keySpace) : new IntMap(totalPages);
+    // Page key -> node (at most one entry per cached page): an array over the keys, or a hash table.
+    this.keyNode = req.keys.indexDirectly ? new DenseIntMap() : new IntMap(totalPages);
     const cap = Math.min(totalPages + 2, 1024);
     this.parent = new Int32Array(cap);
     this.start = new Int32Array(cap);
@@ -232,6 +229,15 @@ export class RadixCache {
     return evicted;
   }
 
+  /** Marks every cached page key (see KeyHolder; the nodes' key regions are the request table's). */
+  markKeys(live: Uint8Array): void {
+    this.keyNode.markKeys(live);
+  }
+
+  remapKeys(map: Int32Array): void {
+    this.keyNode.remapKeys(map);
+  }
+
   /** Checks the bookkeeping against a full scan (tests). */
   check(): void {
     let evictable = 0;
@@ -255,7 +261,7 @@ export class RadixCache {
       if (isLeaf !== this.heapPos[n] >= 0) throw new Error(`node ${n}: LRU membership drifted`);
       if (isLeaf) leaves++;
       for (let i = 0; i < this.len[n]; i++)
-        if (this.keyNode.get(this.req.blockKey(this.rep[n], this.start[n] + i)) !== n)
+        if (this.keyNode.get(this.req.regionKey(this.rep[n], this.start[n] + i)) !== n)
           throw new Error(`node ${n}: key index drifted`);
     }
     if (evictable !== this.evictablePages || protectedPages !== this.protectedPages)
@@ -282,7 +288,7 @@ export class RadixCache {
   private extendLeaf(n: number, r: number, fromPage: number, toPage: number, now: number): void {
     const req = this.req;
     // r's path runs through n, so r's keys name n's pages too: r can stand for the whole edge.
-    this.rep[n] = r;
+    this.setRep(n, req.region[r]);
     for (let j = fromPage; j < toPage; j++) this.addKey(req.blockKey(r, j), n);
     const add = toPage - fromPage;
     this.len[n] += add;
@@ -296,7 +302,8 @@ export class RadixCache {
     this.parent[n] = parent;
     this.start[n] = fromPage;
     this.len[n] = toPage - fromPage;
-    this.rep[n] = r;
+    this.rep[n] = this.req.region[r];
+    this.req.retainRegion(this.rep[n]);
     this.lockRef[n] = 0;
     this.children[n] = 0;
     this.time[n] = ++this.clock;
@@ -316,6 +323,7 @@ export class RadixCache {
     this.start[inter] = s;
     this.len[inter] = at;
     this.rep[inter] = this.rep[n];
+    this.req.retainRegion(this.rep[inter]);
     this.lockRef[inter] = this.lockRef[n];
     this.children[inter] = 1;
     this.time[inter] = this.time[n];
@@ -323,7 +331,7 @@ export class RadixCache {
     this.start[n] = s + at;
     this.len[n] -= at;
     const rep = this.rep[n];
-    for (let j = s; j < s + at; j++) this.keyNode.set(this.req.blockKey(rep, j), inter);
+    for (let j = s; j < s + at; j++) this.keyNode.set(this.req.regionKey(rep, j), inter);
     return inter;
   }
 
@@ -336,7 +344,7 @@ export class RadixCache {
     const rep = this.rep[n];
     const s = this.start[n];
     for (let i = from; i < to; i++) {
-      const key = this.req.blockKey(rep, s + i);
+      const key = this.req.regionKey(rep, s + i);
       this.keyNode.delete(key);
       if (this.onKeyEvent !== null) this.onKeyEvent(key, false);
     }
@@ -350,7 +358,16 @@ export class RadixCache {
   }
 
   private freeNode(n: number): void {
+    this.req.releaseRegion(this.rep[n]);
     this.freeIds[this.freeTop++] = n;
+  }
+
+  /** Node n's pages are named through key region g from now on. */
+  private setRep(n: number, g: number): void {
+    if (this.rep[n] === g) return;
+    this.req.retainRegion(g);
+    this.req.releaseRegion(this.rep[n]);
+    this.rep[n] = g;
   }
 
   private grow(): void {

@@ -1,21 +1,24 @@
+import { grown, type RequestTable } from '../engine/request-table.ts';
 import { LogHistogram } from './log-histogram.ts';
 
 /**
- * Records the timeline of every request as the simulation produces it: arrival, admissions, tokens,
- * completion. Per-request times live in typed arrays; pooled token-gap distributions in log histograms.
+ * Records the timeline of every request alive as the simulation produces it: arrival, admissions, tokens,
+ * completion. Per-request times live in typed arrays indexed like the request table (slots, recycled: a
+ * request's row is read into its results when it ends, see records.ts); pooled token-gap distributions in log
+ * histograms.
  */
 export class Collector {
-  readonly arrivalMs: Float64Array;
-  readonly firstAdmitMs: Float64Array;
-  readonly firstTokenMs: Float64Array;
-  readonly secondTokenMs: Float64Array;
-  readonly lastTokenMs: Float64Array;
-  readonly terminalMs: Float64Array;
-  readonly tokens: Int32Array;
+  arrivalMs = new Float64Array(0);
+  firstAdmitMs = new Float64Array(0);
+  firstTokenMs = new Float64Array(0);
+  secondTokenMs = new Float64Array(0);
+  lastTokenMs = new Float64Array(0);
+  terminalMs = new Float64Array(0);
+  tokens = new Int32Array(0);
   /** Prefix-cache reuse (tokens) at the best and at the first admission; -1 before any admission. */
-  readonly reusedBest: Int32Array;
-  readonly reusedFirst: Int32Array;
-  readonly admissions: Int32Array;
+  reusedBest = new Int32Array(0);
+  reusedFirst = new Int32Array(0);
+  admissions = new Int32Array(0);
   /** Every gap between consecutive tokens of a request, pooled over requests (ms). */
   readonly itl = new LogHistogram();
   /** Sum of 1000/gap over the same gaps (tokens per second per user, pooled). */
@@ -23,27 +26,56 @@ export class Collector {
   userRateSumSquares = 0;
   completed = 0;
   rejected = 0;
+  /** Why each rejected request alive was rejected. */
+  readonly rejectReasons = new Map<number, string>();
+  /**
+   * Told of every token as it is stamped (request, its count so far, time), for a live simulation's
+   * observers; null in batch runs (which then pay one null check per token).
+   */
+  tokenObserver: ((r: number, index: number, t: number) => void) | null = null;
+  /** Per engine: prompt tokens admitted, and those found in its prefix cache (all admissions). */
+  admittedTokens = new Float64Array(16);
+  cachedTokens = new Float64Array(16);
+  private readonly req: RequestTable;
 
-  readonly size: number;
-  constructor(size: number) {
-    this.size = size;
-    this.arrivalMs = new Float64Array(size).fill(Number.NaN);
-    this.firstAdmitMs = new Float64Array(size).fill(Number.NaN);
-    this.firstTokenMs = new Float64Array(size).fill(Number.NaN);
-    this.secondTokenMs = new Float64Array(size).fill(Number.NaN);
-    this.lastTokenMs = new Float64Array(size).fill(Number.NaN);
-    this.terminalMs = new Float64Array(size).fill(Number.NaN);
-    this.tokens = new Int32Array(size);
-    this.reusedBest = new Int32Array(size).fill(-1);
-    this.reusedFirst = new Int32Array(size).fill(-1);
-    this.admissions = new Int32Array(size);
+  constructor(req: RequestTable) {
+    this.req = req;
+    req.onGrow((n) => {
+      this.arrivalMs = grown(this.arrivalMs, n);
+      this.firstAdmitMs = grown(this.firstAdmitMs, n);
+      this.firstTokenMs = grown(this.firstTokenMs, n);
+      this.secondTokenMs = grown(this.secondTokenMs, n);
+      this.lastTokenMs = grown(this.lastTokenMs, n);
+      this.terminalMs = grown(this.terminalMs, n);
+      this.tokens = grown(this.tokens, n);
+      this.reusedBest = grown(this.reusedBest, n);
+      this.reusedFirst = grown(this.reusedFirst, n);
+      this.admissions = grown(this.admissions, n);
+    });
   }
 
+  /** Request r arrives at t (its slot was just taken): its row starts afresh. */
   onArrival(r: number, t: number): void {
     this.arrivalMs[r] = t;
+    this.firstAdmitMs[r] = Number.NaN;
+    this.firstTokenMs[r] = Number.NaN;
+    this.secondTokenMs[r] = Number.NaN;
+    this.lastTokenMs[r] = Number.NaN;
+    this.terminalMs[r] = Number.NaN;
+    this.tokens[r] = 0;
+    this.reusedBest[r] = -1;
+    this.reusedFirst[r] = -1;
+    this.admissions[r] = 0;
   }
 
   onAdmit(r: number, t: number, reusedTokens: number): void {
+    const e = this.req.engine[r];
+    if (e >= this.admittedTokens.length) {
+      this.admittedTokens = grown(this.admittedTokens, e * 2 + 1);
+      this.cachedTokens = grown(this.cachedTokens, e * 2 + 1);
+    }
+    this.admittedTokens[e] += this.req.promptLen[r];
+    this.cachedTokens[e] += reusedTokens;
     if (this.admissions[r]++ === 0) {
       this.firstAdmitMs[r] = t;
       this.reusedFirst[r] = reusedTokens;
@@ -54,6 +86,7 @@ export class Collector {
   /** One token of request r stamped at time t. */
   onToken(r: number, t: number): void {
     const n = ++this.tokens[r];
+    if (this.tokenObserver !== null) this.tokenObserver(r, n, t);
     if (n === 1) {
       this.firstTokenMs[r] = t;
     } else {
@@ -80,8 +113,6 @@ export class Collector {
   }
 
   /** Rejected requests: the reason per request (terminal time is stamped with the pass end). */
-  readonly rejectReasons = new Map<number, string>();
-
   onReject(r: number, reason: string): void {
     this.rejectReasons.set(r, reason);
     this.rejected++;

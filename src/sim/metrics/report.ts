@@ -134,8 +134,9 @@ export interface PlannerReport {
 
 /** Builds the report from a finished simulation. `wallMs` is the host time the simulation took. */
 export function buildReport(result: SimulationResult, wallMs: number, slo?: SloThresholds): SimulationReport {
-  const { workload, collector: c, engines, options } = result;
-  const n = workload.size;
+  const { collector: pooled, engines, options } = result;
+  const c = result.records;
+  const n = c.size;
   const cap = options.maxSimTimeMs ?? Number.POSITIVE_INFINITY;
   const ttft = new Float64Array(n);
   const ttst = new Float64Array(n);
@@ -155,16 +156,16 @@ export function buildReport(result: SimulationResult, wallMs: number, slo?: SloT
   let reusedFirst = 0;
   let good = 0;
   let goodOut = 0;
-  const status = result.requests.status;
+  const status = c.status;
   for (let r = 0; r < n; r++) {
-    allIn += workload.inputLength[r];
-    allOut += workload.outputLength[r];
+    allIn += c.inputLength[r];
+    allOut += c.outputLength[r];
     const end = c.terminalMs[r];
     // Counted: completed (zero-output requests too) by the end of the simulated window.
     if (status[r] !== RequestStatus.Done || !(end <= cap)) continue;
     completed++;
     if (end > duration) duration = end;
-    inTok += workload.inputLength[r];
+    inTok += c.inputLength[r];
     reused += c.reusedBest[r];
     reusedFirst += c.reusedFirst[r];
     const k = c.tokens[r];
@@ -233,8 +234,8 @@ export function buildReport(result: SimulationResult, wallMs: number, slo?: SloT
   const report: SimulationReport = {
     num_requests: n,
     completed_requests: completed,
-    rejected_requests: c.rejected,
-    incomplete_requests: n - completed - c.rejected,
+    rejected_requests: pooled.rejected,
+    incomplete_requests: n - completed - pooled.rejected,
     total_input_tokens: allIn,
     total_output_tokens: allOut,
     simulated_duration_s: duration / 1000,
@@ -242,10 +243,12 @@ export function buildReport(result: SimulationResult, wallMs: number, slo?: SloT
     ttft_ms: summarize(ttft, nTtft),
     ttst_ms: summarize(ttst, nTtst),
     tpot_ms: summarize(tpot, nTpot),
-    itl_ms: summarizeHistogram(c.itl),
+    itl_ms: summarizeHistogram(pooled.itl),
     e2e_ms: summarize(e2e, nTtft),
     queue_ms: summarize(queue, nTtft),
-    output_token_throughput_per_user: { mean: c.itl.count > 0 ? c.userRateSum / c.itl.count : Number.NaN },
+    output_token_throughput_per_user: {
+      mean: pooled.itl.count > 0 ? pooled.userRateSum / pooled.itl.count : Number.NaN,
+    },
     request_throughput_rps: completed / durS,
     input_throughput_tok_s: inTok / durS,
     output_throughput_tok_s: outTok / durS,
@@ -260,7 +263,7 @@ export function buildReport(result: SimulationResult, wallMs: number, slo?: SloT
     preemptions,
     workers,
     roles: rolesOf(workers),
-    queue_depth: resampleQueue(result, duration, 120),
+    queue_depth: result.queueDepth.series(duration, 120),
     simulator: {
       passes,
       coalesced_runs: runs,
@@ -370,9 +373,9 @@ function addPlannerReport(
   let itlMiss = 0;
   for (let i = 0; i < nTpot; i++) if (tpot[i] > c.itl_ms) itlMiss++;
   okItl = nTtft - itlMiss;
-  const status = result.requests.status;
-  const col = result.collector;
-  for (let r = 0; r < result.workload.size; r++) {
+  const col = result.records;
+  const status = col.status;
+  for (let r = 0; r < col.size; r++) {
     if (status[r] !== RequestStatus.Done || !(col.terminalMs[r] <= duration)) continue;
     const k = col.tokens[r];
     if (k < 1) continue;
@@ -425,39 +428,6 @@ function rolesOf(workers: WorkerReport[]): SimulationReport['roles'] {
     r.workers++;
     r.gpus += w.gpus;
     out[w.role] = r;
-  }
-  return out;
-}
-
-/** Time-weighted mean queue depth in `points` equal buckets over [0, duration]. */
-function resampleQueue(
-  result: SimulationResult,
-  durationMs: number,
-  points: number,
-): { t_s: number[]; waiting: number[]; running: number[] } {
-  const q = result.queueSamples;
-  const out = { t_s: [] as number[], waiting: [] as number[], running: [] as number[] };
-  if (q.length === 0 || durationMs <= 0) return out;
-  const step = durationMs / points;
-  let i = 0;
-  for (let b = 0; b < points; b++) {
-    const lo = b * step;
-    const hi = lo + step;
-    let w = 0;
-    let r = 0;
-    let covered = 0;
-    while (i + 1 < q.length && q.t[i + 1] <= lo) i++;
-    for (let k = i; k < q.length && q.t[k] < hi; k++) {
-      const from = Math.max(lo, q.t[k]);
-      const to = Math.min(hi, k + 1 < q.length ? q.t[k + 1] : hi);
-      if (to <= from) continue;
-      w += q.waiting[k] * (to - from);
-      r += q.running[k] * (to - from);
-      covered += to - from;
-    }
-    out.t_s.push(Math.round(((lo + hi) / 2) * 1e3) / 1e6);
-    out.waiting.push(covered > 0 ? w / covered : 0);
-    out.running.push(covered > 0 ? r / covered : 0);
   }
   return out;
 }

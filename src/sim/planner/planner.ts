@@ -131,7 +131,8 @@ export class Planner {
   readonly throughputLog: ThroughputRecord[] = [];
   readonly loadReasons = new Map<string, number>();
 
-  constructor(config: PlannerConfig, roles: RoleSpec[], samples?: PerfSamples) {
+  /** `startS`: when it starts ticking (a planner turned on during a live run; 0 otherwise). */
+  constructor(config: PlannerConfig, roles: RoleSpec[], samples?: PerfSamples, startS = 0) {
     this.config = config;
     this.roles = roles;
     this.sla = config.optimization_target === 'sla';
@@ -157,8 +158,8 @@ export class Planner {
     this.floors = roles.map((r) => r.bounds.min);
     const li = config.load_adjustment_interval_seconds;
     const ti = config.throughput_adjustment_interval_seconds;
-    this.nextLoadS = li;
-    this.nextThroughputS = config.enable_throughput_scaling ? ti : Number.POSITIVE_INFINITY;
+    this.nextLoadS = startS + li;
+    this.nextThroughputS = config.enable_throughput_scaling ? startS + ti : Number.POSITIVE_INFINITY;
     this.mergeTolS = Math.min(0.5, li / 2, ti / 2);
   }
 

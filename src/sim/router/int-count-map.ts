@@ -54,6 +54,26 @@ export class IntCountMap {
     return 0;
   }
 
+  /** Marks every key with a count (see KeyHolder). */
+  markKeys(live: Uint8Array): void {
+    for (let i = 0; i < this.keys.length; i++) if (this.keys[i] !== -1) live[this.keys[i]] = 1;
+  }
+
+  /** Renames every key (see KeyHolder), counts unchanged. */
+  remapKeys(map: Int32Array): void {
+    const keys = this.keys;
+    const counts = this.counts;
+    this.keys = new Int32Array(keys.length).fill(-1);
+    this.counts = new Int32Array(keys.length);
+    for (let i = 0; i < keys.length; i++) {
+      if (keys[i] === -1) continue;
+      const k = map[keys[i]];
+      const j = this.slot(k);
+      this.keys[j] = k;
+      this.counts[j] = counts[i];
+    }
+  }
+
   private remove(i: number): void {
     this.used--;
     let j = i;

@@ -1,5 +1,5 @@
 import type { Engine } from '../engine/engine.ts';
-import type { RequestTable } from '../engine/request-table.ts';
+import { grown, type RequestTable } from '../engine/request-table.ts';
 import type { Rng } from '../random.ts';
 import { IntCountMap } from './int-count-map.ts';
 import type { Router } from './router.ts';
@@ -43,11 +43,15 @@ export class KvRouter implements Router {
   private prefillTokens: Float64Array;
   private activeCount: Float64Array;
   private readonly activeRefs: IntCountMap[];
+  /** Per engine, a bit per prompt block key: cached there, as its KV events said (grown with the keys). */
   private readonly views: Uint32Array[];
-  private readonly routedPrefill: Float64Array;
+  private routedPrefill = new Float64Array(0);
+  /** Per request: 1 while this router counts it (routed here and not finished); a router that took over
+   * from another at run time ignores the requests it never routed. */
+  private counted = new Uint8Array(0);
   private costs: Float64Array;
   private overlaps: Int32Array;
-  private readonly words: number;
+  private words: number;
   private readonly config: KvRouterConfig;
   private readonly req: RequestTable;
   private readonly rng: Rng;
@@ -63,30 +67,50 @@ export class KvRouter implements Router {
     this.prefillTokens = new Float64Array(engines);
     this.activeCount = new Float64Array(engines);
     this.activeRefs = Array.from({ length: engines }, () => new IntCountMap(4096));
-    const words = Math.ceil(req.layout.promptKeySpace / 32) + 1;
+    const words = 1024;
     this.words = words;
     this.views = Array.from({ length: engines }, () => new Uint32Array(words));
-    this.routedPrefill = new Float64Array(req.size);
+    req.onGrow((n) => {
+      this.routedPrefill = grown(this.routedPrefill, n);
+      this.counted = grown(this.counted, n);
+    });
     this.costs = new Float64Array(engines);
     this.overlaps = new Int32Array(engines);
   }
 
   /** Leading full prompt blocks of r that engine e is known to have cached. */
   overlap(r: number, e: number): number {
-    const layout = this.req.layout;
-    const f = layout.promptBlocks[r];
-    const off = layout.offsets[r];
+    const req = this.req;
+    const f = req.promptBlocks[r];
+    const off = req.keyOffset[r];
+    const keys = req.promptKeys;
     const view = this.views[e];
+    const words = this.words;
     let j = 0;
     while (j < f) {
-      const k = layout.keys[off + j];
-      if ((view[k >>> 5] & (1 << (k & 31))) === 0) break;
+      const k = keys[off + j];
+      if (k >>> 5 >= words || (view[k >>> 5] & (1 << (k & 31))) === 0) break;
       j++;
     }
     return j;
   }
 
+  /** Room in every view for keys below `space`. */
+  private viewsFor(space: number): void {
+    const need = Math.ceil(space / 32) + 1;
+    if (need <= this.words) return;
+    let words = this.words;
+    while (words < need) words *= 2;
+    for (let e = 0; e < this.views.length; e++) {
+      const v = new Uint32Array(words);
+      v.set(this.views[e]);
+      this.views[e] = v;
+    }
+    this.words = words;
+  }
+
   private syncViews(engines: readonly Engine[], now: number): void {
+    this.viewsFor(this.req.keys.size);
     for (let e = 0; e < engines.length; e++) {
       const log = engines[e].kvEvents;
       if (log === null) continue;
@@ -122,18 +146,50 @@ export class KvRouter implements Router {
     this.activeCount[slot] = 0;
   }
 
+  /** Marks the keys it knows (see KeyHolder): cached per its views, in flight per its counts. */
+  markKeys(live: Uint8Array): void {
+    for (const view of this.views) {
+      for (let w = 0; w < view.length; w++) {
+        let bits = view[w];
+        while (bits !== 0) {
+          const b = 31 - Math.clz32(bits);
+          live[w * 32 + b] = 1;
+          bits &= ~(1 << b);
+        }
+      }
+    }
+    for (const refs of this.activeRefs) refs.markKeys(live);
+  }
+
+  remapKeys(map: Int32Array): void {
+    for (let e = 0; e < this.views.length; e++) {
+      const old = this.views[e];
+      const view = new Uint32Array(old.length);
+      for (let w = 0; w < old.length; w++) {
+        let bits = old[w];
+        while (bits !== 0) {
+          const b = 31 - Math.clz32(bits);
+          const k = map[w * 32 + b];
+          view[k >>> 5] |= 1 << (k & 31);
+          bits &= ~(1 << b);
+        }
+      }
+      this.views[e] = view;
+    }
+    for (const refs of this.activeRefs) refs.remapKeys(map);
+  }
+
   route(r: number, engines: readonly Engine[], now: number, eligible?: Uint8Array | null): number {
     this.syncViews(engines, now);
     const req = this.req;
-    const layout = req.layout;
-    const bs = layout.blockSize;
+    const bs = req.blockSize;
     const isl = req.promptLen[r];
-    const f = layout.promptBlocks[r];
-    const off = layout.offsets[r];
+    const f = req.promptBlocks[r];
+    const off = req.keyOffset[r];
     const { overlapWeight, overlapCredit, temperature } = this.config;
     let min = Number.POSITIVE_INFINITY;
     let max = Number.NEGATIVE_INFINITY;
-    const keys = layout.keys;
+    const keys = req.promptKeys;
     const dedupe = this.dedupe;
     const trackActive = this.trackActive;
     for (let e = 0; e < engines.length; e++) {
@@ -199,10 +255,23 @@ export class KvRouter implements Router {
     return chosen;
   }
 
+  /** Starts engine slot e's view from what its cache holds now (a router taking over at run time). */
+  seedView(e: number, engine: Engine): void {
+    if (!engine.markCachedKeys) return;
+    const keys = this.req.keys;
+    this.viewsFor(keys.size);
+    const live = new Uint8Array(keys.size);
+    engine.markCachedKeys(live);
+    const view = this.views[e];
+    for (let k = 0; k < live.length; k++)
+      if (live[k] === 1 && keys.isPrompt(k)) view[k >>> 5] |= 1 << (k & 31);
+  }
+
   onRouted(r: number, e: number): void {
-    const layout = this.req.layout;
-    const f = layout.promptBlocks[r];
-    const off = layout.offsets[r];
+    this.counted[r] = 1;
+    const req = this.req;
+    const f = req.promptBlocks[r];
+    const off = req.keyOffset[r];
     this.prefillTokens[e] += this.routedPrefill[r];
     if (!this.trackActive) return;
     if (!this.dedupe) {
@@ -210,25 +279,30 @@ export class KvRouter implements Router {
       return;
     }
     const refs = this.activeRefs[e];
-    for (let j = 0; j < f; j++) if (refs.increment(layout.keys[off + j]) === 1) this.activeCount[e]++;
+    const keys = req.promptKeys;
+    for (let j = 0; j < f; j++) if (refs.increment(keys[off + j]) === 1) this.activeCount[e]++;
   }
 
   onFirstToken(r: number, e: number): void {
+    if (this.counted[r] === 0) return;
     this.prefillTokens[e] -= this.routedPrefill[r];
     this.routedPrefill[r] = 0;
   }
 
   onFinished(r: number, e: number): void {
+    if (this.counted[r] === 0) return;
+    this.counted[r] = 0;
     if (this.routedPrefill[r] !== 0) this.onFirstToken(r, e);
     if (!this.trackActive) return;
-    const layout = this.req.layout;
-    const f = layout.promptBlocks[r];
-    const off = layout.offsets[r];
+    const req = this.req;
+    const f = req.promptBlocks[r];
+    const off = req.keyOffset[r];
     if (!this.dedupe) {
       this.activeCount[e] -= f;
       return;
     }
     const refs = this.activeRefs[e];
-    for (let j = 0; j < f; j++) if (refs.decrement(layout.keys[off + j]) === 0) this.activeCount[e]--;
+    const keys = req.promptKeys;
+    for (let j = 0; j < f; j++) if (refs.decrement(keys[off + j]) === 0) this.activeCount[e]--;
   }
 }

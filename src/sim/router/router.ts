@@ -18,6 +18,9 @@ export interface Router {
   onRouted?(r: number, engine: number): void;
   onFirstToken?(r: number, engine: number): void;
   onFinished?(r: number, engine: number): void;
+  /** Prefix-cache keys the router keeps (see KeySpace compaction). */
+  markKeys?(live: Uint8Array): void;
+  remapKeys?(map: Int32Array): void;
   /** The pool grew by one slot (the new slot is `engines.length - 1` at the next route). */
   addSlot?(): void;
   /** A new worker takes over `slot`: forget the previous occupant's cache view. */

@@ -27,4 +27,5 @@ export {
   type TraceReadOptions,
 } from './read.ts';
 export { detectTraceFormat, traceFormat, traceFormatNames, traceFormats } from './registry.ts';
+export { type ReplayOptions, type ReplayProgress, type ReplayResult, replayTrace } from './replay.ts';
 export { listSegments, parseSegmentName, type Segment, type SegmentOptions } from './segments.ts';

@@ -188,7 +188,7 @@ describe('hardware timing in the simulator', () => {
         }),
         w,
         timing,
-      ).result.collector;
+      ).result.records;
     const a = run(true);
     const b = run(false);
     expect(Array.from(b.firstTokenMs)).toEqual(Array.from(a.firstTokenMs));

@@ -143,7 +143,7 @@ describe('what the Planner observes, as in the reference replay (and Dynamo)', (
           max_gpu_budget: 2,
         },
       });
-      engines = Array.from(result.requests.engine);
+      engines = Array.from(result.records.engine);
     });
     expect(engines).toEqual([0, 0, 1]);
     // The window ending at the 5 s tick counts r1.

@@ -81,8 +81,8 @@ describe('planner in the simulation loop', () => {
     const { result, report } = run(ramp([0], 120), { planner: loadPlanner, startupTimeS: startup });
     const workers = report.planner?.worker_lifecycle.filter((w) => w.requested_s > 0) ?? [];
     expect(workers.length).toBeGreaterThan(0);
-    const c = result.collector;
-    const req = result.requests;
+    const c = result.records;
+    const req = result.records;
     for (const w of workers) {
       if (w.ready_s === null) continue;
       expect(w.ready_s - (w.started_s as number)).toBeCloseTo(startup, 9);
@@ -114,12 +114,12 @@ describe('planner in the simulation loop', () => {
     const drained = report.planner?.worker_lifecycle.filter((w) => w.drain_s !== null) ?? [];
     expect(drained.length).toBeGreaterThan(0);
     let finishedWhileDraining = 0;
-    const c = result.collector;
+    const c = result.records;
     for (const w of drained) {
       expect(w.removed_s).not.toBeNull();
-      for (let r = 0; r < result.requests.size; r++) {
-        if (result.requests.engine[r] !== w.worker) continue;
-        expect(result.requests.status[r]).toBe(RequestStatus.Done);
+      for (let r = 0; r < result.records.size; r++) {
+        if (result.records.engine[r] !== w.worker) continue;
+        expect(result.records.status[r]).toBe(RequestStatus.Done);
         // Nothing new was routed to it after the drain began.
         expect(c.arrivalMs[r]).toBeLessThanOrEqual((w.drain_s as number) * 1000);
         if (c.terminalMs[r] > (w.drain_s as number) * 1000) finishedWhileDraining++;

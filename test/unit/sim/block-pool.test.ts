@@ -81,7 +81,7 @@ describe('BlockPool', () => {
         (ops) => {
           // The hashed table and the direct-indexed one (keys 0..30) must behave identically.
           const pool = new BlockPool(12);
-          const direct = new BlockPool(12, 31);
+          const direct = new BlockPool(12, true);
           const events: string[] = [];
           const directEvents: string[] = [];
           pool.onKeyEvent = (k, stored) => events.push(`${k}:${stored}`);

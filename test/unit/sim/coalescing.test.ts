@@ -1,9 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import type { Collector } from '../../../src/sim/metrics/collector.ts';
+import type { SimulationResult } from '../../../src/sim/simulation.ts';
 import { conversationSample, run, synthetic } from '../../support/sim.ts';
 
 /** Every per-request timeline must be bit-identical between the coalesced and the plain path. */
-function expectSameTimelines(a: Collector, b: Collector): void {
+function expectSameTimelines(x: SimulationResult, y: SimulationResult): void {
+  const a = x.records;
+  const b = y.records;
   for (const f of [
     'arrivalMs',
     'firstAdmitMs',
@@ -16,9 +18,9 @@ function expectSameTimelines(a: Collector, b: Collector): void {
   }
   expect(Array.from(b.tokens)).toEqual(Array.from(a.tokens));
   expect(Array.from(b.reusedBest)).toEqual(Array.from(a.reusedBest));
-  expect(b.itl.count).toBe(a.itl.count);
-  expect(b.itl.quantile(0.9)).toBe(a.itl.quantile(0.9));
-  expect(b.itl.sum).toBeCloseTo(a.itl.sum, 3);
+  expect(y.collector.itl.count).toBe(x.collector.itl.count);
+  expect(y.collector.itl.quantile(0.9)).toBe(x.collector.itl.quantile(0.9));
+  expect(y.collector.itl.sum).toBeCloseTo(x.collector.itl.sum, 3);
 }
 
 const cases: [string, () => ReturnType<typeof conversationSample>, Record<string, unknown>][] = [
@@ -131,7 +133,7 @@ describe('coalesced decode runs', () => {
       const w = workload();
       const plain = run(w, { ...overrides, coalesceDecode: false });
       const fast = run(w, { ...overrides, coalesceDecode: true });
-      expectSameTimelines(plain.result.collector, fast.result.collector);
+      expectSameTimelines(plain.result, fast.result);
       expect(fast.report.completed_requests).toBe(plain.report.completed_requests);
       expect(fast.report.preemptions).toBe(plain.report.preemptions);
       expect(fast.report.simulator.passes).toBe(plain.report.simulator.passes);
@@ -148,7 +150,7 @@ describe('coalesced decode runs', () => {
       const w = workload();
       const plain = run(w, { ...overrides, coalesceDecode: false });
       const fast = run(w, { ...overrides, coalesceDecode: true });
-      expectSameTimelines(plain.result.collector, fast.result.collector);
+      expectSameTimelines(plain.result, fast.result);
       expect(fast.report.planner?.events).toEqual(plain.report.planner?.events);
       expect(fast.report.replicas_over_time).toEqual(plain.report.replicas_over_time);
       expect(fast.report.gpu_hours).toBe(plain.report.gpu_hours);

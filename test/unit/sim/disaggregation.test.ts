@@ -30,14 +30,15 @@ for (const kind of ['vllm', 'sglang'])
       const w = mooncake([{ timestamp: 0, input_length: 1000, output_length: 3, hash_ids: [1, 2] }]);
       const { result, report } = run(w, disagg());
       const tr = result.transfers;
+      const rec = result.records;
       if (!tr) throw new Error('no transfers');
       const p = ns(prefill(1000));
       // 1000 tokens x 100 kB = 100 MB over 10 GB/s = 10 ms.
-      expect(tr.prefillDoneMs[0]).toBeCloseTo(p, 9);
-      expect(tr.transferEndMs[0] - tr.transferStartMs[0]).toBeCloseTo(10, 9);
+      expect(rec.prefillDoneMs![0]).toBeCloseTo(p, 9);
+      expect(rec.transferEndMs![0] - rec.transferStartMs![0]).toBeCloseTo(10, 9);
       const ttft = p + 10 + ns(decode(1000));
-      expect(result.collector.firstTokenMs[0]).toBeCloseTo(ttft, 9);
-      expect(result.collector.lastTokenMs[0]).toBeCloseTo(ttft + ns(decode(1001)) + ns(decode(1002)), 9);
+      expect(result.records.firstTokenMs[0]).toBeCloseTo(ttft, 9);
+      expect(result.records.lastTokenMs[0]).toBeCloseTo(ttft + ns(decode(1001)) + ns(decode(1002)), 9);
       expect(report.kv_transfer?.count).toBe(1);
       expect(report.kv_transfer?.bytes).toBe(1e8);
       expect(report.gpus).toBe(2);
@@ -52,11 +53,12 @@ for (const kind of ['vllm', 'sglang'])
       ]);
       const { result } = run(w, disagg({ decode: { workers: 2 } }));
       const tr = result.transfers;
+      const rec = result.records;
       if (!tr) throw new Error('no transfers');
       // Both prefill in one pass, both transfers start together and each gets half the link: 20 ms.
       for (const r of [0, 1]) {
-        expect(tr.transferStartMs[r]).toBeCloseTo(ns(prefill(2000)), 9);
-        expect(tr.transferEndMs[r] - tr.transferStartMs[r]).toBeCloseTo(20, 6);
+        expect(rec.transferStartMs![r]).toBeCloseTo(ns(prefill(2000)), 9);
+        expect(rec.transferEndMs![r] - rec.transferStartMs![r]).toBeCloseTo(20, 6);
       }
     });
 
@@ -67,8 +69,9 @@ for (const kind of ['vllm', 'sglang'])
       ]);
       const { result } = run(w, disagg({ decode: { workers: 2 }, kvLink: 'per-transfer' }));
       const tr = result.transfers;
+      const rec = result.records;
       if (!tr) throw new Error('no transfers');
-      for (const r of [0, 1]) expect(tr.transferEndMs[r] - tr.transferStartMs[r]).toBeCloseTo(10, 6);
+      for (const r of [0, 1]) expect(rec.transferEndMs![r] - rec.transferStartMs![r]).toBeCloseTo(10, 6);
     });
 
     it('reserves KV on a busy decode worker when its pass in flight ends (vLLM: after the prefill; SGLang: before)', () => {
@@ -80,24 +83,25 @@ for (const kind of ['vllm', 'sglang'])
       ]);
       const { result } = run(w, { ...disagg(), timing: { model: 'fixed', prefillMs: 10, decodeMs: 5 } });
       const tr = result.transfers;
+      const rec = result.records;
       if (!tr) throw new Error('no transfers');
-      const first = result.collector.firstTokenMs;
+      const first = result.records.firstTokenMs;
       // A: prefill 0-10, transfer 10-20 (idle decode worker: reserved at once), decode passes from 20.
-      expect(tr.transferStartMs[0]).toBeCloseTo(10, 9);
+      expect(rec.transferStartMs![0]).toBeCloseTo(10, 9);
       if (kind === 'vllm') {
         // B: prefill 12-22, lands in A's decode pass 20-25: reserved at 25, 1 ms transfer, next pass 30-35.
-        expect(tr.prefillDoneMs[1]).toBeCloseTo(22, 9);
-        expect(tr.transferStartMs[1]).toBeCloseTo(25, 9);
-        expect(tr.transferEndMs[1]).toBeCloseTo(26, 9);
+        expect(rec.prefillDoneMs![1]).toBeCloseTo(22, 9);
+        expect(rec.transferStartMs![1]).toBeCloseTo(25, 9);
+        expect(rec.transferEndMs![1]).toBeCloseTo(26, 9);
         expect(first[1]).toBeCloseTo(35, 9);
       } else {
         // B arrives at 12, the decode worker is idle (A is in transfer): reserved at once, prefill 12-22,
         // transfer 22-23, joins the pass 25-30.
-        expect(tr.transferStartMs[1]).toBeCloseTo(22, 9);
+        expect(rec.transferStartMs![1]).toBeCloseTo(22, 9);
         expect(first[1]).toBeCloseTo(30, 9);
         // C arrives at 27 inside A's pass 25-30: reserved at 30, then prefill 30-40, transfer 40-41, pass 45-50.
-        expect(result.collector.firstAdmitMs[2]).toBeCloseTo(30, 9);
-        expect(tr.transferStartMs[2]).toBeCloseTo(40, 9);
+        expect(result.records.firstAdmitMs[2]).toBeCloseTo(30, 9);
+        expect(rec.transferStartMs![2]).toBeCloseTo(40, 9);
         expect(first[2]).toBeCloseTo(50, 9);
       }
     });
@@ -133,13 +137,14 @@ for (const kind of ['vllm', 'sglang'])
           coalesceDecode: coalesce,
         });
         const tr = result.transfers;
+        const rec = result.records;
         if (!tr) throw new Error('no transfers');
         expect(report.completed_requests + report.rejected_requests).toBe(w.size);
         expect(tr.count + tr.localPrefills).toBe(report.completed_requests);
         for (let r = 0; r < w.size; r++) {
-          if (Number.isNaN(tr.transferEndMs[r])) continue;
-          expect(result.collector.firstTokenMs[r]).toBeGreaterThan(tr.transferEndMs[r]);
-          expect(tr.transferStartMs[r]).toBeGreaterThanOrEqual(tr.prefillDoneMs[r]);
+          if (Number.isNaN(rec.transferEndMs![r])) continue;
+          expect(result.records.firstTokenMs[r]).toBeGreaterThan(rec.transferEndMs![r]);
+          expect(rec.transferStartMs![r]).toBeGreaterThanOrEqual(rec.prefillDoneMs![r]);
         }
         // A decode pool this small makes prompts wait for KV on the decode side.
         expect(report.kv_transfer?.destination_wait_ms.max).toBeGreaterThan(0);
@@ -151,11 +156,9 @@ for (const kind of ['vllm', 'sglang'])
       const cfg = { ...disagg({ prefill: { workers: 2 }, decode: { workers: 3 } }), router: { mode: 'kv' } };
       const a = run(w, { ...cfg, coalesceDecode: false }).result;
       const b = run(w, { ...cfg, coalesceDecode: true }).result;
-      expect(Array.from(b.collector.firstTokenMs)).toEqual(Array.from(a.collector.firstTokenMs));
-      expect(Array.from(b.collector.lastTokenMs)).toEqual(Array.from(a.collector.lastTokenMs));
-      expect(Array.from(b.transfers?.transferEndMs ?? [])).toEqual(
-        Array.from(a.transfers?.transferEndMs ?? []),
-      );
+      expect(Array.from(b.records.firstTokenMs)).toEqual(Array.from(a.records.firstTokenMs));
+      expect(Array.from(b.records.lastTokenMs)).toEqual(Array.from(a.records.lastTokenMs));
+      expect(Array.from(b.records.transferEndMs!)).toEqual(Array.from(a.records.transferEndMs!));
     });
 
     it('keeps prefill on the decode worker for prompts mostly cached there (conditional disaggregation)', () => {

@@ -117,7 +117,7 @@ describe('attention-data-parallel ranks (--dp-size)', () => {
     const ranks = result.engines.map((e) => e as DpWorker);
     const where = Array.from(
       { length: 8 },
-      (_, r) => `${result.requests.engine[r]}:${ranks[result.requests.engine[r]].rankOf(r)}`,
+      (_, r) => `${result.records.engine[r]}:${ranks[result.records.engine[r]].rankOf(r)}`,
     );
     expect(where).toEqual(['0:0', '1:0', '0:1', '1:1', '0:0', '1:0', '0:1', '1:1']);
   });

@@ -16,7 +16,7 @@ describe('vLLM engine, hand-computed timelines (polynomial timing)', () => {
   it('a lone request: TTFT is its prefill; each later token costs one decode step priced by its context', () => {
     const w = mooncake([{ timestamp: 0, input_length: 100, output_length: 3, hash_ids: [1] }]);
     const { result, report } = run(w, { engine: { blockSize: 64 } });
-    const c = result.collector;
+    const c = result.records;
     const t1 = ns(prefill(100));
     const t2 = t1 + ns(decode(101));
     const t3 = t2 + ns(decode(102));
@@ -37,7 +37,7 @@ describe('vLLM engine, hand-computed timelines (polynomial timing)', () => {
     ]);
     const { result } = run(w, { engine: { blockSize: 64, maxNumBatchedTokens: 8192 } });
     // Pass 1: 8192 new tokens; pass 2: 1808 new tokens after an 8192-token prefix (T = 1 x (10000 - 8192)).
-    expect(result.collector.firstTokenMs[0]).toBeCloseTo(ns(prefill(8192)) + ns(prefill(1808)), 9);
+    expect(result.records.firstTokenMs[0]).toBeCloseTo(ns(prefill(8192)) + ns(prefill(1808)), 9);
   });
 
   it('a second request arriving mid-pass waits for the pass end and shares the next pass with the decode', () => {
@@ -46,7 +46,7 @@ describe('vLLM engine, hand-computed timelines (polynomial timing)', () => {
       { timestamp: 5, input_length: 200, output_length: 2, hash_ids: [2] },
     ]);
     const { result } = run(w, { engine: { blockSize: 64 } });
-    const c = result.collector;
+    const c = result.records;
     const end1 = ns(prefill(100));
     expect(c.firstAdmitMs[1]).toBeCloseTo(end1, 9); // admitted when the first pass ends
     // Pass 2: B's 200-token prefill + A's decode (context 101); B's first token rides along for free.
@@ -65,10 +65,10 @@ describe('vLLM engine, hand-computed timelines (polynomial timing)', () => {
       engine: { blockSize: 64 },
       workload: { trace: 'inline', traceBlockSize: 64 },
     });
-    expect(Array.from(result.collector.reusedBest)).toEqual([0, 64, 128]);
+    expect(Array.from(result.records.reusedBest)).toEqual([0, 64, 128]);
     expect(report.prefix_cache_reused_ratio).toBeCloseTo(192 / 385, 12);
     // 129 tokens with 128 cached: one token of prefill.
-    expect(result.collector.firstTokenMs[2] - 2000).toBeCloseTo(ns(prefill(1)), 9);
+    expect(result.records.firstTokenMs[2] - 2000).toBeCloseTo(ns(prefill(1)), 9);
   });
 
   it('preempts the newest running request when KV runs out, and it recomputes from its cached blocks', () => {
@@ -82,12 +82,12 @@ describe('vLLM engine, hand-computed timelines (polynomial timing)', () => {
       workload: { trace: 'inline', traceBlockSize: 16 },
     });
     expect(report.preemptions).toBeGreaterThan(0);
-    expect(result.requests.preemptions[1]).toBeGreaterThan(0); // the newer one is the victim
-    expect(result.requests.preemptions[0]).toBe(0);
+    expect(result.records.preemptions[1]).toBeGreaterThan(0); // the newer one is the victim
+    expect(result.records.preemptions[0]).toBe(0);
     expect(report.completed_requests).toBe(2);
     // The victim re-admits reusing its own cached blocks (prompt and generated).
-    expect(result.collector.reusedBest[1]).toBeGreaterThan(0);
-    expect(result.collector.admissions[1]).toBeGreaterThan(1);
+    expect(result.records.reusedBest[1]).toBeGreaterThan(0);
+    expect(result.records.admissions[1]).toBeGreaterThan(1);
   });
 
   it('rejects a request that can never fit in the KV cache and completes the rest', () => {
@@ -150,8 +150,8 @@ describe('scheduler invariants', () => {
       }
       // Tokens emitted equal the outputs requested by completed requests.
       let tokens = 0;
-      for (let r = 0; r < w.size; r++) if (result.requests.status[r] === 3) tokens += w.outputLength[r];
-      expect(Array.from(result.collector.tokens).reduce((a, b) => a + b, 0)).toBe(tokens);
+      for (let r = 0; r < w.size; r++) if (result.records.status[r] === 3) tokens += w.outputLength[r];
+      expect(Array.from(result.records.tokens).reduce((a, b) => a + b, 0)).toBe(tokens);
     });
   }
 });

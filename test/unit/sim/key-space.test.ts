@@ -1,8 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { type KeyHolder, KeySpace } from '../../../src/sim/kv/key-space.ts';
 import { Rng } from '../../../src/sim/random.ts';
-import { blockKey, layoutBlocks } from '../../../src/sim/workload/blocks.ts';
-import { WorkloadBuilder } from '../../../src/sim/workload/workload.ts';
 
 /** Prompts that share prefixes of varying length, with content ids up to 2^53. */
 function prompts(seed: number, n: number, tb: number): { input: number; hashes: number[] }[] {
@@ -43,6 +41,19 @@ function sameEquality(a: number[][], b: number[][]): boolean {
   return true;
 }
 
+/**
+ * The reference: block j of a prompt holds the content of its first (j + 1) x bs tokens, i.e. its position and
+ * the content ids covering them.
+ */
+function oracle(rows: { input: number; hashes: number[] }[], bs: number, tb: number): string[][] {
+  return rows.map((r) =>
+    Array.from(
+      { length: Math.floor(r.input / bs) },
+      (_, j) => `${j}|${r.hashes.slice(0, Math.floor(((j + 1) * bs - 1) / tb) + 1).join(',')}`,
+    ),
+  );
+}
+
 describe('KeySpace', () => {
   for (const [bs, tb] of [
     [64, 512],
@@ -51,20 +62,26 @@ describe('KeySpace', () => {
     [1000, 512],
     [1, 16],
   ]) {
-    it(`keys blocks exactly as layoutBlocks does (block ${bs}, trace block ${tb})`, () => {
+    it(`gives equal keys exactly to equal content-in-position (block ${bs}, trace block ${tb})`, () => {
       for (const seed of [1, 2]) {
         const rows = prompts(seed, 300, tb);
-        const b = new WorkloadBuilder(tb);
-        rows.forEach((r, i) => {
-          b.add({ arrivalMs: i, inputLength: r.input, outputLength: 1, hashIds: r.hashes });
-        });
-        const layout = layoutBlocks(b.build(), bs);
-        const batch = rows.map((_, i) =>
-          Array.from({ length: layout.promptBlocks[i] }, (_, j) => blockKey(layout, i, j)),
-        );
-        const space = new KeySpace(bs, tb);
+        // Content ids below 1000 indexed densely on the second seed, all hashed on the first.
+        const space = new KeySpace(bs, tb, { contentSpace: seed === 2 ? 1000 : 0 });
         const live = keysOf(space, rows);
-        expect(sameEquality(batch, live)).toBe(true);
+        const truth = oracle(rows, bs, tb).map((ks) => ks.map((k) => k.length)); // shape only
+        expect(live.map((ks) => ks.length)).toEqual(truth.map((ks) => ks.length));
+        const ids = new Map<string, number>();
+        const named = oracle(rows, bs, tb).map((ks) =>
+          ks.map((k) => {
+            let id = ids.get(k);
+            if (id === undefined) {
+              id = ids.size;
+              ids.set(k, id);
+            }
+            return id;
+          }),
+        );
+        expect(sameEquality(named, live)).toBe(true);
         // Private keys never collide with prompt keys.
         const p = space.privateRange(5);
         expect(space.isPrompt(p)).toBe(false);
@@ -74,9 +91,13 @@ describe('KeySpace', () => {
   }
 
   it('forgets unheld keys on compaction, keeps held ones (and their prefixes) equal, renames holders', () => {
-    for (const bs of [64, 384]) {
+    for (const [bs, contentSpace] of [
+      [64, 0],
+      [384, 0],
+      [64, 1000],
+    ]) {
       const tb = 512;
-      const space = new KeySpace(bs, tb, { compactAbove: 0 });
+      const space = new KeySpace(bs, tb, { compactAbove: 0, contentSpace });
       const rows = prompts(7, 400, tb);
       const before = keysOf(space, rows);
       const priv = space.privateRange(3);

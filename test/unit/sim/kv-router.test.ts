@@ -1,10 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { Engine } from '../../../src/sim/engine/engine.ts';
-import { RequestTable } from '../../../src/sim/engine/request-table.ts';
 import { Rng } from '../../../src/sim/random.ts';
 import { KvRouter, type KvRouterConfig } from '../../../src/sim/router/kv-router.ts';
-import { layoutBlocks } from '../../../src/sim/workload/blocks.ts';
-import { mooncake } from '../../support/sim.ts';
+import { mooncake, requestTable } from '../../support/sim.ts';
 
 // Engines the router only counts (no KV event logs: nothing is cached in its view).
 const engines = [{ kvEvents: null }, { kvEvents: null }] as unknown as Engine[];
@@ -15,7 +13,7 @@ const w = mooncake([
   { timestamp: 0, input_length: 5120, output_length: 10, hash_ids: ids(1, 10) },
   { timestamp: 0, input_length: 5120, output_length: 10, hash_ids: ids(100, 10) },
 ]);
-const req = new RequestTable(w, layoutBlocks(w, 512));
+const req = requestTable(w, 512);
 
 /** Engines chosen for request r over 16 seeds, after A was routed to engine 0 and its prefill finished. */
 function choices(config: Partial<KvRouterConfig>, r: number): Set<number> {

@@ -40,8 +40,8 @@ describe('KV offload tiers', () => {
       // through when computed, or written back when B evicts them), the 15 evicted ones come back from host
       // memory (the last of the 20 is always recomputed): 15 x 64 tokens x 100 kB = 96 MB over 10 GB/s =
       // 9.6 ms, after which C is admitted (the engine is idle) with 19 blocks reused.
-      expect(without.result.collector.reusedBest[2]).toBe(4 * 64);
-      const c = withHost.result.collector;
+      expect(without.result.records.reusedBest[2]).toBe(4 * 64);
+      const c = withHost.result.records;
       expect(c.reusedBest[2]).toBe(19 * 64);
       expect(c.firstAdmitMs[2] - c.arrivalMs[2]).toBeCloseTo(9.6, 6);
       expect(c.firstTokenMs[2] - c.firstAdmitMs[2]).toBeCloseTo(ns(prefill(64)), 6);
@@ -63,7 +63,7 @@ describe('KV offload tiers', () => {
         offloadPolicy: 'on-evict',
       },
     });
-    const c = r.result.collector;
+    const c = r.result.records;
     expect(c.reusedBest[2]).toBe(19 * 64);
     // 5 blocks come from disk (6.4 MB each at 5 GB/s: 6.4 ms), then all 15 over the host link (9.6 ms).
     expect(r.report.kv_tiers?.g3_hit_ratio).toBeCloseTo((5 * 64) / (1280 * 2 + 2300), 9);
@@ -83,7 +83,7 @@ describe('KV offload tiers', () => {
         offloadPolicy: 'write-through',
       },
     });
-    const c = r.result.collector;
+    const c = r.result.records;
     expect(c.reusedBest[2]).toBe(19 * 64);
     expect(r.report.kv_tiers?.g3_hit_ratio).toBeCloseTo((15 * 64) / (1280 * 2 + 2300), 9);
     expect(c.firstAdmitMs[2] - c.arrivalMs[2]).toBeCloseTo(19.2 + 9.6, 6);
@@ -95,9 +95,9 @@ describe('KV offload tiers', () => {
     const engine = { ...base.engine, g2Blocks: 10, g2Gbps: 10 };
     const through = run(mooncake(rows), { engine: { ...engine, offloadPolicy: 'write-through' } });
     const back = run(mooncake(rows), { engine: { ...engine, offloadPolicy: 'on-evict' } });
-    expect(through.result.collector.reusedBest[2]).toBe(4 * 64);
+    expect(through.result.records.reusedBest[2]).toBe(4 * 64);
     expect(through.report.kv_tiers?.g2_hit_ratio).toBe(0);
-    expect(back.result.collector.reusedBest[2]).toBeGreaterThan(4 * 64);
+    expect(back.result.records.reusedBest[2]).toBeGreaterThan(4 * 64);
   });
 
   it('write-through: a prefix lookup refreshes the host copies of its GPU hits', () => {
@@ -116,8 +116,8 @@ describe('KV offload tiers', () => {
       g2Gbps: 10,
       offloadPolicy: 'write-through' as const,
     };
-    const again = run(at([a, x(20), a, x(30), x(40), a]), { engine }).result.collector;
-    const once = run(at([a, x(20), x(30), x(40), a]), { engine }).result.collector;
+    const again = run(at([a, x(20), a, x(30), x(40), a]), { engine }).result.records;
+    const once = run(at([a, x(20), x(30), x(40), a]), { engine }).result.records;
     expect(again.reusedBest[2]).toBe(19 * 64);
     expect(again.reusedBest[5]).toBe(19 * 64);
     expect(once.reusedBest[4]).toBe(0);
@@ -140,8 +140,8 @@ describe('KV offload tiers', () => {
       router: { mode: 'kv' },
       engine: { blockSize: 64, numGpuBlocks: 2500, g2Blocks: 8000, g3Blocks: 20000 },
     };
-    const a = run(w, { ...cfg, coalesceDecode: false }).result.collector;
-    const b = run(w, { ...cfg, coalesceDecode: true }).result.collector;
+    const a = run(w, { ...cfg, coalesceDecode: false }).result.records;
+    const b = run(w, { ...cfg, coalesceDecode: true }).result.records;
     expect(Array.from(b.firstAdmitMs)).toEqual(Array.from(a.firstAdmitMs));
     expect(Array.from(b.firstTokenMs)).toEqual(Array.from(a.firstTokenMs));
     expect(Array.from(b.lastTokenMs)).toEqual(Array.from(a.lastTokenMs));

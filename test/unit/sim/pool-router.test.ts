@@ -30,13 +30,12 @@ describe('router of each pool (poolRouterSpec)', () => {
     const result = simulate(w, opts);
     // Engines 1..3 are the decode workers, taken in turn in hand-off order.
     const byHandoff = Array.from({ length: w.size }, (_, r) => r)
-      .filter((r) => (result.transfers?.decodeEngine[r] ?? -1) >= 0)
+      .filter((r) => (result.records.decodeEngine![r] ?? -1) >= 0)
       .sort(
-        (a, b) =>
-          (result.transfers?.prefillDoneMs[a] ?? 0) - (result.transfers?.prefillDoneMs[b] ?? 0) || a - b,
+        (a, b) => (result.records.prefillDoneMs![a] ?? 0) - (result.records.prefillDoneMs![b] ?? 0) || a - b,
       );
     expect(byHandoff.length).toBeGreaterThan(30);
-    expect(byHandoff.map((r) => result.transfers?.decodeEngine[r])).toEqual(
+    expect(byHandoff.map((r) => result.records.decodeEngine![r])).toEqual(
       byHandoff.map((_, i) => 1 + (i % 3)),
     );
   });

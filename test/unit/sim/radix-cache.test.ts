@@ -1,9 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { RequestTable } from '../../../src/sim/engine/request-table.ts';
+import type { RequestTable } from '../../../src/sim/engine/request-table.ts';
 import { RadixCache } from '../../../src/sim/kv/radix-cache.ts';
-import { layoutBlocks } from '../../../src/sim/workload/blocks.ts';
-import { mooncake } from '../../support/sim.ts';
+import { mooncake, requestTable } from '../../support/sim.ts';
 
 const ROOT = RadixCache.ROOT;
 
@@ -18,7 +17,7 @@ function table(): RequestTable {
     { timestamp: 0, input_length: 1536, output_length: 40, hash_ids: [1, 2, 4] },
     { timestamp: 0, input_length: 512, output_length: 40, hash_ids: [5] },
   ]);
-  return new RequestTable(w, layoutBlocks(w, 16));
+  return requestTable(w, 16);
 }
 
 /** What the SGLang engine does to cache a request's first `pages` pages below its locked node. */

@@ -1,11 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import type { Engine } from '../../../src/sim/engine/engine.ts';
-import { RequestTable } from '../../../src/sim/engine/request-table.ts';
 import { Rng } from '../../../src/sim/random.ts';
 import { KvRouter } from '../../../src/sim/router/kv-router.ts';
 import { LeastLoadedRouter, RandomRouter, RoundRobinRouter } from '../../../src/sim/router/simple-routers.ts';
-import { layoutBlocks } from '../../../src/sim/workload/blocks.ts';
-import { synthetic } from '../../support/sim.ts';
+import { requestTable, synthetic } from '../../support/sim.ts';
 
 /** Engines as routers see them: only load counts and (absent) KV event logs. */
 function engines(loads: number[]): Engine[] {
@@ -43,7 +41,7 @@ describe('routers on pools whose workers change (planner)', () => {
 
   it('the KV router skips ineligible slots (greedy and softmax), grows and resets slots', () => {
     const w = synthetic({ sessions: 20 });
-    const req = new RequestTable(w, layoutBlocks(w, 64));
+    const req = requestTable(w, 64);
     for (const temperature of [0, 0.5]) {
       const kv = new KvRouter({ overlapWeight: 1, overlapCredit: 1, temperature }, req, 2, new Rng(3));
       kv.addSlot();

@@ -10,7 +10,7 @@ function sglang(rows: object[], engine: Record<string, unknown> = {}, extra: Rec
     timing: { model: 'fixed', prefillMs: 10, decodeMs: 5 },
     ...extra,
   });
-  return { ...out, w, c: out.result.collector, engines: [...out.result.engines] as SglangEngine[] };
+  return { ...out, w, c: out.result.records, engines: [...out.result.engines] as SglangEngine[] };
 }
 
 const row = (ts: number, isl: number, osl: number, ids: number[]) => ({
@@ -23,9 +23,9 @@ const row = (ts: number, isl: number, osl: number, ids: number[]) => ({
 /** Every request completed with its full output (or was rejected), and no engine holds KV for one. */
 function expectDrained(out: ReturnType<typeof sglang>): void {
   const { w, c, engines } = out;
+  for (const e of engines) expect(e.holdsNothing()).toBe(true);
   for (let r = 0; r < w.size; r++) {
-    for (const e of engines) expect(e.holdsNothing(r)).toBe(true);
-    if (out.result.requests.status[r] === 4) continue; // rejected: larger than the pool
+    if (out.result.records.status[r] === 4) continue; // rejected: larger than the pool
     expect(c.tokens[r], `request ${r} tokens`).toBe(w.outputLength[r]);
     expect(Number.isNaN(c.terminalMs[r]), `request ${r} terminal`).toBe(false);
   }
@@ -89,7 +89,7 @@ describe('SGLang engine', () => {
     expect(c.secondTokenMs[0]).toBe(15);
     expect(c.lastTokenMs[0]).toBe(40);
     // A's gaps: 5 (decode), 15 (prefill of B + decode), 5, 5.
-    expect(c.itl.max).toBe(15);
+    expect(out.result.collector.itl.max).toBe(15);
     expectDrained(out);
   });
 
@@ -102,7 +102,7 @@ describe('SGLang engine', () => {
       { blockSize: 16, numGpuBlocks: 20, clipMaxNewTokens: 8 },
       { workload: { trace: 'inline', traceBlockSize: 64 } },
     );
-    const pre = out.result.requests.preemptions;
+    const pre = out.result.records.preemptions;
     expect(pre[0]).toBe(0);
     expect(pre[1]).toBeGreaterThan(0);
     expect(out.report.preemptions).toBe(pre[1]);
@@ -119,24 +119,24 @@ describe('SGLang engine', () => {
     });
     expect(out.report.preemptions).toBeGreaterThan(0);
     expect(out.report.completed_requests).toBeGreaterThan(140);
-    expectDrained({ ...out, w, c: out.result.collector, engines: [...out.result.engines] as SglangEngine[] });
+    expectDrained({ ...out, w, c: out.result.records, engines: [...out.result.engines] as SglangEngine[] });
   });
 
   it('rejects a request that can never fit instead of stalling (the reference aborts the replay)', () => {
     const out = sglang([row(0, 3000, 5, [1, 2, 3, 4, 5, 6]), row(0, 100, 5, [7, 8])], { numGpuBlocks: 20 });
-    expect(out.result.requests.status[0]).toBe(4);
+    expect(out.result.records.status[0]).toBe(4);
     expect(out.c.tokens[1]).toBe(5);
     expect(out.report.completed_requests).toBe(1);
     // A first chunk above max_prefill_tokens is never admitted either (the budget does not chunk).
     const small = sglang([row(0, 600, 3, [1, 2]), row(0, 200, 3, [3])], { maxPrefillTokens: 256 });
-    expect(Array.from(small.result.requests.status)).toEqual([4, 3]);
+    expect(Array.from(small.result.records.status)).toEqual([4, 3]);
   });
 
   it('is deterministic (KV router with random ties)', () => {
     const w = conversationSample(400);
     const cfg = { workers: 3, router: { mode: 'kv' }, seed: 5, engine: { engine: 'sglang', blockSize: 64 } };
-    const a = run(w, cfg).result.collector;
-    const b = run(w, cfg).result.collector;
+    const a = run(w, cfg).result.records;
+    const b = run(w, cfg).result.records;
     for (const f of ['firstAdmitMs', 'firstTokenMs', 'lastTokenMs', 'terminalMs'] as const)
       expect(Array.from(b[f])).toEqual(Array.from(a[f]));
     expect(Array.from(b.reusedBest)).toEqual(Array.from(a.reusedBest));
@@ -153,6 +153,6 @@ describe('SGLang engine', () => {
       },
     });
     expect(out.result.transfers?.count).toBeGreaterThan(0);
-    expectDrained({ ...out, w, c: out.result.collector, engines: [...out.result.engines] as SglangEngine[] });
+    expectDrained({ ...out, w, c: out.result.records, engines: [...out.result.engines] as SglangEngine[] });
   });
 });
