@@ -8,7 +8,7 @@ type Command = (argv: string[], out: NodeJS.WritableStream, err: NodeJS.Writable
 const COMMANDS: Record<string, { help: string; run: Command }> = {
   simulate: {
     help: 'replay a trace or synthetic traffic through simulated workers',
-    run: async (argv, out) => (await import('./simulate.ts')).simulateCommand(argv, out),
+    run: async (argv, out, err) => (await import('./simulate.ts')).simulateCommand(argv, out, err),
   },
   operator: {
     help: 'run the DeploymentTuning controller against a cluster',

@@ -1,11 +1,11 @@
 import { type PreparedCluster, type PreparedHardware, prepareCluster } from '../config/hardware.ts';
-import { runSimulation, syntheticWorkload } from '../config/run.ts';
+import { syntheticWorkload } from '../config/run.ts';
 import { DEFAULT_NUM_GPU_BLOCKS, type SimulationConfig } from '../config/schema.ts';
 import { CatalogError } from '../hardware/catalog.ts';
 import { HardwareRejection } from '../hardware/setup.ts';
 import type { Distribution } from '../sim/metrics/distribution.ts';
 import type { SimulationReport } from '../sim/metrics/report.ts';
-import { summarizeWorkload, type Workload } from '../sim/workload/workload.ts';
+import type { Workload } from '../sim/workload/workload.ts';
 import { candidateMetrics, type Slo, sloKey, sloValue } from '../sweep/objective.ts';
 import { describeTraceNotes, readTrace, TraceError, type TraceSummary } from '../telemetry/trace/index.ts';
 import { UsageError } from './errors.ts';
@@ -14,6 +14,7 @@ import { renderHelp } from './flags.ts';
 import { loadCatalog } from './hardware.ts';
 import { resolveSimulateConfig } from './simulate-config.ts';
 import { SIMULATE_FLAGS } from './simulate-flags.ts';
+import { describeOutcomes, longestInTrace, type RunOutcome, runTrace, runWorkload } from './simulate-run.ts';
 import { formatNumber, renderTable } from './table.ts';
 
 const USAGE = `Usage: servetune simulate (--trace FILE | --request-count N --input-tokens N --output-tokens N ...) [options]
@@ -44,7 +45,11 @@ async function loadWorkloadWithSummary(
   return { workload: syntheticWorkload(config) };
 }
 
-export async function simulateCommand(argv: string[], out: NodeJS.WritableStream): Promise<number> {
+export async function simulateCommand(
+  argv: string[],
+  out: NodeJS.WritableStream,
+  err: NodeJS.WritableStream = process.stderr,
+): Promise<number> {
   const { config, slos, json, quiet, help, inputs } = await resolveSimulateConfig(argv);
   if (help) {
     out.write(renderHelp(USAGE, SIMULATE_FLAGS));
@@ -52,10 +57,23 @@ export async function simulateCommand(argv: string[], out: NodeJS.WritableStream
   }
   // Before the run: a bad output path must not lose a long run's report.
   if (json) await checkOutputPath('--json', json, inputs);
-  const { workload, trace } = await loadWorkloadWithSummary(config);
-  const cluster = config.timing.model === 'hardware' ? await resolveHardware(config, workload) : undefined;
-  const run = cluster?.config ?? config;
-  const { report } = runSimulation(run, workload, cluster?.timings);
+  const hardwareTiming = config.timing.model === 'hardware';
+  let cluster: PreparedCluster | undefined;
+  let run: SimulationConfig;
+  let outcome: RunOutcome;
+  if (config.workload.trace !== undefined) {
+    // A trace is replayed while it is read; the hardware's memory plan needs its longest request first.
+    const longest = hardwareTiming ? (config.hardware?.maxModelLen ?? (await longestInTrace(config))) : 0;
+    cluster = hardwareTiming ? await resolveHardware(config, longest) : undefined;
+    run = cluster?.config ?? config;
+    outcome = await runTrace(run, cluster?.timings, err, quiet);
+  } else {
+    const workload = syntheticWorkload(config);
+    cluster = hardwareTiming ? await resolveHardware(config, workload) : undefined;
+    run = cluster?.config ?? config;
+    outcome = runWorkload(run, workload, cluster?.timings, err, quiet);
+  }
+  const { report, trace } = outcome;
   const hardware = cluster?.primary;
   const sloResults = evaluateSlos(report, slos);
   if (json) {
@@ -74,7 +92,10 @@ export async function simulateCommand(argv: string[], out: NodeJS.WritableStream
       : {};
     await writeJson(json, { config: run, ...hw, ...(slos.length > 0 ? { slos: sloResults } : {}), report });
   }
-  if (!quiet) out.write(`${renderSummary(run, workload, report, hardware, cluster, sloResults, trace)}\n`);
+  if (!quiet) {
+    const notes = describeOutcomes(outcome, run.maxSimTimeS !== undefined);
+    out.write(`${renderSummary(run, report, hardware, cluster, sloResults, trace, notes)}\n`);
+  }
   return 0;
 }
 
@@ -132,7 +153,10 @@ function plannerRows(r: SimulationReport): (string | number)[][] {
 }
 
 /** Looks up the GPU and model and sizes the KV cache; unknown names and misfits are usage errors. */
-async function resolveHardware(config: SimulationConfig, workload: Workload): Promise<PreparedCluster> {
+async function resolveHardware(
+  config: SimulationConfig,
+  workload: Workload | number,
+): Promise<PreparedCluster> {
   const catalog = await loadCatalog({
     gpusFile: config.hardware?.gpusFile,
     modelsFile: config.hardware?.modelsFile,
@@ -205,14 +229,13 @@ function kvBlocksText(config: SimulationConfig): string {
 
 export function renderSummary(
   config: SimulationConfig,
-  workload: Workload,
   r: SimulationReport,
   hardware?: PreparedHardware,
   cluster?: PreparedCluster,
   slos: ReturnType<typeof evaluateSlos> = [],
   trace?: TraceSummary,
+  outcomes: string[] = [],
 ): string {
-  const w = summarizeWorkload(workload);
   const source = config.workload.trace ?? 'synthetic';
   const lines: string[] = [];
   const d = config.disaggregation;
@@ -222,7 +245,7 @@ export function renderSummary(
     : `${config.workers} x ${kind} worker(s)${config.tensorParallelSize > 1 ? ` (TP${config.tensorParallelSize})` : ''}`;
   const scaled = config.planner ? ' at start, scaled by the planner' : '';
   lines.push(
-    `servetune simulate: ${formatNumber(w.requests)} requests from ${source}; ${topology}${scaled}, ` +
+    `servetune simulate: ${formatNumber(r.num_requests)} requests from ${source}; ${topology}${scaled}, ` +
       `router ${config.router.mode}, timing ${config.timing.model}, ${kind === 'SGLang' ? 'page' : 'block'} ${config.engine.blockSize}, ` +
       kvBlocksText(config),
   );
@@ -318,8 +341,8 @@ export function renderSummary(
   if (r.planner && r.scaling_events) rows.push(...plannerRows(r));
   lines.push(renderTable(['summary', 'value'], rows));
   lines.push('');
-  const notes = trace ? describeTraceNotes(trace) : [];
-  for (const n of notes) lines.push(`trace: ${n}`);
+  const notes = [...outcomes, ...(trace ? describeTraceNotes(trace).map((n) => `trace: ${n}`) : [])];
+  for (const n of notes) lines.push(n);
   if (notes.length > 0) lines.push('');
   const speed = r.wall_s > 0 ? r.simulated_duration_s / r.wall_s : Number.POSITIVE_INFINITY;
   lines.push(

@@ -201,6 +201,9 @@ export class Simulation implements Cluster, DisaggHost {
     // Direct key tables cost 4 bytes per key per engine: only for clusters of a few engines.
     this.keys.indexDirectly = poolSpecs.reduce((n, [, p]) => n + p.workers, 0) <= DIRECT_INDEX_ENGINES;
     this.req = new RequestTable(this.keys);
+    this.keys.onCapacity = (n) => {
+      for (const e of this.live) e.ensureKeyCapacity?.(n);
+    };
     this.collector = new Collector(this.req);
     const rng = new Rng(options.seed);
     this.rng = rng;
@@ -487,6 +490,7 @@ export class Simulation implements Cluster, DisaggHost {
   private writeRecord(row: number, r: number): void {
     const records = this.records as RequestRecords;
     records.write(row, this.req, this.collector, r);
+    if (this.source.labelOf) records.source[row] = this.source.labelOf(this.req.source[r]);
     this.disagg?.writeRecord(records, row, r);
   }
 
@@ -587,8 +591,8 @@ export class Simulation implements Cluster, DisaggHost {
             : (this.collector.rejectReasons.get(r) ?? 'rejected'),
       );
     }
-    this.source.ended(req.source[r], t, this.arrivals);
     if (this.records !== null) this.writeRecord(this.records.rowOf(req, r), r);
+    this.source.ended(req.source[r], t, this.arrivals);
     this.collector.rejectReasons.delete(r);
     req.release(r);
     this.ended++;
@@ -643,6 +647,19 @@ export class Simulation implements Cluster, DisaggHost {
 
   // ---------------------------------------------------------------------------------------------------------
   // Driven from outside (live simulations).
+
+  /**
+   * Time of the next event that moves a request (an arrival, a pass end, a transfer, a wake-up): Infinity
+   * when a batch run is over (planner ticks and worker start-ups alone do not keep it going).
+   */
+  nextRequestEventTime(): number {
+    return Math.min(
+      this.arrivals.peekTime(),
+      this.heap.minTime(),
+      this.disagg?.nextTransfer() ?? Number.POSITIVE_INFINITY,
+      this.wakeAt,
+    );
+  }
 
   /** Time of the next event (Infinity when nothing is scheduled). */
   nextEventTime(): number {

@@ -30,6 +30,8 @@ export interface RequestSource {
    * the queue's next arrival, how far an engine may plan ahead without missing one.
    */
   nextUnscheduled(): number;
+  /** How reports name request `id` while it lives (a trace line), when not by its id. */
+  labelOf?(id: number): number;
   /** Request `id` arrives: writes it into the table, returns its slot. */
   admit(id: number, req: RequestTable): number;
   /** Request `id` ended at t: its session's next turn, or the next closed-loop dispatch, is scheduled. */

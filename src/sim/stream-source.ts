@@ -4,7 +4,7 @@ import type { ArrivalSpec, RequestSource } from './source.ts';
 
 /** One request as a streamed trace gives it (the trace reader's validated rows have this shape). */
 export interface StreamedRequest {
-  /** 1-based line in the trace: the request's id, and how reports name it. */
+  /** 1-based line in the trace (in its file, for a trace of several files): how reports name it. */
   line: number;
   /** Raw timestamp (ms) of an independent request or a session's first turn; NaN for a follow-up turn. */
   arrivalMs: number;
@@ -32,8 +32,8 @@ export interface StreamNotes {
 export const DEFAULT_REORDER_ROWS = 65_536;
 
 interface Session {
-  /** Follow-up turns read and not yet scheduled, in file order. */
-  turns: StreamedRequest[];
+  /** Follow-up turns read and not yet scheduled, in file order (with their ids). */
+  turns: { row: StreamedRequest; id: number }[];
   /** Its previous turn ended at this time with no next turn known yet (NaN: not waiting). */
   waitingSince: number;
   /** The arrival order the next turn would have had when its predecessor ended. */
@@ -68,10 +68,12 @@ export class StreamSource implements RequestSource {
   private readonly reorderRows: number;
   private queue: ArrivalQueue | null = null;
   private eof = false;
-  /** Rows read and not yet admitted, by line. */
+  /** Rows read and not yet admitted, by id (the row's number in the order read). */
   private readonly pending = new Map<number, StreamedRequest>();
+  /** Trace line of each request read and not ended, by id. */
+  private readonly lineOf = new Map<number, number>();
   private readonly sessions: Session[] = [];
-  /** Session of each admitted request that has one, by line (until it ends). */
+  /** Session of each admitted request that has one, by id (until it ends). */
   private readonly sessionOfLine = new Map<number, number>();
   /** Sessions with a turn in flight and no next row read yet (their next row may still come). */
   private readonly awaiting = new Set<number>();
@@ -115,19 +117,20 @@ export class StreamSource implements RequestSource {
   feed(rows: readonly StreamedRequest[], now: number): void {
     this.now = now;
     for (const row of rows) {
-      this.rowsRead++;
-      this.pending.set(row.line, row);
+      const id = this.rowsRead++;
+      this.pending.set(id, row);
+      this.lineOf.set(id, row.line);
       if (row.session >= 0) {
         this.session(row.session).lastRow = this.rowsRead;
         this.awaiting.delete(row.session);
       }
       if (Number.isNaN(row.arrivalMs)) {
-        this.addTurn(row);
+        this.addTurn(row, id);
         continue;
       }
-      if (this.arrivals.kind === 'closed-loop') this.units.push(row.line);
+      if (this.arrivals.kind === 'closed-loop') this.units.push(id);
       else {
-        this.heapPush(row.arrivalMs, row.line);
+        this.heapPush(row.arrivalMs, id);
         if (this.heapLen > this.reorderRows) this.release();
       }
     }
@@ -169,11 +172,15 @@ export class StreamSource implements RequestSource {
     return this.toSimTime(Math.max(this.heapTs[0], this.lastReleased));
   }
 
-  admit(line: number, req: RequestTable): number {
-    const row = this.pending.get(line) as StreamedRequest;
-    this.pending.delete(line);
+  labelOf(id: number): number {
+    return this.lineOf.get(id) ?? -1;
+  }
+
+  admit(id: number, req: RequestTable): number {
+    const row = this.pending.get(id) as StreamedRequest;
+    this.pending.delete(id);
     if (row.session >= 0) {
-      this.sessionOfLine.set(line, row.session);
+      this.sessionOfLine.set(id, row.session);
       if (!this.eof && this.sessions[row.session].turns.length === 0) this.awaiting.add(row.session);
     }
     let ids: ArrayLike<number> = row.hashIds ?? [];
@@ -189,18 +196,19 @@ export class StreamSource implements RequestSource {
       outputLength: row.outputLength,
       hashIds: ids,
       hashFrom: 0,
-      source: line,
+      source: id,
     });
   }
 
-  ended(line: number, t: number, q: ArrivalQueue): void {
-    const s = this.sessionOfLine.get(line);
+  ended(id: number, t: number, q: ArrivalQueue): void {
+    this.lineOf.delete(id);
+    const s = this.sessionOfLine.get(id);
     if (s !== undefined) {
-      this.sessionOfLine.delete(line);
+      this.sessionOfLine.delete(id);
       const session = this.sessions[s];
       const next = session.turns.shift();
       if (next !== undefined) {
-        q.push(t + next.delayMs / this.speedup, next.line);
+        q.push(t + next.row.delayMs / this.speedup, next.id);
         return;
       }
       if (!this.eof) {
@@ -226,10 +234,10 @@ export class StreamSource implements RequestSource {
     return session;
   }
 
-  private addTurn(row: StreamedRequest): void {
+  private addTurn(row: StreamedRequest, id: number): void {
     const session = this.session(row.session);
     if (Number.isNaN(session.waitingSince)) {
-      session.turns.push(row);
+      session.turns.push({ row, id });
       return;
     }
     // Its predecessor ended before this row was read.
@@ -240,7 +248,7 @@ export class StreamSource implements RequestSource {
     }
     session.waitingSince = Number.NaN;
     if (this.arrivals.kind === 'closed-loop') this.inFlight++;
-    (this.queue as ArrivalQueue).push(at, row.line, session.seq);
+    (this.queue as ArrivalQueue).push(at, id, session.seq);
   }
 
   /** Closed loop: first turns dispatched at `t` while fewer than `concurrency` are in flight. */
@@ -264,16 +272,16 @@ export class StreamSource implements RequestSource {
   /** Schedules the earliest first turn held back. */
   private release(): void {
     const ts = this.heapTs[0];
-    const line = this.heapLine[0];
+    const id = this.heapLine[0];
     this.heapPop();
     if (Number.isNaN(this.t0)) this.t0 = ts;
     let at = ts;
     if (ts < this.lastReleased) {
-      if (this.notes.lateRows.count++ === 0) this.notes.lateRows.firstLine = line;
+      if (this.notes.lateRows.count++ === 0) this.notes.lateRows.firstLine = this.labelOf(id);
       at = this.lastReleased;
     }
     this.lastReleased = at;
-    (this.queue as ArrivalQueue).appendStatic(this.toSimTime(at), line);
+    (this.queue as ArrivalQueue).appendStatic(this.toSimTime(at), id);
   }
 
   private heapPush(ts: number, line: number): void {

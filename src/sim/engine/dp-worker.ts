@@ -168,6 +168,10 @@ export class DpWorker implements Engine {
     for (const r of this.ranks) r.setKvEvents(on);
   }
 
+  ensureKeyCapacity(n: number): void {
+    for (const r of this.ranks as readonly Engine[]) r.ensureKeyCapacity?.(n);
+  }
+
   markKeys(live: Uint8Array): void {
     for (const r of this.ranks as readonly Engine[]) r.markKeys?.(live);
   }

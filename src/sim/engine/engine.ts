@@ -58,6 +58,8 @@ export interface Engine {
   setKvEvents?(on: boolean): void;
   /** KV capacity in blocks (pages). */
   readonly totalBlocks?: number;
+  /** Keys below `n` may be looked up from now on (see KeySpace.onCapacity). */
+  ensureKeyCapacity?(n: number): void;
   /** Prefix-cache keys held (KV cache, lower tiers, events not yet read): see KeySpace compaction. */
   markKeys?(live: Uint8Array): void;
   remapKeys?(map: Int32Array): void;

@@ -134,6 +134,10 @@ export class SglangEngine extends EngineCore<SglangEngineConfig> {
     return this.cache.evictedPages;
   }
 
+  ensureKeyCapacity(n: number): void {
+    this.cache.ensureKeyCapacity(n);
+  }
+
   markKeys(live: Uint8Array): void {
     this.cache.markKeys(live);
     this.kvEvents?.markKeys(live);

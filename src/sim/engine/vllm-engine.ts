@@ -75,7 +75,7 @@ export class VllmEngine extends EngineCore<VllmEngineConfig> {
     seedOffset = index,
   ) {
     super(index, config, timing, req, collector, logKvEvents, role, gpus, seedOffset);
-    this.pool = new BlockPool(config.numGpuBlocks, req.keys.indexDirectly, req.keys.sizeHint);
+    this.pool = new BlockPool(config.numGpuBlocks, req.keys.indexDirectly, req.keys.capacity);
     this.offload = config.offload && config.offload.g2Blocks > 0 ? new OffloadTiers(config.offload) : null;
     this.installKeyEvents();
   }
@@ -107,6 +107,10 @@ export class VllmEngine extends EngineCore<VllmEngineConfig> {
 
   get evictions(): number {
     return this.pool.evictions;
+  }
+
+  ensureKeyCapacity(n: number): void {
+    this.pool.ensureKeyCapacity(n);
   }
 
   markKeys(live: Uint8Array): void {

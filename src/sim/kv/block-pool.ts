@@ -38,8 +38,11 @@ export class BlockPool {
   /** Copies evicted since creation. */
   evictions = 0;
 
-  /** `direct`: index keys directly (see the class comment), starting with room for `keyHint` keys. */
-  constructor(capacity: number, direct = false, keyHint = 1024) {
+  /**
+   * `direct`: index keys directly (see the class comment), with room for keys below `keyCapacity`; the owner
+   * grows it (`ensureKeyCapacity`) before any larger key is looked up.
+   */
+  constructor(capacity: number, direct = false, keyCapacity = 1024) {
     if (!Number.isInteger(capacity) || capacity < 1)
       throw new RangeError('KV pool capacity must be >= 1 block');
     this.capacity = capacity;
@@ -53,11 +56,8 @@ export class BlockPool {
     this.freeCount = capacity;
     let bits = 4;
     while (1 << bits < capacity * 2) bits++;
-    this.direct = direct;
-    // Direct: the table doubles as keys grow; starting near the expected range saves most of the copies.
-    this.table = new Int32Array(
-      direct ? Math.min(Math.max(1024, keyHint >> 2), DIRECT_KEY_LIMIT) : 1 << bits,
-    );
+    this.direct = direct && keyCapacity <= DIRECT_KEY_LIMIT;
+    this.table = new Int32Array(this.direct ? keyCapacity : 1 << bits);
     this.tableMask = (1 << bits) - 1;
     this.tableShift = 32 - bits;
   }
@@ -80,7 +80,7 @@ export class BlockPool {
 
   /** Primary copy of a cached key, or -1. */
   slotOf(key: number): number {
-    if (this.direct) return key < this.table.length ? this.table[key] - 1 : -1;
+    if (this.direct) return this.table[key] - 1;
     let i = this.hash(key);
     for (;;) {
       const s = this.table[i];
@@ -120,7 +120,6 @@ export class BlockPool {
 
   /** Registers a private copy under `key` (its tokens are all computed); it may become the key's primary. */
   cache(slot: number, key: number): void {
-    if (this.direct && key >= this.table.length) this.growDirect(key);
     this.keyOf[slot] = key;
     this.dupNext[slot] = -1;
     let i = this.direct ? key : this.hash(key);
@@ -142,18 +141,17 @@ export class BlockPool {
     }
   }
 
-  /** Room in the direct table for `key`, or a switch to hashing when the key range is too large. */
-  private growDirect(key: number): void {
-    if (key >= DIRECT_KEY_LIMIT) {
+  /** Room in the direct table for keys below `n`, or a switch to hashing when the key range is too large. */
+  ensureKeyCapacity(n: number): void {
+    if (!this.direct || n <= this.table.length) return;
+    if (n > DIRECT_KEY_LIMIT) {
       const primaries = this.primaries();
       this.direct = false;
       this.table = new Int32Array(this.tableMask + 1);
       this.insertPrimaries(primaries);
       return;
     }
-    let cap = this.table.length;
-    while (cap <= key) cap *= 2;
-    const grown = new Int32Array(cap);
+    const grown = new Int32Array(n);
     grown.set(this.table);
     this.table = grown;
   }
@@ -169,7 +167,6 @@ export class BlockPool {
     for (const slot of primaries) {
       const key = this.keyOf[slot];
       if (this.direct) {
-        if (key >= this.table.length) this.growDirect(key);
         this.table[key] = slot + 1;
         continue;
       }

@@ -11,26 +11,30 @@ export interface IntMapLike {
   remapKeys(map: Int32Array): void;
 }
 
-/** An `IntMapLike` over a dense array of the key range, grown to the largest key set: fastest for dense keys. */
+/**
+ * An `IntMapLike` over a dense array of the key range, for dense keys: fastest. Its owner grows it
+ * (`ensureKeyCapacity`) before any larger key is used.
+ */
 export class DenseIntMap implements IntMapLike {
-  private values = new Int32Array(1024); // value + 1, 0 = absent (a fresh array needs no fill)
+  private values: Int32Array; // value + 1, 0 = absent (a fresh array needs no fill)
   size = 0;
+  constructor(keyCapacity = 1024) {
+    this.values = new Int32Array(keyCapacity);
+  }
+  ensureKeyCapacity(n: number): void {
+    if (n <= this.values.length) return;
+    const grown = new Int32Array(n);
+    grown.set(this.values);
+    this.values = grown;
+  }
   get(key: number): number {
-    return key < this.values.length ? this.values[key] - 1 : -1;
+    return this.values[key] - 1;
   }
   set(key: number, value: number): void {
-    if (key >= this.values.length) {
-      let cap = this.values.length;
-      while (cap <= key) cap *= 2;
-      const grown = new Int32Array(cap);
-      grown.set(this.values);
-      this.values = grown;
-    }
     if (this.values[key] === 0) this.size++;
     this.values[key] = value + 1;
   }
   delete(key: number): void {
-    if (key >= this.values.length) return;
     if (this.values[key] !== 0) this.size--;
     this.values[key] = 0;
   }

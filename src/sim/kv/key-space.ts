@@ -114,6 +114,14 @@ export class KeySpace {
     return this.next;
   }
 
+  /** Keys below this fit without growing (directly indexed tables are kept at least this large). */
+  get capacity(): number {
+    return this.entryOfKey.length;
+  }
+
+  /** Told of each new capacity (directly indexed tables grow with it, so lookups need no bounds check). */
+  onCapacity: ((capacity: number) => void) | null = null;
+
   /** Interned (parent, content) entries. */
   get entryCount(): number {
     return this.entries;
@@ -228,6 +236,7 @@ export class KeySpace {
     }
     this.entries = w;
     this.entryOfKey = entryOfKey;
+    this.onCapacity?.(entryOfKey.length);
     this.next = next;
     this.rebuildTable();
     for (const h of holders) h.remapKeys(map);
@@ -323,6 +332,7 @@ export class KeySpace {
     const grown = new Int32Array(Math.min(cap, 0x7fffffff));
     grown.set(this.entryOfKey);
     this.entryOfKey = grown;
+    this.onCapacity?.(grown.length);
   }
 
   /** Sizes both tables for the entries (at most a quarter full) and reinserts them all, in creation order. */

@@ -58,7 +58,7 @@ export class RadixCache {
     this.freePages = totalPages;
     this.req = req;
     // Page key -> node (at most one entry per cached page): an array over the keys, or a hash table.
-    this.keyNode = req.keys.indexDirectly ? new DenseIntMap() : new IntMap(totalPages);
+    this.keyNode = req.keys.indexDirectly ? new DenseIntMap(req.keys.capacity) : new IntMap(totalPages);
     const cap = Math.min(totalPages + 2, 1024);
     this.parent = new Int32Array(cap);
     this.start = new Int32Array(cap);
@@ -227,6 +227,11 @@ export class RadixCache {
     }
     this.evictedPages += evicted;
     return evicted;
+  }
+
+  /** Keys below `n` may be looked up from now on (see KeySpace.onCapacity). */
+  ensureKeyCapacity(n: number): void {
+    if (this.keyNode instanceof DenseIntMap) this.keyNode.ensureKeyCapacity(n);
   }
 
   /** Marks every cached page key (see KeyHolder; the nodes' key regions are the request table's). */

@@ -27,6 +27,11 @@ export interface SimulationReport {
   completed_requests: number;
   rejected_requests: number;
   incomplete_requests: number;
+  /**
+   * Completed requests that asked for no output (output_length 0): they count in end-to-end and queue times,
+   * and are left out of TTFT, TTST, TPOT and ITL (they have no token).
+   */
+  zero_output_requests: number;
   total_input_tokens: number;
   total_output_tokens: number;
   simulated_duration_s: number;
@@ -147,6 +152,8 @@ export function buildReport(result: SimulationResult, wallMs: number, slo?: SloT
   let nTtft = 0;
   let nTtst = 0;
   let nTpot = 0;
+  let nE2e = 0;
+  let zeroOutput = 0;
   let duration = 0;
   let inTok = 0;
   let outTok = 0;
@@ -175,10 +182,12 @@ export function buildReport(result: SimulationResult, wallMs: number, slo?: SloT
     const last = c.lastTokenMs[r];
     if (k >= 1) {
       ttft[nTtft] = first - arrival;
-      e2e[nTtft] = last - arrival;
-      queue[nTtft] = c.firstAdmitMs[r] - arrival;
       nTtft++;
-    }
+    } else zeroOutput++;
+    // End-to-end and queueing count every completed request: one that produces no token ends with its prefill.
+    e2e[nE2e] = (k >= 1 ? last : end) - arrival;
+    queue[nE2e] = c.firstAdmitMs[r] - arrival;
+    nE2e++;
     if (k >= 2) {
       ttst[nTtst++] = c.secondTokenMs[r] - first;
       tpot[nTpot++] = (last - first) / (k - 1);
@@ -244,8 +253,9 @@ export function buildReport(result: SimulationResult, wallMs: number, slo?: SloT
     ttst_ms: summarize(ttst, nTtst),
     tpot_ms: summarize(tpot, nTpot),
     itl_ms: summarizeHistogram(pooled.itl),
-    e2e_ms: summarize(e2e, nTtft),
-    queue_ms: summarize(queue, nTtft),
+    e2e_ms: summarize(e2e, nE2e),
+    queue_ms: summarize(queue, nE2e),
+    zero_output_requests: zeroOutput,
     output_token_throughput_per_user: {
       mean: pooled.itl.count > 0 ? pooled.userRateSum / pooled.itl.count : Number.NaN,
     },
