@@ -97,6 +97,9 @@ export interface SimulationHooks {
   ended(r: number, t: number, reason: string): void;
 }
 
+/** Keys a streamed or live simulation lets accumulate before compacting them (see KeySpace). */
+const STREAM_COMPACT_ABOVE = 1 << 21;
+
 /** Clusters of at most this many engines index prefix keys directly (see KeySpace.indexDirectly). */
 const DIRECT_INDEX_ENGINES = 32;
 
@@ -194,7 +197,9 @@ export class Simulation implements Cluster, DisaggHost {
       throw new RangeError('prefill and decode workers must use the same KV block size');
     }
     this.keys = new KeySpace(blockSize, traceBlockSize, {
-      compactAbove: options.compactKeysAbove,
+      // Unbounded sources compact early: a key range that stays small keeps the key tables in cache.
+      compactAbove:
+        options.compactKeysAbove ?? (source.bounded ? Number.POSITIVE_INFINITY : STREAM_COMPACT_ABOVE),
       contentSpace: source.contentSpace,
       expectedContents: source.contents,
     });

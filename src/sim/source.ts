@@ -18,6 +18,11 @@ export interface RequestSource {
   readonly contentSpace?: number;
   /** Content ids the prompts hold in all (a size hint; 0: unknown). */
   readonly contents?: number;
+  /**
+   * The requests are all in memory already (a workload): its keys never outgrow it, so compacting them saves
+   * nothing. Unbounded sources (streams, live) compact.
+   */
+  readonly bounded?: boolean;
   /** Schedules the arrivals known at the start. */
   start(q: ArrivalQueue): void;
   /**
@@ -48,6 +53,7 @@ export class WorkloadSource implements RequestSource {
 
   readonly contentSpace: number;
   readonly contents: number;
+  readonly bounded = true;
 
   constructor(workload: Workload, arrivals: ArrivalSpec) {
     this.contents = workload.hashIds.length;

@@ -260,9 +260,24 @@ export class BlockPool {
 
   /** Renames every cached key (see KeyHolder): copies, chains of duplicates and LRU order stay as they are. */
   remapKeys(map: Int32Array): void {
-    const primaries = this.primaries();
-    for (let s = 0; s < this.capacity; s++) if (this.keyOf[s] >= 0) this.keyOf[s] = map[this.keyOf[s]];
-    this.insertPrimaries(primaries);
+    if (!this.direct) {
+      const primaries = this.primaries();
+      for (let s = 0; s < this.capacity; s++) if (this.keyOf[s] >= 0) this.keyOf[s] = map[this.keyOf[s]];
+      this.insertPrimaries(primaries);
+      return;
+    }
+    // Direct: the primaries are found from the copies (as many as blocks), not by scanning the key range.
+    const primaries: number[] = [];
+    for (let s = 0; s < this.capacity; s++) {
+      const k = this.keyOf[s];
+      if (k < 0) continue;
+      if (this.table[k] === s + 1) {
+        primaries.push(s);
+        this.table[k] = 0;
+      }
+      this.keyOf[s] = map[k];
+    }
+    for (const s of primaries) this.table[this.keyOf[s]] = s + 1;
   }
 
   /** Keys of inactive copies from oldest to newest (tests and diagnostics). */
