@@ -733,6 +733,7 @@ export class Simulation implements Cluster, DisaggHost {
   /** Pool p to `replicas` workers from t (see FleetManager.scaleTo). */
   setReplicas(p: number, replicas: number, startupMs: number, t: number): void {
     const fm = this.requireManager();
+    this.requireFixedRanks(p);
     fm.scaleTo(p, replicas, t, startupMs);
     fm.afterStep(t);
     fm.startPending(t);
@@ -741,6 +742,7 @@ export class Simulation implements Cluster, DisaggHost {
   /** Pool p's workers replaced, rolling, by workers of `spec` (same block size). */
   replacePool(p: number, spec: PoolSpec, startupMs: number, maxSurge: number, t: number): void {
     const fm = this.requireManager();
+    this.requireFixedRanks(p);
     const pool = this.pools[p];
     if (spec.engine.blockSize !== pool.spec.engine.blockSize)
       throw new RangeError('the KV block size cannot change during a run');
@@ -753,14 +755,15 @@ export class Simulation implements Cluster, DisaggHost {
   /** Later arrivals are routed by `spec`; requests in flight keep their worker. */
   setRouter(spec: RouterSpec, t: number): void {
     for (const pool of this.pools) {
-      const router = makeRouter(poolRouterSpec(pool.role, spec), this.req, pool.engines.length, this.rng);
+      // Routers choose among the pool's targets: its workers, or their data-parallel ranks.
+      const router = makeRouter(poolRouterSpec(pool.role, spec), this.req, pool.targets.length, this.rng);
       const logs = router.reads === 'kv-events';
-      for (let slot = 0; slot < pool.engines.length; slot++) {
-        const engine = pool.engines[slot];
-        this.bringUpToDate(engine.index, t);
+      for (const engine of pool.engines) this.bringUpToDate(engine.index, t);
+      for (let slot = 0; slot < pool.targets.length; slot++) {
+        const target = pool.targets[slot];
         // A fresh log (no events from before the switch) and a view of the cache as it is now.
-        engine.setKvEvents?.(logs);
-        if (router instanceof KvRouter) router.seedView(slot, engine);
+        target.setKvEvents?.(logs);
+        if (router instanceof KvRouter) router.seedView(slot, target);
       }
       pool.router = router;
     }
@@ -792,8 +795,9 @@ export class Simulation implements Cluster, DisaggHost {
     if (engine.busyUntil > t)
       for (let i = 0; i < engine.finished.length; i++) held.push(engine.finished.get(i));
     const pool = this.poolOf[e];
-    const local = this.localIndex[e];
-    for (const r of held) pool.router.onFinished?.(r, local);
+    const dp = pool.dpWorkers !== null ? (engine as DpWorker) : null;
+    for (const r of held)
+      pool.router.onFinished?.(r, dp !== null ? this.rankSlot(pool, dp, r) : this.localIndex[e]);
     this.ends[e] = Number.POSITIVE_INFINITY;
     if (this.heap.has(e)) this.heap.update(e);
     fm.kill(engine, t);
@@ -813,6 +817,12 @@ export class Simulation implements Cluster, DisaggHost {
   abandon(r: number): void {
     this.collector.rejectReasons.delete(r);
     this.req.release(r);
+  }
+
+  /** Pools whose workers have data-parallel ranks keep their workers (the ranks' router slots are fixed). */
+  private requireFixedRanks(p: number): void {
+    if (this.pools[p].dpWorkers !== null)
+      throw new RangeError('the workers of a pool with data-parallel ranks cannot change during a run');
   }
 
   private requireManager(): FleetManager {
