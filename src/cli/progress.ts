@@ -51,22 +51,23 @@ export class RunProgress {
   private readonly tty: boolean;
   private readonly quiet: boolean;
   private readonly t0 = performance.now();
-  private lastLine = 0;
+  private lastLine = Number.NEGATIVE_INFINITY;
   private drew = false;
-  /** Seconds of wall time before the first report. */
-  static readonly QUIET_S = 3;
+  /** Seconds of wall time before the first report (short runs print nothing). */
+  private readonly quietS: number;
 
-  constructor(stream: NodeJS.WritableStream, quiet = false) {
+  constructor(stream: NodeJS.WritableStream, quiet = false, quietS = 3) {
     this.stream = stream;
     this.tty = Boolean((stream as NodeJS.WriteStream).isTTY);
     this.quiet = quiet;
+    this.quietS = quietS;
   }
 
   update(p: { simulatedMs: number; done: number; inFlight: number; rowsRead?: number }): void {
     if (this.quiet) return;
     const now = performance.now();
     const wallS = (now - this.t0) / 1000;
-    if (wallS < RunProgress.QUIET_S) return;
+    if (wallS < this.quietS) return;
     if (!this.tty && now - this.lastLine < 5000) return;
     this.lastLine = now;
     const speed = p.simulatedMs / 1000 / Math.max(wallS, 1e-9);

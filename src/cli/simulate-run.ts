@@ -1,5 +1,8 @@
+import { readFileSync, statSync } from 'node:fs';
+import { totalmem } from 'node:os';
 import { type PoolTimings, toSimulationOptions } from '../config/run.ts';
-import type { SimulationConfig } from '../config/schema.ts';
+import { DEFAULT_NUM_GPU_BLOCKS, type SimulationConfig } from '../config/schema.ts';
+import { estimateRun, type PoolShape, REFERENCE_REQUESTS_PER_S } from '../sim/cost.ts';
 import { RequestStatus } from '../sim/engine/request-table.ts';
 import { RequestRecords } from '../sim/metrics/records.ts';
 import { buildReport, type SimulationReport } from '../sim/metrics/report.ts';
@@ -10,7 +13,7 @@ import type { TimingModel } from '../sim/timing/timing-model.ts';
 import type { Workload } from '../sim/workload/workload.ts';
 import { replayTrace, TraceError, TraceReader, type TraceSummary } from '../telemetry/trace/index.ts';
 import { UsageError } from './errors.ts';
-import { RunProgress } from './progress.ts';
+import { formatDuration, RunProgress } from './progress.ts';
 
 /**
  * Running one simulation for `servetune simulate`, with progress on stderr: a trace is replayed while it is
@@ -174,4 +177,90 @@ export function describeOutcomes(outcome: RunOutcome, stoppedAtLimit: boolean): 
       `trace: ${s.lateTurns.count} follow-up turns listed after the time they were due (first: line ${s.lateTurns.firstLine}): they arrived when read`,
     );
   return lines;
+}
+
+/** Memory this process may use: the machine's, or its cgroup's limit when lower. */
+export function availableMemory(): number {
+  let limit = totalmem();
+  try {
+    const raw = readFileSync('/sys/fs/cgroup/memory.max', 'utf8').trim();
+    const n = Number(raw);
+    if (Number.isFinite(n) && n > 0 && n < limit) limit = n;
+  } catch {
+    // No cgroup v2 limit to read: the machine's memory it is.
+  }
+  return limit;
+}
+
+const GIB = 2 ** 30;
+const bytesText = (b: number) =>
+  b >= GIB ? `${(b / GIB).toFixed(1)} GB` : `${Math.max(1, Math.round(b / 2 ** 20))} MB`;
+
+/** Requests the run replays: a synthetic workload's, or a trace's guessed from its size (about 250 bytes a row). */
+function requestsOf(config: SimulationConfig): { count: number; guessed: boolean } {
+  const s = config.workload.synthetic;
+  if (s) return { count: s.requests * s.turnsPerSession, guessed: false };
+  try {
+    const size = statSync(config.workload.trace as string).size;
+    return { count: Math.round(size / 250), guessed: true };
+  } catch {
+    return { count: 0, guessed: true };
+  }
+}
+
+/**
+ * Before a run: refuses what cannot fit in memory (exit 2, saying what takes the room and what to lower), and
+ * says what a large run will cost (memory, and time at the simulator's usual speed) on stderr.
+ */
+export function checkRunCost(config: SimulationConfig, err: NodeJS.WritableStream, quiet: boolean): void {
+  const { count, guessed } = requestsOf(config);
+  const e = config.engine;
+  const pool = (workers: number, over?: Partial<SimulationConfig['engine']>): PoolShape => {
+    const eng = { ...e, ...over };
+    return {
+      workers,
+      blocks: (eng.numGpuBlocks ?? DEFAULT_NUM_GPU_BLOCKS) * (config.dataParallelSize ?? 1),
+      engine: eng.engine,
+      lowerTierBlocks: (eng.g2Blocks ?? 0) + (eng.g3Blocks ?? 0),
+    };
+  };
+  const d = config.disaggregation;
+  const pools = d
+    ? [pool(d.prefill.workers, d.prefill.engine), pool(d.decode.workers, d.decode.engine)]
+    : [pool(config.workers)];
+  const s = config.workload.synthetic;
+  const estimate = estimateRun({
+    pools,
+    requests: count,
+    meanInput: s ? s.inputTokens.mean : 12_000,
+    meanOutput: s ? s.outputTokens.mean : 350,
+    blockSize: e.blockSize,
+    traceBlockSize: config.workload.traceBlockSize,
+    inMemory: s !== undefined,
+    concurrency: config.workload.concurrency ?? 0,
+  });
+  const available = availableMemory();
+  const p = estimate.parts;
+  const parts =
+    `workers ${bytesText(p.workers)}` +
+    (p.requests > 0 ? `, the requests held in memory ${bytesText(p.requests)}` : '') +
+    `, per-request results ${bytesText(p.records)}, prefix keys ${bytesText(p.keys)}`;
+  if (estimate.bytes > 0.8 * available) {
+    const lower = [
+      p.workers > estimate.bytes / 3 ? '--workers or --num-gpu-blocks' : '',
+      s && p.requests + p.records > estimate.bytes / 3
+        ? '--request-count (or replay a trace, which is read as it runs)'
+        : '',
+    ].filter((x) => x !== '');
+    throw new UsageError(
+      `this run needs about ${bytesText(estimate.bytes)} of memory (${parts}), more than the ${bytesText(0.8 * available)} ` +
+        `it may use here (80% of ${bytesText(available)}); lower ${lower.length > 0 ? lower.join(', or ') : 'the workers or requests'}`,
+    );
+  }
+  const seconds = count / REFERENCE_REQUESTS_PER_S;
+  if (!quiet && (estimate.bytes > GIB || seconds > 30))
+    err.write(
+      `servetune simulate: ${guessed ? 'about ' : ''}${count.toLocaleString('en-US')} requests: about ${bytesText(estimate.bytes)} of memory (${parts}); ` +
+        `at roughly ${REFERENCE_REQUESTS_PER_S.toLocaleString('en-US')} requests per second, about ${formatDuration(seconds)}\n`,
+    );
 }

@@ -14,7 +14,14 @@ import { renderHelp } from './flags.ts';
 import { loadCatalog } from './hardware.ts';
 import { resolveSimulateConfig } from './simulate-config.ts';
 import { SIMULATE_FLAGS } from './simulate-flags.ts';
-import { describeOutcomes, longestInTrace, type RunOutcome, runTrace, runWorkload } from './simulate-run.ts';
+import {
+  checkRunCost,
+  describeOutcomes,
+  longestInTrace,
+  type RunOutcome,
+  runTrace,
+  runWorkload,
+} from './simulate-run.ts';
 import { formatNumber, renderTable } from './table.ts';
 
 const USAGE = `Usage: servetune simulate (--trace FILE | --request-count N --input-tokens N --output-tokens N ...) [options]
@@ -57,6 +64,7 @@ export async function simulateCommand(
   }
   // Before the run: a bad output path must not lose a long run's report.
   if (json) await checkOutputPath('--json', json, inputs);
+  checkRunCost(config, err, quiet);
   const hardwareTiming = config.timing.model === 'hardware';
   let cluster: PreparedCluster | undefined;
   let run: SimulationConfig;

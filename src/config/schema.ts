@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { HardwareConfigSchema } from '../hardware/config.ts';
+import { LARGEST_CATALOGUED_CONTEXT } from '../hardware/models.ts';
 import { PlannerConfigSchema } from '../sim/planner/config.ts';
 
 /**
@@ -8,6 +9,26 @@ import { PlannerConfigSchema } from '../sim/planner/config.ts';
  * flag and its config key always mean the same thing. Defaults follow the reference simulator.
  */
 const positiveInt = z.number().int('must be an integer').positive('must be positive');
+
+/**
+ * Bounds on what a run may ask for, checked with the rest of the configuration so that an absurd value ends
+ * with a message naming it, never a RangeError or a run that allocates without bound (memory is estimated
+ * against the machine before a run starts: src/sim/cost.ts).
+ */
+export const RUN_LIMITS = {
+  /** Workers per pool. */
+  workers: 10_000,
+  /** Synthetic sessions (times turns: requests). */
+  requests: 100_000_000,
+  /** One prompt or output, in tokens: the longest context of any catalogued model. */
+  tokens: LARGEST_CATALOGUED_CONTEXT,
+  turnsPerSession: 10_000,
+  maxNumSeqs: 65_536,
+  numGpuBlocks: 1 << 24,
+  batchedTokens: 1 << 24,
+  concurrency: 1_000_000,
+} as const;
+const atMost = (n: number) => `must be at most ${n.toLocaleString('en-US')}`;
 const positive = z.number().positive('must be positive');
 const nonNegative = z.number().nonnegative('must not be negative');
 
@@ -29,10 +50,17 @@ export const EngineConfigSchema = z
         'Tokens per KV block (SGLang: the page size; the reference defaults it to 1). TRT-LLM: 32 unless set.',
       ),
     numGpuBlocks: positiveInt
+      .max(RUN_LIMITS.numGpuBlocks, atMost(RUN_LIMITS.numGpuBlocks))
       .optional()
       .describe('KV capacity per worker, in blocks (hardware timing: from HBM; otherwise 16384).'),
-    maxNumSeqs: positiveInt.default(256).describe('Running-request cap per worker.'),
-    maxNumBatchedTokens: positiveInt.default(8192).describe('Token budget of one forward pass.'),
+    maxNumSeqs: positiveInt
+      .max(RUN_LIMITS.maxNumSeqs, atMost(RUN_LIMITS.maxNumSeqs))
+      .default(256)
+      .describe('Running-request cap per worker.'),
+    maxNumBatchedTokens: positiveInt
+      .max(RUN_LIMITS.batchedTokens, atMost(RUN_LIMITS.batchedTokens))
+      .default(8192)
+      .describe('Token budget of one forward pass.'),
     enableChunkedPrefill: z.boolean().default(true),
     enablePrefixCaching: z.boolean().default(true),
     speedupRatio: positive.default(1).describe('Divides every modelled duration.'),
@@ -110,13 +138,20 @@ export const TimingConfigSchema = z
   .strict();
 
 const LengthSchema = z.union([
-  positiveInt.transform((mean) => ({ mean, stddev: 0 })),
-  z.object({ mean: positive, stddev: nonNegative.default(0) }).strict(),
+  positiveInt.max(RUN_LIMITS.tokens, atMost(RUN_LIMITS.tokens)).transform((mean) => ({ mean, stddev: 0 })),
+  z
+    .object({
+      mean: positive.max(RUN_LIMITS.tokens, atMost(RUN_LIMITS.tokens)),
+      stddev: nonNegative.max(RUN_LIMITS.tokens, atMost(RUN_LIMITS.tokens)).default(0),
+    })
+    .strict(),
 ]);
 
 export const SyntheticConfigSchema = z
   .object({
-    requests: positiveInt.describe('Requests (sessions when turnsPerSession > 1).'),
+    requests: positiveInt
+      .max(RUN_LIMITS.requests, atMost(RUN_LIMITS.requests))
+      .describe('Requests (sessions when turnsPerSession > 1).'),
     inputTokens: LengthSchema,
     outputTokens: LengthSchema,
     arrival: z.enum(['poisson', 'constant', 'gamma', 'burst']).default('poisson'),
@@ -124,7 +159,9 @@ export const SyntheticConfigSchema = z
     burstiness: positive.default(1).describe('Gamma shape for arrival = gamma (< 1 burstier).'),
     sharedPrefixRatio: z.number().min(0).max(1).default(0),
     numPrefixGroups: z.number().int().nonnegative().default(0),
-    turnsPerSession: positiveInt.default(1),
+    turnsPerSession: positiveInt
+      .max(RUN_LIMITS.turnsPerSession, atMost(RUN_LIMITS.turnsPerSession))
+      .default(1),
     interTurnDelayMs: nonNegative.default(0),
     seed: z.number().int().default(42),
   })
@@ -141,7 +178,10 @@ export const WorkloadConfigSchema = z
     traceBlockSize: positiveInt.default(512).describe('Tokens per trace hash id.'),
     synthetic: SyntheticConfigSchema.optional(),
     arrivalSpeedupRatio: positive.default(1).describe('Divides arrival gaps and think times of a trace.'),
-    concurrency: positiveInt.optional().describe('Closed loop: requests (or sessions) kept in flight.'),
+    concurrency: positiveInt
+      .max(RUN_LIMITS.concurrency, atMost(RUN_LIMITS.concurrency))
+      .optional()
+      .describe('Closed loop: requests (or sessions) kept in flight.'),
   })
   .strict()
   .superRefine((w, ctx) => {
@@ -174,7 +214,9 @@ function withoutDefaults<S extends z.ZodRawShape>(shape: S): WithoutDefaults<S> 
 
 const PoolConfigSchema = z
   .object({
-    workers: positiveInt.describe('Workers in this pool.'),
+    workers: positiveInt
+      .max(RUN_LIMITS.workers, atMost(RUN_LIMITS.workers))
+      .describe('Workers in this pool.'),
     tensorParallelSize: positiveInt.default(1).describe('GPUs per worker.'),
     // Without defaults: an override must not reset top-level settings it does not name.
     engine: z
@@ -243,7 +285,7 @@ function engineDefaults(input: unknown): unknown {
 
 const SimulationConfigObject = z
   .object({
-    workers: positiveInt.default(1),
+    workers: positiveInt.max(RUN_LIMITS.workers, atMost(RUN_LIMITS.workers)).default(1),
     tensorParallelSize: positiveInt.default(1).describe('GPUs per worker (for GPU-hours).'),
     dataParallelSize: positiveInt
       .max(64, 'at most 64 data-parallel ranks')

@@ -421,3 +421,6 @@ export const BUILTIN_MODELS: readonly z.input<typeof ModelSpecSchema>[] = [
     source: `${AIC}mistralai--Mixtral-8x7B-v0.1_config.json`,
   },
 ];
+
+/** The longest context of any built-in model (tokens): the bound on one prompt or output a run accepts. */
+export const LARGEST_CATALOGUED_CONTEXT = Math.max(...BUILTIN_MODELS.map((m) => m.maxContext));

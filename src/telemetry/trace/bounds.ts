@@ -1,4 +1,4 @@
-import { BUILTIN_MODELS } from '../../hardware/models.ts';
+import { LARGEST_CATALOGUED_CONTEXT } from '../../hardware/models.ts';
 
 /**
  * Limits on every number a trace row carries, enforced at parse so that an absurd row (an output of 1e12
@@ -16,8 +16,7 @@ export interface TraceBounds {
   maxDelayMs: number;
 }
 
-/** The largest context any built-in model supports (tokens). */
-export const LARGEST_CATALOGUED_CONTEXT = Math.max(...BUILTIN_MODELS.map((m) => m.maxContext));
+export { LARGEST_CATALOGUED_CONTEXT };
 
 export const DEFAULT_BOUNDS: TraceBounds = {
   maxPromptTokens: LARGEST_CATALOGUED_CONTEXT,

@@ -92,3 +92,79 @@ describe('servetune simulate: reading traces', () => {
     expect(bad.err).toMatch(/unknown trace format 'csv' \(known: dynamo, mooncake, azure/);
   });
 });
+
+describe('servetune simulate: bounds, costs and outcomes', () => {
+  it('bounds what a run may ask for at validation, naming the flag', async () => {
+    const synth = ['--input-tokens', '100', '--output-tokens', '10', '--request-rate', '1'];
+    for (const [args, message] of [
+      [['--workers', '100000', '--request-count', '5', ...synth], /--workers: must be at most 10,000/],
+      [['--request-count', '1e9', ...synth], /--request-count: must be at most 100,000,000/],
+      [
+        ['--request-count', '5', '--input-tokens', '1e12', '--output-tokens', '10', '--request-rate', '1'],
+        /--input-tokens: must be at most 196,608/,
+      ],
+      [
+        ['--request-count', '5', '--input-tokens', '10', '--output-tokens', '1e12', '--request-rate', '1'],
+        /--output-tokens: must be at most 196,608/,
+      ],
+    ] as const) {
+      const r = await cli('simulate', ...args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.err).toMatch(message);
+      expect(r.err.trim().split('\n')).toHaveLength(1);
+    }
+  });
+
+  it('refuses a run that cannot fit in memory before building anything, saying what to lower', async () => {
+    const r = await cli(
+      'simulate',
+      '--request-count',
+      '100000000',
+      '--input-tokens',
+      '100000',
+      '--output-tokens',
+      '300',
+      '--request-rate',
+      '1',
+    );
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/this run needs about [\d.]+ GB of memory \(.*the requests held in memory/);
+    expect(r.err).toMatch(/lower --request-count/);
+  });
+
+  it('counts requests with no output and says what they are left out of; names rejected requests by line', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'servetune-'));
+    const p = join(dir, 't.jsonl');
+    writeFileSync(
+      p,
+      [
+        row({ timestamp: 0, output_length: 0 }),
+        row({ timestamp: 1 }),
+        row({ timestamp: 2, input_length: 100_000, hash_ids: Array.from({ length: 196 }, (_, i) => i + 10) }),
+        row({ timestamp: 3, output_length: 0 }),
+      ].join('\n'),
+    );
+    const json = join(dir, 'r.json');
+    const r = await cli(
+      'simulate',
+      '--trace',
+      p,
+      '--workers',
+      '1',
+      '--num-gpu-blocks',
+      '1000',
+      '--json',
+      json,
+    );
+    expect(r.code, r.err).toBe(0);
+    const { report } = JSON.parse(readFileSync(json, 'utf8'));
+    expect(report.completed_requests).toBe(3);
+    expect(report.zero_output_requests).toBe(2);
+    expect(report.e2e_ms.count).toBe(3);
+    expect(report.ttft_ms.count).toBe(1);
+    expect(r.out).toContain(
+      'no output: 2 completed requests asked for no tokens (output_length 0): counted in end-to-end and queue times, left out of TTFT, TPOT and ITL',
+    );
+    expect(r.out).toMatch(/rejected: 1 requests, prompt larger than the KV cache \(first: line 3\)/);
+  });
+});
