@@ -46,6 +46,8 @@
  *   - `setReplicas(role, n, {startupMs})`: new workers serve after startupMs; removed ones (newest first,
  *     starting ones before ready ones) stop taking new work and drain without losing requests, leaving when
  *     empty (the Planner runtime's lifecycle);
+ *   - `passTimeFactor` (both): the workers the pool creates from then on price their passes that many times
+ *     slower (a fault for the new settings only; the pool keeps it until another call sets one);
  *   - `replacePool(role, spec, {startupMs, maxSurge})`: a rolling restart onto a new engine / timing / GPUs
  *     spec (TP or engine-argument change): up to maxSurge (default 1) new workers start; each one that becomes
  *     ready drains one old worker. The KV block size cannot change at run time (prefix keys depend on it):
@@ -56,8 +58,8 @@
  *   - `workers()`: per worker {id, role, state, activeBlocks, totalBlocks, usage, prefixHitRate (cumulative:
  *     prompt tokens served from cache / prompt tokens admitted), waiting, running}.
  *
- * Faults: `setPassTimeFactor(target, factor)` (>= 1; passes starting afterwards take factor x as long; target
- * = worker ids, a role or 'all'); `stall(target, untilMs)` (no pass starts before untilMs; Infinity = until
+ * Faults: `setPassTimeFactor(target, factor)` (> 0; passes starting afterwards take factor x as long; target
+ * = worker ids, a role or 'all': the workers alive now); `stall(target, untilMs)` (no pass starts before untilMs; Infinity = until
  * cleared by `stall(target, now)`); `killWorker(id)`: the worker leaves at once, and each of its requests is
  * re-routed from scratch to the remaining workers (its prompt recomputed, tokens already delivered kept, as
  * Dynamo's frontend migrates a request whose worker stream broke; `migrationLimit` in the options, default 3,
@@ -151,8 +153,12 @@ export interface LiveSimulation {
   cancel(id: number): void;
   requestInfo(id: number): LiveRequestInfo | null;
   setObserver(observer: LiveObserver | null): void;
-  setReplicas(role: LiveRole, replicas: number, opts?: { startupMs?: number }): void;
-  replacePool(role: LiveRole, spec: LivePoolSpec, opts?: { startupMs?: number; maxSurge?: number }): void;
+  setReplicas(role: LiveRole, replicas: number, opts?: { startupMs?: number; passTimeFactor?: number }): void;
+  replacePool(
+    role: LiveRole,
+    spec: LivePoolSpec,
+    opts?: { startupMs?: number; maxSurge?: number; passTimeFactor?: number },
+  ): void;
   setRouter(spec: RouterSpec): void;
   setPlanner(spec: SimulationOptions['planner'] | null): void;
   setPassTimeFactor(target: number[] | LiveRole | 'all', factor: number): void;
@@ -403,6 +409,11 @@ class EventBuffer {
 
 const ROLES: readonly LiveRole[] = ['aggregated', 'prefill', 'decode'];
 
+function checkFactor(factor: number | undefined): void {
+  if (factor !== undefined && !(factor > 0 && Number.isFinite(factor)))
+    throw new RangeError(`passTimeFactor must be > 0, got ${factor}`);
+}
+
 /** Builds a live simulation (see the module comment for the contract). */
 export function createLiveSimulation(options: LiveOptions): LiveSimulation {
   return new LiveSimulationImpl(options);
@@ -581,17 +592,23 @@ class LiveSimulationImpl implements LiveSimulation {
     };
   }
 
-  setReplicas(role: LiveRole, replicas: number, opts: { startupMs?: number } = {}): void {
+  setReplicas(
+    role: LiveRole,
+    replicas: number,
+    opts: { startupMs?: number; passTimeFactor?: number } = {},
+  ): void {
     if (!Number.isInteger(replicas) || replicas < 0 || replicas > 100_000)
       throw new RangeError(`replicas must be an integer in [0, 100000], got ${replicas}`);
-    this.sim.setReplicas(this.poolIndex(role), replicas, opts.startupMs ?? 0, this.time);
+    checkFactor(opts.passTimeFactor);
+    this.sim.setReplicas(this.poolIndex(role), replicas, opts.startupMs ?? 0, this.time, opts.passTimeFactor);
   }
 
   replacePool(
     role: LiveRole,
     spec: LivePoolSpec,
-    opts: { startupMs?: number; maxSurge?: number } = {},
+    opts: { startupMs?: number; maxSurge?: number; passTimeFactor?: number } = {},
   ): void {
+    checkFactor(opts.passTimeFactor);
     const p = this.poolIndex(role);
     const pool = this.sim.poolList[p];
     this.sim.replacePool(
@@ -600,6 +617,7 @@ class LiveSimulationImpl implements LiveSimulation {
       opts.startupMs ?? 0,
       opts.maxSurge ?? 1,
       this.time,
+      opts.passTimeFactor,
     );
   }
 

@@ -130,6 +130,8 @@ export class Simulation implements Cluster, DisaggHost {
   private readonly rng: Rng;
   /** Driven simulations: per engine, its pass-time scale and the time before which it starts no pass. */
   private readonly timings: FaultTiming[] = [];
+  /** Per pool: the pass-time factor the workers it creates from now on get (1 when unset). */
+  private readonly newWorkerFactor = new Map<Pool, number>();
   private stallUntil = new Float64Array(0);
   private readonly stalled: number[] = [];
   private readonly dirtyList: number[] = [];
@@ -266,6 +268,7 @@ export class Simulation implements Cluster, DisaggHost {
   private engineTiming(pool: Pool): TimingModel {
     if (!this.driven) return pool.spec.timing;
     const scaled = new FaultTiming(pool.spec.timing);
+    scaled.factor = this.newWorkerFactor.get(pool) ?? 1;
     this.timings[this.engines.length] = scaled;
     if (this.engines.length >= this.stallUntil.length)
       this.stallUntil = grown(this.stallUntil, Math.max(16, this.stallUntil.length * 2));
@@ -731,19 +734,28 @@ export class Simulation implements Cluster, DisaggHost {
   }
 
   /** Pool p to `replicas` workers from t (see FleetManager.scaleTo). */
-  setReplicas(p: number, replicas: number, startupMs: number, t: number): void {
+  setReplicas(p: number, replicas: number, startupMs: number, t: number, passTimeFactor?: number): void {
     const fm = this.requireManager();
     this.requireFixedRanks(p);
+    if (passTimeFactor !== undefined) this.newWorkerFactor.set(this.pools[p], passTimeFactor);
     fm.scaleTo(p, replicas, t, startupMs);
     fm.afterStep(t);
     fm.startPending(t);
   }
 
   /** Pool p's workers replaced, rolling, by workers of `spec` (same block size). */
-  replacePool(p: number, spec: PoolSpec, startupMs: number, maxSurge: number, t: number): void {
+  replacePool(
+    p: number,
+    spec: PoolSpec,
+    startupMs: number,
+    maxSurge: number,
+    t: number,
+    passTimeFactor?: number,
+  ): void {
     const fm = this.requireManager();
     this.requireFixedRanks(p);
     const pool = this.pools[p];
+    if (passTimeFactor !== undefined) this.newWorkerFactor.set(pool, passTimeFactor);
     if (spec.engine.blockSize !== pool.spec.engine.blockSize)
       throw new RangeError('the KV block size cannot change during a run');
     pool.spec = { ...spec, workers: pool.spec.workers };

@@ -278,6 +278,32 @@ describe('live simulation', () => {
     expect(t[1] - t[0]).toBe(10);
   });
 
+  it('gives the workers a pool creates the pass-time factor asked for, leaving the others as they are', () => {
+    const opts = liveOptions({ workers: 1, timing: { model: 'fixed', prefillMs: 10, decodeMs: 5 } });
+    const live = createLiveSimulation(opts);
+    const rec = new Recorder().attach(live);
+    live.replacePool(
+      'aggregated',
+      { engine: opts.engine, timing: opts.timing, gpusPerWorker: 1 },
+      { passTimeFactor: 3 },
+    );
+    live.advanceTo(1);
+    expect(live.workers().map((w) => w.state)).toEqual(['draining', 'ready']);
+    const a = rec.submit(live, { inputLength: 100, outputLength: 3, hashIds: [1] });
+    live.advanceTo(500);
+    // On the new worker: 30 ms prefill, then 15 ms per token.
+    expect(rec.tokens.get(a)).toEqual([31, 46, 61]);
+    live.setReplicas('aggregated', 2, { passTimeFactor: 1 });
+    live.advanceTo(501);
+    const b = rec.submit(live, { inputLength: 100, outputLength: 2, hashIds: [2] });
+    const c = rec.submit(live, { inputLength: 100, outputLength: 2, hashIds: [3] });
+    live.advanceTo(1000);
+    const gaps = [b, c].map(
+      (id) => (rec.tokens.get(id) as number[])[1] - (rec.tokens.get(id) as number[])[0],
+    );
+    expect(gaps.sort((x, y) => x - y)).toEqual([5, 15]);
+  });
+
   it('switches the router during the run without losing or double-counting requests', () => {
     const w = conversationSample(150);
     const live = createLiveSimulation(
