@@ -167,4 +167,42 @@ describe('servetune simulate: bounds, costs and outcomes', () => {
     );
     expect(r.out).toMatch(/rejected: 1 requests, prompt larger than the KV cache \(first: line 3\)/);
   });
+
+  it('rejects up front, with its trace line and reason, an SGLang request that can never fit its worker', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'servetune-'));
+    const p = join(dir, 't.jsonl');
+    const big = (ts: number, first: number) =>
+      row({
+        timestamp: ts,
+        input_length: 60_000,
+        output_length: 10,
+        hash_ids: Array.from({ length: 118 }, (_, i) => first + i),
+      });
+    writeFileSync(
+      p,
+      [big(0, 1000), row({ timestamp: 1 }), big(2, 2000), row({ timestamp: 3, hash_ids: [7] })].join('\n'),
+    );
+    const json = join(dir, 'r.json');
+    const r = await cli(
+      'simulate',
+      '--trace',
+      p,
+      '--engine',
+      'sglang',
+      '--workers',
+      '1',
+      '--num-gpu-blocks',
+      '500',
+      '--json',
+      json,
+    );
+    expect(r.code, r.err).toBe(0);
+    const { report } = JSON.parse(readFileSync(json, 'utf8'));
+    expect(report.completed_requests).toBe(2);
+    expect(report.rejected_requests).toBe(2);
+    expect(report.incomplete_requests).toBe(0);
+    expect(r.out).toMatch(
+      /rejected: 2 requests, prompt plus output larger than the KV cache \(first: line 1, line 3\)/,
+    );
+  });
 });
