@@ -297,8 +297,6 @@ export const GpuBudgetSchema = cel(
   },
 );
 
-export const UpdateModes = ['Off', 'Approval', 'Automatic'] as const;
-
 export const DeploymentTuningSpecSchema = z
   .object({
     targetRef: TargetRefSchema,

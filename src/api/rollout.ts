@@ -27,7 +27,6 @@ export const ReviewSchema = cel(
     message: 'a rejection needs a reason',
   },
 );
-export type Review = z.infer<typeof ReviewSchema>;
 
 export const RollbackRequestSchema = z
   .object({
@@ -189,7 +188,6 @@ export const VerificationPolicySchema = z
       ),
   })
   .describe('How a change is verified against its prediction.');
-export type VerificationPolicy = z.infer<typeof VerificationPolicySchema>;
 
 export const MaintenanceWindowSchema = z.object({
   start: z.string().max(256).describe('Cron expression (UTC) of when a window opens.'),
@@ -260,4 +258,3 @@ export const UpdatePolicySchema = cel(
     message: 'automatic.maintenanceWindows, when given, must list at least one window',
   },
 );
-export type UpdatePolicy = z.infer<typeof UpdatePolicySchema>;

@@ -13,7 +13,6 @@ import { PredictedMetricsSchema, ServingSettingsSchema } from './settings.ts';
  */
 
 export const RecommendationStates = RolloutStates;
-export type RecommendationState = (typeof RecommendationStates)[number];
 
 const Interval = z
   .object({ low: z.number(), high: z.number() })

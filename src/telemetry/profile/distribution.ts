@@ -230,9 +230,3 @@ export function log2Wasserstein(x: Distribution, y: Distribution): number {
   }
   return area;
 }
-
-/** Rounds the statistics for printing and JSON (the histogram keeps exact counts). */
-export function roundedDistribution(d: Distribution, digits = 1): Distribution {
-  const r = (v: number) => Number(v.toFixed(digits));
-  return { ...d, mean: r(d.mean), p50: r(d.p50), p90: r(d.p90), p99: r(d.p99) };
-}
