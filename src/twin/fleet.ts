@@ -240,8 +240,9 @@ export class SimFleet implements FleetDriver {
         );
         sim.replacePool(role, want.spec, { startupMs, maxSurge: 1 });
       }
-      if (!before || before.replicas !== want.workers || before.revision !== g.pools[role]?.revision) {
-        if (!g.planner) sim.setReplicas(role, want.workers, { startupMs });
+      // A template change alone keeps the count (replacePool rolls the same number of workers).
+      if (!g.planner && (!before || before.replicas !== want.workers)) {
+        sim.setReplicas(role, want.workers, { startupMs });
       }
       if (this.o.degrade) {
         this.degradeFactor.set(

@@ -237,13 +237,6 @@ export class TwinHttpServer {
       listener: {
         firstToken: (_t, c) => {
           cached = c;
-          if (p.stream) {
-            res.writeHead(200, {
-              'content-type': 'text/event-stream',
-              'cache-control': 'no-cache',
-              connection: 'keep-alive',
-            });
-          }
         },
         token: (index) => {
           const piece = generatedText(index - 1);
@@ -286,6 +279,15 @@ export class TwinHttpServer {
     });
     const h = handle;
     if (!finished) this.active.add(h);
+    // A stream's headers go out when the request is taken, as a server does; its events follow as tokens come.
+    if (p.stream && !finished && !res.headersSent) {
+      res.writeHead(200, {
+        'content-type': 'text/event-stream',
+        'cache-control': 'no-cache',
+        connection: 'keep-alive',
+      });
+      res.flushHeaders();
+    }
     // A client that goes away (connection closed before the response ended) cancels its request.
     res.on('close', () => {
       if (!finished) this.opts.runtime.cancel(h);

@@ -27,6 +27,8 @@ import { gzip } from 'node:zlib';
  */
 
 export const REQUEST_TRACE_SCHEMA = 'dynamo.request.trace.v1';
+/** Dynamo's default output prefix (DYN_REQUEST_TRACE_OUTPUT_PATH=/tmp/dynamo-request-trace). */
+export const DEFAULT_PREFIX = 'dynamo-request-trace';
 
 export interface RequestTraceEntry {
   requestId: string;

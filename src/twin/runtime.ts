@@ -153,11 +153,17 @@ export class TwinRuntime implements LiveObserver {
     this.timer = setTimeout(() => this.pump(), Math.ceil(wait));
   }
 
-  /** Submits a request at simulated `atMs` (default now); the simulation is first brought up to now. */
+  /**
+   * Submits a request at simulated `atMs` (not before the simulation's now), or, without one, at the clock's
+   * now, to which the simulation is first brought. A scheduled submission does not advance the simulation, so
+   * arrivals scheduled together (a trace's rows) keep their times exactly even when the twin runs behind.
+   */
   submit(spec: TwinRequestSpec): TwinRequest {
-    const now = this.clock.now();
-    if (now > this.sim.now) this.sim.advanceTo(now);
-    const at = Math.max(spec.atMs ?? now, this.sim.now);
+    if (spec.atMs === undefined) {
+      const now = this.clock.now();
+      if (now > this.sim.now) this.sim.advanceTo(now);
+    }
+    const at = Math.max(spec.atMs ?? this.sim.now, this.sim.now);
     const simId = this.sim.submit({
       inputLength: spec.inputTokens,
       outputLength: spec.outputTokens,

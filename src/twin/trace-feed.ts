@@ -25,13 +25,16 @@ export interface TraceFeedOptions {
   traceBlockSize?: number;
   /** Play the trace again when it ends (default false: play once). */
   loop?: boolean;
-  /** Simulated time of the trace's first arrival. */
-  startAtMs: number;
+  /** Simulated time of the trace's first arrival (default: the simulation's now once the first rows are read). */
+  startAtMs?: number;
+  /** Prefix of its requests' ids (`<name>-<pass>-<line>`); default 'trace'. */
+  name?: string;
   /** Stop submitting arrivals at or after this simulated time. */
   untilMs?: number;
   /** Divide arrival gaps by this (default 1). */
   speedup?: number;
-  /** Submit arrivals this far ahead of the clock (simulated ms; default 2000). */
+  /** Submit arrivals this far ahead of the clock (simulated ms; default two wall seconds' worth, at least
+   * 2000), so a twin that falls behind its clock still takes them at their trace times. */
   horizonMs?: number;
   logger?: Logger;
   /** A row the simulation cannot take, or an unreadable trace, after start: reported, not fatal. */
@@ -75,6 +78,8 @@ export class TraceFeeder {
   private t0 = Number.NaN;
   private lastRaw = Number.NaN;
   private passOffsetMs = 0;
+  /** Simulated time of the first pass's first arrival. */
+  private originMs_ = Number.NaN;
   /** Rows with an arrival time read in the current pass. */
   private passRows = 0;
   private readonly sessions = new Map<number, SessionState>();
@@ -84,6 +89,11 @@ export class TraceFeeder {
   private traceBlockSize = 0;
   /** Rows submitted, and the passes started. */
   submitted = 0;
+
+  /** Simulated time the trace's first arrival maps to (NaN until its first rows are read). */
+  get originMs(): number {
+    return this.originMs_;
+  }
   private hook = () => this.feed();
   private started = false;
 
@@ -122,7 +132,8 @@ export class TraceFeeder {
   /** Simulated arrival of a row of the pass being read. */
   private arrivalOf(r: TraceRequest): number {
     const speed = this.opts.speedup ?? 1;
-    return this.opts.startAtMs + this.passOffsetMs + (r.arrivalMs - this.t0) / speed;
+    if (Number.isNaN(this.originMs_)) this.originMs_ = this.opts.startAtMs ?? this.opts.runtime.sim.now;
+    return this.originMs_ + this.passOffsetMs + (r.arrivalMs - this.t0) / speed;
   }
 
   private openPass(): void {
@@ -200,6 +211,10 @@ export class TraceFeeder {
     this.openPass();
   }
 
+  private horizonMs(): number {
+    return this.opts.horizonMs ?? Math.max(2000, 2000 * this.opts.runtime.clock.scale);
+  }
+
   /** Submits every buffered arrival within the horizon, and reads on when the buffer runs low. */
   private feed(): void {
     if (this.stopped) return;
@@ -212,7 +227,7 @@ export class TraceFeeder {
       if (next) this.submit(next.r, Math.max(tMs + next.r.delayMs, rt.sim.now), next.pass);
       else s.busy = false;
     }
-    const horizon = rt.sim.now + (this.opts.horizonMs ?? 2000);
+    const horizon = rt.sim.now + this.horizonMs();
     while (this.bufferHead < this.buffer.length) {
       const { r, at, pass } = this.buffer[this.bufferHead];
       if (Number.isNaN(at)) {
@@ -235,7 +250,7 @@ export class TraceFeeder {
     // Read ahead while the buffered rows end within two horizons, so arrivals are known before the clock
     // reaches them and no more than that is held.
     const last = this.buffer.length > this.bufferHead ? this.buffer[this.buffer.length - 1].at : Number.NaN;
-    if (!(last > rt.sim.now + 2 * (this.opts.horizonMs ?? 2000))) void this.readMore();
+    if (!(last > rt.sim.now + 2 * this.horizonMs())) void this.readMore();
   }
 
   private followUp(r: TraceRequest, pass: number): void {
@@ -271,7 +286,7 @@ export class TraceFeeder {
           }
         : undefined;
     rt.submit({
-      requestId: `trace-${pass}-${r.line}`,
+      requestId: `${this.opts.name ?? 'trace'}-${pass}-${r.line}`,
       endpoint: 'chat_completions',
       stream: true,
       inputTokens: r.inputLength,

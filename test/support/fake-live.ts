@@ -3,15 +3,19 @@ import type {
   LiveObserver,
   LiveRequest,
   LiveRequestInfo,
+  LiveRole,
   LiveSimulation,
   LiveWorker,
 } from '../../src/sim/live.ts';
 
 /**
- * A tiny stand-in for the live simulation, for fast unit tests of the twin's HTTP, metrics and feeding layers
- * (integration tests use the real simulation): one worker, every request served at once in parallel, first
- * token `ttftMs + inputLength * prefillMsPerToken` after arrival (less its cached prefix: leading content ids
- * seen before), then one token every `itlMs`. Prompts longer than `maxPrompt` are rejected at arrival.
+ * A tiny stand-in for the live simulation, for fast unit tests of the twin's HTTP, metrics, feeding and fleet
+ * layers (integration tests use the real simulation): every request served at once in parallel (by worker 0's
+ * accounting), first token `ttftMs + inputLength * prefillMsPerToken` after arrival (less its cached prefix:
+ * leading content ids seen before), then one token every `itlMs`. Prompts longer than `maxPrompt` are rejected
+ * at arrival. The fleet is bookkeeping only: workers per role with their lifecycle (starting for startupMs,
+ * ready, draining then gone), rolling replacement one worker at a time, and the calls made (router, planner,
+ * pass-time factors) recorded for inspection.
  */
 export class FakeLive implements LiveSimulation {
   now = 0;
@@ -24,6 +28,15 @@ export class FakeLive implements LiveSimulation {
   readonly submitted: LiveRequest[] = [];
   readonly cancelledIds: number[] = [];
   activeBlocks = 0;
+  /** The fleet: id -> worker (gone workers dropped). */
+  readonly fleet = new Map<
+    number,
+    { id: number; role: LiveRole; state: LiveWorker['state']; spec: number }
+  >();
+  private nextWorker = 0;
+  /** Calls recorded for tests. */
+  readonly calls: { op: string; args: unknown[] }[] = [];
+  readonly factors = new Map<number, number>();
   readonly opts: {
     ttftMs?: number;
     prefillMsPerToken?: number;
@@ -31,9 +44,19 @@ export class FakeLive implements LiveSimulation {
     maxPrompt?: number;
     blockSize?: number;
   };
-  constructor(opts: FakeLive['opts'] = {}) {
+  constructor(opts: FakeLive['opts'] = {}, fleet: Partial<Record<LiveRole, number>> = { aggregated: 1 }) {
     this.opts = opts;
+    for (const [role, n] of Object.entries(fleet) as [LiveRole, number][])
+      for (let i = 0; i < n; i++) this.addWorker(role, 'ready', 0);
   }
+
+  private addWorker(role: LiveRole, state: LiveWorker['state'], spec: number) {
+    const w = { id: this.nextWorker++, role, state, spec };
+    this.fleet.set(w.id, w);
+    return w;
+  }
+
+  private specOf = new Map<LiveRole, number>();
 
   private at(t: number, run: () => void): void {
     this.events.push({ t, seq: this.seq++, run });
@@ -128,44 +151,88 @@ export class FakeLive implements LiveSimulation {
   }
 
   workers(): LiveWorker[] {
-    return [
-      {
-        id: 0,
-        role: 'aggregated',
-        state: 'ready',
-        activeBlocks: this.activeBlocks,
-        totalBlocks: 1000,
-        usage: this.activeBlocks / 1000,
-        prefixHitRate: 0,
-        waiting: 0,
-        running: this.live.size,
-      },
-    ];
+    return [...this.fleet.values()].map((w) => ({
+      id: w.id,
+      role: w.role,
+      state: w.state,
+      activeBlocks: w.id === 0 ? this.activeBlocks : 0,
+      totalBlocks: 1000,
+      usage: w.id === 0 ? this.activeBlocks / 1000 : 0,
+      prefixHitRate: 0,
+      waiting: 0,
+      running: w.id === 0 ? this.live.size : 0,
+    }));
   }
 
   queued(): number {
     return 0;
   }
 
-  setReplicas(): void {
-    throw new Error('not in the fake');
+  private active(role: LiveRole) {
+    return [...this.fleet.values()].filter((w) => w.role === role && w.state !== 'draining');
   }
-  replacePool(): void {
-    throw new Error('not in the fake');
+
+  private retire(w: { id: number; state: LiveWorker['state'] }) {
+    w.state = 'draining';
+    this.at(this.now, () => this.fleet.delete(w.id));
   }
-  setRouter(): void {
-    throw new Error('not in the fake');
+
+  setReplicas(role: LiveRole, replicas: number, opts: { startupMs?: number } = {}): void {
+    this.calls.push({ op: 'setReplicas', args: [role, replicas] });
+    const cur = this.active(role);
+    for (let i = cur.length; i < replicas; i++) {
+      const w = this.addWorker(role, 'starting', this.specOf.get(role) ?? 0);
+      this.at(this.now + (opts.startupMs ?? 0), () => {
+        if (w.state === 'starting') w.state = 'ready';
+      });
+    }
+    // Newest first, starting before ready (as the contract says).
+    const extra = cur.sort(
+      (a, b) => (a.state === 'starting' ? -1 : 0) - (b.state === 'starting' ? -1 : 0) || b.id - a.id,
+    );
+    for (const w of extra.slice(0, Math.max(0, cur.length - replicas))) this.retire(w);
   }
-  setPlanner(): void {
-    throw new Error('not in the fake');
+
+  replacePool(role: LiveRole, _spec: unknown, opts: { startupMs?: number } = {}): void {
+    this.calls.push({ op: 'replacePool', args: [role] });
+    const spec = (this.specOf.get(role) ?? 0) + 1;
+    this.specOf.set(role, spec);
+    const old = this.active(role).filter((w) => w.spec !== spec);
+    // One surge worker at a time: each new one ready retires one old one.
+    const step = (left: typeof old) => {
+      if (left.length === 0) return;
+      const w = this.addWorker(role, 'starting', spec);
+      this.at(this.now + (opts.startupMs ?? 0), () => {
+        w.state = 'ready';
+        this.retire(left[0]);
+        step(left.slice(1));
+      });
+    };
+    step(old);
   }
-  setPassTimeFactor(): void {
-    throw new Error('not in the fake');
+
+  setRouter(spec: unknown): void {
+    this.calls.push({ op: 'setRouter', args: [spec] });
   }
-  stall(): void {
-    throw new Error('not in the fake');
+
+  setPlanner(spec: unknown): void {
+    this.calls.push({ op: 'setPlanner', args: [spec] });
   }
-  killWorker(): void {
-    throw new Error('not in the fake');
+
+  setPassTimeFactor(target: number[] | LiveRole | 'all', factor: number): void {
+    this.calls.push({ op: 'setPassTimeFactor', args: [target, factor] });
+    const ids = Array.isArray(target)
+      ? target
+      : [...this.fleet.values()].filter((w) => target === 'all' || w.role === target).map((w) => w.id);
+    for (const id of ids) this.factors.set(id, factor);
+  }
+
+  stall(target: unknown, untilMs: number): void {
+    this.calls.push({ op: 'stall', args: [target, untilMs] });
+  }
+
+  killWorker(id: number): void {
+    this.calls.push({ op: 'killWorker', args: [id] });
+    this.fleet.delete(id);
   }
 }

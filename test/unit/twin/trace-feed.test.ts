@@ -42,6 +42,10 @@ function runtime(contentBlockSize = 64) {
       now += ms;
       rt.pump();
     },
+    /** Moves the wall clock only: the simulation falls behind until the next pump. */
+    lag(ms: number) {
+      now += ms;
+    },
   };
 }
 
@@ -67,6 +71,21 @@ describe('TraceFeeder', () => {
     expect(Array.from(b.hashIds).slice(0, 8)).toEqual(Array.from(a.hashIds).slice(0, 8));
     expect(b.hashIds[8]).not.toBe(a.hashIds[8]);
     expect(a.hashIds[0]).not.toBe(a.hashIds[1]);
+  });
+
+  it("starts the trace at the simulation's now, and keeps its rows' times when the twin runs late", async () => {
+    const { sim, rt, advance, lag } = runtime();
+    advance(250);
+    const f = new TraceFeeder({ runtime: rt, path: traceFile(rows), horizonMs: 5000 });
+    // The wall clock moves on while the first rows are read; the simulation has not followed it yet, and
+    // submitting scheduled rows does not move it.
+    const started = f.start();
+    lag(1000);
+    await started;
+    expect(f.originMs).toBe(250);
+    await expect.poll(() => sim.submitted.map((r) => r.atMs)).toEqual([250, 750, 3250]);
+    expect(sim.now).toBe(250);
+    f.stop();
   });
 
   it('loops with each pass later and with its own prefix ids', async () => {
