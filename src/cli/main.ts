@@ -30,6 +30,10 @@ const COMMANDS: Record<string, { help: string; run: Command }> = {
     help: 'review, diff and roll back recommendations (also `kubectl servetune` via bin/kubectl-servetune)',
     run: async (argv, out) => (await import('./kubectl.ts')).kubectlCommand(argv, out),
   },
+  twin: {
+    help: 'run a live twin of a Dynamo deployment: simulated workers, an OpenAI API, Dynamo metrics',
+    run: async (argv, out) => (await import('./twin.ts')).twinCommand(argv, out),
+  },
   catalog: {
     help: 'list the GPUs and models the hardware timing model knows',
     run: async (argv, out) => (await import('./catalog.ts')).catalogCommand(argv, out),
