@@ -5,7 +5,8 @@
 #   docker run --rm servetune:0.1.0 --help
 #
 # The entrypoint is `node --no-memory-protection-keys bin/servetune.js operator`; arguments are the operator's flags (the Helm chart in
-# charts/servetune sets them). It runs as the image's unprivileged `node` user (uid 1000) and writes only
+# charts/servetune sets them). The same image runs twins (`servetune twin`, port 8000): the chart overrides the
+# command for them (twin.enabled). It runs as the image's unprivileged `node` user (uid 1000) and writes only
 # to /tmp (Node's compile cache), so it works with a read-only root filesystem and /tmp as an emptyDir.
 # --no-memory-protection-keys: on CPUs with PKU, V8's JIT-page protection can abort a process whose worker
 # threads compile code (the sweeps do); see bin/servetune.js.
@@ -27,5 +28,5 @@ COPY package.json package-lock.json ./
 COPY bin/ ./bin/
 COPY src/ ./src/
 USER 1000:1000
-EXPOSE 8080
+EXPOSE 8080 8000
 ENTRYPOINT ["node", "--no-memory-protection-keys", "bin/servetune.js", "operator"]

@@ -49,6 +49,7 @@ function rulesOf(list: RbacObject[], kind: string, name: string): PolicyRule[] {
 export function chartRbac(root: string): Record<string, PolicyRule[]> {
   const role = objects(root, 'role.yaml');
   const users = objects(root, 'user-roles.yaml');
+  const twin = objects(root, 'twin-role.yaml');
   const operator = rulesOf(role, 'ClusterRole', 'servetune-operator');
   const inventory = operator
     .map((r) => ({ ...r, resources: r.resources.filter((x) => CLUSTER_WIDE_RESOURCES.includes(x)) }))
@@ -59,6 +60,7 @@ export function chartRbac(root: string): Record<string, PolicyRule[]> {
     leaderElection: rulesOf(role, 'Role', 'servetune-leader-election'),
     viewer: rulesOf(users, 'ClusterRole', 'servetune-viewer'),
     editor: rulesOf(users, 'ClusterRole', 'servetune-editor'),
+    twin: rulesOf(twin, 'ClusterRole', 'servetune-twin'),
   };
 }
 
@@ -77,6 +79,7 @@ export function renderChartRbac(root: string): string {
     '#                 admission policy), needed even when the operator watches one namespace',
     '# leaderElection: the Role servetune-leader-election (config/rbac/role.yaml)',
     '# viewer, editor: the ClusterRoles servetune-viewer and servetune-editor (config/rbac/user-roles.yaml)',
+    '# twin:           the ClusterRole servetune-twin (config/rbac/twin-role.yaml)',
     doc.toString({ lineWidth: 0, flowCollectionPadding: false }),
   ].join('\n');
 }

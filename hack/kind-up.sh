@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Try servetune in a local kind cluster, the way it is installed in a real one: builds the operator image
-# with docker, loads it into kind, installs the Helm chart (charts/servetune), applies config/samples/ and
-# waits for the first TuningRecommendation.
+# with docker, loads it into kind, installs the Helm chart (charts/servetune) with a twin standing in for the
+# sample DynamoGraphDeployment (simulated workers serving its traffic and Dynamo's metrics), applies
+# config/samples/, shows the twin's live metrics and waits for the first TuningRecommendation.
 #
 # Usage: hack/kind-up.sh
 #   KIND_CLUSTER_NAME   cluster name (default: servetune); an existing cluster of that name is reused
@@ -15,6 +16,9 @@
 # one node as if NVIDIA GPU Feature Discovery had found 8 H100 GPUs on it. Those GPUs are FAKE: nothing can
 # run on them, and the sample DynamoGraphDeployment is only an object (no Dynamo operator runs it). The
 # recommendation is computed by the simulator from the sample's traffic, as it would be in a real cluster.
+# The twin (servetune twin --target llama-agg, from the same image) follows the sample DGD, writes its status
+# as Dynamo's operator would, replays the bundled trace sample as its traffic and serves Dynamo's metrics on
+# port 8000 of the Service servetune-twin-llama-agg (with Prometheus scrape annotations).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "${ROOT}"
@@ -73,16 +77,29 @@ k wait --for=condition=Established --timeout=60s \
 repo="${IMAGE%:*}"
 tag="${IMAGE##*:}"
 [[ "${repo}" != "${IMAGE}" ]] || tag="latest"
+say "Storing recent traffic (400 requests of the bundled Mooncake trace) in the ConfigMap llama-traffic"
+k create namespace "${SAMPLES_NS}" --dry-run=client -o yaml | k apply -f - >/dev/null
+tmp="$(mktemp)"
+trap 'rm -f "${tmp}"' EXIT
+head -400 test/fixtures/traces/conversation-sample.jsonl >"${tmp}"
+k -n "${SAMPLES_NS}" create configmap llama-traffic --from-file=trace.jsonl="${tmp}" --dry-run=client -o yaml |
+  k apply -f -
+# The twin stands in for this DGD, so it exists before the chart (and its twin) are installed.
+k -n "${SAMPLES_NS}" apply -f config/samples/dynamographdeployment.yaml
+
 upgrade=0
 "${HELM}" status "${RELEASE}" --kube-context "${CONTEXT}" --namespace "${NS}" >/dev/null 2>&1 && upgrade=1
 "${HELM}" upgrade --install "${RELEASE}" charts/servetune --kube-context "${CONTEXT}" \
   --namespace "${NS}" --create-namespace \
   --set image.repository="${repo}" --set image.tag="${tag}" --set image.pullPolicy=Never \
+  --set twin.enabled=true --set "twin.targets[0].name=llama-agg" --set "twin.targets[0].namespace=${SAMPLES_NS}" \
+  --set twin.trace.configMap=llama-traffic --set twin.trace.key=trace.jsonl \
   --wait --timeout 5m
 if [[ "${upgrade}" == 1 ]]; then
   # A rebuilt image under the same tag needs new pods.
   k -n "${NS}" rollout restart deployment/"${RELEASE}"
   k -n "${NS}" rollout status deployment/"${RELEASE}" --timeout=180s
+  k -n "${SAMPLES_NS}" rollout restart deployment/"${RELEASE}-twin-llama-agg"
 fi
 
 node="$(k get nodes -o jsonpath='{.items[0].metadata.name}')"
@@ -91,16 +108,18 @@ k label node "${node}" --overwrite \
   nvidia.com/gpu.present=true nvidia.com/gpu.product="${FAKE_GPU_PRODUCT}" nvidia.com/gpu.count=8
 k get nodes -L nvidia.com/gpu.product,nvidia.com/gpu.count
 
-say "Storing recent traffic (400 requests of the bundled Mooncake trace) in the ConfigMap llama-traffic"
-k create namespace "${SAMPLES_NS}" --dry-run=client -o yaml | k apply -f - >/dev/null
-tmp="$(mktemp)"
-trap 'rm -f "${tmp}"' EXIT
-head -400 test/fixtures/traces/conversation-sample.jsonl >"${tmp}"
-k -n "${SAMPLES_NS}" create configmap llama-traffic --from-file=trace.jsonl="${tmp}" --dry-run=client -o yaml |
-  k apply -f -
-
 say "Applying config/samples/ in ${SAMPLES_NS} (the DynamoGraphDeployment is only an object here)"
 k -n "${SAMPLES_NS}" apply -f config/samples/
+
+say "The twin standing in for llama-agg: its DGD status and live Dynamo metrics"
+k -n "${SAMPLES_NS}" rollout status deployment/"${RELEASE}-twin-llama-agg" --timeout=180s
+k -n "${SAMPLES_NS}" wait dgd/llama-agg --for=condition=Ready --timeout=120s
+k -n "${SAMPLES_NS}" get dgd llama-agg
+k -n "${SAMPLES_NS}" port-forward service/"${RELEASE}-twin-llama-agg" 18000:8000 >/dev/null 2>&1 &
+pf=$!
+sleep 3
+curl -s localhost:18000/metrics | grep -E '^dynamo_frontend_(requests_total|inflight_requests|time_to_first_token_seconds_count)' || true
+kill "${pf}" 2>/dev/null || true
 
 say "Waiting for the first TuningRecommendation (up to 5 minutes)"
 for _ in $(seq 1 150); do
@@ -121,6 +140,8 @@ cat <<MSG
 
 servetune runs in the kind cluster ${CLUSTER} (kubectl context ${CONTEXT}); the GPUs it sees are fake labels.
   kubectl --context ${CONTEXT} -n ${SAMPLES_NS} describe dtune llama-agg
+  kubectl --context ${CONTEXT} -n ${SAMPLES_NS} port-forward service/${RELEASE}-twin-llama-agg 8000   # the twin:
+  curl localhost:8000/metrics; curl localhost:8000/v1/models     # Dynamo's metrics, the OpenAI API
   kubectl --context ${CONTEXT} -n ${NS} logs deployment/${RELEASE}
 Remove it with: kind delete cluster --name ${CLUSTER}
 MSG
