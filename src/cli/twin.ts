@@ -117,7 +117,7 @@ export const TWIN_FLAGS: FlagSpec[] = [
   string(
     'degrade',
     'FACTOR[:SELECTOR]',
-    'forward passes FACTOR x slower, for settings matching tp=,role=,router=,... (all)',
+    'forward passes FACTOR x slower, for settings matching tp=,role=,router=,... or changed=true (all)',
   ),
   string('stall', 'AT:DURATION[,...]', 'at simulated time AT, no pass starts for DURATION'),
   string('crash-worker', 'AT[:ID][,...]', 'at simulated time AT, kill worker ID (default: a ready one)'),

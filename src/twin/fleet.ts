@@ -118,7 +118,12 @@ export function poolsOf(
 // ---------------------------------------------------------------------------------------------------------
 // Faults: --degrade FACTOR[:SELECTOR]
 
-/** A slow-down of forward passes for the workers whose settings match `selector` (every key must match). */
+/**
+ * A slow-down of forward passes for the workers whose settings match `selector` (every key must match).
+ * `changed=true` matches a role whose settings (any selector key's value) differ from those the twin started
+ * with: whatever a rollout changes runs slower, so verification sees a regression and a rollback to the
+ * starting settings recovers.
+ */
 export interface DegradeRule {
   factor: number;
   selector: Record<string, string>;
@@ -134,9 +139,10 @@ const SELECTOR_KEYS = [
   'blockSize',
   'backend',
   'gpu',
+  'changed',
 ] as const;
 
-/** Parses `2.5` or `2.5:tp=2,role=decode`; throws with the offending part named. */
+/** Parses `2.5` or `2.5:tp=2,role=decode` or `3:changed=true`; throws with the offending part named. */
 export function parseDegrade(text: string): DegradeRule {
   const [f, sel] = text.split(':', 2);
   const factor = Number(f);
@@ -148,16 +154,19 @@ export function parseDegrade(text: string): DegradeRule {
     if (!(SELECTOR_KEYS as readonly string[]).includes(k) || v === undefined || v === '') {
       throw new Error(`--degrade: '${part}' is not KEY=VALUE with KEY one of ${SELECTOR_KEYS.join(', ')}`);
     }
+    if (k === 'changed' && v !== 'true' && v !== 'false') {
+      throw new Error(`--degrade: 'changed' must be true or false, not '${v}'`);
+    }
     selector[k] = v;
   }
   return { factor, selector };
 }
 
-/** Whether a role of these settings matches the selector. */
-export function degradeMatches(rule: DegradeRule, settings: ServingSettings, role: LiveRole): boolean {
+/** The selector's view of a role's settings (undefined when the settings have no such role). */
+function selectorValues(settings: ServingSettings, role: LiveRole): Record<string, string> | undefined {
   const r = settings[role];
-  if (!r) return false;
-  const values: Record<string, string> = {
+  if (!r) return undefined;
+  return {
     role,
     tp: String(r.tensorParallel),
     workers: String(r.workers),
@@ -168,7 +177,28 @@ export function degradeMatches(rule: DegradeRule, settings: ServingSettings, rol
     backend: (settings.engine?.backend ?? 'vLLM').toLowerCase(),
     gpu: settings.gpuType,
   };
-  return Object.entries(rule.selector).every(([k, v]) => values[k]?.toLowerCase() === v.toLowerCase());
+}
+
+/**
+ * Whether a role of these settings matches the selector; `initial` (the settings the twin started with)
+ * answers `changed`, and without it nothing has changed.
+ */
+export function degradeMatches(
+  rule: DegradeRule,
+  settings: ServingSettings,
+  role: LiveRole,
+  initial?: ServingSettings,
+): boolean {
+  const values = selectorValues(settings, role);
+  if (!values) return false;
+  return Object.entries(rule.selector).every(([k, v]) => {
+    if (k === 'changed') {
+      const before = initial ? selectorValues(initial, role) : values;
+      const changed = !before || Object.keys(values).some((key) => values[key] !== before[key]);
+      return String(changed) === v;
+    }
+    return values[k]?.toLowerCase() === v.toLowerCase();
+  });
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -247,7 +277,9 @@ export class SimFleet implements FleetDriver {
       if (this.o.degrade) {
         this.degradeFactor.set(
           role,
-          degradeMatches(this.o.degrade, g.settings, role) ? this.o.degrade.factor : 1,
+          degradeMatches(this.o.degrade, g.settings, role, this.o.initial?.settings)
+            ? this.o.degrade.factor
+            : 1,
         );
       }
     }

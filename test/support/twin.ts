@@ -1,24 +1,45 @@
 import { type SimulationConfig, SimulationConfigSchema } from '../../src/config/schema.ts';
+import type { KubeClient } from '../../src/operator/kube/client.ts';
+import { parseDegrade } from '../../src/twin/fleet.ts';
 import { startTwin, type Twin, type TwinOptions } from '../../src/twin/twin.ts';
-import type { ScrapeTarget } from './prometheus.ts';
+import { type PrometheusOptions, PrometheusServer, type ScrapeTarget } from './prometheus.ts';
 
 /**
  * Starts twins for integration tests (the operator's rollout and telemetry tests use these too): in-process,
  * on a free loopback port, silent, stopped by `stop()` (or all at once by `stopTestTwins()` in an afterAll).
  *
+ * Standalone, replaying a trace ten times faster than real time:
+ *
  *   const twin = await startTestTwin({ config: { workers: 2 }, trace: { path, loop: false }, timeScale: 10 });
  *   prometheus.setTargets([twinTarget(twin)]);
  *
- * `config` is the simulator's configuration (src/config/schema.ts, defaults filled in); with `cluster`, the
- * fleet comes from the DynamoGraphDeployment instead and `config` only sets what the DGD does not say.
+ * Standing for a DynamoGraphDeployment on the test control plane (v1beta1 or v1alpha1, e.g. `createDgd`),
+ * scraped by a real Prometheus, slower whenever its settings differ from those it started with (so a rollout
+ * really regresses and a rollback to the baseline recovers):
+ *
+ *   const { twin, prometheus } = await startDgdTwin({
+ *     client, namespace, target: 'my-dgd',
+ *     trace: { path: TRACE, loop: true }, timeScale: 20,
+ *     degrade: '3:changed=true',          // or '3:tp=2', '3:maxNumSeqs=64,role=decode', or '3' (always)
+ *   });
+ *   // The twin writes the DGD's status as Dynamo's operator does (Ready condition, per-component replicas),
+ *   // so a rollout's wait for Ready passes; PromQL at prometheus.url sees Dynamo's frontend metrics with
+ *   // dynamo_namespace="<namespace>-<target>".
+ *
+ * `config` is the simulator's configuration (src/config/schema.ts, defaults filled in; e.g. `startupTimeS`
+ * for the cold start of a worker the DGD adds); with `cluster`, the fleet comes from the DGD instead and
+ * `config` only sets what the DGD does not say. `degrade` takes the text of `servetune twin --degrade`.
  */
 
 export type TestTwinOptions = Partial<Omit<TwinOptions, 'config' | 'port'>> & {
   config?: Record<string, unknown>;
   port?: number;
+  /** `--degrade FACTOR[:SELECTOR]` (src/twin/fleet.ts parseDegrade); overrides `faults.degrade`. */
+  degrade?: string;
 };
 
 const running = new Set<Twin>();
+const prometheuses = new Set<PrometheusServer>();
 
 export async function startTestTwin(o: TestTwinOptions = {}): Promise<Twin> {
   // The twin's traffic is its own (HTTP, `trace`): the configuration's workload only carries trace settings.
@@ -26,7 +47,8 @@ export async function startTestTwin(o: TestTwinOptions = {}): Promise<Twin> {
     ...o.config,
     workload: { trace: '(live)', ...((o.config?.workload as object | undefined) ?? {}) },
   });
-  const twin = await startTwin({ ...o, config, port: o.port ?? 0, host: o.host ?? '127.0.0.1' });
+  const faults = o.degrade ? { ...o.faults, degrade: parseDegrade(o.degrade) } : o.faults;
+  const twin = await startTwin({ ...o, faults, config, port: o.port ?? 0, host: o.host ?? '127.0.0.1' });
   running.add(twin);
   const stop = twin.stop.bind(twin);
   twin.stop = async (drainMs = 2_000) => {
@@ -36,11 +58,49 @@ export async function startTestTwin(o: TestTwinOptions = {}): Promise<Twin> {
   return twin;
 }
 
+/** Stops every twin (and Prometheus of `startDgdTwin`/`scrapeTwins`) still running. */
 export async function stopTestTwins(): Promise<void> {
   await Promise.all([...running].map((t) => t.stop(0)));
+  await Promise.all([...prometheuses].map((p) => p.stop()));
+  prometheuses.clear();
 }
 
 /** The twin as a Prometheus scrape target, with the `dynamo_namespace` label Dynamo's PodMonitor adds. */
 export function twinTarget(twin: Twin): ScrapeTarget {
   return { address: `127.0.0.1:${twin.port}`, labels: { dynamo_namespace: twin.metrics.dynamoNamespace } };
+}
+
+/** A real Prometheus scraping these twins (every 500 ms unless told), once every target is up. */
+export async function scrapeTwins(twins: Twin[], opts: PrometheusOptions = {}): Promise<PrometheusServer> {
+  const prometheus = await PrometheusServer.start({
+    scrapeInterval: '500ms',
+    ...opts,
+    targets: twins.map(twinTarget),
+  });
+  prometheuses.add(prometheus);
+  await prometheus.waitForTargetsUp();
+  return prometheus;
+}
+
+export type DgdTwinOptions = Omit<TestTwinOptions, 'cluster'> & {
+  client: KubeClient;
+  namespace: string;
+  /** The DynamoGraphDeployment's name. */
+  target: string;
+  /** Start a Prometheus scraping the twin (default true). */
+  prometheus?: boolean | PrometheusOptions;
+};
+
+/**
+ * A twin following one DGD (it waits for the DGD to exist), and a Prometheus scraping it. Both are stopped
+ * by `stopTestTwins()`.
+ */
+export async function startDgdTwin(
+  o: DgdTwinOptions,
+): Promise<{ twin: Twin; prometheus: PrometheusServer | undefined }> {
+  const { client, namespace, target, prometheus: withProm = true, ...rest } = o;
+  const twin = await startTestTwin({ ...rest, cluster: { client, namespace, target } });
+  const prometheus =
+    withProm === false ? undefined : await scrapeTwins([twin], withProm === true ? {} : withProm);
+  return { twin, prometheus };
 }

@@ -67,6 +67,8 @@ describe('--degrade', () => {
     expect(() => parseDegrade('0.5')).toThrow(/from 1 to 1000/);
     expect(() => parseDegrade('2:colour=red')).toThrow(/'colour=red'/);
     expect(() => parseDegrade('2:tp')).toThrow(/'tp'/);
+    expect(parseDegrade('3:changed=true').selector).toEqual({ changed: 'true' });
+    expect(() => parseDegrade('3:changed=yes')).toThrow(/true or false/);
   });
 
   it('matches a role of settings by every selector key', () => {

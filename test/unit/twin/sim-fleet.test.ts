@@ -130,6 +130,31 @@ describe('SimFleet', () => {
     for (const w of live) expect(sim.factors.get(w.id)).toBe(3);
   });
 
+  it('with changed=true, slows down whatever differs from the starting settings, and recovers on rollback', () => {
+    const { sim, fleet } = setup(graph(), '3:changed=true');
+    const factors = () =>
+      sim
+        .workers()
+        .filter((w) => w.state !== 'gone')
+        .map((w) => sim.factors.get(w.id) ?? 1);
+    expect(factors()).toEqual([1, 1]);
+    // A replica change alone is a change: the whole role runs slower.
+    fleet.apply(graph({ replicas: 3 }));
+    fleet.counts();
+    expect(factors()).toEqual([3, 3, 3]);
+    // Back to the starting settings: every worker serves at the simulation's speed again.
+    fleet.apply(graph());
+    fleet.counts();
+    expect(new Set(factors())).toEqual(new Set([1]));
+    // A template change: the new workers are slow, the old ones keep their speed while they drain.
+    fleet.apply(graph({ tp: 2 }));
+    for (let t = 1; t <= 4; t++) {
+      sim.advanceTo(t * 10_000);
+      fleet.counts();
+    }
+    expect(factors()).toEqual([3, 3]);
+  });
+
   it('hands replicas to the Planner when the graph has one, and refuses what needs a restart', () => {
     const { sim, fleet } = setup();
     expect(
