@@ -226,6 +226,8 @@ export class SimFleet implements FleetDriver {
   private degradeFactor = new Map<LiveRole, number>();
   /** Per role, workers that predate the role's last restart (rolling while any is not gone). */
   private readonly outdated = new Map<LiveRole, Set<number>>();
+  /** Replicas per role the graph asks for (unless the Planner owns them). */
+  private readonly desired = new Map<LiveRole, number>();
 
   constructor(o: SimFleetOptions) {
     this.o = o;
@@ -274,6 +276,8 @@ export class SimFleet implements FleetDriver {
       if (!g.planner && (!before || before.replicas !== want.workers)) {
         sim.setReplicas(role, want.workers, { startupMs });
       }
+      if (g.planner) this.desired.delete(role);
+      else this.desired.set(role, want.workers);
       if (this.o.degrade) {
         this.degradeFactor.set(
           role,
@@ -317,7 +321,24 @@ export class SimFleet implements FleetDriver {
       .map((w) => w.id);
   }
 
+  /**
+   * A killed worker (--crash-worker) comes back with a cold start, as Kubernetes restarts a failed pod; while
+   * it starts the DGD reports the component not ready.
+   */
+  private restartCrashed(): void {
+    for (const [role, want] of this.desired) {
+      if (this.outdated.has(role)) continue;
+      const serving = this.o.sim
+        .workers()
+        .filter((w) => w.role === role && (w.state === 'ready' || w.state === 'starting')).length;
+      if (serving < want) {
+        this.o.sim.setReplicas(role, want, { startupMs: this.o.base.startupTimeS * 1000 });
+      }
+    }
+  }
+
   counts(): Partial<Record<LiveRole, RoleCounts>> {
+    this.restartCrashed();
     this.applyFaults();
     const out: Partial<Record<LiveRole, RoleCounts>> = {};
     for (const w of this.o.sim.workers()) {

@@ -155,6 +155,16 @@ describe('SimFleet', () => {
     expect(factors()).toEqual([3, 3]);
   });
 
+  it('restarts a killed worker with a cold start, as Kubernetes restarts a failed pod', () => {
+    const { sim, fleet } = setup(graph({ replicas: 2 }));
+    const victim = sim.workers()[0].id;
+    sim.killWorker(victim);
+    expect(fleet.counts().aggregated).toEqual({ ready: 1, starting: 1, draining: 0, updated: 2 });
+    sim.advanceTo(10_000);
+    expect(fleet.counts().aggregated).toEqual({ ready: 2, starting: 0, draining: 0, updated: 2 });
+    expect(sim.workers().map((w) => w.id)).not.toContain(victim);
+  });
+
   it('hands replicas to the Planner when the graph has one, and refuses what needs a restart', () => {
     const { sim, fleet } = setup();
     expect(
