@@ -43,6 +43,15 @@ async function loadWorkloadWithSummary(
         traceBlockSize: config.workload.traceBlockSize,
         format: config.workload.traceFormat,
       });
+      const closedLoop = config.workload.concurrency !== undefined;
+      if (summary.format === 'applied_compute_agentic' && !closedLoop)
+        throw new UsageError(
+          'applied_compute_agentic rows carry no timestamps: replay them with --concurrency N (sessions in flight)',
+        );
+      if (workload.dependents && closedLoop)
+        throw new UsageError(
+          `${summary.format} rows that wait for others replay on the trace's own schedule: drop --concurrency`,
+        );
       return { workload, trace: summary };
     } catch (e) {
       if (e instanceof TraceError) throw new UsageError(e.message);

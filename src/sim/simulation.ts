@@ -600,7 +600,7 @@ export class Simulation implements Cluster, DisaggHost {
       );
     }
     if (this.records !== null) this.writeRecord(this.records.rowOf(req, r), r);
-    this.source.ended(req.source[r], t, this.arrivals);
+    this.source.ended(req.source[r], t, this.arrivals, req.status[r] === RequestStatus.Done);
     this.collector.rejectReasons.delete(r);
     req.release(r);
     this.ended++;
@@ -878,6 +878,12 @@ export class Simulation implements Cluster, DisaggHost {
       const r = this.source.admit(id, req);
       if (r < 0) continue; // withdrawn before it arrived
       this.collector.onArrival(r, t);
+      if (this.source.arrived !== undefined) this.source.arrived(id, t, this.arrivals);
+      const refused = this.source.refuse?.(id) ?? null;
+      if (refused !== null) {
+        this.failRequest(r, t, refused);
+        continue;
+      }
       this.disagg?.onArrival(r);
       this.routed++;
       this.runtime?.onArrival();

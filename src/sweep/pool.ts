@@ -19,7 +19,7 @@ export interface EvalOutcome {
 
 /** Copies a workload's columns into shared memory so worker threads read it without copies of their own. */
 export function shareWorkload(w: Workload): Workload {
-  const share = <T extends Float64Array | Int32Array>(a: T): T => {
+  const share = <T extends Float64Array | Int32Array | Uint8Array>(a: T): T => {
     const ctor = a.constructor as { new (b: SharedArrayBuffer): T; BYTES_PER_ELEMENT: number };
     const copy = new ctor(new SharedArrayBuffer(a.length * ctor.BYTES_PER_ELEMENT));
     copy.set(a);
@@ -37,6 +37,17 @@ export function shareWorkload(w: Workload): Workload {
     delayMs: share(w.delayMs),
     session: share(w.session),
     sourceLine: w.sourceLine ? share(w.sourceLine) : null,
+    dependents: w.dependents
+      ? {
+          offsets: share(w.dependents.offsets),
+          ids: share(w.dependents.ids),
+          delayMs: share(w.dependents.delayMs),
+          onDispatch: w.dependents.onDispatch ? share(w.dependents.onDispatch) : null,
+          waits: share(w.dependents.waits),
+          notBeforeMs: w.dependents.notBeforeMs ? share(w.dependents.notBeforeMs) : null,
+        }
+      : null,
+    promptContinues: w.promptContinues ? share(w.promptContinues) : null,
   };
 }
 

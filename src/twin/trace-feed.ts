@@ -176,6 +176,14 @@ export class TraceFeeder {
           this.bufferHead = 0;
         }
         for (const r of next.value) {
+          if (r.waitFor)
+            throw new TraceError({
+              source: this.opts.path,
+              line: r.line,
+              field: null,
+              message:
+                'the twin does not replay requests that wait for others (agentic traces): simulate them with servetune simulate',
+            });
           if (Number.isNaN(this.t0) && !Number.isNaN(r.arrivalMs)) this.t0 = r.arrivalMs;
           if (!Number.isNaN(r.arrivalMs)) {
             this.lastRaw = r.arrivalMs;

@@ -134,7 +134,12 @@ export function describeGoldens<G extends Golden>(
     for (const g of cases) {
       it(g.name, () => {
         const text = g.trace.map((r) => JSON.stringify(r)).join('\n');
-        const { workload } = parseTrace(text, { source: g.name, traceBlockSize: g.trace_block_size });
+        const format = (g as { trace_format?: string }).trace_format;
+        const { workload } = parseTrace(text, {
+          source: g.name,
+          traceBlockSize: g.trace_block_size,
+          ...(format !== undefined ? { format } : {}),
+        });
         for (const coalesce of [true, false]) {
           const { result, report } = run(workload, { ...overrides(g), coalesceDecode: coalesce });
           expectAgreement(g, workload, result, report, `coalesce ${coalesce}`);

@@ -23,6 +23,13 @@ export interface RequestSpec {
   hashFrom: number;
   /** The source's own index of the request (workload index, live id): results are reported under it. */
   source: number;
+  /**
+   * A session turn whose next turn's prompt continues this prompt and its output (delta and agentic session
+   * traces): the blocks through `sharedBlocks` take the keys of the next turn's prompt, whose content ids are
+   * `hashIds[nextFrom ..]`, so that turn finds the blocks this one generated. Absent: the prompt's full blocks.
+   */
+  sharedBlocks?: number;
+  nextFrom?: number;
 }
 
 /**
@@ -67,10 +74,14 @@ export class RequestTable implements KeyHolder {
   cancelled = new Uint8Array(0);
   /** Requests alive with `cancelled` set (0 in batch runs: engines then skip the scan). */
   cancelPending = 0;
-  /** Its key region, and (copied from it for speed) its prompt keys' offset, full prompt blocks, private base. */
+  /**
+   * Its key region, and (copied from it for speed) its prompt keys' offset, full prompt blocks, blocks with
+   * shareable keys (the prompt's, or more when a next turn continues its output: see RequestSpec) and private base.
+   */
   region = new Int32Array(0);
   keyOffset = new Int32Array(0);
   promptBlocks = new Int32Array(0);
+  sharedBlocks = new Int32Array(0);
   uniqueBase = new Int32Array(0);
 
   /** Pool slots of every request's KV block copies (`slots` is its array, refreshed when it grows). */
@@ -114,7 +125,7 @@ export class RequestTable implements KeyHolder {
 
   /** Key of block j of request r: a prompt block's interned key, or r's private key for a generated block. */
   blockKey(r: number, j: number): number {
-    const f = this.promptBlocks[r];
+    const f = this.sharedBlocks[r];
     return j < f ? this.promptKeys[this.keyOffset[r] + j] : this.uniqueBase[r] + (j - f);
   }
 
@@ -146,21 +157,34 @@ export class RequestTable implements KeyHolder {
     this.slots = this.slotSlab.data;
     const g = this.newRegion();
     const f = Math.floor(input / bs);
-    const at = this.keySlab.alloc(Math.max(1, f));
+    const shared = spec.sharedBlocks ?? f;
+    const at = this.keySlab.alloc(Math.max(1, shared));
     this.promptKeys = this.keySlab.data;
     this.keys.promptKeys(spec.hashIds, spec.hashFrom, input, this.promptKeys, at);
-    const privateKeys = blocks - f;
+    if (shared > f) this.continuationKeys(spec, f, shared, at);
+    const privateKeys = blocks - shared;
     const base = this.keys.privateRange(privateKeys);
     this.regKeyOffset[g] = at;
-    this.regPromptBlocks[g] = f;
+    this.regPromptBlocks[g] = shared;
     this.regUniqueBase[g] = base;
     this.regPrivate[g] = privateKeys;
     this.regRefs[g] = 1;
     this.region[r] = g;
     this.keyOffset[r] = at;
     this.promptBlocks[r] = f;
+    this.sharedBlocks[r] = shared;
     this.uniqueBase[r] = base;
     return r;
+  }
+
+  private continuationScratch = new Int32Array(64);
+
+  /** Keys of blocks [f, shared) of a continued turn: those of its next turn's prompt (see RequestSpec). */
+  private continuationKeys(spec: RequestSpec, f: number, shared: number, at: number): void {
+    if (this.continuationScratch.length < shared) this.continuationScratch = new Int32Array(shared * 2);
+    const scratch = this.continuationScratch;
+    this.keys.promptKeys(spec.hashIds, spec.nextFrom ?? 0, shared * this.blockSize, scratch, 0);
+    for (let j = f; j < shared; j++) this.promptKeys[at + j] = scratch[j];
   }
 
   /** Gives back r's slot (the request ended and nothing refers to it any more). */
@@ -276,6 +300,7 @@ export class RequestTable implements KeyHolder {
     this.region.fill(-1, old);
     this.keyOffset = grown(this.keyOffset, capacity);
     this.promptBlocks = grown(this.promptBlocks, capacity);
+    this.sharedBlocks = grown(this.sharedBlocks, capacity);
     this.uniqueBase = grown(this.uniqueBase, capacity);
     // Lowest ids first: the free list is a stack.
     for (let r = capacity - 1; r >= old; r--) this.freeIds.push(r);

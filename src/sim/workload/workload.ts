@@ -27,6 +27,41 @@ export interface Workload {
   readonly session: Int32Array;
   /** Human-readable origin of request i (e.g. its 1-based line in the trace file), or null. */
   readonly sourceLine: Int32Array | null;
+  /**
+   * Agentic traces: requests that start once others completed (or were dispatched), each edge with its delay;
+   * their arrival is NaN. Absent or null: none.
+   */
+  readonly dependents?: DependencyGraph | null;
+  /**
+   * 1 for a request whose session's next turn's prompt is this request's prompt and output followed by new
+   * tokens (delta and agentic session formats): the blocks its output fills are shareable with that turn.
+   */
+  readonly promptContinues?: Uint8Array | null;
+}
+
+/**
+ * Requests waiting on others: a DAG whose edges run from earlier to later rows of the trace. Request d waiting
+ * for p arrives once, for each such p, p completed (or, for a dispatch edge, arrived) `delayMs[edge]` ago, and
+ * not before `notBeforeMs[d]`.
+ */
+export interface DependencyGraph {
+  /** Edges from request i to the requests waiting for it: `[offsets[i], offsets[i + 1])` of the arrays below. */
+  readonly offsets: Int32Array;
+  readonly ids: Int32Array;
+  readonly delayMs: Float64Array;
+  /** 1 for an edge released by the predecessor's arrival rather than its completion; null when none is. */
+  readonly onDispatch: Uint8Array | null;
+  /** How many requests each request waits for. */
+  readonly waits: Int32Array;
+  /** Earliest arrival of each request (relative like arrivals; NaN: none); null when none has one. */
+  readonly notBeforeMs: Float64Array | null;
+}
+
+/** A request's wait for one added before it (by insertion index). */
+export interface WaitEdge {
+  readonly index: number;
+  readonly delayMs: number;
+  readonly onDispatch?: boolean;
 }
 
 /** Accumulates requests and produces a compact {@link Workload}. */
@@ -39,6 +74,12 @@ export class WorkloadBuilder {
   private sessions: number[] = [];
   private delays: number[] = [];
   private lines: number[] = [];
+  /** Agentic rows (sparse, by insertion index): what each waits for, and its earliest start. */
+  private readonly waitFor = new Map<number, readonly WaitEdge[]>();
+  private readonly notBefore = new Map<number, number>();
+  private anyDispatch = false;
+  /** Follow-up turns that extend the previous turn's prompt and output (insertion indices). */
+  private readonly extendsPrevious = new Set<number>();
   private readonly hashMap = new Map<number, number>();
 
   readonly traceBlockSize: number;
@@ -85,6 +126,12 @@ export class WorkloadBuilder {
     delayMs?: number;
     sourceLine?: number;
     denseHashIds?: boolean;
+    /** The requests it waits for (each added earlier); it then has no own arrival. */
+    waitFor?: readonly WaitEdge[] | null;
+    /** With `waitFor`: the earliest arrival (same clock as `arrivalMs`). */
+    notBeforeMs?: number;
+    /** A follow-up turn whose prompt starts with the previous turn's prompt and output. */
+    extendsPrevious?: boolean;
   }): number {
     this.arrival.push(req.arrivalMs);
     this.input.push(req.inputLength);
@@ -96,7 +143,14 @@ export class WorkloadBuilder {
     this.sessions.push(req.session ?? -1);
     this.delays.push(req.delayMs ?? Number.NaN);
     this.lines.push(req.sourceLine ?? 0);
-    return this.input.length - 1;
+    const index = this.input.length - 1;
+    if (req.waitFor && req.waitFor.length > 0) {
+      this.waitFor.set(index, req.waitFor);
+      if (req.waitFor.some((e) => e.onDispatch)) this.anyDispatch = true;
+      if (req.notBeforeMs !== undefined) this.notBefore.set(index, req.notBeforeMs);
+    }
+    if (req.extendsPrevious) this.extendsPrevious.add(index);
+    return index;
   }
 
   /**
@@ -111,6 +165,7 @@ export class WorkloadBuilder {
     const lastOfSession = new Map<number, number>();
     const next = new Int32Array(n).fill(-1);
     const isFollowUp = new Uint8Array(n);
+    const continues = this.extendsPrevious.size > 0 ? new Uint8Array(n) : null;
     for (let i = 0; i < n; i++) {
       const s = this.sessions[i];
       if (s < 0) continue;
@@ -118,9 +173,12 @@ export class WorkloadBuilder {
       if (prev !== undefined) {
         next[prev] = i;
         isFollowUp[i] = 1;
+        if (continues !== null && this.extendsPrevious.has(i)) continues[prev] = 1;
       }
       lastOfSession.set(s, i);
     }
+    // A request waiting for others arrives when they complete, like a follow-up turn.
+    for (const i of this.waitFor.keys()) isFollowUp[i] = 1;
     // Order: first turns by arrival (stable), each followed by nothing (follow-ups are appended after).
     const firsts: number[] = [];
     const follow: number[] = [];
@@ -157,6 +215,40 @@ export class WorkloadBuilder {
       sourceLine[k] = this.lines[i];
     }
     hashOffsets[n] = w;
+    let dependents: DependencyGraph | null = null;
+    if (this.waitFor.size > 0) {
+      const count = new Int32Array(n + 1);
+      const waits = new Int32Array(n);
+      for (const [i, wf] of this.waitFor) {
+        for (const e of wf) count[newIndex[e.index] + 1]++;
+        waits[newIndex[i]] = wf.length;
+      }
+      for (let k = 0; k < n; k++) count[k + 1] += count[k];
+      const ids = new Int32Array(count[n]);
+      const delays = new Float64Array(count[n]);
+      const onDispatch = this.anyDispatch ? new Uint8Array(count[n]) : null;
+      const fill = count.slice(0, n);
+      // In insertion order (the map's), so each request lists those waiting for it in trace order.
+      for (const [i, wf] of this.waitFor) {
+        for (const e of wf) {
+          const at = fill[newIndex[e.index]]++;
+          ids[at] = newIndex[i];
+          delays[at] = e.delayMs;
+          if (onDispatch !== null && e.onDispatch) onDispatch[at] = 1;
+        }
+      }
+      let notBeforeMs: Float64Array | null = null;
+      if (this.notBefore.size > 0) {
+        notBeforeMs = new Float64Array(n).fill(Number.NaN);
+        for (const [i, nb] of this.notBefore) notBeforeMs[newIndex[i]] = Math.max(0, nb - t0);
+      }
+      dependents = { offsets: count, ids, delayMs: delays, onDispatch, waits, notBeforeMs };
+    }
+    let promptContinues: Uint8Array | null = null;
+    if (continues !== null) {
+      promptContinues = new Uint8Array(n);
+      for (let i = 0; i < n; i++) promptContinues[newIndex[i]] = continues[i];
+    }
     return {
       size: n,
       traceBlockSize: this.traceBlockSize,
@@ -169,6 +261,8 @@ export class WorkloadBuilder {
       delayMs,
       session,
       sourceLine,
+      dependents,
+      promptContinues,
     };
   }
 }

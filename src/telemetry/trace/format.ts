@@ -24,6 +24,16 @@ export interface TraceRecord {
   traceBlockSize?: number;
   /** What the serving system measured for this request, when the format records it. */
   observed?: ObservedRequest;
+  /**
+   * Agentic traces: the row's id, and the rows above it it waits for (it then has no timestamp of its own and
+   * starts once every one of them completed, or was dispatched, plus that edge's delay; and not before
+   * `notBeforeMs` when given).
+   */
+  requestId?: string;
+  waitFor?: readonly TraceDependency[];
+  notBeforeMs?: number;
+  /** A follow-up turn whose prompt is the previous turn's prompt and output followed by new tokens. */
+  extendsPrevious?: boolean;
   /** Names the fields the values came from (for messages), when they differ from the defaults. */
   fields?: Partial<
     Record<'timestampMs' | 'inputLength' | 'outputLength' | 'hashIds' | 'delayMs' | 'traceBlockSize', string>
@@ -41,10 +51,28 @@ export interface ObservedRequest {
   cachedTokens: number;
 }
 
+/** An agentic row's wait for an earlier row. */
+export interface TraceDependency {
+  requestId: string;
+  /** Ms after the event below. */
+  delayMs: number;
+  /** Waits for the row's dispatch (its arrival) instead of its completion. */
+  onDispatch?: boolean;
+}
+
 /** Parses the lines of one trace; may keep state (a CSV header, say). */
 export interface RowParser {
-  /** The record of a non-empty line, or null for a line that carries no request (a header, a comment). */
-  parse(line: string): TraceRecord | null;
+  /**
+   * The record of a non-empty line, or null for a line that carries no request (a header, a comment), or
+   * several for a row that describes a whole session.
+   */
+  parse(line: string): TraceRecord | readonly TraceRecord[] | null;
+}
+
+/** What a row parser may need to know of the trace. */
+export interface RowParserOptions {
+  /** Tokens per hash id of the file (the caller's, else the format's default). */
+  traceBlockSize: number;
 }
 
 export interface TraceFormat {
@@ -58,7 +86,12 @@ export interface TraceFormat {
    * and every row has some: workload builders take them as they are, without a second map.
    */
   readonly denseHashIds?: boolean;
+  /**
+   * Rows refer to one another (dependency DAGs, turns continuing earlier turns' outputs): the trace is read
+   * whole, within the reader's bounds, before it is replayed.
+   */
+  readonly wholeTrace?: boolean;
   /** True when the first non-empty line looks like this format (cheap; the row parser validates). */
   detect(firstLine: string): boolean;
-  createParser(): RowParser;
+  createParser(opts: RowParserOptions): RowParser;
 }

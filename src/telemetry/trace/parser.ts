@@ -1,3 +1,4 @@
+import type { WaitEdge } from '../../sim/workload/workload.ts';
 import { DEFAULT_BOUNDS, DEFAULT_INPUT_LIMITS, type InputLimits, type TraceBounds } from './bounds.ts';
 import type { ObservedRequest, RowParser, TraceFormat, TraceRecord } from './format.ts';
 import { RowError, TraceError, type TraceIssue } from './issues.ts';
@@ -26,6 +27,12 @@ export interface TraceRequest {
   delayMs: number;
   /** What the serving system measured for the request (request traces), else null. */
   observed: ObservedRequest | null;
+  /** Agentic traces: requests (by their index among the requests handed over) this one waits for, else null. */
+  waitFor?: readonly WaitEdge[] | null;
+  /** With `waitFor`: the earliest arrival (raw trace clock). */
+  notBeforeMs?: number;
+  /** The prompt is the session's previous turn's prompt and output followed by new tokens. */
+  extendsPrevious?: boolean;
 }
 
 export interface TraceParseOptions {
@@ -107,6 +114,9 @@ export class TraceParser {
   /** Per session: the dense index and the raw timestamp of its latest turn (NaN when it had none). */
   private readonly sessionIndex = new Map<string, number>();
   private readonly sessionLast: number[] = [];
+  /** Agentic rows: request id -> index among the requests handed over; ids of rows left out by the window. */
+  private readonly requestIds = new Map<string, number>();
+  private readonly droppedIds = new Set<string>();
   readonly summary: TraceSummary;
 
   constructor(opts: TraceParseOptions, sink: (r: TraceRequest) => void) {
@@ -152,7 +162,7 @@ export class TraceParser {
 
   private useFormat(f: TraceFormat): void {
     this.format = f;
-    this.rows = f.createParser();
+    this.rows = f.createParser({ traceBlockSize: this.opts.traceBlockSize ?? f.defaultBlockSize });
     this.blockSize = this.opts.traceBlockSize ?? f.defaultBlockSize;
     this.maxHashIds = Math.ceil(this.bounds.maxPromptTokens / this.blockSize);
     this.summary.format = f.name;
@@ -231,7 +241,7 @@ export class TraceParser {
       }
       this.useFormat(f);
     }
-    let rec: TraceRecord | null;
+    let rec: TraceRecord | readonly TraceRecord[] | null;
     try {
       rec = (this.rows as RowParser).parse(trimmed);
     } catch (e) {
@@ -239,7 +249,9 @@ export class TraceParser {
       this.fail(e.field, e.message);
       return;
     }
-    if (rec !== null) this.accept(rec);
+    if (rec === null) return;
+    if (Array.isArray(rec)) for (const r of rec as readonly TraceRecord[]) this.accept(r);
+    else this.accept(rec as TraceRecord);
   }
 
   private accept(rec: TraceRecord): void {
@@ -354,6 +366,19 @@ export class TraceParser {
     output: number,
     hashes: readonly number[] | null,
   ): void {
+    const dep = this.dependencies(rec);
+    if (dep === 'bad') return;
+    if (dep === 'dropped') {
+      if (rec.requestId !== undefined) this.droppedIds.add(rec.requestId);
+      return;
+    }
+    if (dep !== null) {
+      // Waits for rows above it: no timestamp, no session; it starts once each of them ended plus its delay.
+      let longest = 0;
+      for (const e of dep) longest = Math.max(longest, e.delayMs);
+      this.handOver(rec, Number.NaN, input, output, hashes, -1, longest, dep);
+      return;
+    }
     let session = -1;
     let delayMs = Number.NaN;
     const key = rec.sessionId;
@@ -389,23 +414,98 @@ export class TraceParser {
     const first = Number.isNaN(delayMs);
     if (first) {
       const w = this.opts.windowMs;
-      if (w && session < 0 && ((ts as number) < w.from || (ts as number) >= w.to)) return;
+      if (w && session < 0 && ((ts as number) < w.from || (ts as number) >= w.to)) {
+        if (rec.requestId !== undefined) this.droppedIds.add(rec.requestId);
+        return;
+      }
       const prev = this.lastFirstTurnMs;
       if ((ts as number) < prev) note(this.summary.unsortedTimestamps, this.lineNo, this.source);
       else if (ts === prev) note(this.summary.duplicateTimestamps, this.lineNo, this.source);
       if (!((ts as number) < prev)) this.lastFirstTurnMs = ts as number;
     }
+    this.handOver(rec, first ? (ts as number) : Number.NaN, input, output, hashes, session, delayMs, null);
+  }
+
+  /** Registers the row's request id and hands the request to the sink. */
+  private handOver(
+    rec: TraceRecord,
+    arrivalMs: number,
+    input: number,
+    output: number,
+    hashes: readonly number[] | null,
+    session: number,
+    delayMs: number,
+    waitFor: readonly WaitEdge[] | null,
+  ): void {
+    if (rec.requestId !== undefined) this.requestIds.set(rec.requestId, this.summary.requests);
     this.summary.requests++;
     this.sink({
       line: this.lineNo,
-      arrivalMs: first ? (ts as number) : Number.NaN,
+      arrivalMs,
       inputLength: input,
       outputLength: output,
       hashIds: hashes,
       session,
       delayMs,
       observed: rec.observed ?? null,
+      ...(waitFor !== null ? { waitFor } : {}),
+      ...(waitFor !== null && rec.notBeforeMs !== undefined ? { notBeforeMs: rec.notBeforeMs } : {}),
+      ...(rec.extendsPrevious ? { extendsPrevious: true } : {}),
     });
+  }
+
+  /**
+   * Agentic rows: the requests (indices among those handed over) a row waits for; null when it waits for none.
+   * A dependency must name a row above it, so a cycle or a missing id is a bad row (named by line) and a run
+   * can never wait forever; a row waiting for one the time window left out is left out too ('dropped').
+   */
+  private dependencies(rec: TraceRecord): readonly WaitEdge[] | null | 'bad' | 'dropped' {
+    const id = rec.requestId;
+    if (id !== undefined) {
+      if (id.length > MAX_SESSION_ID_CHARS) {
+        this.fail('request_id', `longer than ${MAX_SESSION_ID_CHARS} characters`);
+        return 'bad';
+      }
+      if (this.requestIds.has(id) || this.droppedIds.has(id)) {
+        this.fail('request_id', `'${id}' repeats an earlier row's`);
+        return 'bad';
+      }
+    }
+    const wait = rec.waitFor;
+    if (wait === undefined || wait.length === 0) return null;
+    if (wait.length > MAX_WAIT_FOR) {
+      this.fail('wait_for', `names ${wait.length} requests, more than ${MAX_WAIT_FOR}`);
+      return 'bad';
+    }
+    const nb = rec.notBeforeMs;
+    if (nb !== undefined && !(nb >= 0 && nb <= this.bounds.maxTimestampMs)) {
+      this.fail('not_before_ms', outOfRange(nb, 0, this.bounds.maxTimestampMs, 'ms'));
+      return 'bad';
+    }
+    const out: WaitEdge[] = [];
+    let dropped = false;
+    for (const w of wait) {
+      if (!(w.delayMs >= 0 && w.delayMs <= this.bounds.maxDelayMs)) {
+        this.fail(rec.fields?.delayMs ?? 'delay', outOfRange(w.delayMs, 0, this.bounds.maxDelayMs, 'ms'));
+        return 'bad';
+      }
+      const k = this.requestIds.get(w.requestId);
+      if (k !== undefined) {
+        // Each edge counts on its own (the same row twice just waits for both events).
+        out.push({ index: k, delayMs: w.delayMs, onDispatch: w.onDispatch === true });
+        continue;
+      }
+      if (this.droppedIds.has(w.requestId)) {
+        dropped = true;
+        continue;
+      }
+      this.fail(
+        'wait_for',
+        `waits for '${w.requestId}', which no row above defines (a request can only wait for rows before it: a cycle or a missing id would never start)`,
+      );
+      return 'bad';
+    }
+    return dropped ? 'dropped' : out;
   }
 
   /** Ends the input; a trace without a single usable request is an error in any mode. */
@@ -428,6 +528,8 @@ export class TraceParser {
 }
 
 const LIMIT_NOTE = ' (the largest context of any catalogued model)';
+/** Requests one agentic row may wait for. */
+const MAX_WAIT_FOR = 256;
 
 function note(t: Tally, line: number, source: string): void {
   if (t.count++ === 0) {

@@ -357,6 +357,9 @@ export function addToWorkload(b: WorkloadBuilder, r: TraceRequest, denseIds = fa
     session: r.session < 0 ? undefined : r.session,
     delayMs: Number.isNaN(r.delayMs) ? undefined : r.delayMs,
     sourceLine: r.line,
+    waitFor: r.waitFor ?? null,
+    notBeforeMs: r.notBeforeMs,
+    extendsPrevious: r.extendsPrevious ?? false,
   });
 }
 

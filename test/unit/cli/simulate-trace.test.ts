@@ -89,7 +89,9 @@ describe('servetune simulate: reading traces', () => {
     expect(ok.code, ok.err).toBe(0);
     const bad = await cli('simulate', '--trace', sample, '--trace-format', 'csv', '--workers', '1');
     expect(bad.code).toBe(2);
-    expect(bad.err).toMatch(/unknown trace format 'csv' \(known: dynamo, mooncake, azure/);
+    expect(bad.err).toMatch(
+      /unknown trace format 'csv' \(known: dynamo, agentic_mooncake, mooncake, mooncake-delta, applied_compute_agentic, azure/,
+    );
   });
 });
 

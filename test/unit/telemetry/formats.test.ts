@@ -323,7 +323,14 @@ describe('Azure LLM inference CSV', () => {
     expect(Array.from(w.outputLength)).toEqual([10, 8, 27]);
     expect(new Set(w.hashIds).size).toBe(w.hashIds.length);
     expect(summary.missingHashIds.count).toBe(3);
-    expect(traceFormatNames()).toEqual(['dynamo', 'mooncake', 'azure']);
+    expect(traceFormatNames()).toEqual([
+      'dynamo',
+      'agentic_mooncake',
+      'mooncake',
+      'mooncake-delta',
+      'applied_compute_agentic',
+      'azure',
+    ]);
   });
 
   it('takes columns in any order and quoted, gzip too', async () => {

@@ -217,7 +217,7 @@ describe('trace reader: formats', () => {
       `trace.jsonl: unknown trace format 'parquet' (known: ${traceFormatNames().join(', ')})`,
     );
     expect(errorOf('time,prompt,output\n1,2,3')).toMatch(
-      /^trace\.jsonl:1: cannot tell the trace format from this row \(known formats: dynamo, mooncake, azure; name one to force it\)/,
+      /^trace\.jsonl:1: cannot tell the trace format from this row \(known formats: dynamo, agentic_mooncake, mooncake, mooncake-delta, applied_compute_agentic, azure; name one to force it\)/,
     );
   });
 });

@@ -69,7 +69,8 @@ export function jsonObject(line: string): Record<string, unknown> {
   return raw as Record<string, unknown>;
 }
 
-function toRecord(raw: Record<string, unknown>): TraceRecord {
+/** A Mooncake row as a record (the delta and agentic formats read the same fields). */
+export function mooncakeRecord(raw: Record<string, unknown>): TraceRecord {
   let row = validRow(raw);
   if (row === null) {
     const parsed = RowSchema.safeParse(raw);
@@ -116,5 +117,5 @@ export const mooncakeFormat: TraceFormat = {
     "Mooncake JSONL (FAST'25): timestamp, input_length, output_length, hash_ids; session_id, delay",
   defaultBlockSize: 512,
   detect: (firstLine) => firstLine.trimStart().startsWith('{') && KEYS.test(firstLine),
-  createParser: () => ({ parse: (line) => toRecord(jsonObject(line)) }),
+  createParser: () => ({ parse: (line) => mooncakeRecord(jsonObject(line)) }),
 };
