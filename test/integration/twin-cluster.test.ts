@@ -262,3 +262,46 @@ describe('a twin following a v1alpha1 DynamoGraphDeployment', () => {
     await twin.stop();
   });
 });
+
+describe('a twin following a disaggregated DynamoGraphDeployment', () => {
+  it('serves through prefill and decode pools and follows a prefill scale-up', async () => {
+    const prefill = (replicas: number) => ({
+      ...worker('prefill', replicas, 1),
+      type: 'prefill',
+    });
+    await setComponents('disagg', [frontend('kv'), prefill(1), worker('decode', 2, 1)]);
+    const twin = await startTestTwin({
+      config: { startupTimeS: 2 },
+      cluster: { client, namespace: ns, target: 'disagg' },
+    });
+    await waitFor('Ready', async () => ready((await status('disagg')).status)?.status === 'True');
+    const byRole = () => {
+      const out: Record<string, number> = {};
+      for (const w of twin.sim.workers()) if (w.state === 'ready') out[w.role] = (out[w.role] ?? 0) + 1;
+      return out;
+    };
+    expect(byRole()).toEqual({ prefill: 1, decode: 2 });
+    const res = await fetch(`${twin.url}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: twin.metrics.model, prompt: 'hello '.repeat(400), max_tokens: 8 }),
+    });
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { usage: { completion_tokens: number } }).usage.completion_tokens).toBe(8);
+
+    await setComponents('disagg', [frontend('kv'), prefill(3), worker('decode', 2, 1)]);
+    const done = await waitFor(
+      'Ready with three prefill workers',
+      async () => {
+        const r = await status('disagg');
+        return ready(r.status)?.status === 'True' && r.status.components?.prefill?.readyReplicas === 3
+          ? r
+          : undefined;
+      },
+      20_000,
+    );
+    expect(done.status.components?.decode).toMatchObject({ replicas: 2, readyReplicas: 2 });
+    expect(byRole()).toEqual({ prefill: 3, decode: 2 });
+    await twin.stop();
+  });
+});

@@ -102,6 +102,9 @@ describe('a degraded twin as the testbed of a rollout', () => {
     await readyNow();
     await waitFor('the extra worker gone', () => twin.sim.workers().every((w) => w.state !== 'draining'));
     const back = await meanItl(4_000);
+    // The drained worker finished what it held: nothing was lost across the changes.
+    expect(twin.runtime.ended).toMatchObject({ rejected: 0, cancelled: 0 });
+    expect(twin.runtime.ended.finished).toBeGreaterThan(500);
     expect(back).toBeLessThan(changed / 1.5);
     console.log(
       `mean ITL: baseline ${(base * 1000).toFixed(1)} ms, changed ${(changed * 1000).toFixed(1)} ms, ` +
