@@ -3,10 +3,11 @@
  * window of traffic, read the baseline from the sample DynamoGraphDeployment, sweep its search space on 2
  * threads (the sweep job the operator runs in its worker thread, prediction intervals and transition cost
  * included), and decide whether to propose. Prints the steps' times and ends with one JSON line with
- * `seconds` and `candidates`. Target: under 60 s on the 2-vCPU CI machine.
+ * `seconds` and `candidates` (plus `cpu_s` and `load_avg`). Target: under 60 s on the 2-vCPU CI machine.
  * Usage: npm run bench:retune [-- --trace FILE --threads N --gpus 16]
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { parse } from 'yaml';
 import { DeploymentTuningSpecSchema } from '../src/api/index.ts';
@@ -56,6 +57,7 @@ const decision = decideProposal({
   completedTime: new Date().toISOString(),
 });
 const seconds = (performance.now() - t0) / 1000;
+const cpu = process.cpuUsage();
 console.log(
   `window       ${result.summary.requests} requests, ${result.summary.requestRate} req/s (${values.trace})`,
 );
@@ -78,5 +80,9 @@ console.log(
     outcome: decision.outcome,
     gainPercent: result.gainPercent,
     gainPercentLow: result.gainPercentLow,
+    // The CPU the process got (every thread) and the machine's load: on a shared machine the wall time says as
+    // much about the neighbours; cpu_s / threads is the wall time on an idle machine.
+    cpu_s: Number((cpu.user / 1e6 + cpu.system / 1e6).toFixed(2)),
+    load_avg: Number(loadavg()[0].toFixed(1)),
   }),
 );
