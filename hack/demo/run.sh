@@ -97,8 +97,10 @@ OP_PID=$!
 say "Applying config/samples/"
 kubectl apply -f config/samples/
 if [[ "${SCENARIO}" != recommend ]]; then
+  # The sample graph was created by `kubectl apply`, which owns its fields: forceConflicts lets servetune take
+  # over the fields it changes (without it, the change stops as FieldConflict naming kubectl).
   say "Switching llama-agg to Approval mode, verified against its frontend metrics (windows of 10 s for the demo)"
-  kubectl patch dtune llama-agg --type=merge -p '{"spec":{"updatePolicy":{"mode":"Approval","verification":{"readyTimeout":"2m","window":"10s","windows":2,"minRequests":10,"tolerancePercent":100}},"metrics":{"selector":{"dynamo_namespace":"default-llama-agg"}}}}'
+  kubectl patch dtune llama-agg --type=merge -p '{"spec":{"updatePolicy":{"mode":"Approval","forceConflicts":true,"verification":{"readyTimeout":"2m","window":"10s","windows":2,"minRequests":10,"tolerancePercent":100}},"metrics":{"selector":{"dynamo_namespace":"default-llama-agg"}}}}'
 fi
 
 say "Waiting for the first TuningRecommendation"
