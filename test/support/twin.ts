@@ -1,8 +1,10 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { type SimulationConfig, SimulationConfigSchema } from '../../src/config/schema.ts';
 import type { KubeClient } from '../../src/operator/kube/client.ts';
 import { parseDegrade } from '../../src/twin/fleet.ts';
 import { startTwin, type Twin, type TwinOptions } from '../../src/twin/twin.ts';
-import { type PrometheusOptions, PrometheusServer, type ScrapeTarget } from './prometheus.ts';
+import { freePort, type PrometheusOptions, PrometheusServer, type ScrapeTarget } from './prometheus.ts';
 
 /**
  * Starts twins for integration tests (the operator's rollout and telemetry tests use these too): in-process,
@@ -25,6 +27,12 @@ import { type PrometheusOptions, PrometheusServer, type ScrapeTarget } from './p
  *   // The twin writes the DGD's status as Dynamo's operator does (Ready condition, per-component replicas),
  *   // so a rollout's wait for Ready passes; PromQL at prometheus.url sees Dynamo's frontend metrics with
  *   // dynamo_namespace="<namespace>-<target>".
+ *
+ * As a process (`servetune twin`, as the demo and the chart run it), e.g. against the test control plane:
+ *
+ *   const p = await spawnTwin(['--kubeconfig', kc, '--namespace', ns, '--target', 'my-dgd',
+ *     '--trace', TRACE, '--time-scale', '20', '--degrade', '3:changed=true']);
+ *   ... p.url, p.port; await p.stop();   // SIGTERM: drains, flushes, resolves with the exit code
  *
  * `config` is the simulator's configuration (src/config/schema.ts, defaults filled in; e.g. `startupTimeS`
  * for the cold start of a worker the DGD adds); with `cluster`, the fleet comes from the DGD instead and
@@ -58,9 +66,10 @@ export async function startTestTwin(o: TestTwinOptions = {}): Promise<Twin> {
   return twin;
 }
 
-/** Stops every twin (and Prometheus of `startDgdTwin`/`scrapeTwins`) still running. */
+/** Stops every twin (processes of `spawnTwin` too, and Prometheus of `startDgdTwin`/`scrapeTwins`). */
 export async function stopTestTwins(): Promise<void> {
   await Promise.all([...running].map((t) => t.stop(0)));
+  await Promise.all([...processes].map((p) => p.stop('SIGKILL')));
   await Promise.all([...prometheuses].map((p) => p.stop()));
   prometheuses.clear();
 }
@@ -103,4 +112,65 @@ export async function startDgdTwin(
   const prometheus =
     withProm === false ? undefined : await scrapeTwins([twin], withProm === true ? {} : withProm);
   return { twin, prometheus };
+}
+
+export interface TwinProcess {
+  proc: ChildProcess;
+  url: string;
+  port: number;
+  /** What the process wrote so far. */
+  output(): { stdout: string; stderr: string };
+  /** Sends `signal` (default SIGTERM: drain and flush) and resolves with the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+const processes = new Set<TwinProcess>();
+const BIN = fileURLToPath(new URL('../../bin/servetune.js', import.meta.url));
+
+/**
+ * Runs `servetune twin ARGS` on a free loopback port (`--http-port`, `--host` and `--log-level warn` are
+ * added unless given) and resolves once it serves; fails with its output if it exits or is not serving
+ * within `timeoutMs` (a twin following a DGD waits for the DGD first).
+ */
+export async function spawnTwin(args: string[], opts: { timeoutMs?: number } = {}): Promise<TwinProcess> {
+  const given = (flag: string) => args.includes(flag);
+  const port = given('--http-port') ? Number(args[args.indexOf('--http-port') + 1]) : await freePort();
+  const extra = [
+    ...(given('--http-port') ? [] : ['--http-port', String(port)]),
+    ...(given('--host') ? [] : ['--host', '127.0.0.1']),
+    ...(given('--log-level') ? [] : ['--log-level', 'warn']),
+  ];
+  const proc = spawn(process.execPath, [BIN, 'twin', ...args, ...extra], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  proc.stdout?.on('data', (d) => {
+    stdout += d;
+  });
+  proc.stderr?.on('data', (d) => {
+    stderr = (stderr + d).slice(-20_000);
+  });
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (c) => resolve(c)));
+  const p: TwinProcess = {
+    proc,
+    url: `http://127.0.0.1:${port}`,
+    port,
+    output: () => ({ stdout, stderr }),
+    async stop(signal = 'SIGTERM') {
+      processes.delete(p);
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+      return exited;
+    },
+  };
+  processes.add(p);
+  const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
+  while (!stdout.includes('serving')) {
+    if (proc.exitCode !== null || proc.signalCode !== null || Date.now() > deadline) {
+      await p.stop('SIGKILL');
+      throw new Error(`servetune twin did not start serving:\n${stdout}\n${stderr}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return p;
 }
