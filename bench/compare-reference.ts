@@ -15,10 +15,11 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, release, tmpdir, totalmem, type } from 'node:os';
+import { cpus, homedir, loadavg, release, tmpdir, totalmem, type } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildCases, type Case } from './fidelity/cases.ts';
+import { writeDerivedTraces } from './fidelity/derived.ts';
 import { renderAll } from './fidelity/render.ts';
 import type { CaseResult, Metrics, ResultsFile, RunRecord } from './fidelity/results.ts';
 
@@ -48,7 +49,12 @@ const fail = (msg: string): never => {
   process.exit(2);
 };
 
-const all = buildCases(values.traces);
+// Traces derived from the recorded ones (agentic), rewritten on each run (deterministic, a few seconds).
+const derivedDir = join(
+  process.env.SERVETUNE_CACHE_DIR ?? join(homedir(), '.cache/servetune'),
+  'fidelity-traces',
+);
+const all = buildCases(values.traces, derivedDir);
 const patterns = (values.cases ?? '')
   .split(',')
   .filter(Boolean)
@@ -96,6 +102,7 @@ function referencePython(): string {
   return out[out.length - 1];
 }
 
+if (selected.some((c) => c.group === 'agentic')) writeDerivedTraces(values.traces, derivedDir);
 const python = referencePython();
 const driver = join(root, 'hack/reference/replay-driver.py');
 const versions = JSON.parse(run(python, [driver, '--versions']).stdout);

@@ -37,6 +37,10 @@ export function analysis(get: (id: string) => CaseSummary | undefined): string {
       return Math.abs(d) > Math.abs(w) ? d : w;
     }, 0);
   const disk = get('offload-conv-w4-rr-bs64-g2g3');
+  const breadth = (ids: string[]) => {
+    const xs = ids.map(get).filter((s): s is CaseSummary => s !== undefined);
+    return xs.length === 0 ? 'not run yet' : `worst metric ${pct(worstOf(xs))} over ${xs.length} cases`;
+  };
   return `## Analysis
 
 ### Deterministic cases agree to rounding
@@ -44,7 +48,7 @@ export function analysis(get: (id: string) => CaseSummary | undefined): string {
 Round robin (vLLM and SGLang, 1 to 8 workers, blocks of 64 and 512), the closed loop and vLLM
 disaggregated serving with per-transfer links are deterministic on both sides, and servetune reproduces
 the reference's timeline request by request: the summary metrics agree to below 1e-13 relative (the order
-of floating-point sums). The same holds per request, to 1e-5 ms, on the 59 recorded vectors the unit tests
+of floating-point sums). The same holds per request, to 1e-5 ms, on the 80 recorded vectors the unit tests
 replay (\`test/fixtures/reference/golden*/\`), and to 1e-9 on the small versions of these cases in
 \`test/unit/sim/fidelity-cases.test.ts\`.
 
@@ -53,6 +57,26 @@ every metric). It agrees request by request on the first 400 conversation rows (
 first 2,000 rows, 132 requests differ, the first of them where a prefill worker's prefix lookup finds
 2,048 cached tokens in servetune and 1,792 in the reference while an earlier request's KV is held for its
 transfer. Not resolved yet.
+
+### TensorRT-LLM, attention-data-parallel ranks, MTP, agentic traces
+
+- **TRT-LLM** (\`trtllm-*\`, aggregated and disaggregated; ${breadth(['trtllm-conv-w4-rr', 'trtllm-disagg-conv-p2d6-rr'])}):
+  vLLM's scheduling core under \`GUARANTEED_NO_EVICT\` (a request is admitted only when its whole
+  to-completion footprint fits), the 32-token default block, and the decode side reserving that footprint
+  before the transfer. Deterministic on both sides.
+- **DP ranks** (\`dp2-*\`, \`dp4-*\`; ${breadth(['dp2-conv-w4-rr-bs64', 'dp4-conv-w2-rr-bs64'])}): each rank a
+  whole engine, the ranks of a worker stepping together (a pass ends with the slowest rank's), round robin
+  over (worker, rank) pairs. Ranks run the plain path (no coalesced decode runs), so these are servetune's
+  slowest cases per request.
+- **MTP** (\`mtp-*\`; ${breadth(['mtp-hi-conv-w4-rr-bs64', 'mtp-lo-conv-w4-rr-bs64'])}): acceptance is sampled per
+  request and forward, from a seeded stream per worker and rank on both sides, but the two sides' generators
+  differ, so the cases agree statistically, not request by request; rates of 0 and 1 (deterministic) agree
+  request by request in \`test/fixtures/reference/golden-engines/\`.
+- **Agentic** (\`agentic-*\`; ${breadth(['agentic-conv-w4-rr-bs64', 'agentic-conv-w8-rr-bs64'])}): the conversation
+  trace's 12,031 rows as \`agentic_mooncake\` version 2 (3,959 of them waiting for the row they continue);
+  the dependency release, the per-edge delays and \`not_before_ms\` follow the reference's. Both sides are
+  deterministic here, yet a small residual remains (prefix reuse within 2 % on 4 workers), while the
+  2,000-row versions in \`test/fixtures/reference/golden-agentic/\` agree request by request. Not resolved yet.
 
 ### KV router
 
@@ -243,6 +267,12 @@ export const METHOD = `## Method
 
 export const PENDING = `## Pending
 
+- **MTP speed.** The MTP cases are servetune's slowest per request (acceptance is drawn per request and decode
+  forward, and MTP runs the plain path: no coalesced decode runs): about 2x to 3x faster than the reference
+  on a quiet host, below 2x in the recorded runs (load average up to 7.8 on 2 cores).
+- **The agentic residual** above, and agentic traces with dispatch edges at this scale (only the hand-made
+  DAG of \`golden-agentic\` exercises them).
+
 - **Planner with throughput scaling** (\`enable_throughput_scaling\`, predictors) and disaggregated Planner
   pools are not among the cases yet; the predictors \`arima\` and \`prophet\` are small stand-ins.
 - **Disaggregated KV router with conditional disaggregation and \`--transfer-mode destination-missing\`**
@@ -262,5 +292,7 @@ produced them in each file:
   8 workers, 500 synthetic rows on one worker, a closed loop, 2P+6D disaggregated, SGLang, the range of 8
   KV-router runs, and three KV offload cases), from \`hack/reference/record-fidelity-cases.py\`;
 - \`test/unit/sim/reference-vectors.test.ts\`, \`sglang-reference-vectors.test.ts\`,
-  \`disagg-reference-vectors.test.ts\`: per-request timelines of 59 recorded vectors
-  (\`test/fixtures/reference/golden*/\`, each directory's README gives the command).`;
+  \`disagg-reference-vectors.test.ts\`, \`engines-reference-vectors.test.ts\` (TRT-LLM, DP ranks, MTP) and
+  \`agentic-reference-vectors.test.ts\` (agentic_mooncake, mooncake-delta, applied_compute_agentic):
+  per-request timelines of 80 recorded vectors (\`test/fixtures/reference/golden*/\`, each directory's
+  README gives the command).`;

@@ -4,10 +4,21 @@
  * hack/reference/replay-driver.py hands to the reference's Python API.
  */
 import { join, resolve } from 'node:path';
+import { DERIVED } from './derived.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 
-export type CaseGroup = 'aggregated' | 'closed-loop' | 'disaggregated' | 'sglang' | 'offload' | 'planner';
+export type CaseGroup =
+  | 'aggregated'
+  | 'closed-loop'
+  | 'disaggregated'
+  | 'sglang'
+  | 'offload'
+  | 'planner'
+  | 'trtllm'
+  | 'data-parallel'
+  | 'mtp'
+  | 'agentic';
 
 export interface Case {
   id: string;
@@ -70,7 +81,8 @@ export const OFFLOAD_CASES = [
   },
 ] as const;
 
-export function buildCases(traceDir: string): Case[] {
+/** `derivedDir`: where bench/fidelity/derived.ts writes the traces it derives (agentic). */
+export function buildCases(traceDir: string, derivedDir: string): Case[] {
   const cases: Case[] = [];
   const router = (kv: boolean) => (kv ? 'kv' : 'rr');
   for (const [key, trace] of Object.entries(TRACES)) {
@@ -380,5 +392,160 @@ export function buildCases(traceDir: string): Case[] {
       },
     });
   }
+  cases.push(...engineCases(traceDir), ...agenticCases(derivedDir));
   return cases;
+}
+
+/** TRT-LLM aggregated and disaggregated, DP 2 and 4, MTP with two acceptance profiles: the conversation trace. */
+function engineCases(traceDir: string): Case[] {
+  const path = join(traceDir, TRACES.conv.file);
+  const traceArgs = ['--trace', path, '--trace-block-size', '512'];
+  const refTrace = { kind: 'trace', trace: path, trace_block_size: 512 };
+  const requests = TRACES.conv.requests;
+  const xfer = {
+    kv_transfer_bytes_per_token: KV_BYTES_PER_TOKEN,
+    kv_transfer_bandwidth: KV_TRANSFER_GBPS,
+  };
+  const cases: Case[] = [
+    {
+      id: 'trtllm-conv-w4-rr',
+      group: 'trtllm',
+      label: 'TRT-LLM conversation, 4w round robin, default block (32)',
+      requests,
+      random: false,
+      servetune: [...traceArgs, '--engine', 'trtllm', '--workers', '4', '--router', 'round-robin'],
+      reference: { ...refTrace, num_workers: 4, router_mode: 'round_robin', engine: { backend: 'trtllm' } },
+    },
+    {
+      id: 'trtllm-disagg-conv-p2d6-rr',
+      group: 'trtllm',
+      label: 'TRT-LLM disagg conversation, 2P+6D round robin, default block (32)',
+      requests,
+      random: false,
+      servetune: [
+        ...traceArgs,
+        '--engine',
+        'trtllm',
+        '--disagg',
+        '--prefill-workers',
+        '2',
+        '--decode-workers',
+        '6',
+        '--router',
+        'round-robin',
+        '--kv-bytes-per-token',
+        String(KV_BYTES_PER_TOKEN),
+        '--kv-transfer-gbps',
+        String(KV_TRANSFER_GBPS),
+        '--kv-link',
+        'per-transfer',
+      ],
+      reference: {
+        ...refTrace,
+        router_mode: 'round_robin',
+        disagg: {
+          num_prefill_workers: 2,
+          num_decode_workers: 6,
+          prefill_engine: { backend: 'trtllm', ...xfer },
+          decode_engine: { backend: 'trtllm', ...xfer },
+        },
+      },
+    },
+  ];
+  // DP: 8 ranks in all, as 4 workers of 2 ranks and 2 workers of 4.
+  for (const [workers, dp] of [
+    [4, 2],
+    [2, 4],
+  ] as const)
+    cases.push({
+      id: `dp${dp}-conv-w${workers}-rr-bs64`,
+      group: 'data-parallel',
+      label: `vLLM conversation, ${workers}w x ${dp} DP ranks round robin, block 64`,
+      requests,
+      random: false,
+      servetune: [
+        ...traceArgs,
+        '--workers',
+        String(workers),
+        '--dp-size',
+        String(dp),
+        '--router',
+        'round-robin',
+        '--block-size',
+        '64',
+      ],
+      reference: {
+        ...refTrace,
+        num_workers: workers,
+        router_mode: 'round_robin',
+        dp_size: dp,
+        engine: { block_size: 64 },
+      },
+    });
+  // MTP: two acceptance profiles (high and low), sampled on both sides.
+  for (const [name, nextn, rates] of [
+    ['hi', 2, '0.85,0.6'],
+    ['lo', 3, '0.5,0.3,0.1'],
+  ] as const)
+    cases.push({
+      id: `mtp-${name}-conv-w4-rr-bs64`,
+      group: 'mtp',
+      label: `vLLM conversation, MTP nextn ${nextn} accepting ${rates}, 4w round robin, block 64`,
+      requests,
+      random: true,
+      servetune: [
+        ...traceArgs,
+        '--workers',
+        '4',
+        '--router',
+        'round-robin',
+        '--block-size',
+        '64',
+        '--nextn',
+        String(nextn),
+        '--nextn-accept-rates',
+        rates,
+      ],
+      reference: {
+        ...refTrace,
+        num_workers: 4,
+        router_mode: 'round_robin',
+        engine: { block_size: 64, aic_nextn: nextn, aic_nextn_accept_rates: rates },
+      },
+    });
+  return cases;
+}
+
+/** The conversation trace's sessions as agentic rows (bench/fidelity/derived.ts). */
+function agenticCases(derivedDir: string): Case[] {
+  const path = join(derivedDir, DERIVED.agenticConv);
+  return [4, 8].map(
+    (workers): Case => ({
+      id: `agentic-conv-w${workers}-rr-bs64`,
+      group: 'agentic',
+      label: `agentic_mooncake v2 from the conversation sessions, ${workers}w round robin, block 64`,
+      requests: TRACES.conv.requests,
+      random: false,
+      servetune: [
+        '--trace',
+        path,
+        '--workers',
+        String(workers),
+        '--router',
+        'round-robin',
+        '--block-size',
+        '64',
+      ],
+      reference: {
+        kind: 'trace',
+        trace: path,
+        trace_block_size: 512,
+        trace_format: 'agentic_mooncake',
+        num_workers: workers,
+        router_mode: 'round_robin',
+        engine: { block_size: 64 },
+        extra: { model_name: 'm', execution_model: 'm' },
+      },
+    }),
+  );
 }

@@ -22,6 +22,10 @@ const GROUPS = [
   ['sglang', 'SGLang'],
   ['offload', 'KV offload tiers (vLLM, host memory and disk)'],
   ['planner', 'Planner'],
+  ['trtllm', 'TensorRT-LLM'],
+  ['data-parallel', 'Attention-data-parallel ranks (--dp-size)'],
+  ['mtp', 'MTP speculative decoding'],
+  ['agentic', 'Agentic traces (request DAGs)'],
 ] as const;
 
 const SERIES: Record<MetricKey, DiffSeries> = {
@@ -73,7 +77,7 @@ function resultBullets(cases: { c: CaseResult; s: CaseSummary }[]): string[] {
   );
   if (others.length)
     out.push(
-      `- **Closed loop, disaggregated, SGLang, KV offload.** ${others.length} cases, worst metric ${pct(worstAbs(others))}${
+      `- **Closed loop, disaggregated, SGLang, KV offload, TRT-LLM, DP, MTP, agentic.** ${others.length} cases, worst metric ${pct(worstAbs(others))}${
         othersOut.length ? `; beyond ${tol}: ${list(othersOut)}` : `: all within ${tol}`
       } (the shared-link case differs by design, see below).`,
     );
@@ -252,6 +256,10 @@ export function renderMarkdown(file: ResultsFile): string {
     `- \`closed-cN-*\`: ${CLOSED_LOOP.requests.toLocaleString('en-US')} synthetic requests of ${CLOSED_LOOP.inputTokens} prompt and ${CLOSED_LOOP.outputTokens} output tokens (no shared prefixes), N in flight (\`--concurrency N\` / \`replay_concurrency=N\`), ${CLOSED_LOOP.workers} workers, block ${CLOSED_LOOP.blockSize}.`,
     `- \`disagg-*\`: 2 prefill + 6 decode workers, block 512; the KV transfer set on both sides to ${KV_BYTES_PER_TOKEN.toLocaleString('en-US')} bytes per token over ${KV_TRANSFER_GBPS} GB/s (\`--kv-bytes-per-token --kv-transfer-gbps\` / \`kv_transfer_bytes_per_token\`, \`kv_transfer_bandwidth\` in both engines' args).`,
     '- `sglang-*`: `--engine sglang --page-size 64` / `{"backend": "sglang", "block_size": 64}` (the reference\'s default page is 1 token).',
+    '- `trtllm-*`: `--engine trtllm` / `{"backend": "trtllm"}`, both sides\' default block (32 tokens); the disaggregated one as `disagg-*`.',
+    '- `dpN-*`: `--dp-size N` / top-level `dp_size` of the engine arguments: N attention-data-parallel ranks per worker.',
+    '- `mtp-*`: `--nextn K --nextn-accept-rates R` / `aic_nextn`, `aic_nextn_accept_rates`; acceptance is sampled (seeded differently on each side), so these cases are compared as random ones.',
+    "- `agentic-*`: the conversation trace as Dynamo `agentic_mooncake` version 2 rows (bench/fidelity/derived.ts): a session's first row at its timestamp, each later row waiting for the row it continues to complete, plus the gap between their timestamps.",
     "- Each case's exact flags and reference arguments are in `docs/fidelity.json` (`settings`).",
     '',
   );

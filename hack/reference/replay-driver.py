@@ -13,6 +13,9 @@ The installed releases (ai-dynamo 1.6.1, aisimulate 0.13.0) have no `python -m d
      "synthetic": {"input_tokens": N, "output_tokens": N, "request_count": N},
      "num_workers": N, "router_mode": "round_robin" | "kv_router",
      "engine": {...},                                              # extra_engine_args["engine"]
+     "dp_size": N,                                                 # optional: attention-DP ranks per worker
+     "trace_format": NAME,                                         # optional: e.g. "agentic_mooncake"
+     "extra": {...},                                               # optional: more replay keyword arguments
      "replay_concurrency": N,                                      # optional: closed loop
      "arrival_speedup_ratio": X,                                   # optional
      "planner": PATH,                                              # optional: a Planner YAML/JSON file
@@ -49,8 +52,12 @@ def run(case):
         "num_workers": case.get("num_workers", 1),
         "router_mode": case.get("router_mode", "round_robin"),
     }
-    if case.get("engine") is not None:
-        kwargs["extra_engine_args"] = json.dumps({"engine": case["engine"]})
+    if case.get("engine") is not None or case.get("dp_size") is not None:
+        top = {"dp_size": case["dp_size"]} if case.get("dp_size") is not None else {}
+        kwargs["extra_engine_args"] = json.dumps({"engine": case.get("engine", {}), **top})
+    if case.get("trace_format") is not None:
+        kwargs["trace_format"] = case["trace_format"]
+    kwargs.update(case.get("extra", {}))
     if case.get("replay_concurrency") is not None:
         kwargs["replay_concurrency"] = case["replay_concurrency"]
     if case.get("arrival_speedup_ratio") is not None:
