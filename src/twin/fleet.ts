@@ -120,9 +120,9 @@ export function poolsOf(
 
 /**
  * A slow-down of forward passes for the workers whose settings match `selector` (every key must match).
- * `changed=true` matches a role whose settings (any selector key's value) differ from those the twin started
- * with: whatever a rollout changes runs slower, so verification sees a regression and a rollback to the
- * starting settings recovers.
+ * `changed=true` matches a role whose settings (its workers and parallelism, the router and its knobs, the
+ * engine's knobs, the GPU) differ from those the twin started with: whatever a rollout changes runs slower, so
+ * verification sees a regression and a rollback to the starting settings recovers.
  */
 export interface DegradeRule {
   factor: number;
@@ -179,6 +179,20 @@ function selectorValues(settings: ServingSettings, role: LiveRole): Record<strin
   };
 }
 
+/** Everything of the settings that shapes a role's serving (its workers, the router, engine and GPU). */
+function roleKey(settings: ServingSettings, role: LiveRole): string {
+  const sorted = (v: unknown): unknown =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(
+          Object.entries(v)
+            .sort(([a], [b]) => (a < b ? -1 : 1))
+            .map(([k, x]) => [k, sorted(x)]),
+        )
+      : v;
+  const { gpuType, router, engine } = settings;
+  return JSON.stringify(sorted({ role: settings[role] ?? null, gpuType, router, engine: engine ?? {} }));
+}
+
 /**
  * Whether a role of these settings matches the selector; `initial` (the settings the twin started with)
  * answers `changed`, and without it nothing has changed.
@@ -192,11 +206,8 @@ export function degradeMatches(
   const values = selectorValues(settings, role);
   if (!values) return false;
   return Object.entries(rule.selector).every(([k, v]) => {
-    if (k === 'changed') {
-      const before = initial ? selectorValues(initial, role) : values;
-      const changed = !before || Object.keys(values).some((key) => values[key] !== before[key]);
-      return String(changed) === v;
-    }
+    if (k === 'changed')
+      return String(initial !== undefined && roleKey(settings, role) !== roleKey(initial, role)) === v;
     return values[k]?.toLowerCase() === v.toLowerCase();
   });
 }

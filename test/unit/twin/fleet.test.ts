@@ -76,5 +76,14 @@ describe('--degrade', () => {
     expect(degradeMatches(parseDegrade('2:tp=1'), agg, 'aggregated')).toBe(false);
     expect(degradeMatches(parseDegrade('2:maxNumSeqs=128,gpu=h100_sxm'), agg, 'aggregated')).toBe(true);
     expect(degradeMatches(parseDegrade('2'), agg, 'decode')).toBe(false);
+    const changed = parseDegrade('2:changed=true');
+    expect(degradeMatches(changed, agg, 'aggregated', agg)).toBe(false);
+    expect(degradeMatches(changed, agg, 'aggregated')).toBe(false);
+    expect(degradeMatches(changed, structuredClone(agg), 'aggregated', agg)).toBe(false);
+    const knob = { ...agg, router: { ...agg.router, overlapWeight: 7 } };
+    expect(degradeMatches(changed, knob, 'aggregated', agg)).toBe(true);
+    expect(degradeMatches(parseDegrade('2:changed=false'), knob, 'aggregated', agg)).toBe(false);
+    const seqs = { ...agg, engine: { ...agg.engine, maxNumSeqs: 64 } };
+    expect(degradeMatches(changed, seqs, 'aggregated', agg)).toBe(true);
   });
 });
