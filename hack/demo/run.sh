@@ -125,10 +125,10 @@ if [[ "${SCENARIO}" != recommend ]]; then
   bin/kubectl-servetune describe "${REC}"
   DEGRADE=()
   if [[ "${SCENARIO}" == rollback ]]; then
-    W="$(kubectl get trec "${REC}" -o jsonpath='{.spec.proposal.aggregated.workers}')"
-    TP="$(kubectl get trec "${REC}" -o jsonpath='{.spec.proposal.aggregated.tensorParallel}')"
-    DEGRADE=(--degrade "8:workers=${W},tp=${TP}")
-    say "Starting the twin for llama-agg, 8x slower for the proposed settings (${W} workers at TP${TP})"
+    # changed=true: whatever differs from the settings the twin started with (the proposal) is slow; the
+    # baseline stays healthy, so the rollback really recovers.
+    DEGRADE=(--degrade "8:changed=true")
+    say "Starting the twin for llama-agg, 8x slower for any settings other than today's (the proposal)"
   else
     say "Starting the twin for llama-agg (simulated workers following the DynamoGraphDeployment, 10x real time)"
   fi
