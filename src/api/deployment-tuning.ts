@@ -13,6 +13,15 @@ import { type CrdDefinition, cel, listMap } from './crd.ts';
 import { CRON_PATTERN } from './cron.ts';
 import { UpdatePolicySchema } from './rollout.ts';
 import { RouterModeSchema } from './settings.ts';
+import {
+  CalibrationSpecSchema,
+  CalibrationStatusSchema,
+  DriftSpecSchema,
+  DriftStatusSchema,
+  PrometheusSelectorSchema,
+  PrometheusSourceSchema,
+  RequestTraceSourceSchema,
+} from './telemetry.ts';
 
 /**
  * DeploymentTuning: a user's tuning goal for one serving deployment (see docs in the README).
@@ -238,21 +247,39 @@ export const WorkloadSourceSchema = cel(
         })
         .optional()
         .describe('A trace served over HTTP(S).'),
+      requestTrace: RequestTraceSourceSchema.optional(),
+      prometheus: PrometheusSourceSchema.optional(),
     })
-    .describe('Where the traffic trace comes from; exactly one source.'),
+    .describe('Where the traffic comes from; exactly one source.'),
   {
-    rule: '(has(self.configMap) ? 1 : 0) + (has(self.file) ? 1 : 0) + (has(self.url) ? 1 : 0) == 1',
-    message: 'workload.source needs exactly one of configMap, file or url',
+    rule: '(has(self.configMap) ? 1 : 0) + (has(self.file) ? 1 : 0) + (has(self.url) ? 1 : 0) + (has(self.requestTrace) ? 1 : 0) + (has(self.prometheus) ? 1 : 0) == 1',
+    message: 'workload.source needs exactly one of configMap, file, url, requestTrace or prometheus',
   },
 );
+
+/** The source a workload spec names (admission makes it exactly one). */
+export function sourceKind(
+  s: z.infer<typeof WorkloadSourceSchema>,
+): 'configMap' | 'file' | 'url' | 'requestTrace' | 'prometheus' {
+  if (s.configMap) return 'configMap';
+  if (s.file) return 'file';
+  if (s.url) return 'url';
+  if (s.requestTrace) return 'requestTrace';
+  return 'prometheus';
+}
 
 export const WorkloadSpecSchema = z
   .object({
     source: WorkloadSourceSchema,
-    format: z.enum(['MooncakeJSONL']).default('MooncakeJSONL').describe('Trace format.'),
+    format: z
+      .enum(['Auto', 'MooncakeJSONL', 'DynamoRequestTrace', 'AzureCSV'])
+      .default('Auto')
+      .describe('Trace format: Auto detects it from the content; another value forces it.'),
     lookback: boundedDuration('720h')
       .optional()
-      .describe('Replay only the last part of the trace, measured back from its newest request (e.g. 1h).'),
+      .describe(
+        'Replay only the last part of the traffic (e.g. 1h): measured back from the newest request of a trace, and from now for request traces (default 1h there).',
+      ),
     traceBlockSize: posInt
       .max(LIMITS.traceBlockSize)
       .default(512)
@@ -355,21 +382,9 @@ export const DeploymentTuningSpecSchema = z
           .describe(
             "Prometheus that scrapes the target's Dynamo frontend (default: the operator's --prometheus-url). Subject to the operator's URL policy.",
           ),
-        selector: z
-          .record(
-            z
-              .string()
-              .max(63)
-              .regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/, 'must be a Prometheus label name'),
-            z
-              .string()
-              .max(253)
-              .regex(/^[^"\\\n]*$/, 'must not contain quotes, backslashes or newlines'),
-          )
-          .meta({ maxProperties: 8 })
-          .refine((r) => Object.keys(r).length <= 8, 'at most 8 labels')
-          .optional()
-          .describe("Label matchers that pick the target's frontend series (default: model=<served model>)."),
+        selector: PrometheusSelectorSchema.optional().describe(
+          "Label matchers that pick the target's frontend series (default: model=<served model>).",
+        ),
       })
       .optional()
       .describe('Where the live metrics of the target are, for verifying changes.'),
@@ -394,6 +409,8 @@ export const DeploymentTuningSpecSchema = z
       .max(100)
       .default(10)
       .describe('TuningRecommendations kept for this object; older ones are deleted.'),
+    drift: DriftSpecSchema.default(DriftSpecSchema.parse({})),
+    calibration: CalibrationSpecSchema.default(CalibrationSpecSchema.parse({})),
   })
   .describe('What to tune, towards which goal, with which traffic and how often.');
 export type DeploymentTuningSpec = z.infer<typeof DeploymentTuningSpecSchema>;
@@ -464,6 +481,10 @@ export const SweepOutcomes = [
 
 export const HistoryEntrySchema = z.object({
   time: Timestamp.describe('When the sweep finished.'),
+  reason: z
+    .enum(['Schedule', 'WorkloadDrift'])
+    .optional()
+    .describe('Why the sweep ran: its schedule, or drift of the workload (out of schedule).'),
   outcome: z.enum(SweepOutcomes).describe('What the sweep led to.'),
   recommendation: z.string().max(253).optional().describe('TuningRecommendation created, if any.'),
   gainPercent: z.number().optional().describe('Predicted objective gain of the best candidate.'),
@@ -502,31 +523,6 @@ export const DeploymentTuningStatusSchema = z
       })
       .optional()
       .describe('The rollout in progress, or the last one.'),
-    calibration: z
-      .object({
-        time: Timestamp.describe('When the calibration was measured.'),
-        errorPercent: z
-          .number()
-          .min(0)
-          .max(1_000_000)
-          .describe('Largest absolute error of the simulator for the current settings, in percent.'),
-        metrics: z
-          .array(
-            z.object({
-              metric: z.string().max(64).describe('e.g. ttftP90, itlP90, throughput.'),
-              predicted: z.number(),
-              observed: z.number(),
-              errorPercent: z.number(),
-            }),
-          )
-          .max(16)
-          .optional()
-          .describe('Per metric: predicted against observed over the same window.'),
-      })
-      .optional()
-      .describe(
-        "How well the simulator predicts this deployment's live metrics (telemetry); gates the Automatic mode and widens prediction intervals.",
-      ),
     lastChangeTime: Timestamp.optional().describe(
       'When servetune last changed the target (apply or rollback).',
     ),
@@ -538,6 +534,14 @@ export const DeploymentTuningStatusSchema = z
       .describe(
         'Digests of settings that failed verification; not proposed again until the workload drifts.',
       ),
+    sweepReason: z
+      .enum(['Schedule', 'WorkloadDrift'])
+      .optional()
+      .describe('Why the next (or running) sweep runs, when not just its schedule.'),
+    drift: DriftStatusSchema.optional(),
+    calibration: CalibrationStatusSchema.optional().describe(
+      "How well the simulator predicts this deployment's live metrics (telemetry); gates the Automatic mode and widens prediction intervals.",
+    ),
     lastSweep: z
       .object({
         candidates: z.number().int().min(0).describe('Configurations simulated.'),

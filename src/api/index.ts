@@ -7,6 +7,7 @@ export * from './common.ts';
 export * from './deployment-tuning.ts';
 export * from './rollout.ts';
 export * from './settings.ts';
+export * from './telemetry.ts';
 export * from './tuning-recommendation.ts';
 
 /** The CRDs servetune ships, and the files they are written to. */

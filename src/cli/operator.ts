@@ -114,6 +114,13 @@ export const OPERATOR_FLAGS: FlagSpec[] = [
     help: 'hosts, *.suffix patterns or CIDRs a DeploymentTuning may name as its Prometheus besides public https (default: none)',
   },
   {
+    name: 'prometheus-token-secrets',
+    path: null,
+    kind: 'string',
+    metavar: 'NAMES',
+    help: "Secret names (in a DeploymentTuning's own namespace) a Prometheus source may take its bearer token from; grant get on exactly these (default: none)",
+  },
+  {
     name: 'max-trace-bytes',
     path: null,
     kind: 'int',
@@ -230,6 +237,15 @@ export async function operatorCommand(argv: string[], out: NodeJS.WritableStream
   } catch (e) {
     throw new UsageError(`--metrics-url-allow: ${(e as Error).message}`);
   }
+  const prometheusTokenSecrets = ((f.get('prometheus-token-secrets') as string | undefined) ?? '')
+    .split(',')
+    .map((n) => n.trim())
+    .filter((n) => n !== '');
+  const badSecret = prometheusTokenSecrets.find(
+    (n) => !/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(n) || n.length > 253,
+  );
+  if (badSecret !== undefined)
+    throw new UsageError(`--prometheus-token-secrets: '${badSecret}' is not a Secret name`);
   const prometheusUrl = f.get('prometheus-url') as string | undefined;
   if (prometheusUrl !== undefined && !/^https?:\/\/[^/?#@\s]+([/?#]\S*)?$/.test(prometheusUrl))
     throw new UsageError(`--prometheus-url: '${prometheusUrl}' is not an http(s) URL with a host`);
@@ -253,6 +269,7 @@ export async function operatorCommand(argv: string[], out: NodeJS.WritableStream
     urlPolicy,
     metricsUrlPolicy,
     prometheusUrl,
+    prometheusTokenSecrets,
     maxTraceBytes: positive('max-trace-bytes'),
     maxTraceRows: positive('max-trace-rows'),
     minScheduleIntervalMs: positiveDuration('min-schedule-interval'),

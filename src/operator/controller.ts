@@ -7,7 +7,9 @@ import {
   type GpuInventory,
   parseDuration,
   type ServingSettings,
+  sourceKind,
 } from '../api/index.ts';
+import type { WorkloadProfile } from '../telemetry/profile/profile.ts';
 import { getCondition, nowIso, setCondition } from './conditions.ts';
 import { FairScheduler } from './fair-scheduler.ts';
 import { effectiveBudget, listGpuInventory } from './gpu-inventory.ts';
@@ -42,6 +44,15 @@ import {
 } from './sweep/source.ts';
 import type { UrlPolicy } from './sweep/url-policy.ts';
 import type { TargetAdapter } from './target/adapter.ts';
+import { baselineOf } from './telemetry/baseline.ts';
+import { calibrationStatus, recordCalibration, recordDrift } from './telemetry/calibration-status.ts';
+import { decideDrift, nextDriftCheck, runProfileJob } from './telemetry/drift.ts';
+import {
+  prometheusProfile,
+  requestTracePath,
+  type TelemetryAccess,
+  TelemetryError,
+} from './telemetry/sources.ts';
 
 /**
  * The DeploymentTuning controller. Reconcile is level-triggered and idempotent: every pass re-reads the
@@ -85,6 +96,12 @@ export interface ControllerOptions {
   /** Worker threads of one sweep's evaluation pool. */
   sweepThreads?: number;
   runJob?: JobRunner;
+  /** The cluster's Prometheus (administrator-set, trusted): the default of Prometheus sources. */
+  prometheusUrl?: string;
+  /** Which Prometheus URLs tenants may name (default: https to public addresses only). */
+  metricsUrlPolicy?: UrlPolicy;
+  /** Secrets (by name, in a DeploymentTuning's namespace) a Prometheus source may take a bearer token from. */
+  prometheusTokenSecrets?: string[];
   now?: () => Date;
 }
 
@@ -111,6 +128,8 @@ export function oneLine(text: string, max = 1024): string {
 
 interface FinishedSweep {
   slot: string;
+  /** Why it ran (status.sweepReason when it started). */
+  reason: 'Schedule' | 'WorkloadDrift';
   startedTime: string;
   completedTime: string;
   generation: number;
@@ -122,8 +141,30 @@ interface FinishedSweep {
 
 const MAX_REQUEUE_MS = 6 * 3_600_000;
 
+/** Trace formats by their API names ('Auto': detected from the content). */
+const TRACE_FORMATS: Record<string, string | undefined> = {
+  MooncakeJSONL: 'mooncake',
+  DynamoRequestTrace: 'dynamo',
+  AzureCSV: 'azure',
+};
+
 /** Degraded reasons about the object or its target (cleared once a reconcile finds them fixed). */
 const CONFIG_REASONS = new Set(['InvalidSpec', 'InvalidSchedule', 'TargetNotFound', 'TargetUnreadable']);
+
+/** Degraded reasons a successful drift check (telemetry answering again) clears. */
+const TELEMETRY_REASONS = new Set([
+  'PrometheusNotConfigured',
+  'PrometheusUnreachable',
+  'PrometheusBadResponse',
+  'PrometheusNoData',
+  'PrometheusRefused',
+  'PrometheusCredentials',
+  'RequestTraceUnavailable',
+  'DriftCheckFailed',
+]);
+
+/** A drift check's outcome, written by the next reconcile of its key. */
+type DriftCheckResult = { profile: WorkloadProfile } | { error: { reason: string; message: string } };
 
 /** Sweep failures that count as crashes (the sweep's process or thread died, rather than an input problem). */
 const CRASH_REASONS = new Set(['SweepCrashed']);
@@ -144,6 +185,9 @@ export class TuningController {
   private readonly o: ControllerOptions;
   private readonly running = new Map<string, RunningSweep>();
   private readonly finished = new Map<string, FinishedSweep>();
+  /** Drift checks running, and finished ones waiting for their key's reconcile. */
+  private readonly checking = new Map<string, AbortController>();
+  private readonly checked = new Map<string, DriftCheckResult>();
   private readonly scheduler: FairScheduler;
   private readonly limits: typeof CONTROLLER_DEFAULTS;
   private readonly runJob: JobRunner;
@@ -167,9 +211,20 @@ export class TuningController {
     return this.running.size;
   }
 
-  /** Cancels running sweeps (on shutdown or lost leadership). */
+  /** Cancels running sweeps and drift checks (on shutdown or lost leadership). */
   cancelAll(): void {
     for (const r of this.running.values()) r.abort.abort();
+    for (const c of this.checking.values()) c.abort();
+  }
+
+  /** What the telemetry sources may reach. */
+  private get access(): TelemetryAccess {
+    return {
+      prometheusUrl: this.o.prometheusUrl,
+      urlPolicy: this.o.metricsUrlPolicy,
+      tokenSecretNames: this.o.prometheusTokenSecrets,
+      traceRoots: this.o.traceRoots,
+    };
   }
 
   async reconcile(key: string): Promise<ReconcileResult> {
@@ -177,6 +232,10 @@ export class TuningController {
     if (!cached || cached.metadata.deletionTimestamp) {
       this.running.get(key)?.abort.abort();
       this.finished.delete(key);
+      this.checking.get(key)?.abort();
+      this.checked.delete(key);
+      const { namespace, name } = splitKey(key);
+      this.o.metrics.forget(namespace, name);
       return {};
     }
     const dt = structuredClone(cached);
@@ -210,9 +269,20 @@ export class TuningController {
     if (done) {
       await this.complete(key, dt, s, done, log);
       this.finished.delete(key);
+      this.checked.delete(key);
       return this.requeueForNext(key);
     }
     if (this.running.has(key)) return {};
+    const check = this.checked.get(key);
+    if (check) {
+      this.checked.delete(key);
+      await this.applyDriftCheck(key, dt, s, check, log);
+      const after = await this.fetch(key);
+      if (after) {
+        dt.status = after.status;
+        dt.metadata = after.metadata;
+      }
+    }
 
     const target = this.o.targets.get(s.targetRef.kind);
     const targetObj = target?.informer.get(`${dt.metadata.namespace}/${s.targetRef.name}`);
@@ -259,7 +329,8 @@ export class TuningController {
         st.nextSweepTime ??= slot;
         this.summarizeConditions(st, generation);
       });
-      return { requeueAfterMs: Math.min(dueIn, MAX_REQUEUE_MS) };
+      const checkIn = this.maybeCheckDrift(key, dt, s, baseline.settings.model, now);
+      return { requeueAfterMs: Math.min(dueIn, checkIn, MAX_REQUEUE_MS) };
     }
 
     // Due by the cache; confirm with a fresh read, since our last status write may not have reached the cache
@@ -493,6 +564,7 @@ export class TuningController {
     void (async () => {
       const finished: FinishedSweep = {
         slot,
+        reason: dt.status?.sweepReason ?? 'Schedule',
         startedTime,
         completedTime: startedTime,
         generation,
@@ -530,16 +602,16 @@ export class TuningController {
           );
         }
         const source = describeSource(s.workload, namespace);
-        const trace = await fetchTrace(this.o.client, namespace, s.workload, {
-          fileRoots: this.o.traceRoots,
-          urlPolicy: this.o.urlPolicy,
-          maxBytes: this.o.maxTraceBytes,
-          signal,
-        });
-        log.info({ source, bytes: trace.length }, 'Trace fetched; simulating');
+        const window = await this.windowInput(namespace, s, baseline.model, signal);
+        log.info({ source }, 'Traffic window ready; simulating');
         finished.result = await this.runJob(
           {
-            traceText: trace,
+            ...window,
+            calibration: {
+              enabled: s.calibration.enabled,
+              apply: s.calibration.applyCorrection,
+              maxCorrection: s.calibration.maxCorrection,
+            },
             limits: {
               maxBytes: this.o.maxTraceBytes ?? DEFAULT_MAX_TRACE_BYTES,
               maxRows: this.o.maxTraceRows,
@@ -569,9 +641,11 @@ export class TuningController {
           ? 'SweepTimeout'
           : e instanceof TraceUnavailableError
             ? 'TraceUnavailable'
-            : e instanceof SweepJobError
-              ? e.kind
-              : 'SweepFailed';
+            : e instanceof TelemetryError
+              ? e.reason
+              : e instanceof SweepJobError
+                ? e.kind
+                : 'SweepFailed';
         const message = deadline.signal.aborted
           ? `The sweep did not finish within ${formatInterval(timeoutMs)} and was stopped (spec.sweepTimeout ${s.sweepTimeout}, at most ${formatInterval(this.limits.maxSweepDurationMs)} in this operator); narrow the search space or the trace window.`
           : oneLine((e as Error).message);
@@ -588,6 +662,185 @@ export class TuningController {
       this.finished.set(key, finished);
       this.enqueue(key);
     })();
+  }
+
+  /** The job's input for the spec's traffic source: the trace's bytes, a request-trace directory or a profile. */
+  private async windowInput(
+    namespace: string,
+    s: DeploymentTuningSpec,
+    servedModel: string | undefined,
+    signal: AbortSignal,
+  ): Promise<Pick<SweepJobInput, 'traceText' | 'format' | 'requestTrace' | 'profile'>> {
+    const kind = sourceKind(s.workload.source);
+    if (kind === 'prometheus')
+      return {
+        profile: await prometheusProfile(this.o.client, namespace, s, this.access, servedModel, { signal }),
+      };
+    if (kind === 'requestTrace') {
+      const path = await requestTracePath(s.workload.source.requestTrace!.path, this.o.traceRoots ?? []);
+      const lookbackMs = s.workload.lookback ? parseDuration(s.workload.lookback) : 3_600_000;
+      return { requestTrace: { path, lookbackMs, endMs: this.now().getTime() } };
+    }
+    const traceText = await fetchTrace(this.o.client, namespace, s.workload, {
+      fileRoots: this.o.traceRoots,
+      urlPolicy: this.o.urlPolicy,
+      maxBytes: this.o.maxTraceBytes,
+      signal,
+    });
+    return {
+      traceText,
+      ...(TRACE_FORMATS[s.workload.format] && { format: TRACE_FORMATS[s.workload.format] }),
+    };
+  }
+
+  /**
+   * Starts a drift check when one is due (drift enabled, a baseline from a finished sweep, none running);
+   * returns how soon to look again (ms).
+   */
+  private maybeCheckDrift(
+    key: string,
+    dt: DeploymentTuning,
+    s: DeploymentTuningSpec,
+    servedModel: string | undefined,
+    now: Date,
+  ): number {
+    if (!s.drift.enabled || !dt.status?.drift?.baseline || this.checking.has(key) || this.checked.has(key))
+      return MAX_REQUEUE_MS;
+    const due = nextDriftCheck(dt.status.drift, s.drift) - now.getTime();
+    if (due > 0) return due;
+    this.startDriftCheck(key, dt, s, servedModel);
+    return MAX_REQUEUE_MS;
+  }
+
+  private startDriftCheck(
+    key: string,
+    dt: DeploymentTuning,
+    s: DeploymentTuningSpec,
+    servedModel: string | undefined,
+  ) {
+    const abort = new AbortController();
+    this.checking.set(key, abort);
+    const namespace = dt.metadata.namespace ?? 'default';
+    void (async () => {
+      let result: DriftCheckResult;
+      try {
+        const kind = sourceKind(s.workload.source);
+        let profile: WorkloadProfile;
+        if (kind === 'prometheus') {
+          profile = await prometheusProfile(this.o.client, namespace, s, this.access, servedModel, {
+            signal: abort.signal,
+          });
+        } else {
+          const input = await this.windowInput(namespace, s, servedModel, abort.signal);
+          profile = await runProfileJob(
+            input.requestTrace
+              ? { kind: 'requestTrace', ...input.requestTrace }
+              : {
+                  kind: 'trace',
+                  text: input.traceText ?? '',
+                  traceBlockSize: s.workload.traceBlockSize,
+                  lookbackMs: s.workload.lookback ? parseDuration(s.workload.lookback) : undefined,
+                  ...(input.format !== undefined && { format: input.format }),
+                },
+            {
+              source: describeSource(s.workload, namespace),
+              limits: {
+                maxBytes: this.o.maxTraceBytes ?? DEFAULT_MAX_TRACE_BYTES,
+                maxRows: this.o.maxTraceRows,
+              },
+              memoryMb: this.o.sweepMemoryMb,
+            },
+            abort.signal,
+          );
+        }
+        result = { profile };
+      } catch (e) {
+        if (abort.signal.aborted) {
+          this.checking.delete(key);
+          return;
+        }
+        const reason =
+          e instanceof TelemetryError
+            ? e.reason
+            : e instanceof TraceUnavailableError
+              ? 'TraceUnavailable'
+              : 'DriftCheckFailed';
+        result = { error: { reason, message: oneLine((e as Error).message, 512) } };
+      }
+      this.checking.delete(key);
+      this.checked.set(key, result);
+      this.enqueue(key);
+    })();
+  }
+
+  /** Writes a drift check's outcome; on a trigger, schedules a sweep now (reason WorkloadDrift). */
+  private async applyDriftCheck(
+    key: string,
+    dt: DeploymentTuning,
+    s: DeploymentTuningSpec,
+    check: DriftCheckResult,
+    log: Logger,
+  ): Promise<void> {
+    const generation = dt.metadata.generation ?? 0;
+    const now = this.now();
+    const checkedTime = nowIso(now);
+    const { namespace, name } = splitKey(key);
+    if ('error' in check) {
+      const message = `Drift check: ${check.error.message.replace(/\.?$/, '.')} The previous recommendation is kept.`;
+      await this.updateStatus(key, (st) => {
+        if (st.drift)
+          st.drift = {
+            ...st.drift,
+            checkedTime,
+            phase: 'Unknown',
+            message: oneLine(check.error.message, 1024),
+          };
+      });
+      await this.degrade(key, check.error.reason, oneLine(message, 1024), true);
+      return;
+    }
+    const baseline = dt.status?.drift?.baseline;
+    if (!baseline) return;
+    const d = decideDrift(dt.status?.drift, baseline, check.profile, s.drift, now);
+    recordDrift(this.o.metrics, namespace, name, d);
+    let sweepAt: string | undefined;
+    await this.updateStatus(key, (st) => {
+      st.drift = d.status;
+      const degraded = getCondition(st.conditions, 'Degraded');
+      if (degraded?.status === 'True' && TELEMETRY_REASONS.has(degraded.reason))
+        st.conditions = setCondition(st.conditions, {
+          type: 'Degraded',
+          status: 'False',
+          reason: 'AsExpected',
+          message: 'Nothing is wrong.',
+          observedGeneration: generation,
+        });
+      if (d.trigger) {
+        const earliest = st.lastSweepTime
+          ? Date.parse(st.lastSweepTime) + this.limits.minScheduleIntervalMs
+          : 0;
+        sweepAt = nowIso(new Date(Math.max(now.getTime(), earliest)));
+        st.nextSweepTime = sweepAt;
+        st.sweepReason = 'WorkloadDrift';
+        // Settings that failed verification may suit the traffic now.
+        st.failedProposals = undefined;
+      }
+      this.summarizeConditions(st, generation);
+    });
+    if (d.trigger) {
+      this.o.metrics.driftTriggers.inc({ namespace, name });
+      log.info(
+        { level: d.verdict.level, moved: d.verdict.moved },
+        'Workload drifted; sweeping out of schedule',
+      );
+      await this.o.recorder.emit(
+        refOf(dt),
+        'Normal',
+        'WorkloadDrift',
+        'DetectDrift',
+        oneLine(`${d.message} Sweeping out of schedule at ${sweepAt}.`, 1024),
+      );
+    }
   }
 
   /** Writes a finished sweep's outcome: recommendation (if warranted), status, events. */
@@ -622,9 +875,12 @@ export class TuningController {
         if (f.inventory) st.gpuInventory = f.inventory;
         this.pushHistory(st, {
           time: f.completedTime,
+          reason: f.reason,
           outcome: 'Failed',
           message: oneLine(f.error!.message),
         });
+        // A drift-triggered sweep that failed is retried as one.
+        if (f.reason !== 'WorkloadDrift') st.sweepReason = undefined;
         st.conditions = setCondition(st.conditions, {
           type: 'Sweeping',
           status: 'False',
@@ -645,6 +901,16 @@ export class TuningController {
       return;
     }
     const r = f.result!;
+    const { namespace: ns, name: dtName } = splitKey(key);
+    recordCalibration(this.o.metrics, ns, dtName, r.calibration);
+    if (r.calibration?.correction?.bounded)
+      void this.o.recorder.emit(
+        regarding,
+        'Warning',
+        'CalibrationBounded',
+        'Calibrate',
+        `The simulator's correction for this deployment hit its bound (prefill x${r.calibration.correction.factors.prefill}, decode x${r.calibration.correction.factors.decode}; mean error ${(r.calibration.correction.meanAbsError * 100).toFixed(0)} % after, ${(r.calibration.meanAbsError * 100).toFixed(0)} % before): the model is off by more than a scale explains, so the correction is not applied.`,
+      );
     const decision = decideProposal({
       best: r.best,
       baseline: f.baseline,
@@ -702,6 +968,21 @@ export class TuningController {
       st.sweepStartedTime = undefined;
       st.sweepCrashes = undefined;
       st.workload = r.summary;
+      st.sweepReason = undefined;
+      // The profile this sweep replayed is what later windows are compared with.
+      st.drift = {
+        ...(st.drift ?? {
+          checkedTime: f.completedTime,
+          level: 0,
+          drifted: false,
+          phase: 'Stable',
+          armed: true,
+          scores: {},
+        }),
+        baseline: baselineOf(r.profile, new Date(f.completedTime)),
+      };
+      const cal = calibrationStatus(r, f.completedTime);
+      if (cal) st.calibration = cal;
       if (f.inventory) st.gpuInventory = f.inventory;
       st.lastSweep = {
         candidates: r.candidates,
@@ -715,6 +996,7 @@ export class TuningController {
       }
       this.pushHistory(st, {
         time: f.completedTime,
+        reason: f.reason,
         outcome: decision.outcome,
         ...(created && { recommendation: created }),
         ...(r.gainPercent !== null && { gainPercent: r.gainPercent }),

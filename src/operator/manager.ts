@@ -55,6 +55,8 @@ export interface OperatorOptions {
   prometheusUrl?: string;
   /** Which Prometheus URLs tenants may name in spec.metrics (default: https to public addresses only). */
   metricsUrlPolicy?: UrlPolicy;
+  /** Secrets a Prometheus source may take its bearer token from (names, in the DeploymentTuning's namespace). */
+  prometheusTokenSecrets?: string[];
   maxTraceBytes?: number;
   maxTraceRows?: number;
   minScheduleIntervalMs?: number;
@@ -228,6 +230,9 @@ export class Operator {
       maxSweepCrashes: this.o.maxSweepCrashes,
       sweepMemoryMb: this.o.sweepMemoryMb ?? defaultSweepMemoryMb(this.o.maxConcurrentSweeps ?? 1),
       runJob: this.o.runJob,
+      prometheusUrl: this.o.prometheusUrl,
+      metricsUrlPolicy: this.o.metricsUrlPolicy,
+      prometheusTokenSecrets: this.o.prometheusTokenSecrets,
     });
     const loop = new WorkLoop({
       name: 'deploymenttuning',

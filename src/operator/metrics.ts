@@ -78,10 +78,102 @@ export class OperatorMetrics {
     buckets: [1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 * 3600, 7 * 24 * 3600],
     registers: [this.registry],
   });
+  // Per DeploymentTuning (namespace, name): drift and live calibration, for the dashboard.
+  readonly driftScore = new Gauge({
+    name: 'servetune_drift_score',
+    help: 'Latest drift score per dimension (0: unchanged; see servetune_drift_threshold).',
+    labelNames: ['namespace', 'name', 'dimension'],
+    registers: [this.registry],
+  });
+  readonly driftThreshold = new Gauge({
+    name: 'servetune_drift_threshold',
+    help: 'Score at which a drift dimension counts as moved.',
+    labelNames: ['namespace', 'name', 'dimension'],
+    registers: [this.registry],
+  });
+  readonly driftLevel = new Gauge({
+    name: 'servetune_drift_level',
+    help: 'Largest drift score over its threshold (1: at a threshold; a sweep follows after the dwell time).',
+    labelNames: ['namespace', 'name'],
+    registers: [this.registry],
+  });
+  readonly driftTriggers = new Counter({
+    name: 'servetune_drift_triggers_total',
+    help: 'Out-of-schedule sweeps triggered by workload drift.',
+    labelNames: ['namespace', 'name'],
+    registers: [this.registry],
+  });
+  readonly calibrationError = new Gauge({
+    name: 'servetune_calibration_error_percent',
+    help: "Simulator's error against the deployment's measurements (predicted / observed - 1, percent), before correction.",
+    labelNames: ['namespace', 'name', 'metric'],
+    registers: [this.registry],
+  });
+  readonly calibrationCorrectedError = new Gauge({
+    name: 'servetune_calibration_corrected_error_percent',
+    help: 'The same with the fitted correction.',
+    labelNames: ['namespace', 'name', 'metric'],
+    registers: [this.registry],
+  });
+  readonly calibrationCorrection = new Gauge({
+    name: 'servetune_calibration_correction',
+    help: 'Fitted scale of forward-pass time (part prefill or decode); 1 is none.',
+    labelNames: ['namespace', 'name', 'part'],
+    registers: [this.registry],
+  });
+  readonly predicted = new Gauge({
+    name: 'servetune_predicted',
+    help: "The simulator's prediction for the current settings over the last calibration window (ms for latencies).",
+    labelNames: ['namespace', 'name', 'metric'],
+    registers: [this.registry],
+  });
+  readonly observed = new Gauge({
+    name: 'servetune_observed',
+    help: 'What the deployment measured over the same window.',
+    labelNames: ['namespace', 'name', 'metric'],
+    registers: [this.registry],
+  });
   readonly recommendations = new Gauge({
     name: 'servetune_recommendations',
     help: 'TuningRecommendations by state.',
     labelNames: ['state'],
     registers: [this.registry],
   });
+
+  /** Drops a deleted DeploymentTuning's series (every label value these gauges take). */
+  forget(namespace: string, name: string): void {
+    const both = { namespace, name };
+    this.driftLevel.remove(both);
+    this.driftTriggers.remove(both);
+    for (const dimension of DRIFT_DIMENSION_LABELS) {
+      this.driftScore.remove({ ...both, dimension });
+      this.driftThreshold.remove({ ...both, dimension });
+    }
+    for (const metric of CALIBRATION_METRIC_LABELS) {
+      for (const g of [this.calibrationError, this.calibrationCorrectedError, this.predicted, this.observed])
+        g.remove({ ...both, metric });
+    }
+    for (const part of ['prefill', 'decode']) this.calibrationCorrection.remove({ ...both, part });
+  }
 }
+
+export const DRIFT_DIMENSION_LABELS = [
+  'rate_level',
+  'burstiness',
+  'input_tokens',
+  'output_tokens',
+  'prefix_reuse',
+  'sessions',
+] as const;
+export const CALIBRATION_METRIC_LABELS = [
+  'ttft_p50',
+  'ttft_p90',
+  'ttft_p99',
+  'itl_p50',
+  'itl_p90',
+  'itl_p99',
+  'e2e_p50',
+  'e2e_p90',
+  'output_tokens_per_s',
+  'queued_mean',
+] as const;

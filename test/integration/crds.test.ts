@@ -71,7 +71,9 @@ describe('DeploymentTuning CRD', () => {
         workload: { source: { file: { path: '/t.jsonl' }, url: { url: 'http://x/t' } } },
       }),
     );
-    expect(twoSources).toContain('workload.source needs exactly one of configMap, file or url');
+    expect(twoSources).toContain(
+      'workload.source needs exactly one of configMap, file, url, requestTrace or prometheus',
+    );
     const explicit = await rejection(
       pathOf(DEPLOYMENT_TUNINGS, ns),
       dt('explicit', { ...base, gpuBudget: { mode: 'Explicit' } }),

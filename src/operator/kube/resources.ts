@@ -36,6 +36,7 @@ export const DYNAMO_SCALING_ADAPTERS: ResourceType = {
   plural: 'dynamographdeploymentscalingadapters',
   namespaced: true,
 };
+export const SECRETS: ResourceType = { group: '', version: 'v1', plural: 'secrets', namespaced: true };
 export const NODES: ResourceType = { group: '', version: 'v1', plural: 'nodes', namespaced: false };
 export const PODS: ResourceType = { group: '', version: 'v1', plural: 'pods', namespaced: true };
 export const CONFIG_MAPS: ResourceType = { group: '', version: 'v1', plural: 'configmaps', namespaced: true };

@@ -5,11 +5,15 @@ import type {
   ServingSettings,
   WorkloadSummary,
 } from '../../api/index.ts';
+import { prepareCluster } from '../../config/hardware.ts';
+import type { PoolTimings } from '../../config/run.ts';
 import { Catalog } from '../../hardware/catalog.ts';
-import type { SimulationBase } from '../../sweep/evaluate.ts';
+import { candidateConfig, type SimulationBase, sweepCatalog } from '../../sweep/evaluate.ts';
 import type { GpuBudget, SearchSpace, Candidate as SweepCandidate } from '../../sweep/space.ts';
 import { runSweep, simulationBase } from '../../sweep/sweep.ts';
 import { type IntervalMetrics, pairedGain, predictionIntervals } from '../../sweep/uncertainty.ts';
+import { type CalibrationResult, calibrate } from '../../telemetry/calibration/calibrate.ts';
+import type { WorkloadProfile } from '../../telemetry/profile/profile.ts';
 import type { TraceIssue } from '../../telemetry/trace/index.ts';
 import { budgetGpus } from '../rollout/decide.ts';
 import {
@@ -23,8 +27,8 @@ import {
   sweepSlos,
   sweepSpace,
 } from './mapping.ts';
-import { loadTraceWindow } from './trace-window.ts';
 import { type TransitionCost, transitionCost } from './transition.ts';
+import { type JobWindow, loadJobWindow, type WindowSource } from './window.ts';
 
 /**
  * One sweep as a job: cut and summarise the trace window, score the baseline and every candidate with the
@@ -33,8 +37,16 @@ import { type TransitionCost, transitionCost } from './transition.ts';
  */
 
 export interface SweepJobInput {
-  /** The trace's bytes or text (gzip or not). */
-  traceText: string | Uint8Array;
+  /** The trace's bytes or text (gzip or not), unless one of the telemetry sources below is given. */
+  traceText?: string | Uint8Array;
+  /** Force a trace format (default: detected from the content). */
+  format?: string;
+  /** Dynamo request traces in a directory (checked to lie under the trace roots before the job starts). */
+  requestTrace?: { path: string; lookbackMs: number; endMs: number };
+  /** A Prometheus window's profile, synthesised into a trace in the job (seeded: the same window, the same trace). */
+  profile?: WorkloadProfile;
+  /** Live calibration against what the deployment measured over the window, when the source says. */
+  calibration?: { enabled: boolean; apply: boolean; maxCorrection: number };
   /** Caps on the (inflated) trace: bytes and rows read. */
   limits?: { maxBytes?: number; maxRows?: number };
   source: string;
@@ -61,6 +73,10 @@ export interface Candidate {
 
 export interface SweepJobResult {
   summary: WorkloadSummary;
+  /** The window's profile: drift compares later windows with it. */
+  profile: WorkloadProfile;
+  /** Live calibration of the baseline against the deployment's measurements, and whether it was applied. */
+  calibration?: CalibrationResult & { applied: boolean; windowS: number };
   issues: TraceIssue[];
   baseline: PredictedMetrics;
   best: Candidate | null;
@@ -127,15 +143,49 @@ export class SweepJobError extends Error {
   }
 }
 
+/** Synthesised traces are seeded: the same Prometheus window always replays as the same trace. */
+const SYNTHESIS = { seed: 1, blockSize: 64 };
+
+function windowSource(input: SweepJobInput): WindowSource {
+  if (input.requestTrace) return { kind: 'requestTrace', ...input.requestTrace };
+  if (input.profile) return { kind: 'profile', profile: input.profile, ...SYNTHESIS };
+  return {
+    kind: 'trace',
+    text: input.traceText ?? '',
+    traceBlockSize: input.traceBlockSize,
+    lookbackMs: input.lookbackMs,
+    ...(input.format !== undefined && { format: input.format }),
+  };
+}
+
+/** Calibrates the baseline candidate against the window's measurements. */
+function calibrateBaseline(
+  window: JobWindow,
+  candidate: SweepCandidate,
+  base: SimulationBase,
+  c: NonNullable<SweepJobInput['calibration']>,
+): CalibrationResult {
+  let config = candidateConfig(candidate, base);
+  let timings: PoolTimings | undefined;
+  if (base.hardware) {
+    const prepared = prepareCluster(config, sweepCatalog(base.hardware), window.workload);
+    config = prepared.config;
+    timings = prepared.timings;
+  }
+  return calibrate({
+    workload: window.workload,
+    config,
+    timings,
+    observed: window.observed,
+    windowS: window.windowS,
+    bounds: { min: 1 / c.maxCorrection, max: c.maxCorrection },
+  });
+}
+
 export async function runSweepJobInline(input: SweepJobInput): Promise<SweepJobResult> {
-  let window: ReturnType<typeof loadTraceWindow>;
+  let window: JobWindow;
   try {
-    window = loadTraceWindow(input.traceText, {
-      limits: input.limits,
-      source: input.source,
-      traceBlockSize: input.traceBlockSize,
-      lookbackMs: input.lookbackMs,
-    });
+    window = await loadJobWindow(windowSource(input), { source: input.source, limits: input.limits });
   } catch (e) {
     throw new SweepJobError('NoUsableData', (e as Error).message);
   }
@@ -143,28 +193,50 @@ export async function runSweepJobInline(input: SweepJobInput): Promise<SweepJobR
   const slos = sweepSlos(input.spec.slos);
   const model = input.baseline.model;
   const timing = simulationFor(model, input.baseline.gpuType);
-  let baseline: PredictedMetrics;
+  let baseline: PredictedMetrics | undefined;
   let baselineCandidate: SweepCandidate | undefined;
+  let calibration: SweepJobResult['calibration'];
   try {
     const b = baselineSpace(input.baseline);
-    const r = await runSweep(
-      {
-        workload: window.workload,
-        space: b.space,
+    const evaluateBaseline = async () => {
+      const r = await runSweep(
+        {
+          workload: window.workload,
+          space: b.space,
+          budget: b.budget,
+          objective,
+          slos,
+          simulation: timing.simulation,
+        },
+        { threads: 0 },
+      );
+      const c = r.candidates[0];
+      if (!c?.metrics) throw new Error(c?.error ?? 'the baseline could not be simulated');
+      baseline = predictedMetrics(c.metrics, c.feasible, objective, c.score);
+      baselineCandidate = c.candidate;
+    };
+    await evaluateBaseline();
+    const cal = input.calibration;
+    if (cal?.enabled && baselineCandidate && Object.keys(window.observed).length > 0) {
+      const base = simulationBase({
         budget: b.budget,
-        objective,
-        slos,
+        workload: window.workload,
         simulation: timing.simulation,
-      },
-      { threads: 0 },
-    );
-    const c = r.candidates[0];
-    if (!c?.metrics) throw new Error(c?.error ?? 'the baseline could not be simulated');
-    baseline = predictedMetrics(c.metrics, c.feasible, objective, c.score);
-    baselineCandidate = c.candidate;
+        slos,
+      });
+      const result = calibrateBaseline(window, baselineCandidate, base, cal);
+      const applied = cal.apply && result.correction !== null && !result.correction.bounded;
+      calibration = { ...result, applied, windowS: window.windowS };
+      if (applied && result.correction) {
+        // Every candidate, the baseline included, is priced with the correction from here on.
+        timing.simulation = { ...timing.simulation, timingScale: result.correction.factors };
+        await evaluateBaseline();
+      }
+    }
   } catch (e) {
     throw new SweepJobError('BaselineNotSimulatable', `baseline: ${(e as Error).message}`);
   }
+  if (baseline === undefined) throw new SweepJobError('BaselineNotSimulatable', 'baseline: not simulated');
   let space = sweepSpace(input.spec.searchSpace, input.baseline);
   let budget = sweepBudget(input.budget, input.spec.searchSpace.gpuTypes);
   const hardwareAware = timing.simulation.hardware !== undefined;
@@ -176,6 +248,8 @@ export async function runSweepJobInline(input: SweepJobInput): Promise<SweepJobR
   if (budget.length === 0) {
     return {
       summary: window.summary,
+      profile: window.profile,
+      ...(calibration && { calibration }),
       issues: window.issues,
       baseline,
       best: null,
@@ -251,6 +325,8 @@ export async function runSweepJobInline(input: SweepJobInput): Promise<SweepJobR
   const evaluated = r.candidates.filter((c) => c.metrics !== null && c.fraction >= 1);
   return {
     summary: window.summary,
+    profile: window.profile,
+    ...(calibration && { calibration }),
     issues: window.issues,
     baseline,
     best,

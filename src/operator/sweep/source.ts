@@ -125,6 +125,13 @@ export function describeSource(spec: WorkloadSpec, namespace: string): string {
   const s = spec.source;
   if (s.configMap) return `configmap://${namespace}/${s.configMap.name}#${s.configMap.key}`;
   if (s.file) return `file://${s.file.path}`;
+  if (s.requestTrace) return `request-trace://${s.requestTrace.path}`;
+  if (s.prometheus) {
+    const sel = Object.entries(s.prometheus.selector ?? {})
+      .map(([k, v]) => `${k}=${v}`)
+      .join(',');
+    return `prometheus:${s.prometheus.url ?? '(default)'}${sel ? `{${sel}}` : ''}`;
+  }
   return s.url!.url;
 }
 
@@ -178,7 +185,8 @@ export async function fetchTrace(
       await fh.close();
     }
   }
-  return fetchUrl(s.url!.url, maxBytes, opts);
+  if (!s.url) throw new TraceUnavailableError('this source is not a trace to fetch');
+  return fetchUrl(s.url.url, maxBytes, opts);
 }
 
 /** True if `e` or anything in its cause chain is a URL policy refusal. */

@@ -1,12 +1,14 @@
 import { createHash } from 'node:crypto';
 import type { WorkloadSummary } from '../../api/index.ts';
 import type { Workload } from '../../sim/workload/workload.ts';
+import { tailFrom } from '../../telemetry/profile/from-trace.ts';
 import {
   DEFAULT_INPUT_LIMITS,
   decodeTrace,
   type InputLimits,
   parseTrace,
   type TraceIssue,
+  type TraceSummary,
 } from '../../telemetry/trace/index.ts';
 
 /**
@@ -19,6 +21,8 @@ export interface TraceWindow {
   workload: Workload;
   summary: WorkloadSummary;
   issues: TraceIssue[];
+  /** What the reader found (format, tallies), for the window's profile. */
+  trace: TraceSummary;
 }
 
 const TS = /"(?:timestamp|created_time)"\s*:\s*(-?[0-9][0-9.eE+-]*)/;
@@ -38,7 +42,7 @@ function timestampRange(text: string): { min: number; max: number } {
   return { min, max };
 }
 
-function stats(values: Int32Array): { mean: number; p50: number; p90: number } {
+export function stats(values: Int32Array): { mean: number; p50: number; p90: number } {
   if (values.length === 0) return { mean: 0, p50: 0, p90: 0 };
   const sorted = Float64Array.from(values).sort();
   const at = (p: number) => sorted[Math.round((sorted.length - 1) * p)];
@@ -47,10 +51,10 @@ function stats(values: Int32Array): { mean: number; p50: number; p90: number } {
   return { mean: round(sum / values.length), p50: at(0.5), p90: at(0.9) };
 }
 
-const round = (x: number, digits = 3) => Number(x.toFixed(digits));
+export const round = (x: number, digits = 3) => Number(x.toFixed(digits));
 
 /** Fraction of prompt blocks whose hash id appeared in an earlier request of the window. */
-function prefixReuse(w: Workload): number {
+export function prefixReuse(w: Workload): number {
   const seen = new Set<number>();
   let reused = 0;
   const total = w.hashIds.length;
@@ -66,7 +70,14 @@ function prefixReuse(w: Workload): number {
 
 export function loadTraceWindow(
   data: string | Uint8Array,
-  opts: { source: string; traceBlockSize: number; lookbackMs?: number; limits?: Partial<InputLimits> },
+  opts: {
+    source: string;
+    traceBlockSize: number;
+    lookbackMs?: number;
+    limits?: Partial<InputLimits>;
+    /** Force a format (default: detected from the content). */
+    format?: string;
+  },
 ): TraceWindow {
   // The cap holds for the inflated text too: a small gzip member must not inflate to gigabytes.
   const limits = { ...DEFAULT_INPUT_LIMITS, maxBytes: 2 ** 30, ...opts.limits };
@@ -82,8 +93,19 @@ export function loadTraceWindow(
     lenient: true,
     windowMs: window,
     limits,
+    ...(opts.format !== undefined && { format: opts.format }),
   });
-  const w = parsed.workload;
+  let w = parsed.workload;
+  // Formats without Mooncake's timestamp field (Azure CSV, request traces): the window is cut after parsing.
+  let cutMs: number | undefined;
+  if (opts.lookbackMs !== undefined && window === undefined) {
+    let newest = 0;
+    for (let i = 0; i < w.size; i++) if (w.arrivalMs[i] > newest) newest = w.arrivalMs[i];
+    if (newest > opts.lookbackMs) {
+      cutMs = newest - opts.lookbackMs;
+      w = tailFrom(w, cutMs).workload;
+    }
+  }
   let span = 0;
   let sessions = 0;
   const seenSessions = new Set<number>();
@@ -94,15 +116,18 @@ export function loadTraceWindow(
       sessions++;
     }
   }
-  const start = Number.isFinite(range.min) ? Math.max(range.min, window?.from ?? range.min) : 0;
-  const end = Number.isFinite(range.max) ? range.max : start;
+  const start = Number.isFinite(range.min) ? Math.max(range.min, window?.from ?? range.min) : (cutMs ?? 0);
+  const end = Number.isFinite(range.max) ? range.max : start + span;
   const hash = createHash('sha256')
     .update(text)
-    .update(`\0window=${window ? `${window.from},${window.to}` : 'all'}`)
+    .update(
+      `\0window=${window ? `${window.from},${window.to}` : cutMs !== undefined ? `tail:${cutMs}` : 'all'}`,
+    )
     .digest('hex');
   return {
     workload: w,
     issues: parsed.issues,
+    trace: parsed.summary,
     summary: {
       source: opts.source,
       hash: `sha256:${hash}`,

@@ -7,7 +7,9 @@ import { allanFactor, rebin, type WorkloadProfile } from '../profile/profile.ts'
  * worth re-tuning for:
  *
  * - `rate_level`: |log2(current / baseline)| of the mean request rate (1 = doubled or halved);
- * - `burstiness`: |log2| of the ratio of the rate curves' Allan factors, both re-binned to a common step;
+ * - `burstiness`: |log2| of the ratio of the rate curves' (1 + Allan factor), both re-binned to a common
+ *   step (the 1 is Poisson's level: between very regular arrivals, whose factors are near 0, a ratio of two
+ *   small numbers would be noise, not drift);
  * - `input_tokens`, `output_tokens`: Wasserstein-1 distance between the length distributions on a log2 scale
  *   (by how many doublings the mass moved on average; the KS distance is reported alongside);
  * - `prefix_reuse`: absolute difference of the prefix-reuse shares (0-1);
@@ -51,15 +53,20 @@ const log2Ratio = (a: number, b: number) => {
   return Math.abs(Math.log2(Math.max(a, lo) / Math.max(b, lo)));
 };
 
-/** Allan factors of both curves at a common step (the coarser one; the finer re-binned to it). */
+/**
+ * Allan factors of both curves at a common step (the coarser one; the finer re-binned to it). A profile
+ * without its curve (a baseline kept in status) stands with the factor it was measured at.
+ */
 export function commonBurstiness(
   a: WorkloadProfile,
   b: WorkloadProfile,
 ): { a: number; b: number; stepS: number } {
   const step = Math.max(a.rate.step_s, b.rate.step_s);
-  const fa = Math.max(1, Math.round(step / a.rate.step_s));
-  const fb = Math.max(1, Math.round(step / b.rate.step_s));
-  return { a: allanFactor(rebin(a.rate.counts, fa)), b: allanFactor(rebin(b.rate.counts, fb)), stepS: step };
+  const at = (p: WorkloadProfile) =>
+    p.rate.counts.length === 0
+      ? p.rate.burstiness
+      : allanFactor(rebin(p.rate.counts, Math.max(1, Math.round(step / p.rate.step_s))));
+  return { a: at(a), b: at(b), stepS: step };
 }
 
 export function compareProfiles(baseline: WorkloadProfile, current: WorkloadProfile): DriftComparison {
@@ -81,7 +88,7 @@ export function compareProfiles(baseline: WorkloadProfile, current: WorkloadProf
   if (sessions === null) notes.push('sessions: not recorded on both sides, not compared');
   const scores: DriftScores = {
     rate_level: log2Ratio(current.request_rate_rps, baseline.request_rate_rps),
-    burstiness: log2Ratio(burst.b, burst.a),
+    burstiness: log2Ratio(1 + burst.b, 1 + burst.a),
     input_tokens: log2Wasserstein(baseline.input_tokens, current.input_tokens),
     output_tokens: log2Wasserstein(baseline.output_tokens, current.output_tokens),
     prefix_reuse: prefix,

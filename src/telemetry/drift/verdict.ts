@@ -7,11 +7,12 @@ import { compareProfiles, DRIFT_DIMENSIONS, type DriftComparison, type DriftDime
  * different workloads (Mooncake conversation against Mooncake synthetic, Azure code, Azure conversation) far
  * above them on the dimensions where those workloads differ.
  *
- * - lengths 0.5 (log2 Wasserstein: the mass moved by ~41 % on average): halves 0.05-0.23, different workloads
- *   0.83-3.8;
+ * - lengths 0.6 (log2 Wasserstein: the mass moved by ~50 % on average): halves 0.05-0.50 (0.23 on 30-minute
+ *   windows), different workloads 0.68-3.9;
  * - rate 0.5 (a 41 % change): halves 0.02-0.20, except Azure code's, whose rate fell by a third (0.63): a
  *   change of that size is worth a re-tune for capacity whatever the cause;
- * - burstiness 1.0 (the Allan factor doubled or halved): halves 0.07-0.42, different workloads 0.57-5.1;
+ * - burstiness 1.0 ((1 + the Allan factor) doubled or halved): halves 0.04-0.63, workloads with different
+ *   arrival patterns (Azure code's bursts against the others) 3.6-4.9;
  * - prefix reuse 0.15 (absolute share): conversation halves 0.00, conversation against synthetic 0.27;
  * - sessions 0.5 (turns per session x1.41): no public trace here records sessions; by analogy with rate.
  */

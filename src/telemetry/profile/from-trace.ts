@@ -51,6 +51,8 @@ export interface RecordedWindowOptions {
   /** Keep the last `lookbackMs` of arrivals: before `endMs` (raw ms, e.g. now), else before the newest one. */
   lookbackMs?: number;
   endMs?: number;
+  /** Skip request-trace segments that are symbolic links (see SegmentOptions). */
+  noSymlinks?: boolean;
 }
 
 /** Grows typed columns without per-request objects (a busy hour is 100,000+ requests). */
@@ -121,8 +123,10 @@ export async function readRecordedWindow(
       lenient: opts.lenient,
       limits: opts.limits,
       windowMs: explicit,
-      segments:
-        opts.lookbackMs !== undefined ? { lookbackMs: opts.lookbackMs, endMs: opts.endMs } : undefined,
+      segments: {
+        ...(opts.lookbackMs !== undefined && { lookbackMs: opts.lookbackMs, endMs: opts.endMs }),
+        ...(opts.noSymlinks && { noSymlinks: true }),
+      },
     },
     sink,
   );

@@ -25,8 +25,8 @@ export type PrometheusFailure =
 
 export class PrometheusError extends Error {
   readonly failure: PrometheusFailure;
-  constructor(failure: PrometheusFailure, message: string) {
-    super(message);
+  constructor(failure: PrometheusFailure, message: string, options?: { cause?: unknown }) {
+    super(message, options);
     this.failure = failure;
     this.name = 'PrometheusError';
   }
@@ -201,8 +201,9 @@ export class PrometheusClient {
           'Unreachable',
           `${where}: no answer within ${timeoutMs >= 1000 ? `${Math.round(timeoutMs / 1000)} s` : `${timeoutMs} ms`}`,
         );
-      // Deliberately vague: refused, reset or unresolvable would tell a prober what lives where.
-      throw new PrometheusError('Unreachable', `${where}: the server could not be reached`);
+      // Deliberately vague: refused, reset or unresolvable would tell a prober what lives where. The cause is
+      // kept for the caller (a URL policy refusal from its own DNS lookup is worth saying as such).
+      throw new PrometheusError('Unreachable', `${where}: the server could not be reached`, { cause: e });
     }
     if (status >= 300 && status < 400)
       throw new PrometheusError('BadResponse', `${where}: HTTP ${status}; redirects are not followed`);

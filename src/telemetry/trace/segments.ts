@@ -1,5 +1,5 @@
 import type { Stats } from 'node:fs';
-import { readdir, stat } from 'node:fs/promises';
+import { lstat, readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { TraceError } from './issues.ts';
 
@@ -25,6 +25,11 @@ export interface SegmentOptions {
   endMs?: number;
   /** Most segments read (default 10,000): beyond, the oldest are left out and counted. */
   maxFiles?: number;
+  /**
+   * Skip segments that are symbolic links (the operator reads directories under its trace roots: a link
+   * planted there must not lead it elsewhere).
+   */
+  noSymlinks?: boolean;
 }
 
 export interface Segment {
@@ -92,7 +97,7 @@ export async function listSegments(path: string, opts: SegmentOptions = {}): Pro
     const p = parseSegmentName(name);
     if (!p || (onlyPrefix !== undefined && p.prefix !== onlyPrefix)) continue;
     const full = join(dir, name);
-    const s = await stat(full).catch(() => null);
+    const s = await (opts.noSymlinks ? lstat(full) : stat(full)).catch(() => null);
     // A segment that vanished meanwhile (retention) or is not a regular file is no segment.
     if (!s?.isFile()) continue;
     found.push({ path: full, prefix: p.prefix, index: p.index, mtimeMs: s.mtimeMs, size: s.size });
