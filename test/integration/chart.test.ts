@@ -147,6 +147,7 @@ interface Access {
   resource: string;
   subresource?: string;
   namespace?: string;
+  name?: string;
 }
 async function allowed(sa: { namespace: string; name: string }, a: Access): Promise<boolean> {
   const r = await admin.create<{ status: { allowed: boolean } }>(
@@ -352,6 +353,7 @@ describe('charts/servetune', () => {
         `ClusterRole/${full}-operator`,
         `ClusterRole/${full}-viewer`,
         `ClusterRoleBinding/${full}-operator`,
+        `ConfigMap/${full}-dashboards`,
         'CustomResourceDefinition/deploymenttunings.servetune.dev',
         'CustomResourceDefinition/tuningrecommendations.servetune.dev',
         `Deployment/${full}`,
@@ -505,6 +507,29 @@ describe('charts/servetune', () => {
       }
       await deleteNodes(admin, [gpuNode]);
     }
+  });
+
+  it('prometheusTokenSecrets: the operator may get exactly those Secrets, and nothing else of Secrets', async () => {
+    const ns = await createNamespace(admin, 'chart');
+    const tenant = await createNamespace(admin, 'chart-tenant');
+    const release = `st-${ns.slice(-5)}`;
+    const full = `${release}-servetune`;
+    const ms = render(release, ns, {
+      'prometheusTokenSecrets[0]': 'prometheus-token',
+      prometheusUrl: 'https://prometheus.example.com',
+      'dashboards.enabled': false,
+    });
+    expect(ms.some((m) => m.kind === 'ConfigMap')).toBe(false);
+    expect(await applyAll(ms, ns)).toEqual([]);
+    const d = await admin.get<DeploymentObject>(`/apis/apps/v1/namespaces/${ns}/deployments/${full}`);
+    expect(d.spec.template.spec.containers[0].args).toContain('--prometheus-token-secrets=prometheus-token');
+    const sa = { namespace: ns, name: full };
+    const secret = (verb: string, name?: string) =>
+      allowed(sa, { verb, group: '', resource: 'secrets', namespace: tenant, ...(name && { name }) });
+    expect(await secret('get', 'prometheus-token')).toBe(true);
+    expect(await secret('get', 'db-password')).toBe(false);
+    expect(await secret('list')).toBe(false);
+    expect(await secret('watch')).toBe(false);
   });
 
   it('single replica without leader election and without ServiceMonitor or user roles', async () => {

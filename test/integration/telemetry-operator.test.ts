@@ -1,5 +1,9 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { connect, createServer as createNetServer, type Server, type Socket } from 'node:net';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
 import type { KubeClient } from '../../src/operator/kube/client.ts';
 import type { Operator } from '../../src/operator/manager.ts';
 import { parseUrlAllowList } from '../../src/operator/sweep/url-policy.ts';
@@ -17,6 +21,7 @@ import {
   kube,
   listEvents,
   listRecommendations,
+  ROOT,
   startOperator,
   tuningSpec,
   waitFor,
@@ -327,5 +332,68 @@ describe('DeploymentTunings on telemetry', () => {
     expect(empty.message).toMatch(
       /no dynamo_frontend_requests_started_total\{model="nobody"\} samples in the window/,
     );
+  });
+
+  it("the chart's Grafana dashboard: every panel's PromQL answers with data from the twin's and the operator's metrics", async () => {
+    const helm = execFileSync('bash', [join(ROOT, 'hack/install-helm.sh')], { encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .pop()!;
+    const rendered = parseYaml(
+      execFileSync(
+        helm,
+        ['template', 'st', join(ROOT, 'charts/servetune'), '--show-only', 'templates/dashboards.yaml'],
+        {
+          encoding: 'utf8',
+        },
+      ),
+    ) as { metadata: { labels: Record<string, string> }; data: Record<string, string> };
+    expect(rendered.metadata.labels.grafana_dashboard).toBe('1');
+    const json = rendered.data['servetune.json'];
+    expect(json.trim()).toBe(
+      readFileSync(join(ROOT, 'charts/servetune/dashboards/servetune.json'), 'utf8').trim(),
+    );
+    const dashboard = JSON.parse(json) as {
+      templating: { list: { name: string; query?: { query: string } }[] };
+      panels: { type: string; title: string; targets?: { expr: string }[] }[];
+    };
+    // Prometheus scrapes the operator too now.
+    prom.setTargets([
+      { address: qwen.address },
+      { address: drifting.address },
+      { address: `127.0.0.1:${op.port}` },
+    ]);
+    await prom.waitForTargetsUp();
+    const vars: Record<string, string> = { namespace: ns, tuning: '.*', model: 'qwen/qwen3-8b' };
+    const substitute = (q: string) =>
+      q
+        .replaceAll('$__rate_interval', '1m')
+        .replace(/\$(namespace|tuning|model)\b/g, (_, v: string) => vars[v]);
+    // The variables' own queries answer.
+    for (const v of dashboard.templating.list.filter((x) => x.query?.query)) {
+      const m = /^label_values\((.*), (\w+)\)$/.exec(v.query!.query);
+      expect(m, v.name).not.toBeNull();
+      const r = await waitFor(`values of $${v.name}`, async () => {
+        const x = await prom.query(`count by (${m![2]}) (${substitute(m![1])})`);
+        return x.length > 0 ? x : undefined;
+      });
+      expect(r.length, `variable ${v.name}`).toBeGreaterThan(0);
+    }
+    const panels = dashboard.panels.filter((p) => p.type !== 'row');
+    expect(panels.length).toBeGreaterThanOrEqual(10);
+    for (const p of panels) {
+      for (const t of p.targets ?? []) {
+        const expr = substitute(t.expr);
+        const samples = await waitFor(
+          `data for '${p.title}': ${expr}`,
+          async () => {
+            const r = await prom.query(expr);
+            return r.some((x) => Number.isFinite(Number(x.value[1]))) ? r : undefined;
+          },
+          60_000,
+        );
+        expect(samples.length, `${p.title}: ${expr}`).toBeGreaterThan(0);
+      }
+    }
   });
 });
