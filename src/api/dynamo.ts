@@ -382,8 +382,39 @@ export type GraphReading =
   | { shape: GraphShape; components: GraphComponent[]; backendFramework?: string }
   | { error: string };
 
+/**
+ * A container's arguments as words. An element is either one word of an exec-form list, possibly a JSON value
+ * with spaces (`["--speculative-config", "{\"method\": \"mtp\"}"]`), or a command line split on whitespace,
+ * where a word that opens with a single or double quote runs to the matching quote (the quotes removed), so
+ * `--speculative-config '{"method": "mtp"}'` is one value; other words are taken verbatim.
+ */
 function split(args: string[] | undefined): string[] {
-  return (args ?? []).flatMap((a) => a.split(/\s+/)).filter((t) => t !== '');
+  const out: string[] = [];
+  for (const a of args ?? []) {
+    const t = a.trim();
+    if (t.startsWith('{') || t.startsWith('[')) {
+      out.push(t);
+      continue;
+    }
+    let i = 0;
+    while (i < t.length) {
+      while (i < t.length && /\s/.test(t[i])) i++;
+      if (i >= t.length) break;
+      const q = t[i];
+      if (q === "'" || q === '"') {
+        const close = t.indexOf(q, i + 1);
+        if (close > 0) {
+          out.push(t.slice(i + 1, close));
+          i = close + 1;
+          continue;
+        }
+      }
+      const from = i;
+      while (i < t.length && !/\s/.test(t[i])) i++;
+      out.push(t.slice(from, i));
+    }
+  }
+  return out;
 }
 
 /** Reads the components of a DGD spec in either shape (`spec.components` wins when both are present). */

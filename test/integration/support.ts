@@ -164,7 +164,14 @@ export async function putConfigMap(
   );
 }
 
-export async function createDgd(client: KubeClient, namespace: string, name: string, workers: number) {
+/** `workerArgs`: more arguments of the worker's command (e.g. a feature the simulator does not model). */
+export async function createDgd(
+  client: KubeClient,
+  namespace: string,
+  name: string,
+  workers: number,
+  workerArgs: string[] = [],
+) {
   await client.create(pathOf(DYNAMO_GRAPH_DEPLOYMENTS, namespace), {
     apiVersion: 'nvidia.com/v1alpha1',
     kind: 'DynamoGraphDeployment',
@@ -183,7 +190,7 @@ export async function createDgd(client: KubeClient, namespace: string, name: str
           extraPodSpec: {
             mainContainer: {
               command: ['python3', '-m', 'dynamo.vllm'],
-              args: ['--model', 'Qwen/Qwen3-8B', '--tensor-parallel-size', '1'],
+              args: ['--model', 'Qwen/Qwen3-8B', '--tensor-parallel-size', '1', ...workerArgs],
             },
           },
         },

@@ -67,6 +67,36 @@ describe('target adapter: backend, data parallelism, expert parallelism, specula
     expect('settings' in sg && sg.settings.engine?.speculative).toEqual({ method: 'eagle', draftTokens: 3 });
   });
 
+  it('reads a JSON argument with spaces, as an exec-form element or quoted in a shell command line', () => {
+    const json = '{"method": "deepseek_mtp", "num_speculative_tokens": 2}';
+    const execForm = {
+      ...graph(''),
+      spec: {
+        services: {
+          Frontend: { componentType: 'frontend' },
+          Worker: {
+            componentType: 'worker',
+            replicas: 1,
+            resources: { limits: { gpu: '1' } },
+            extraPodSpec: {
+              mainContainer: {
+                command: ['python3', '-m', 'dynamo.vllm'],
+                args: ['--model', 'm', '--speculative-config', json],
+              },
+            },
+          },
+        },
+      },
+    };
+    for (const t of [
+      readDynamoBaseline(execForm, ['h200_sxm']),
+      read(`python3 -m dynamo.vllm --model m --speculative-config '${json}'`),
+    ]) {
+      if (!('settings' in t)) throw new Error(t.error);
+      expect(t.settings.engine?.speculative).toEqual({ method: 'deepseek_mtp', draftTokens: 2 });
+    }
+  });
+
   it('the baseline and the recommendations keep the parallel layout and MTP', () => {
     const r = read(
       `python3 -m dynamo.vllm -tp 2 -dp 4 --enable-expert-parallel --speculative-config {"method":"mtp","num_speculative_tokens":1}`,
