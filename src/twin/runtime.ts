@@ -321,8 +321,11 @@ export class TwinRuntime implements LiveObserver {
     this.lagGauge.set(this.lagMs / 1000);
   }
 
-  /** Prometheus text of everything, gauges refreshed. */
+  /** Prometheus text of everything, the simulation first brought up to the clock and gauges refreshed. */
   async scrape(): Promise<string> {
+    // Counters as of the moment of the scrape, as a real frontend's are, even if the process was starved of
+    // CPU since its last advance.
+    if (this.running) this.pump();
     this.refreshGauges();
     return this.metrics.metrics();
   }
