@@ -3,8 +3,9 @@
  * minutes) and prints speed figures per case:
  *   - aggregated: 8 round-robin workers, polynomial timing, block size 512 (the headline case);
  *   - disaggregated: 3 prefill + 5 decode workers, KV router, 64 GB/s KV transfer;
- *   - sglang: the SGLang scheduler on 8 round-robin workers, 64-token pages.
-  },
+ *   - sglang: the SGLang scheduler on 8 round-robin workers, 64-token pages;
+ *   - trtllm: TensorRT-LLM (GUARANTEED_NO_EVICT admission) on 8 round-robin workers, block 32 (its default);
+ *   - dp: 4 workers of 2 attention-data-parallel ranks each, round robin, block 64 (ranks run the plain path);
  *   - planner: the aggregated case under Dynamo's Planner (SLA target, load every 5 s, throughput every
  *     180 s, 60 s startup), which profiles one worker, ticks 700 times and scales the fleet;
  *   - further cases registered in CASES (e.g. other engines).
@@ -46,6 +47,19 @@ const CASES: Record<string, { label: string; config: Record<string, unknown> }> 
   sglang: {
     label: 'SGLang scheduler, 8 workers, round-robin, 64-token pages',
     config: { workers: 8, engine: { engine: 'sglang', blockSize: 64 }, router: { mode: 'round-robin' } },
+  },
+  trtllm: {
+    label: 'TRT-LLM scheduler, 8 workers, round-robin, block 32',
+    config: { workers: 8, engine: { engine: 'trtllm' }, router: { mode: 'round-robin' } },
+  },
+  dp: {
+    label: '4 workers x 2 attention-DP ranks, round-robin, block 64',
+    config: {
+      workers: 4,
+      dataParallelSize: 2,
+      engine: { blockSize: 64 },
+      router: { mode: 'round-robin' },
+    },
   },
   planner: {
     label: '8 aggregated workers at start under the SLA Planner (load 5 s + throughput 180 s), block 512',
