@@ -27,6 +27,57 @@ export const IntervalMetricsSchema = z
   })
   .describe('Prediction intervals of one configuration.');
 
+const Ms = z.number().min(0).max(1e9);
+const Versus = (what: string) =>
+  z
+    .object({ transition: Ms, steady: Ms })
+    .describe(
+      `${what} of the requests arriving during the transition, and of the same requests when steady.`,
+    );
+
+const SimulatedTransitionSchema = z
+  .object({
+    changeAtSeconds: z
+      .number()
+      .min(0)
+      .max(1e7)
+      .describe('When the change was made, seconds into the window.'),
+    durationSeconds: z
+      .number()
+      .min(0)
+      .max(1e7)
+      .describe('From the change until the last new worker was ready and the last old one had drained.'),
+    workersStarted: z.number().int().min(0).max(100_000).describe('Workers started cold.'),
+    workersDrained: z.number().int().min(0).max(100_000).describe('Old workers drained.'),
+    requests: z.number().int().min(0).describe('Requests arriving during the transition.'),
+    ttftP90Ms: Versus('p90 TTFT (ms)'),
+    itlP90Ms: Versus("p90 of each request's mean inter-token gap (ms)"),
+    queuedLonger: z
+      .number()
+      .int()
+      .min(0)
+      .describe(
+        'Requests arriving during the transition that queued more than 50 ms longer than when steady.',
+      ),
+    maxExtraQueueMs: Ms.describe('The longest extra queue wait.'),
+    prefixHitRate: z
+      .object({ transition: z.number().min(0).max(1), steady: z.number().min(0).max(1) })
+      .describe(
+        'Prompt tokens served from the prefix cache by the new workers in their first two minutes, against the same requests when steady (the cache warmth lost).',
+      ),
+    sloMissSeconds: z
+      .number()
+      .min(0)
+      .max(1e7)
+      .optional()
+      .describe(
+        'Seconds of the transition during which the p90 TTFT or ITL of arrivals was over twice its SLO.',
+      ),
+  })
+  .describe(
+    'The transition replayed on the simulator: the trace on the baseline, switched to the proposal at the busiest stretch (workers started cold, restarted rolling, drained), against the proposal run steady.',
+  );
+
 export const TransitionCostSchema = z
   .object({
     workersStarting: z.number().int().min(0).describe('Workers that start cold.'),
@@ -40,6 +91,12 @@ export const TransitionCostSchema = z
       .number()
       .describe('Objective gain per hour once applied, in GPU-hours saved or equivalent.'),
     paybackHours: z.number().min(0).describe('Hours of the new settings needed to repay the transition.'),
+    simulated: SimulatedTransitionSchema.optional(),
+    notSimulated: z
+      .string()
+      .max(256)
+      .optional()
+      .describe('Why the transition was not simulated (the analytic cost above is all there is).'),
   })
   .describe('What the change costs while it happens.');
 

@@ -332,6 +332,7 @@ async function describe(ctx: Ctx, name: string): Promise<number> {
       '',
       'Transition:',
       `  ${t.workersStarting} worker(s) start cold (${t.coldStartSeconds} s each), ${t.extraGpuHours} GPU-hours held twice, ${t.stages} stage(s); pays back in ${t.paybackHours} h`,
+      ...simulatedTransitionLines(t),
     );
   }
   if (s.frontier.length) {
@@ -438,4 +439,17 @@ async function report(ctx: Ctx, name: string, file: string): Promise<number> {
   writeFileSync(file, renderRecommendationHtml(r, tuning, c ? fieldDiff(c.from, c.to) : []));
   ctx.out.write(`Wrote ${file}.\n`);
   return 0;
+}
+
+/** The simulated transition in `describe`, or why there is none. */
+function simulatedTransitionLines(t: NonNullable<TuningRecommendation['spec']['transition']>): string[] {
+  if (t.notSimulated) return [`  not simulated: ${t.notSimulated}`];
+  const s = t.simulated;
+  if (!s) return [];
+  const pct = (x: number) => `${(x * 100).toFixed(0)}%`;
+  return [
+    `  simulated: changed at ${s.changeAtSeconds} s into the window, settled after ${s.durationSeconds} s (${s.workersStarted} started, ${s.workersDrained} drained)`,
+    `    ${s.requests} requests during it: TTFT p90 ${ms(s.ttftP90Ms.transition)} (steady ${ms(s.ttftP90Ms.steady)}), ITL p90 ${ms(s.itlP90Ms.transition)} (steady ${ms(s.itlP90Ms.steady)}), ${s.queuedLonger} queued longer (up to ${ms(s.maxExtraQueueMs)} more)`,
+    `    prefix hit rate of new workers ${pct(s.prefixHitRate.transition)} (steady ${pct(s.prefixHitRate.steady)})${s.sloMissSeconds !== undefined ? `; ${s.sloMissSeconds} s over twice the SLOs` : ''}`,
+  ];
 }

@@ -92,7 +92,7 @@ ${row(['objective', p.baseline.objectiveValue, iv(I?.baseline.objectiveValue), p
 ${row(['meets SLOs', String(p.baseline.meetsSlos), '', String(p.proposal.meetsSlos), ''])}
 </table>
 <p>Gain ${p.gainPercent}%${p.gainPercentLow !== undefined ? `, at least ${p.gainPercentLow}% across the uncertainty` : ''}.</p>
-${s.transition ? `<p>Transition: ${esc(`${s.transition.workersStarting} worker(s) start cold (${s.transition.coldStartSeconds} s), ${s.transition.extraGpuHours} GPU-hours held twice, ${s.transition.stages} stage(s), payback ${s.transition.paybackHours} h.`)}</p>` : ''}
+${s.transition ? `<p>Transition: ${esc(`${s.transition.workersStarting} worker(s) start cold (${s.transition.coldStartSeconds} s), ${s.transition.extraGpuHours} GPU-hours held twice, ${s.transition.stages} stage(s), payback ${s.transition.paybackHours} h.`)}${simulatedHtml(s.transition)}</p>` : ''}
 <h2>Frontier</h2>${frontierSvg(r)}
 <h2>Why</h2><p>${esc(s.explanation)}</p>
 ${transitions.length ? `<h2>Rollout</h2><table><tr><th>time</th><th>state</th><th>reason</th><th>by</th><th>message</th></tr>${transitions.map((t) => row([t.time, t.state, t.reason, t.actor ?? '', t.message ?? ''])).join('')}</table>` : ''}
@@ -100,4 +100,14 @@ ${windows.length ? `<h2>Verification</h2><table><tr><th>window end</th><th>outco
 <p><small>Trace ${esc(s.trace.source)} (${s.trace.requests} requests, ${esc(s.trace.hash)}); ${esc(s.sweep.simulatorVersion)}, ${s.sweep.candidates} candidates.</small></p>
 </body></html>
 `;
+}
+
+/** The simulated transition in one sentence, or why there is none. */
+function simulatedHtml(t: NonNullable<TuningRecommendation['spec']['transition']>): string {
+  if (t.notSimulated) return ` ${esc(`Not simulated: ${t.notSimulated}.`)}`;
+  const s = t.simulated;
+  if (!s) return '';
+  return ` ${esc(
+    `Simulated: settled ${s.durationSeconds} s after the change; ${s.requests} requests during it had p90 TTFT ${s.ttftP90Ms.transition} ms (steady ${s.ttftP90Ms.steady} ms), ITL ${s.itlP90Ms.transition} ms (steady ${s.itlP90Ms.steady} ms); ${s.queuedLonger} queued longer; prefix hit rate of new workers ${(s.prefixHitRate.transition * 100).toFixed(0)}% (steady ${(s.prefixHitRate.steady * 100).toFixed(0)}%)${s.sloMissSeconds ? `; ${s.sloMissSeconds} s over twice the SLOs` : ''}.`,
+  )}`;
 }

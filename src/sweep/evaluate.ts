@@ -4,6 +4,7 @@ import { type SimulationConfig, SimulationConfigSchema } from '../config/schema.
 import { Catalog, CatalogError } from '../hardware/catalog.ts';
 import type { HardwareConfig } from '../hardware/config.ts';
 import { HardwareRejection } from '../hardware/setup.ts';
+import type { SimulationOptions } from '../sim/simulation.ts';
 import { ScaledTiming } from '../sim/timing/scaled.ts';
 import type { TimingModel } from '../sim/timing/timing-model.ts';
 import { sliceWorkload } from '../sim/workload/slice.ts';
@@ -143,6 +144,21 @@ export class Evaluator {
     const wrap = (m: TimingModel | undefined) => (m ? new ScaledTiming(m, f.prefill, f.decode) : undefined);
     if ('prefillMs' in t) return { aggregated: wrap(t) };
     return { aggregated: wrap(t.aggregated), prefill: wrap(t.prefill), decode: wrap(t.decode) };
+  }
+
+  /**
+   * The simulator's options for a candidate over the whole workload, as `evaluate` runs it (hardware timing and
+   * KV sizing, the calibration's correction), for callers driving the simulation themselves.
+   */
+  options(c: Candidate): SimulationOptions {
+    const config = candidateConfig(c, this.base);
+    if (this.base.hardware) {
+      this.catalog ??= sweepCatalog(this.base.hardware);
+      const prepared = prepareCluster(config, this.catalog, this.workload);
+      return toSimulationOptions(prepared.config, this.scaled(prepared.timings));
+    }
+    const timing = this.base.timingScale ? this.scaled(toSimulationOptions(config).timing) : undefined;
+    return toSimulationOptions(config, timing);
   }
 
   evaluate(c: Candidate, fraction: number): CandidateMetrics {

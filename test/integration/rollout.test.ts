@@ -302,6 +302,8 @@ describe('kubectl servetune', () => {
     expect(described).toContain(`replicas: 4 -> ${r.spec.proposal.aggregated!.workers}`);
     expect(described).toMatch(/TTFT p90/);
     expect(described).toMatch(/gain: [-\d.]+%/);
+    // The transition, replayed on the simulator (or why it could not be).
+    expect(described).toMatch(/Transition:\n.*\n {2}(simulated: changed at [\d.]+ s|not simulated: )/);
     const diff = await plugin('diff', rec);
     expect(diff).toContain('field manager "servetune"');
     expect(diff).toMatch(/name: worker\n\s+replicas: \d+/);

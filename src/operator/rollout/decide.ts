@@ -276,6 +276,9 @@ export function inMaintenanceWindow(
   return false;
 }
 
+/** Seconds a simulated transition may spend far outside the SLOs (twice a bound) before Automatic waits for a person. */
+const MAX_TRANSITION_SLO_MISS_S = 60;
+
 /** Why the Automatic mode may not approve this proposal now, or undefined if it may. */
 export function automaticBlock(o: RolloutObservation): string | undefined {
   const t = o.tuning!;
@@ -312,6 +315,9 @@ export function automaticBlock(o: RolloutObservation): string | undefined {
       return `the last ${what} was at ${at}, within the ${a.coolDown} cool-down`;
   }
   if (!inMaintenanceWindow(a.maintenanceWindows, o.now)) return 'outside the maintenance windows';
+  const miss = spec.transition?.simulated?.sloMissSeconds;
+  if (miss !== undefined && miss > MAX_TRANSITION_SLO_MISS_S)
+    return `the simulated transition puts p90 TTFT or ITL over twice the SLO for ${miss} s (more than ${MAX_TRANSITION_SLO_MISS_S} s): a person should choose when to make it`;
   const payback = spec.transition?.paybackHours;
   if (payback !== undefined && payback > t.horizonHours)
     return `the change pays back its transition after ${payback} h, longer than the workload is expected to hold (${t.horizonHours} h)`;

@@ -11,6 +11,7 @@ import { Catalog } from '../../hardware/catalog.ts';
 import { candidateConfig, type SimulationBase, sweepCatalog } from '../../sweep/evaluate.ts';
 import type { GpuBudget, SearchSpace, Candidate as SweepCandidate } from '../../sweep/space.ts';
 import { runSweep, simulationBase } from '../../sweep/sweep.ts';
+import { simulateCandidateTransition } from '../../sweep/transition-sim.ts';
 import { type IntervalMetrics, pairedGain, predictionIntervals } from '../../sweep/uncertainty.ts';
 import { type CalibrationResult, calibrate } from '../../telemetry/calibration/calibrate.ts';
 import type { WorkloadProfile } from '../../telemetry/profile/profile.ts';
@@ -27,7 +28,7 @@ import {
   sweepSlos,
   sweepSpace,
 } from './mapping.ts';
-import { type TransitionCost, transitionCost } from './transition.ts';
+import { describeSimulatedTransition, type TransitionCost, transitionCost } from './transition.ts';
 import { type JobWindow, loadJobWindow, type WindowSource } from './window.ts';
 
 /**
@@ -315,11 +316,23 @@ export async function runSweepJobInline(input: SweepJobInput): Promise<SweepJobR
     intervals = { baseline: bi, proposal: pi };
     gainPercentLow = pairedGain(objective, bi.perWindow, pi.perWindow).low;
     if (input.rollout) {
+      const maxGpusChanging = budgetGpus(input.rollout.maxGpusChanging, input.baseline.gpus);
       transition = transitionCost(input.baseline, best.settings, {
         gainPercent: gain ?? 0,
         coldStartSeconds: input.rollout.coldStartSeconds,
-        maxGpusChanging: budgetGpus(input.rollout.maxGpusChanging, input.baseline.gpus),
+        maxGpusChanging,
       });
+      transition = {
+        ...transition,
+        ...simulatedTransition(
+          window,
+          base,
+          baselineCandidate,
+          r.recommended.candidate,
+          transition,
+          maxGpusChanging,
+        ),
+      };
     }
   }
   const evaluated = r.candidates.filter((c) => c.metrics !== null && c.fraction >= 1);
@@ -347,6 +360,9 @@ export async function runSweepJobInline(input: SweepJobInput): Promise<SweepJobR
       ...(crashed.length > 0
         ? [`${crashed.length} candidates ran out of memory or crashed their thread and were left out.`]
         : []),
+      ...(transition && (transition.simulated || transition.notSimulated)
+        ? [describeSimulatedTransition(transition)]
+        : []),
       ...(hardwareAware
         ? []
         : [
@@ -355,6 +371,33 @@ export async function runSweepJobInline(input: SweepJobInput): Promise<SweepJobR
     ].join(' '),
     simulatorVersion: SIMULATOR_VERSION,
   };
+}
+
+/**
+ * The transition replayed on the simulator (one more replay of the window on the live simulation, plus one of
+ * the proposal steady): new workers cold for the analytic cold start, as many starting at once as the
+ * disruption budget's GPUs allow. A failure leaves the analytic cost alone.
+ */
+function simulatedTransition(
+  window: JobWindow,
+  base: SimulationBase,
+  from: SweepCandidate,
+  to: SweepCandidate,
+  cost: TransitionCost,
+  maxGpusChanging: number,
+): Pick<TransitionCost, 'simulated' | 'notSimulated'> {
+  const gpusPerWorker = Math.max(1, to.tensorParallel * (to.dataParallel ?? 1));
+  try {
+    const sim = simulateCandidateTransition(window.workload, base, from, to, {
+      coldStartMs: cost.coldStartSeconds * 1000,
+      maxSurge: Math.max(1, Math.floor(maxGpusChanging / gpusPerWorker)),
+    });
+    if (!sim.supported) return { notSimulated: sim.reason.slice(0, 256) };
+    const { supported: _, ...simulated } = sim;
+    return { simulated };
+  } catch (e) {
+    return { notSimulated: `the replay failed: ${(e as Error).message}`.slice(0, 256) };
+  }
 }
 
 /** The space and budget restricted to the baseline's GPU type and tensor-parallel degrees. */

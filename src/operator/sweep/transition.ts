@@ -1,6 +1,7 @@
 import type { ServingSettings } from '../../api/index.ts';
 import { Catalog } from '../../hardware/catalog.ts';
 import { weightBytesPerGpu } from '../../hardware/models.ts';
+import type { TransitionSimResult } from '../../sweep/transition-sim.ts';
 import { ENGINE_DEFAULTS } from '../engine-defaults.ts';
 
 /**
@@ -18,6 +19,10 @@ export interface TransitionCost {
   stages: number;
   gainPerHour: number;
   paybackHours: number;
+  /** The transition replayed on the simulator (src/sweep/transition-sim.ts), when it could be. */
+  simulated?: Omit<TransitionSimResult, 'supported'>;
+  /** Why it could not be (the analytic figures above are all there is). */
+  notSimulated?: string;
 }
 
 /** Container start plus reading the weights of one GPU's shard at ~2 GB/s (a conservative storage read). */
@@ -81,3 +86,18 @@ function engineChanged(a: ServingSettings, b: ServingSettings): boolean {
 }
 
 const round = (x: number) => Number(x.toFixed(3));
+
+/** One sentence or two on the simulated transition, for the explanation. */
+export function describeSimulatedTransition(t: TransitionCost): string {
+  if (t.notSimulated)
+    return `The transition was not simulated (${t.notSimulated}); its cost is the analytic estimate.`;
+  const s = t.simulated;
+  if (!s) return '';
+  const pct = (x: number) => `${(x * 100).toFixed(0)}%`;
+  return [
+    `Simulated transition (made ${s.changeAtSeconds} s into the window, its busiest stretch): ${s.durationSeconds} s until the last new worker was ready and the last old one drained (${s.workersStarted} started, ${s.workersDrained} drained);`,
+    `the ${s.requests} requests arriving meanwhile had p90 TTFT ${s.ttftP90Ms.transition} ms (${s.ttftP90Ms.steady} ms steady) and ITL ${s.itlP90Ms.transition} ms (${s.itlP90Ms.steady} ms), ${s.queuedLonger} queued longer (up to ${s.maxExtraQueueMs} ms more);`,
+    `prefix hit rate of new workers in their first minutes ${pct(s.prefixHitRate.transition)} against ${pct(s.prefixHitRate.steady)} steady.`,
+    ...(s.sloMissSeconds ? [`For ${s.sloMissSeconds} s the p90 TTFT or ITL was over twice its SLO.`] : []),
+  ].join(' ');
+}

@@ -276,6 +276,20 @@ describe('Automatic mode guardrails', () => {
         }),
         /pays back its transition after 50 h/,
       ],
+      [
+        withSpec(auto(), {
+          transition: {
+            workersStarting: 2,
+            coldStartSeconds: 300,
+            extraGpuHours: 0.3,
+            stages: 1,
+            gainPerHour: 1,
+            paybackHours: 0.3,
+            simulated: simulatedTransition(90),
+          },
+        }),
+        /simulated transition puts p90 TTFT or ITL over twice the SLO for 90 s/,
+      ],
     ];
     for (const [o, why] of cases) {
       const d = decideRollout(o);
@@ -283,6 +297,20 @@ describe('Automatic mode guardrails', () => {
       expect(d.status?.message, String(why)).toMatch(why);
       expect(d.events[0].reason).toBe('GuardrailBlocked');
     }
+  });
+
+  it('lets a simulated transition briefly outside the SLOs through, and a long miss wait for a person', () => {
+    const transition = (miss: number) => ({
+      workersStarting: 2,
+      coldStartSeconds: 300,
+      extraGpuHours: 0.3,
+      stages: 1,
+      gainPerHour: 1,
+      paybackHours: 0.3,
+      simulated: simulatedTransition(miss),
+    });
+    expect(automaticBlock(withSpec(auto(), { transition: transition(60) }))).toBeUndefined();
+    expect(automaticBlock(withSpec(auto(), { transition: transition(61) }))).toMatch(/61 s/);
   });
 
   it('approves a fix for missed SLOs only if it meets them across its uncertainty', () => {
@@ -640,3 +668,19 @@ describe('staging helpers', () => {
     expect(nextStage(owned(4), owned(3), 8)).toMatchObject({ final: true });
   });
 });
+
+function simulatedTransition(sloMissSeconds: number) {
+  return {
+    changeAtSeconds: 600,
+    durationSeconds: 620,
+    workersStarted: 2,
+    workersDrained: 2,
+    requests: 900,
+    ttftP90Ms: { transition: 4100, steady: 800 },
+    itlP90Ms: { transition: 30, steady: 25 },
+    queuedLonger: 120,
+    maxExtraQueueMs: 3300,
+    prefixHitRate: { transition: 0.2, steady: 0.55 },
+    sloMissSeconds,
+  };
+}

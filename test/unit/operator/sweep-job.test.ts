@@ -70,4 +70,24 @@ describe('sweep job timing', () => {
     expect(generic.explanation).toContain('generic cost model');
     expect(generic.baseline.ttftMs.p50).not.toBeCloseTo(tp1.baseline.ttftMs.p50, 3);
   });
+
+  it('simulates the transition to the best candidate and explains it', async () => {
+    const r = await runSweepJobInline({
+      traceText,
+      source: 'test',
+      traceBlockSize: 16,
+      baseline: { ...baseline, gpus: 2, aggregated: { workers: 1, tensorParallel: 2, gpusPerWorker: 2 } },
+      spec,
+      budget: { h100_sxm: 2 },
+      threads: 0,
+      rollout: { maxGpusChanging: 2, coldStartSeconds: 1 },
+    });
+    expect(r.best?.settings.aggregated?.tensorParallel).toBe(1);
+    // TP 2 -> 1 restarts the worker: one cold start of 1 s, the old worker drained.
+    const sim = r.transition?.simulated;
+    expect(sim?.workersStarted).toBe(1);
+    expect(sim?.workersDrained).toBe(1);
+    expect(sim?.durationSeconds).toBeGreaterThanOrEqual(1);
+    expect(r.explanation).toMatch(/Simulated transition \(made [\d.]+ s into the window/);
+  });
 });
