@@ -71,6 +71,17 @@ if (result.best) {
     `proposal     ${result.best.settings.gpus} GPUs, gain ${result.gainPercent}% (at least ${result.gainPercentLow}% across sub-windows)`,
   );
 }
+const tr = result.transition;
+if (tr) {
+  const sim = tr.simulated;
+  console.log(
+    `transition   ${tr.workersStarting} cold start(s) of ${tr.coldStartSeconds} s, payback ${tr.paybackHours} h; ${
+      sim
+        ? `simulated: settled in ${sim.durationSeconds} s, TTFT p90 ${sim.ttftP90Ms.transition} ms (steady ${sim.ttftP90Ms.steady} ms) over ${sim.requests} requests, ${sim.queuedLonger} queued longer, prefix hits ${sim.prefixHitRate.transition} (steady ${sim.prefixHitRate.steady}), ${sim.sloMissSeconds ?? 0} s over twice the SLOs`
+        : `not simulated: ${tr.notSimulated}`
+    }`,
+  );
+}
 console.log(
   JSON.stringify({
     seconds: Number(seconds.toFixed(2)),
