@@ -69,6 +69,44 @@ describe('simulateTransition', () => {
     expect(fast.durationSeconds).toBeLessThan(slow.durationSeconds);
   });
 
+  it('grows a restarted pool after its rolling restart, and changes disaggregated pools separately', () => {
+    const grow = simulateTransition({
+      workload,
+      baseline: options({ workers: 1 }),
+      proposal: options({ workers: 3, tensorParallelSize: 2 }),
+      coldStartMs: 5000,
+    });
+    if (!grow.supported) throw new Error(grow.reason);
+    // One worker replaced (one wave), then two more added on the new spec (a second wave).
+    expect(grow).toMatchObject({ workersStarted: 3, workersDrained: 1 });
+    expect(grow.durationSeconds).toBeGreaterThanOrEqual(10);
+    const disagg = (prefill: number, decodeTp: number) =>
+      options({
+        router: { mode: 'round-robin' },
+        disaggregation: {
+          prefill: { workers: prefill },
+          decode: { workers: 2, tensorParallelSize: decodeTp },
+          kvTransferGbps: 50,
+          conditional: false,
+        },
+      });
+    const a = disagg(1, 1);
+    const b = disagg(2, 2);
+    // The prefill pool's hardware is unchanged: it only scales.
+    const proposal = {
+      ...b,
+      disaggregation: {
+        ...b.disaggregation!,
+        prefill: { ...b.disaggregation!.prefill, timing: a.disaggregation!.prefill.timing },
+      },
+    };
+    const r = simulateTransition({ workload, baseline: a, proposal, coldStartMs: 5000 });
+    if (!r.supported) throw new Error(r.reason);
+    // One prefill worker added, two decode workers restarted rolling.
+    expect(r).toMatchObject({ workersStarted: 3, workersDrained: 2 });
+    expect(r.durationSeconds).toBeGreaterThanOrEqual(10);
+  });
+
   it('says when the change cannot be made at run time', () => {
     const baseline = options({ workers: 2 });
     const block = simulateTransition({
