@@ -226,7 +226,7 @@ describe('leader election with the real command', () => {
       await standby.waitForLog('Starting');
       await createTuning(client, ns, 'partition', tuningSpec('llama', 'traffic', SLOW_SWEEP));
       // Cut the network once the sweep has its inputs: the sweep finishes while the leader is cut off.
-      await leader.waitForLog('Trace fetched; simulating', 60_000);
+      await leader.waitForLog('Traffic window ready; simulating', 90_000);
       proxy.freeze();
       const frozenAt = Date.now();
       await waitFor(

@@ -266,8 +266,13 @@ describe('rollback', () => {
     const after = worker(await dgd('rollback'));
     expect(after.replicas).toBe(before.replicas);
     expect(after.podTemplate.spec.containers[0].args).toEqual(before.podTemplate.spec.containers[0].args);
-    const dt = await getTuning(client, ns, 'rollback');
-    expect((dt.status as { lastRollbackTime?: string }).lastRollbackTime).toBeDefined();
+    // The tuning's status is written after the recommendation's (another object, another write).
+    await waitFor(
+      'lastRollbackTime in the tuning status',
+      async () =>
+        ((await getTuning(client, ns, 'rollback')).status as { lastRollbackTime?: string }).lastRollbackTime,
+      30_000,
+    );
     await carol.close();
   });
 });

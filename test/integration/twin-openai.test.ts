@@ -122,7 +122,9 @@ describe('the twin OpenAI API', () => {
     }
     late.sort((a, b) => a - b);
     expect(late[late.length - 1]).toBeLessThan(250);
-    expect(late[late.length >> 1]).toBeLessThan(25);
+    // A stream that were not paced by the simulation (tokens in one burst at the end) is seconds late; 100 ms
+    // leaves room for a machine running other jobs (57 ms seen at load 9 on 2 cores).
+    expect(late[late.length >> 1]).toBeLessThan(100);
     // Shared system prompts hit the simulated prefix cache for all but (at most) the first per worker.
     const cached = streams.map((s) => records.get(s.id)!.cached_tokens);
     expect(cached.filter((c) => c > 0).length).toBeGreaterThanOrEqual(6);
