@@ -164,13 +164,17 @@ export async function putConfigMap(
   );
 }
 
-/** `workerArgs`: more arguments of the worker's command (e.g. a feature the simulator does not model). */
+/**
+ * `workerArgs`: more arguments of the worker's command (e.g. a feature the simulator does not model);
+ * `gpuProduct`: pin the workers to a GPU product by nodeSelector.
+ */
 export async function createDgd(
   client: KubeClient,
   namespace: string,
   name: string,
   workers: number,
   workerArgs: string[] = [],
+  o: { gpuProduct?: string } = {},
 ) {
   await client.create(pathOf(DYNAMO_GRAPH_DEPLOYMENTS, namespace), {
     apiVersion: 'nvidia.com/v1alpha1',
@@ -188,6 +192,7 @@ export async function createDgd(
           replicas: workers,
           resources: { limits: { gpu: '1' } },
           extraPodSpec: {
+            ...(o.gpuProduct && { nodeSelector: { 'nvidia.com/gpu.product': o.gpuProduct } }),
             mainContainer: {
               command: ['python3', '-m', 'dynamo.vllm'],
               args: ['--model', 'Qwen/Qwen3-8B', '--tensor-parallel-size', '1', ...workerArgs],
