@@ -193,6 +193,27 @@ CASES = {
         engine={"block_size": 64, "timing_model": FIXED},
         extra=AGENTIC,
     ),
+    # Requests ready at the same time start in request-id order (string order), roots and dependents alike.
+    # Round robin over 4 workers and prefixes cached on one worker each make the order visible: in id order
+    # each tied request lands where its prefix is cached (reused 512 tokens), in file order none does.
+    "agentic_v2_ready_ties_w4": dict(
+        format="agentic_mooncake",
+        trace=[
+            HEADER,
+            *[node(f"w{k}", "p", 1000, 5, [100 + k, 200 + k], 0) for k in range(4)],
+            node("zz", "q", 990, 5, [103, 303], 900),
+            node("mm", "q", 980, 5, [100, 300], 900),
+            node("r9999", "q", 970, 5, [102, 302], 900),
+            node("r10000", "q", 960, 5, [101, 301], 900),
+            node("x", "r", 1000, 5, [500, 501], 2000),
+            node("d9", "r", 950, 5, [103, 403], 0, [("x", "completion", 0)]),
+            node("d1", "r", 940, 5, [101, 401], 0, [("x", "completion", 0)]),
+            node("d5", "r", 930, 5, [102, 402], 0, [("x", "completion", 0)]),
+        ],
+        workers=4,
+        engine={"block_size": 64, "timing_model": FIXED},
+        extra=AGENTIC,
+    ),
     # Sessions of the conversation sample (first 2,000 rows) as agentic rows, 8x faster.
     "agentic_v2_conversation_sessions_w2_bs64": dict(
         format="agentic_mooncake",

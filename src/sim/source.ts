@@ -70,9 +70,12 @@ class DependencyRelease {
   private readonly waits: Int32Array;
   private readonly readyAt: Float64Array;
   private readonly doomed: Uint8Array;
+  /** Ties of ready time broken by this rank (the queue's sequence number), else by release order. */
+  private readonly readyOrder: Int32Array | null;
 
-  constructor(graph: DependencyGraph, size: number, speedup: number) {
+  constructor(graph: DependencyGraph, size: number, speedup: number, readyOrder: Int32Array | null) {
     this.graph = graph;
+    this.readyOrder = readyOrder;
     this.speedup = speedup;
     this.waits = graph.waits.slice();
     this.doomed = new Uint8Array(size);
@@ -101,7 +104,9 @@ class DependencyRelease {
       const ready = t + g.delayMs[k] / this.speedup;
       if (ready > this.readyAt[d]) this.readyAt[d] = ready;
       if (--this.waits[d] > 0) continue;
-      q.push(this.doomed[d] === 1 ? t : Math.max(t, this.readyAt[d]), d);
+      const at = this.doomed[d] === 1 ? t : Math.max(t, this.readyAt[d]);
+      if (this.readyOrder !== null) q.push(at, d, this.readyOrder[d]);
+      else q.push(at, d);
     }
   }
 }
@@ -129,7 +134,12 @@ export class WorkloadSource implements RequestSource {
         throw new RangeError(
           'requests that wait for others (agentic traces) replay on their own schedule, not with a concurrency',
         );
-      this.dependencies = new DependencyRelease(workload.dependents, workload.size, this.speedup);
+      this.dependencies = new DependencyRelease(
+        workload.dependents,
+        workload.size,
+        this.speedup,
+        workload.readyOrder ?? null,
+      );
       // Without dispatch edges, the simulation need not report dispatches.
       if (!this.dependencies.hasDispatchEdges) this.arrived = undefined;
     } else {

@@ -48,6 +48,7 @@ export function shareWorkload(w: Workload): Workload {
         }
       : null,
     promptContinues: w.promptContinues ? share(w.promptContinues) : null,
+    readyOrder: w.readyOrder ? share(w.readyOrder) : null,
   };
 }
 

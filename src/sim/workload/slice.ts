@@ -68,6 +68,7 @@ export function selectRequests(w: Workload, ids: readonly number[]): Workload {
     sourceLine: w.sourceLine ? new Int32Array(n) : null,
     dependents: w.dependents ? selectDependents(w.dependents, ids, index) : null,
     promptContinues: w.promptContinues ? new Uint8Array(n) : null,
+    readyOrder: w.readyOrder ? Int32Array.from(ids, (id) => (w.readyOrder as Int32Array)[id]) : null,
   };
   let h = 0;
   ids.forEach((id, k) => {

@@ -37,6 +37,12 @@ export interface Workload {
    * tokens (delta and agentic session formats): the blocks its output fills are shareable with that turn.
    */
   readonly promptContinues?: Uint8Array | null;
+  /**
+   * Agentic traces: each request's rank by its request id (string order). Requests ready at the same time
+   * start in this order, as in the reference simulator (its agentic driver breaks ties of its ready queue
+   * by it), and round robin then assigns them in it.
+   */
+  readonly readyOrder?: Int32Array | null;
 }
 
 /**
@@ -80,6 +86,8 @@ export class WorkloadBuilder {
   private anyDispatch = false;
   /** Follow-up turns that extend the previous turn's prompt and output (insertion indices). */
   private readonly extendsPrevious = new Set<number>();
+  /** Agentic rows: request ids by insertion index. */
+  private readonly requestIds = new Map<number, string>();
   private readonly hashMap = new Map<number, number>();
 
   readonly traceBlockSize: number;
@@ -132,6 +140,8 @@ export class WorkloadBuilder {
     notBeforeMs?: number;
     /** A follow-up turn whose prompt starts with the previous turn's prompt and output. */
     extendsPrevious?: boolean;
+    /** Agentic rows: the request's id (ties of ready time are broken by it). */
+    requestId?: string;
   }): number {
     this.arrival.push(req.arrivalMs);
     this.input.push(req.inputLength);
@@ -150,6 +160,7 @@ export class WorkloadBuilder {
       if (req.notBeforeMs !== undefined) this.notBefore.set(index, req.notBeforeMs);
     }
     if (req.extendsPrevious) this.extendsPrevious.add(index);
+    if (req.requestId !== undefined) this.requestIds.set(index, req.requestId);
     return index;
   }
 
@@ -183,7 +194,13 @@ export class WorkloadBuilder {
     const firsts: number[] = [];
     const follow: number[] = [];
     for (let i = 0; i < n; i++) (isFollowUp[i] ? follow : firsts).push(i);
-    firsts.sort((a, b) => this.arrival[a] - this.arrival[b] || a - b);
+    // Agentic rows (every row has an id): equal arrivals in request-id order, as the reference starts them.
+    const rank = this.requestIds.size === n && n > 0 ? this.idRanks(n) : null;
+    firsts.sort(
+      rank === null
+        ? (a, b) => this.arrival[a] - this.arrival[b] || a - b
+        : (a, b) => this.arrival[a] - this.arrival[b] || rank[a] - rank[b],
+    );
     const order = firsts.concat(follow);
     const newIndex = new Int32Array(n);
     for (let k = 0; k < n; k++) newIndex[order[k]] = k;
@@ -249,6 +266,11 @@ export class WorkloadBuilder {
       promptContinues = new Uint8Array(n);
       for (let i = 0; i < n; i++) promptContinues[newIndex[i]] = continues[i];
     }
+    let readyOrder: Int32Array | null = null;
+    if (rank !== null) {
+      readyOrder = new Int32Array(n);
+      for (let i = 0; i < n; i++) readyOrder[newIndex[i]] = rank[i];
+    }
     return {
       size: n,
       traceBlockSize: this.traceBlockSize,
@@ -263,7 +285,21 @@ export class WorkloadBuilder {
       sourceLine,
       dependents,
       promptContinues,
+      readyOrder,
     };
+  }
+
+  /** Each request's rank by its id, in string order (code units; ids are unique). */
+  private idRanks(n: number): Int32Array {
+    const ids = this.requestIds;
+    const byId = Array.from({ length: n }, (_, i) => i).sort((a, b) => {
+      const x = ids.get(a) as string;
+      const y = ids.get(b) as string;
+      return x < y ? -1 : x > y ? 1 : 0;
+    });
+    const rank = new Int32Array(n);
+    for (let k = 0; k < n; k++) rank[byId[k]] = k;
+    return rank;
   }
 }
 

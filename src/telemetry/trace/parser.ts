@@ -33,6 +33,8 @@ export interface TraceRequest {
   notBeforeMs?: number;
   /** The prompt is the session's previous turn's prompt and output followed by new tokens. */
   extendsPrevious?: boolean;
+  /** Agentic traces: the row's request id (requests ready at the same time start in its order). */
+  requestId?: string;
 }
 
 export interface TraceParseOptions {
@@ -451,6 +453,7 @@ export class TraceParser {
       ...(waitFor !== null ? { waitFor } : {}),
       ...(waitFor !== null && rec.notBeforeMs !== undefined ? { notBeforeMs: rec.notBeforeMs } : {}),
       ...(rec.extendsPrevious ? { extendsPrevious: true } : {}),
+      ...(rec.requestId !== undefined ? { requestId: rec.requestId } : {}),
     });
   }
 

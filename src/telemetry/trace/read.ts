@@ -360,6 +360,7 @@ export function addToWorkload(b: WorkloadBuilder, r: TraceRequest, denseIds = fa
     waitFor: r.waitFor ?? null,
     notBeforeMs: r.notBeforeMs,
     extendsPrevious: r.extendsPrevious ?? false,
+    requestId: r.requestId,
   });
 }
 
