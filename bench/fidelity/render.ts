@@ -125,6 +125,9 @@ const secs = (s: number): string => (s < 1 ? s.toFixed(3) : s < 10 ? s.toFixed(2
 
 const range = (r: [number, number]): string => (r[0] === r[1] ? num(r[0]) : `${num(r[0])}–${num(r[1])}`);
 
+/** Source files named at most in the note below (the rest are counted). */
+const SHOWN_FILES = 12;
+
 /** Which source files differ between the commits cases ran at (so a reader can judge what it affects). */
 function srcChanges(commits: string[]): string {
   const ids = commits.map((c) => c.split(' ')[0]);
@@ -135,7 +138,10 @@ function srcChanges(commits: string[]): string {
     for (const f of p.stdout.split('\n').filter(Boolean)) files.add(f);
   }
   return files.size
-    ? ` (source files changed between them: ${[...files].map((f) => `\`${f}\``).join(', ')})`
+    ? ` (source files changed between them: ${[...files]
+        .slice(0, SHOWN_FILES)
+        .map((f) => `\`${f}\``)
+        .join(', ')}${files.size > SHOWN_FILES ? ` and ${files.size - SHOWN_FILES} more` : ''})`
     : '';
 }
 
