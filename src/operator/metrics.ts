@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { TERMINAL_STATES } from './rollout/decide.ts';
 
 /**
  * Operator metrics. Names mirror controller-runtime's and client-go's so standard dashboards work; the
@@ -139,6 +140,12 @@ export class OperatorMetrics {
     labelNames: ['state'],
     registers: [this.registry],
   });
+
+  constructor() {
+    // Every outcome exists from the start at 0, so a dashboard's rate over it is 0 before the first rollout,
+    // not "no data" (which would hide a renamed metric too).
+    for (const outcome of TERMINAL_STATES) this.rollouts.inc({ outcome }, 0);
+  }
 
   /** Drops a deleted DeploymentTuning's series (every label value these gauges take). */
   forget(namespace: string, name: string): void {
