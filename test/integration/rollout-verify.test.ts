@@ -111,6 +111,12 @@ const spec = (target: string) =>
       routers: ['RoundRobin'],
       workers: { aggregated: { min: 3, max: 3 } },
     },
+    // An SLO beyond the p90 TTFT/ITL (never binding here): verified from Dynamo's request-duration histogram.
+    slos: [
+      { metric: 'TTFT', percentile: 90, maxMs: 8000 },
+      { metric: 'ITL', percentile: 90, maxMs: 100 },
+      { metric: 'E2E', percentile: 99, maxMs: 600_000 },
+    ],
     metrics: { selector: { dynamo_namespace: `${ns}-${target}` } },
     updatePolicy: {
       mode: 'Approval',

@@ -227,7 +227,13 @@ export class RolloutController {
     };
     if (spec) {
       const due = dueWindow(rec.status, parseDuration(spec.updatePolicy.verification.window), now);
-      if (due) observation.sample = await measureWindow(this.prometheus(spec), this.selector(spec, rec), due);
+      if (due)
+        observation.sample = await measureWindow(
+          this.prometheus(spec),
+          this.selector(spec, rec),
+          due,
+          spec.slos,
+        );
     }
     return { observation, rec, tuning, target: targetRef };
   }

@@ -57,6 +57,11 @@ export interface VerificationSample {
   requestRateRps?: number;
   requests?: number;
   errorRatio?: number;
+  /**
+   * Each SLO's percentile as measured (ms), keyed `${metric}:${percentile}` (e.g. `E2E:99`); a key missing for an
+   * SLO means no data for it, which makes the window Inconclusive. The p90 TTFT/ITL above serve both.
+   */
+  slo?: Record<string, number>;
   /** Why no data, when there is none. */
   unavailable?: string;
 }
@@ -372,10 +377,16 @@ function judge(o: RolloutObservation, s: VerificationSample): VerificationWindow
       `p90 ITL ${round(s.itlP90Ms)} ms above the predicted ${round(predItl)} ms (+${v.tolerancePercent}%)`,
     );
   for (const slo of o.tuning!.spec.slos) {
-    if (slo.percentile !== 90 || slo.metric === 'E2E') continue;
-    const value = slo.metric === 'TTFT' ? s.ttftP90Ms : s.itlP90Ms;
+    const value = sloValue(s, slo.metric, slo.percentile);
+    if (value === undefined || !Number.isFinite(value))
+      return {
+        ...base,
+        ...measured,
+        outcome: 'Inconclusive',
+        message: `no data for the p${slo.percentile} ${slo.metric} SLO`,
+      };
     if (value > slo.maxMs)
-      problems.push(`p90 ${slo.metric} ${round(value)} ms misses the ${slo.maxMs} ms SLO`);
+      problems.push(`p${slo.percentile} ${slo.metric} ${round(value)} ms misses the ${slo.maxMs} ms SLO`);
   }
   if (s.errorRatio !== undefined && s.errorRatio > 0.05)
     problems.push(`${round(s.errorRatio * 100)}% of requests failed`);
@@ -385,6 +396,13 @@ function judge(o: RolloutObservation, s: VerificationSample): VerificationWindow
 }
 
 const round = (x: number) => Number(x.toFixed(3));
+
+/** A measured SLO percentile: the p90 TTFT/ITL every window has, else the sample's per-SLO values. */
+function sloValue(s: VerificationSample, metric: string, percentile: number): number | undefined {
+  if (percentile === 90 && metric === 'TTFT') return s.ttftP90Ms;
+  if (percentile === 90 && metric === 'ITL') return s.itlP90Ms;
+  return s.slo?.[`${metric}:${percentile}`];
+}
 
 /** The verification window due next, if its end has passed (observe fetches it; decide judges it). */
 export function dueWindow(

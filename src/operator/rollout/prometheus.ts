@@ -28,11 +28,30 @@ export function matchers(selector: Record<string, string>): string {
     .join(',');
 }
 
-export function verificationQueries(selector: Record<string, string>, windowS: number) {
+/** Dynamo frontend histograms of the SLO metrics. */
+const SLO_HISTOGRAMS: Record<string, string> = {
+  TTFT: 'time_to_first_token_seconds',
+  ITL: 'inter_token_latency_seconds',
+  E2E: 'request_duration_seconds',
+};
+
+export function verificationQueries(
+  selector: Record<string, string>,
+  windowS: number,
+  slos: readonly { metric: string; percentile: number }[] = [],
+) {
   const sel = matchers(selector);
   const q = (p: number, metric: string) =>
     `histogram_quantile(${p}, sum by (le) (rate(dynamo_frontend_${metric}_bucket{${sel}}[${windowS}s])))`;
+  // Every SLO beyond the p90 TTFT/ITL measured anyway, once per metric and percentile.
+  const slo: Record<string, string> = {};
+  for (const s of slos) {
+    const h = SLO_HISTOGRAMS[s.metric];
+    if (!h || (s.percentile === 90 && s.metric !== 'E2E')) continue;
+    slo[`${s.metric}:${s.percentile}`] = q(s.percentile / 100, h);
+  }
   return {
+    slo,
     ttftP90: q(0.9, 'time_to_first_token_seconds'),
     itlP90: q(0.9, 'inter_token_latency_seconds'),
     requests: `sum(increase(dynamo_frontend_requests_total{${sel}}[${windowS}s]))`,
@@ -106,6 +125,7 @@ export async function measureWindow(
   t: PrometheusTarget | undefined,
   selector: Record<string, string>,
   window: { start: string; end: string },
+  slos: readonly { metric: string; percentile: number }[] = [],
 ): Promise<VerificationSample> {
   if (!t)
     return {
@@ -118,15 +138,22 @@ export async function measureWindow(
       unavailable: 'no label selector for the target (spec.metrics.selector, or a known model)',
     };
   const seconds = Math.max(1, Math.round((Date.parse(window.end) - Date.parse(window.start)) / 1000));
-  const q = verificationQueries(selector, seconds);
+  const q = verificationQueries(selector, seconds, slos);
   const at = new Date(window.end);
   try {
-    const [ttft, itl, requests, errors] = await Promise.all([
+    const sloKeys = Object.keys(q.slo);
+    const [ttft, itl, requests, errors, ...sloValues] = await Promise.all([
       instantQuery(t, q.ttftP90, at),
       instantQuery(t, q.itlP90, at),
       instantQuery(t, q.requests, at),
       instantQuery(t, q.errors, at),
+      ...sloKeys.map((k) => instantQuery(t, q.slo[k], at)),
     ]);
+    const slo: Record<string, number> = {};
+    sloKeys.forEach((k, i) => {
+      const v = sloValues[i];
+      if (v !== undefined) slo[k] = v * 1000;
+    });
     if (requests === undefined)
       return { ...window, unavailable: 'Prometheus has no frontend request series for the selector' };
     return {
@@ -136,6 +163,7 @@ export async function measureWindow(
       requests,
       requestRateRps: requests / seconds,
       ...(errors !== undefined && requests > 0 && { errorRatio: errors / requests }),
+      ...(sloKeys.length > 0 && { slo }),
     };
   } catch (e) {
     return { ...window, unavailable: `Prometheus: ${(e as Error).message}` };

@@ -17,6 +17,7 @@ import {
   type RolloutObservation,
   settingsDigest,
 } from '../../../src/operator/rollout/decide.ts';
+import { verificationQueries } from '../../../src/operator/rollout/prometheus.ts';
 
 /** The rollout state machine, transition by transition, with the clock injected. */
 
@@ -561,6 +562,33 @@ describe('Verifying', () => {
     expect(slo.status?.message).toMatch(/ITL 70 ms misses the 60 ms SLO/);
   });
 
+  it('checks every SLO at its own percentile, and a missing one is Inconclusive', () => {
+    const base = verifying([], { tolerancePercent: 500 });
+    const withE2e = {
+      ...base,
+      tuning: {
+        ...base.tuning!,
+        spec: {
+          ...base.tuning!.spec,
+          slos: [
+            ...base.tuning!.spec.slos,
+            { metric: 'E2E' as const, percentile: 99 as const, maxMs: 20_000 },
+          ],
+        },
+      },
+    };
+    const missing = decideRollout({ ...withE2e, sample: sample() });
+    expect(missing.status?.rollout?.windows?.[0]).toMatchObject({
+      outcome: 'Inconclusive',
+      message: 'no data for the p99 E2E SLO',
+    });
+    const over = decideRollout({ ...withE2e, sample: sample({ slo: { 'E2E:99': 25_000 } }) });
+    expect(over.status?.state).toBe('RollingBack');
+    expect(over.status?.message).toMatch(/p99 E2E 25000 ms misses the 20000 ms SLO/);
+    const ok = decideRollout({ ...withE2e, sample: sample({ slo: { 'E2E:99': 15_000 } }) });
+    expect(ok.status?.rollout?.windows?.[0]?.outcome).toBe('Successful');
+  });
+
   it('tolerates failures up to the configured count', () => {
     const d = decideRollout({
       ...verifying([], { failuresBeforeRollback: 2 }),
@@ -684,3 +712,20 @@ function simulatedTransition(sloMissSeconds: number) {
     sloMissSeconds,
   };
 }
+
+describe('verification queries', () => {
+  it('asks Prometheus for every SLO percentile beyond the p90 TTFT/ITL, from Dynamo histograms', () => {
+    const q = verificationQueries({ dynamo_namespace: 'ns-a' }, 300, [
+      { metric: 'TTFT', percentile: 90 },
+      { metric: 'TTFT', percentile: 99 },
+      { metric: 'E2E', percentile: 90 },
+    ]);
+    expect(Object.keys(q.slo)).toEqual(['TTFT:99', 'E2E:90']);
+    expect(q.slo['E2E:90']).toBe(
+      'histogram_quantile(0.9, sum by (le) (rate(dynamo_frontend_request_duration_seconds_bucket{dynamo_namespace="ns-a"}[300s])))',
+    );
+    expect(q.slo['TTFT:99']).toContain(
+      'histogram_quantile(0.99, sum by (le) (rate(dynamo_frontend_time_to_first_token_seconds_bucket',
+    );
+  });
+});
