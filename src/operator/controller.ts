@@ -28,7 +28,7 @@ import {
   supersedeAndPrune,
 } from './recommendations.ts';
 import { calibrationError } from './rollout/controller.ts';
-import { formatInterval, nextRun, nextSweep, shortestInterval, validateCron } from './schedule.ts';
+import { formatInterval, nextSweep, shortestInterval, validateCron } from './schedule.ts';
 import {
   runSweepJob,
   SweepJobError,
@@ -628,6 +628,7 @@ export class TuningController {
               maxGpusChanging: s.updatePolicy.maxGPUsChanging,
               calibrationErrorPercent: calibrationError(dt.status),
             },
+            exclude: dt.status?.failedProposals ?? [],
           },
           signal,
         );
@@ -922,6 +923,7 @@ export class TuningController {
       lastProposalTime: dt.status?.lastProposalTime,
       completedTime: f.completedTime,
       failedProposals: dt.status?.failedProposals,
+      ...(r.excluded && { excluded: r.excluded }),
       rolloutInProgress: await this.activeRollout(dt),
     });
     void this.o.recorder.emit(

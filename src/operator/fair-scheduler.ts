@@ -32,7 +32,7 @@ export class FairScheduler {
   }
 
   /** Sweeps that would be granted before this ticket if it asked now (0 = a slot is free). */
-  ahead(ticket: SweepTicket): number {
+  ahead(_ticket: SweepTicket): number {
     if (this.free > 0) return 0;
     let n = 0;
     for (const list of this.waiting.values()) n += list.length;

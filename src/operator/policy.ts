@@ -22,11 +22,14 @@ export interface ProposalInput {
   completedTime: string;
   /** Digests of settings that failed verification on this target (not proposed again until drift). */
   failedProposals?: string[];
+  /** The sweep passed over its best candidate because it had failed verification here (why, in a sentence). */
+  excluded?: string;
   /** A rollout in progress (its recommendation's name): a new proposal waits for it. */
   rolloutInProgress?: string;
 }
 
 export function decideProposal(i: ProposalInput): { outcome: ProposalOutcome; message: string } {
+  if (!i.best && i.excluded) return { outcome: 'NoImprovement', message: i.excluded };
   if (!i.best) {
     return { outcome: 'NoFeasibleCandidate', message: 'No candidate met the SLOs within the GPU budget.' };
   }

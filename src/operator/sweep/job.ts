@@ -16,7 +16,7 @@ import { type IntervalMetrics, pairedGain, predictionIntervals } from '../../swe
 import { type CalibrationResult, calibrate } from '../../telemetry/calibration/calibrate.ts';
 import type { WorkloadProfile } from '../../telemetry/profile/profile.ts';
 import type { TraceIssue } from '../../telemetry/trace/index.ts';
-import { budgetGpus } from '../rollout/decide.ts';
+import { budgetGpus, settingsDigest } from '../rollout/decide.ts';
 import {
   baselineSpace,
   gainPercent,
@@ -61,6 +61,11 @@ export interface SweepJobInput {
   /** What the rollout needs priced: the disruption budget, a known cold start, the live calibration error. */
   rollout?: { maxGpusChanging: number | string; coldStartSeconds?: number; calibrationErrorPercent?: number };
   /**
+   * Digests (`settingsDigest`) of settings that failed verification on this target: the best candidate not
+   * among them is chosen, so the loop goes on improving instead of stalling on a change that did not hold.
+   */
+  exclude?: readonly string[];
+  /**
    * V8 heap for the whole sweep, MiB, split between the job's thread and its evaluation threads. A thread
    * over its share fails (the job as SweepCrashed) instead of growing the operator until the kernel kills it.
    */
@@ -92,6 +97,8 @@ export interface SweepJobResult {
   feasible: number;
   optimizer: string;
   explanation: string;
+  /** Set when the sweep's best candidate had failed verification on this target (what was done instead). */
+  excluded?: string;
   simulatorVersion: string;
 }
 
@@ -294,19 +301,20 @@ export async function runSweepJobInline(input: SweepJobInput): Promise<SweepJobR
     settings: settingsOf(c.candidate, model),
     metrics: predictedMetrics(c.metrics!, c.feasible, objective, c.score),
   });
-  const best = r.recommended ? asCandidate(r.recommended) : null;
+  const chosen = chooseBest(r.candidates, r.recommended, input.exclude ?? [], model);
+  const best = chosen.best ? asCandidate(chosen.best) : null;
   const gain = best ? gainPercent(objective, baseline.objectiveValue, best.metrics.objectiveValue) : null;
   // The uncertainty of the comparison that matters: the baseline and the best, replayed on the same
   // sub-windows of the trace (and widened by the live calibration error when it is known).
   let intervals: SweepJobResult['intervals'];
   let gainPercentLow: number | null = null;
   let transition: TransitionCost | undefined;
-  if (best && r.recommended && baselineCandidate) {
+  if (best && chosen.best && baselineCandidate) {
     const base = simulationBase({ budget, workload: window.workload, simulation: timing.simulation, slos });
     const [bi, pi] = predictionIntervals(
       window.workload,
       base,
-      [baselineCandidate, r.recommended.candidate],
+      [baselineCandidate, chosen.best.candidate],
       objective,
       {
         windows: 4,
@@ -328,7 +336,7 @@ export async function runSweepJobInline(input: SweepJobInput): Promise<SweepJobR
           window,
           base,
           baselineCandidate,
-          r.recommended.candidate,
+          chosen.best.candidate,
           transition,
           maxGpusChanging,
         ),
@@ -347,6 +355,7 @@ export async function runSweepJobInline(input: SweepJobInput): Promise<SweepJobR
     gainPercentLow,
     ...(intervals && { intervals }),
     ...(transition && { transition }),
+    ...(chosen.note && { excluded: chosen.note }),
     frontier: r.frontier.latency.map((id) => asCandidate(byId.get(id)!)),
     candidates: evaluated.length,
     feasible: evaluated.filter((c) => c.feasible).length,
@@ -355,6 +364,8 @@ export async function runSweepJobInline(input: SweepJobInput): Promise<SweepJobR
       `Replayed ${window.summary.requests} requests (${window.summary.requestRate} req/s) from ${input.source}.`,
       timing.note,
       baseline.meetsSlos ? 'The baseline meets the SLOs.' : 'The baseline misses the SLOs.',
+      // Before the sweep's own lines (which name its pick), so that a long explanation never cuts it off.
+      ...(chosen.note ? [chosen.note] : []),
       ...r.explanation,
       ...(r.pruned.length > 0 ? [`${r.pruned.length} shapes were pruned before simulation.`] : []),
       ...(crashed.length > 0
@@ -482,4 +493,31 @@ export function runSweepJob(input: SweepJobInput, signal?: AbortSignal): Promise
       finish(() => reject(new SweepJobError('SweepCrashed', `the sweep's thread exited with code ${code}`))),
     );
   });
+}
+
+/**
+ * The sweep's recommendation unless its settings already failed verification on this target; then the
+ * best-ranked candidate meeting the SLOs that has not (null when none is left), with a sentence saying so.
+ */
+export function chooseBest<
+  C extends { rank: number | null; feasible: boolean; label: string; candidate: SweepCandidate },
+>(
+  candidates: readonly C[],
+  recommended: C | null,
+  exclude: readonly string[],
+  model: string | undefined,
+): { best: C | null; note?: string } {
+  if (!recommended || exclude.length === 0) return { best: recommended };
+  const failed = (c: C) => exclude.includes(settingsDigest(settingsOf(c.candidate, model)));
+  if (!failed(recommended)) return { best: recommended };
+  const next =
+    candidates
+      .filter((c) => c.feasible && c.rank !== null && !failed(c))
+      .sort((a, b) => (a.rank as number) - (b.rank as number))[0] ?? null;
+  return {
+    best: next,
+    note: next
+      ? `${recommended.label} failed verification on this target before and is not proposed again until the workload drifts; the best of the rest is ${next.label}.`
+      : `${recommended.label} failed verification on this target before; no other candidate meets the SLOs.`,
+  };
 }

@@ -197,9 +197,12 @@ export function checkUrl(text: string, policy: UrlPolicy): CheckedUrl {
  * A DNS lookup for net/tls.connect that resolves the name once, refuses it unless every address is allowed,
  * and hands the connection exactly the addresses it checked.
  */
+/** Node's lookup callback, in the two shapes `options.all` selects. */
+type LookupCallback = (err: Error | null, address?: string | LookupAddress[], family?: number) => void;
+
 export function guardedLookup(checked: CheckedUrl, policy: UrlPolicy): LookupFunction {
   const http = checked.url.protocol === 'http:';
-  return ((hostname: string, options: { all?: boolean; family?: number }, callback: Function) => {
+  return ((hostname: string, options: { all?: boolean; family?: number }, callback: LookupCallback) => {
     dnsLookup(hostname, { all: true, verbatim: true }, (err, addresses: LookupAddress[]) => {
       if (err) {
         callback(new UrlRefusedError(`the host ${hostname} could not be resolved`));
