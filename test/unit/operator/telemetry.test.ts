@@ -1,14 +1,18 @@
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DeploymentTuningSpecSchema, DriftBaselineSchema, DriftSpecSchema } from '../../../src/api/index.ts';
+import { ApiError, type KubeClient } from '../../../src/operator/kube/client.ts';
 import type { SweepJobResult } from '../../../src/operator/sweep/job.ts';
+import { parseUrlAllowList } from '../../../src/operator/sweep/url-policy.ts';
 import { loadJobWindow } from '../../../src/operator/sweep/window.ts';
 import { baselineOf, profileOfBaseline } from '../../../src/operator/telemetry/baseline.ts';
 import { calibrationStatus } from '../../../src/operator/telemetry/calibration-status.ts';
 import { decideDrift, nextDriftCheck } from '../../../src/operator/telemetry/drift.ts';
 import {
+  prometheusProfile,
   requestTracePath,
   resolvePrometheus,
   type TelemetryError,
@@ -213,5 +217,71 @@ describe('telemetry sources', () => {
       stepS: 5,
     });
     expect(() => resolvePrometheus(spec({}), {}, 'm')).toThrow(/no Prometheus is configured/);
+  });
+  it('Prometheus credentials and policy: token Secrets only when allowed, tenant URLs under the URL policy', async () => {
+    const seen: (string | undefined)[] = [];
+    const server = createServer((req, res) => {
+      seen.push(req.headers.authorization);
+      res.setHeader('content-type', 'application/json');
+      res.end('{"status":"success","data":{"resultType":"matrix","result":[]}}');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    const reads: string[] = [];
+    const secrets: Record<string, Record<string, string>> = {
+      '/api/v1/namespaces/team/secrets/prom-token': { token: Buffer.from('s3cret\n').toString('base64') },
+    };
+    const client = {
+      get: async (path: string) => {
+        reads.push(path);
+        if (!secrets[path]) throw new ApiError(404, 'not found');
+        return { data: secrets[path] };
+      },
+    } as unknown as KubeClient;
+    const spec = (prometheus: object) =>
+      DeploymentTuningSpecSchema.parse({
+        targetRef: { name: 't' },
+        workload: { source: { prometheus: { selector: { model: 'm' }, window: '1m', ...prometheus } } },
+      });
+    const fail = (s: ReturnType<typeof spec>, access: object) =>
+      prometheusProfile(client, 'team', s, access, 'm').then(
+        () => undefined,
+        (e: TelemetryError) => e,
+      );
+    try {
+      const token = { bearerTokenSecret: { name: 'prom-token', key: 'token' } };
+      // Not a name the administrator listed: refused before any read.
+      const notAllowed = await fail(spec(token), { prometheusUrl: url, tokenSecretNames: ['other'] });
+      expect(notAllowed).toMatchObject({ reason: 'PrometheusCredentials' });
+      expect(notAllowed?.message).toMatch(/Secret prom-token is not one the operator may read/);
+      expect(reads).toEqual([]);
+      // Listed: read from the object's own namespace, sent as a bearer token (trimmed).
+      const empty = await fail(spec(token), { prometheusUrl: url, tokenSecretNames: ['prom-token'] });
+      expect(reads).toEqual(['/api/v1/namespaces/team/secrets/prom-token']);
+      expect(seen.at(-1)).toBe('Bearer s3cret');
+      expect(empty).toMatchObject({ reason: 'PrometheusNoData' });
+      // A listed name that does not exist, or a missing key.
+      const missing = await fail(spec({ bearerTokenSecret: { name: 'gone', key: 'token' } }), {
+        prometheusUrl: url,
+        tokenSecretNames: ['gone'],
+      });
+      expect(missing?.message).toBe('Secret team/gone not found');
+      const noKey = await fail(spec({ bearerTokenSecret: { name: 'prom-token', key: 'nope' } }), {
+        prometheusUrl: url,
+        tokenSecretNames: ['prom-token'],
+      });
+      expect(noKey?.message).toBe("Secret team/prom-token has no key 'nope'");
+      // A tenant's URL goes through the URL policy: loopback http is refused, nothing is sent.
+      const before = seen.length;
+      const refused = await fail(spec({ url }), { prometheusUrl: url });
+      expect(refused).toMatchObject({ reason: 'PrometheusRefused' });
+      expect(seen.length).toBe(before);
+      // ... unless the administrator allowed it.
+      const allowed = await fail(spec({ url }), { urlPolicy: parseUrlAllowList(['127.0.0.0/8']) });
+      expect(allowed).toMatchObject({ reason: 'PrometheusNoData' });
+      expect(seen.length).toBeGreaterThan(before);
+    } finally {
+      server.close();
+    }
   });
 });
