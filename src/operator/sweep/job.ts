@@ -233,7 +233,10 @@ export async function runSweepJobInline(input: SweepJobInput): Promise<SweepJobR
         slos,
       });
       const result = calibrateBaseline(window, baselineCandidate, base, cal);
-      const applied = cal.apply && result.correction !== null && !result.correction.bounded;
+      // A fit that found nothing better than the model as it is (both factors 1) is not a correction.
+      const f = result.correction?.factors;
+      const identity = f?.prefill === 1 && f.decode === 1;
+      const applied = cal.apply && result.correction !== null && !result.correction.bounded && !identity;
       calibration = { ...result, applied, windowS: window.windowS };
       if (applied && result.correction) {
         // Every candidate, the baseline included, is priced with the correction from here on.

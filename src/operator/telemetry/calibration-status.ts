@@ -55,7 +55,9 @@ export function calibrationStatus(r: SweepJobResult, time: string): CalibrationS
       ? 'The correction hit its bound and was not applied: the model is off by more than a scale explains.'
       : c.applied
         ? `Sweeps price candidates with prefill x${c.correction?.factors.prefill} and decode x${c.correction?.factors.decode}.`
-        : 'No correction applied.',
+        : c.correction?.factors.prefill === 1 && c.correction.factors.decode === 1
+          ? 'No correction lowers the error: sweeps use the model as it is.'
+          : 'No correction applied.',
   };
 }
 

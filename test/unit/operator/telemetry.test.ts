@@ -156,6 +156,13 @@ describe('calibration status', () => {
     const notApplied = calibrationStatus(result(false, true), '2026-01-01T00:10:00Z')!;
     expect(notApplied.errorPercent).toBe(30);
     expect(notApplied.message).toMatch(/hit its bound/);
+    // A fit that found nothing better than the model keeps factors of 1: not reported as a correction.
+    const identity = result(false, false);
+    identity.calibration!.correction!.factors = { prefill: 1, decode: 1 };
+    const none = calibrationStatus(identity, '2026-01-01T00:10:00Z')!;
+    expect(none.correction?.applied).toBe(false);
+    expect(none.errorPercent).toBe(30);
+    expect(none.message).toBe('No correction lowers the error: sweeps use the model as it is.');
   });
 });
 
