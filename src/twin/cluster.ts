@@ -48,6 +48,8 @@ export interface ClusterOptions {
   statusIntervalMs?: number;
   /** Field manager of the twin's writes. */
   fieldManager?: string;
+  /** GPU types a graph without a GPU nodeSelector may run on (the first is assumed; `--gpu`). */
+  knownGpuTypes?: string[];
 }
 
 type Dgd = KubeObject & { spec?: Record<string, unknown>; status?: Partial<DgdStatus> };
@@ -83,7 +85,13 @@ export class ClusterFollower {
   readonly writes = { status: 0, replicas: 0, adapters: 0 };
 
   constructor(opts: ClusterOptions) {
-    this.o = { statusIntervalMs: 1000, fieldManager: 'servetune-twin', ...opts };
+    // Defaults survive options given as undefined.
+    this.o = {
+      ...opts,
+      statusIntervalMs: opts.statusIntervalMs ?? 1000,
+      fieldManager: opts.fieldManager ?? 'servetune-twin',
+      knownGpuTypes: opts.knownGpuTypes ?? [],
+    };
   }
 
   get current(): TwinGraph | undefined {
@@ -150,7 +158,7 @@ export class ClusterFollower {
     const key = `${obj.metadata.uid}/${obj.metadata.generation}`;
     if (key !== this.lastApplied) {
       this.lastApplied = key;
-      const g = readGraph(obj);
+      const g = readGraph(obj, this.o.knownGpuTypes);
       if ('error' in g) {
         this.invalid = g.error;
         this.o.logger?.warn({ dgd: this.o.name, err: g.error }, 'the DGD cannot be simulated');
@@ -167,7 +175,7 @@ export class ClusterFollower {
 
   /** Creates missing adapters, copies adapter replicas into the DGD; true when the DGD was patched. */
   private async syncAdapters(obj: Dgd): Promise<boolean> {
-    const g = readGraph(obj);
+    const g = readGraph(obj, this.o.knownGpuTypes);
     if ('error' in g) return false;
     const { client, namespace } = this.o;
     let patched = false;

@@ -102,10 +102,14 @@ export async function startTwin(o: TwinOptions): Promise<Twin> {
   let client: KubeClient | undefined;
   let simOptions: SimulationOptions;
   let initialGraph: ReturnType<typeof readGraph> | undefined;
+  // A graph that pins no GPU by nodeSelector runs on the GPU the user names (`--gpu`), as the operator
+  // assumes its inventory's; without either, its timing is the GPU-agnostic model's.
+  const named = config.hardware?.gpu ? Catalog.builtin().findGpu(config.hardware.gpu)?.id : undefined;
+  const knownGpuTypes = named ? [named] : [];
   if (o.cluster) {
     client = o.cluster.client ?? KubeClient.load(o.cluster.kubeconfig, { userAgent: 'servetune-twin' });
     const obj = await getDgd(client, o.cluster.namespace, o.cluster.target, log);
-    initialGraph = readGraph(obj);
+    initialGraph = readGraph(obj, knownGpuTypes);
     if ('error' in initialGraph) {
       throw new Error(
         `DynamoGraphDeployment ${o.cluster.namespace}/${o.cluster.target}: ${initialGraph.error}`,
@@ -178,6 +182,7 @@ export async function startTwin(o: TwinOptions): Promise<Twin> {
       name: o.cluster.target,
       driver: fleet,
       logger: log,
+      knownGpuTypes,
     });
     sim.setObserver({
       ...observerOf(runtime),

@@ -305,3 +305,20 @@ describe('a twin following a disaggregated DynamoGraphDeployment', () => {
     await twin.stop();
   });
 });
+
+describe('a graph that pins no GPU by nodeSelector', () => {
+  it('is priced on the GPU named by --gpu, as the operator assumes its inventory', async () => {
+    const bare = worker('decode', 1, 1);
+    delete (bare.podTemplate.spec as { nodeSelector?: object }).nodeSelector;
+    await setComponents('nogpu', [frontend('round-robin'), bare]);
+    const named = await startTestTwin({
+      config: { hardware: { gpu: 'NVIDIA-H100-80GB-HBM3' } },
+      cluster: { client, namespace: ns, target: 'nogpu' },
+    });
+    expect(named.cluster?.current?.settings.gpuType).toBe('h100_sxm');
+    await named.stop(0);
+    const unnamed = await startTestTwin({ cluster: { client, namespace: ns, target: 'nogpu' } });
+    expect(unnamed.cluster?.current?.settings.gpuType).toBe('unknown');
+    await unnamed.stop(0);
+  });
+});
