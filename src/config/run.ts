@@ -194,8 +194,10 @@ export function runSimulation(
   config: SimulationConfig,
   workload: Workload,
   timing?: TimingModel | PoolTimings,
+  measureFromMs?: number,
 ): { result: SimulationResult; report: SimulationReport } {
   const options = toSimulationOptions(config, timing);
+  if (measureFromMs !== undefined) options.measureFromMs = measureFromMs;
   const t0 = performance.now();
   const result = simulate(workload, options);
   const wall = performance.now() - t0;

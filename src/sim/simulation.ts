@@ -47,6 +47,12 @@ export interface SimulationOptions {
   seed: number;
   /** Stop at this simulated time (ms); requests in flight then count as incomplete. */
   maxSimTimeMs?: number;
+  /**
+   * Warm-up: requests arriving before this simulated time (ms) are simulated (they load the workers and fill
+   * their caches) but left out of every per-request statistic of the report, the pooled token gaps included;
+   * throughput is over [measureFromMs, end]. Absent: everything is measured (the same run, bit for bit).
+   */
+  measureFromMs?: number;
   /** Dynamo's Planner adding and removing workers during the run (see planner/runtime.ts). */
   planner?: PlannerSpec;
   /** Called for every engine created (initial workers and the planner's), e.g. to attach a pass log. */
@@ -212,6 +218,7 @@ export class Simulation implements Cluster, DisaggHost {
       for (const e of this.live) e.ensureKeyCapacity?.(n);
     };
     this.collector = new Collector(this.req);
+    if (options.measureFromMs !== undefined) this.collector.measureFromMs = options.measureFromMs;
     const rng = new Rng(options.seed);
     this.rng = rng;
     this.driven = options.driven === true;

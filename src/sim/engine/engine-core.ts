@@ -446,15 +446,21 @@ export abstract class EngineCore<C extends EngineCoreConfig> implements Engine {
         for (let j = from + 1; j <= upTo; j++) observe(r, before + j - from, ends[j]);
       }
     }
+    // Gaps of warm-up requests are not pooled (Collector.measureFromMs): a shared gap weighs the measured ones.
+    const measureFrom = col.measureFromMs;
+    let measured = 0;
     for (let k = 0; k < n; k++) {
       const r = running[k];
-      col.addGap(firstEnd - col.lastTokenMs[r], 1);
+      if (col.arrivalMs[r] >= measureFrom) {
+        col.addGap(firstEnd - col.lastTokenMs[r], 1);
+        measured++;
+      }
       if (col.tokens[r] === 1) col.secondTokenMs[r] = firstEnd;
       col.tokens[r] += m;
       col.lastTokenMs[r] = lastEnd;
       req.generated[r] += m;
     }
-    for (let j = from + 2; j <= upTo; j++) col.addGap(ends[j] - ends[j - 1], n);
+    if (measured > 0) for (let j = from + 2; j <= upTo; j++) col.addGap(ends[j] - ends[j - 1], measured);
     this.passes += m;
     this.busyMs += lastEnd - ends[from];
     this.runApplied = upTo;

@@ -19,7 +19,9 @@ export class Collector {
   reusedBest = new Int32Array(0);
   reusedFirst = new Int32Array(0);
   admissions = new Int32Array(0);
-  /** Every gap between consecutive tokens of a request, pooled over requests (ms). */
+  /** Requests arriving before this time are a warm-up: their token gaps are not pooled (see measured). */
+  measureFromMs = Number.NEGATIVE_INFINITY;
+  /** Every gap between consecutive tokens of a measured request, pooled over requests (ms). */
   readonly itl = new LogHistogram();
   /** Sum of 1000/gap over the same gaps (tokens per second per user, pooled). */
   userRateSum = 0;
@@ -91,7 +93,7 @@ export class Collector {
       this.firstTokenMs[r] = t;
     } else {
       const gap = t - this.lastTokenMs[r];
-      this.addGap(gap, 1);
+      if (this.arrivalMs[r] >= this.measureFromMs) this.addGap(gap, 1);
       if (n === 2) this.secondTokenMs[r] = t;
     }
     this.lastTokenMs[r] = t;

@@ -143,6 +143,9 @@ export function buildReport(result: SimulationResult, wallMs: number, slo?: SloT
   const c = result.records;
   const n = c.size;
   const cap = options.maxSimTimeMs ?? Number.POSITIVE_INFINITY;
+  // Warm-up (options.measureFromMs): rows arriving earlier are skipped below; throughput is over the span
+  // measured. Engine-wide figures (utilisation, queue depth, KV tiers, planner) still cover the whole run.
+  const from = options.measureFromMs;
   const ttft = new Float64Array(n);
   const ttst = new Float64Array(n);
   const tpot = new Float64Array(n);
@@ -164,7 +167,18 @@ export function buildReport(result: SimulationResult, wallMs: number, slo?: SloT
   let good = 0;
   let goodOut = 0;
   const status = c.status;
+  let measuredRows = n;
+  let rejected = pooled.rejected;
+  if (from !== undefined) {
+    measuredRows = 0;
+    rejected = 0;
+  }
   for (let r = 0; r < n; r++) {
+    if (from !== undefined) {
+      if (!(c.arrivalMs[r] >= from)) continue;
+      measuredRows++;
+      if (status[r] === RequestStatus.Rejected) rejected++;
+    }
     allIn += c.inputLength[r];
     allOut += c.outputLength[r];
     const end = c.terminalMs[r];
@@ -202,9 +216,11 @@ export function buildReport(result: SimulationResult, wallMs: number, slo?: SloT
       }
     }
   }
-  const durS = Math.max(duration / 1000, 1e-9);
+  // The measured span: from the start, or from the end of the warm-up.
+  const spanMs = from === undefined ? duration : Math.max(0, duration - from);
+  const durS = Math.max(spanMs / 1000, 1e-9);
   let gpus = engines.reduce((sum, e) => sum + e.gpus, 0);
-  let gpuMs = gpus * duration;
+  let gpuMs = gpus * spanMs;
   // With a planner, GPUs are what the fleet held over time (starting and draining workers included).
   const fleet = result.planner?.fleet ?? null;
   const held = fleet ? integrateGpus(fleet.timeline, duration) : null;
@@ -213,7 +229,7 @@ export function buildReport(result: SimulationResult, wallMs: number, slo?: SloT
     const g = fleet.timeline.gpus;
     gpus = Math.max(0, ...g.active.map((a, i) => a + g.starting[i] + g.draining[i]));
   }
-  const meanGpus = duration > 0 ? gpuMs / duration : gpus;
+  const meanGpus = held ? (duration > 0 ? gpuMs / duration : gpus) : spanMs > 0 ? gpuMs / spanMs : gpus;
   let passes = 0;
   let runs = 0;
   let preemptions = 0;
@@ -241,10 +257,10 @@ export function buildReport(result: SimulationResult, wallMs: number, slo?: SloT
     };
   });
   const report: SimulationReport = {
-    num_requests: n,
+    num_requests: measuredRows,
     completed_requests: completed,
-    rejected_requests: pooled.rejected,
-    incomplete_requests: n - completed - pooled.rejected,
+    rejected_requests: rejected,
+    incomplete_requests: measuredRows - completed - rejected,
     total_input_tokens: allIn,
     total_output_tokens: allOut,
     simulated_duration_s: duration / 1000,
