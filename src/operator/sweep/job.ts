@@ -14,8 +14,9 @@ import { runSweep, simulationBase } from '../../sweep/sweep.ts';
 import { simulateCandidateTransition } from '../../sweep/transition-sim.ts';
 import { type IntervalMetrics, pairedGain, predictionIntervals } from '../../sweep/uncertainty.ts';
 import { type CalibrationResult, calibrate } from '../../telemetry/calibration/calibrate.ts';
+import { warmupSpanMs, withWarmup } from '../../telemetry/calibration/warmup.ts';
 import type { WorkloadProfile } from '../../telemetry/profile/profile.ts';
-import type { TraceIssue } from '../../telemetry/trace/index.ts';
+import { DEFAULT_INPUT_LIMITS, type TraceIssue } from '../../telemetry/trace/index.ts';
 import { budgetGpus, settingsDigest } from '../rollout/decide.ts';
 import {
   baselineSpace,
@@ -172,6 +173,7 @@ function calibrateBaseline(
   candidate: SweepCandidate,
   base: SimulationBase,
   c: NonNullable<SweepJobInput['calibration']>,
+  maxRows: number | undefined,
 ): CalibrationResult {
   let config = candidateConfig(candidate, base);
   let timings: PoolTimings | undefined;
@@ -180,8 +182,14 @@ function calibrateBaseline(
     config = prepared.config;
     timings = prepared.timings;
   }
+  // The window replayed after a warm-up, measured from its start (the warm-up counts against the row bound).
+  const warmed = withWarmup(window.workload, {
+    spanMs: warmupSpanMs(window.windowS * 1000),
+    maxRows: maxRows ?? DEFAULT_INPUT_LIMITS.maxRows,
+  });
   return calibrate({
-    workload: window.workload,
+    workload: warmed.workload,
+    measureFromMs: warmed.measureFromMs,
     config,
     timings,
     observed: window.observed,
@@ -232,7 +240,7 @@ export async function runSweepJobInline(input: SweepJobInput): Promise<SweepJobR
         simulation: timing.simulation,
         slos,
       });
-      const result = calibrateBaseline(window, baselineCandidate, base, cal);
+      const result = calibrateBaseline(window, baselineCandidate, base, cal, input.limits?.maxRows);
       // A fit that found nothing better than the model as it is (both factors 1) is not a correction.
       const f = result.correction?.factors;
       const identity = f?.prefill === 1 && f.decode === 1;

@@ -51,6 +51,11 @@ export interface CalibrationOptions {
   observed: MetricValues;
   /** Length of the window (s): throughput and queue are per window. */
   windowS: number;
+  /**
+   * Where the window starts in `workload` (ms): the requests before it are a warm-up (see warmup.ts), simulated
+   * but not measured. Default: all of it is the window.
+   */
+  measureFromMs?: number;
   /** Fit a correction (default true when TTFT or ITL was observed). */
   fit?: boolean;
   /** Bounds of each factor (default [0.5, 2]). */
@@ -157,7 +162,7 @@ function scaledTimings(
 
 function run(o: CalibrationOptions, f: CorrectionFactors | null): MetricValues {
   const timings = f === null ? o.timings : scaledTimings(o.config, o.timings, f);
-  const { report } = runSimulation(o.config, o.workload, timings);
+  const { report } = runSimulation(o.config, o.workload, timings, o.measureFromMs);
   return predictedMetrics(report, o.windowS);
 }
 

@@ -9,6 +9,7 @@ import {
   observedMetrics,
   predictedMetrics,
 } from '../../../src/telemetry/calibration/calibrate.ts';
+import { withWarmup } from '../../../src/telemetry/calibration/warmup.ts';
 import { profileFromRecorded, readRecordedWindow } from '../../../src/telemetry/profile/from-trace.ts';
 
 const SAMPLE = new URL('../../fixtures/traces/conversation-sample.jsonl', import.meta.url).pathname;
@@ -61,6 +62,23 @@ describe('live calibration', () => {
     expect(r.correction?.bounded).toBe(true);
     expect(r.correction?.factors.decode).toBe(2);
     expect(r.correction!.meanAbsError).toBeGreaterThan(0.2);
+  });
+
+  it('replays a warm-up before the window and measures the window alone', async () => {
+    const { rec, config, windowS } = await setup();
+    const warmed = withWarmup(rec.workload, { spanMs: 60_000, maxRows: 1_000_000 });
+    expect(warmed.warmupRequests).toBeGreaterThan(0);
+    const observed = { itl_p50: 30, output_tokens_per_s: 100 };
+    const o = { config, observed, windowS, fit: false };
+    const cold = calibrate({ ...o, workload: rec.workload });
+    const warm = calibrate({ ...o, workload: warmed.workload, measureFromMs: warmed.measureFromMs });
+    // The warm-up's tokens are not the window's: throughput over the window is the same either way.
+    let out = 0;
+    for (let i = 0; i < rec.workload.size; i++) out += rec.workload.outputLength[i];
+    expect(warm.predicted.output_tokens_per_s).toBeCloseTo(out / windowS, 9);
+    expect(cold.predicted.output_tokens_per_s).toBeCloseTo(out / windowS, 9);
+    // Pooled token gaps of the window's requests only: not those of the cold run.
+    expect(warm.predicted.itl_p50).toBeGreaterThan(0);
   });
 
   it('compares only what was measured; fit: false skips the correction', async () => {
