@@ -153,12 +153,14 @@ interface Calibration {
 
 /**
  * The twin is the simulator on the same GPU and settings as the operator's baseline, so its measurements and
- * the replay agree up to the window's edges (the replay starts with an empty deployment, the twin had requests
- * in flight: the replay runs faster) and the synthesis of a Prometheus window. What this catches: a metric in
- * the wrong unit, observed and predicted from different settings, a broken correction, an error the rollout
- * cannot read.
+ * the replay agree up to what the window cannot say: the replay runs after a warm-up (the window's first part
+ * replayed before it) where the twin had its own earlier traffic in flight, a Prometheus window is synthesised
+ * from histograms (TTFT p50 35-40 % low, ITL p50 within 5 %), and a request trace's ITL is each request's mean
+ * gap while the replay pools every gap (ITL p50 about 30 % low; TTFT p50 within 5 %). Bounds per source, with
+ * a margin over what the runs measured. What this catches: a metric in the wrong unit, observed and predicted
+ * from different settings, a broken correction or warm-up, an error the rollout cannot read.
  */
-function expectCalibrated(c: Calibration) {
+function expectCalibrated(c: Calibration, bound: { ttftP50: number; itlP50: number }) {
   const m = (name: string) => {
     const x = c.metrics.find((v) => v.metric === name);
     expect(x, name).toBeDefined();
@@ -169,8 +171,8 @@ function expectCalibrated(c: Calibration) {
   expect(m('ttft_p50').observed).toBeLessThan(10_000);
   expect(m('itl_p50').observed).toBeGreaterThan(3);
   expect(m('itl_p50').observed).toBeLessThan(100);
-  expect(Math.abs(m('ttft_p50').errorPercent), JSON.stringify(c)).toBeLessThan(75);
-  expect(Math.abs(m('itl_p50').errorPercent), JSON.stringify(c)).toBeLessThan(50);
+  expect(Math.abs(m('ttft_p50').errorPercent), JSON.stringify(c)).toBeLessThan(bound.ttftP50);
+  expect(Math.abs(m('itl_p50').errorPercent), JSON.stringify(c)).toBeLessThan(bound.itlP50);
   expect(c.correction?.bounded).toBe(false);
   // The figure the rollout's Automatic guardrail reads: the largest error of the model as sweeps use it.
   const used = c.metrics.map((x) =>
@@ -261,7 +263,7 @@ describe('DeploymentTunings on telemetry', () => {
     expect(st.workload.requests).toBeGreaterThan(50);
     expect(st.workload.requests).toBeLessThan(150);
     expect(st.drift.baseline.prefixReuseBasis).toBe('cached_tokens');
-    expectCalibrated(st.calibration);
+    expectCalibrated(st.calibration, { ttftP50: 45, itlP50: 10 });
     const recs = (await listRecommendations(client, ns)).filter(
       (r) => r.metadata.labels?.['servetune.dev/deployment-tuning'] === 'prom',
     );
@@ -290,7 +292,7 @@ describe('DeploymentTunings on telemetry', () => {
     expect(st.workload.requests).toBeLessThan(150);
     expect(st.workload.badLines).toBe(0);
     // Request traces carry what the frontend measured (TTFT, end to end, average ITL per request).
-    expectCalibrated(st.calibration);
+    expectCalibrated(st.calibration, { ttftP50: 15, itlP50: 40 });
     expect(st.currentRecommendation).toBeDefined();
   });
 

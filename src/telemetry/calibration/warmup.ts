@@ -14,7 +14,7 @@ import type { Workload } from '../../sim/workload/workload.ts';
  * blocks only one request has are renamed, so the window's requests do not find their own prompts cached.
  */
 
-export interface WarmedWindow {
+interface WarmedWindow {
   workload: Workload;
   /** Where the window starts in the warmed workload: measure from here. */
   measureFromMs: number;
