@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { CALIBRATION_METRICS } from '../telemetry/calibration/metrics.ts';
 import { boundedDuration, Name, Timestamp } from './common.ts';
 
 /**
@@ -225,19 +226,6 @@ export const DriftStatusSchema = z
   .describe('The latest drift check.');
 export type DriftStatus = z.infer<typeof DriftStatusSchema>;
 
-export const CalibrationMetricNames = [
-  'ttft_p50',
-  'ttft_p90',
-  'ttft_p99',
-  'itl_p50',
-  'itl_p90',
-  'itl_p99',
-  'e2e_p50',
-  'e2e_p90',
-  'output_tokens_per_s',
-  'queued_mean',
-] as const;
-
 const Percent = z.number().min(-1e6).max(1e6);
 
 export const CalibrationStatusSchema = z
@@ -264,7 +252,7 @@ export const CalibrationStatusSchema = z
           metric: z
             .string()
             .max(64)
-            .describe(`One of ${CalibrationMetricNames.join(', ')} (ms for latencies, tokens/s, requests).`),
+            .describe(`One of ${CALIBRATION_METRICS.join(', ')} (ms for latencies, tokens/s, requests).`),
           observed: z.number().min(-1e12).max(1e12),
           predicted: z.number().min(-1e12).max(1e12),
           errorPercent: Percent.describe('predicted / observed - 1, in percent, before correction.'),

@@ -1,4 +1,6 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { CALIBRATION_METRICS } from '../telemetry/calibration/metrics.ts';
+import { DRIFT_DIMENSIONS } from '../telemetry/drift/scores.ts';
 import { TERMINAL_STATES } from './rollout/decide.ts';
 
 /**
@@ -152,35 +154,14 @@ export class OperatorMetrics {
     const both = { namespace, name };
     this.driftLevel.remove(both);
     this.driftTriggers.remove(both);
-    for (const dimension of DRIFT_DIMENSION_LABELS) {
+    for (const dimension of DRIFT_DIMENSIONS) {
       this.driftScore.remove({ ...both, dimension });
       this.driftThreshold.remove({ ...both, dimension });
     }
-    for (const metric of CALIBRATION_METRIC_LABELS) {
+    for (const metric of CALIBRATION_METRICS) {
       for (const g of [this.calibrationError, this.calibrationCorrectedError, this.predicted, this.observed])
         g.remove({ ...both, metric });
     }
     for (const part of ['prefill', 'decode']) this.calibrationCorrection.remove({ ...both, part });
   }
 }
-
-export const DRIFT_DIMENSION_LABELS = [
-  'rate_level',
-  'burstiness',
-  'input_tokens',
-  'output_tokens',
-  'prefix_reuse',
-  'sessions',
-] as const;
-export const CALIBRATION_METRIC_LABELS = [
-  'ttft_p50',
-  'ttft_p90',
-  'ttft_p99',
-  'itl_p50',
-  'itl_p90',
-  'itl_p99',
-  'e2e_p50',
-  'e2e_p90',
-  'output_tokens_per_s',
-  'queued_mean',
-] as const;

@@ -5,6 +5,7 @@ import { ScaledTiming } from '../../sim/timing/scaled.ts';
 import type { TimingModel } from '../../sim/timing/timing-model.ts';
 import type { Workload } from '../../sim/workload/workload.ts';
 import type { WorkloadProfile } from '../profile/profile.ts';
+import { CALIBRATION_METRICS, type CalibrationMetric } from './metrics.ts';
 
 /**
  * Live calibration: replay the recent window through the simulator with the deployment's current settings and
@@ -20,19 +21,7 @@ import type { WorkloadProfile } from '../profile/profile.ts';
  * reported beside the errors before.
  */
 
-export const CALIBRATION_METRICS = [
-  'ttft_p50',
-  'ttft_p90',
-  'ttft_p99',
-  'itl_p50',
-  'itl_p90',
-  'itl_p99',
-  'e2e_p50',
-  'e2e_p90',
-  'output_tokens_per_s',
-  'queued_mean',
-] as const;
-export type CalibrationMetric = (typeof CALIBRATION_METRICS)[number];
+export { CALIBRATION_METRICS, type CalibrationMetric } from './metrics.ts';
 
 /** Values per metric (ms, tokens/s, requests); a metric without a measurement is absent. */
 export type MetricValues = Partial<Record<CalibrationMetric, number>>;
