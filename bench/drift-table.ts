@@ -10,14 +10,12 @@
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { renderTable } from '../src/cli/table.ts';
-import { selectRequests } from '../src/sim/workload/slice.ts';
 import { DRIFT_DIMENSIONS } from '../src/telemetry/drift/scores.ts';
 import { DEFAULT_THRESHOLDS, driftVerdict } from '../src/telemetry/drift/verdict.ts';
 import {
+  halfOfWindow,
   profileFromRecorded,
-  type RecordedWindow,
   readRecordedWindow,
-  tailFrom,
 } from '../src/telemetry/profile/from-trace.ts';
 import type { WorkloadProfile } from '../src/telemetry/profile/profile.ts';
 
@@ -25,29 +23,6 @@ const { values } = parseArgs({ options: { azure: { type: 'string' }, shared: { t
 const shared =
   values.shared ?? ['../shared/data/traces', '../../shared/data/traces'].find((d) => existsSync(d)) ?? '';
 const fixtures = new URL('../test/fixtures/traces/', import.meta.url).pathname;
-
-function half(rec: RecordedWindow, second: boolean): RecordedWindow {
-  const w = rec.workload;
-  let span = 0;
-  for (let i = 0; i < w.size; i++) if (w.arrivalMs[i] > span) span = w.arrivalMs[i];
-  const mid = span / 2;
-  if (second) {
-    const t = tailFrom(w, mid);
-    return {
-      ...rec,
-      workload: t.workload,
-      originMs: rec.originMs + t.shiftMs,
-      window: { startMs: rec.originMs + mid, endMs: rec.originMs + span },
-    };
-  }
-  const ids: number[] = [];
-  for (let i = 0; i < w.size; i++) if (w.arrivalMs[i] < mid) ids.push(i);
-  return {
-    ...rec,
-    workload: selectRequests(w, ids),
-    window: { startMs: rec.originMs, endMs: rec.originMs + mid },
-  };
-}
 
 interface Set3 {
   whole: WorkloadProfile;
@@ -58,8 +33,8 @@ async function load(path: string): Promise<Set3> {
   const rec = await readRecordedWindow(path);
   return {
     whole: profileFromRecorded(rec, { name: path }),
-    a: profileFromRecorded(half(rec, false), { name: path }),
-    b: profileFromRecorded(half(rec, true), { name: path }),
+    a: profileFromRecorded(halfOfWindow(rec, false), { name: path }),
+    b: profileFromRecorded(halfOfWindow(rec, true), { name: path }),
   };
 }
 

@@ -324,3 +324,30 @@ export function profileFromRecorded(rec: RecordedWindow, opts: TraceProfileOptio
     notes,
   };
 }
+
+/**
+ * The first or second half (by arrival time) of a recorded window, as a window of its own: the halves of one
+ * trace are two windows of one workload (what drift thresholds are calibrated against).
+ */
+export function halfOfWindow(rec: RecordedWindow, second: boolean): RecordedWindow {
+  const w = rec.workload;
+  let span = 0;
+  for (let i = 0; i < w.size; i++) if (w.arrivalMs[i] > span) span = w.arrivalMs[i];
+  const mid = span / 2;
+  if (second) {
+    const t = tailFrom(w, mid);
+    return {
+      ...rec,
+      workload: t.workload,
+      originMs: rec.originMs + t.shiftMs,
+      window: { startMs: rec.originMs + mid, endMs: rec.originMs + span },
+    };
+  }
+  const ids: number[] = [];
+  for (let i = 0; i < w.size; i++) if (w.arrivalMs[i] < mid) ids.push(i);
+  return {
+    ...rec,
+    workload: selectRequests(w, ids),
+    window: { startMs: rec.originMs, endMs: rec.originMs + mid },
+  };
+}

@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { selectRequests } from '../../../src/sim/workload/slice.ts';
 import {
   DEFAULT_DRIFT_POLICY,
   type DriftPolicy,
@@ -10,10 +9,9 @@ import {
 import { DRIFT_DIMENSIONS } from '../../../src/telemetry/drift/scores.ts';
 import { describeMoved, driftVerdict } from '../../../src/telemetry/drift/verdict.ts';
 import {
+  halfOfWindow,
   profileFromRecorded,
-  type RecordedWindow,
   readRecordedWindow,
-  tailFrom,
 } from '../../../src/telemetry/profile/from-trace.ts';
 import type { WorkloadProfile } from '../../../src/telemetry/profile/profile.ts';
 
@@ -25,37 +23,14 @@ const SAMPLES = {
   azureConv: `${TRACES}azure-conv-sample.csv`,
 };
 
-/** The first or second half (by arrival time) of a recorded window. */
-function half(rec: RecordedWindow, second: boolean): RecordedWindow {
-  const w = rec.workload;
-  const span = Math.max(...Array.from(w.arrivalMs));
-  const mid = span / 2;
-  if (second) {
-    const t = tailFrom(w, mid);
-    return {
-      ...rec,
-      workload: t.workload,
-      originMs: rec.originMs + t.shiftMs,
-      window: { startMs: rec.originMs + mid, endMs: rec.originMs + span },
-    };
-  }
-  const ids: number[] = [];
-  for (let i = 0; i < w.size; i++) if (w.arrivalMs[i] < mid) ids.push(i);
-  return {
-    ...rec,
-    workload: selectRequests(w, ids),
-    window: { startMs: rec.originMs, endMs: rec.originMs + mid },
-  };
-}
-
 async function profiles(
   path: string,
 ): Promise<{ whole: WorkloadProfile; a: WorkloadProfile; b: WorkloadProfile }> {
   const rec = await readRecordedWindow(path);
   return {
     whole: profileFromRecorded(rec, { name: path }),
-    a: profileFromRecorded(half(rec, false), { name: `${path} (first half)` }),
-    b: profileFromRecorded(half(rec, true), { name: `${path} (second half)` }),
+    a: profileFromRecorded(halfOfWindow(rec, false), { name: `${path} (first half)` }),
+    b: profileFromRecorded(halfOfWindow(rec, true), { name: `${path} (second half)` }),
   };
 }
 
