@@ -1,3 +1,4 @@
+import type { StreamedRequest } from '../../sim/stream-source.ts';
 import type { WaitEdge } from '../../sim/workload/workload.ts';
 import { DEFAULT_BOUNDS, DEFAULT_INPUT_LIMITS, type InputLimits, type TraceBounds } from './bounds.ts';
 import type { ObservedRequest, RowParser, TraceFormat, TraceRecord } from './format.ts';
@@ -11,20 +12,12 @@ import { detectTraceFormat, traceFormat, traceFormatNames } from './registry.ts'
  * requests go to a sink as they are parsed, so nothing here grows with the trace except the session table.
  */
 
-/** One validated request, ready for a workload builder or a streaming simulation. */
-export interface TraceRequest {
-  /** 1-based line in the source. */
-  line: number;
-  /** Raw timestamp (ms) of an independent request or a session's first turn; NaN for a follow-up turn. */
-  arrivalMs: number;
-  inputLength: number;
-  outputLength: number;
-  /** Prefix block ids, exactly ceil(inputLength / traceBlockSize) of them; null: the prompt shares nothing. */
-  hashIds: readonly number[] | null;
-  /** Dense session index (0, 1, ... in order of first appearance), or -1. */
-  session: number;
-  /** Follow-up turn: ms between the previous turn's completion and this one's arrival; NaN otherwise. */
-  delayMs: number;
+/**
+ * One validated request, ready for a workload builder or a streaming simulation: the simulator's streamed
+ * request (line, arrival, lengths, prefix ids as `traceBlockSize` content ids, session, think time) plus what
+ * only a trace knows.
+ */
+export interface TraceRequest extends StreamedRequest {
   /** What the serving system measured for the request (request traces), else null. */
   observed: ObservedRequest | null;
   /** Agentic traces: requests (by their index among the requests handed over) this one waits for, else null. */
