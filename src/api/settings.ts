@@ -48,6 +48,37 @@ export const EngineSettingsSchema = z
   })
   .describe('Serving engine and the knobs that differ from its defaults.');
 
+/**
+ * The Dynamo Planner and the replica bounds servetune tunes on it (its `min_endpoint` and `max_gpu_budget`):
+ * with a Planner the worker counts are its to move, so the bounds are the knobs for replicas.
+ */
+const PlannerSettingsSchema = z
+  .object({
+    enabled: z.boolean().describe('Whether the Dynamo Planner autoscales the workers.'),
+    minEndpoint: z
+      .number()
+      .int()
+      .min(1)
+      .max(4096)
+      .optional()
+      .describe("The Planner's min_endpoint: fewest replicas of each worker role it scales."),
+    maxGpuBudget: z
+      .number()
+      .int()
+      .min(-1)
+      .max(100_000)
+      .optional()
+      .describe("The Planner's max_gpu_budget: most GPUs its workers may hold (-1: no limit)."),
+    config: z
+      .string()
+      .max(16_384)
+      .optional()
+      .describe(
+        "The Planner's configuration as the target gives it (planner-file JSON): the deployment is priced under it.",
+      ),
+  })
+  .describe('Dynamo Planner.');
+
 export const ServingSettingsSchema = cel(
   z
     .object({
@@ -67,11 +98,7 @@ export const ServingSettingsSchema = cel(
           temperature: z.number().min(0).optional().describe('KV router: softmax temperature.'),
         })
         .describe('Frontend router.'),
-      planner: z
-        .object({
-          enabled: z.boolean().describe('Whether the Dynamo Planner autoscales the workers.'),
-        })
-        .describe('Dynamo Planner.'),
+      planner: PlannerSettingsSchema,
       engine: EngineSettingsSchema.optional(),
     })
     .describe('A serving configuration: topology, parallelism, worker counts, router and Planner.'),

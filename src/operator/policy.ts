@@ -84,9 +84,11 @@ export function decideProposal(i: ProposalInput): { outcome: ProposalOutcome; me
  * knobs (KV weight and temperature), and the Planner. Unset knobs compare as their defaults.
  */
 export function sameSettings(a: ServingSettings, b: ServingSettings): boolean {
-  const shape = (r?: { workers: number; tensorParallel: number }) =>
-    r ? `${r.workers}x${r.tensorParallel}` : '-';
   const norm = (s: ServingSettings) => {
+    // Under the Planner the worker counts are its to move: its bounds stand for them.
+    const planned = s.planner.enabled;
+    const shape = (r?: { workers: number; tensorParallel: number }) =>
+      r ? `${planned ? 'P' : r.workers}x${r.tensorParallel}` : '-';
     const e = {
       ...ENGINE_DEFAULTS,
       ...Object.fromEntries(Object.entries(s.engine ?? {}).filter(([, v]) => v !== undefined)),
@@ -102,6 +104,8 @@ export function sameSettings(a: ServingSettings, b: ServingSettings): boolean {
       kv ? (s.router.overlapWeight ?? 1) : null,
       kv ? (s.router.temperature ?? 0) : null,
       s.planner.enabled,
+      planned ? (s.planner.minEndpoint ?? null) : null,
+      planned ? (s.planner.maxGpuBudget ?? null) : null,
       e.backend,
       e.maxNumSeqs,
       e.maxNumBatchedTokens,

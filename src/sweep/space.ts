@@ -1,5 +1,12 @@
 import { z } from 'zod';
-import { checkPlannerAgainstCluster, PlannerConfigSchema, PREDICTORS } from '../sim/planner/config.ts';
+import {
+  checkPlannerAgainstCluster,
+  type PlannerConfig,
+  PlannerConfigSchema,
+  PREDICTORS,
+  replicaBounds,
+  scaledRoles,
+} from '../sim/planner/config.ts';
 
 /**
  * The search space of a sweep: which deployments to consider for one workload. Every list is a set of
@@ -93,6 +100,31 @@ export const PlannerSpaceSchema = z
     predictors: z.array(z.enum(PREDICTORS)).min(1).optional(),
     ttftMs: z.array(z.number().positive()).min(1).optional(),
     itlMs: z.array(z.number().positive()).min(1).optional(),
+    minEndpoint: z
+      .array(z.number().int().positive())
+      .min(1)
+      .max(16)
+      .optional()
+      .describe("the Planner's min_endpoint values to try (its replica floor per role)"),
+    maxGpuBudget: z
+      .array(z.number().int().min(-1))
+      .min(1)
+      .max(16)
+      .optional()
+      .describe(
+        "the Planner's max_gpu_budget values to try; -1 is the sweep's budget for the GPU type, and a value over it is pruned",
+      ),
+    start: z
+      .object({
+        aggregated: z.number().int().positive().optional(),
+        prefill: z.number().int().positive().optional(),
+        decode: z.number().int().positive().optional(),
+      })
+      .strict()
+      .optional()
+      .describe(
+        "where the Planner starts each role (a deployment's current replicas), clamped into each variant's bounds as the Planner's first move would; absent: the candidate's own counts",
+      ),
   })
   .strict()
   .superRefine((p, ctx) => {
@@ -362,8 +394,9 @@ export function enumerateCandidates(
                   continue;
                 }
                 for (const router of routers) {
-                  // Routing is moot with one single-rank worker; keep a single router variant there.
-                  if (workers === 1 && dp === 1 && router !== routers[0]) continue;
+                  // Routing is moot with one single-rank worker (unless the Planner adds more); keep a single
+                  // router variant there.
+                  if (workers === 1 && dp === 1 && !space.planner && router !== routers[0]) continue;
                   push({
                     gpuType: gpu.type,
                     topology: 'aggregated',
@@ -460,6 +493,9 @@ interface PlannerVariant {
   settings: Record<string, unknown>;
   startupTimeS: number;
   label: string;
+  /** max_gpu_budget is a swept value: over the sweep's budget it is pruned, not lowered to it. */
+  budgetSwept: boolean;
+  start?: PlannerSpace['start'];
 }
 
 /** Every combination of the planner dimensions, on top of the base settings. */
@@ -471,6 +507,8 @@ function plannerVariants(p: PlannerSpace): PlannerVariant[] {
     ['load_predictor', '', p.predictors, (v) => String(v)],
     ['ttft_ms', 'ttft', p.ttftMs, (v) => `${v}ms`],
     ['itl_ms', 'itl', p.itlMs, (v) => `${v}ms`],
+    ['min_endpoint', 'min', p.minEndpoint, (v) => String(v)],
+    ['max_gpu_budget', 'gpus', p.maxGpuBudget, (v) => (v === -1 ? 'budget' : String(v))],
   ];
   let out: { settings: Record<string, unknown>; parts: string[] }[] = [
     { settings: { ...p.base }, parts: [] },
@@ -489,6 +527,8 @@ function plannerVariants(p: PlannerSpace): PlannerVariant[] {
       settings: o.settings,
       startupTimeS: st,
       label: `planner(${[...o.parts, ...(p.startupTimeS.length > 1 || st > 0 ? [`st=${st}s`] : [])].join(' ') || 'default'})`,
+      budgetSwept: p.maxGpuBudget !== undefined,
+      ...(p.start && { start: p.start }),
     })),
   );
 }
@@ -504,11 +544,17 @@ function withPlanner(
   const declared = v.settings.max_gpu_budget;
   const ceiling = typeof declared === 'number' && declared >= 0 ? Math.min(declared, gpus) : gpus;
   const settings = { ...v.settings, max_gpu_budget: ceiling };
-  const label = candidateLabel({ id: -1, ...c, planner: { ...v, settings } }, labels);
+  let label = candidateLabel({ id: -1, ...c, planner: { ...v, settings } }, labels);
+  if (v.budgetSwept && typeof declared === 'number' && declared > gpus)
+    return { label, reason: `planner: max_gpu_budget ${declared} exceeds the GPU budget of ${gpus}` };
   const parsed = PlannerConfigSchema.safeParse(settings);
   if (!parsed.success) {
     const i = parsed.error.issues[0];
     return { label, reason: `planner: field '${i.path.join('.')}': ${i.message}` };
+  }
+  if (v.start) {
+    c = startWithin(c, parsed.data, v.start);
+    label = candidateLabel({ id: -1, ...c, planner: { ...v, settings } }, labels);
   }
   const pools = c.prefill
     ? [
@@ -519,6 +565,42 @@ function withPlanner(
   const problem = checkPlannerAgainstCluster(parsed.data, pools);
   if (problem) return { label, reason: `planner: field '${problem.field}': ${problem.message}` };
   return { ...c, planner: { settings, startupTimeS: v.startupTimeS, label: v.label } };
+}
+
+/**
+ * The candidate's worker counts from the Planner's start, moved into the variant's bounds as its first
+ * decision would: each scaled role raised to min_endpoint and lowered to max_endpoint, then the largest role
+ * above its floor trimmed until the GPU budget holds (a start that cannot fit is left to be pruned).
+ */
+function startWithin(
+  c: Omit<Candidate, 'id'>,
+  p: PlannerConfig,
+  start: NonNullable<PlannerSpace['start']>,
+): Omit<Candidate, 'id'> {
+  const pools = c.prefill
+    ? [
+        { role: 'prefill' as const, n: start.prefill ?? c.prefill.workers, gpus: c.prefill.tensorParallel },
+        { role: 'decode' as const, n: start.decode ?? c.workers, gpus: c.tensorParallel },
+      ]
+    : [{ role: 'aggregated' as const, n: start.aggregated ?? c.workers, gpus: c.tensorParallel }];
+  const scaled = scaledRoles(p, pools.length === 2);
+  for (const q of pools) {
+    if (!scaled.includes(q.role)) continue;
+    const { min, max } = replicaBounds(p, q.role);
+    q.n = Math.min(Math.max(q.n, min), Math.max(min, max));
+  }
+  const ceiling = p.max_gpu_budget >= 0 ? p.max_gpu_budget : Number.POSITIVE_INFINITY;
+  for (;;) {
+    const total = pools.reduce((t, q) => t + q.n * q.gpus, 0);
+    if (total <= ceiling) break;
+    const trimmable = pools
+      .filter((q) => scaled.includes(q.role) && q.n > replicaBounds(p, q.role).min)
+      .sort((a, b) => b.n * b.gpus - a.n * a.gpus)[0];
+    if (!trimmable) break;
+    trimmable.n--;
+  }
+  if (!c.prefill) return { ...c, workers: pools[0].n };
+  return { ...c, prefill: { ...c.prefill, workers: pools[0].n }, workers: pools[1].n };
 }
 
 function workerCounts(spec: SearchSpace['workers'], max: number): number[] {

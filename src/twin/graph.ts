@@ -2,9 +2,9 @@ import { createHash } from 'node:crypto';
 import { type GraphComponent, type GraphShape, graphComponents } from '../api/dynamo.ts';
 import type { ServingSettings } from '../api/index.ts';
 import type { KubeObject } from '../operator/kube/resources.ts';
-import { type ComponentRole, componentRoles, readDynamoBaseline } from '../operator/target/dynamo.ts';
+import { type ComponentRole, componentRoles, readDynamoSettings } from '../operator/target/dynamo.ts';
 import type { LiveRole } from '../sim/live.ts';
-import { type PlannerConfig, PlannerConfigSchema } from '../sim/planner/config.ts';
+import type { PlannerConfig } from '../sim/planner/config.ts';
 
 /**
  * What the twin needs from a DynamoGraphDeployment: the serving settings the operator reads (the same
@@ -38,19 +38,6 @@ export interface TwinGraph {
 
 export type GraphResult = TwinGraph | { error: string };
 
-/** The `--config` argument of a Planner component (JSON inline), if any. */
-export function plannerConfigArg(rawArgs: readonly string[]): string | undefined {
-  for (let i = 0; i < rawArgs.length; i++) {
-    const a = rawArgs[i];
-    if (a === '--config' && i + 1 < rawArgs.length) return rawArgs[i + 1];
-    if (a.startsWith('--config=')) return a.slice('--config='.length);
-    // A whole command line in one string: `... --config '{"a": 1}'`.
-    const m = /--config[= ]+(['"]?)(\{.*\})\1\s*$/.exec(a);
-    if (m) return m[2];
-  }
-  return undefined;
-}
-
 function revisionOf(cs: GraphComponent[]): string {
   const h = createHash('sha256');
   for (const c of cs) {
@@ -60,7 +47,7 @@ function revisionOf(cs: GraphComponent[]): string {
 }
 
 export function readGraph(obj: KubeObject & { spec?: unknown }, knownGpuTypes: string[] = []): GraphResult {
-  const base = readDynamoBaseline(obj, knownGpuTypes);
+  const base = readDynamoSettings(obj, knownGpuTypes);
   if ('error' in base) return base;
   const graph = graphComponents(obj.spec ?? {});
   if ('error' in graph) return graph;
@@ -77,35 +64,13 @@ export function readGraph(obj: KubeObject & { spec?: unknown }, knownGpuTypes: s
       scaled: cs.filter((c) => c.scalingAdapter).map((c) => c.name),
     };
   }
-  let planner: TwinGraph['planner'];
-  const pc = graph.components.find((c) => roles.get(c.name) === 'planner');
-  if (pc && (pc.replicas ?? 1) > 0) {
-    const raw = plannerConfigArg(pc.rawArgs);
-    if (raw === undefined) planner = { component: pc.name, config: PlannerConfigSchema.parse({}) };
-    else {
-      let json: unknown;
-      try {
-        json = JSON.parse(raw);
-      } catch (e) {
-        json = undefined;
-        planner = {
-          component: pc.name,
-          config: null,
-          error: `--config is not JSON: ${(e as Error).message}`,
-        };
-      }
-      if (json !== undefined) {
-        const p = PlannerConfigSchema.safeParse(json);
-        planner = p.success
-          ? { component: pc.name, config: p.data }
-          : {
-              component: pc.name,
-              config: null,
-              error: `--config: ${p.error.issues[0].path.join('.')}: ${p.error.issues[0].message}`,
-            };
-      }
-    }
-  }
+  // The operator's reading of the Planner: the twin runs what the operator prices.
+  const p = base.planner;
+  const planner: TwinGraph['planner'] =
+    p &&
+    ('error' in p
+      ? { component: p.component, config: null, error: p.error }
+      : { component: p.component, config: p.config });
   return {
     shape: graph.shape,
     generation: obj.metadata.generation ?? 0,

@@ -812,9 +812,12 @@ function describeObserved(r: RolloutStatus): string {
 
 /** What "the same proposal" means for remembering failures: the shape and knobs, not the metrics. */
 export function settingsDigest(s: ServingSettings): string {
+  // Under the Planner the worker counts are its to move: its bounds stand for them.
+  const planner = s.planner.enabled;
   const role = (r?: { workers: number; tensorParallel: number }) =>
-    r ? `${r.workers}x${r.tensorParallel}` : '-';
+    r ? `${planner ? 'P' : r.workers}x${r.tensorParallel}` : '-';
   return [
+    ...(planner ? [`planner:${s.planner.minEndpoint ?? ''}:${s.planner.maxGpuBudget ?? ''}`] : []),
     s.gpuType,
     s.topology,
     role(s.aggregated),

@@ -213,7 +213,11 @@ export async function runSweepJobInline(input: SweepJobInput): Promise<SweepJobR
   let baselineCandidate: SweepCandidate | undefined;
   let calibration: SweepJobResult['calibration'];
   try {
-    const b = baselineSpace(input.baseline);
+    const b = baselineSpace(
+      input.baseline,
+      input.budget[input.baseline.gpuType],
+      input.rollout?.coldStartSeconds,
+    );
     const evaluateBaseline = async () => {
       const r = await runSweep(
         {
@@ -256,7 +260,7 @@ export async function runSweepJobInline(input: SweepJobInput): Promise<SweepJobR
     throw new SweepJobError('BaselineNotSimulatable', `baseline: ${(e as Error).message}`);
   }
   if (baseline === undefined) throw new SweepJobError('BaselineNotSimulatable', 'baseline: not simulated');
-  let space = sweepSpace(input.spec.searchSpace, input.baseline);
+  let space = sweepSpace(input.spec.searchSpace, input.baseline, input.rollout?.coldStartSeconds);
   let budget = sweepBudget(input.budget, input.spec.searchSpace.gpuTypes);
   const hardwareAware = timing.simulation.hardware !== undefined;
   if (!hardwareAware) {
@@ -458,7 +462,16 @@ export function summarize(s: ServingSettings): string {
       ? `KV(w=${s.router.overlapWeight})`
       : s.router.mode;
   const gpus = s.gpuType === 'unknown' ? `${s.gpus} GPUs` : `${s.gpus} ${s.gpuType} GPUs`;
-  return `${gpus}, ${roles}, router ${router}${s.planner.enabled ? ', planner' : ''}`;
+  return `${gpus}, ${roles}, router ${router}${s.planner.enabled ? `, ${plannerSummary(s.planner)}` : ''}`;
+}
+
+/** The Planner and the bounds it runs with (the worker counts above are where it starts). */
+export function plannerSummary(p: ServingSettings['planner']): string {
+  const bounds = [
+    ...(p.minEndpoint !== undefined ? [`min_endpoint ${p.minEndpoint}`] : []),
+    ...(p.maxGpuBudget !== undefined ? [`max_gpu_budget ${p.maxGpuBudget}`] : []),
+  ];
+  return bounds.length > 0 ? `planner (${bounds.join(', ')})` : 'planner';
 }
 
 /** Runs the job in a worker thread; aborting terminates the worker. */

@@ -10,7 +10,14 @@ import type {
 } from '../../api/index.ts';
 import type { CandidateMetrics, Objective, Slo } from '../../sweep/objective.ts';
 import { OBJECTIVES } from '../../sweep/objective.ts';
-import { type Candidate, candidateGpus, type GpuBudget, type SearchSpace } from '../../sweep/space.ts';
+import {
+  type Candidate,
+  candidateGpus,
+  type GpuBudget,
+  type PlannerSpace,
+  type SearchSpace,
+} from '../../sweep/space.ts';
+import { coldStartSeconds } from './transition.ts';
 
 /**
  * Translation between the Kubernetes API (CamelCase enums, serving settings as a DGD describes them) and the
@@ -61,8 +68,24 @@ export function sweepBudget(budget: Record<string, number>, gpuTypes?: string[])
 const DEFAULT_ENGINE = { maxNumBatchedTokens: 8192, maxNumSeqs: 256, blockSize: 64 };
 
 /** The sweep's search space for a DeploymentTuning's. */
-export function sweepSpace(space: ApiSearchSpace, base: ServingSettings): SearchSpace {
+export function sweepSpace(space: ApiSearchSpace, base: ServingSettings, coldStartS?: number): SearchSpace {
   const range = (r?: { min: number; max: number }) => (r ? { min: r.min, max: r.max } : ('all' as const));
+  const planned = plannerSpace(base, 'sweep', coldStartS, space);
+  if (planned) {
+    // Under the Planner the replicas are its own: every candidate starts where the deployment is now, and the
+    // Planner's bounds (min_endpoint, max_gpu_budget) are the knobs for replicas instead of the counts.
+    return {
+      ...sweepSpace(space, { ...base, planner: { enabled: false } }),
+      workers: [1],
+      disaggregated: {
+        ...sweepSpace(space, { ...base, planner: { enabled: false } }).disaggregated,
+        prefillWorkers: [1],
+        decodeWorkers: [1],
+        budgetEdge: false,
+      },
+      planner: planned,
+    };
+  }
   return {
     topologies: space.topologies.map((t) => (t === 'Aggregated' ? 'aggregated' : 'disaggregated')),
     tensorParallel: space.tensorParallel?.aggregated ?? [1, 2, 4, 8],
@@ -118,8 +141,38 @@ export class NotSimulatableError extends Error {
   }
 }
 
-/** A one-point search space holding exactly the baseline, so it is scored by the same evaluator. */
-export function baselineSpace(base: ServingSettings): { space: SearchSpace; budget: GpuBudget[] } {
+/**
+ * A one-point search space holding exactly the baseline, so it is scored by the same evaluator. Under the
+ * Planner it runs with the deployment's configuration from its current replicas; a Planner without a GPU
+ * ceiling (-1) gets `plannerGpus` (the tuning's budget for the type), else what it holds now.
+ */
+export function baselineSpace(
+  base: ServingSettings,
+  plannerGpus?: number,
+  coldStartS?: number,
+): { space: SearchSpace; budget: GpuBudget[] } {
+  const planned = plannerSpace(base, 'baseline', coldStartS);
+  if (planned) {
+    const fixed = baselineSpace({ ...base, planner: { enabled: false } });
+    const ceiling = base.planner.maxGpuBudget ?? -1;
+    const gpus = Math.max(fixed.budget[0].count, ceiling >= 0 ? ceiling : (plannerGpus ?? 0));
+    return {
+      space: {
+        ...fixed.space,
+        ...(base.topology === 'Aggregated'
+          ? { workers: [1] }
+          : {
+              disaggregated: {
+                ...fixed.space.disaggregated,
+                prefillWorkers: [1],
+                decodeWorkers: [1],
+              },
+            }),
+        planner: planned,
+      },
+      budget: [{ type: base.gpuType, count: gpus }],
+    };
+  }
   const router = {
     modes: [ROUTER_TO_SWEEP[base.router.mode]],
     overlapWeights: [base.router.overlapWeight ?? 1],
@@ -207,7 +260,7 @@ export function settingsOf(c: Candidate, model?: string): ServingSettings {
     gpus: candidateGpus(c),
     ...roles,
     router,
-    planner: { enabled: false },
+    planner: c.planner ? plannerBounds(c.planner.settings) : { enabled: false },
     engine: {
       backend: BACKEND_FROM_SWEEP[c.engine.engine],
       maxNumSeqs: c.engine.maxNumSeqs,
@@ -217,6 +270,64 @@ export function settingsOf(c: Candidate, model?: string): ServingSettings {
       ...((c.engine.nextn ?? 0) > 0 && { speculative: { method: 'mtp', draftTokens: c.engine.nextn ?? 1 } }),
     },
   };
+}
+
+/** The replica bounds a candidate's Planner runs with, as serving settings. */
+function plannerBounds(settings: Record<string, unknown>): ServingSettings['planner'] {
+  const min = settings.min_endpoint ?? 1;
+  const max = settings.max_gpu_budget;
+  return {
+    enabled: true,
+    ...(typeof min === 'number' && { minEndpoint: min }),
+    ...(typeof max === 'number' && { maxGpuBudget: max }),
+  };
+}
+
+/**
+ * The Planner as sweep dimensions, for a target whose Planner configuration was read: its settings as the
+ * base, its workers' cold start (a known one, else the catalog's for the baseline's worker shape), where it starts (the current
+ * replicas), and for the sweep the bound values to try: min_endpoint in {1, 2, the deployment's} (within
+ * the tuning's worker ranges), max_gpu_budget in {the tuning's budget for the GPU type, the deployment's,
+ * the GPUs it holds now}. The baseline runs its own bounds only.
+ */
+function plannerSpace(
+  base: ServingSettings,
+  use: 'baseline' | 'sweep',
+  coldStartS: number | undefined,
+  space?: Partial<ApiSearchSpace>,
+): PlannerSpace | undefined {
+  if (!base.planner.enabled || base.planner.config === undefined) return undefined;
+  let given: Record<string, unknown>;
+  try {
+    given = JSON.parse(base.planner.config) as Record<string, unknown>;
+  } catch {
+    throw new NotSimulatableError("the Planner's recorded configuration is not JSON");
+  }
+  const roles = base.topology === 'Aggregated' ? (['aggregated'] as const) : (['prefill', 'decode'] as const);
+  const start = Object.fromEntries(
+    roles.map((r) => [r, base[r]?.workers ?? 1]).filter(([, n]) => (n as number) > 0),
+  );
+  const tp = (base.aggregated ?? base.decode)?.gpusPerWorker ?? 1;
+  const planner: PlannerSpace = {
+    base: given,
+    startupTimeS: [coldStartS ?? coldStartSeconds(base.model, tp)],
+    start,
+  };
+  if (use === 'baseline') return planner;
+  const min = base.planner.minEndpoint;
+  if (min !== undefined) {
+    // Within every scaled role's worker range of the search space, unless it is the deployment's own.
+    const ranges = roles.map((r) => space?.workers?.[r]).filter((x) => x !== undefined);
+    const inRanges = (v: number) => ranges.every((r) => v >= r.min && v <= r.max);
+    planner.minEndpoint = [...new Set([1, 2, min])]
+      .filter((v) => v === min || inRanges(v))
+      .sort((a, b) => a - b);
+  }
+  const budget = base.planner.maxGpuBudget;
+  planner.maxGpuBudget = [
+    ...new Set([-1, ...(budget !== undefined && budget >= 0 ? [budget] : []), base.gpus]),
+  ].filter((v) => v === -1 || v > 0);
+  return planner;
 }
 
 export function higherIsBetter(o: Objective): boolean {

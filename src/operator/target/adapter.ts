@@ -13,10 +13,12 @@ export interface TargetAdapter {
 }
 
 /**
- * The settings, or why there are none: the object cannot be read (`error`), or it uses a feature the
+ * The settings, or why there are none: the object cannot be read (`error`), it uses a feature the
  * simulator does not model (`reason: 'UnsupportedFeature'`, the error naming it), so any recommendation
- * would be priced as if the feature were absent.
+ * would be priced as if the feature were absent, or its Planner's configuration cannot be read
+ * (`PlannerConfigInvalid`, naming the component and field), so its scaling could not be priced.
  */
+export type BaselineReason = 'UnsupportedFeature' | 'PlannerConfigInvalid';
 export type BaselineResult =
   | { settings: ServingSettings; warnings: string[] }
-  | { error: string; reason?: 'UnsupportedFeature' };
+  | { error: string; reason?: BaselineReason };

@@ -2,31 +2,23 @@ import { type GraphComponent, graphComponents } from '../../api/dynamo.ts';
 import type { RoleSettings, RouterMode, ServingSettings } from '../../api/index.ts';
 import { gpuTypeForProduct } from '../gpu-inventory.ts';
 import { DYNAMO_GRAPH_DEPLOYMENTS, type KubeObject } from '../kube/resources.ts';
-import type { BaselineResult, TargetAdapter } from './adapter.ts';
+import type { BaselineReason, BaselineResult, TargetAdapter } from './adapter.ts';
+import { flagValue } from './flags.ts';
+import { type PlannerResult, readPlanner } from './planner.ts';
 
 /**
  * Reads the serving settings of a DynamoGraphDeployment in either shape (v1beta1 `spec.components`, v1alpha1
  * `spec.services`; see `graphComponents`): the backend (`spec.backendFramework`, else the worker's command),
  * worker components by type (or componentType/subComponentType), replicas, per-pod GPU limits, tensor- and
  * data-parallel sizes, expert parallelism, speculative decoding and engine flags from the main container's
- * command line, the frontend's `--router-mode` (or DYN_ROUTER_MODE), and whether a Planner component exists.
+ * command line, the frontend's `--router-mode` (or DYN_ROUTER_MODE), and the Planner component's configuration
+ * (src/operator/target/planner.ts: its replica bounds, and the whole of it for pricing the deployment under it).
  * A target using something the simulator does not model (pipeline parallelism, LoRA, a speculative method
  * other than a draft chain, data-parallel ranks with disaggregation or the Planner) is reported as
  * unsupported, naming it, instead of being priced as if it were absent.
  */
 
 type Role = 'aggregated' | 'prefill' | 'decode';
-
-/** Value of `--flag V` or `--flag=V` (first of the given spellings), or undefined. */
-export function flagValue(tokens: string[], ...names: string[]): string | undefined {
-  for (let i = 0; i < tokens.length; i++) {
-    for (const n of names) {
-      if (tokens[i] === n && i + 1 < tokens.length) return tokens[i + 1];
-      if (tokens[i].startsWith(`${n}=`)) return tokens[i].slice(n.length + 1);
-    }
-  }
-  return undefined;
-}
 
 function envValue(c: GraphComponent, name: string): string | undefined {
   return c.env.find((e) => e.name === name)?.value;
@@ -134,13 +126,22 @@ const ROUTER_MODES: Record<string, RouterMode> = {
   least_loaded: 'LeastLoaded',
 };
 
-export function readDynamoBaseline(obj: KubeObject, knownGpuTypes: string[]): BaselineResult {
+/**
+ * The settings and the Planner's configuration as read (a Planner whose configuration cannot be read is
+ * returned with its error, for the caller to report: the operator refuses to price it, the twin says so).
+ */
+export function readDynamoSettings(
+  obj: KubeObject,
+  knownGpuTypes: string[],
+):
+  | { settings: ServingSettings; warnings: string[]; planner?: PlannerResult }
+  | { error: string; reason?: BaselineReason } {
   const graph = graphComponents((obj as { spec?: unknown }).spec ?? {});
   if ('error' in graph) return { error: `spec does not look like a DynamoGraphDeployment: ${graph.error}` };
   const warnings: string[] = [];
   const roles: Partial<Record<Role, RoleSettings>> = {};
   let router: ServingSettings['router'] = { mode: 'RoundRobin' };
-  let planner = false;
+  let plannerReading: PlannerResult | undefined;
   let model: string | undefined;
   let gpuType: string | undefined;
   const engine: NonNullable<ServingSettings['engine']> = {};
@@ -153,7 +154,8 @@ export function readDynamoBaseline(obj: KubeObject, knownGpuTypes: string[]): Ba
     const name = s.name;
     const tokens = s.tokens;
     const k = kind(name, s);
-    if (k === 'planner') planner = true;
+    // A Planner scaled to zero runs nothing.
+    if (k === 'planner' && (s.replicas ?? 1) > 0) plannerReading ??= readPlanner(s);
     if (k === 'frontend') {
       const mode = (
         flagValue(tokens, '--router-mode') ??
@@ -221,6 +223,7 @@ export function readDynamoBaseline(obj: KubeObject, knownGpuTypes: string[]): Ba
     if (batched) engine.maxNumBatchedTokens = batched;
     if (block) engine.blockSize = block;
   }
+  const planner = plannerReading !== undefined;
   const disaggregated = roles.prefill !== undefined || roles.decode !== undefined;
   if (!roles.aggregated && !disaggregated)
     return { error: `no worker components found in spec.${graph.shape}` };
@@ -247,10 +250,30 @@ export function readDynamoBaseline(obj: KubeObject, knownGpuTypes: string[]): Ba
     topology: disaggregated ? 'Disaggregated' : 'Aggregated',
     ...(disaggregated ? { prefill: roles.prefill, decode: roles.decode } : { aggregated: roles.aggregated }),
     router,
-    planner: { enabled: planner },
+    planner: plannerSettings(plannerReading),
     ...(Object.keys(engine).length > 0 && { engine }),
   };
-  return { settings, warnings };
+  return { settings, warnings, ...(plannerReading && { planner: plannerReading }) };
+}
+
+/** The Planner as serving settings: its effective replica bounds and its configuration for pricing. */
+function plannerSettings(p: PlannerResult | undefined): ServingSettings['planner'] {
+  if (!p) return { enabled: false };
+  if ('error' in p) return { enabled: true };
+  const min = p.config.min_endpoint;
+  return {
+    enabled: true,
+    ...(typeof min === 'number' && { minEndpoint: min }),
+    maxGpuBudget: p.config.max_gpu_budget,
+    config: JSON.stringify(p.given),
+  };
+}
+
+export function readDynamoBaseline(obj: KubeObject, knownGpuTypes: string[]): BaselineResult {
+  const r = readDynamoSettings(obj, knownGpuTypes);
+  if ('error' in r) return r;
+  if (r.planner && 'error' in r.planner) return { error: r.planner.error, reason: 'PlannerConfigInvalid' };
+  return { settings: r.settings, warnings: r.warnings };
 }
 
 export const dynamoAdapter: TargetAdapter = {

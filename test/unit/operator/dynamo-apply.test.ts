@@ -8,9 +8,9 @@ import {
   planChange,
   readOwned,
   readTargetGraph,
-  setFlag,
   type TargetGraph,
 } from '../../../src/operator/target/dynamo-apply.ts';
+import { setFlag } from '../../../src/operator/target/flags.ts';
 
 /** The write side of a DGD: owned fields, in-place flag edits, server-side apply bodies in both shapes. */
 

@@ -95,4 +95,62 @@ describe('mapping onto the sweep library', () => {
     expect(gainPercent('cost', 2, 1)).toBe(50);
     expect(gainPercent('cost', 1, 2)).toBe(-100);
   });
+
+  it('prices a Planner-managed target under its Planner: the baseline with its bounds, candidates over bounds', () => {
+    const planned: ServingSettings = {
+      ...agg,
+      gpus: 6,
+      aggregated: { workers: 3, tensorParallel: 2, gpusPerWorker: 2 },
+      router: { mode: 'RoundRobin' },
+      planner: {
+        enabled: true,
+        minEndpoint: 2,
+        maxGpuBudget: 8,
+        config: '{"mode":"agg","optimization_target":"throughput","min_endpoint":2,"max_gpu_budget":8}',
+      },
+    };
+    // The baseline: one candidate, under the deployment's configuration, starting from its 3 workers.
+    const b = baselineSpace(planned, 16);
+    expect(b.budget).toEqual([{ type: 'h100_sxm', count: 8 }]);
+    const [base] = enumerateCandidates(b.space, b.budget).candidates;
+    expect(base.workers).toBe(3);
+    expect(base.planner?.settings).toMatchObject({
+      optimization_target: 'throughput',
+      min_endpoint: 2,
+      max_gpu_budget: 8,
+    });
+    expect(base.planner?.startupTimeS).toBeGreaterThan(0);
+    expect(settingsOf(base).planner).toEqual({ enabled: true, minEndpoint: 2, maxGpuBudget: 8 });
+
+    // The sweep: the bounds are the knobs; every candidate starts from the current replicas, clamped.
+    const spec = DeploymentTuningSpecSchema.parse({
+      targetRef: { name: 'x' },
+      workload: { source: { file: { path: '/t' } } },
+      searchSpace: { tensorParallel: { aggregated: [2, 4] }, routers: ['RoundRobin'] },
+    });
+    const space = sweepSpace(spec.searchSpace, planned);
+    expect(space.planner).toMatchObject({
+      minEndpoint: [1, 2],
+      maxGpuBudget: [-1, 8, 6],
+      start: { aggregated: 3 },
+    });
+    const { candidates, pruned } = enumerateCandidates(space, [{ type: 'h100_sxm', count: 8 }]);
+    const bounds = (c: (typeof candidates)[number]) => settingsOf(c).planner;
+    // TP2 starts at 3 workers (6 GPUs) under budgets 8 and 6; TP4 is trimmed to 2 workers (8 GPUs) under 8
+    // and to 1 under 6 with min_endpoint 1; with min_endpoint 2 the 6-GPU ceiling cannot hold TP4's floor.
+    const shapes = candidates.map((c) => `TP${c.tensorParallel}x${c.workers} ${JSON.stringify(bounds(c))}`);
+    expect(shapes).toContain('TP2x3 {"enabled":true,"minEndpoint":2,"maxGpuBudget":6}');
+    expect(shapes).toContain('TP4x2 {"enabled":true,"minEndpoint":1,"maxGpuBudget":8}');
+    expect(shapes).toContain('TP4x1 {"enabled":true,"minEndpoint":1,"maxGpuBudget":6}');
+    expect(
+      shapes.filter((x) => x.startsWith('TP4') && x.includes('"minEndpoint":2,"maxGpuBudget":6')),
+    ).toEqual([]);
+    expect(pruned.some((p) => p.reason.includes("planner: field 'max_gpu_budget'"))).toBe(true);
+    // A swept budget over the tuning's GPU budget is pruned, not silently lowered.
+    const small = enumerateCandidates(space, [{ type: 'h100_sxm', count: 6 }]);
+    expect(
+      small.pruned.some((p) => p.reason === 'planner: max_gpu_budget 8 exceeds the GPU budget of 6'),
+    ).toBe(true);
+    expect(small.candidates.every((c) => (bounds(c).maxGpuBudget ?? 0) <= 6)).toBe(true);
+  });
 });

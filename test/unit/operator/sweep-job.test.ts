@@ -90,4 +90,49 @@ describe('sweep job timing', () => {
     expect(sim?.durationSeconds).toBeGreaterThanOrEqual(1);
     expect(r.explanation).toMatch(/Simulated transition \(made [\d.]+ s into the window/);
   });
+
+  it('prices a Planner-managed target under its Planner: the baseline and every candidate scale', async () => {
+    // Two workers for light traffic, load scaling every second: the Planner drains one, so per GPU held the
+    // deployment does better than the same two workers fixed.
+    const config = {
+      mode: 'agg',
+      optimization_target: 'throughput',
+      load_adjustment_interval: 1,
+      min_endpoint: 1,
+      max_gpu_budget: 2,
+    };
+    const two: ServingSettings = {
+      ...baseline,
+      gpus: 2,
+      aggregated: { workers: 2, tensorParallel: 1, gpusPerWorker: 1 },
+    };
+    const job = (b: ServingSettings) =>
+      runSweepJobInline({
+        traceText,
+        source: 'test',
+        traceBlockSize: 16,
+        baseline: b,
+        spec: { ...spec, objective: 'ThroughputPerGPU' },
+        budget: { h100_sxm: 4 },
+        threads: 0,
+        rollout: { maxGpusChanging: 4, coldStartSeconds: 0.5 },
+      });
+    const fixed = await job(two);
+    const r = await job({
+      ...two,
+      planner: { enabled: true, minEndpoint: 1, maxGpuBudget: 2, config: JSON.stringify(config) },
+    });
+    expect(r.baseline.outputTokensPerSecondPerGpu).toBeGreaterThan(
+      fixed.baseline.outputTokensPerSecondPerGpu,
+    );
+    // Every candidate ran under the Planner, with its bounds: min_endpoint {1, 2} x max_gpu_budget
+    // {the budget, 2} over TP {1, 2}, less those whose floor exceeds the ceiling.
+    expect(r.candidates).toBeGreaterThan(fixed.candidates);
+    expect(r.best?.settings.planner).toMatchObject({ enabled: true });
+    expect(r.best?.settings.planner.maxGpuBudget).toBeLessThanOrEqual(4);
+    for (const c of r.frontier) {
+      expect(c.settings.planner.enabled).toBe(true);
+      expect(c.settings.planner.minEndpoint).toBeGreaterThanOrEqual(1);
+    }
+  }, 60_000);
 });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { plannerConfigArg } from '../../../src/operator/target/planner.ts';
 import { dgdStatus } from '../../../src/twin/dgd-status.ts';
-import { plannerConfigArg, readGraph, type TwinGraph } from '../../../src/twin/graph.ts';
+import { readGraph, type TwinGraph } from '../../../src/twin/graph.ts';
 
 const container = (args: string[], gpus = '1') => ({
   spec: { containers: [{ name: 'main', args, resources: { limits: { 'nvidia.com/gpu': gpus } } }] },
