@@ -11,9 +11,9 @@ import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { parse } from 'yaml';
 import { DeploymentTuningSpecSchema } from '../src/api/index.ts';
-import { decideProposal } from '../src/operator/policy.ts';
 import { runSweepJobInline } from '../src/operator/sweep/job.ts';
 import { readDynamoBaseline } from '../src/operator/target/dynamo.ts';
+import { decideProposal } from '../src/operator/tuning/policy.ts';
 
 const { values } = parseArgs({
   options: {

@@ -3,7 +3,6 @@ import { createServer, type Server } from 'node:http';
 import { hostname, totalmem } from 'node:os';
 import { type Logger, pino } from 'pino';
 import type { DeploymentTuning, TuningRecommendation } from '../api/index.ts';
-import { CONTROLLER_NAME, type JobRunner, TuningController } from './controller.ts';
 import { FencedError, KubeClient } from './kube/client.ts';
 import { withDefaults } from './kube/defaults.ts';
 import { EventRecorder } from './kube/events.ts';
@@ -16,6 +15,8 @@ import { RolloutController, type RolloutHook } from './rollout/controller.ts';
 import type { UrlPolicy } from './sweep/url-policy.ts';
 import type { TargetAdapter } from './target/adapter.ts';
 import { dynamoAdapter } from './target/dynamo.ts';
+import { CONTROLLER_NAME, type JobRunner } from './tuning/context.ts';
+import { TuningController } from './tuning/controller.ts';
 
 /**
  * Wires the operator: HTTP endpoints (/healthz, /readyz, /metrics) from the start, leader election, and —

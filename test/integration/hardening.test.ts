@@ -5,9 +5,9 @@ import type { KubeClient } from '../../src/operator/kube/client.ts';
 import { labelValue } from '../../src/operator/kube/names.ts';
 import { DEPLOYMENT_TUNINGS, pathOf, TUNING_RECOMMENDATIONS } from '../../src/operator/kube/resources.ts';
 import type { Operator } from '../../src/operator/manager.ts';
-import { LABEL_TUNING } from '../../src/operator/recommendations.ts';
 import { runSweepJob, SweepJobError } from '../../src/operator/sweep/job.ts';
 import { parseUrlAllowList } from '../../src/operator/sweep/url-policy.ts';
+import { LABEL_TUNING } from '../../src/operator/tuning/recommendations.ts';
 import {
   apiserverPort,
   condition,

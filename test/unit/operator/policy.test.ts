@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import type { ServingSettings } from '../../../src/api/index.ts';
-import { FairScheduler } from '../../../src/operator/fair-scheduler.ts';
 import { boundedName, labelValue } from '../../../src/operator/kube/names.ts';
-import { decideProposal, sameSettings } from '../../../src/operator/policy.ts';
-import { recommendationName } from '../../../src/operator/recommendations.ts';
+import { FairScheduler } from '../../../src/operator/tuning/fair-scheduler.ts';
+import { decideProposal, sameSettings } from '../../../src/operator/tuning/policy.ts';
+import { recommendationName } from '../../../src/operator/tuning/recommendations.ts';
 
 const settings = (
   workers: number,

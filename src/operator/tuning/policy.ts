@@ -1,6 +1,6 @@
-import { parseDuration, type ServingSettings } from '../api/index.ts';
-import { ENGINE_DEFAULTS } from './engine-defaults.ts';
-import { settingsDigest } from './rollout/decide.ts';
+import { parseDuration, type ServingSettings } from '../../api/index.ts';
+import { ENGINE_DEFAULTS } from '../engine-defaults.ts';
+import { settingsDigest } from '../rollout/decide.ts';
 
 /**
  * Whether a sweep's best candidate becomes a proposal: the stabilisation guardrails (minimum relative gain,

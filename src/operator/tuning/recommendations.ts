@@ -5,13 +5,13 @@ import {
   type DeploymentTuningSpec,
   type ServingSettings,
   type TuningRecommendation,
-} from '../api/index.ts';
-import { nowIso } from './conditions.ts';
-import { isAlreadyExists, isConflict, isNotFound, type KubeClient } from './kube/client.ts';
-import { type EventRecorder, refOf } from './kube/events.ts';
-import { boundedName, labelValue } from './kube/names.ts';
-import { type KubeList, pathOf, TUNING_RECOMMENDATIONS } from './kube/resources.ts';
-import { type SweepJobResult, summarize } from './sweep/job.ts';
+} from '../../api/index.ts';
+import { nowIso } from '../conditions.ts';
+import { isAlreadyExists, isConflict, isNotFound, type KubeClient } from '../kube/client.ts';
+import { type EventRecorder, refOf } from '../kube/events.ts';
+import { boundedName, labelValue } from '../kube/names.ts';
+import { type KubeList, pathOf, TUNING_RECOMMENDATIONS } from '../kube/resources.ts';
+import { type SweepJobResult, summarize } from '../sweep/job.ts';
 
 /**
  * TuningRecommendation objects: built from a sweep, created idempotently under a name derived from the
