@@ -8,6 +8,7 @@ import {
   type SimulationOptions,
   type SimulationResult,
   simulate,
+  type TokenTap,
 } from '../sim/simulation.ts';
 import { FixedTiming } from '../sim/timing/fixed.ts';
 import { PolynomialTiming } from '../sim/timing/polynomial.ts';
@@ -195,11 +196,12 @@ export function runSimulation(
   workload: Workload,
   timing?: TimingModel | PoolTimings,
   measureFromMs?: number,
+  onToken?: TokenTap,
 ): { result: SimulationResult; report: SimulationReport } {
   const options = toSimulationOptions(config, timing);
   if (measureFromMs !== undefined) options.measureFromMs = measureFromMs;
   const t0 = performance.now();
-  const result = simulate(workload, options);
+  const result = simulate(workload, options, onToken);
   const wall = performance.now() - t0;
   return { result, report: buildReport(result, wall, config.slo) };
 }

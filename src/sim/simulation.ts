@@ -109,10 +109,26 @@ const STREAM_COMPACT_ABOVE = 1 << 21;
 /** Clusters of at most this many engines index prefix keys directly (see KeySpace.indexDirectly). */
 const DIRECT_INDEX_ENGINES = 32;
 
-export function simulate(workload: Workload, options: SimulationOptions): SimulationResult {
+/** Told of every token as it is stamped: the workload row, the row's token count so far, the time (ms). */
+export type TokenTap = (row: number, index: number, tMs: number) => void;
+
+/**
+ * Runs `workload` to the end. `onToken` sees every token (live calibration measures a replay by event time,
+ * as a deployment's exporter does); it does not change the run.
+ */
+export function simulate(
+  workload: Workload,
+  options: SimulationOptions,
+  onToken?: TokenTap,
+): SimulationResult {
   const records = new RequestRecords(workload.size, true, options.disaggregation !== undefined);
   const source = new WorkloadSource(workload, options.arrivals);
-  return new Simulation(source, workload.traceBlockSize, options, records, workload).run();
+  const sim = new Simulation(source, workload.traceBlockSize, options, records, workload);
+  if (onToken) {
+    const req = sim.requests;
+    sim.collectorOf.tokenObserver = (r, index, t) => onToken(req.source[r], index, t);
+  }
+  return sim.run();
 }
 
 export class Simulation implements Cluster, DisaggHost {

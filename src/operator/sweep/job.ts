@@ -13,7 +13,7 @@ import type { GpuBudget, SearchSpace, Candidate as SweepCandidate } from '../../
 import { runSweep, simulationBase } from '../../sweep/sweep.ts';
 import { simulateCandidateTransition } from '../../sweep/transition-sim.ts';
 import { type IntervalMetrics, pairedGain, predictionIntervals } from '../../sweep/uncertainty.ts';
-import { type CalibrationResult, calibrate } from '../../telemetry/calibration/calibrate.ts';
+import { type CalibrationResult, calibrate, observedBasis } from '../../telemetry/calibration/calibrate.ts';
 import { warmupSpanMs, withWarmup } from '../../telemetry/calibration/warmup.ts';
 import type { WorkloadProfile } from '../../telemetry/profile/profile.ts';
 import { DEFAULT_INPUT_LIMITS, type TraceIssue } from '../../telemetry/trace/index.ts';
@@ -193,6 +193,8 @@ function calibrateBaseline(
     config,
     timings,
     observed: window.observed,
+    // Measured as the source measured the deployment (Prometheus histograms, per-request records).
+    basis: observedBasis(window.profile),
     windowS: window.windowS,
     bounds: { min: 1 / c.maxCorrection, max: c.maxCorrection },
   });

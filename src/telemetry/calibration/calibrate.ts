@@ -1,10 +1,10 @@
-import { type PoolTimings, runSimulation, toSimulationOptions } from '../../config/run.ts';
+import { type PoolTimings, toSimulationOptions } from '../../config/run.ts';
 import type { SimulationConfig } from '../../config/schema.ts';
-import type { SimulationReport } from '../../sim/metrics/report.ts';
 import { ScaledTiming } from '../../sim/timing/scaled.ts';
 import type { TimingModel } from '../../sim/timing/timing-model.ts';
 import type { Workload } from '../../sim/workload/workload.ts';
 import type { WorkloadProfile } from '../profile/profile.ts';
+import { type MetricValues, measuredReplay, type ObservedBasis } from './measure.ts';
 import { CALIBRATION_METRICS, type CalibrationMetric } from './metrics.ts';
 
 /**
@@ -21,10 +21,8 @@ import { CALIBRATION_METRICS, type CalibrationMetric } from './metrics.ts';
  * reported beside the errors before.
  */
 
+export { type MetricValues, type ObservedBasis, observedBasis, predictedMetrics } from './measure.ts';
 export { CALIBRATION_METRICS, type CalibrationMetric } from './metrics.ts';
-
-/** Values per metric (ms, tokens/s, requests); a metric without a measurement is absent. */
-export type MetricValues = Partial<Record<CalibrationMetric, number>>;
 
 export interface CorrectionFactors {
   prefill: number;
@@ -38,6 +36,8 @@ export interface CalibrationOptions {
   /** Timing per pool (hardware timing, from prepareCluster); default: the config's own model. */
   timings?: TimingModel | PoolTimings;
   observed: MetricValues;
+  /** How `observed` was measured, so the replay is measured the same way (measure.ts); default `report`. */
+  basis?: ObservedBasis;
   /** Length of the window (s): throughput and queue are per window. */
   windowS: number;
   /**
@@ -98,30 +98,6 @@ export function observedMetrics(p: WorkloadProfile): MetricValues {
   return out;
 }
 
-/**
- * What the simulator predicts for the same quantities. The frontend's queue gauge counts requests from the
- * handler's entry to their first token, so by Little's law its mean is the arrival rate times the mean TTFT.
- */
-export function predictedMetrics(r: SimulationReport, windowS: number): MetricValues {
-  const out: MetricValues = {};
-  const set = (k: CalibrationMetric, v: number) => {
-    if (Number.isFinite(v)) out[k] = v;
-  };
-  set('ttft_p50', r.ttft_ms.p50);
-  set('ttft_p90', r.ttft_ms.p90);
-  set('ttft_p99', r.ttft_ms.p99);
-  set('itl_p50', r.itl_ms.p50);
-  set('itl_p90', r.itl_ms.p90);
-  set('itl_p99', r.itl_ms.p99);
-  set('e2e_p50', r.e2e_ms.p50);
-  set('e2e_p90', r.e2e_ms.p90);
-  if (windowS > 0) {
-    set('output_tokens_per_s', r.total_output_tokens / windowS);
-    set('queued_mean', (r.num_requests / windowS) * (r.ttft_ms.mean / 1000));
-  }
-  return out;
-}
-
 function compare(predicted: MetricValues, observed: MetricValues): { errors: MetricValues; meanAbs: number } {
   const errors: MetricValues = {};
   let sum = 0;
@@ -151,8 +127,14 @@ function scaledTimings(
 
 function run(o: CalibrationOptions, f: CorrectionFactors | null): MetricValues {
   const timings = f === null ? o.timings : scaledTimings(o.config, o.timings, f);
-  const { report } = runSimulation(o.config, o.workload, timings, o.measureFromMs);
-  return predictedMetrics(report, o.windowS);
+  return measuredReplay({
+    workload: o.workload,
+    config: o.config,
+    timings,
+    measureFromMs: o.measureFromMs ?? 0,
+    windowS: o.windowS,
+    basis: o.basis ?? { kind: 'report' },
+  });
 }
 
 const clamp = (v: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, v));
