@@ -152,15 +152,18 @@ interface Calibration {
 }
 
 /**
- * The twin is the simulator on the same GPU and settings as the operator's baseline, so its measurements and
- * the replay agree up to what the window cannot say: the replay runs after a warm-up (the window's first part
- * replayed before it) where the twin had its own earlier traffic in flight, a Prometheus window is synthesised
- * from histograms (TTFT p50 35-40 % low, ITL p50 within 5 %), and a request trace's ITL is each request's mean
- * gap while the replay pools every gap (ITL p50 about 30 % low; TTFT p50 within 5 %). Bounds per source, with
- * a margin over what the runs measured. What this catches: a metric in the wrong unit, observed and predicted
- * from different settings, a broken correction or warm-up, an error the rollout cannot read.
+ * The twin is the simulator on the same GPU and settings as the operator's baseline, and calibration measures
+ * the replay as each source measured the twin (src/telemetry/calibration/measure.ts), so what is left is what
+ * a 30 s window cannot say (docs/telemetry.md, "What is left"): a Prometheus window is synthesised from
+ * histograms (its TTFT about 30-35 % low at the synthesis's fixed seed; its ITL, which the synthesis barely
+ * moves, within a few %); request records are written when requests end, so the requests still in flight when
+ * the window is read are missing from the replay (TTFT, ITL and end to end 15-25 % low). Bounds per source,
+ * with a margin over what the runs measured. What this catches: a metric in the wrong unit or measured another
+ * way than the source measures it (ITL p90 from Prometheus read exactly rather than through the buckets was
+ * -19 %, request-trace ITL p90 from pooled gaps -42 %), observed and predicted from different settings, a
+ * broken correction or warm-up, an error the rollout cannot read.
  */
-function expectCalibrated(c: Calibration, bound: { ttftP50: number; itlP50: number }) {
+function expectCalibrated(c: Calibration, bound: { ttftP50: number; itlP50: number; itlP90: number }) {
   const m = (name: string) => {
     const x = c.metrics.find((v) => v.metric === name);
     expect(x, name).toBeDefined();
@@ -173,6 +176,7 @@ function expectCalibrated(c: Calibration, bound: { ttftP50: number; itlP50: numb
   expect(m('itl_p50').observed).toBeLessThan(100);
   expect(Math.abs(m('ttft_p50').errorPercent), JSON.stringify(c)).toBeLessThan(bound.ttftP50);
   expect(Math.abs(m('itl_p50').errorPercent), JSON.stringify(c)).toBeLessThan(bound.itlP50);
+  expect(Math.abs(m('itl_p90').errorPercent), JSON.stringify(c)).toBeLessThan(bound.itlP90);
   expect(c.correction?.bounded).toBe(false);
   // The figure the rollout's Automatic guardrail reads: the largest error of the model as sweeps use it.
   const used = c.metrics.map((x) =>
@@ -263,7 +267,7 @@ describe('DeploymentTunings on telemetry', () => {
     expect(st.workload.requests).toBeGreaterThan(50);
     expect(st.workload.requests).toBeLessThan(150);
     expect(st.drift.baseline.prefixReuseBasis).toBe('cached_tokens');
-    expectCalibrated(st.calibration, { ttftP50: 45, itlP50: 10 });
+    expectCalibrated(st.calibration, { ttftP50: 45, itlP50: 8, itlP90: 10 });
     const recs = (await listRecommendations(client, ns)).filter(
       (r) => r.metadata.labels?.['servetune.dev/deployment-tuning'] === 'prom',
     );
@@ -292,7 +296,7 @@ describe('DeploymentTunings on telemetry', () => {
     expect(st.workload.requests).toBeLessThan(150);
     expect(st.workload.badLines).toBe(0);
     // Request traces carry what the frontend measured (TTFT, end to end, average ITL per request).
-    expectCalibrated(st.calibration, { ttftP50: 15, itlP50: 40 });
+    expectCalibrated(st.calibration, { ttftP50: 35, itlP50: 25, itlP90: 15 });
     expect(st.currentRecommendation).toBeDefined();
   });
 

@@ -182,11 +182,15 @@ function calibrateBaseline(
     config = prepared.config;
     timings = prepared.timings;
   }
-  // The window replayed after a warm-up, measured from its start (the warm-up counts against the row bound).
-  const warmed = withWarmup(window.workload, {
-    spanMs: warmupSpanMs(window.windowS * 1000),
-    maxRows: maxRows ?? DEFAULT_INPUT_LIMITS.maxRows,
-  });
+  // The window replayed after a warm-up, measured from its start: what the deployment served just before it
+  // when the source recorded it (request traces), else the window's own first part (counted against the row
+  // bound).
+  const warmed =
+    window.warmup ??
+    withWarmup(window.workload, {
+      spanMs: warmupSpanMs(window.windowS * 1000),
+      maxRows: maxRows ?? DEFAULT_INPUT_LIMITS.maxRows,
+    });
   return calibrate({
     workload: warmed.workload,
     measureFromMs: warmed.measureFromMs,

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { WorkloadSummary } from '../../api/index.ts';
 import type { Workload } from '../../sim/workload/workload.ts';
 import { type MetricValues, observedMetrics } from '../../telemetry/calibration/calibrate.ts';
+import { warmupSpanMs } from '../../telemetry/calibration/warmup.ts';
 import { profileFromRecorded, readRecordedWindow } from '../../telemetry/profile/from-trace.ts';
 import type { WorkloadProfile } from '../../telemetry/profile/profile.ts';
 import { synthesize } from '../../telemetry/profile/synthesize.ts';
@@ -29,6 +30,8 @@ export interface JobWindow {
   observed: MetricValues;
   /** Window length (s), for calibration's per-window quantities. */
   windowS: number;
+  /** The traffic recorded before the window followed by the window (request traces), for calibration. */
+  warmup?: { workload: Workload; measureFromMs: number };
 }
 
 /** A content hash of a workload's columns (the replayed traffic, whatever its source). */
@@ -110,6 +113,8 @@ export async function loadJobWindow(
       lenient: true,
       limits: o.limits,
       noSymlinks: true,
+      // Calibration replays the window after what the deployment served just before it.
+      warmupMs: warmupSpanMs(src.lookbackMs),
     });
     const profile = profileFromRecorded(rec, { name: o.source, kind: 'request-trace' });
     const summary = summaryOf(rec.workload, {
@@ -128,6 +133,7 @@ export async function loadJobWindow(
       profile,
       observed: observedMetrics(profile),
       windowS: src.lookbackMs / 1000,
+      ...(rec.warmup && { warmup: rec.warmup }),
     };
   }
   const p = src.profile;

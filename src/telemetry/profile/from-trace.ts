@@ -41,6 +41,11 @@ export interface RecordedWindow {
   originMs: number;
   /** The window, in raw timestamps. */
   window: { startMs: number; endMs: number };
+  /**
+   * With `warmupMs`: the traffic recorded before the window followed by the window's (`measureFromMs`: where
+   * the window starts in it), for a replay that reaches the window in the state the deployment was in.
+   */
+  warmup?: { workload: Workload; measureFromMs: number };
 }
 
 export interface RecordedWindowOptions {
@@ -53,6 +58,11 @@ export interface RecordedWindowOptions {
   endMs?: number;
   /** Skip request-trace segments that are symbolic links (see SegmentOptions). */
   noSymlinks?: boolean;
+  /**
+   * With `lookbackMs` and `endMs`: also read the `warmupMs` before the window, returned as `warmup` (the
+   * window itself, its profile and its measurements, are as without it).
+   */
+  warmupMs?: number;
 }
 
 /** Grows typed columns without per-request objects (a busy hour is 100,000+ requests). */
@@ -83,6 +93,8 @@ export async function readRecordedWindow(
     opts.lookbackMs !== undefined && opts.endMs !== undefined
       ? { from: opts.endMs - opts.lookbackMs, to: opts.endMs + 1 }
       : undefined;
+  const warmupMs = explicit && opts.warmupMs !== undefined && opts.warmupMs > 0 ? opts.warmupMs : 0;
+  const readFrom = explicit ? { from: explicit.from - warmupMs, to: explicit.to } : undefined;
   let builder: WorkloadBuilder | null = null;
   let reader: TraceReader | null = null;
   let minRaw = Number.POSITIVE_INFINITY;
@@ -122,9 +134,9 @@ export async function readRecordedWindow(
       traceBlockSize: opts.traceBlockSize,
       lenient: opts.lenient,
       limits: opts.limits,
-      windowMs: explicit,
+      windowMs: readFrom,
       segments: {
-        ...(opts.lookbackMs !== undefined && { lookbackMs: opts.lookbackMs, endMs: opts.endMs }),
+        ...(opts.lookbackMs !== undefined && { lookbackMs: opts.lookbackMs + warmupMs, endMs: opts.endMs }),
         ...(opts.noSymlinks && { noSymlinks: true }),
       },
     },
@@ -138,7 +150,18 @@ export async function readRecordedWindow(
     ? { startMs: explicit.from, endMs: explicit.to - 1 }
     : { startMs: minRaw, endMs: maxRaw };
   let keepObserved = (_: number) => true;
-  if (opts.lookbackMs !== undefined && explicit === undefined) {
+  let warmup: RecordedWindow['warmup'];
+  if (explicit && warmupMs > 0 && workload.size > 0) {
+    // What was recorded before the window is the warm-up; the window is what follows (as read without it).
+    const cut = explicit.from - minRaw;
+    warmup = { workload, measureFromMs: Math.max(0, cut) };
+    if (cut > 0) {
+      const tail = tailFrom(workload, cut);
+      workload = tail.workload;
+      originMs = minRaw + tail.shiftMs;
+      keepObserved = (i) => Number.isNaN(arrival.data[i]) || arrival.data[i] >= explicit.from;
+    }
+  } else if (opts.lookbackMs !== undefined && explicit === undefined) {
     const cut = maxRaw - opts.lookbackMs;
     if (cut > minRaw) {
       const tail = tailFrom(workload, cut - minRaw);
@@ -164,7 +187,7 @@ export async function readRecordedWindow(
         inputTokens: cols.input.select(keepObserved),
       }
     : null;
-  return { workload, summary, observed, originMs, window };
+  return { workload, summary, observed, originMs, window, ...(warmup && { warmup }) };
 }
 
 /**

@@ -13,6 +13,7 @@ import {
   observedBasis,
   observedMetrics,
 } from '../../../src/telemetry/calibration/calibrate.ts';
+import { withWarmup } from '../../../src/telemetry/calibration/warmup.ts';
 import { distributionFromBuckets } from '../../../src/telemetry/profile/distribution.ts';
 import { profileFromRecorded, readRecordedWindow } from '../../../src/telemetry/profile/from-trace.ts';
 import type { WorkloadProfile } from '../../../src/telemetry/profile/profile.ts';
@@ -202,6 +203,36 @@ describe('calibration measures the replay as the source measured the deployment'
       // Pooled gaps are a typical decode step, not a typical request's mean gap.
       const unlike = calibrate(o);
       expect(unlike.errors.itl_p50 as number).toBeLessThan(-0.05);
+
+      // The last 20 s as the window, read with everything recorded before it as its warm-up: the window, its
+      // profile and its measurements are those read without the warm-up, and the replay after the recorded
+      // warm-up reaches the window in the state the deployment was in (every error ~0); after the window's
+      // own first part replayed as a warm-up (all a source without earlier records allows) it does not.
+      const at = { lookbackMs: 20_000, endMs: epoch + 40_000 + w.size };
+      const plain = await readRecordedWindow(path, at);
+      const warm = await readRecordedWindow(path, { ...at, warmupMs: 30_000 });
+      expect(plain.warmup).toBeUndefined();
+      expect(Array.from(warm.workload.arrivalMs)).toEqual(Array.from(plain.workload.arrivalMs));
+      expect(Array.from(warm.workload.outputLength)).toEqual(Array.from(plain.workload.outputLength));
+      expect(warm.observed).toEqual(plain.observed);
+      expect(warm.warmup?.workload.size).toBe(w.size);
+      const windowProfile = profileFromRecorded(warm, { name: 'x', kind: 'request-trace' });
+      const measured = {
+        config,
+        observed: observedMetrics(windowProfile),
+        windowS: 20,
+        fit: false,
+        basis: observedBasis(windowProfile),
+      };
+      const recorded = calibrate({
+        ...measured,
+        ...(warm.warmup as { workload: Workload; measureFromMs: number }),
+      });
+      for (const k of Object.keys(measured.observed))
+        expect(Math.abs(recorded.errors[k as keyof typeof recorded.errors] as number), k).toBeLessThan(0.01);
+      const own = withWarmup(plain.workload, { spanMs: 20_000, maxRows: 100_000 });
+      const self = calibrate({ ...measured, workload: own.workload, measureFromMs: own.measureFromMs });
+      expect(worst(self.errors)).toBeGreaterThan(0.05);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
