@@ -22,7 +22,7 @@ import { CALIBRATION_METRICS, type CalibrationMetric } from './metrics.ts';
  */
 
 export { type MetricValues, type ObservedBasis, observedBasis, predictedMetrics } from './measure.ts';
-export { CALIBRATION_METRICS, type CalibrationMetric } from './metrics.ts';
+export { CALIBRATION_METRICS } from './metrics.ts';
 
 export interface CorrectionFactors {
   prefill: number;
