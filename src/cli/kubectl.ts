@@ -9,6 +9,7 @@ import {
   type ResourceType,
   TUNING_RECOMMENDATIONS,
 } from '../operator/kube/resources.ts';
+import { plannerSummary } from '../operator/sweep/mapping.ts';
 import { readDynamoBaseline } from '../operator/target/dynamo.ts';
 import { applyBody, planChange, readOwned, readTargetGraph } from '../operator/target/dynamo-apply.ts';
 import { UsageError } from './errors.ts';
@@ -295,6 +296,9 @@ async function describe(ctx: Ctx, name: string): Promise<number> {
       ['', 'baseline', 'interval', 'proposal', 'interval'],
       [
         ['GPUs', String(s.baseline.gpus), '', String(s.proposal.gpus), ''],
+        ...(s.baseline.planner.enabled || s.proposal.planner.enabled
+          ? [['Planner', plannerSummary(s.baseline.planner), '', plannerSummary(s.proposal.planner), '']]
+          : []),
         [
           'TTFT p90',
           ms(p.baseline.ttftMs.p90),

@@ -1,4 +1,5 @@
 import type { DeploymentTuning, TuningRecommendation } from '../api/index.ts';
+import { plannerSummary } from '../operator/sweep/mapping.ts';
 import { esc, linearTicks, px, tickLabel } from '../sweep/svg.ts';
 
 /**
@@ -86,6 +87,7 @@ ${s.review ? `<p>Review: ${esc(`${s.review.decision} by ${s.review.by}${s.review
 <h2>Predicted</h2>
 <table><tr><th></th><th>baseline</th><th>interval</th><th>proposal</th><th>interval</th></tr>
 ${row(['GPUs', s.baseline.gpus, '', s.proposal.gpus, ''])}
+${s.baseline.planner.enabled || s.proposal.planner.enabled ? row(['Planner', plannerSummary(s.baseline.planner), '', plannerSummary(s.proposal.planner), '']) : ''}
 ${row(['TTFT p90 (ms)', p.baseline.ttftMs.p90, iv(I?.baseline.ttftP90Ms), p.proposal.ttftMs.p90, iv(I?.proposal.ttftP90Ms)])}
 ${row(['ITL p90 (ms)', p.baseline.itlMs.p90, iv(I?.baseline.itlP90Ms), p.proposal.itlMs.p90, iv(I?.proposal.itlP90Ms)])}
 ${row(['objective', p.baseline.objectiveValue, iv(I?.baseline.objectiveValue), p.proposal.objectiveValue, iv(I?.proposal.objectiveValue)])}

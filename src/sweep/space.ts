@@ -508,7 +508,7 @@ function plannerVariants(p: PlannerSpace): PlannerVariant[] {
     ['ttft_ms', 'ttft', p.ttftMs, (v) => `${v}ms`],
     ['itl_ms', 'itl', p.itlMs, (v) => `${v}ms`],
     ['min_endpoint', 'min', p.minEndpoint, (v) => String(v)],
-    ['max_gpu_budget', 'gpus', p.maxGpuBudget, (v) => (v === -1 ? 'budget' : String(v))],
+    ['max_gpu_budget', 'gpu_budget', p.maxGpuBudget, (v) => (v === -1 ? 'budget' : String(v))],
   ];
   let out: { settings: Record<string, unknown>; parts: string[] }[] = [
     { settings: { ...p.base }, parts: [] },

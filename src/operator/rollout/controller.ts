@@ -296,7 +296,7 @@ export class RolloutController {
     const owned = readOwned(obj, graph, adapters);
     // Where an adapter owns replicas, its count is the truth.
     for (const c of owned.components)
-      if (adapterReplicas.has(c.name)) c.replicas = adapterReplicas.get(c.name);
+      if (adapterReplicas.has(c.name) && !graph.planner) c.replicas = adapterReplicas.get(c.name);
     const read = readDynamoBaseline(obj, [rec.spec.baseline.gpuType]);
     if ('error' in read) return { missing: `DynamoGraphDeployment ${namespace}/${name}: ${read.error}` };
     const settings = read.settings;

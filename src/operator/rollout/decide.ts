@@ -202,6 +202,9 @@ export function gpusChanging(from: OwnedFields, to: OwnedFields): number {
   for (const t of to.components) {
     const f = from.components.find((c) => c.name === t.name);
     if (!f) continue;
+    // A component with neither GPUs nor replicas recorded (a frontend, the Planner) holds no GPUs.
+    if (f.gpus === undefined && t.gpus === undefined && f.replicas === undefined && t.replicas === undefined)
+      continue;
     const gpusBefore = Number(f.gpus ?? 1) || 1;
     const gpusAfter = Number(t.gpus ?? f.gpus ?? 1) || 1;
     const before = f.replicas ?? 1;
@@ -251,6 +254,8 @@ export function nextStage(
       }
       continue;
     }
+    // Replicas servetune does not own (the Planner's) are not stepped.
+    if (t.replicas === undefined && f.replicas === undefined) continue;
     const per = Number(t.gpus ?? f.gpus ?? 1) || 1;
     const have = f.replicas ?? 1;
     const want = t.replicas ?? have;

@@ -21,6 +21,7 @@ import { budgetGpus, settingsDigest } from '../rollout/decide.ts';
 import {
   baselineSpace,
   gainPercent,
+  plannerSummary,
   predictedMetrics,
   SIMULATOR_VERSION,
   settingsOf,
@@ -469,15 +470,6 @@ export function summarize(s: ServingSettings): string {
       : s.router.mode;
   const gpus = s.gpuType === 'unknown' ? `${s.gpus} GPUs` : `${s.gpus} ${s.gpuType} GPUs`;
   return `${gpus}, ${roles}, router ${router}${s.planner.enabled ? `, ${plannerSummary(s.planner)}` : ''}`;
-}
-
-/** The Planner and the bounds it runs with (the worker counts above are where it starts). */
-export function plannerSummary(p: ServingSettings['planner']): string {
-  const bounds = [
-    ...(p.minEndpoint !== undefined ? [`min_endpoint ${p.minEndpoint}`] : []),
-    ...(p.maxGpuBudget !== undefined ? [`max_gpu_budget ${p.maxGpuBudget}`] : []),
-  ];
-  return bounds.length > 0 ? `planner (${bounds.join(', ')})` : 'planner';
 }
 
 /** Runs the job in a worker thread; aborting terminates the worker. */

@@ -330,6 +330,15 @@ function plannerSpace(
   return planner;
 }
 
+/** The Planner and the bounds it runs with (the worker counts above are where it starts). */
+export function plannerSummary(p: ServingSettings['planner']): string {
+  const bounds = [
+    ...(p.minEndpoint !== undefined ? [`min_endpoint ${p.minEndpoint}`] : []),
+    ...(p.maxGpuBudget !== undefined ? [`max_gpu_budget ${p.maxGpuBudget}`] : []),
+  ];
+  return bounds.length > 0 ? `planner (${bounds.join(', ')})` : 'planner';
+}
+
 export function higherIsBetter(o: Objective): boolean {
   return OBJECTIVES[o].better === 'higher';
 }

@@ -3,6 +3,7 @@ import type { OwnedComponent, OwnedFields, ServingSettings } from '../../api/ind
 import { ENGINE_DEFAULTS } from '../engine-defaults.ts';
 import { type ComponentRole, componentRoles } from './dynamo.ts';
 import { flagValue, setFlag } from './flags.ts';
+import { type PlannerBounds, type PlannerForm, readPlanner, withPlannerBounds } from './planner.ts';
 
 /**
  * The write side of a DynamoGraphDeployment: which fields servetune owns, their current values, the values a
@@ -14,7 +15,9 @@ import { flagValue, setFlag } from './flags.ts';
  * Owned fields, per component: worker replicas (unless a scaling adapter or the Planner owns them), the main
  * container's args (tensor parallelism and engine knobs are flags there; the list is atomic under server-side
  * apply, so it is owned whole), the GPU limit per pod; on the frontend, its args (router mode and knobs) or the
- * router environment variables when that is how the graph sets them.
+ * router environment variables when that is how the graph sets them; on the Planner, its args (where its
+ * configuration is), of which only the replica bounds servetune tunes ever change. Under a Planner the worker
+ * replicas are neither recorded nor written: they are the Planner's, and its bounds stand for them.
  */
 
 type Raw = Record<string, unknown>;
@@ -58,6 +61,8 @@ export interface TargetGraph {
   roles: Map<string, ComponentRole>;
   components: { name: string; replicas: number | undefined; scalingAdapter: boolean; nodeCount: number }[];
   plannerPresent: boolean;
+  /** The running Planner: its component, the form its configuration takes, and its container's command. */
+  planner?: { name: string; form: PlannerForm; command: string[] };
 }
 
 export function readTargetGraph(target: {
@@ -67,7 +72,18 @@ export function readTargetGraph(target: {
   const g = graphComponents(target.spec ?? {});
   if ('error' in g) return g;
   const roles = componentRoles(g.components);
+  // The Planner that runs (as the baseline reads it: the first one not scaled to zero).
+  const pc = g.components.find((c) => roles.get(c.name) === 'planner' && (c.replicas ?? 1) > 0);
+  const reading = pc ? readPlanner(pc) : undefined;
   return {
+    ...(pc &&
+      reading && {
+        planner: {
+          name: pc.name,
+          form: 'error' in reading ? 'config' : reading.form,
+          command: mainContainer(obj(target.spec), g.shape, pc.name).command ?? [],
+        },
+      }),
     apiVersion: g.shape === 'components' ? 'nvidia.com/v1beta1' : 'nvidia.com/v1alpha1',
     shape: g.shape,
     roles,
@@ -93,11 +109,16 @@ export function readOwned(
   const components: OwnedComponent[] = [];
   for (const c of graph.components) {
     const role = graph.roles.get(c.name);
+    if (role === 'planner' && c.name === graph.planner?.name) {
+      const args = mainContainer(spec, graph.shape, c.name).args;
+      components.push({ name: c.name, ...(args !== undefined && { args: [...args] }) });
+      continue;
+    }
     if (role !== 'aggregated' && role !== 'prefill' && role !== 'decode' && role !== 'frontend') continue;
     const m = mainContainer(spec, graph.shape, c.name);
     const gpuKey = GPU_KEYS.find((k) => m.limits[k] !== undefined);
     const entry: OwnedComponent = { name: c.name };
-    if (role !== 'frontend' && c.replicas !== undefined) entry.replicas = c.replicas;
+    if (role !== 'frontend' && c.replicas !== undefined && !graph.planner) entry.replicas = c.replicas;
     if (m.args !== undefined) entry.args = [...m.args];
     if (gpuKey) entry.gpus = String(m.limits[gpuKey]);
     const routerEnv = (m.env ?? []).filter((e) => ROUTER_ENV.includes(e.name) && e.value !== undefined);
@@ -187,7 +208,9 @@ export function planChange(
       return {
         unsupported: `${c.name} spans ${nodes} nodes per worker; its parallelism is not changed in place`,
       };
-    if (graph.plannerPresent) notes.push(`the Planner owns ${c.name}'s replicas; they are left to it`);
+    if (graph.planner) notes.push(`the Planner owns ${c.name}'s replicas; its bounds are set instead`);
+    else if (graph.plannerPresent)
+      notes.push(`a Planner component owns ${c.name}'s replicas; they are left to it`);
     else c.replicas = want.workers;
     const have = baseline[role];
     let args = c.args ?? [];
@@ -205,6 +228,15 @@ export function planChange(
     if (args.length > 0 || c.args !== undefined) c.args = args;
     if (want.gpusPerWorker !== have?.gpusPerWorker || c.gpus !== undefined)
       c.gpus = String(want.gpusPerWorker);
+  }
+  const bounds = plannerBoundsChange(baseline.planner, proposal.planner);
+  if (bounds && graph.planner) {
+    const pl = graph.planner;
+    const entry = target.components.find((c) => c.name === pl.name);
+    if (!entry) return { unsupported: `the Planner component ${pl.name} is not among the owned fields` };
+    const args = withPlannerBounds(entry.args ?? [], pl.command, pl.form, bounds);
+    if (!Array.isArray(args)) return args;
+    entry.args = args;
   }
   // The router, on the frontend: flags where the graph has them, else its environment.
   const r = proposal.router;
@@ -227,6 +259,19 @@ export function planChange(
       set('--router-temperature', 'DYN_ROUTER_TEMPERATURE', String(r.temperature));
   }
   return { target, notes };
+}
+
+/** The Planner bounds a proposal changes (Dynamo's field names), or null when it changes none. */
+function plannerBoundsChange(
+  from: ServingSettings['planner'],
+  to: ServingSettings['planner'],
+): PlannerBounds | null {
+  if (!to.enabled) return null;
+  const out: PlannerBounds = {};
+  if (to.minEndpoint !== undefined && to.minEndpoint !== from.minEndpoint) out.min_endpoint = to.minEndpoint;
+  if (to.maxGpuBudget !== undefined && to.maxGpuBudget !== from.maxGpuBudget)
+    out.max_gpu_budget = to.maxGpuBudget;
+  return Object.keys(out).length > 0 ? out : null;
 }
 
 const definedOf = <T extends object>(o: T | undefined): Partial<T> =>

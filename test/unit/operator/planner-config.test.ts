@@ -1,6 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import type { GraphComponent } from '../../../src/api/dynamo.ts';
+import type { ServingSettings } from '../../../src/api/index.ts';
+import { gpusChanging, nextStage } from '../../../src/operator/rollout/decide.ts';
 import { readDynamoBaseline } from '../../../src/operator/target/dynamo.ts';
+import {
+  applyBody,
+  ownedDigest,
+  planChange,
+  readOwned,
+  readTargetGraph,
+} from '../../../src/operator/target/dynamo-apply.ts';
 import {
   MAX_PLANNER_CONFIG_CHARS,
   readPlanner,
@@ -173,5 +182,133 @@ describe("rewriting the Planner's bounds", () => {
     ).toEqual({
       unsupported: "the Planner's --config is in its container's command, which servetune does not own",
     });
+  });
+});
+
+describe('applying Planner bounds to a DGD', () => {
+  const plannerJson =
+    '{"mode":"agg","optimization_target":"throughput","throughput_adjustment_interval":60,"min_endpoint":1,"max_gpu_budget":4,"environment":"kubernetes"}';
+  const dgd = (plannerArgs: string[], workerReplicas = 3) => ({
+    apiVersion: 'nvidia.com/v1beta1',
+    kind: 'DynamoGraphDeployment',
+    metadata: { name: 'g', namespace: 'ns', generation: 2 },
+    spec: {
+      components: [
+        {
+          name: 'Frontend',
+          type: 'frontend',
+          podTemplate: { spec: { containers: [{ name: 'main', args: ['python3 -m dynamo.frontend'] }] } },
+        },
+        {
+          name: 'worker',
+          type: 'worker',
+          replicas: workerReplicas,
+          podTemplate: {
+            spec: {
+              containers: [
+                {
+                  name: 'main',
+                  args: ['--model', 'Qwen/Qwen3-8B', '--tensor-parallel-size', '1'],
+                  resources: { limits: { 'nvidia.com/gpu': '1' } },
+                },
+              ],
+            },
+          },
+        },
+        {
+          name: 'Planner',
+          type: 'planner',
+          podTemplate: {
+            spec: {
+              containers: [{ name: 'main', args: ['python3 -m dynamo.planner', '--config', ...plannerArgs] }],
+            },
+          },
+        },
+      ],
+    },
+  });
+  const read = (o: ReturnType<typeof dgd>) => {
+    const graph = readTargetGraph(o);
+    if ('error' in graph) throw new Error(graph.error);
+    const base = readDynamoBaseline(o, ['h100_sxm']);
+    if ('error' in base) throw new Error(base.error);
+    return { graph, owned: readOwned(o, graph, new Map()), settings: base.settings };
+  };
+
+  it("writes only the Planner's bounds, keeps its other keys and leaves the replicas to it; the baseline restores it", () => {
+    const before = read(dgd([plannerJson]));
+    // The worker's replicas are the Planner's: not recorded, so never written or restored.
+    expect(before.owned.components.find((c) => c.name === 'worker')?.replicas).toBeUndefined();
+    expect(before.owned.components.find((c) => c.name === 'Planner')?.args).toEqual([
+      'python3 -m dynamo.planner',
+      '--config',
+      plannerJson,
+    ]);
+    const proposal: ServingSettings = {
+      ...before.settings,
+      aggregated: { workers: 4, tensorParallel: 1, gpusPerWorker: 1 },
+      planner: { enabled: true, minEndpoint: 2, maxGpuBudget: 6 },
+    };
+    const plan = planChange(before.owned, before.graph, before.settings, proposal);
+    if ('unsupported' in plan) throw new Error(plan.unsupported);
+    expect(plan.notes).toContain("the Planner owns worker's replicas; its bounds are set instead");
+    const args = plan.target.components.find((c) => c.name === 'Planner')?.args ?? [];
+    const written = JSON.parse(args[2]) as Record<string, unknown>;
+    const original = JSON.parse(plannerJson) as Record<string, unknown>;
+    expect(written).toEqual({ ...original, min_endpoint: 2, max_gpu_budget: 6 });
+    expect(Object.keys(written)).toEqual(Object.keys(original));
+    expect(args.slice(0, 2)).toEqual(['python3 -m dynamo.planner', '--config']);
+
+    const body = applyBody(dgd([plannerJson]), 'components', plan.target) as {
+      spec: { components: { name: string; replicas?: number; podTemplate?: unknown }[] };
+    };
+    expect(body.spec.components.find((c) => c.name === 'worker')).not.toHaveProperty('replicas');
+    expect(body.spec.components.find((c) => c.name === 'Planner')).toEqual({
+      name: 'Planner',
+      podTemplate: { spec: { containers: [{ name: 'main', args }] } },
+    });
+
+    // A Planner restart holds no GPUs: one stage within any disruption budget, the worker's replicas untouched.
+    expect(gpusChanging(before.owned, plan.target)).toBe(0);
+    const stage = nextStage(before.owned, plan.target, 0);
+    expect(stage).toMatchObject({ final: true });
+    expect('owned' in stage && stage.owned.components.find((c) => c.name === 'worker')).not.toHaveProperty(
+      'replicas',
+    );
+
+    // Applied, and the Planner has since scaled the worker: the same proposal asks for no further change.
+    const after = read(dgd([args[2]], 5));
+    expect(after.settings.planner).toMatchObject({ minEndpoint: 2, maxGpuBudget: 6 });
+    const again = planChange(after.owned, after.graph, after.settings, proposal);
+    if ('unsupported' in again) throw new Error(again.unsupported);
+    expect(ownedDigest(again.target)).toBe(ownedDigest(after.owned));
+    expect(ownedDigest(after.owned)).toBe(ownedDigest(plan.target));
+    // The rollback applies the recorded baseline: the previous --config, byte for byte.
+    const restore = applyBody(dgd([args[2]], 5), 'components', before.owned) as typeof body;
+    expect(restore.spec.components.find((c) => c.name === 'Planner')).toEqual({
+      name: 'Planner',
+      podTemplate: {
+        spec: {
+          containers: [{ name: 'main', args: ['python3 -m dynamo.planner', '--config', plannerJson] }],
+        },
+      },
+    });
+  });
+
+  it('gives a Planner without --config one holding only the bounds', () => {
+    const o = dgd([]);
+    o.spec.components[2].podTemplate = {
+      spec: { containers: [{ name: 'main', args: ['python3 -m dynamo.planner'] }] },
+    };
+    const before = read(o);
+    expect(before.graph.planner?.form).toBe('none');
+    const plan = planChange(before.owned, before.graph, before.settings, {
+      ...before.settings,
+      planner: { enabled: true, minEndpoint: 1, maxGpuBudget: 4 },
+    });
+    if ('unsupported' in plan) throw new Error(plan.unsupported);
+    expect(plan.target.components.find((c) => c.name === 'Planner')?.args).toEqual([
+      `python3 -m dynamo.planner --config '{"max_gpu_budget":4}'`,
+    ]);
   });
 });
