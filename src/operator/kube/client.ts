@@ -1,5 +1,6 @@
 import { KubeConfig } from '@kubernetes/client-node';
-import { Agent, type Dispatcher, request } from 'undici';
+import { type Agent, type Dispatcher, request } from 'undici';
+import { httpAgent } from '../../telemetry/http-agent.ts';
 
 /**
  * A small REST client for the Kubernetes API. `@kubernetes/client-node` loads kubeconfig and in-cluster
@@ -164,9 +165,9 @@ export class KubeClient {
         keepAlive: true,
         keepAliveInitialDelay: 30_000,
       };
-      this.shared.agent = new Agent({ connect, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs });
+      this.shared.agent = httpAgent({ connect, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs });
       // Watches idle legitimately; the informer's watchdog handles stalls.
-      this.shared.watchAgent = new Agent({ connect, headersTimeout: this.timeoutMs, bodyTimeout: 0 });
+      this.shared.watchAgent = httpAgent({ connect, headersTimeout: this.timeoutMs, bodyTimeout: 0 });
     }
     return { headers, dispatcher: watch ? this.shared.watchAgent! : this.shared.agent };
   }
@@ -178,6 +179,8 @@ export class KubeClient {
   }
 
   async request<T = unknown>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
+    // Work of a finished term (not awaited by stop()) must not reopen connections after close().
+    this.signal?.throwIfAborted();
     const { headers, dispatcher } = await this.prepare(false);
     // Checked last thing before sending (after the credential read above), so a lease lost meanwhile counts.
     if (method !== 'GET' && !opts.unfenced) this.shared.fence?.(`${method} ${path}`);
@@ -212,6 +215,7 @@ export class KubeClient {
 
   /** A GET whose body is returned as text (e.g. the API server's own /metrics). */
   async getText(path: string): Promise<string> {
+    this.signal?.throwIfAborted();
     const { headers, dispatcher } = await this.prepare(false);
     headers.accept = 'text/plain';
     const res = await request(this.url(path), { method: 'GET', headers, dispatcher, signal: this.signal });
@@ -250,6 +254,7 @@ export class KubeClient {
     signal: AbortSignal,
   ): Promise<void> {
     if (this.signal) signal = AbortSignal.any([signal, this.signal]);
+    if (signal.aborted) return;
     const { headers, dispatcher } = await this.prepare(true);
     let res: Dispatcher.ResponseData;
     try {

@@ -1,4 +1,5 @@
-import { Agent, request } from 'undici';
+import { request } from 'undici';
+import { httpAgent } from '../../telemetry/http-agent.ts';
 import { checkUrl, guardedLookup, type UrlPolicy, UrlRefusedError } from '../sweep/url-policy.ts';
 import type { VerificationSample } from './decide.ts';
 
@@ -68,14 +69,16 @@ export async function instantQuery(
   time: Date,
 ): Promise<number | undefined> {
   let base: URL;
-  let dispatcher: Agent | undefined;
+  let lookup: ReturnType<typeof guardedLookup> | undefined;
   if (t.policy) {
     const checked = checkUrl(t.url, t.policy);
     base = checked.url;
-    dispatcher = new Agent({ connect: { lookup: guardedLookup(checked, t.policy) } });
+    lookup = guardedLookup(checked, t.policy);
   } else {
     base = new URL(t.url);
   }
+  // Our own agent even for the trusted URL: undici's global dispatcher would negotiate HTTP/2 (see httpAgent).
+  const dispatcher = httpAgent(lookup ? { connect: { lookup } } : {});
   const u = new URL(`${base.pathname.replace(/\/+$/, '')}/api/v1/query`, base);
   u.searchParams.set('query', promql);
   u.searchParams.set('time', (time.getTime() / 1000).toFixed(3));
@@ -84,7 +87,7 @@ export async function instantQuery(
       method: 'GET',
       signal: AbortSignal.timeout(t.timeoutMs ?? 10_000),
       headers: { accept: 'application/json' },
-      ...(dispatcher && { dispatcher }),
+      dispatcher,
     });
     res.body.on('error', () => {});
     let size = 0;
@@ -116,7 +119,7 @@ export async function instantQuery(
       );
     throw new PrometheusError((e as Error).name === 'TimeoutError' ? 'timed out' : 'unreachable');
   } finally {
-    void dispatcher?.close();
+    void dispatcher.close();
   }
 }
 

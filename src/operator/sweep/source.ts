@@ -1,8 +1,9 @@
 import { constants } from 'node:fs';
 import { type FileHandle, open, readlink, realpath } from 'node:fs/promises';
 import { isAbsolute, resolve, sep } from 'node:path';
-import { Agent, request } from 'undici';
+import { request } from 'undici';
 import type { WorkloadSpec } from '../../api/index.ts';
+import { httpAgent } from '../../telemetry/http-agent.ts';
 import { isNotFound, type KubeClient } from '../kube/client.ts';
 import { CONFIG_MAPS, pathOf } from '../kube/resources.ts';
 import {
@@ -212,7 +213,7 @@ async function fetchUrl(text: string, maxBytes: number, opts: FetchOptions): Pro
   }
   const shown = `${checked.url.origin}${checked.url.pathname}`;
   // One connection per fetch, through the guarded lookup: the address checked is the address connected to.
-  const agent = new Agent({ connect: { lookup: guardedLookup(checked, policy), timeout: timeoutMs } });
+  const agent = httpAgent({ connect: { lookup: guardedLookup(checked, policy), timeout: timeoutMs } });
   const signal = AbortSignal.any(
     [AbortSignal.timeout(timeoutMs), opts.signal].filter((x): x is AbortSignal => x !== undefined),
   );

@@ -1,8 +1,9 @@
 import { realpath, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve, sep } from 'node:path';
-import { Agent } from 'undici';
+import type { Agent } from 'undici';
 import type { DeploymentTuningSpec } from '../../api/index.ts';
 import { parseDuration } from '../../api/index.ts';
+import { httpAgent } from '../../telemetry/http-agent.ts';
 import { profileFromPrometheus } from '../../telemetry/profile/from-prometheus.ts';
 import type { WorkloadProfile } from '../../telemetry/profile/profile.ts';
 import { PrometheusClient, PrometheusError } from '../../telemetry/prometheus/client.ts';
@@ -181,8 +182,8 @@ export async function prometheusProfile(
     } catch (e) {
       throw new TelemetryError('PrometheusRefused', `${r.url.slice(0, 200)}: ${(e as Error).message}`);
     }
-    dispatcher = new Agent({ connect: { lookup: guardedLookup(checked, policy), ...(ca && { ca }) } });
-  } else dispatcher = new Agent({ connect: ca ? { ca } : {} });
+    dispatcher = httpAgent({ connect: { lookup: guardedLookup(checked, policy), ...(ca && { ca }) } });
+  } else dispatcher = httpAgent({ connect: ca ? { ca } : {} });
   const prom = new PrometheusClient({
     url: r.url,
     bearerToken: token,

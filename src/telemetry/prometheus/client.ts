@@ -1,5 +1,7 @@
-import { Agent, type Dispatcher, request } from 'undici';
+import type { Dispatcher } from 'undici';
+import { request } from 'undici';
 import { z } from 'zod';
+import { httpAgent } from '../http-agent.ts';
 
 /**
  * A small client of Prometheus's HTTP query API (`/api/v1/query`, `/api/v1/query_range`), defensive about
@@ -129,7 +131,7 @@ export class PrometheusClient {
     this.opts = opts;
     this.limits = { ...DEFAULT_PROMETHEUS_LIMITS, ...opts.limits };
     this.ownsDispatcher = opts.dispatcher === undefined;
-    this.dispatcher = opts.dispatcher ?? new Agent({ connect: opts.ca ? { ca: opts.ca } : {} });
+    this.dispatcher = opts.dispatcher ?? httpAgent({ connect: opts.ca ? { ca: opts.ca } : {} });
   }
 
   /** Where the client asks, for messages (origin and path, never credentials or query). */

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FencedError, KubeClient } from '../../../src/operator/kube/client.ts';
+import { startHttpsServer } from '../https-server.ts';
 
 /** The REST client's guarantees the operator's safety rests on, against a local HTTP server. */
 
@@ -90,5 +91,47 @@ describe('KubeClient', () => {
       new AbortController().signal,
     );
     expect(got).toEqual(['café ✓']);
+  });
+
+  it('stops cleanly when a term ends while its answers are on the way, against a server offering HTTP/2', async () => {
+    const versions = new Set<string>();
+    let onRequest = () => {};
+    // Offers h2 like kube-apiserver. The term ends while the server is answering, so each aborted request's
+    // answer is already on the wire when the client gives the request up.
+    const https = await startHttpsServer((req, res) => {
+      versions.add(req.httpVersion);
+      onRequest();
+      res.end('{}');
+    });
+    servers.push(https.close);
+    const kc = new KubeConfig();
+    kc.loadFromOptions({
+      clusters: [{ name: 'c', server: https.url, caData: https.ca.toString('base64') }],
+      users: [{ name: 'u', token: 't' }],
+      contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+      currentContext: 'x',
+    });
+    const uncaught: unknown[] = [];
+    const record = (e: unknown) => uncaught.push(e);
+    process.on('uncaughtException', record);
+    try {
+      for (let round = 0; round < 5; round++) {
+        const client = new KubeClient(kc);
+        const term = new AbortController();
+        const view = client.withSignal(term.signal);
+        onRequest = () => term.abort(new FencedError('the test term'));
+        const abandoned = [1, 2, 3, 4].map((i) => view.get(`/api/v1/namespaces/a/configmaps/c${i}`));
+        await Promise.allSettled(abandoned);
+        // Work not tied to the term keeps the connection busy, then the operator stops (Operator.stop()).
+        onRequest = () => {};
+        await client.get('/api/v1/namespaces/a/configmaps/late');
+        await client.close();
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    } finally {
+      process.off('uncaughtException', record);
+    }
+    expect(uncaught).toEqual([]);
+    expect([...versions]).toEqual(['1.1']);
   });
 });

@@ -9,6 +9,7 @@ import {
 } from '../../../src/telemetry/prometheus/client.ts';
 import { DYNAMO } from '../../../src/telemetry/prometheus/dynamo-queries.ts';
 import { DynamoMetrics } from '../../../src/twin/dynamo-metrics.ts';
+import { startHttpsServer } from '../https-server.ts';
 
 /**
  * The client's defences against what a server chosen by a tenant may send. A real Prometheus never sends
@@ -189,6 +190,23 @@ describe('Prometheus client', () => {
     );
     expect(() => new PrometheusClient({ url: 'file:///etc/passwd' })).toThrow(/file: URLs are not supported/);
     expect(() => new PrometheusClient({ url: 'not a url' })).toThrow(/is not a URL/);
+  });
+
+  it('speaks HTTP/1.1 to an HTTPS server that offers HTTP/2 (see src/telemetry/http-agent.ts)', async () => {
+    const versions: string[] = [];
+    const https = await startHttpsServer((req, res) => {
+      versions.push(req.httpVersion);
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ status: 'success', data: { resultType: 'vector', result: [] } }));
+    });
+    const c = new PrometheusClient({ url: https.url, ca: https.ca.toString() });
+    try {
+      await c.query('up', 0);
+      expect(versions).toEqual(['1.1']);
+    } finally {
+      await c.close();
+      await https.close();
+    }
   });
 });
 
