@@ -1,3 +1,4 @@
+// biome-ignore lint/style/noRestrictedImports: this is the one place undici pools are made.
 import { Agent } from 'undici';
 
 /**

@@ -1,5 +1,5 @@
 import { KubeConfig } from '@kubernetes/client-node';
-import { type Agent, type Dispatcher, request } from 'undici';
+import { type Dispatcher, request } from 'undici';
 import { httpAgent } from '../../telemetry/http-agent.ts';
 
 /**
@@ -73,8 +73,8 @@ export interface KubeClientOptions {
 
 /** What every view of one client shares: the connection pools and the write fence. */
 interface Shared {
-  agent?: Agent;
-  watchAgent?: Agent;
+  agent?: Dispatcher;
+  watchAgent?: Dispatcher;
   fence?: (what: string) => void;
 }
 

@@ -1,6 +1,6 @@
 import { realpath, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve, sep } from 'node:path';
-import type { Agent } from 'undici';
+import type { Dispatcher } from 'undici';
 import type { DeploymentTuningSpec } from '../../api/index.ts';
 import { parseDuration } from '../../api/index.ts';
 import { httpAgent } from '../../telemetry/http-agent.ts';
@@ -173,7 +173,7 @@ export async function prometheusProfile(
   const ca = src?.caConfigMap
     ? await keyOf(client, 'ConfigMap', namespace, src.caConfigMap, MAX_CA_BYTES)
     : undefined;
-  let dispatcher: Agent;
+  let dispatcher: Dispatcher;
   if (r.tenant) {
     const policy = access.urlPolicy ?? DEFAULT_URL_POLICY;
     let checked: ReturnType<typeof checkUrl>;
