@@ -71,6 +71,18 @@ export interface CalibrationResult {
   } | null;
 }
 
+/**
+ * Observations a percentile needs above it before it is compared: p50 needs 10 samples, p90 50, p99 500.
+ * With fewer, a tail percentile is one or two requests (p99 of 50 requests is their maximum): a single odd
+ * request would set the largest error, which gates automatic changes, so it is left out rather than trusted.
+ */
+export const MIN_TAIL_SAMPLES = 5;
+
+/** Whether `count` observations are enough to compare the `q` quantile (see MIN_TAIL_SAMPLES). */
+export function enoughFor(count: number, q: number): boolean {
+  return count * (1 - q) >= MIN_TAIL_SAMPLES - 1e-9;
+}
+
 /** What the deployment measured, from a profile's `observed` block (Prometheus or request traces). */
 export function observedMetrics(p: WorkloadProfile): MetricValues {
   const o = p.observed;
@@ -79,20 +91,27 @@ export function observedMetrics(p: WorkloadProfile): MetricValues {
   const set = (k: CalibrationMetric, v: number | undefined) => {
     if (v !== undefined && Number.isFinite(v) && v > 0) out[k] = v;
   };
-  if (o.ttft_ms && o.ttft_ms.count > 0) {
-    set('ttft_p50', o.ttft_ms.p50);
-    set('ttft_p90', o.ttft_ms.p90);
-    set('ttft_p99', o.ttft_ms.p99);
-  }
-  if (o.itl_ms && o.itl_ms.count > 0) {
-    set('itl_p50', o.itl_ms.p50);
-    set('itl_p90', o.itl_ms.p90);
-    set('itl_p99', o.itl_ms.p99);
-  }
-  if (o.e2e_ms && o.e2e_ms.count > 0) {
-    set('e2e_p50', o.e2e_ms.p50);
-    set('e2e_p90', o.e2e_ms.p90);
-  }
+  const percentiles = (
+    d: { count: number; p50: number; p90: number; p99?: number } | undefined,
+    keys: [CalibrationMetric, 'p50' | 'p90' | 'p99', number][],
+  ) => {
+    if (!d) return;
+    for (const [k, field, q] of keys) if (enoughFor(d.count, q)) set(k, d[field]);
+  };
+  percentiles(o.ttft_ms, [
+    ['ttft_p50', 'p50', 0.5],
+    ['ttft_p90', 'p90', 0.9],
+    ['ttft_p99', 'p99', 0.99],
+  ]);
+  percentiles(o.itl_ms, [
+    ['itl_p50', 'p50', 0.5],
+    ['itl_p90', 'p90', 0.9],
+    ['itl_p99', 'p99', 0.99],
+  ]);
+  percentiles(o.e2e_ms, [
+    ['e2e_p50', 'p50', 0.5],
+    ['e2e_p90', 'p90', 0.9],
+  ]);
   set('output_tokens_per_s', o.output_tokens_per_s);
   set('queued_mean', o.queued_mean);
   return out;

@@ -6,6 +6,7 @@ import { ScaledTiming } from '../../../src/sim/timing/scaled.ts';
 import {
   CALIBRATION_METRICS,
   calibrate,
+  enoughFor,
   observedMetrics,
   predictedMetrics,
 } from '../../../src/telemetry/calibration/calibrate.ts';
@@ -102,10 +103,24 @@ describe('live calibration', () => {
     };
     expect(observedMetrics(withObserved)).toEqual({
       ttft_p50: 120,
-      ttft_p90: 300,
-      ttft_p99: 900,
       output_tokens_per_s: 55,
     });
+    // A percentile is compared once at least MIN_TAIL_SAMPLES observations lie above it.
+    const at = (count: number) =>
+      Object.keys(
+        observedMetrics({
+          ...withObserved,
+          observed: { ...withObserved.observed, ttft_ms: { ...withObserved.observed.ttft_ms, count } },
+        }),
+      );
+    expect(at(9)).toEqual(['output_tokens_per_s']);
+    expect(at(49)).toEqual(['ttft_p50', 'output_tokens_per_s']);
+    expect(at(50)).toEqual(['ttft_p50', 'ttft_p90', 'output_tokens_per_s']);
+    expect(at(499)).toEqual(['ttft_p50', 'ttft_p90', 'output_tokens_per_s']);
+    expect(at(500)).toEqual(['ttft_p50', 'ttft_p90', 'ttft_p99', 'output_tokens_per_s']);
+    expect(enoughFor(500, 0.99)).toBe(true);
+    expect(enoughFor(10, 0.5)).toBe(true);
+    expect(enoughFor(9, 0.5)).toBe(false);
   });
 });
 
