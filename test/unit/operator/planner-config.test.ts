@@ -311,4 +311,49 @@ describe('applying Planner bounds to a DGD', () => {
       `python3 -m dynamo.planner --config '{"max_gpu_budget":4}'`,
     ]);
   });
+
+  it('writes a v1alpha1 Planner in the flag form of earlier releases, in its own shape', () => {
+    const o = {
+      apiVersion: 'nvidia.com/v1alpha1',
+      kind: 'DynamoGraphDeployment',
+      metadata: { name: 'old', namespace: 'ns' },
+      spec: {
+        services: {
+          VllmWorker: {
+            componentType: 'worker',
+            replicas: 2,
+            resources: { limits: { gpu: '1' } },
+            extraPodSpec: { mainContainer: { args: ['--model', 'Qwen/Qwen3-8B'] } },
+          },
+          Planner: {
+            componentType: 'planner',
+            extraPodSpec: {
+              mainContainer: {
+                args: ['python3 -m dynamo.planner --mode agg --max-gpu-budget 8 --min-endpoint 2'],
+              },
+            },
+          },
+        },
+      },
+    };
+    const graph = readTargetGraph(o);
+    if ('error' in graph) throw new Error(graph.error);
+    expect(graph.planner).toMatchObject({ name: 'Planner', form: 'flags' });
+    const base = readDynamoBaseline(o, ['h100_sxm']);
+    if ('error' in base) throw new Error(base.error);
+    expect(base.settings.planner).toMatchObject({ minEndpoint: 2, maxGpuBudget: 8 });
+    const owned = readOwned(o, graph, new Map());
+    const plan = planChange(owned, graph, base.settings, {
+      ...base.settings,
+      planner: { enabled: true, minEndpoint: 1, maxGpuBudget: 4 },
+    });
+    if ('unsupported' in plan) throw new Error(plan.unsupported);
+    const body = applyBody(o, 'services', plan.target) as { spec: { services: Record<string, unknown> } };
+    expect(body.spec.services.Planner).toEqual({
+      extraPodSpec: {
+        mainContainer: { args: ['python3 -m dynamo.planner --mode agg --max-gpu-budget 4 --min-endpoint 1'] },
+      },
+    });
+    expect(body.spec.services.VllmWorker).not.toHaveProperty('replicas');
+  });
 });

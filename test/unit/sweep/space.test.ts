@@ -142,4 +142,37 @@ describe('search space: Planner settings as dimensions', () => {
     expect(bad.success).toBe(false);
     expect(bad.error?.issues[0].path.join('.')).toBe('planner.base.ttft_ms');
   });
+
+  it("starts every candidate from given worker counts, moved into each variant's bounds", () => {
+    const space = SearchSpaceSchema.parse({
+      topologies: ['disaggregated'],
+      router: { modes: ['round-robin'] },
+      disaggregated: {
+        prefillTensorParallel: [1],
+        decodeTensorParallel: [1],
+        prefillWorkers: [1],
+        decodeWorkers: [1],
+        budgetEdge: false,
+      },
+      planner: {
+        base: { mode: 'disagg', optimization_target: 'throughput' },
+        minEndpoint: [1, 3],
+        maxGpuBudget: [4, 8, -1],
+        start: { prefill: 3, decode: 3 },
+      },
+    });
+    const { candidates, pruned } = enumerateCandidates(space, [{ type: 'h100', count: 6 }]);
+    const seen = candidates.map(
+      (c) =>
+        `${c.planner?.settings.min_endpoint}/${c.planner?.settings.max_gpu_budget}: ${c.prefill?.workers}P ${c.workers}D`,
+    );
+    // 6 GPUs over a ceiling of 4: the larger role above its floor gives a worker until it fits.
+    expect(seen.sort()).toEqual(['1/4: 2P 2D', '1/6: 3P 3D', '3/6: 3P 3D']);
+    // A floor of 3 + 3 cannot fit a ceiling of 4; a budget of 8 exceeds the sweep's 6.
+    expect(pruned.map((p) => p.reason).sort()).toEqual([
+      "planner: field 'max_gpu_budget': 4 GPUs cannot hold the minimum replicas (6 GPUs)",
+      'planner: max_gpu_budget 8 exceeds the GPU budget of 6',
+      'planner: max_gpu_budget 8 exceeds the GPU budget of 6',
+    ]);
+  });
 });
