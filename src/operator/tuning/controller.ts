@@ -1,31 +1,15 @@
-import { refOf } from '../kube/events.ts';
-import { type KubeObject, keyOf, splitKey } from '../kube/resources.ts';
+import { type KubeObject, keyOf } from '../kube/resources.ts';
 import type { ReconcileResult } from '../kube/work-loop.ts';
 import { runSweepJob } from '../sweep/job.ts';
-import {
-  CONTROLLER_DEFAULTS,
-  type ControllerOptions,
-  type InFlight,
-  MAX_REQUEUE_MS,
-  type TuningContext,
-} from './context.ts';
-import {
-  confirmDue,
-  crashesOfDeadSweep,
-  delayUntil,
-  frequentScheduleWarning,
-  plannedSlot,
-  soonerSlot,
-} from './decide.ts';
-import { applyDriftCheck, maybeCheckDrift } from './drift-check.ts';
+import { actOn } from './act.ts';
+import { CONTROLLER_DEFAULTS, type ControllerOptions, type InFlight, type TuningContext } from './context.ts';
+import { decideTuning } from './decide.ts';
 import { FairScheduler } from './fair-scheduler.ts';
-import { fetchTuning, readSpec, readTarget } from './observe.ts';
-import { findRecommendation, recommendationName } from './recommendations.ts';
-import { summarizeConditions } from './status.ts';
-import { degrade, updateStatus } from './status-write.ts';
-import { completeSweep, finishFoundRecommendation } from './sweep-complete.ts';
-import { giveUpCrashedSlot } from './sweep-failure.ts';
-import { startSweep } from './sweep-start.ts';
+import { observeAgain, observeTuning } from './observe.ts';
+
+/** Rounds of observe -> decide -> act in one reconcile; the longest path (drift check applied, due, found
+ * recommendation adopted, requeued for the next slot) takes five. */
+const MAX_ROUNDS = 8;
 
 /**
  * The DeploymentTuning controller. Reconcile is level-triggered and idempotent: every pass re-reads the
@@ -35,9 +19,10 @@ import { startSweep } from './sweep-start.ts';
  * Recommendations are named after the schedule slot, so a restarted operator finds one it already created
  * instead of duplicating it, and re-runs a sweep it had not finished instead of losing it.
  *
- * This class only coordinates, in observe -> decide -> act order: `observe.ts` reads the world, `decide.ts`
- * and `drift-check.ts` say what is due, `sweep-start.ts`, `sweep-complete.ts`, `sweep-failure.ts` and
- * `status-write.ts` act. Every write goes through the fenced client of the options.
+ * This class only coordinates, in observe -> decide -> act rounds: `observe.ts` reads the world, `decide.ts`
+ * (pure) plans the status edits, Events and actions, `act.ts` does them through `sweep-start.ts`,
+ * `sweep-complete.ts`, `sweep-failure.ts`, `drift-check.ts` and `status-write.ts`. Every write goes through
+ * the fenced client of the options.
  */
 export class TuningController {
   private readonly o: ControllerOptions;
@@ -79,140 +64,23 @@ export class TuningController {
     for (const c of this.inFlight.checking.values()) c.abort();
   }
 
+  /**
+   * observe -> decide -> act, in rounds: a plan may end asking to observe again (a fresh read to confirm a
+   * due slot, the status after a drift check), and decide goes on from there. Every path settles within a
+   * few rounds; more is a bug, reported as an error rather than a loop.
+   */
   async reconcile(key: string): Promise<ReconcileResult> {
     const { o, ctx, inFlight } = this;
-    const cached = o.tunings.get(key);
-    if (!cached || cached.metadata.deletionTimestamp) {
-      inFlight.running.get(key)?.abort.abort();
-      inFlight.finished.delete(key);
-      inFlight.checking.get(key)?.abort();
-      inFlight.checked.delete(key);
-      const { namespace, name } = splitKey(key);
-      o.metrics.forget(namespace, name);
-      return {};
-    }
-    const dt = structuredClone(cached);
-    const generation = dt.metadata.generation ?? 0;
     const log = o.logger.child({ deploymentTuning: key });
-    const spec = readSpec(dt);
-    if (!('spec' in spec)) {
-      await degrade(o, key, spec.reason, spec.message, true);
-      return {};
+    let obs = observeTuning(o, inFlight, key);
+    for (let round = 0; round < MAX_ROUNDS; round++) {
+      const now = ctx.now();
+      const plan = decideTuning(obs, now, ctx.limits);
+      for (const step of plan.steps) await actOn(ctx, obs, step, now, log);
+      if (!('observe' in plan.next)) return plan.next;
+      obs = await observeAgain(o.client, inFlight, obs, plan.next.observe);
     }
-    const s = spec.spec;
-    const warning = frequentScheduleWarning(dt, s, ctx.now(), ctx.limits.minScheduleIntervalMs);
-    if (warning) await o.recorder.emit(refOf(dt), 'Warning', 'ScheduleTooFrequent', 'Reconcile', warning);
-
-    // Background work that finished is written first.
-    const done = inFlight.finished.get(key);
-    if (done) {
-      await completeSweep(ctx, key, dt, s, done, log);
-      inFlight.finished.delete(key);
-      inFlight.checked.delete(key);
-      return this.requeueForNext(key);
-    }
-    if (inFlight.running.has(key)) return {};
-    const check = inFlight.checked.get(key);
-    if (check) {
-      inFlight.checked.delete(key);
-      await applyDriftCheck(ctx, key, dt, s, check, log);
-      const after = await fetchTuning(o.client, key);
-      if (after) {
-        dt.status = after.status;
-        dt.metadata = after.metadata;
-      }
-    }
-
-    const target = readTarget(o.targets, dt, s);
-    if (!('baseline' in target)) {
-      await degrade(o, key, target.reason, target.message, true);
-      return { requeueAfterMs: 10 * 60_000 };
-    }
-    const { baseline } = target;
-
-    const now = ctx.now();
-    let slot = plannedSlot(dt, now);
-    const sooner = soonerSlot(dt, s, slot, now, ctx.limits.minScheduleIntervalMs);
-    if (sooner) {
-      slot = sooner;
-      await updateStatus(o.client, key, (st) => {
-        st.nextSweepTime = sooner;
-      });
-    }
-    if (s.suspend) {
-      await updateStatus(o.client, key, (st) => {
-        st.nextSweepTime ??= slot;
-        summarizeConditions(st, generation, { reason: 'Suspended', message: 'Sweeps are suspended.' });
-      });
-      return {};
-    }
-    const dueIn = Date.parse(slot) - now.getTime();
-    if (dueIn > 0) {
-      await updateStatus(o.client, key, (st) => {
-        st.nextSweepTime ??= slot;
-        summarizeConditions(st, generation);
-      });
-      const checkIn = maybeCheckDrift(ctx, key, dt, s, baseline.settings.model, now);
-      return { requeueAfterMs: Math.min(dueIn, checkIn, MAX_REQUEUE_MS) };
-    }
-
-    // Due by the cache; confirm with a fresh read.
-    const fresh = await fetchTuning(o.client, key);
-    if (!fresh) return {};
-    const due = confirmDue(fresh, slot, ctx.now());
-    if ('waitMs' in due) return { requeueAfterMs: due.waitMs };
-    slot = due.slot;
-
-    // Due. A recommendation for this slot may already exist if we stopped after creating it.
-    const existing = await findRecommendation(
-      o.client,
-      dt.metadata.namespace ?? 'default',
-      recommendationName(dt.metadata.name, slot),
-    );
-    if (existing) {
-      await finishFoundRecommendation(ctx, key, dt, s, existing, generation, log);
-      return this.requeueForNext(key);
-    }
-
-    // A sweep of this slot that died with the operator counts as a crash; too many in a row give the slot up.
-    const crashes = crashesOfDeadSweep(fresh);
-    if (crashes !== undefined) {
-      if (crashes >= ctx.limits.maxSweepCrashes) {
-        await giveUpCrashedSlot(
-          ctx,
-          key,
-          dt,
-          s,
-          crashes,
-          'the operator stopped while running it (killed, out of memory, or leadership moved)',
-        );
-        return this.requeueForNext(key);
-      }
-      await updateStatus(o.client, key, (st) => {
-        st.sweepCrashes = crashes;
-      });
-    }
-
-    await startSweep(
-      ctx,
-      key,
-      dt,
-      s,
-      slot,
-      target.adapter,
-      baseline.settings,
-      baseline.warnings,
-      target.obj,
-      log,
-    );
-    return {};
-  }
-
-  private async requeueForNext(key: string): Promise<ReconcileResult> {
-    const dt = await fetchTuning(this.o.client, key);
-    const next = dt?.status?.nextSweepTime;
-    if (!next) return {};
-    return { requeueAfterMs: delayUntil(next, this.ctx.now()) };
+    throw new Error(`reconcile of ${key} did not settle in ${MAX_ROUNDS} rounds`);
   }
 
   /** Keys of tunings that target an object (for target and recommendation events). */

@@ -11,9 +11,9 @@ import { refOf } from '../kube/events.ts';
 import { splitKey } from '../kube/resources.ts';
 import { DEFAULT_MAX_TRACE_BYTES, describeSource, TraceUnavailableError } from '../sweep/source.ts';
 import { recordDrift } from '../telemetry/calibration-status.ts';
-import { decideDrift, nextDriftCheck, runProfileJob } from '../telemetry/drift.ts';
+import { decideDrift, runProfileJob } from '../telemetry/drift.ts';
 import { prometheusProfile, TelemetryError } from '../telemetry/sources.ts';
-import { type DriftCheckResult, MAX_REQUEUE_MS, type TuningContext, telemetryAccess } from './context.ts';
+import { type DriftCheckResult, type TuningContext, telemetryAccess } from './context.ts';
 import { oneLine, summarizeConditions } from './status.ts';
 import { degrade, updateStatus } from './status-write.ts';
 import { windowInput } from './window-input.ts';
@@ -21,8 +21,8 @@ import { windowInput } from './window-input.ts';
 /**
  * Drift checks between scheduled sweeps: every `drift.checkInterval` the recent window is profiled in the
  * background (a worker thread for traces) and, at the key's next reconcile, scored against the baseline of
- * the last sweep (`telemetry/drift.ts` decides). A trigger makes `status.nextSweepTime` now with reason
- * WorkloadDrift, and the slot machinery does the rest.
+ * the last sweep (`telemetry/drift.ts` decides; `slots.ts` says when a check is due). A trigger makes
+ * `status.nextSweepTime` now with reason WorkloadDrift, and the slot machinery does the rest.
  */
 
 /** Degraded reasons a successful drift check (telemetry answering again) clears. */
@@ -38,33 +38,16 @@ const TELEMETRY_REASONS = new Set([
 ]);
 
 /**
- * Starts a drift check when one is due (drift enabled, a baseline from a finished sweep, none running);
- * returns how soon to look again (ms).
+ * Profiles the recent window in the background (decide says when one is due); its outcome goes to
+ * `inFlight.checked` for the next reconcile of the key to write.
  */
-export function maybeCheckDrift(
+export function startDriftCheck(
   ctx: TuningContext,
   key: string,
   dt: DeploymentTuning,
   s: DeploymentTuningSpec,
   servedModel: string | undefined,
-  now: Date,
-): number {
-  const { checking, checked } = ctx.inFlight;
-  if (!s.drift.enabled || !dt.status?.drift?.baseline || checking.has(key) || checked.has(key))
-    return MAX_REQUEUE_MS;
-  const due = nextDriftCheck(dt.status.drift, s.drift) - now.getTime();
-  if (due > 0) return due;
-  startDriftCheck(ctx, key, dt, s, servedModel);
-  return MAX_REQUEUE_MS;
-}
-
-function startDriftCheck(
-  ctx: TuningContext,
-  key: string,
-  dt: DeploymentTuning,
-  s: DeploymentTuningSpec,
-  servedModel: string | undefined,
-) {
+): void {
   const { o } = ctx;
   const { checking, checked } = ctx.inFlight;
   const abort = new AbortController();
@@ -147,7 +130,7 @@ export async function applyDriftCheck(
           message: oneLine(check.error.message, 1024),
         };
     });
-    await degrade(o, key, check.error.reason, oneLine(message, 1024), true);
+    await degrade(o, key, check.error.reason, oneLine(message, 1024), now, true);
     return;
   }
   const baseline = dt.status?.drift?.baseline;
@@ -159,13 +142,17 @@ export async function applyDriftCheck(
     st.drift = d.status;
     const degraded = getCondition(st.conditions, 'Degraded');
     if (degraded?.status === 'True' && TELEMETRY_REASONS.has(degraded.reason))
-      st.conditions = setCondition(st.conditions, {
-        type: 'Degraded',
-        status: 'False',
-        reason: 'AsExpected',
-        message: 'Nothing is wrong.',
-        observedGeneration: generation,
-      });
+      st.conditions = setCondition(
+        st.conditions,
+        {
+          type: 'Degraded',
+          status: 'False',
+          reason: 'AsExpected',
+          message: 'Nothing is wrong.',
+          observedGeneration: generation,
+        },
+        ctx.now(),
+      );
     if (d.trigger) {
       const earliest = st.lastSweepTime ? Date.parse(st.lastSweepTime) + ctx.limits.minScheduleIntervalMs : 0;
       sweepAt = nowIso(new Date(Math.max(now.getTime(), earliest)));
@@ -174,7 +161,7 @@ export async function applyDriftCheck(
       // Settings that failed verification may suit the traffic now.
       st.failedProposals = undefined;
     }
-    summarizeConditions(st, generation);
+    summarizeConditions(st, generation, ctx.now());
   });
   if (d.trigger) {
     o.metrics.driftTriggers.inc({ namespace, name });

@@ -37,12 +37,13 @@ export async function updateStatus(
   }
 }
 
-/** Sets Degraded (and Ready from it); a Warning Event when asked and the condition changed. */
+/** Sets Degraded (and Ready from it) as of `now`; a Warning Event when asked and the condition changed. */
 export async function degrade(
   o: Pick<ControllerOptions, 'client' | 'tunings' | 'recorder'>,
   key: string,
   reason: string,
   message: string,
+  now: Date,
   warnEvent = false,
 ): Promise<void> {
   const dt = o.tunings.get(key);
@@ -51,14 +52,18 @@ export async function degrade(
   await updateStatus(o.client, key, (st) => {
     const prev = getCondition(st.conditions, 'Degraded');
     changed = prev?.status !== 'True' || prev.reason !== reason || prev.message !== message;
-    st.conditions = setCondition(st.conditions, {
-      type: 'Degraded',
-      status: 'True',
-      reason,
-      message,
-      observedGeneration: generation,
-    });
-    summarizeConditions(st, generation, undefined, false);
+    st.conditions = setCondition(
+      st.conditions,
+      {
+        type: 'Degraded',
+        status: 'True',
+        reason,
+        message,
+        observedGeneration: generation,
+      },
+      now,
+    );
+    summarizeConditions(st, generation, now, undefined, false);
   });
   if (dt && changed && warnEvent) {
     await o.recorder.emit(refOf(dt), 'Warning', reason, 'Reconcile', message);

@@ -35,38 +35,47 @@ export function pushHistory(
   ].slice(0, 10);
 }
 
-/** Ready summarises: not degraded and schedulable. */
+/** Ready summarises: not degraded and schedulable. Conditions that change take `now` as their transition time. */
 export function summarizeConditions(
   st: DeploymentTuningStatus,
   generation: number,
+  now: Date,
   override?: { reason: string; message: string },
   configOk = true,
 ): void {
   const degraded = getCondition(st.conditions, 'Degraded');
   st.observedGeneration = generation;
   if (configOk && degraded?.status === 'True' && CONFIG_REASONS.has(degraded.reason)) {
-    st.conditions = setCondition(st.conditions, {
-      type: 'Degraded',
-      status: 'False',
-      reason: 'AsExpected',
-      message: 'Nothing is wrong.',
-      observedGeneration: generation,
-    });
+    st.conditions = setCondition(
+      st.conditions,
+      {
+        type: 'Degraded',
+        status: 'False',
+        reason: 'AsExpected',
+        message: 'Nothing is wrong.',
+        observedGeneration: generation,
+      },
+      now,
+    );
   }
   for (const initial of INITIAL_CONDITIONS) {
     if (!getCondition(st.conditions, initial.type))
-      st.conditions = setCondition(st.conditions, { ...initial, observedGeneration: generation });
+      st.conditions = setCondition(st.conditions, { ...initial, observedGeneration: generation }, now);
   }
   const isDegraded = getCondition(st.conditions, 'Degraded')?.status === 'True';
   const d = getCondition(st.conditions, 'Degraded');
-  st.conditions = setCondition(st.conditions, {
-    type: 'Ready',
-    status: isDegraded ? 'False' : 'True',
-    reason: override?.reason ?? (isDegraded ? d!.reason : 'Scheduled'),
-    message:
-      override?.message ??
-      (isDegraded ? d!.message : `Next sweep at ${st.nextSweepTime ?? 'once the target is found'}.`),
-    observedGeneration: generation,
-  });
+  st.conditions = setCondition(
+    st.conditions,
+    {
+      type: 'Ready',
+      status: isDegraded ? 'False' : 'True',
+      reason: override?.reason ?? (isDegraded ? d!.reason : 'Scheduled'),
+      message:
+        override?.message ??
+        (isDegraded ? d!.message : `Next sweep at ${st.nextSweepTime ?? 'once the target is found'}.`),
+      observedGeneration: generation,
+    },
+    now,
+  );
   for (const c of st.conditions ?? []) c.observedGeneration = generation;
 }

@@ -7,7 +7,6 @@ import { type SweepJobResult, summarize } from '../sweep/job.ts';
 import { baselineOf } from '../telemetry/baseline.ts';
 import { calibrationStatus, recordCalibration } from '../telemetry/calibration-status.ts';
 import type { FinishedSweep, TuningContext } from './context.ts';
-import { nextSlot } from './decide.ts';
 import { activeRollout } from './observe.ts';
 import { decideProposal } from './policy.ts';
 import {
@@ -16,6 +15,7 @@ import {
   ensureProposed,
   supersedeAndPrune,
 } from './recommendations.ts';
+import { nextSlot } from './slots.ts';
 import { pushHistory, summarizeConditions } from './status.ts';
 import { updateStatus } from './status-write.ts';
 import { failSweep } from './sweep-failure.ts';
@@ -147,38 +147,54 @@ export async function completeSweep(
       ...(r.gainPercent !== null && { gainPercent: r.gainPercent }),
       message: decision.message.slice(0, 1024),
     });
-    st.conditions = setCondition(st.conditions, {
-      type: 'Sweeping',
-      status: 'False',
-      reason: 'SweepCompleted',
-      message: r.explanation.slice(0, 32768),
-      observedGeneration: generation,
-    });
-    st.conditions = setCondition(st.conditions, {
-      type: 'Degraded',
-      status: 'False',
-      reason: 'SweepSucceeded',
-      message: 'The last sweep succeeded.',
-      observedGeneration: generation,
-    });
-    if (created) {
-      st.conditions = setCondition(st.conditions, {
-        type: 'RecommendationAvailable',
-        status: 'True',
-        reason: 'RecommendationCreated',
-        message: `TuningRecommendation ${created} proposes ${summarize(r.best!.settings)}.`,
-        observedGeneration: generation,
-      });
-    } else if (!st.currentRecommendation) {
-      st.conditions = setCondition(st.conditions, {
-        type: 'RecommendationAvailable',
+    st.conditions = setCondition(
+      st.conditions,
+      {
+        type: 'Sweeping',
         status: 'False',
-        reason: decision.outcome,
-        message: decision.message,
+        reason: 'SweepCompleted',
+        message: r.explanation.slice(0, 32768),
         observedGeneration: generation,
-      });
+      },
+      ctx.now(),
+    );
+    st.conditions = setCondition(
+      st.conditions,
+      {
+        type: 'Degraded',
+        status: 'False',
+        reason: 'SweepSucceeded',
+        message: 'The last sweep succeeded.',
+        observedGeneration: generation,
+      },
+      ctx.now(),
+    );
+    if (created) {
+      st.conditions = setCondition(
+        st.conditions,
+        {
+          type: 'RecommendationAvailable',
+          status: 'True',
+          reason: 'RecommendationCreated',
+          message: `TuningRecommendation ${created} proposes ${summarize(r.best!.settings)}.`,
+          observedGeneration: generation,
+        },
+        ctx.now(),
+      );
+    } else if (!st.currentRecommendation) {
+      st.conditions = setCondition(
+        st.conditions,
+        {
+          type: 'RecommendationAvailable',
+          status: 'False',
+          reason: decision.outcome,
+          message: decision.message,
+          observedGeneration: generation,
+        },
+        ctx.now(),
+      );
     }
-    summarizeConditions(st, generation);
+    summarizeConditions(st, generation, ctx.now());
   });
 }
 
@@ -215,21 +231,29 @@ export async function finishFoundRecommendation(
       recommendation: existing.metadata.name,
       gainPercent: existing.spec.predicted.gainPercent,
     });
-    st.conditions = setCondition(st.conditions, {
-      type: 'RecommendationAvailable',
-      status: 'True',
-      reason: 'RecommendationCreated',
-      message: `TuningRecommendation ${existing.metadata.name} proposes ${summarize(existing.spec.proposal)}.`,
-      observedGeneration: generation,
-    });
-    st.conditions = setCondition(st.conditions, {
-      type: 'Sweeping',
-      status: 'False',
-      reason: 'SweepCompleted',
-      message: 'The last sweep completed.',
-      observedGeneration: generation,
-    });
-    summarizeConditions(st, generation);
+    st.conditions = setCondition(
+      st.conditions,
+      {
+        type: 'RecommendationAvailable',
+        status: 'True',
+        reason: 'RecommendationCreated',
+        message: `TuningRecommendation ${existing.metadata.name} proposes ${summarize(existing.spec.proposal)}.`,
+        observedGeneration: generation,
+      },
+      ctx.now(),
+    );
+    st.conditions = setCondition(
+      st.conditions,
+      {
+        type: 'Sweeping',
+        status: 'False',
+        reason: 'SweepCompleted',
+        message: 'The last sweep completed.',
+        observedGeneration: generation,
+      },
+      ctx.now(),
+    );
+    summarizeConditions(st, generation, ctx.now());
   });
 }
 

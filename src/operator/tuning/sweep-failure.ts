@@ -2,7 +2,7 @@ import type { DeploymentTuning, DeploymentTuningSpec } from '../../api/index.ts'
 import { nowIso, setCondition } from '../conditions.ts';
 import { refOf } from '../kube/events.ts';
 import type { FinishedSweep, TuningContext } from './context.ts';
-import { nextSlot } from './decide.ts';
+import { nextSlot } from './slots.ts';
 import { oneLine, pushHistory, summarizeConditions } from './status.ts';
 import { updateStatus } from './status-write.ts';
 
@@ -52,21 +52,29 @@ export async function failSweep(
     });
     // A drift-triggered sweep that failed is retried as one.
     if (f.reason !== 'WorkloadDrift') st.sweepReason = undefined;
-    st.conditions = setCondition(st.conditions, {
-      type: 'Sweeping',
-      status: 'False',
-      reason: 'SweepFailed',
-      message: f.error.message,
-      observedGeneration: generation,
-    });
-    st.conditions = setCondition(st.conditions, {
-      type: 'Degraded',
-      status: 'True',
-      reason: f.error.reason,
-      message: `${f.error.message} The previous recommendation is kept; retrying at ${nowIso(retryAt)}.`,
-      observedGeneration: generation,
-    });
-    summarizeConditions(st, generation);
+    st.conditions = setCondition(
+      st.conditions,
+      {
+        type: 'Sweeping',
+        status: 'False',
+        reason: 'SweepFailed',
+        message: f.error.message,
+        observedGeneration: generation,
+      },
+      ctx.now(),
+    );
+    st.conditions = setCondition(
+      st.conditions,
+      {
+        type: 'Degraded',
+        status: 'True',
+        reason: f.error.reason,
+        message: `${f.error.message} The previous recommendation is kept; retrying at ${nowIso(retryAt)}.`,
+        observedGeneration: generation,
+      },
+      ctx.now(),
+    );
+    summarizeConditions(st, generation, ctx.now());
   });
   await o.recorder.emit(refOf(dt), 'Warning', f.error.reason, 'Sweep', f.error.message);
 }
@@ -95,21 +103,29 @@ export async function giveUpCrashedSlot(
     st.sweepStartedTime = undefined;
     st.sweepCrashes = undefined;
     pushHistory(st, { time: nowIso(now), outcome: 'Failed', message });
-    st.conditions = setCondition(st.conditions, {
-      type: 'Sweeping',
-      status: 'False',
-      reason: 'SweepCrashed',
-      message,
-      observedGeneration: generation,
-    });
-    st.conditions = setCondition(st.conditions, {
-      type: 'Degraded',
-      status: 'True',
-      reason: 'SweepCrashed',
-      message,
-      observedGeneration: generation,
-    });
-    summarizeConditions(st, generation);
+    st.conditions = setCondition(
+      st.conditions,
+      {
+        type: 'Sweeping',
+        status: 'False',
+        reason: 'SweepCrashed',
+        message,
+        observedGeneration: generation,
+      },
+      ctx.now(),
+    );
+    st.conditions = setCondition(
+      st.conditions,
+      {
+        type: 'Degraded',
+        status: 'True',
+        reason: 'SweepCrashed',
+        message,
+        observedGeneration: generation,
+      },
+      ctx.now(),
+    );
+    summarizeConditions(st, generation, ctx.now());
   });
   await o.recorder.emit(refOf(dt), 'Warning', 'SweepCrashed', 'Sweep', message);
 }

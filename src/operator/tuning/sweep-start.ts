@@ -48,17 +48,21 @@ export async function startSweep(
   await updateStatus(o.client, key, (st) => {
     st.nextSweepTime ??= slot;
     st.sweepStartedTime = startedTime;
-    st.conditions = setCondition(st.conditions, {
-      type: 'Sweeping',
-      status: 'True',
-      reason: ahead > 0 ? 'SweepQueued' : restarted ? 'SweepRestarted' : 'SweepStarted',
-      message:
-        ahead > 0
-          ? `Sweep for the ${slot} slot is queued behind ${ahead} other sweep(s) (at most ${o.maxConcurrentSweeps} at once, shared fairly between namespaces).`
-          : `Sweep for the ${slot} slot started at ${startedTime}.`,
-      observedGeneration: generation,
-    });
-    summarizeConditions(st, generation);
+    st.conditions = setCondition(
+      st.conditions,
+      {
+        type: 'Sweeping',
+        status: 'True',
+        reason: ahead > 0 ? 'SweepQueued' : restarted ? 'SweepRestarted' : 'SweepStarted',
+        message:
+          ahead > 0
+            ? `Sweep for the ${slot} slot is queued behind ${ahead} other sweep(s) (at most ${o.maxConcurrentSweeps} at once, shared fairly between namespaces).`
+            : `Sweep for the ${slot} slot started at ${startedTime}.`,
+        observedGeneration: generation,
+      },
+      ctx.now(),
+    );
+    summarizeConditions(st, generation, ctx.now());
   });
   const abort = new AbortController();
   running.set(key, { slot, abort });
