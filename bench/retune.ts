@@ -4,7 +4,10 @@
  * threads (the sweep job the operator runs in its worker thread, prediction intervals and transition cost
  * included), and decide whether to propose. Prints the steps' times and ends with one JSON line with
  * `seconds` and `candidates` (plus `cpu_s` and `load_avg`). Target: under 60 s on the 2-vCPU CI machine.
- * Usage: npm run bench:retune [-- --trace FILE --threads N --gpus 16]
+ * With `--planner JSON`, the sample DGD gets a Planner component with that `--config` (e.g.
+ * '{"mode":"agg","optimization_target":"throughput","min_endpoint":4,"max_gpu_budget":12}'): the cycle of a
+ * Planner-managed deployment, priced under its Planner with its bounds as the knobs.
+ * Usage: npm run bench:retune [-- --trace FILE --threads N --gpus 16 --planner JSON]
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -12,6 +15,7 @@ import { parseArgs } from 'node:util';
 import { parse } from 'yaml';
 import { DeploymentTuningSpecSchema } from '../src/api/index.ts';
 import { runSweepJobInline } from '../src/operator/sweep/job.ts';
+import { plannerSummary } from '../src/operator/sweep/mapping.ts';
 import { readDynamoBaseline } from '../src/operator/target/dynamo.ts';
 import { decideProposal } from '../src/operator/tuning/policy.ts';
 
@@ -20,6 +24,7 @@ const { values } = parseArgs({
     trace: { type: 'string', default: '../shared/data/traces/mooncake_conversation.jsonl' },
     threads: { type: 'string', default: '2' },
     gpus: { type: 'string', default: '16' },
+    planner: { type: 'string' },
   },
 });
 if (!existsSync(values.trace)) {
@@ -30,6 +35,13 @@ const t0 = performance.now();
 const dt = parse(readFileSync('config/samples/deploymenttuning.yaml', 'utf8')) as { spec: unknown };
 const spec = DeploymentTuningSpecSchema.parse(dt.spec);
 const dgd = parse(readFileSync('config/samples/dynamographdeployment.yaml', 'utf8'));
+if (values.planner !== undefined) {
+  dgd.spec.services.Planner = {
+    componentType: 'planner',
+    replicas: 1,
+    extraPodSpec: { mainContainer: { args: ['python3 -m dynamo.planner', '--config', values.planner] } },
+  };
+}
 const base = readDynamoBaseline(dgd, ['h100_sxm']);
 if ('error' in base) throw new Error(base.error);
 const traceBytes = readFileSync(values.trace);
@@ -61,14 +73,16 @@ const cpu = process.cpuUsage();
 console.log(
   `window       ${result.summary.requests} requests, ${result.summary.requestRate} req/s (${values.trace})`,
 );
-console.log(`baseline     ${base.settings.gpus} GPUs; read in ${((tRead - t0) / 1000).toFixed(2)} s`);
+console.log(
+  `baseline     ${base.settings.gpus} GPUs${base.settings.planner.enabled ? `, ${plannerSummary(base.settings.planner)}` : ''}; read in ${((tRead - t0) / 1000).toFixed(2)} s`,
+);
 console.log(
   `sweep        ${result.candidates} candidates (${result.feasible} feasible) in ${((tSweep - tRead) / 1000).toFixed(1)} s on ${values.threads} threads`,
 );
 console.log(`decision     ${decision.outcome}: ${decision.message}`);
 if (result.best) {
   console.log(
-    `proposal     ${result.best.settings.gpus} GPUs, gain ${result.gainPercent}% (at least ${result.gainPercentLow}% across sub-windows)`,
+    `proposal     ${result.best.settings.gpus} GPUs${result.best.settings.planner.enabled ? `, ${plannerSummary(result.best.settings.planner)}` : ''}, gain ${result.gainPercent}% (at least ${result.gainPercentLow}% across sub-windows)`,
   );
 }
 const tr = result.transition;

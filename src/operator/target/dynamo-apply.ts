@@ -60,7 +60,6 @@ export interface TargetGraph {
   shape: 'components' | 'services';
   roles: Map<string, ComponentRole>;
   components: { name: string; replicas: number | undefined; scalingAdapter: boolean; nodeCount: number }[];
-  plannerPresent: boolean;
   /** The running Planner: its component, the form its configuration takes, and its container's command. */
   planner?: { name: string; form: PlannerForm; command: string[] };
 }
@@ -93,7 +92,6 @@ export function readTargetGraph(target: {
       scalingAdapter: c.scalingAdapter,
       nodeCount: c.nodeCount,
     })),
-    plannerPresent: [...roles.values()].includes('planner'),
   };
 }
 
@@ -208,9 +206,8 @@ export function planChange(
       return {
         unsupported: `${c.name} spans ${nodes} nodes per worker; its parallelism is not changed in place`,
       };
+    // A Planner scaled to zero runs nothing: the replicas are then servetune's to set.
     if (graph.planner) notes.push(`the Planner owns ${c.name}'s replicas; its bounds are set instead`);
-    else if (graph.plannerPresent)
-      notes.push(`a Planner component owns ${c.name}'s replicas; they are left to it`);
     else c.replicas = want.workers;
     const have = baseline[role];
     let args = c.args ?? [];

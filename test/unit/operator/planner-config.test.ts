@@ -295,6 +295,21 @@ describe('applying Planner bounds to a DGD', () => {
     });
   });
 
+  it('sets the replicas itself when the Planner is scaled to zero (it runs nothing)', () => {
+    const o = dgd([plannerJson]);
+    (o.spec.components[2] as { replicas?: number }).replicas = 0;
+    const before = read(o);
+    expect(before.graph.planner).toBeUndefined();
+    expect(before.settings.planner).toEqual({ enabled: false });
+    expect(before.owned.components.map((c) => c.name)).toEqual(['Frontend', 'worker']);
+    const plan = planChange(before.owned, before.graph, before.settings, {
+      ...before.settings,
+      aggregated: { workers: 2, tensorParallel: 1, gpusPerWorker: 1 },
+    });
+    if ('unsupported' in plan) throw new Error(plan.unsupported);
+    expect(plan.target.components.find((c) => c.name === 'worker')?.replicas).toBe(2);
+  });
+
   it('gives a Planner without --config one holding only the bounds', () => {
     const o = dgd([]);
     o.spec.components[2].podTemplate = {
