@@ -156,14 +156,19 @@ interface Calibration {
  * the replay as each source measured the twin (src/telemetry/calibration/measure.ts), so what is left is what
  * a 30 s window cannot say (docs/telemetry.md, "What is left"): a Prometheus window is synthesised from
  * histograms (its TTFT about 30-35 % low at the synthesis's fixed seed; its ITL, which the synthesis barely
- * moves, within a few %); request records are written when requests end, so the requests still in flight when
- * the window is read are missing from the replay (TTFT, ITL and end to end 15-25 % low). Bounds per source,
+ * moves, within a few %). Request records are written when requests end, so a request-trace window ends half a
+ * window before the sweep reads it (window-input.ts): ending it at the read left the requests still running out
+ * of the replay (TTFT, ITL and end to end 15-25 % low); now every metric measured within 10 %. Bounds per source,
  * with a margin over what the runs measured. What this catches: a metric in the wrong unit or measured another
  * way than the source measures it (ITL p90 from Prometheus read exactly rather than through the buckets was
  * -19 %, request-trace ITL p90 from pooled gaps -42 %), observed and predicted from different settings, a
  * broken correction or warm-up, an error the rollout cannot read.
  */
-function expectCalibrated(c: Calibration, bound: { ttftP50: number; itlP50: number; itlP90: number }) {
+function expectCalibrated(
+  c: Calibration,
+  bound: { ttftP50: number; itlP50: number; itlP90: number },
+  samples = Number.POSITIVE_INFINITY,
+) {
   const m = (name: string) => {
     const x = c.metrics.find((v) => v.metric === name);
     expect(x, name).toBeDefined();
@@ -176,7 +181,12 @@ function expectCalibrated(c: Calibration, bound: { ttftP50: number; itlP50: numb
   expect(m('itl_p50').observed).toBeLessThan(100);
   expect(Math.abs(m('ttft_p50').errorPercent), JSON.stringify(c)).toBeLessThan(bound.ttftP50);
   expect(Math.abs(m('itl_p50').errorPercent), JSON.stringify(c)).toBeLessThan(bound.itlP50);
-  expect(Math.abs(m('itl_p90').errorPercent), JSON.stringify(c)).toBeLessThan(bound.itlP90);
+  // A p90 needs 100 observations (MIN_TAIL_SAMPLES): one per request record (the records of requests of one
+  // token carry no gap, hence the margin), one per token gap from Prometheus.
+  const p90 = c.metrics.find((v) => v.metric === 'itl_p90');
+  if (samples < 100) expect(p90, 'itl_p90 over fewer than 100 records').toBeUndefined();
+  if (samples >= 140) expect(p90, 'itl_p90').toBeDefined();
+  if (p90) expect(Math.abs(p90.errorPercent), JSON.stringify(c)).toBeLessThan(bound.itlP90);
   expect(c.correction?.bounded).toBe(false);
   // The figure the rollout's Automatic guardrail reads: the largest error of the model as sweeps use it.
   const used = c.metrics.map((x) =>
@@ -290,14 +300,14 @@ describe('DeploymentTunings on telemetry', () => {
       currentRecommendation?: string;
     };
     expect(st.workload.source).toBe(`request-trace://${traceDir}`);
-    // A record is written when its request ends (seconds after it arrived here): fewer than the 75 to 110
-    // arrivals of a 30 s stretch of the trace, never none.
-    expect(st.workload.requests).toBeGreaterThan(25);
+    // A record is written when its request ends (seconds after it arrived here); the window ends half a window
+    // ago (window-input.ts), so most of the 75 to 110 arrivals of a 30 s stretch of the trace have theirs.
+    expect(st.workload.requests).toBeGreaterThan(50);
     expect(st.workload.requests).toBeLessThan(150);
     expect(st.workload.badLines).toBe(0);
     // Request traces carry what the frontend measured (TTFT, end to end, average ITL per request).
-    expectCalibrated(st.calibration, { ttftP50: 35, itlP50: 25, itlP90: 15 });
-    // One record per request, fewer than 500: no tail to compare at p99 (MIN_TAIL_SAMPLES).
+    expectCalibrated(st.calibration, { ttftP50: 10, itlP50: 10, itlP90: 15 }, st.workload.requests);
+    // One record per request, fewer than 1,000: no tail to compare at p99 (MIN_TAIL_SAMPLES).
     expect(st.calibration.metrics.map((x) => x.metric)).not.toContain('itl_p99');
     expect(st.calibration.metrics.map((x) => x.metric)).not.toContain('ttft_p99');
     expect(st.currentRecommendation).toBeDefined();

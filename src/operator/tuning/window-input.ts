@@ -12,6 +12,17 @@ const TRACE_FORMATS: Record<string, string | undefined> = {
 };
 
 /**
+ * How long ago a request-trace window ends. A record is written when its request ends, so a window ending now
+ * misses the requests still running (a third to a half of a loaded 30 s window), and the replay their load.
+ * Ending the window earlier, while reading every segment written since (segments are chosen by modification
+ * time, requests by arrival), brings the records of requests that arrived in it and ended within the settle
+ * time: half the window, at most 2 minutes (an hour's window is then 2 minutes old).
+ */
+function requestTraceSettleMs(lookbackMs: number): number {
+  return Math.min(120_000, Math.round(lookbackMs / 2));
+}
+
+/**
  * The recent traffic of the spec's source, as a sweep or a drift check takes it: the trace's bytes, a
  * request-trace directory or a Prometheus profile.
  */
@@ -30,7 +41,7 @@ export async function windowInput(
   if (kind === 'requestTrace') {
     const path = await requestTracePath(s.workload.source.requestTrace!.path, o.traceRoots ?? []);
     const lookbackMs = s.workload.lookback ? parseDuration(s.workload.lookback) : 3_600_000;
-    return { requestTrace: { path, lookbackMs, endMs: now().getTime() } };
+    return { requestTrace: { path, lookbackMs, endMs: now().getTime() - requestTraceSettleMs(lookbackMs) } };
   }
   const traceText = await fetchTrace(o.client, namespace, s.workload, {
     fileRoots: o.traceRoots,

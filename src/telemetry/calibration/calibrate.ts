@@ -72,19 +72,24 @@ export interface CalibrationResult {
 }
 
 /**
- * Observations a percentile needs above it before it is compared: p50 needs 10 samples, p90 50, p99 500.
- * With fewer, a tail percentile is one or two requests (p99 of 50 requests is their maximum): a single odd
- * request would set the largest error, which gates automatic changes, so it is left out rather than trusted.
+ * Observations a percentile needs above it before it is compared: p50 needs 20 samples, p90 100, p99 1,000.
+ * With fewer, a tail percentile is one or a few requests (p99 of 50 requests is their maximum) and a handful of
+ * odd ones (a request-trace replay deals same-millisecond arrivals in another order) would set the largest
+ * error, which gates automatic changes; with 10 above it, the tail's own rank noise (about 1/sqrt(10)) is a
+ * third. So it is left out rather than trusted.
  */
-export const MIN_TAIL_SAMPLES = 5;
+export const MIN_TAIL_SAMPLES = 10;
 
 /** Whether `count` observations are enough to compare the `q` quantile (see MIN_TAIL_SAMPLES). */
-export function enoughFor(count: number, q: number): boolean {
-  return count * (1 - q) >= MIN_TAIL_SAMPLES - 1e-9;
+export function enoughFor(count: number, q: number, minTail = MIN_TAIL_SAMPLES): boolean {
+  return count * (1 - q) >= minTail - 1e-9;
 }
 
-/** What the deployment measured, from a profile's `observed` block (Prometheus or request traces). */
-export function observedMetrics(p: WorkloadProfile): MetricValues {
+/**
+ * What the deployment measured, from a profile's `observed` block (Prometheus or request traces): the
+ * percentiles with at least `minTail` observations above them (MIN_TAIL_SAMPLES; 0 takes every one).
+ */
+export function observedMetrics(p: WorkloadProfile, minTail = MIN_TAIL_SAMPLES): MetricValues {
   const o = p.observed;
   const out: MetricValues = {};
   if (!o) return out;
@@ -96,7 +101,7 @@ export function observedMetrics(p: WorkloadProfile): MetricValues {
     keys: [CalibrationMetric, 'p50' | 'p90' | 'p99', number][],
   ) => {
     if (!d) return;
-    for (const [k, field, q] of keys) if (enoughFor(d.count, q)) set(k, d[field]);
+    for (const [k, field, q] of keys) if (d.count > 0 && enoughFor(d.count, q, minTail)) set(k, d[field]);
   };
   percentiles(o.ttft_ms, [
     ['ttft_p50', 'p50', 0.5],

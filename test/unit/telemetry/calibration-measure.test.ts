@@ -147,10 +147,14 @@ describe('calibration measures the replay as the source measured the deployment'
         queued_mean: queuedMs / (to - from),
       },
     };
-    const observed = observedMetrics(profile);
-    // Fewer than 500 requests in the window: TTFT p99 is not compared (MIN_TAIL_SAMPLES); ITL p99 has gaps enough.
-    expect(profile.observed?.ttft_ms?.count).toBeLessThan(500);
-    expect(Object.keys(observed).sort()).toEqual(CALIBRATION_METRICS.filter((k) => k !== 'ttft_p99').sort());
+    // Fewer than 100 requests in the window: the operator compares no TTFT or E2E tail (MIN_TAIL_SAMPLES), ITL's
+    // token gaps are enough for every percentile. The measurement itself is checked on every metric.
+    expect(profile.observed?.ttft_ms?.count).toBeLessThan(100);
+    expect(Object.keys(observedMetrics(profile)).sort()).toEqual(
+      CALIBRATION_METRICS.filter((k) => !['ttft_p90', 'ttft_p99', 'e2e_p90'].includes(k)).sort(),
+    );
+    const observed = observedMetrics(profile, 0);
+    expect(Object.keys(observed).sort()).toEqual([...CALIBRATION_METRICS].sort());
     // The replay: the deployment's traffic up to the window's end, measured from its start.
     const replay = await sample(to);
     const o = { workload: replay, config, observed, windowS: 30, measureFromMs: from, fit: false };

@@ -96,7 +96,7 @@ describe('live calibration', () => {
     const withObserved = {
       ...p,
       observed: {
-        ttft_ms: { ...p.input_tokens, count: 10, p50: 120, p90: 300, p99: 900 },
+        ttft_ms: { ...p.input_tokens, count: 20, p50: 120, p90: 300, p99: 900 },
         output_tokens_per_s: 55,
         queued_mean: 0,
       },
@@ -113,14 +113,14 @@ describe('live calibration', () => {
           observed: { ...withObserved.observed, ttft_ms: { ...withObserved.observed.ttft_ms, count } },
         }),
       );
-    expect(at(9)).toEqual(['output_tokens_per_s']);
-    expect(at(49)).toEqual(['ttft_p50', 'output_tokens_per_s']);
-    expect(at(50)).toEqual(['ttft_p50', 'ttft_p90', 'output_tokens_per_s']);
-    expect(at(499)).toEqual(['ttft_p50', 'ttft_p90', 'output_tokens_per_s']);
-    expect(at(500)).toEqual(['ttft_p50', 'ttft_p90', 'ttft_p99', 'output_tokens_per_s']);
-    expect(enoughFor(500, 0.99)).toBe(true);
-    expect(enoughFor(10, 0.5)).toBe(true);
-    expect(enoughFor(9, 0.5)).toBe(false);
+    expect(at(19)).toEqual(['output_tokens_per_s']);
+    expect(at(99)).toEqual(['ttft_p50', 'output_tokens_per_s']);
+    expect(at(100)).toEqual(['ttft_p50', 'ttft_p90', 'output_tokens_per_s']);
+    expect(at(999)).toEqual(['ttft_p50', 'ttft_p90', 'output_tokens_per_s']);
+    expect(at(1000)).toEqual(['ttft_p50', 'ttft_p90', 'ttft_p99', 'output_tokens_per_s']);
+    expect(enoughFor(1000, 0.99)).toBe(true);
+    expect(enoughFor(20, 0.5)).toBe(true);
+    expect(enoughFor(19, 0.5)).toBe(false);
   });
 });
 
