@@ -97,6 +97,13 @@ export const PlannerSpaceSchema = z
     loadAdjustmentIntervalS: z.array(z.number().positive()).min(1).optional(),
     throughputAdjustmentIntervalS: z.array(z.number().positive()).min(1).optional(),
     startupTimeS: z.array(nonNegative).min(1).default([0]),
+    startupTimeByWorkerGpus: z
+      .record(z.string().regex(/^[1-9][0-9]{0,2}$/, 'a GPU count per worker'), nonNegative)
+      .optional()
+      .refine((r) => r === undefined || Object.keys(r).length <= 64, 'at most 64 worker shapes')
+      .describe(
+        "cold start (s) per worker size in GPUs (TP x DP), instead of startupTimeS: a TP8 worker loads an eighth of a TP1 worker's weights per GPU; the slowest role's when disaggregated",
+      ),
     predictors: z.array(z.enum(PREDICTORS)).min(1).optional(),
     ttftMs: z.array(z.number().positive()).min(1).optional(),
     itlMs: z.array(z.number().positive()).min(1).optional(),
@@ -492,6 +499,8 @@ function enumerateDisaggregated(
 interface PlannerVariant {
   settings: Record<string, unknown>;
   startupTimeS: number;
+  /** Per worker size (GPUs), when known: overrides startupTimeS for a candidate of that shape. */
+  startupByGpus?: Record<string, number>;
   label: string;
   /** max_gpu_budget is a swept value: over the sweep's budget it is pruned, not lowered to it. */
   budgetSwept: boolean;
@@ -522,12 +531,15 @@ function plannerVariants(p: PlannerSpace): PlannerVariant[] {
       })),
     );
   }
+  const byShape = p.startupTimeByWorkerGpus;
   return out.flatMap((o) =>
     [...new Set(p.startupTimeS)].map((st) => ({
       settings: o.settings,
       startupTimeS: st,
-      label: `planner(${[...o.parts, ...(p.startupTimeS.length > 1 || st > 0 ? [`st=${st}s`] : [])].join(' ') || 'default'})`,
+      // Per-shape cold starts follow the candidate's own parallelism, which its label already names.
+      label: `planner(${[...o.parts, ...(!byShape && (p.startupTimeS.length > 1 || st > 0) ? [`st=${st}s`] : [])].join(' ') || 'default'})`,
       budgetSwept: p.maxGpuBudget !== undefined,
+      ...(byShape && { startupByGpus: byShape }),
       ...(p.start && { start: p.start }),
     })),
   );
@@ -564,7 +576,10 @@ function withPlanner(
     : [{ role: 'aggregated' as const, workers: c.workers, gpusPerWorker: c.tensorParallel }];
   const problem = checkPlannerAgainstCluster(parsed.data, pools);
   if (problem) return { label, reason: `planner: field '${problem.field}': ${problem.message}` };
-  return { ...c, planner: { settings, startupTimeS: v.startupTimeS, label: v.label } };
+  const startupTimeS = v.startupByGpus
+    ? Math.max(...pools.map((p) => v.startupByGpus?.[String(p.gpusPerWorker)] ?? v.startupTimeS))
+    : v.startupTimeS;
+  return { ...c, planner: { settings, startupTimeS, label: v.label } };
 }
 
 /**

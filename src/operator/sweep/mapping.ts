@@ -285,7 +285,7 @@ function plannerBounds(settings: Record<string, unknown>): ServingSettings['plan
 
 /**
  * The Planner as sweep dimensions, for a target whose Planner configuration was read: its settings as the
- * base, its workers' cold start (a known one, else the catalog's for the baseline's worker shape), where it starts (the current
+ * base, its workers' cold start (a known one, else the catalog's for each worker size), where it starts (the current
  * replicas), and for the sweep the bound values to try: min_endpoint in {1, 2, the deployment's} (within
  * the tuning's worker ranges), max_gpu_budget in {the tuning's budget for the GPU type, the deployment's,
  * the GPUs it holds now}. The baseline runs its own bounds only.
@@ -308,9 +308,25 @@ function plannerSpace(
     roles.map((r) => [r, base[r]?.workers ?? 1]).filter(([, n]) => (n as number) > 0),
   );
   const tp = (base.aggregated ?? base.decode)?.gpusPerWorker ?? 1;
+  // Unless the spec gives one cold start, each worker size loads its own share of the weights.
+  const shapes = new Set<number>([
+    ...roles.map((r) => base[r]?.gpusPerWorker ?? 1),
+    ...(use === 'sweep'
+      ? [
+          ...(space?.tensorParallel?.aggregated ?? [1, 2, 4, 8]),
+          ...(space?.tensorParallel?.prefill ?? [1, 2, 4]),
+          ...(space?.tensorParallel?.decode ?? [1, 2, 4]),
+        ]
+      : []),
+  ]);
   const planner: PlannerSpace = {
     base: given,
     startupTimeS: [coldStartS ?? coldStartSeconds(base.model, tp)],
+    ...(coldStartS === undefined && {
+      startupTimeByWorkerGpus: Object.fromEntries(
+        [...shapes].map((g) => [String(g), coldStartSeconds(base.model, g)]),
+      ),
+    }),
     start,
   };
   if (use === 'baseline') return planner;

@@ -9,6 +9,7 @@ import {
   sweepSlos,
   sweepSpace,
 } from '../../../src/operator/sweep/mapping.ts';
+import { coldStartSeconds } from '../../../src/operator/sweep/transition.ts';
 import { enumerateCandidates } from '../../../src/sweep/space.ts';
 
 const agg: ServingSettings = {
@@ -99,6 +100,7 @@ describe('mapping onto the sweep library', () => {
   it('prices a Planner-managed target under its Planner: the baseline with its bounds, candidates over bounds', () => {
     const planned: ServingSettings = {
       ...agg,
+      model: 'meta-llama/Llama-3.1-70B',
       gpus: 6,
       aggregated: { workers: 3, tensorParallel: 2, gpusPerWorker: 2 },
       router: { mode: 'RoundRobin' },
@@ -152,5 +154,15 @@ describe('mapping onto the sweep library', () => {
       small.pruned.some((p) => p.reason === 'planner: max_gpu_budget 8 exceeds the GPU budget of 6'),
     ).toBe(true);
     expect(small.candidates.every((c) => (bounds(c).maxGpuBudget ?? 0) <= 6)).toBe(true);
+
+    // Each worker size starts in its own time (its share of the weights), unless the spec gives one.
+    const startup = (tp: number) => candidates.find((c) => c.tensorParallel === tp)?.planner?.startupTimeS;
+    expect(startup(2)).toBe(coldStartSeconds(planned.model, 2));
+    expect(startup(4)).toBe(coldStartSeconds(planned.model, 4));
+    expect(startup(4)).toBeLessThan(startup(2) as number);
+    const given = enumerateCandidates(sweepSpace(spec.searchSpace, planned, 90), [
+      { type: 'h100_sxm', count: 8 },
+    ]);
+    expect(new Set(given.candidates.map((c) => c.planner?.startupTimeS))).toEqual(new Set([90]));
   });
 });

@@ -123,6 +123,36 @@ describe('search space: Planner settings as dimensions', () => {
     expect(candidateLabel(candidates[0])).toMatch(/h100 2x TP1 round-robin planner\(li=5s st=0s\)/);
   });
 
+  it("takes a candidate's cold start from its worker size when given per size (the slowest role's)", () => {
+    const space = SearchSpaceSchema.parse({
+      topologies: ['aggregated', 'disaggregated'],
+      tensorParallel: [1, 4],
+      workers: [2],
+      router: { modes: ['round-robin'] },
+      disaggregated: {
+        prefillTensorParallel: [1],
+        decodeTensorParallel: [4],
+        prefillWorkers: [1],
+        decodeWorkers: [1],
+        budgetEdge: false,
+      },
+      planner: {
+        base: { optimization_target: 'throughput' },
+        startupTimeByWorkerGpus: { '1': 120, '4': 60 },
+      },
+    });
+    const { candidates } = enumerateCandidates(space, [{ type: 'h100', count: 16 }]);
+    const st = candidates.map(
+      (c) => `${c.prefill ? 'disagg' : `TP${c.tensorParallel}`}: ${c.planner?.startupTimeS}`,
+    );
+    expect(st.sort()).toEqual(['TP1: 120', 'TP4: 60', 'disagg: 120']);
+    // The label names no single cold start.
+    expect(candidates.every((c) => !c.planner?.label.includes('st='))).toBe(true);
+    expect(SearchSpaceSchema.safeParse({ planner: { startupTimeByWorkerGpus: { x: 1 } } }).success).toBe(
+      false,
+    );
+  });
+
   it('prunes invalid combinations and validates the base, naming the field', () => {
     const space = SearchSpaceSchema.parse({
       tensorParallel: [1],
