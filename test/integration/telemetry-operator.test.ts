@@ -149,6 +149,7 @@ interface Calibration {
     correctedErrorPercent?: number;
   }[];
   correction?: { applied: boolean; bounded: boolean };
+  message?: string;
 }
 
 /**
@@ -310,6 +311,9 @@ describe('DeploymentTunings on telemetry', () => {
     // One record per request, fewer than 1,000: no tail to compare at p99 (MIN_TAIL_SAMPLES).
     expect(st.calibration.metrics.map((x) => x.metric)).not.toContain('itl_p99');
     expect(st.calibration.metrics.map((x) => x.metric)).not.toContain('ttft_p99');
+    expect(st.calibration.message).toMatch(
+      /Not compared, too few observations in the window: .*ttft_p99 \(\d+; needs 1000\)/,
+    );
     expect(st.currentRecommendation).toBeDefined();
   });
 

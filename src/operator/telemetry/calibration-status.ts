@@ -1,5 +1,5 @@
 import type { CalibrationStatus } from '../../api/index.ts';
-import { CALIBRATION_METRICS } from '../../telemetry/calibration/calibrate.ts';
+import { CALIBRATION_METRICS, tooFewObservations } from '../../telemetry/calibration/calibrate.ts';
 import { DRIFT_DIMENSIONS } from '../../telemetry/drift/scores.ts';
 import type { OperatorMetrics } from '../metrics.ts';
 import type { SweepJobResult } from '../sweep/job.ts';
@@ -51,14 +51,24 @@ export function calibrationStatus(r: SweepJobResult, time: string): CalibrationS
         meanAbsErrorPercent: Math.min(1e6, pct(c.correction.meanAbsError)),
       },
     }),
-    message: c.correction?.bounded
-      ? 'The correction hit its bound and was not applied: the model is off by more than a scale explains.'
-      : c.applied
-        ? `Sweeps price candidates with prefill x${c.correction?.factors.prefill} and decode x${c.correction?.factors.decode}.`
-        : c.correction?.factors.prefill === 1 && c.correction.factors.decode === 1
-          ? 'No correction lowers the error: sweeps use the model as it is.'
-          : 'No correction applied.',
+    message: `${
+      c.correction?.bounded
+        ? 'The correction hit its bound and was not applied: the model is off by more than a scale explains.'
+        : c.applied
+          ? `Sweeps price candidates with prefill x${c.correction?.factors.prefill} and decode x${c.correction?.factors.decode}.`
+          : c.correction?.factors.prefill === 1 && c.correction.factors.decode === 1
+            ? 'No correction lowers the error: sweeps use the model as it is.'
+            : 'No correction applied.'
+    }${leftOut(r)}`.slice(0, 1024),
   };
+}
+
+/** The percentiles the window had too few observations for (calibrate.ts, MIN_TAIL_SAMPLES), said once. */
+function leftOut(r: SweepJobResult): string {
+  const few = tooFewObservations(r.profile);
+  if (few.length === 0) return '';
+  const list = few.map((f) => `${f.metric} (${f.count}; needs ${f.needed})`).join(', ');
+  return ` Not compared, too few observations in the window: ${list}.`;
 }
 
 export function recordCalibration(

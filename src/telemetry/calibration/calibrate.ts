@@ -85,6 +85,23 @@ export function enoughFor(count: number, q: number, minTail = MIN_TAIL_SAMPLES):
   return count * (1 - q) >= minTail - 1e-9;
 }
 
+/** The percentile metrics: which observed distribution, which field, which quantile. */
+const PERCENTILES: readonly [
+  CalibrationMetric,
+  'ttft_ms' | 'itl_ms' | 'e2e_ms',
+  'p50' | 'p90' | 'p99',
+  number,
+][] = [
+  ['ttft_p50', 'ttft_ms', 'p50', 0.5],
+  ['ttft_p90', 'ttft_ms', 'p90', 0.9],
+  ['ttft_p99', 'ttft_ms', 'p99', 0.99],
+  ['itl_p50', 'itl_ms', 'p50', 0.5],
+  ['itl_p90', 'itl_ms', 'p90', 0.9],
+  ['itl_p99', 'itl_ms', 'p99', 0.99],
+  ['e2e_p50', 'e2e_ms', 'p50', 0.5],
+  ['e2e_p90', 'e2e_ms', 'p90', 0.9],
+];
+
 /**
  * What the deployment measured, from a profile's `observed` block (Prometheus or request traces): the
  * percentiles with at least `minTail` observations above them (MIN_TAIL_SAMPLES; 0 takes every one).
@@ -96,30 +113,27 @@ export function observedMetrics(p: WorkloadProfile, minTail = MIN_TAIL_SAMPLES):
   const set = (k: CalibrationMetric, v: number | undefined) => {
     if (v !== undefined && Number.isFinite(v) && v > 0) out[k] = v;
   };
-  const percentiles = (
-    d: { count: number; p50: number; p90: number; p99?: number } | undefined,
-    keys: [CalibrationMetric, 'p50' | 'p90' | 'p99', number][],
-  ) => {
-    if (!d) return;
-    for (const [k, field, q] of keys) if (d.count > 0 && enoughFor(d.count, q, minTail)) set(k, d[field]);
-  };
-  percentiles(o.ttft_ms, [
-    ['ttft_p50', 'p50', 0.5],
-    ['ttft_p90', 'p90', 0.9],
-    ['ttft_p99', 'p99', 0.99],
-  ]);
-  percentiles(o.itl_ms, [
-    ['itl_p50', 'p50', 0.5],
-    ['itl_p90', 'p90', 0.9],
-    ['itl_p99', 'p99', 0.99],
-  ]);
-  percentiles(o.e2e_ms, [
-    ['e2e_p50', 'p50', 0.5],
-    ['e2e_p90', 'p90', 0.9],
-  ]);
+  for (const [k, dist, field, q] of PERCENTILES) {
+    const d = o[dist];
+    if (d && d.count > 0 && enoughFor(d.count, q, minTail)) set(k, d[field]);
+  }
   set('output_tokens_per_s', o.output_tokens_per_s);
   set('queued_mean', o.queued_mean);
   return out;
+}
+
+/** The percentiles measured but left out for too few observations: how many there were, how many it needs. */
+export function tooFewObservations(
+  p: WorkloadProfile,
+): { metric: CalibrationMetric; count: number; needed: number }[] {
+  const o = p.observed;
+  if (!o) return [];
+  return PERCENTILES.flatMap(([metric, dist, , q]) => {
+    const d = o[dist];
+    return d && d.count > 0 && !enoughFor(d.count, q)
+      ? [{ metric, count: d.count, needed: Math.ceil(MIN_TAIL_SAMPLES / (1 - q) - 1e-9) }]
+      : [];
+  });
 }
 
 function compare(predicted: MetricValues, observed: MetricValues): { errors: MetricValues; meanAbs: number } {

@@ -163,6 +163,18 @@ describe('calibration status', () => {
     expect(none.correction?.applied).toBe(false);
     expect(none.errorPercent).toBe(30);
     expect(none.message).toBe('No correction lowers the error: sweeps use the model as it is.');
+    // Percentiles measured over too few observations are named, with how many they need.
+    const few = result(false, false);
+    (few as { profile: unknown }).profile = {
+      ...few.profile,
+      observed: {
+        ttft_ms: { count: 71, mean: 1, p50: 100, p90: 300, p99: 900 },
+        itl_ms: { count: 5000, mean: 1, p50: 20, p90: 30, p99: 40 },
+      },
+    };
+    expect(calibrationStatus(few, '2026-01-01T00:10:00Z')!.message).toMatch(
+      /Not compared, too few observations in the window: ttft_p90 \(71; needs 100\), ttft_p99 \(71; needs 1000\)\.$/,
+    );
   });
 });
 
