@@ -121,7 +121,8 @@ export function poolsOf(
 /**
  * A slow-down of forward passes for the workers whose settings match `selector` (every key must match).
  * `changed=true` matches a role whose settings (its workers and parallelism, the router and its knobs, the
- * engine's knobs, the GPU) differ from those the twin started with: whatever a rollout changes runs slower, so
+ * engine's knobs, the GPU; under the Planner its bounds rather than the workers it scales) differ from those
+ * the twin started with: whatever a rollout changes runs slower, so
  * verification sees a regression and a rollback to the starting settings recovers.
  */
 export interface DegradeRule {
@@ -179,7 +180,10 @@ function selectorValues(settings: ServingSettings, role: LiveRole): Record<strin
   };
 }
 
-/** Everything of the settings that shapes a role's serving (its workers, the router, engine and GPU). */
+/**
+ * Everything of the settings that shapes a role's serving (its workers, the router, engine and GPU). Under the
+ * Planner the worker count is the Planner's own move, not a change, and its bounds are what a rollout changes.
+ */
 function roleKey(settings: ServingSettings, role: LiveRole): string {
   const sorted = (v: unknown): unknown =>
     v && typeof v === 'object' && !Array.isArray(v)
@@ -189,8 +193,19 @@ function roleKey(settings: ServingSettings, role: LiveRole): string {
             .map(([k, x]) => [k, sorted(x)]),
         )
       : v;
-  const { gpuType, router, engine } = settings;
-  return JSON.stringify(sorted({ role: settings[role] ?? null, gpuType, router, engine: engine ?? {} }));
+  const { gpuType, router, engine, planner } = settings;
+  const r = settings[role];
+  const shape = planner.enabled && r ? { ...r, workers: undefined } : r;
+  const bounds = planner.enabled && { minEndpoint: planner.minEndpoint, maxGpuBudget: planner.maxGpuBudget };
+  return JSON.stringify(
+    sorted({
+      role: shape ?? null,
+      gpuType,
+      router,
+      engine: engine ?? {},
+      ...(bounds && { planner: bounds }),
+    }),
+  );
 }
 
 /**

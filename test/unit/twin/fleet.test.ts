@@ -85,5 +85,12 @@ describe('--degrade', () => {
     expect(degradeMatches(parseDegrade('2:changed=false'), knob, 'aggregated', agg)).toBe(false);
     const seqs = { ...agg, engine: { ...agg.engine, maxNumSeqs: 64 } };
     expect(degradeMatches(changed, seqs, 'aggregated', agg)).toBe(true);
+    // Under the Planner: its scaling is no change, its bounds are.
+    const planned = { ...agg, planner: { enabled: true, minEndpoint: 2, maxGpuBudget: 8 } };
+    const scaled = { ...planned, aggregated: { ...agg.aggregated!, workers: agg.aggregated!.workers + 3 } };
+    expect(degradeMatches(changed, scaled, 'aggregated', planned)).toBe(false);
+    expect(degradeMatches(changed, { ...agg, aggregated: scaled.aggregated }, 'aggregated', agg)).toBe(true);
+    const bounds = { ...planned, planner: { ...planned.planner, minEndpoint: 1 } };
+    expect(degradeMatches(changed, bounds, 'aggregated', planned)).toBe(true);
   });
 });
