@@ -121,6 +121,11 @@ export const TWIN_FLAGS: FlagSpec[] = [
   ),
   string('stall', 'AT:DURATION[,...]', 'at simulated time AT, no pass starts for DURATION'),
   string('crash-worker', 'AT[:ID][,...]', 'at simulated time AT, kill worker ID (default: a ready one)'),
+  string(
+    'restart-after',
+    'DURATION|never',
+    'standalone: a crashed worker serves again after this cold start (--startup-time, else the model load)',
+  ),
   string('kubeconfig', 'FILE', 'kubeconfig of the cluster (default: in-cluster)'),
   string('namespace', 'NS', 'namespace of --target'),
   string('target', 'NAME', 'follow this DynamoGraphDeployment'),
@@ -165,6 +170,24 @@ function duration(flag: string, text: string): number {
   } catch {
     throw new UsageError(`--${flag}: '${text}' is not a duration such as 500ms, 90s or 1h30m`);
   }
+}
+
+/** Longest cold start of a restarted worker (a day: anything longer is a typo, or `never`). */
+const MAX_RESTART_MS = 86_400_000;
+
+/** `--restart-after`: a duration up to a day, or `never` (null: the crashed worker stays dead). */
+export function parseRestartAfter(text: string): number | null {
+  if (text.trim().toLowerCase() === 'never') return null;
+  let ms: number;
+  try {
+    ms = parseDuration(text);
+  } catch {
+    throw new UsageError(`--restart-after: '${text}' is not a duration such as 90s or 5m, nor 'never'`);
+  }
+  if (!(ms >= 0 && ms <= MAX_RESTART_MS)) {
+    throw new UsageError(`--restart-after: '${text}' must be from 0s to 24h (or 'never')`);
+  }
+  return ms;
 }
 
 function atList<T>(flag: string, text: string, item: (at: number, rest: string | undefined) => T): T[] {
@@ -261,6 +284,22 @@ export async function resolveTwinOptions(
         return { atMs, worker };
       })
     : undefined;
+  const restartText = f.get('restart-after') as string | undefined;
+  if (restartText !== undefined && target !== undefined) {
+    throw new UsageError(
+      '--restart-after: a twin following a DGD restarts a crashed worker after --startup-time, as the DGD does',
+    );
+  }
+  // Standalone, a crashed worker comes back after the cold start given (--restart-after, else --startup-time);
+  // without either, startTwin takes the catalog's model load time.
+  const restartAfterMs =
+    target !== undefined
+      ? undefined
+      : restartText !== undefined
+        ? parseRestartAfter(restartText)
+        : startup !== undefined
+          ? startup * 1000
+          : undefined;
   const options: TwinOptions = {
     config,
     model: f.get('model') as string | undefined,
@@ -291,7 +330,7 @@ export async function resolveTwinOptions(
       contextLength: positive('context-length', 10_000_000),
     },
     ...(target !== undefined && namespace !== undefined && { cluster: { kubeconfig, namespace, target } }),
-    faults: { degrade, stalls, crashes },
+    faults: { degrade, stalls, crashes, ...(restartAfterMs !== undefined && { restartAfterMs }) },
     dynamoNamespace: f.get('dynamo-namespace') as string | undefined,
   };
   return { options, help: false, logLevel: (f.get('log-level') as string | undefined) ?? 'info' };

@@ -307,16 +307,20 @@ export class TwinRuntime implements LiveObserver {
       this.opts.componentOf ?? ((role: LiveRole) => (role === 'prefill' ? 'prefill' : 'backend'));
     const workers = this.sim.workers().filter((w) => w.state !== 'gone');
     this.roles = new Map(workers.map((w) => [w.id, w.role]));
+    // A starting worker is still loading its model: like a pod whose engine is not up, it publishes no KV
+    // stats yet (its series appear, from an empty cache, once it serves).
     this.metrics.setWorkers(
-      workers.map((w) => ({
-        workerId: w.id,
-        workerType: workerType(w.role),
-        component: component(w.role),
-        activeBlocks: w.activeBlocks,
-        totalBlocks: w.totalBlocks,
-        usage: w.usage,
-        prefixHitRate: w.prefixHitRate,
-      })),
+      workers
+        .filter((w) => w.state !== 'starting')
+        .map((w) => ({
+          workerId: w.id,
+          workerType: workerType(w.role),
+          component: component(w.role),
+          activeBlocks: w.activeBlocks,
+          totalBlocks: w.totalBlocks,
+          usage: w.usage,
+          prefixHitRate: w.prefixHitRate,
+        })),
     );
     this.lagGauge.set(this.lagMs / 1000);
   }

@@ -9,13 +9,15 @@ import {
   DYNAMO_GRAPH_DEPLOYMENTS_V1BETA1,
   pathOf,
 } from '../operator/kube/resources.ts';
-import { createLiveSimulation, type LiveSimulation } from '../sim/live.ts';
+import { coldStartSeconds } from '../operator/sweep/transition.ts';
+import { createLiveSimulation, type LiveRole, type LiveSimulation } from '../sim/live.ts';
 import type { SimulationOptions } from '../sim/simulation.ts';
 import { WorkloadBuilder } from '../sim/workload/workload.ts';
 import { VirtualClock } from './clock.ts';
 import { ClusterFollower } from './cluster.ts';
+import { crashWorker } from './crash.ts';
 import { DynamoMetrics } from './dynamo-metrics.ts';
-import { type DegradeRule, liveOptions, planFleet, SimFleet } from './fleet.ts';
+import { type DegradeRule, liveOptions, planFleet, poolsOf, SimFleet } from './fleet.ts';
 import { readGraph } from './graph.ts';
 import { type DrainResult, TwinHttpServer } from './http.ts';
 import { DEFAULT_PREFIX, RequestTraceWriter } from './request-trace.ts';
@@ -52,10 +54,15 @@ export interface TwinOptions {
     degrade?: DegradeRule;
     stalls?: { atMs: number; durationMs: number }[];
     crashes?: { atMs: number; worker?: number }[];
+    /**
+     * Standalone only: cold start (ms) of the worker that replaces a crashed one, or null to leave it dead.
+     * Default: the config's startupTimeS when set (what a DGD-following twin uses), else the catalog's cold
+     * start for the model and the worker's GPUs.
+     */
+    restartAfterMs?: number | null;
   };
   /** `dynamo_namespace` of the worker metrics (default `<namespace>-<target>`, or 'dynamo'). */
   dynamoNamespace?: string;
-  /** Cold start of a worker the DGD adds (s); default the config's startupTimeS. */
   logger?: Logger;
 }
 
@@ -83,6 +90,15 @@ function standaloneOptions(config: SimulationConfig): SimulationOptions {
     return toSimulationOptions(prepared.config, prepared.timings);
   }
   return toSimulationOptions(config);
+}
+
+/**
+ * Cold start of a standalone twin's restarted worker: the configured one when set (what a twin following a
+ * DGD uses for the workers it adds), else what the catalog's model takes to load on that many GPUs.
+ */
+export function defaultRestartAfterMs(config: SimulationConfig, gpusPerWorker: number): number {
+  if (config.startupTimeS > 0) return config.startupTimeS * 1000;
+  return coldStartSeconds(config.hardware?.model, gpusPerWorker) * 1000;
 }
 
 export async function startTwin(o: TwinOptions): Promise<Twin> {
@@ -155,6 +171,17 @@ export async function startTwin(o: TwinOptions): Promise<Twin> {
 
   // Faults at simulated times.
   const faults = o.faults ?? {};
+  const pools = poolsOf(simOptions);
+  const restartPolicy = {
+    restartAfterMs: (role: LiveRole) =>
+      faults.restartAfterMs !== undefined
+        ? faults.restartAfterMs
+        : defaultRestartAfterMs(config, pools[role]?.spec.gpusPerWorker ?? 1),
+    passTimeFactor: (role: LiveRole) => {
+      const d = faults.degrade;
+      return d && (d.selector.role === undefined || d.selector.role === role) ? d.factor : undefined;
+    },
+  };
   const stalls = [...(faults.stalls ?? [])].sort((a, b) => a.atMs - b.atMs);
   const crashes = [...(faults.crashes ?? [])].sort((a, b) => a.atMs - b.atMs);
   runtime.onAdvance(() => {
@@ -167,8 +194,11 @@ export async function startTwin(o: TwinOptions): Promise<Twin> {
       const c = crashes.shift()!;
       const victim = c.worker ?? sim.workers().find((w) => w.state === 'ready')?.id;
       if (victim === undefined) continue;
-      log?.warn({ worker: victim }, 'fault: killing a worker');
-      sim.killWorker(victim);
+      if (o.cluster) {
+        // The fleet driver restarts it, as the DGD's pod would be (fleet.ts).
+        log?.warn({ worker: victim }, 'fault: killing a worker');
+        sim.killWorker(victim);
+      } else crashWorker(sim, victim, restartPolicy, log);
     }
   });
 

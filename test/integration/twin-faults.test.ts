@@ -8,8 +8,9 @@ import { createDgd, createNamespace, installCrds, kube, waitFor } from './suppor
 /**
  * Faults on the real live simulation: `--stall` stops every worker's passes for its duration (no token in
  * between, serving resumes after), `--crash-worker` kills a worker whose requests migrate to the others and
- * finish; following a DGD, the killed worker comes back after its cold start as a restarted pod would, and
- * the DGD's Ready condition drops meanwhile.
+ * finish; the killed worker comes back after its cold start as a restarted pod would (standalone after
+ * `--restart-after`, unless `never`; following a DGD after `--startup-time`, the DGD's Ready condition
+ * dropping meanwhile).
  */
 
 const STALL_AT = 20_000;
@@ -52,12 +53,22 @@ function load(twin: Twin, n: number, fromMs: number, everyMs: number) {
   return { tokens, ends };
 }
 
+/** Worker ids with a series of `metric` in a scrape. */
+function workerIds(metrics: string, metric: string): string[] {
+  return [...metrics.matchAll(new RegExp(`^${metric}\\{[^}]*worker_id="(\\d+)"`, 'gm'))].map((m) => m[1]);
+}
+
 describe('--stall and --crash-worker on a standalone twin', () => {
   it("stops every pass during the stall; a crashed worker's requests finish on the others", async () => {
     const twin = await startTestTwin({
       config: { workers: 3, seed: 3 },
       timeScale: 20,
-      faults: { stalls: [{ atMs: STALL_AT, durationMs: STALL_FOR }], crashes: [{ atMs: CRASH_AT }] },
+      faults: {
+        stalls: [{ atMs: STALL_AT, durationMs: STALL_FOR }],
+        crashes: [{ atMs: CRASH_AT }],
+        // --restart-after never: the worker stays dead for the rest of the run.
+        restartAfterMs: null,
+      },
     });
     const n = 160;
     const { tokens, ends } = load(twin, n, 1_000, 500);
@@ -75,6 +86,51 @@ describe('--stall and --crash-worker on a standalone twin', () => {
     expect(tokens.filter((t) => t > CRASH_AT + 1_000).length).toBeGreaterThan(1000);
     const series = (await twin.runtime.scrape()).match(/^dynamo_component_kvstats_total_blocks\{/gm) ?? [];
     expect(series).toHaveLength(2);
+  }, 90_000);
+
+  it('restarts the crashed worker after --restart-after, cold, and it takes requests again', async () => {
+    const crashAt = 15_000;
+    const restartAfter = 20_000;
+    const twin = await startTestTwin({
+      config: { workers: 3, seed: 4 },
+      timeScale: 10,
+      faults: { crashes: [{ atMs: crashAt }], restartAfterMs: restartAfter },
+    });
+    const n = 120;
+    const { ends } = load(twin, n, 1_000, 400);
+    const before = new Set(twin.sim.workers().map((w) => w.id));
+    // During the cold start: two serve, the replacement loads its model and publishes no KV stats yet.
+    const replacement = await waitFor(
+      'the replacement starting',
+      () => twin.sim.workers().find((w) => w.state === 'starting'),
+      30_000,
+      50,
+    );
+    expect(before.has(replacement.id)).toBe(false);
+    expect(replacement).toMatchObject({ activeBlocks: 0, running: 0, prefixHitRate: 0 });
+    const starting = await twin.runtime.scrape();
+    expect(twin.sim.now).toBeLessThan(crashAt + restartAfter);
+    const kvDuring = workerIds(starting, 'dynamo_component_kvstats_total_blocks');
+    expect(kvDuring).toHaveLength(2);
+    expect(kvDuring).not.toContain(String(replacement.id));
+    // After it: three serve again, the replacement among them, from an empty cache.
+    await waitFor(
+      'the replacement ready',
+      () => twin.sim.workers().find((w) => w.id === replacement.id)?.state === 'ready',
+      30_000,
+      50,
+    );
+    expect(twin.sim.now).toBeGreaterThanOrEqual(crashAt + restartAfter);
+    expect(twin.sim.workers().filter((w) => w.state === 'ready')).toHaveLength(3);
+    expect(workerIds(await twin.runtime.scrape(), 'dynamo_component_kvstats_total_blocks')).toContain(
+      String(replacement.id),
+    );
+    await waitFor('every request to end', () => ends.length === n, 60_000);
+    expect(new Set(ends)).toEqual(new Set(['finished']));
+    // It finished requests of its own (the per-worker latency gauge is set by requests it decoded).
+    expect(
+      workerIds(await twin.runtime.scrape(), 'dynamo_frontend_worker_last_inter_token_latency_seconds'),
+    ).toContain(String(replacement.id));
   }, 90_000);
 });
 

@@ -19,6 +19,7 @@ describe('servetune twin: flags', () => {
       '--workers',
       '--router',
       '--startup-time',
+      '--restart-after',
     ])
       expect(r.out).toContain(flag);
     // Traffic flags of `simulate` are not the twin's (it has --trace and HTTP clients).
@@ -57,10 +58,20 @@ describe('servetune twin: flags', () => {
         { atMs: 60_000, durationMs: 2_000 },
       ],
       crashes: [{ atMs: 30_000, worker: 1 }],
+      // A crashed worker comes back after --startup-time unless --restart-after says otherwise.
+      restartAfterMs: 12_000,
     });
     const live = await resolveTwinOptions(['--workers', '2']);
     expect(live.options.trace).toBeUndefined();
     expect(live.options.port).toBe(8000);
+    // Neither flag: startTwin's default (the catalog's model load).
+    expect(live.options.faults?.restartAfterMs).toBeUndefined();
+    const restart = async (...argv: string[]) =>
+      (await resolveTwinOptions(['--workers', '2', '--crash-worker', '1m', ...argv])).options.faults
+        ?.restartAfterMs;
+    expect(await restart('--restart-after', '2m', '--startup-time', '12')).toBe(120_000);
+    expect(await restart('--restart-after', 'never')).toBeNull();
+    expect(await restart('--restart-after=0s')).toBe(0);
   });
 
   it('refuses bad flags with one message naming the flag and exit 2', async () => {
@@ -71,6 +82,12 @@ describe('servetune twin: flags', () => {
       [['--stall', '10s'], /--stall: '10s' needs AT:DURATION/],
       [['--stall', 'soon:5s'], /--stall: 'soon' is not a duration/],
       [['--crash-worker', '10s:x'], /--crash-worker: 'x' is not a worker id/],
+      [['--restart-after', 'later'], /--restart-after: 'later' is not a duration/],
+      [['--restart-after', '48h'], /--restart-after: '48h' must be from 0s to 24h/],
+      [
+        ['--restart-after', '1m', '--target', 'x', '--namespace', 'y'],
+        /--restart-after: a twin following a DGD restarts a crashed worker after --startup-time/,
+      ],
       [['--namespace', 'ns'], /--namespace needs --target NAME/],
       [['--target', 'x'], /--target needs --namespace NS/],
       [['--drift-at', '5m'], /--drift-at needs --drift-trace/],
