@@ -4,6 +4,7 @@ import type { ServingSettings } from '../../../src/api/index.ts';
 import { gpusChanging, nextStage } from '../../../src/operator/rollout/decide.ts';
 import { readDynamoBaseline } from '../../../src/operator/target/dynamo.ts';
 import {
+  adapterScales,
   applyBody,
   ownedDigest,
   planChange,
@@ -308,6 +309,53 @@ describe('applying Planner bounds to a DGD', () => {
     });
     if ('unsupported' in plan) throw new Error(plan.unsupported);
     expect(plan.target.components.find((c) => c.name === 'worker')?.replicas).toBe(2);
+  });
+
+  it('never writes the replicas of a worker with a scaling adapter under a Planner; scaled to zero, it does', () => {
+    const o = dgd([plannerJson]);
+    (o.spec.components[1] as { scalingAdapter?: object }).scalingAdapter = {};
+    const graph = readTargetGraph(o);
+    if ('error' in graph) throw new Error(graph.error);
+    const base = readDynamoBaseline(o, ['h100_sxm']);
+    if ('error' in base) throw new Error(base.error);
+    const owned = readOwned(o, graph, new Map([['worker', 'g-worker']]));
+    const worker = owned.components.find((c) => c.name === 'worker');
+    expect(worker).toMatchObject({ scalingAdapter: 'g-worker' });
+    expect(worker).not.toHaveProperty('replicas');
+    const proposal: ServingSettings = {
+      ...base.settings,
+      aggregated: { workers: 1, tensorParallel: 1, gpusPerWorker: 1 },
+      planner: { enabled: true, minEndpoint: 1, maxGpuBudget: 2 },
+    };
+    const plan = planChange(owned, graph, base.settings, proposal);
+    if ('unsupported' in plan) throw new Error(plan.unsupported);
+    // Neither through the adapter's scale subresource nor in the graph, going forward or back.
+    expect(adapterScales(plan.target)).toEqual([]);
+    expect(adapterScales(owned)).toEqual([]);
+    for (const fields of [plan.target, owned]) {
+      const body = applyBody(o, 'components', fields) as { spec: { components: { name: string }[] } };
+      expect(body.spec.components.find((c) => c.name === 'worker')).not.toHaveProperty('replicas');
+    }
+    expect(JSON.parse(plan.target.components.find((c) => c.name === 'Planner')!.args![2])).toMatchObject({
+      min_endpoint: 1,
+      max_gpu_budget: 2,
+    });
+
+    // A Planner scaled to zero runs nothing: the adapter's replicas are servetune's again.
+    (o.spec.components[2] as { replicas?: number }).replicas = 0;
+    const idle = readTargetGraph(o);
+    if ('error' in idle) throw new Error(idle.error);
+    const idleBase = readDynamoBaseline(o, ['h100_sxm']);
+    if ('error' in idleBase) throw new Error(idleBase.error);
+    const idleOwned = readOwned(o, idle, new Map([['worker', 'g-worker']]));
+    const idlePlan = planChange(idleOwned, idle, idleBase.settings, {
+      ...idleBase.settings,
+      aggregated: { workers: 1, tensorParallel: 1, gpusPerWorker: 1 },
+    });
+    if ('unsupported' in idlePlan) throw new Error(idlePlan.unsupported);
+    expect(adapterScales(idlePlan.target)).toEqual([
+      { adapter: 'g-worker', component: 'worker', replicas: 1 },
+    ]);
   });
 
   it('gives a Planner without --config one holding only the bounds', () => {

@@ -1,0 +1,278 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { KubeClient } from '../../src/operator/kube/client.ts';
+import { pathOf, TUNING_RECOMMENDATIONS } from '../../src/operator/kube/resources.ts';
+import type { Operator } from '../../src/operator/manager.ts';
+import {
+  asUser,
+  DGD_V1BETA1,
+  DGDSA,
+  dgdV1beta1,
+  getRecommendation,
+  grantEditors,
+  installReviewPolicy,
+  markReadyLoop,
+  review,
+  waitForState,
+} from './rollout-support.ts';
+import {
+  createGpuNode,
+  createNamespace,
+  createTuning,
+  deleteNodes,
+  getTuning,
+  installCrds,
+  kube,
+  putConfigMap,
+  startOperator,
+  traceSample,
+  tuningSpec,
+  waitFor,
+} from './support.ts';
+
+/**
+ * The other paths of a Planner-managed target (planner-rollout.test.ts covers `--config` with the twin):
+ * the earlier flag form (only `--min-endpoint` and `--max-gpu-budget` rewritten, a rollback restoring the
+ * args exactly), another manager owning the Planner's args (FieldConflict, nothing changed), and a worker
+ * with a scaling adapter under a Planner (neither the adapter's nor the graph's replicas written). Readiness
+ * comes from a stand-in: these are apply mechanics, the Planner's response is planner-rollout's.
+ */
+
+const NODES = ['planner-paths-gpu'];
+// Starts at a floor of three workers, which light traffic does not need: the proposal lowers the bounds.
+const FLAG_ARGS = [
+  'python3 -m dynamo.planner',
+  '--environment',
+  'kubernetes',
+  '--backend',
+  'vllm',
+  '--adjustment-interval=30',
+  '--max-gpu-budget',
+  '4',
+  '--min-endpoint',
+  '3',
+  '--ttft',
+  '30000',
+  '--load-predictor-log1p',
+];
+const CONFIG = JSON.stringify({
+  mode: 'agg',
+  optimization_target: 'throughput',
+  load_adjustment_interval: 2,
+  min_endpoint: 3,
+  max_gpu_budget: 4,
+  environment: 'kubernetes',
+});
+
+let client: KubeClient;
+let ns: string;
+const alice = asUser('alice');
+const stops: (() => void)[] = [];
+let op: Operator;
+
+beforeAll(async () => {
+  client = kube();
+  await installCrds(client);
+  await installReviewPolicy(client);
+  await grantEditors(client, ['alice']);
+  ns = await createNamespace(client, 'planner-paths');
+  await createGpuNode(client, NODES[0], 'NVIDIA-H100-SXM5-80GB', 8);
+  // The sample at a fifth of its rate: light traffic, for which a floor of three workers is waste.
+  const light = traceSample(150)
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => {
+      const r = JSON.parse(l) as { timestamp: number };
+      return JSON.stringify({ ...r, timestamp: r.timestamp * 5 });
+    })
+    .join('\n');
+  await putConfigMap(client, ns, 'traffic', { 'trace.jsonl': light });
+  op = startOperator({ namespace: ns });
+  await op.start();
+});
+
+afterEach(() => {
+  for (const s of stops.splice(0)) s();
+});
+
+afterAll(async () => {
+  await op?.stop();
+  await deleteNodes(client, NODES);
+  await alice.close();
+  await client.close();
+});
+
+type Dgd = {
+  metadata: { generation: number };
+  spec: {
+    components: {
+      name: string;
+      replicas?: number;
+      podTemplate?: { spec: { containers: { args?: string[] }[] } };
+    }[];
+  };
+};
+const dgd = (name: string) => client.get<Dgd>(pathOf(DGD_V1BETA1, ns, name));
+const component = async (name: string, c: string) =>
+  (await dgd(name)).spec.components.find((x) => x.name === c)!;
+const plannerArgs = async (name: string) =>
+  (await component(name, 'Planner')).podTemplate!.spec.containers[0].args!;
+
+/** A three-worker graph with a Planner whose main container has `args`, created by `gitops`. */
+async function plannedGraph(name: string, args: string[], o: { adapter?: boolean } = {}) {
+  const g = dgdV1beta1(ns, name, { workers: 3, ...o });
+  g.spec.components.push({
+    name: 'Planner',
+    type: 'planner',
+    replicas: 1,
+    podTemplate: { spec: { containers: [{ name: 'main', args }] } },
+  } as (typeof g.spec.components)[number]);
+  await client.apply(pathOf(DGD_V1BETA1, ns, name), g, 'gitops', true);
+}
+
+/** A tuning of `name` and its first recommendation, which must change the Planner's bounds. */
+async function proposal(name: string, updatePolicy: object = {}, minImprovementPercent = 10) {
+  await createTuning(
+    client,
+    ns,
+    name,
+    tuningSpec(name, 'traffic', {
+      model: 'Qwen/Qwen3-8B',
+      targetRef: { apiVersion: 'nvidia.com/v1beta1', name },
+      searchSpace: { tensorParallel: { aggregated: [1] }, routers: ['RoundRobin'] },
+      slos: [{ metric: 'TTFT', percentile: 90, maxMs: 30_000 }],
+      guardrails: { minImprovementPercent, minProposalInterval: '0s' },
+      updatePolicy: {
+        mode: 'Approval',
+        forceConflicts: true,
+        verification: { readyTimeout: '60s', window: '2s', windows: 1 },
+        ...updatePolicy,
+      },
+    }),
+  );
+  const rec = await waitFor(
+    `a recommendation for ${name}`,
+    async () => {
+      const d = await getTuning(client, ns, name);
+      if (!d.status?.currentRecommendation)
+        throw new Error(JSON.stringify(d.status?.conditions ?? []).slice(0, 3000));
+      return d.status.currentRecommendation;
+    },
+    60_000,
+  );
+  const r = await getRecommendation(client, ns, rec);
+  expect(r.spec.baseline.planner).toMatchObject({ enabled: true, minEndpoint: 3, maxGpuBudget: 4 });
+  const bounds = r.spec.proposal.planner;
+  expect(bounds.enabled).toBe(true);
+  expect([bounds.minEndpoint, bounds.maxGpuBudget]).not.toEqual([3, 4]);
+  return { name: rec, bounds: { min: bounds.minEndpoint!, max: bounds.maxGpuBudget! } };
+}
+
+async function rollBack(rec: string) {
+  await alice.mergePatch(pathOf(TUNING_RECOMMENDATIONS, ns, rec), {
+    spec: { rollbackRequest: { by: 'alice', reason: 'back to the old bounds' } },
+  });
+  return waitForState(client, ns, rec, ['RolledBack']);
+}
+
+describe('a Planner configured by flags (earlier releases)', () => {
+  it('rewrites only --min-endpoint and --max-gpu-budget, keeps every other arg; a rollback restores the args exactly', async () => {
+    stops.push(markReadyLoop(client, ns, 'flags'));
+    await plannedGraph('flags', FLAG_ARGS);
+    // The SLA planner's gain from lower bounds on this short trace is within its uncertainty (the sweep
+    // predicts +28 %, at worst 0 %): no guardrail, since the writes are what is tested here.
+    const rec = await proposal('flags', {}, 0);
+    // Read as the SLA planner of those releases, with the flags' values.
+    const r0 = await getRecommendation(client, ns, rec.name);
+    expect(JSON.parse(r0.spec.baseline.planner.config!)).toEqual(
+      expect.objectContaining({
+        optimization_target: 'sla',
+        throughput_adjustment_interval_seconds: 30,
+        ttft_ms: 30000,
+        load_predictor_log1p: true,
+      }),
+    );
+    const replicas = (await component('flags', 'worker')).replicas;
+
+    await review(alice, ns, rec.name, { decision: 'Approved', by: 'alice' });
+    const applied = await waitForState(client, ns, rec.name, ['Verifying', 'Applied']);
+    const want = [...FLAG_ARGS];
+    want[want.indexOf('--max-gpu-budget') + 1] = String(rec.bounds.max);
+    want[want.indexOf('--min-endpoint') + 1] = String(rec.bounds.min);
+    expect(await plannerArgs('flags')).toEqual(want);
+    expect(applied.status!.rollout!.baseline!.components.find((c) => c.name === 'Planner')?.args).toEqual(
+      FLAG_ARGS,
+    );
+    // The replicas are the Planner's: neither recorded nor written.
+    expect(applied.status!.rollout!.baseline!.components.find((c) => c.name === 'worker')?.replicas).toBe(
+      undefined,
+    );
+    expect((await component('flags', 'worker')).replicas).toBe(replicas);
+
+    await rollBack(rec.name);
+    expect(await plannerArgs('flags')).toEqual(FLAG_ARGS);
+    expect((await component('flags', 'worker')).replicas).toBe(replicas);
+  }, 150_000);
+});
+
+describe("another manager owning the Planner's args", () => {
+  it('reports FieldConflict naming that manager and changes nothing', async () => {
+    stops.push(markReadyLoop(client, ns, 'contested'));
+    // Applied by a GitOps tool under its own manager name: it owns the Planner's args.
+    await plannedGraph('contested', ['python3 -m dynamo.planner', '--config', CONFIG]);
+    const rec = await proposal('contested', { forceConflicts: false });
+    const before = await dgd('contested');
+    await review(alice, ns, rec.name, { decision: 'Approved', by: 'alice' });
+    const failed = await waitForState(client, ns, rec.name, ['Failed']);
+    expect(failed.status!.rollout!.transitions!.at(-1)!.reason).toBe('FieldConflict');
+    expect(failed.status!.rollout!.conflict!.managers).toEqual(['gitops']);
+    // The Planner's args are the contested field (the other owned fields hold the values gitops gave them).
+    expect(failed.status!.rollout!.conflict!.fields).toEqual([
+      '.spec.components[name="Planner"].podTemplate.spec.containers[name="main"].args',
+    ]);
+    expect(failed.status!.message).toMatch(/gitops owns .*Planner.*args/);
+    const after = await dgd('contested');
+    expect(after.metadata.generation).toBe(before.metadata.generation);
+    expect(after.spec).toEqual(before.spec);
+  }, 150_000);
+});
+
+describe('a worker with a scaling adapter under a Planner', () => {
+  it("writes the Planner's bounds and never the replicas, neither through the adapter nor in the graph", async () => {
+    stops.push(markReadyLoop(client, ns, 'adapted'));
+    await plannedGraph('adapted', ['python3 -m dynamo.planner', '--config', CONFIG], { adapter: true });
+    await client.apply(
+      pathOf(DGDSA, ns, 'adapted-worker'),
+      {
+        apiVersion: 'nvidia.com/v1beta1',
+        kind: 'DynamoGraphDeploymentScalingAdapter',
+        metadata: { name: 'adapted-worker', namespace: ns },
+        // The Planner has scaled the worker to two through its adapter; the graph still says three.
+        spec: { replicas: 2, dgdRef: { name: 'adapted', componentName: 'worker' } },
+      },
+      'dynamo',
+    );
+    const adapter = () =>
+      client.get<{ metadata: { resourceVersion: string }; spec: { replicas: number } }>(
+        pathOf(DGDSA, ns, 'adapted-worker'),
+      );
+    const adapterBefore = await adapter();
+    const rec = await proposal('adapted');
+    await review(alice, ns, rec.name, { decision: 'Approved', by: 'alice' });
+    const applied = await waitForState(client, ns, rec.name, ['Verifying', 'Applied']);
+    expect(JSON.parse((await plannerArgs('adapted'))[2])).toMatchObject({
+      min_endpoint: rec.bounds.min,
+      max_gpu_budget: rec.bounds.max,
+    });
+    // The adapter is recorded as the worker's, but no replica count is (the Planner's).
+    const worker = applied.status!.rollout!.baseline!.components.find((c) => c.name === 'worker')!;
+    expect(worker.scalingAdapter).toBe('adapted-worker');
+    expect(worker.replicas).toBeUndefined();
+    expect(await adapter()).toMatchObject({ metadata: adapterBefore.metadata, spec: { replicas: 2 } });
+    expect((await component('adapted', 'worker')).replicas).toBe(3);
+
+    await rollBack(rec.name);
+    expect(JSON.parse((await plannerArgs('adapted'))[2])).toEqual(JSON.parse(CONFIG));
+    expect(await adapter()).toMatchObject({ metadata: adapterBefore.metadata, spec: { replicas: 2 } });
+    expect((await component('adapted', 'worker')).replicas).toBe(3);
+  }, 150_000);
+});
