@@ -10,7 +10,7 @@ import {
   readTargetGraph,
   type TargetGraph,
 } from '../../../src/operator/target/dynamo-apply.ts';
-import { setFlag } from '../../../src/operator/target/flags.ts';
+import { flagValue, setFlag } from '../../../src/operator/target/flags.ts';
 
 /** The write side of a DGD: owned fields, in-place flag edits, server-side apply bodies in both shapes. */
 
@@ -93,7 +93,7 @@ const propose = (base: ServingSettings, over: Partial<ServingSettings>): Serving
   ...over,
 });
 
-describe('setFlag', () => {
+describe('flags', () => {
   it('rewrites a flag in place in tokens, = form and shell strings, or appends it', () => {
     expect(setFlag(['--tp', '1', '--model', 'm'], ['--tp'], '4')).toEqual(['--tp', '4', '--model', 'm']);
     expect(setFlag(['--tp=1'], ['--tp'], '4')).toEqual(['--tp=4']);
@@ -105,6 +105,18 @@ describe('setFlag', () => {
     expect(setFlag(['--model', 'm'], ['--tp'], '2')).toEqual(['--model', 'm', '--tp', '2']);
     // A flag whose name is a prefix of another is not confused with it.
     expect(setFlag(['python3 -m x --tp-size 4'], ['--tp'], '2')).toEqual(['python3 -m x --tp-size 4 --tp 2']);
+    // Given twice, the last occurrence is the one argparse keeps, whatever the spelling: that one changes.
+    expect(setFlag(['python3 -m x --tp 1 --y 2 --tp-size=1 --z'], ['--tp', '--tp-size'], '4')).toEqual([
+      'python3 -m x --tp 1 --y 2 --tp-size=4 --z',
+    ]);
+    expect(setFlag(['--tp', '1', 'python3 -m x --tp 2', '--tp=3'], ['--tp'], '8')).toEqual([
+      '--tp',
+      '1',
+      'python3 -m x --tp 2',
+      '--tp=8',
+    ]);
+    expect(flagValue(['--tp', '1', '--model', 'm', '--tp=3'], '--tp')).toBe('3');
+    expect(flagValue(['--tp-size', '2', '--tp', '4'], '--tp', '--tp-size')).toBe('4');
   });
 });
 

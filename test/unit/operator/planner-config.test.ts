@@ -186,6 +186,26 @@ describe("rewriting the Planner's bounds", () => {
   });
 });
 
+describe('Planner flags split between command and args', () => {
+  it('reads back what it writes: a later flag overrides an earlier one, as argparse takes it', () => {
+    const command = ['python3', '-m', 'dynamo.planner', '--max-gpu-budget', '4', '--min-endpoint', '3'];
+    const args = ['--environment', 'kubernetes', '--ttft', '200'];
+    const written = withPlannerBounds(args, command, 'flags', { min_endpoint: 1, max_gpu_budget: 2 });
+    if (!Array.isArray(written)) throw new Error(written.unsupported);
+    // The command is not servetune's: the bounds go into the args, after it, where they take effect.
+    expect(written).toEqual([...args, '--min-endpoint', '1', '--max-gpu-budget', '2']);
+    const read = readPlanner(component(written, command));
+    if ('error' in read) throw new Error(read.error);
+    expect(read.config).toMatchObject({ min_endpoint: 1, max_gpu_budget: 2, ttft_ms: 200 });
+    // A flag given twice in the args: the last one is the one the Planner runs, so it is the one rewritten.
+    const twice = ['--min-endpoint', '3', '--min-endpoint', '5'];
+    const rewritten = withPlannerBounds(twice, [], 'flags', { min_endpoint: 1 });
+    expect(rewritten).toEqual(['--min-endpoint', '3', '--min-endpoint', '1']);
+    const again = readPlanner(component(rewritten as string[]));
+    expect('error' in again ? again.error : again.config.min_endpoint).toBe(1);
+  });
+});
+
 describe('applying Planner bounds to a DGD', () => {
   const plannerJson =
     '{"mode":"agg","optimization_target":"throughput","throughput_adjustment_interval":60,"min_endpoint":1,"max_gpu_budget":4,"environment":"kubernetes"}';
