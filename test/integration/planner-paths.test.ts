@@ -1,7 +1,11 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { KubeClient } from '../../src/operator/kube/client.ts';
 import { pathOf, TUNING_RECOMMENDATIONS } from '../../src/operator/kube/resources.ts';
 import type { Operator } from '../../src/operator/manager.ts';
+import { startDgdTwin, stopTestTwins } from '../support/twin.ts';
 import {
   asUser,
   DGD_V1BETA1,
@@ -33,8 +37,9 @@ import {
  * The other paths of a Planner-managed target (planner-rollout.test.ts covers `--config` with the twin):
  * the earlier flag form (only `--min-endpoint` and `--max-gpu-budget` rewritten, a rollback restoring the
  * args exactly), another manager owning the Planner's args (FieldConflict, nothing changed), and a worker
- * with a scaling adapter under a Planner (neither the adapter's nor the graph's replicas written). Readiness
- * comes from a stand-in: these are apply mechanics, the Planner's response is planner-rollout's.
+ * with a scaling adapter under a Planner (neither the adapter's nor the graph's replicas written): apply
+ * mechanics, readiness from a stand-in. Last, bounds given as flags in the container's command: written into
+ * the args (which argparse reads after the command), read back from there, and followed by the twin's Planner.
  */
 
 const NODES = ['planner-paths-gpu'];
@@ -68,6 +73,7 @@ let ns: string;
 const alice = asUser('alice');
 const stops: (() => void)[] = [];
 let op: Operator;
+let lightTrace: string;
 
 beforeAll(async () => {
   client = kube();
@@ -86,6 +92,8 @@ beforeAll(async () => {
     })
     .join('\n');
   await putConfigMap(client, ns, 'traffic', { 'trace.jsonl': light });
+  lightTrace = join(mkdtempSync(join(tmpdir(), 'planner-paths-')), 'light.jsonl');
+  writeFileSync(lightTrace, light);
   op = startOperator({ namespace: ns });
   await op.start();
 });
@@ -96,6 +104,7 @@ afterEach(() => {
 
 afterAll(async () => {
   await op?.stop();
+  await stopTestTwins();
   await deleteNodes(client, NODES);
   await alice.close();
   await client.close();
@@ -118,13 +127,13 @@ const plannerArgs = async (name: string) =>
   (await component(name, 'Planner')).podTemplate!.spec.containers[0].args!;
 
 /** A three-worker graph with a Planner whose main container has `args`, created by `gitops`. */
-async function plannedGraph(name: string, args: string[], o: { adapter?: boolean } = {}) {
-  const g = dgdV1beta1(ns, name, { workers: 3, ...o });
+async function plannedGraph(name: string, args: string[], o: { adapter?: boolean; command?: string[] } = {}) {
+  const g = dgdV1beta1(ns, name, { workers: 3, adapter: o.adapter });
   g.spec.components.push({
     name: 'Planner',
     type: 'planner',
     replicas: 1,
-    podTemplate: { spec: { containers: [{ name: 'main', args }] } },
+    podTemplate: { spec: { containers: [{ name: 'main', args, ...(o.command && { command: o.command }) }] } },
   } as (typeof g.spec.components)[number]);
   await client.apply(pathOf(DGD_V1BETA1, ns, name), g, 'gitops', true);
 }
@@ -275,4 +284,62 @@ describe('a worker with a scaling adapter under a Planner', () => {
     expect(await adapter()).toMatchObject({ metadata: adapterBefore.metadata, spec: { replicas: 2 } });
     expect((await component('adapted', 'worker')).replicas).toBe(3);
   }, 150_000);
+});
+
+describe('a Planner whose bounds are flags in its container command', () => {
+  it("writes the new bounds into its args, where they override the command, and the twin's Planner follows them", async () => {
+    const command = ['python3', '-m', 'dynamo.planner', '--min-endpoint', '3', '--max-gpu-budget', '4'];
+    const args = ['--environment', 'kubernetes', '--adjustment-interval', '30', '--ttft', '30000'];
+    await plannedGraph('commanded', args, { command });
+    const { twin } = await startDgdTwin({
+      client,
+      namespace: ns,
+      target: 'commanded',
+      trace: { path: lightTrace, loop: true },
+      timeScale: 20,
+      config: { startupTimeS: 5 },
+      prometheus: false,
+    });
+    const live = () => twin.sim.workers().filter((w) => w.state === 'ready' || w.state === 'starting').length;
+    // As in the flag form above, the gain is within the prediction's uncertainty: no guardrail.
+    const rec = await proposal('commanded', {}, 0);
+    expect(rec.bounds.min).toBeLessThan(3);
+    await review(alice, ns, rec.name, { decision: 'Approved', by: 'alice' });
+    await waitForState(client, ns, rec.name, ['Verifying', 'Applied']);
+    const container = async () =>
+      (await component('commanded', 'Planner')).podTemplate!.spec.containers[0] as {
+        command?: string[];
+        args?: string[];
+      };
+    // The command is not servetune's: the bounds that change are appended to the args, which argparse
+    // reads last (the sweep may keep the budget at four).
+    expect(await container()).toMatchObject({
+      command,
+      args: [
+        ...args,
+        '--min-endpoint',
+        String(rec.bounds.min),
+        ...(rec.bounds.max !== 4 ? ['--max-gpu-budget', String(rec.bounds.max)] : []),
+      ],
+    });
+    // The twin runs the operator's reading of the Planner: going below the old floor, it shows the new
+    // bounds read back from the args (the command's first occurrence was read before, and the floor held).
+    const settled = await waitFor(
+      "the twin's Planner below the old floor",
+      async () => {
+        const r = (await component('commanded', 'worker')).replicas ?? 1;
+        return r < 3 && r >= rec.bounds.min && live() === r ? r : undefined;
+      },
+      60_000,
+    );
+    expect(settled).toBeLessThanOrEqual(rec.bounds.max);
+
+    await rollBack(rec.name);
+    expect(await container()).toMatchObject({ command, args });
+    await waitFor(
+      "the twin's Planner back at its floor",
+      async () => ((await component('commanded', 'worker')).replicas ?? 1) >= 3,
+      60_000,
+    );
+  }, 180_000);
 });
