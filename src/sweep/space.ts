@@ -556,7 +556,9 @@ function withPlanner(
   const declared = v.settings.max_gpu_budget;
   const ceiling = typeof declared === 'number' && declared >= 0 ? Math.min(declared, gpus) : gpus;
   const settings = { ...v.settings, max_gpu_budget: ceiling };
-  let label = candidateLabel({ id: -1, ...c, planner: { ...v, settings } }, labels);
+  // A swept budget of -1 ("the sweep's budget") is shown as the GPUs it stands for on this candidate's type.
+  const shown = { ...v, label: v.label.replace(/\bgpu_budget=budget\b/, `gpu_budget=${ceiling}`) };
+  let label = candidateLabel({ id: -1, ...c, planner: { ...shown, settings } }, labels);
   if (v.budgetSwept && typeof declared === 'number' && declared > gpus)
     return { label, reason: `planner: max_gpu_budget ${declared} exceeds the GPU budget of ${gpus}` };
   const parsed = PlannerConfigSchema.safeParse(settings);
@@ -566,7 +568,7 @@ function withPlanner(
   }
   if (v.start) {
     c = startWithin(c, parsed.data, v.start);
-    label = candidateLabel({ id: -1, ...c, planner: { ...v, settings } }, labels);
+    label = candidateLabel({ id: -1, ...c, planner: { ...shown, settings } }, labels);
   }
   const pools = c.prefill
     ? [
@@ -579,7 +581,7 @@ function withPlanner(
   const startupTimeS = v.startupByGpus
     ? Math.max(...pools.map((p) => v.startupByGpus?.[String(p.gpusPerWorker)] ?? v.startupTimeS))
     : v.startupTimeS;
-  return { ...c, planner: { settings, startupTimeS, label: v.label } };
+  return { ...c, planner: { settings, startupTimeS, label: shown.label } };
 }
 
 /**

@@ -198,6 +198,12 @@ describe('search space: Planner settings as dimensions', () => {
     );
     // 6 GPUs over a ceiling of 4: the larger role above its floor gives a worker until it fits.
     expect(seen.sort()).toEqual(['1/4: 2P 2D', '1/6: 3P 3D', '3/6: 3P 3D']);
+    // A budget of -1 is labelled with the GPUs it stands for.
+    expect(candidates.map((c) => c.planner?.label).sort()).toEqual([
+      'planner(min=1 gpu_budget=4)',
+      'planner(min=1 gpu_budget=6)',
+      'planner(min=3 gpu_budget=6)',
+    ]);
     // A floor of 3 + 3 cannot fit a ceiling of 4; a budget of 8 exceeds the sweep's 6.
     expect(pruned.map((p) => p.reason).sort()).toEqual([
       "planner: field 'max_gpu_budget': 4 GPUs cannot hold the minimum replicas (6 GPUs)",
