@@ -5,7 +5,7 @@ import type { TimingModel } from '../../sim/timing/timing-model.ts';
 import type { Workload } from '../../sim/workload/workload.ts';
 import type { WorkloadProfile } from '../profile/profile.ts';
 import { type MetricValues, measuredReplay, type ObservedBasis } from './measure.ts';
-import { CALIBRATION_METRICS, type CalibrationMetric } from './metrics.ts';
+import { CALIBRATION_METRICS, type CalibrationMetric, PERCENTILE_METRICS } from './metrics.ts';
 
 /**
  * Live calibration: replay the recent window through the simulator with the deployment's current settings and
@@ -85,23 +85,6 @@ export function enoughFor(count: number, q: number, minTail = MIN_TAIL_SAMPLES):
   return count * (1 - q) >= minTail - 1e-9;
 }
 
-/** The percentile metrics: which observed distribution, which field, which quantile. */
-const PERCENTILES: readonly [
-  CalibrationMetric,
-  'ttft_ms' | 'itl_ms' | 'e2e_ms',
-  'p50' | 'p90' | 'p99',
-  number,
-][] = [
-  ['ttft_p50', 'ttft_ms', 'p50', 0.5],
-  ['ttft_p90', 'ttft_ms', 'p90', 0.9],
-  ['ttft_p99', 'ttft_ms', 'p99', 0.99],
-  ['itl_p50', 'itl_ms', 'p50', 0.5],
-  ['itl_p90', 'itl_ms', 'p90', 0.9],
-  ['itl_p99', 'itl_ms', 'p99', 0.99],
-  ['e2e_p50', 'e2e_ms', 'p50', 0.5],
-  ['e2e_p90', 'e2e_ms', 'p90', 0.9],
-];
-
 /**
  * What the deployment measured, from a profile's `observed` block (Prometheus or request traces): the
  * percentiles with at least `minTail` observations above them (MIN_TAIL_SAMPLES; 0 takes every one).
@@ -113,8 +96,8 @@ export function observedMetrics(p: WorkloadProfile, minTail = MIN_TAIL_SAMPLES):
   const set = (k: CalibrationMetric, v: number | undefined) => {
     if (v !== undefined && Number.isFinite(v) && v > 0) out[k] = v;
   };
-  for (const [k, dist, field, q] of PERCENTILES) {
-    const d = o[dist];
+  for (const [k, kind, field, q] of PERCENTILE_METRICS) {
+    const d = o[`${kind}_ms`];
     if (d && d.count > 0 && enoughFor(d.count, q, minTail)) set(k, d[field]);
   }
   set('output_tokens_per_s', o.output_tokens_per_s);
@@ -128,8 +111,8 @@ export function tooFewObservations(
 ): { metric: CalibrationMetric; count: number; needed: number }[] {
   const o = p.observed;
   if (!o) return [];
-  return PERCENTILES.flatMap(([metric, dist, , q]) => {
-    const d = o[dist];
+  return PERCENTILE_METRICS.flatMap(([metric, kind, , q]) => {
+    const d = o[`${kind}_ms`];
     return d && d.count > 0 && !enoughFor(d.count, q)
       ? [{ metric, count: d.count, needed: Math.ceil(MIN_TAIL_SAMPLES / (1 - q) - 1e-9) }]
       : [];

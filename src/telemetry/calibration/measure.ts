@@ -4,9 +4,9 @@ import { RequestStatus } from '../../sim/engine/request-table.ts';
 import type { SimulationReport } from '../../sim/metrics/report.ts';
 import type { TimingModel } from '../../sim/timing/timing-model.ts';
 import type { Workload } from '../../sim/workload/workload.ts';
-import { type Distribution, distributionOf, quantile } from '../profile/distribution.ts';
+import { bucketOf, type Distribution, distributionOf, quantile } from '../profile/distribution.ts';
 import type { WorkloadProfile } from '../profile/profile.ts';
-import type { CalibrationMetric } from './metrics.ts';
+import { type CalibrationMetric, PERCENTILE_METRICS } from './metrics.ts';
 
 /**
  * The replay of a calibration window measured the way the deployment measured itself, so that a perfect model
@@ -62,18 +62,6 @@ export interface ReplayOptions {
   basis: ObservedBasis;
 }
 
-/** The first bucket whose bound holds v (bounds.length: above the last bound). */
-function bucketOf(bounds: readonly number[], v: number): number {
-  let lo = 0;
-  let hi = bounds.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (v <= bounds[mid]) hi = mid;
-    else lo = mid + 1;
-  }
-  return lo;
-}
-
 /** Observations counted into fixed buckets, read back as a Prometheus histogram is. */
 class Buckets {
   readonly bounds: readonly number[];
@@ -112,14 +100,7 @@ function set(out: MetricValues, k: CalibrationMetric, v: number): void {
  */
 export function predictedMetrics(r: SimulationReport, windowS: number): MetricValues {
   const out: MetricValues = {};
-  set(out, 'ttft_p50', r.ttft_ms.p50);
-  set(out, 'ttft_p90', r.ttft_ms.p90);
-  set(out, 'ttft_p99', r.ttft_ms.p99);
-  set(out, 'itl_p50', r.itl_ms.p50);
-  set(out, 'itl_p90', r.itl_ms.p90);
-  set(out, 'itl_p99', r.itl_ms.p99);
-  set(out, 'e2e_p50', r.e2e_ms.p50);
-  set(out, 'e2e_p90', r.e2e_ms.p90);
+  for (const [k, kind, field] of PERCENTILE_METRICS) set(out, k, r[`${kind}_ms`][field]);
   if (windowS > 0) {
     set(out, 'output_tokens_per_s', r.total_output_tokens / windowS);
     set(out, 'queued_mean', (r.num_requests / windowS) * (r.ttft_ms.mean / 1000));
@@ -149,23 +130,9 @@ export function measuredReplay(o: ReplayOptions): MetricValues {
     if (k >= 2) itl[r] = (c.lastTokenMs[r] - c.firstTokenMs[r]) / (k - 1);
     e2e[r] = (k >= 1 ? c.lastTokenMs[r] : c.terminalMs[r]) - arrival;
   }
-  const t = distributionOf(ttft);
-  const i = distributionOf(itl);
-  const e = distributionOf(e2e);
-  if (t.count > 0) {
-    set(out, 'ttft_p50', t.p50);
-    set(out, 'ttft_p90', t.p90);
-    set(out, 'ttft_p99', t.p99);
-  }
-  if (i.count > 0) {
-    set(out, 'itl_p50', i.p50);
-    set(out, 'itl_p90', i.p90);
-    set(out, 'itl_p99', i.p99);
-  }
-  if (e.count > 0) {
-    set(out, 'e2e_p50', e.p50);
-    set(out, 'e2e_p90', e.p90);
-  }
+  const dists = { ttft: distributionOf(ttft), itl: distributionOf(itl), e2e: distributionOf(e2e) };
+  for (const [k, kind, field] of PERCENTILE_METRICS)
+    if (dists[kind].count > 0) set(out, k, dists[kind][field]);
   return out;
 }
 
@@ -209,23 +176,11 @@ function histogramReplay(o: ReplayOptions, bounds: Extract<ObservedBasis, { kind
     queuedMs += Math.max(0, Math.min(left, to) - Math.max(arrival, from));
   }
   const out: MetricValues = {};
-  const read = (b: Buckets | null, keys: [CalibrationMetric, number][]) => {
-    if (b && b.count > 0) for (const [k, q] of keys) set(out, k, b.quantile(q));
-  };
-  read(ttft, [
-    ['ttft_p50', 0.5],
-    ['ttft_p90', 0.9],
-    ['ttft_p99', 0.99],
-  ]);
-  read(itl, [
-    ['itl_p50', 0.5],
-    ['itl_p90', 0.9],
-    ['itl_p99', 0.99],
-  ]);
-  read(e2e, [
-    ['e2e_p50', 0.5],
-    ['e2e_p90', 0.9],
-  ]);
+  const buckets = { ttft, itl, e2e };
+  for (const [k, kind, , q] of PERCENTILE_METRICS) {
+    const b = buckets[kind];
+    if (b && b.count > 0) set(out, k, b.quantile(q));
+  }
   if (o.windowS > 0) {
     set(out, 'output_tokens_per_s', tokens / o.windowS);
     set(out, 'queued_mean', queuedMs / (to - from));

@@ -29,7 +29,7 @@ export const FINE_BOUNDS: readonly number[] = (() => {
 })();
 
 /** The first bucket whose bound holds v (bounds.length for the overflow bucket). */
-function bucketOf(bounds: readonly number[], v: number): number {
+export function bucketOf(bounds: readonly number[], v: number): number {
   let lo = 0;
   let hi = bounds.length;
   while (lo < hi) {
