@@ -7,14 +7,18 @@ import { pathOf, TUNING_RECOMMENDATIONS } from '../../src/operator/kube/resource
 import type { Operator } from '../../src/operator/manager.ts';
 import { startDgdTwin, stopTestTwins } from '../support/twin.ts';
 import {
+  applyScalingAdapter,
   asUser,
   DGD_V1BETA1,
   DGDSA,
+  dgdComponent,
   dgdV1beta1,
+  getDgd,
   getRecommendation,
   grantEditors,
   installReviewPolicy,
   markReadyLoop,
+  plannerArgs as plannerArgsOf,
   review,
   waitForState,
 } from './rollout-support.ts';
@@ -110,21 +114,9 @@ afterAll(async () => {
   await client.close();
 });
 
-type Dgd = {
-  metadata: { generation: number };
-  spec: {
-    components: {
-      name: string;
-      replicas?: number;
-      podTemplate?: { spec: { containers: { args?: string[] }[] } };
-    }[];
-  };
-};
-const dgd = (name: string) => client.get<Dgd>(pathOf(DGD_V1BETA1, ns, name));
-const component = async (name: string, c: string) =>
-  (await dgd(name)).spec.components.find((x) => x.name === c)!;
-const plannerArgs = async (name: string) =>
-  (await component(name, 'Planner')).podTemplate!.spec.containers[0].args!;
+const dgd = (name: string) => getDgd(client, ns, name);
+const component = (name: string, c: string) => dgdComponent(client, ns, name, c);
+const plannerArgs = (name: string) => plannerArgsOf(client, ns, name);
 
 /** A three-worker graph with a Planner whose main container has `args`, created by `gitops`. */
 async function plannedGraph(name: string, args: string[], o: { adapter?: boolean; command?: string[] } = {}) {
@@ -249,17 +241,8 @@ describe('a worker with a scaling adapter under a Planner', () => {
   it("writes the Planner's bounds and never the replicas, neither through the adapter nor in the graph", async () => {
     stops.push(markReadyLoop(client, ns, 'adapted'));
     await plannedGraph('adapted', ['python3 -m dynamo.planner', '--config', CONFIG], { adapter: true });
-    await client.apply(
-      pathOf(DGDSA, ns, 'adapted-worker'),
-      {
-        apiVersion: 'nvidia.com/v1beta1',
-        kind: 'DynamoGraphDeploymentScalingAdapter',
-        metadata: { name: 'adapted-worker', namespace: ns },
-        // The Planner has scaled the worker to two through its adapter; the graph still says three.
-        spec: { replicas: 2, dgdRef: { name: 'adapted', componentName: 'worker' } },
-      },
-      'dynamo',
-    );
+    // The Planner has scaled the worker to two through its adapter; the graph still says three.
+    await applyScalingAdapter(client, ns, 'adapted', 'worker', 2);
     const adapter = () =>
       client.get<{ metadata: { resourceVersion: string }; spec: { replicas: number } }>(
         pathOf(DGDSA, ns, 'adapted-worker'),

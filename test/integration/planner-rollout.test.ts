@@ -10,10 +10,12 @@ import { startDgdTwin, stopTestTwins } from '../support/twin.ts';
 import {
   asUser,
   DGD_V1BETA1,
+  dgdComponent,
   dgdV1beta1,
   getRecommendation,
   grantEditors,
   installReviewPolicy,
+  plannerArgs as plannerArgsOf,
   review,
   waitForState,
 } from './rollout-support.ts';
@@ -55,18 +57,8 @@ let ns: string;
 let op: Operator;
 let twin: Twin;
 
-type Dgd = {
-  spec: {
-    components: {
-      name: string;
-      replicas?: number;
-      podTemplate?: { spec: { containers: { args?: string[] }[] } };
-    }[];
-  };
-};
-const component = async (name: string) =>
-  (await client.get<Dgd>(pathOf(DGD_V1BETA1, ns, 'planned'))).spec.components.find((c) => c.name === name)!;
-const plannerArgs = async () => (await component('Planner')).podTemplate!.spec.containers[0].args!;
+const component = (name: string) => dgdComponent(client, ns, 'planned', name);
+const plannerArgs = () => plannerArgsOf(client, ns, 'planned');
 const liveWorkers = () =>
   twin.sim.workers().filter((w) => w.state === 'ready' || w.state === 'starting').length;
 

@@ -4,6 +4,7 @@ import { DEPLOYMENT_TUNINGS, DYNAMO_GRAPH_DEPLOYMENTS, pathOf } from '../../src/
 import type { Operator } from '../../src/operator/manager.ts';
 import {
   applyDgdV1beta1,
+  applyScalingAdapter,
   asUser,
   DGD_V1BETA1,
   DGDSA,
@@ -160,16 +161,7 @@ describe('targets', () => {
     await operator();
     stops.push(markReadyLoop(client, ns, 'adapted'));
     await applyDgdV1beta1(client, ns, 'adapted', { workers: 4, adapter: true });
-    await client.apply(
-      pathOf(DGDSA, ns, 'adapted-worker'),
-      {
-        apiVersion: 'nvidia.com/v1beta1',
-        kind: 'DynamoGraphDeploymentScalingAdapter',
-        metadata: { name: 'adapted-worker', namespace: ns },
-        spec: { replicas: 4, dgdRef: { name: 'adapted', componentName: 'worker' } },
-      },
-      'dynamo',
-    );
+    await applyScalingAdapter(client, ns, 'adapted', 'worker', 4);
     await createTuning(client, ns, 'adapted', spec('adapted'));
     const rec = await recommended('adapted');
     const gen = (await client.get<{ metadata: { generation: number } }>(pathOf(DGD_V1BETA1, ns, 'adapted')))

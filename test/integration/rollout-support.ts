@@ -189,6 +189,52 @@ export function markReadyLoop(
   };
 }
 
+/** The parts of a v1beta1 graph the tests read back. */
+type DgdRead = {
+  metadata: { generation: number };
+  spec: {
+    components: {
+      name: string;
+      replicas?: number;
+      podTemplate?: { spec: { containers: { args?: string[] }[] } };
+    }[];
+  };
+};
+
+export function getDgd(client: KubeClient, namespace: string, name: string): Promise<DgdRead> {
+  return client.get<DgdRead>(pathOf(DGD_V1BETA1, namespace, name));
+}
+
+/** One component of a v1beta1 graph, as the API server holds it now. */
+export async function dgdComponent(client: KubeClient, namespace: string, name: string, component: string) {
+  return (await getDgd(client, namespace, name)).spec.components.find((c) => c.name === component)!;
+}
+
+/** The Planner component's main-container args. */
+export async function plannerArgs(client: KubeClient, namespace: string, name: string): Promise<string[]> {
+  return (await dgdComponent(client, namespace, name, 'Planner')).podTemplate!.spec.containers[0].args!;
+}
+
+/** A scaling adapter for one component of a graph, at `replicas`, written as Dynamo's operator would. */
+export async function applyScalingAdapter(
+  client: KubeClient,
+  namespace: string,
+  dgd: string,
+  component: string,
+  replicas: number,
+): Promise<void> {
+  await client.apply(
+    pathOf(DGDSA, namespace, `${dgd}-${component}`),
+    {
+      apiVersion: 'nvidia.com/v1beta1',
+      kind: 'DynamoGraphDeploymentScalingAdapter',
+      metadata: { name: `${dgd}-${component}`, namespace },
+      spec: { replicas, dgdRef: { name: dgd, componentName: component } },
+    },
+    'dynamo',
+  );
+}
+
 export async function getRecommendation(client: KubeClient, namespace: string, name: string) {
   return client.get<TuningRecommendation>(pathOf(TUNING_RECOMMENDATIONS, namespace, name));
 }
